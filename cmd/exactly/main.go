@@ -1,0 +1,132 @@
+// Command exactly moves records from Kafka topics into SQL tables so that
+// every record takes effect exactly once, and proves it. One file per
+// subcommand; only this package chooses exit codes: 0 success, 1 findings
+// or failure, 2 usage or configuration error.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/exactly/exactly"
+	"github.com/exactly/exactly/internal/decode"
+	"github.com/exactly/exactly/internal/sink/postgres"
+	"github.com/exactly/exactly/internal/sink/sqlite"
+)
+
+// exitError carries an exit code chosen by a subcommand.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// usage marks an error as a usage or configuration error (exit 2).
+func usage(err error) error { return &exitError{code: 2, err: err} }
+
+// findings marks a run that completed but found problems (exit 1).
+func findings(format string, args ...any) error {
+	return &exitError{code: 1, err: fmt.Errorf(format, args...)}
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	root := newRoot(stdout, stderr)
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintln(stderr, "exactly:", err)
+	var ee *exitError
+	var ce *exactly.ConfigError
+	switch {
+	case errors.As(err, &ee):
+		return ee.code
+	case errors.As(err, &ce):
+		return 2
+	case isFlagError(err):
+		return 2
+	}
+	return 1
+}
+
+// globals are the flags every subcommand shares.
+type globals struct {
+	logLevel  string
+	logFormat string
+	stdout    io.Writer
+	stderr    io.Writer
+}
+
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	g := &globals{stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:           "exactly",
+		Short:         "Kafka → SQL, every record exactly once, with a ledger that proves it",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usage(err) })
+	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "debug, info, warn or error")
+	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "text or json")
+	root.AddCommand(newRunCmd(g), newDemoCmd(g))
+	return root
+}
+
+func isFlagError(err error) bool {
+	s := err.Error()
+	return len(s) > 14 && (s[:14] == "unknown comman" || s[:13] == "unknown flag:" || s[:13] == "unknown short")
+}
+
+func (g *globals) logger() (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(g.logLevel)); err != nil {
+		return nil, usage(fmt.Errorf("--log-level: got %q, expected debug, info, warn or error", g.logLevel))
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch g.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(g.stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(g.stderr, opts)), nil
+	}
+	return nil, usage(fmt.Errorf("--log-format: got %q, expected text or json", g.logFormat))
+}
+
+// dialectFor returns the dialect of a configured driver.
+func dialectFor(driver string) (exactly.Dialect, error) {
+	switch driver {
+	case "postgres":
+		return &postgres.Dialect{}, nil
+	case "sqlite":
+		return &sqlite.Dialect{}, nil
+	}
+	return nil, &exactly.ConfigError{Field: "sink.driver", Value: driver, Expected: "a driver this build supports: postgres, sqlite"}
+}
+
+// openSink opens the configured sink with the standard decoders.
+func openSink(ctx context.Context, cfg *exactly.Config, log *slog.Logger) (*exactly.Sink, error) {
+	d, err := dialectFor(cfg.Sink.Driver)
+	if err != nil {
+		var ce *exactly.ConfigError
+		if errors.As(err, &ce) {
+			ce.File = cfg.File
+		}
+		return nil, err
+	}
+	return exactly.NewSink(ctx, cfg, d, decode.New, log)
+}

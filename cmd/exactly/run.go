@@ -1,0 +1,53 @@
+package main
+
+import (
+	"context"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/exactly/exactly"
+	"github.com/exactly/exactly/internal/kafka"
+)
+
+func newRunCmd(g *globals) *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "run -c FILE",
+		Short: "Run the pipeline until SIGINT/SIGTERM",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if file == "" {
+				return usage(errMissingConfig)
+			}
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			cfg, err := exactly.LoadConfig(file)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			sink, err := openSink(ctx, cfg, log)
+			if err != nil {
+				return err
+			}
+			defer sink.Close()
+			src, err := kafka.NewSource(cfg, sink, log)
+			if err != nil {
+				return err
+			}
+			log.Info("running", "pipeline", cfg.Pipeline, "sink", cfg.Sink.Driver, "writer", sink.Writer())
+			if err := src.Run(ctx); err != nil {
+				return err
+			}
+			log.Info("stopped")
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&file, "config", "c", "", "configuration file (YAML)")
+	return cmd
+}

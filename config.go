@@ -1,0 +1,362 @@
+package exactly
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is one pipeline: where records come from, where they go, and how
+// topics map to tables. See DESIGN.md for the file format.
+type Config struct {
+	// Pipeline names the ledger rows; one database can hold many pipelines.
+	Pipeline string       `yaml:"pipeline"`
+	Source   SourceConfig `yaml:"source"`
+	Sink     SinkConfig   `yaml:"sink"`
+	Batch    BatchConfig  `yaml:"batch"`
+	Tables   []TableRule  `yaml:"tables"`
+
+	// File is the path the configuration was read from, for error messages.
+	File string `yaml:"-"`
+}
+
+// SourceConfig is the Kafka side.
+type SourceConfig struct {
+	Brokers []string `yaml:"brokers"`
+	// Group is the consumer group used for partition assignment only.
+	// Default: the pipeline name.
+	Group string `yaml:"group"`
+	// StartFrom applies when the ledger has no row for a partition:
+	// earliest (default), latest, group, or timestamp:<RFC3339>.
+	StartFrom string `yaml:"start_from"`
+	// SessionTimeout of the consumer group. Default 45s.
+	SessionTimeout Duration `yaml:"session_timeout"`
+	// RebalanceTimeout of the consumer group. Default 60s.
+	RebalanceTimeout Duration `yaml:"rebalance_timeout"`
+	// ClientID reported to the brokers. Default "exactly".
+	ClientID string `yaml:"client_id"`
+}
+
+// SinkConfig is the database side.
+type SinkConfig struct {
+	// Driver is postgres, mysql, sqlserver or sqlite.
+	Driver string `yaml:"driver"`
+	DSN    string `yaml:"dsn"`
+	// SynchronousCommit "off" lets PostgreSQL acknowledge a commit before it
+	// is flushed: a database crash loses the last moments of data and the
+	// offsets covering them together, and they are read again from Kafka.
+	// Default: the server's setting.
+	SynchronousCommit string `yaml:"synchronous_commit"`
+	// MaxConns bounds the connections used for writing. Default 4.
+	MaxConns int `yaml:"max_conns"`
+}
+
+// BatchConfig sets the micro-batch triggers.
+type BatchConfig struct {
+	// Interval is the longest a record waits before its batch is written.
+	// Default 1s.
+	Interval Duration `yaml:"interval"`
+	// MaxRecords caps the records in one cycle across all partitions, like
+	// Spark's maxOffsetsPerTrigger. Default 50000.
+	MaxRecords int `yaml:"max_records"`
+	// MaxBytes caps the buffered record bytes of one cycle. Default 64 MiB.
+	MaxBytes int64 `yaml:"max_bytes"`
+}
+
+// TableRule maps topics to a table.
+type TableRule struct {
+	// Topics is a topic name, or a regular expression when it contains any
+	// of ^$*+?()[]{}|\ (anchored at both ends).
+	Topics string `yaml:"topics"`
+	// Table is the target table; $1.. expand the pattern's groups. Default:
+	// the topic name's last dot-separated part.
+	Table string `yaml:"table"`
+	// Format is json (default) or debezium.
+	Format string `yaml:"format"`
+	// Mode is upsert (default), append or cdc.
+	Mode string `yaml:"mode"`
+	// Key lists the key columns; required for upsert and cdc.
+	Key []string `yaml:"key"`
+	// KeyFrom is record_key or value. Default: the record key when it is a
+	// JSON object, else the value's fields named in Key.
+	KeyFrom string `yaml:"key_from"`
+	// OnError is dead_letter (default) or fail.
+	OnError string `yaml:"on_error"`
+	// Version names a column: a change never replaces a row whose stored
+	// version is newer.
+	Version string `yaml:"version"`
+	// Create makes a missing table from the record schema. Default false.
+	Create bool `yaml:"create"`
+	// Evolve "add_columns" adds nullable columns for new fields. Default off.
+	Evolve  string        `yaml:"evolve"`
+	Columns ColumnMapping `yaml:"columns"`
+
+	re *regexp.Regexp
+}
+
+// ColumnMapping selects and renames fields.
+type ColumnMapping struct {
+	Include []string          `yaml:"include"`
+	Exclude []string          `yaml:"exclude"`
+	Rename  map[string]string `yaml:"rename"`
+}
+
+// Duration is a time.Duration written as "5s" in YAML.
+type Duration time.Duration
+
+// UnmarshalYAML reads "250ms", "5s", "1m".
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("expected a duration like 500ms, 5s or 1m, got %q", n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// D returns the time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// ConfigError names the file, the field and what is expected.
+type ConfigError struct {
+	File     string
+	Field    string
+	Value    string
+	Expected string
+}
+
+func (e *ConfigError) Error() string {
+	file := e.File
+	if file == "" {
+		file = "configuration"
+	}
+	if e.Value != "" {
+		return fmt.Sprintf("%s: %s: got %q, expected %s", file, e.Field, e.Value, e.Expected)
+	}
+	return fmt.Sprintf("%s: %s: expected %s", file, e.Field, e.Expected)
+}
+
+// DefaultConfig returns a configuration with every default filled in.
+func DefaultConfig() Config {
+	return Config{
+		Source: SourceConfig{StartFrom: "earliest", SessionTimeout: Duration(45 * time.Second),
+			RebalanceTimeout: Duration(60 * time.Second), ClientID: "exactly"},
+		Sink:  SinkConfig{MaxConns: 4},
+		Batch: BatchConfig{Interval: Duration(time.Second), MaxRecords: 50000, MaxBytes: 64 << 20},
+	}
+}
+
+// LoadConfig reads, expands and validates a configuration file.
+func LoadConfig(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, &ConfigError{File: path, Field: "file", Expected: "a readable YAML file (" + err.Error() + ")"}
+	}
+	defer f.Close()
+	c, err := ParseConfig(f, path)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// ParseConfig reads YAML from r, expands ${ENV} references, applies the
+// defaults and validates the result. file is used in error messages.
+func ParseConfig(r io.Reader, file string) (*Config, error) {
+	raw, err := io.ReadAll(r)
+	if err != nil {
+		return nil, &ConfigError{File: file, Field: "file", Expected: "readable YAML (" + err.Error() + ")"}
+	}
+	var missing []string
+	raw = envRef.ReplaceAllFunc(raw, func(m []byte) []byte {
+		name := string(envRef.FindSubmatch(m)[1])
+		v, ok := os.LookupEnv(name)
+		if !ok {
+			missing = append(missing, name)
+		}
+		return []byte(v)
+	})
+	if len(missing) > 0 {
+		return nil, &ConfigError{File: file, Field: "${" + missing[0] + "}", Expected: "the environment variable to be set"}
+	}
+	c := DefaultConfig()
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return nil, &ConfigError{File: file, Field: "yaml", Expected: "valid configuration YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
+	}
+	c.File = file
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Validate checks the configuration, fills derived defaults and compiles
+// the topic patterns. Contradictions are refused here, not at run time.
+func (c *Config) Validate() error {
+	bad := func(field, value, expected string) error {
+		return &ConfigError{File: c.File, Field: field, Value: value, Expected: expected}
+	}
+	if c.Pipeline == "" {
+		return bad("pipeline", "", "a pipeline name (it names the ledger rows)")
+	}
+	if len(c.Source.Brokers) == 0 {
+		return bad("source.brokers", "", "at least one broker address host:port")
+	}
+	if c.Source.Group == "" {
+		c.Source.Group = c.Pipeline
+	}
+	if c.Source.ClientID == "" {
+		c.Source.ClientID = "exactly"
+	}
+	switch sf := c.Source.StartFrom; {
+	case sf == "earliest", sf == "latest", sf == "group":
+	case strings.HasPrefix(sf, "timestamp:"):
+		if _, err := time.Parse(time.RFC3339, strings.TrimPrefix(sf, "timestamp:")); err != nil {
+			return bad("source.start_from", sf, "timestamp:<RFC3339>, e.g. timestamp:2026-01-02T15:04:05Z")
+		}
+	default:
+		return bad("source.start_from", sf, "earliest, latest, group or timestamp:<RFC3339>")
+	}
+	switch c.Sink.Driver {
+	case "postgres", "sqlite", "mysql", "sqlserver":
+	default:
+		return bad("sink.driver", c.Sink.Driver, "one of postgres, mysql, sqlserver, sqlite")
+	}
+	if c.Sink.DSN == "" {
+		return bad("sink.dsn", "", "a data source name for the "+c.Sink.Driver+" sink")
+	}
+	switch c.Sink.SynchronousCommit {
+	case "", "on", "off", "local", "remote_write", "remote_apply":
+	default:
+		return bad("sink.synchronous_commit", c.Sink.SynchronousCommit, "on, off, local, remote_write or remote_apply")
+	}
+	if c.Sink.MaxConns <= 0 {
+		return bad("sink.max_conns", fmt.Sprint(c.Sink.MaxConns), "a positive number of connections")
+	}
+	if c.Batch.Interval.D() <= 0 {
+		return bad("batch.interval", c.Batch.Interval.D().String(), "a positive duration like 5s")
+	}
+	if c.Batch.MaxRecords <= 0 {
+		return bad("batch.max_records", fmt.Sprint(c.Batch.MaxRecords), "a positive number of records")
+	}
+	if c.Batch.MaxBytes <= 0 {
+		return bad("batch.max_bytes", fmt.Sprint(c.Batch.MaxBytes), "a positive number of bytes")
+	}
+	if len(c.Tables) == 0 {
+		return bad("tables", "", "at least one table rule with topics")
+	}
+	for i := range c.Tables {
+		t := &c.Tables[i]
+		f := func(name string) string { return fmt.Sprintf("tables[%d].%s", i, name) }
+		if t.Topics == "" {
+			return bad(f("topics"), "", "a topic name or a regular expression")
+		}
+		pat := t.Topics
+		if !IsPattern(pat) {
+			pat = regexp.QuoteMeta(pat)
+		}
+		re, err := regexp.Compile("^(?:" + strings.TrimSuffix(strings.TrimPrefix(pat, "^"), "$") + ")$")
+		if err != nil {
+			return bad(f("topics"), t.Topics, "a valid regular expression ("+err.Error()+")")
+		}
+		t.re = re
+		if t.Format == "" {
+			t.Format = "json"
+		}
+		switch t.Format {
+		case "json", "debezium", "avro":
+		default:
+			return bad(f("format"), t.Format, "json or debezium")
+		}
+		if t.Mode == "" {
+			t.Mode = "upsert"
+			if t.Format == "debezium" {
+				t.Mode = "cdc"
+			}
+		}
+		switch t.Mode {
+		case "upsert", "cdc":
+			if len(t.Key) == 0 && t.KeyFrom != "record_key" {
+				return bad(f("key"), "", "the key columns, e.g. [id]: mode "+t.Mode+" replaces rows by key")
+			}
+		case "append":
+		default:
+			return bad(f("mode"), t.Mode, "upsert, append or cdc")
+		}
+		if t.Mode == "cdc" && t.Format == "json" {
+			return bad(f("mode"), t.Mode, "format debezium (or avro) for mode cdc: plain json carries no change envelope")
+		}
+		switch t.KeyFrom {
+		case "", "record_key", "value":
+		default:
+			return bad(f("key_from"), t.KeyFrom, "record_key or value")
+		}
+		if t.OnError == "" {
+			t.OnError = "dead_letter"
+		}
+		switch t.OnError {
+		case "dead_letter", "fail":
+		default:
+			return bad(f("on_error"), t.OnError, "dead_letter or fail")
+		}
+		switch t.Evolve {
+		case "", "add_columns":
+		default:
+			return bad(f("evolve"), t.Evolve, "add_columns (or leave it out)")
+		}
+		if t.Table != "" && !validTableName(t.Table) {
+			return bad(f("table"), t.Table, "a table name, optionally schema-qualified, that may use $1.. from the topic pattern")
+		}
+	}
+	return nil
+}
+
+func validTableName(s string) bool {
+	return !strings.ContainsAny(s, "\"`[];'\x00")
+}
+
+// IsPattern tells whether a topics value is a regular expression rather
+// than a literal topic name.
+func IsPattern(s string) bool { return strings.ContainsAny(s, `^$*+?()[]{}|\`) }
+
+// Route finds the rule for a topic and the table it maps to. ok is false
+// when no rule matches.
+func (c *Config) Route(topic string) (rule *TableRule, table string, ok bool) {
+	for i := range c.Tables {
+		t := &c.Tables[i]
+		m := t.re.FindStringSubmatchIndex(topic)
+		if m == nil {
+			continue
+		}
+		if t.Table == "" {
+			return t, topic[strings.LastIndexByte(topic, '.')+1:], true
+		}
+		return t, string(t.re.ExpandString(nil, t.Table, topic, m)), true
+	}
+	return nil, "", false
+}
+
+// TopicPatterns returns one anchored regular expression per rule, for a
+// regex subscription, and whether any rule is a pattern at all.
+func (c *Config) TopicPatterns() (patterns []string, literal []string, anyPattern bool) {
+	for _, t := range c.Tables {
+		patterns = append(patterns, t.re.String())
+		if IsPattern(t.Topics) {
+			anyPattern = true
+		} else {
+			literal = append(literal, t.Topics)
+		}
+	}
+	return patterns, literal, anyPattern
+}

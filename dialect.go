@@ -1,0 +1,120 @@
+package exactly
+
+import (
+	"context"
+	"database/sql"
+)
+
+// Dialect produces SQL and maps types for one database. It holds no
+// exactly-once logic: Sink runs the transaction, the fence and the ledger
+// rows, so no dialect can get exactly-once subtly wrong.
+type Dialect interface {
+	// Name is the driver name used in configuration: postgres, sqlite, …
+	Name() string
+
+	// Open returns a pool for the configured sink. It applies the session
+	// settings the dialect needs (SQLite: BEGIN IMMEDIATE; PostgreSQL:
+	// synchronous_commit).
+	Open(ctx context.Context, cfg SinkConfig) (*sql.DB, error)
+
+	// Placeholder returns the n-th (1-based) bind parameter.
+	Placeholder(n int) string
+
+	// Quote quotes an identifier; a dotted name is quoted part by part.
+	Quote(ident string) string
+
+	// LedgerDDL returns idempotent statements creating the ledger tables
+	// and their indexes. Sink runs them once at start.
+	LedgerDDL() []string
+
+	// InsertIfAbsent returns an INSERT of the given columns that does
+	// nothing when a row with the same primary key exists.
+	InsertIfAbsent(table string, columns []string) string
+
+	// Describe returns the target table's columns and primary key, or
+	// (nil, nil) when the table does not exist. Called once per table and
+	// cached by Sink.
+	Describe(ctx context.Context, q Querier, table string) (*Table, error)
+
+	// Apply writes one table's collapsed changes inside tx, set-based.
+	// Called once per table per transaction; it must not commit or roll
+	// back. An error rolls the whole transaction back.
+	Apply(ctx context.Context, tx *Tx, w *TableWrite) error
+
+	// Classify says what an error means for retrying.
+	Classify(err error) ErrorKind
+}
+
+// ErrorKind is what an error means for retrying.
+type ErrorKind int
+
+const (
+	// ErrOther is anything not recognised: the batch is retried after a pause.
+	ErrOther ErrorKind = iota
+	// ErrConflict is a deadlock or serialization failure: retry at once.
+	ErrConflict
+	// ErrConnection means the connection broke: the outcome of an in-flight
+	// COMMIT is unknown and must be read back from the ledger.
+	ErrConnection
+	// ErrData is a bad value or a constraint violation caused by a row: the
+	// offending record is isolated and dead-lettered.
+	ErrData
+)
+
+// Querier is what Describe needs: a pool, a connection or a transaction.
+type Querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// Tx is one batch transaction: the transaction and the connection it runs
+// on, for dialects that need the driver connection (PostgreSQL COPY).
+type Tx struct {
+	*sql.Tx
+	Conn *sql.Conn
+}
+
+// Table describes a target table.
+type Table struct {
+	Name    string
+	Columns []Column
+	Key     []string // primary key columns, in key order
+}
+
+// Column is one column of a target table.
+type Column struct {
+	Name     string
+	Type     string // the database's own type name, e.g. "bigint", "numeric(12,2)"
+	Nullable bool
+}
+
+// Column returns the named column, or nil.
+func (t *Table) Column(name string) *Column {
+	for i := range t.Columns {
+		if t.Columns[i].Name == name {
+			return &t.Columns[i]
+		}
+	}
+	return nil
+}
+
+// TableWrite is one table's share of a transaction, already collapsed to
+// the last change per key and ordered by key.
+type TableWrite struct {
+	Table *Table
+	// Append inserts every row; otherwise rows are upserted by Keys.
+	Append bool
+	// Keys are the key columns rows are matched on (upsert, delete).
+	Keys []string
+	// Columns are the columns written, the same for every row in Upserts.
+	Columns []string
+	// Upserts holds rows aligned with Columns.
+	Upserts [][]any
+	// Deletes holds key values aligned with Keys.
+	Deletes [][]any
+	// Version names the version column guarding updates and deletes, or "".
+	Version string
+	// DeleteVersions holds, when Version is set, the version of each delete.
+	DeleteVersions []any
+}

@@ -1,0 +1,128 @@
+// Package exactly holds the domain of the exactly-once Kafka → SQL sink:
+// records, changes, partition batches, the dialect interface, and the one
+// place where a batch's data, its ledger row and its offset advance are
+// committed together (see Sink.Commit).
+//
+// The rule of this package: a record at offset o has taken effect in the
+// target tables if and only if o < exactly_offsets.next_offset, because both
+// are written in one database transaction. Kafka's own group offsets are
+// never consulted as truth.
+package exactly
+
+import (
+	"fmt"
+	"time"
+)
+
+// Record is one Kafka record as read from a partition.
+type Record struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Key       []byte
+	Value     []byte // nil for a tombstone
+	Headers   []Header
+	Timestamp time.Time
+}
+
+// Header is a Kafka record header.
+type Header struct {
+	Key   string
+	Value []byte
+}
+
+// Op is what a decoded record does to its target row.
+type Op uint8
+
+const (
+	// OpUpsert inserts the row or replaces the row with the same key.
+	OpUpsert Op = iota + 1
+	// OpDelete deletes the row with the key.
+	OpDelete
+	// OpSkip means the record carries no change (a tombstone after a
+	// Debezium delete, a heartbeat); it still counts as seen.
+	OpSkip
+)
+
+func (o Op) String() string {
+	switch o {
+	case OpUpsert:
+		return "upsert"
+	case OpDelete:
+		return "delete"
+	case OpSkip:
+		return "skip"
+	}
+	return fmt.Sprintf("op(%d)", uint8(o))
+}
+
+// Change is a decoded record: what it does and to which row.
+//
+// Values in Row and Key are one of: nil, bool, int64, float64, string,
+// []byte, time.Time, Decimal, JSON.
+type Change struct {
+	Op Op
+	// Key holds the key columns. Decoders fill it from the record key when
+	// it is a JSON object; otherwise the engine takes the table's key
+	// columns from Row.
+	Key map[string]any
+	// Row is the full new row image for OpUpsert, nil otherwise.
+	Row map[string]any
+	// Version is the value of the table's version column, when configured.
+	Version any
+}
+
+// Decimal is an exact decimal number in its canonical text form ("-12.340").
+type Decimal string
+
+// JSON is a nested JSON value kept as its text.
+type JSON string
+
+// Decoder turns a record into a change. Implementations are pure and safe
+// for concurrent use; an error means the record goes to the dead letters.
+type Decoder interface {
+	Decode(r *Record) (Change, error)
+}
+
+// RecordError names a record that could not be applied and why.
+type RecordError struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Err       error
+}
+
+func (e *RecordError) Error() string {
+	return fmt.Sprintf("%s[%d]@%d: %v", e.Topic, e.Partition, e.Offset, e.Err)
+}
+
+func (e *RecordError) Unwrap() error { return e.Err }
+
+// FencedError says another writer advanced a partition's offset first: the
+// batch was rolled back and the partition must be re-read from Stored.
+type FencedError struct {
+	Topic     string
+	Partition int32
+	Want      int64 // the next_offset the batch started from
+	Stored    int64 // the next_offset the database holds
+}
+
+func (e *FencedError) Error() string {
+	return fmt.Sprintf("fenced: %s[%d] batch starts at %d but exactly_offsets.next_offset is %d (another writer advanced it); re-reading from %d",
+		e.Topic, e.Partition, e.Want, e.Stored, e.Stored)
+}
+
+// GapError says records the ledger expects were deleted from Kafka before
+// they were applied (retention, topic recreation): real upstream loss.
+type GapError struct {
+	Topic     string
+	Partition int32
+	Want      int64 // next_offset from the ledger
+	Got       int64 // the partition's log start offset
+	Hint      string
+}
+
+func (e *GapError) Error() string {
+	return fmt.Sprintf("gap: %s[%d] needs offset %d but the log starts at %d: offsets %d..%d were deleted before they were applied; %s",
+		e.Topic, e.Partition, e.Want, e.Got, e.Want, e.Got-1, e.Hint)
+}

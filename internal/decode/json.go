@@ -1,0 +1,150 @@
+// Package decode turns Kafka records into changes. Decoders are pure
+// functions of the record: no I/O, no state, safe for concurrent use, and
+// fuzzed; a decoding error sends the record to the dead letters.
+package decode
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/exactly/exactly"
+)
+
+// New returns the decoder for a table rule's format.
+func New(rule *exactly.TableRule) (exactly.Decoder, error) {
+	switch rule.Format {
+	case "json", "":
+		return &JSON{Key: rule.Key, KeyFrom: rule.KeyFrom, Version: rule.Version}, nil
+	}
+	return nil, fmt.Errorf("format %q is not supported", rule.Format)
+}
+
+// JSON decodes a JSON object per record value; a null value (tombstone)
+// deletes by key. The key comes from the record key when it is a JSON
+// object, or a scalar when the rule has one key column.
+type JSON struct {
+	Key     []string
+	KeyFrom string
+	Version string
+}
+
+var _ exactly.Decoder = (*JSON)(nil)
+
+// Decode implements exactly.Decoder.
+func (d *JSON) Decode(r *exactly.Record) (exactly.Change, error) {
+	var ch exactly.Change
+	if d.KeyFrom != "value" || r.Value == nil {
+		k, err := RecordKey(r.Key, d.Key)
+		if err != nil && (r.Value == nil || d.KeyFrom == "record_key") {
+			return ch, err
+		}
+		ch.Key = k
+	}
+	if r.Value == nil {
+		ch.Op = exactly.OpDelete
+		if len(ch.Key) == 0 {
+			return ch, errors.New("tombstone without a key: cannot tell which row to delete")
+		}
+		return ch, nil
+	}
+	row, err := Object(r.Value)
+	if err != nil {
+		return ch, fmt.Errorf("value: %w", err)
+	}
+	ch.Op = exactly.OpUpsert
+	ch.Row = row
+	if d.Version != "" {
+		ch.Version = row[d.Version]
+	}
+	return ch, nil
+}
+
+// RecordKey reads a record key: a JSON object gives its fields; a JSON
+// scalar or plain text gives the single key column.
+func RecordKey(key []byte, cols []string) (map[string]any, error) {
+	if len(bytes.TrimSpace(key)) == 0 {
+		return nil, errors.New("record key is empty")
+	}
+	if t := bytes.TrimSpace(key); t[0] == '{' {
+		m, err := Object(t)
+		if err != nil {
+			return nil, fmt.Errorf("record key: %w", err)
+		}
+		if p, ok := m["payload"].(exactly.JSON); ok && len(m) <= 2 {
+			// A key with a Connect schema wrapper.
+			if inner, err := Object([]byte(p)); err == nil {
+				m = inner
+			}
+		}
+		return m, nil
+	}
+	if len(cols) != 1 {
+		return nil, fmt.Errorf("record key %q is not a JSON object and the rule has %d key columns", truncate(key), len(cols))
+	}
+	var v any
+	if err := unmarshal(key, &v); err == nil {
+		if _, isObj := v.(map[string]any); !isObj {
+			if _, isArr := v.([]any); !isArr {
+				return map[string]any{cols[0]: Value(v)}, nil
+			}
+		}
+	}
+	return map[string]any{cols[0]: string(key)}, nil
+}
+
+// Object decodes a JSON object into column values.
+func Object(b []byte) (map[string]any, error) {
+	var m map[string]any
+	if err := unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("not a JSON object: %v", err)
+	}
+	if m == nil {
+		return nil, errors.New("not a JSON object: null")
+	}
+	for k, v := range m {
+		m[k] = Value(v)
+	}
+	return m, nil
+}
+
+func unmarshal(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("trailing data after the JSON value")
+	}
+	return nil
+}
+
+// Value normalises a decoded JSON value: integers to int64, other numbers
+// to exactly.Decimal (exact), objects and arrays to exactly.JSON text.
+func Value(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		s := x.String()
+		if !strings.ContainsAny(s, ".eE") {
+			if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+				return i
+			}
+		}
+		return exactly.Decimal(s)
+	case map[string]any, []any:
+		b, _ := json.Marshal(x)
+		return exactly.JSON(b)
+	}
+	return v
+}
+
+func truncate(b []byte) string {
+	if len(b) > 64 {
+		return string(b[:64]) + "…"
+	}
+	return string(b)
+}

@@ -1,0 +1,468 @@
+// Package kafka is the only importer of franz-go. Source consumes the
+// configured topics in a consumer group (for partition assignment only),
+// cuts micro-batches and hands them to the sink. Where consumption starts
+// is always the sink's exactly_offsets.next_offset: Kafka's committed group
+// offsets are written after each database commit as a hint for lag tools
+// and are never read back as truth.
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/exactly/exactly"
+)
+
+// Source runs one pipeline's consumer.
+type Source struct {
+	cfg  *exactly.Config
+	sink *exactly.Sink
+	log  *slog.Logger
+	cl   *kgo.Client
+
+	// mu guards parts. With BlockRebalanceOnPoll the group callbacks run
+	// only while the poll loop is outside poll-to-AllowRebalance, but the
+	// lock keeps that an implementation detail rather than an assumption.
+	mu    sync.Mutex
+	parts map[exactly.TP]*partition
+
+	// OnCommit, when set, is called after each database commit with its
+	// outcomes (tests and metrics).
+	OnCommit func([]exactly.Outcome)
+}
+
+// partition is an assigned partition's state.
+type partition struct {
+	next   int64 // the stored next_offset: the buffer starts here
+	recs   []*exactly.Record
+	bytes  int64
+	first  time.Time // when the oldest buffered record arrived
+	halted error     // set when the partition stopped (on_error: fail, lost offsets)
+}
+
+// NewSource creates the Kafka client. Nothing is consumed until Run.
+func NewSource(cfg *exactly.Config, sink *exactly.Sink, log *slog.Logger, extra ...kgo.Opt) (*Source, error) {
+	s := &Source{cfg: cfg, sink: sink, log: log, parts: map[exactly.TP]*partition{}}
+	patterns, literal, anyPattern := cfg.TopicPatterns()
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(cfg.Source.Brokers...),
+		kgo.ClientID(cfg.Source.ClientID),
+		kgo.ConsumerGroup(cfg.Source.Group),
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		kgo.SessionTimeout(cfg.Source.SessionTimeout.D()),
+		kgo.RebalanceTimeout(cfg.Source.RebalanceTimeout.D()),
+		// Kafka's group offsets are never the truth.
+		kgo.DisableAutoCommit(),
+		// Flushes run between a poll and AllowRebalance, so a revoke never
+		// races a batch of the partition it takes away.
+		kgo.BlockRebalanceOnPoll(),
+		kgo.AdjustFetchOffsetsFn(s.adjust),
+		kgo.OnPartitionsRevoked(s.drop),
+		kgo.OnPartitionsLost(s.drop),
+		// Records of aborted transactions are never applied.
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// Out of range is an error, not a silent jump past lost records.
+		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
+		kgo.FetchMaxPartitionBytes(1 << 20),
+	}
+	if anyPattern {
+		opts = append(opts, kgo.ConsumeRegex(), kgo.ConsumeTopics(patterns...))
+	} else {
+		opts = append(opts, kgo.ConsumeTopics(literal...))
+	}
+	opts = append(opts, extra...)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("creating kafka client: %w", err)
+	}
+	s.cl = cl
+	return s, nil
+}
+
+// adjust replaces the position of every newly assigned partition with the
+// stored next_offset, seeding the offsets row from start_from when there is
+// none. It runs in the group's goroutine; an error makes the member rejoin,
+// so a short database outage is retried here first.
+func (s *Source) adjust(ctx context.Context, assigned map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	var tps []exactly.TP
+	for t, ps := range assigned {
+		for p := range ps {
+			tps = append(tps, exactly.TP{Topic: t, Partition: p})
+		}
+	}
+	var stored map[exactly.TP]int64
+	var err error
+	for attempt := 0; attempt < 10; attempt++ {
+		if stored, err = s.startOffsets(ctx, tps); err == nil || ctx.Err() != nil {
+			break
+		}
+		s.log.Warn("reading start offsets from the sink", "err", err, "attempt", attempt+1)
+		time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, tp := range tps {
+		next := stored[tp]
+		s.parts[tp] = &partition{next: next}
+		assigned[tp.Topic][tp.Partition] = kgo.NewOffset().At(next).WithEpoch(-1)
+	}
+	s.log.Debug("partitions assigned", "count", len(tps))
+	return assigned, nil
+}
+
+// startOffsets returns the stored next_offset of each partition, seeding
+// missing rows from start_from.
+func (s *Source) startOffsets(ctx context.Context, tps []exactly.TP) (map[exactly.TP]int64, error) {
+	stored, err := s.sink.LoadOffsets(ctx, tps)
+	if err != nil {
+		return nil, err
+	}
+	var missing []exactly.TP
+	for _, tp := range tps {
+		if _, ok := stored[tp]; !ok {
+			missing = append(missing, tp)
+		}
+	}
+	if len(missing) == 0 {
+		return stored, nil
+	}
+	seeds, err := s.seedOffsets(ctx, missing)
+	if err != nil {
+		return nil, err
+	}
+	for _, tp := range missing {
+		next, err := s.sink.SeedOffset(ctx, tp, seeds[tp])
+		if err != nil {
+			return nil, err
+		}
+		stored[tp] = next
+	}
+	return stored, nil
+}
+
+// seedOffsets resolves start_from for partitions the ledger has never seen.
+func (s *Source) seedOffsets(ctx context.Context, tps []exactly.TP) (map[exactly.TP]int64, error) {
+	adm := kadm.NewClient(s.cl)
+	topicSet := map[string]bool{}
+	for _, tp := range tps {
+		topicSet[tp.Topic] = true
+	}
+	var topics []string
+	for t := range topicSet {
+		topics = append(topics, t)
+	}
+	out := map[exactly.TP]int64{}
+	sf := s.cfg.Source.StartFrom
+	var listed kadm.ListedOffsets
+	var err error
+	switch {
+	case sf == "latest":
+		listed, err = adm.ListEndOffsets(ctx, topics...)
+	case len(sf) > len("timestamp:") && sf[:len("timestamp:")] == "timestamp:":
+		ts, _ := time.Parse(time.RFC3339, sf[len("timestamp:"):])
+		listed, err = adm.ListOffsetsAfterMilli(ctx, ts.UnixMilli(), topics...)
+	case sf == "group":
+		committed, cerr := adm.FetchOffsets(ctx, s.cfg.Source.Group)
+		if cerr != nil {
+			return nil, fmt.Errorf("reading consumer group %s offsets for start_from: group: %w", s.cfg.Source.Group, cerr)
+		}
+		starts, serr := adm.ListStartOffsets(ctx, topics...)
+		if serr != nil {
+			return nil, fmt.Errorf("listing start offsets: %w", serr)
+		}
+		for _, tp := range tps {
+			if o, ok := committed.Lookup(tp.Topic, tp.Partition); ok && o.At >= 0 {
+				out[tp] = o.At
+			} else if l, ok := starts.Lookup(tp.Topic, tp.Partition); ok {
+				out[tp] = l.Offset
+			}
+		}
+		return out, nil
+	default:
+		listed, err = adm.ListStartOffsets(ctx, topics...)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing offsets for start_from %s: %w", sf, err)
+	}
+	for _, tp := range tps {
+		l, ok := listed.Lookup(tp.Topic, tp.Partition)
+		if !ok || l.Err != nil {
+			return nil, fmt.Errorf("listing offsets of %s for start_from %s: %v", tp, sf, l.Err)
+		}
+		out[tp] = l.Offset
+	}
+	return out, nil
+}
+
+// drop forgets revoked or lost partitions and the records buffered for
+// them: they now belong to another member, which starts from the ledger.
+func (s *Source) drop(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for t, ps := range lost {
+		for _, p := range ps {
+			delete(s.parts, exactly.TP{Topic: t, Partition: p})
+			n++
+		}
+	}
+	s.log.Debug("partitions revoked", "count", n)
+}
+
+// Run consumes until ctx ends. A batch in flight when ctx ends is finished
+// (its transaction commits or rolls back); buffered records not yet in a
+// batch are abandoned and read again next time.
+func (s *Source) Run(ctx context.Context) error {
+	defer s.cl.Close()
+	interval := s.cfg.Batch.Interval.D()
+	backoff := time.Duration(0)
+	for ctx.Err() == nil {
+		s.mu.Lock()
+		buffered, bytes, oldest := s.bufferedLocked()
+		s.mu.Unlock()
+		deadline := time.Now().Add(interval)
+		if !oldest.IsZero() {
+			deadline = oldest.Add(interval)
+		}
+		pctx, cancel := context.WithDeadline(ctx, deadline)
+		room := s.cfg.Batch.MaxRecords - buffered
+		var fetches kgo.Fetches
+		if room > 0 && bytes < s.cfg.Batch.MaxBytes {
+			fetches = s.cl.PollRecords(pctx, room)
+		}
+		cancel()
+		if ctx.Err() != nil {
+			s.cl.AllowRebalance()
+			break
+		}
+		if fetches.IsClientClosed() {
+			return errors.New("kafka client closed")
+		}
+		s.handleErrors(ctx, fetches)
+		s.buffer(fetches)
+
+		s.mu.Lock()
+		buffered, bytes, oldest = s.bufferedLocked()
+		s.mu.Unlock()
+		due := buffered > 0 && (buffered >= s.cfg.Batch.MaxRecords || bytes >= s.cfg.Batch.MaxBytes ||
+			!time.Now().Before(oldest.Add(interval)))
+		if due {
+			if failed := s.flush(); failed {
+				backoff = min(max(2*backoff, 100*time.Millisecond), 5*time.Second)
+			} else {
+				backoff = 0
+			}
+		}
+		s.cl.AllowRebalance()
+		if backoff > 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff):
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Source) bufferedLocked() (n int, bytes int64, oldest time.Time) {
+	for _, p := range s.parts {
+		n += len(p.recs)
+		bytes += p.bytes
+		if len(p.recs) > 0 && (oldest.IsZero() || p.first.Before(oldest)) {
+			oldest = p.first
+		}
+	}
+	return n, bytes, oldest
+}
+
+// buffer appends polled records to their partitions' buffers, dropping
+// records of partitions no longer assigned and records below the stored
+// offset (left over from before a rewind).
+func (s *Source) buffer(fetches kgo.Fetches) {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fetches.EachPartition(func(ft kgo.FetchTopicPartition) {
+		p := s.parts[exactly.TP{Topic: ft.Topic, Partition: ft.Partition}]
+		if p == nil || p.halted != nil {
+			return
+		}
+		for _, r := range ft.Records {
+			want := p.next
+			if n := len(p.recs); n > 0 {
+				want = p.recs[n-1].Offset + 1
+			}
+			if r.Offset < want {
+				continue
+			}
+			rec := &exactly.Record{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset,
+				Key: r.Key, Value: r.Value, Timestamp: r.Timestamp}
+			for _, h := range r.Headers {
+				rec.Headers = append(rec.Headers, exactly.Header{Key: h.Key, Value: h.Value})
+			}
+			if len(p.recs) == 0 {
+				p.first = now
+			}
+			p.recs = append(p.recs, rec)
+			p.bytes += int64(len(r.Key) + len(r.Value))
+		}
+	})
+}
+
+// handleErrors logs fetch errors with their coordinates. An out-of-range
+// offset means records below the log start were deleted before they were
+// applied: the partition halts loudly instead of jumping over them.
+func (s *Source) handleErrors(ctx context.Context, fetches kgo.Fetches) {
+	for _, fe := range fetches.Errors() {
+		if errors.Is(fe.Err, context.DeadlineExceeded) || errors.Is(fe.Err, context.Canceled) {
+			continue
+		}
+		tp := exactly.TP{Topic: fe.Topic, Partition: fe.Partition}
+		if errors.Is(fe.Err, kerr.OffsetOutOfRange) {
+			s.mu.Lock()
+			p := s.parts[tp]
+			s.mu.Unlock()
+			if p == nil || p.halted != nil {
+				continue
+			}
+			gap := &exactly.GapError{Topic: tp.Topic, Partition: tp.Partition, Want: p.next, Got: -1,
+				Hint: "the partition is halted; run exactly verify, then re-seed with exactly adopt or accept the loss"}
+			if starts, err := kadm.NewClient(s.cl).ListStartOffsets(ctx, tp.Topic); err == nil {
+				if l, ok := starts.Lookup(tp.Topic, tp.Partition); ok {
+					gap.Got = l.Offset
+				}
+			}
+			s.halt(tp, gap)
+			continue
+		}
+		s.log.Warn("fetch error", "topic", fe.Topic, "partition", fe.Partition, "err", fe.Err)
+	}
+}
+
+// halt stops a partition: its buffer is dropped and fetching paused.
+func (s *Source) halt(tp exactly.TP, err error) {
+	s.mu.Lock()
+	if p := s.parts[tp]; p != nil {
+		p.halted, p.recs, p.bytes = err, nil, 0
+	}
+	s.mu.Unlock()
+	s.cl.PauseFetchPartitions(map[string][]int32{tp.Topic: {tp.Partition}})
+	s.log.Error("partition halted", "topic", tp.Topic, "partition", tp.Partition, "err", err)
+}
+
+// flush commits every buffered partition in one sink transaction and
+// reports whether anything failed.
+func (s *Source) flush() (failed bool) {
+	s.mu.Lock()
+	var batches []*exactly.PartitionBatch
+	for tp, p := range s.parts {
+		if len(p.recs) == 0 || p.halted != nil {
+			continue
+		}
+		batches = append(batches, &exactly.PartitionBatch{Topic: tp.Topic, Partition: tp.Partition, From: p.next, Records: p.recs})
+		p.recs, p.bytes = nil, 0
+	}
+	s.mu.Unlock()
+	if len(batches) == 0 {
+		return false
+	}
+	// The transaction is not tied to the run's context: a batch in flight
+	// at shutdown finishes (commits or rolls back) instead of being cut.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	outcomes := s.sink.Commit(ctx, batches)
+
+	commit := map[string]map[int32]kgo.EpochOffset{}
+	var rewind []exactly.TP
+	for _, o := range outcomes {
+		b := o.Batch
+		tp := exactly.TP{Topic: b.Topic, Partition: b.Partition}
+		if o.Committed {
+			s.mu.Lock()
+			if p := s.parts[tp]; p != nil {
+				p.next = b.To
+			}
+			s.mu.Unlock()
+			if commit[b.Topic] == nil {
+				commit[b.Topic] = map[int32]kgo.EpochOffset{}
+			}
+			commit[b.Topic][b.Partition] = kgo.EpochOffset{Epoch: -1, Offset: b.To}
+		}
+		var re *exactly.RecordError
+		switch {
+		case o.Err == nil:
+		case errors.As(o.Err, &re):
+			s.halt(tp, fmt.Errorf("on_error: fail: %w; fix the record's table or rule and restart, consumption resumes at offset %d", re, re.Offset))
+		default:
+			failed = true
+			rewind = append(rewind, tp)
+			var fe *exactly.FencedError
+			if errors.As(o.Err, &fe) {
+				s.log.Warn("batch fenced", "topic", b.Topic, "partition", b.Partition, "from", b.From, "stored", fe.Stored)
+			} else {
+				s.log.Error("batch failed; it will be read again from the ledger offset", "topic", b.Topic,
+					"partition", b.Partition, "from", b.From, "to", b.To, "err", o.Err)
+			}
+		}
+	}
+	if len(rewind) > 0 {
+		s.rewind(ctx, rewind)
+	}
+	if len(commit) > 0 {
+		exactly.Failpoint("before_kafka_commit")
+		// A hint for lag tools only; its failure changes nothing.
+		s.cl.CommitOffsets(ctx, commit, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, _ *kmsg.OffsetCommitResponse, err error) {
+			if err != nil {
+				s.log.Debug("committing group offsets (hint only)", "err", err)
+			}
+		})
+	}
+	if s.OnCommit != nil {
+		s.OnCommit(outcomes)
+	}
+	return failed
+}
+
+// rewind re-reads the stored next_offset of partitions whose batch did not
+// commit and moves their fetch position there. Until the database answers
+// the partitions stay paused, so nothing is read from a wrong position.
+func (s *Source) rewind(ctx context.Context, tps []exactly.TP) {
+	stored, err := s.sink.LoadOffsets(ctx, tps)
+	set := map[string]map[int32]kgo.EpochOffset{}
+	s.mu.Lock()
+	for _, tp := range tps {
+		p := s.parts[tp]
+		if p == nil {
+			continue
+		}
+		p.recs, p.bytes = nil, 0
+		if err == nil {
+			if next, ok := stored[tp]; ok {
+				p.next = next
+			}
+		}
+		if set[tp.Topic] == nil {
+			set[tp.Topic] = map[int32]kgo.EpochOffset{}
+		}
+		set[tp.Topic][tp.Partition] = kgo.EpochOffset{Epoch: -1, Offset: p.next}
+	}
+	s.mu.Unlock()
+	if err != nil {
+		// The database is unreachable: the in-memory next is the last
+		// offset known to be stored or a fence will catch it.
+		s.log.Warn("re-reading offsets after a failed batch", "err", err)
+	}
+	s.cl.SetOffsets(set)
+}

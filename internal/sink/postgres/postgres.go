@@ -1,0 +1,308 @@
+// Package postgres is the PostgreSQL dialect (pgx v5). A table's share of a
+// batch is staged with COPY into a session-local temporary table (kept for
+// the session, emptied at commit, so the catalog is not churned), then
+// applied with one INSERT … ON CONFLICT … DO UPDATE and one DELETE … USING.
+package postgres
+
+import (
+	"context"
+	"crypto/sha1"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/exactly/exactly"
+)
+
+// Dialect is the PostgreSQL dialect.
+type Dialect struct{}
+
+var _ exactly.Dialect = (*Dialect)(nil)
+
+// Name implements exactly.Dialect.
+func (*Dialect) Name() string { return "postgres" }
+
+// Open implements exactly.Dialect. The DSN is a libpq URL or key=value
+// string; synchronous_commit is applied as a session setting.
+func (*Dialect) Open(ctx context.Context, cfg exactly.SinkConfig) (*sql.DB, error) {
+	cc, err := pgx.ParseConfig(cfg.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("parsing postgres dsn: %w", err)
+	}
+	if cc.RuntimeParams == nil {
+		cc.RuntimeParams = map[string]string{}
+	}
+	if _, ok := cc.RuntimeParams["application_name"]; !ok {
+		cc.RuntimeParams["application_name"] = "exactly"
+	}
+	if cfg.SynchronousCommit != "" {
+		cc.RuntimeParams["synchronous_commit"] = cfg.SynchronousCommit
+	}
+	db := stdlib.OpenDB(*cc)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// Placeholder implements exactly.Dialect.
+func (*Dialect) Placeholder(n int) string { return "$" + strconv.Itoa(n) }
+
+// Quote implements exactly.Dialect.
+func (*Dialect) Quote(ident string) string {
+	parts := strings.Split(ident, ".")
+	for i, p := range parts {
+		parts[i] = `"` + strings.ReplaceAll(p, `"`, `""`) + `"`
+	}
+	return strings.Join(parts, ".")
+}
+
+// LedgerDDL implements exactly.Dialect.
+func (*Dialect) LedgerDDL() []string {
+	return []string{
+		`CREATE TABLE IF NOT EXISTS exactly_offsets (
+			pipeline text NOT NULL, topic text NOT NULL, "partition" integer NOT NULL,
+			next_offset bigint NOT NULL, writer text NOT NULL, updated_at timestamptz NOT NULL,
+			PRIMARY KEY (pipeline, topic, "partition"))`,
+		`CREATE TABLE IF NOT EXISTS exactly_batches (
+			batch_id text PRIMARY KEY, pipeline text NOT NULL, topic text NOT NULL, "partition" integer NOT NULL,
+			from_offset bigint NOT NULL, to_offset bigint NOT NULL, min_offset bigint, max_offset bigint,
+			records integer NOT NULL, upserted integer NOT NULL, deleted integer NOT NULL, skipped integer NOT NULL,
+			dead_lettered integer NOT NULL, hash text NOT NULL, status text NOT NULL, error text,
+			writer text NOT NULL, started_at timestamptz NOT NULL, committed_at timestamptz)`,
+		`CREATE INDEX IF NOT EXISTS exactly_batches_range ON exactly_batches (pipeline, topic, "partition", from_offset)`,
+		`CREATE INDEX IF NOT EXISTS exactly_batches_status ON exactly_batches (pipeline, status, started_at)`,
+		`CREATE TABLE IF NOT EXISTS exactly_dead_letters (
+			id bigserial PRIMARY KEY, pipeline text NOT NULL, batch_id text NOT NULL,
+			topic text NOT NULL, "partition" integer NOT NULL, "offset" bigint NOT NULL,
+			record_key bytea, record_value bytea, headers text, error text NOT NULL, created_at timestamptz NOT NULL)`,
+		`CREATE INDEX IF NOT EXISTS exactly_dead_letters_at ON exactly_dead_letters (pipeline, topic, "partition", "offset")`,
+	}
+}
+
+// InsertIfAbsent implements exactly.Dialect.
+func (d *Dialect) InsertIfAbsent(table string, columns []string) string {
+	ph := make([]string, len(columns))
+	for i := range ph {
+		ph[i] = "?"
+	}
+	return "INSERT INTO " + d.Quote(table) + " (" + d.list(columns, "") + ") VALUES (" + strings.Join(ph, ", ") + ") ON CONFLICT DO NOTHING"
+}
+
+func (d *Dialect) list(cols []string, prefix string) string {
+	q := make([]string, len(cols))
+	for i, c := range cols {
+		q[i] = prefix + d.Quote(c)
+	}
+	return strings.Join(q, ", ")
+}
+
+// Describe implements exactly.Dialect.
+func (d *Dialect) Describe(ctx context.Context, q exactly.Querier, table string) (*exactly.Table, error) {
+	rows, err := q.QueryContext(ctx, `
+		SELECT a.attname, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull,
+		       array_position(i.indkey::int2[], a.attnum)
+		FROM pg_attribute a
+		LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary
+		WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
+		ORDER BY a.attnum`, d.Quote(table))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	t := &exactly.Table{Name: table}
+	keyPos := map[int64]string{}
+	for rows.Next() {
+		var c exactly.Column
+		var pos sql.NullInt64
+		if err := rows.Scan(&c.Name, &c.Type, &c.Nullable, &pos); err != nil {
+			return nil, err
+		}
+		t.Columns = append(t.Columns, c)
+		if pos.Valid {
+			keyPos[pos.Int64] = c.Name
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(t.Columns) == 0 {
+		return nil, nil
+	}
+	for i := int64(0); i <= int64(len(t.Columns)); i++ { // int2vector subscripts start at 0
+		if n, ok := keyPos[i]; ok {
+			t.Key = append(t.Key, n)
+		}
+	}
+	return t, nil
+}
+
+// Apply implements exactly.Dialect.
+func (d *Dialect) Apply(ctx context.Context, tx *exactly.Tx, w *exactly.TableWrite) error {
+	cols := stageColumns(w)
+	stage := stageName(w.Table.Name, cols)
+	var def strings.Builder
+	def.WriteString(`CREATE TEMP TABLE IF NOT EXISTS ` + d.Quote(stage) + ` (exactly_op "char" NOT NULL`)
+	for _, c := range cols {
+		def.WriteString(", " + d.Quote(c) + " text")
+	}
+	def.WriteString(") ON COMMIT DELETE ROWS")
+	if _, err := tx.ExecContext(ctx, def.String()); err != nil {
+		return fmt.Errorf("creating staging table: %w", err)
+	}
+	rows := make([][]any, 0, len(w.Upserts)+len(w.Deletes))
+	pos := map[string]int{}
+	for i, c := range cols {
+		pos[c] = i + 1
+	}
+	for _, r := range w.Upserts {
+		row := make([]any, len(cols)+1)
+		row[0] = "u"
+		for i, c := range w.Columns {
+			row[pos[c]] = text(r[i])
+		}
+		rows = append(rows, row)
+	}
+	for i, k := range w.Deletes {
+		row := make([]any, len(cols)+1)
+		row[0] = "d"
+		for j, c := range w.Keys {
+			row[pos[c]] = text(k[j])
+		}
+		if w.Version != "" {
+			row[pos[w.Version]] = text(w.DeleteVersions[i])
+		}
+		rows = append(rows, row)
+	}
+	err := tx.Conn.Raw(func(dc any) error {
+		pc := dc.(*stdlib.Conn).Conn()
+		_, err := pc.CopyFrom(ctx, pgx.Identifier{stage}, append([]string{"exactly_op"}, cols...), pgx.CopyFromRows(rows))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("copying into staging table: %w", err)
+	}
+	t := d.Quote(w.Table.Name)
+	cast := func(c string) string {
+		col := w.Table.Column(c)
+		return "s." + d.Quote(c) + "::" + col.Type
+	}
+	if len(w.Upserts) > 0 {
+		sel := make([]string, len(w.Columns))
+		for i, c := range w.Columns {
+			sel[i] = cast(c)
+		}
+		q := "INSERT INTO " + t + " AS t (" + d.list(w.Columns, "") + ") SELECT " + strings.Join(sel, ", ") +
+			" FROM " + d.Quote(stage) + " s WHERE s.exactly_op = 'u'"
+		if !w.Append {
+			set := make([]string, len(w.Columns))
+			for i, c := range w.Columns {
+				set[i] = d.Quote(c) + " = EXCLUDED." + d.Quote(c)
+			}
+			q += " ON CONFLICT (" + d.list(w.Keys, "") + ") DO UPDATE SET " + strings.Join(set, ", ")
+			if w.Version != "" {
+				v := d.Quote(w.Version)
+				q += " WHERE EXCLUDED." + v + " IS NULL OR t." + v + " IS NULL OR t." + v + " <= EXCLUDED." + v
+			}
+		}
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("upserting: %w", err)
+		}
+	}
+	if len(w.Deletes) > 0 {
+		var where []string
+		for _, k := range w.Keys {
+			where = append(where, "t."+d.Quote(k)+" = "+cast(k))
+		}
+		q := "DELETE FROM " + t + " AS t USING " + d.Quote(stage) + " s WHERE s.exactly_op = 'd' AND " + strings.Join(where, " AND ")
+		if w.Version != "" {
+			v := d.Quote(w.Version)
+			q += " AND (s." + v + " IS NULL OR t." + v + " IS NULL OR t." + v + " <= " + cast(w.Version) + ")"
+		}
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("deleting: %w", err)
+		}
+	}
+	return nil
+}
+
+// stageColumns are the written columns plus the key and version columns a
+// delete needs.
+func stageColumns(w *exactly.TableWrite) []string {
+	seen := map[string]bool{}
+	var cols []string
+	add := func(c string) {
+		if c != "" && !seen[c] {
+			seen[c] = true
+			cols = append(cols, c)
+		}
+	}
+	for _, c := range w.Columns {
+		add(c)
+	}
+	for _, c := range w.Keys {
+		add(c)
+	}
+	add(w.Version)
+	return cols
+}
+
+func stageName(table string, cols []string) string {
+	h := sha1.Sum([]byte(table + "\x00" + strings.Join(cols, "\x00")))
+	return "exactly_stage_" + hex.EncodeToString(h[:8])
+}
+
+// text renders a value in PostgreSQL's text input form; the apply
+// statement casts it to the column's type.
+func text(v any) any {
+	switch x := v.(type) {
+	case nil:
+		return nil
+	case string:
+		return x
+	case bool:
+		return strconv.FormatBool(x)
+	case int64:
+		return strconv.FormatInt(x, 10)
+	case float64:
+		return strconv.FormatFloat(x, 'g', -1, 64)
+	case []byte:
+		return `\x` + hex.EncodeToString(x)
+	case time.Time:
+		return x.Format(time.RFC3339Nano)
+	case exactly.Decimal:
+		return string(x)
+	case exactly.JSON:
+		return string(x)
+	}
+	return fmt.Sprint(v)
+}
+
+// Classify implements exactly.Dialect.
+func (*Dialect) Classify(err error) exactly.ErrorKind {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch {
+		case pe.Code == "40P01" || pe.Code == "40001":
+			return exactly.ErrConflict
+		case strings.HasPrefix(pe.Code, "22") || strings.HasPrefix(pe.Code, "23"):
+			return exactly.ErrData
+		case strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03":
+			return exactly.ErrConnection
+		}
+		return exactly.ErrOther
+	}
+	if errors.Is(err, sql.ErrConnDone) || errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err) {
+		return exactly.ErrConnection
+	}
+	return exactly.ErrConnection // not a server error: the wire failed
+}

@@ -1,0 +1,240 @@
+// Package sqlite is the SQLite dialect (modernc.org/sqlite, pure Go): the
+// embedded default sink. Writes run in BEGIN IMMEDIATE transactions, so a
+// second writer waits for the lock instead of failing to upgrade a read
+// transaction (SQLITE_BUSY despite busy_timeout).
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strings"
+	"time"
+
+	"modernc.org/sqlite"
+
+	"github.com/exactly/exactly"
+)
+
+// Dialect is the SQLite dialect.
+type Dialect struct{}
+
+var _ exactly.Dialect = (*Dialect)(nil)
+
+// Name implements exactly.Dialect.
+func (*Dialect) Name() string { return "sqlite" }
+
+// Open opens the database file with WAL, a busy timeout and immediate
+// write transactions. The DSN is a file path or a file: URI.
+func (*Dialect) Open(ctx context.Context, cfg exactly.SinkConfig) (*sql.DB, error) {
+	db, err := sql.Open("sqlite", DSN(cfg.DSN))
+	if err != nil {
+		return nil, err
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// DSN adds the settings exactly needs to a SQLite file path.
+func DSN(path string) string {
+	path = strings.TrimPrefix(path, "sqlite://")
+	sep := "?"
+	if strings.Contains(path, "?") {
+		sep = "&"
+	}
+	return path + sep + "_pragma=busy_timeout(30000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate&_time_format=sqlite"
+}
+
+// Placeholder implements exactly.Dialect.
+func (*Dialect) Placeholder(int) string { return "?" }
+
+// Quote implements exactly.Dialect.
+func (*Dialect) Quote(ident string) string { return QuoteDotted(ident, '"') }
+
+// QuoteDotted quotes each dot-separated part of a name with q, doubling q
+// inside it.
+func QuoteDotted(ident string, q byte) string {
+	parts := strings.Split(ident, ".")
+	for i, p := range parts {
+		parts[i] = string(q) + strings.ReplaceAll(p, string(q), string(q)+string(q)) + string(q)
+	}
+	return strings.Join(parts, ".")
+}
+
+// LedgerDDL implements exactly.Dialect.
+func (*Dialect) LedgerDDL() []string {
+	return []string{
+		`CREATE TABLE IF NOT EXISTS exactly_offsets (
+			pipeline TEXT NOT NULL, topic TEXT NOT NULL, "partition" INTEGER NOT NULL,
+			next_offset INTEGER NOT NULL, writer TEXT NOT NULL, updated_at TEXT NOT NULL,
+			PRIMARY KEY (pipeline, topic, "partition"))`,
+		`CREATE TABLE IF NOT EXISTS exactly_batches (
+			batch_id TEXT PRIMARY KEY, pipeline TEXT NOT NULL, topic TEXT NOT NULL, "partition" INTEGER NOT NULL,
+			from_offset INTEGER NOT NULL, to_offset INTEGER NOT NULL, min_offset INTEGER, max_offset INTEGER,
+			records INTEGER NOT NULL, upserted INTEGER NOT NULL, deleted INTEGER NOT NULL, skipped INTEGER NOT NULL,
+			dead_lettered INTEGER NOT NULL, hash TEXT NOT NULL, status TEXT NOT NULL, error TEXT,
+			writer TEXT NOT NULL, started_at TEXT NOT NULL, committed_at TEXT)`,
+		`CREATE INDEX IF NOT EXISTS exactly_batches_range ON exactly_batches (pipeline, topic, "partition", from_offset)`,
+		`CREATE INDEX IF NOT EXISTS exactly_batches_status ON exactly_batches (pipeline, status, started_at)`,
+		`CREATE TABLE IF NOT EXISTS exactly_dead_letters (
+			id INTEGER PRIMARY KEY AUTOINCREMENT, pipeline TEXT NOT NULL, batch_id TEXT NOT NULL,
+			topic TEXT NOT NULL, "partition" INTEGER NOT NULL, "offset" INTEGER NOT NULL,
+			record_key BLOB, record_value BLOB, headers TEXT, error TEXT NOT NULL, created_at TEXT NOT NULL)`,
+		`CREATE INDEX IF NOT EXISTS exactly_dead_letters_at ON exactly_dead_letters (pipeline, topic, "partition", "offset")`,
+	}
+}
+
+// InsertIfAbsent implements exactly.Dialect.
+func (d *Dialect) InsertIfAbsent(table string, columns []string) string {
+	return "INSERT OR IGNORE INTO " + d.Quote(table) + " (" + d.list(columns) + ") VALUES (" + marks(len(columns)) + ")"
+}
+
+func (d *Dialect) list(cols []string) string {
+	q := make([]string, len(cols))
+	for i, c := range cols {
+		q[i] = d.Quote(c)
+	}
+	return strings.Join(q, ", ")
+}
+
+func marks(n int) string { return strings.TrimSuffix(strings.Repeat("?, ", n), ", ") }
+
+// Describe implements exactly.Dialect.
+func (d *Dialect) Describe(ctx context.Context, q exactly.Querier, table string) (*exactly.Table, error) {
+	rows, err := q.QueryContext(ctx, "SELECT name, type, \"notnull\", pk FROM pragma_table_info(?)", table)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	t := &exactly.Table{Name: table}
+	var pk []struct {
+		pos  int
+		name string
+	}
+	for rows.Next() {
+		var c exactly.Column
+		var notNull, pos int
+		if err := rows.Scan(&c.Name, &c.Type, &notNull, &pos); err != nil {
+			return nil, err
+		}
+		c.Nullable = notNull == 0
+		t.Columns = append(t.Columns, c)
+		if pos > 0 {
+			pk = append(pk, struct {
+				pos  int
+				name string
+			}{pos, c.Name})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(t.Columns) == 0 {
+		return nil, nil
+	}
+	t.Key = make([]string, len(pk))
+	for _, p := range pk {
+		t.Key[p.pos-1] = p.name
+	}
+	return t, nil
+}
+
+// Apply implements exactly.Dialect: one prepared statement per kind,
+// executed per row inside the transaction (SQLite is in-process, so a
+// statement costs microseconds, not a round trip).
+func (d *Dialect) Apply(ctx context.Context, tx *exactly.Tx, w *exactly.TableWrite) error {
+	t := d.Quote(w.Table.Name)
+	if len(w.Upserts) > 0 {
+		q := "INSERT INTO " + t + " AS t (" + d.list(w.Columns) + ") VALUES (" + marks(len(w.Columns)) + ")"
+		if !w.Append {
+			var set []string
+			for _, c := range w.Columns {
+				set = append(set, d.Quote(c)+" = excluded."+d.Quote(c))
+			}
+			q += " ON CONFLICT (" + d.list(w.Keys) + ") DO UPDATE SET " + strings.Join(set, ", ")
+			if w.Version != "" {
+				v := d.Quote(w.Version)
+				q += " WHERE excluded." + v + " IS NULL OR t." + v + " IS NULL OR t." + v + " <= excluded." + v
+			}
+		}
+		stmt, err := tx.PrepareContext(ctx, q)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, row := range w.Upserts {
+			if _, err := stmt.ExecContext(ctx, values(row)...); err != nil {
+				return err
+			}
+		}
+	}
+	if len(w.Deletes) > 0 {
+		var where []string
+		for _, k := range w.Keys {
+			where = append(where, d.Quote(k)+" = ?")
+		}
+		q := "DELETE FROM " + t + " WHERE " + strings.Join(where, " AND ")
+		if w.Version != "" {
+			v := d.Quote(w.Version)
+			q += " AND (? IS NULL OR " + v + " IS NULL OR " + v + " <= ?)"
+		}
+		stmt, err := tx.PrepareContext(ctx, q)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for i, key := range w.Deletes {
+			args := values(key)
+			if w.Version != "" {
+				v := value(w.DeleteVersions[i])
+				args = append(args, v, v)
+			}
+			if _, err := stmt.ExecContext(ctx, args...); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func values(row []any) []any {
+	out := make([]any, len(row))
+	for i, v := range row {
+		out[i] = value(v)
+	}
+	return out
+}
+
+func value(v any) any {
+	switch x := v.(type) {
+	case bool:
+		if x {
+			return int64(1)
+		}
+		return int64(0)
+	case time.Time:
+		return x.UTC().Format(time.RFC3339Nano)
+	case exactly.Decimal:
+		return string(x)
+	case exactly.JSON:
+		return string(x)
+	}
+	return v
+}
+
+// Classify implements exactly.Dialect.
+func (*Dialect) Classify(err error) exactly.ErrorKind {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case 5, 6: // SQLITE_BUSY, SQLITE_LOCKED
+			return exactly.ErrConflict
+		case 19, 20, 25: // CONSTRAINT, MISMATCH, RANGE
+			return exactly.ErrData
+		}
+	}
+	return exactly.ErrOther
+}

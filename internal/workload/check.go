@@ -1,0 +1,248 @@
+package workload
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Model is the expected state of the workload's tables.
+type Model struct {
+	Customers map[int64]string // id → "name|balance|version"
+	Orders    map[int64]string // id → "customer_id|amount|status"
+	Events    map[int64]string // event_id → "kind|customer_id"
+	Records   int
+}
+
+// Expect applies records in partition order to an empty model: upserts
+// replace by key, tombstones delete, events append.
+func Expect(recs []*kgo.Record) (*Model, error) {
+	m := &Model{Customers: map[int64]string{}, Orders: map[int64]string{}, Events: map[int64]string{}}
+	for _, r := range recs {
+		m.Records++
+		var v map[string]any
+		if r.Value != nil {
+			dec := json.NewDecoder(strings.NewReader(string(r.Value)))
+			dec.UseNumber()
+			if err := dec.Decode(&v); err != nil {
+				return nil, fmt.Errorf("%s[%d]@%d: %w", r.Topic, r.Partition, r.Offset, err)
+			}
+		}
+		switch r.Topic {
+		case TopicCustomers:
+			var k struct{ ID int64 }
+			if err := json.Unmarshal(r.Key, &k); err != nil {
+				return nil, err
+			}
+			if v == nil {
+				delete(m.Customers, k.ID)
+			} else {
+				m.Customers[k.ID] = join(v["name"], v["balance"], v["version"])
+			}
+		case TopicOrders:
+			id, err := strconv.ParseInt(string(r.Key), 10, 64)
+			if err != nil {
+				return nil, err
+			}
+			if v == nil {
+				delete(m.Orders, id)
+			} else {
+				m.Orders[id] = join(v["customer_id"], v["amount"], v["status"])
+			}
+		case TopicEvents:
+			id, _ := v["event_id"].(json.Number).Int64()
+			m.Events[id] = join(v["kind"], v["customer_id"])
+		}
+	}
+	return m, nil
+}
+
+func join(vs ...any) string {
+	s := make([]string, len(vs))
+	for i, v := range vs {
+		if v == nil {
+			s[i] = "NULL"
+		} else {
+			s[i] = fmt.Sprint(v)
+		}
+	}
+	return strings.Join(s, "|")
+}
+
+// Finding counts what differs between the model and a table, in the
+// vocabulary of FAULTS.md.
+type Finding struct {
+	Table     string
+	Expected  int      // rows the model holds
+	Found     int      // rows the table holds
+	Lost      int      // expected rows missing, or holding an older value
+	Duplicate int      // rows present twice, or present though deleted
+	Samples   []string // a few coordinates of what differs
+}
+
+// OK is true when nothing is lost or doubled.
+func (f Finding) OK() bool { return f.Lost == 0 && f.Duplicate == 0 && f.Expected == f.Found }
+
+// Check compares the model with the real tables.
+func Check(ctx context.Context, db *sql.DB, m *Model) ([]Finding, error) {
+	specs := []struct {
+		table, query string
+		want         map[int64]string
+	}{
+		{TableCustomers, "SELECT id, name, balance, version FROM " + TableCustomers, m.Customers},
+		{TableOrders, "SELECT id, customer_id, amount, status FROM " + TableOrders, m.Orders},
+		{TableEvents, "SELECT event_id, kind, customer_id FROM " + TableEvents, m.Events},
+	}
+	var out []Finding
+	for _, sp := range specs {
+		f := Finding{Table: sp.table, Expected: len(sp.want)}
+		rows, err := db.QueryContext(ctx, sp.query)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", sp.table, err)
+		}
+		seen := map[int64]int{}
+		for rows.Next() {
+			var id int64
+			vals := make([]sql.NullString, strings.Count(sp.query, ",")) // columns after the id
+			dest := []any{&id}
+			for i := range vals {
+				dest = append(dest, &vals[i])
+			}
+			if err := rows.Scan(dest...); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			f.Found++
+			seen[id]++
+			got := make([]any, len(vals))
+			for i, v := range vals {
+				if v.Valid {
+					got[i] = v.String
+				}
+			}
+			want, ok := sp.want[id]
+			switch {
+			case seen[id] > 1:
+				f.Duplicate++
+				f.sample("%s id %d present %d times", sp.table, id, seen[id])
+			case !ok:
+				f.Duplicate++
+				f.sample("%s id %d present but deleted or never produced", sp.table, id)
+			case join(got...) != want:
+				f.Lost++
+				f.sample("%s id %d holds %q, expected %q", sp.table, id, join(got...), want)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		for id := range sp.want {
+			if seen[id] == 0 {
+				f.Lost++
+				f.sample("%s id %d missing", sp.table, id)
+			}
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+func (f *Finding) sample(format string, args ...any) {
+	if len(f.Samples) < 5 {
+		f.Samples = append(f.Samples, fmt.Sprintf(format, args...))
+	}
+}
+
+// Ledger summarises the ledger of a pipeline.
+type Ledger struct {
+	Batches  int      // committed batches
+	Failed   int      // failed batch rows (the audit trail of retries)
+	Records  int64    // records counted by committed batches
+	Breaks   []string // gaps or overlaps in a partition's chain
+	AtEnd    bool     // every partition's next_offset reached its end offset
+	Lagging  []string // partitions whose next_offset is short of the end
+	ChainsOK bool
+}
+
+// CheckLedger reads exactly_batches and exactly_offsets of a pipeline and
+// checks that, per partition, committed batches chain from the first
+// offset to next_offset without gap or overlap, and that next_offset
+// reached the given end offsets.
+func CheckLedger(ctx context.Context, db *sql.DB, q func(string) string, pipeline string, ends map[string]map[int32]int64) (*Ledger, error) {
+	l := &Ledger{AtEnd: true, ChainsOK: true}
+	rows, err := db.QueryContext(ctx, q(`SELECT topic, "partition", from_offset, to_offset, records, status FROM exactly_batches WHERE pipeline = ? ORDER BY topic, "partition", from_offset`), pipeline)
+	if err != nil {
+		return nil, fmt.Errorf("reading exactly_batches: %w", err)
+	}
+	type tp struct {
+		t string
+		p int32
+	}
+	last := map[tp]int64{}
+	for rows.Next() {
+		var k tp
+		var from, to, recs int64
+		var status string
+		if err := rows.Scan(&k.t, &k.p, &from, &to, &recs, &status); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		if status != "committed" {
+			l.Failed++
+			continue
+		}
+		l.Batches++
+		l.Records += recs
+		prev, ok := last[k]
+		if !ok {
+			prev = 0
+		}
+		if from != prev {
+			l.ChainsOK = false
+			l.Breaks = append(l.Breaks, fmt.Sprintf("%s[%d]: batch starts at %d, previous ended at %d", k.t, k.p, from, prev))
+		}
+		last[k] = to
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	offs, err := db.QueryContext(ctx, q(`SELECT topic, "partition", next_offset FROM exactly_offsets WHERE pipeline = ?`), pipeline)
+	if err != nil {
+		return nil, fmt.Errorf("reading exactly_offsets: %w", err)
+	}
+	stored := map[tp]int64{}
+	for offs.Next() {
+		var k tp
+		var next int64
+		if err := offs.Scan(&k.t, &k.p, &next); err != nil {
+			offs.Close()
+			return nil, err
+		}
+		stored[k] = next
+		if last[k] != next {
+			l.ChainsOK = false
+			l.Breaks = append(l.Breaks, fmt.Sprintf("%s[%d]: next_offset %d but the last committed batch ends at %d", k.t, k.p, next, last[k]))
+		}
+	}
+	offs.Close()
+	var keys []string
+	for t, ps := range ends {
+		for p, end := range ps {
+			if end > 0 && stored[tp{t, p}] < end {
+				l.AtEnd = false
+				keys = append(keys, fmt.Sprintf("%s[%d] at %d of %d", t, p, stored[tp{t, p}], end))
+			}
+		}
+	}
+	sort.Strings(keys)
+	l.Lagging = keys
+	return l, offs.Err()
+}

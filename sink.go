@@ -1,0 +1,507 @@
+package exactly
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Sink is the database side of a pipeline. Commit is the one place where a
+// batch's rows, its ledger row and its offset advance are written together.
+type Sink struct {
+	cfg     *Config
+	d       Dialect
+	db      *sql.DB
+	log     *slog.Logger
+	writer  string
+	decode  func(*TableRule) (Decoder, error)
+	mu      sync.Mutex
+	tables  map[string]*Table
+	decs    map[*TableRule]Decoder
+	batchNo atomic.Uint64
+}
+
+// NewSink opens the sink database and creates the ledger tables.
+// newDecoder builds the decoder of a table rule.
+func NewSink(ctx context.Context, cfg *Config, d Dialect, newDecoder func(*TableRule) (Decoder, error), log *slog.Logger) (*Sink, error) {
+	db, err := d.Open(ctx, cfg.Sink)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s sink: %w", d.Name(), err)
+	}
+	db.SetMaxOpenConns(cfg.Sink.MaxConns + 1)
+	host, _ := os.Hostname()
+	s := &Sink{cfg: cfg, d: d, db: db, log: log, decode: newDecoder,
+		writer: fmt.Sprintf("%s:%d", host, os.Getpid()),
+		tables: map[string]*Table{}, decs: map[*TableRule]Decoder{}}
+	for _, rule := range cfg.Tables {
+		rule := rule
+		if _, err := newDecoder(&rule); err != nil {
+			db.Close()
+			return nil, &ConfigError{File: cfg.File, Field: "tables: " + rule.Topics, Expected: err.Error()}
+		}
+	}
+	if err := s.EnsureLedger(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// DB returns the sink's pool, for read-only audit commands and tests.
+func (s *Sink) DB() *sql.DB { return s.db }
+
+// Dialect returns the sink's dialect.
+func (s *Sink) Dialect() Dialect { return s.d }
+
+// Writer names this process in ledger rows.
+func (s *Sink) Writer() string { return s.writer }
+
+// SetWriter replaces the writer name (e.g. to add the group member).
+func (s *Sink) SetWriter(w string) { s.writer = w }
+
+// Close closes the pool.
+func (s *Sink) Close() error { return s.db.Close() }
+
+// EnsureLedger creates the ledger tables if they are missing.
+func (s *Sink) EnsureLedger(ctx context.Context) error {
+	for _, stmt := range s.d.LedgerDDL() {
+		if _, err := s.db.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("creating ledger tables: %w (statement: %s)", err, stmt)
+		}
+	}
+	return nil
+}
+
+func (s *Sink) decoder(rule *TableRule) Decoder {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.decs[rule]
+	if d == nil {
+		d, _ = s.decode(rule) // validated in NewSink
+		s.decs[rule] = d
+	}
+	return d
+}
+
+// TP names a topic partition.
+type TP struct {
+	Topic     string
+	Partition int32
+}
+
+func (tp TP) String() string { return fmt.Sprintf("%s[%d]", tp.Topic, tp.Partition) }
+
+// LoadOffsets returns the stored next_offset of each partition that has a
+// row. Partitions without a row are absent from the map.
+func (s *Sink) LoadOffsets(ctx context.Context, tps []TP) (map[TP]int64, error) {
+	q := s.rebind(fmt.Sprintf("SELECT %s FROM exactly_offsets WHERE %s = ? AND %s = ? AND %s = ?",
+		s.d.Quote("next_offset"), s.d.Quote("pipeline"), s.d.Quote("topic"), s.d.Quote("partition")))
+	out := make(map[TP]int64, len(tps))
+	for _, tp := range tps {
+		var next int64
+		err := s.db.QueryRowContext(ctx, q, s.cfg.Pipeline, tp.Topic, tp.Partition).Scan(&next)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading exactly_offsets for %s: %w", tp, err)
+		}
+		out[tp] = next
+	}
+	return out, nil
+}
+
+// SeedOffset creates the partition's offsets row at next unless a row
+// exists, and returns the stored next_offset (another instance may have
+// seeded it first).
+func (s *Sink) SeedOffset(ctx context.Context, tp TP, next int64) (int64, error) {
+	q := s.rebind(s.d.InsertIfAbsent("exactly_offsets", []string{"pipeline", "topic", "partition", "next_offset", "writer", "updated_at"}))
+	if _, err := s.db.ExecContext(ctx, q, s.cfg.Pipeline, tp.Topic, tp.Partition, next, s.writer, time.Now().UTC()); err != nil {
+		return 0, fmt.Errorf("seeding exactly_offsets for %s at %d: %w", tp, next, err)
+	}
+	got, err := s.LoadOffsets(ctx, []TP{tp})
+	if err != nil {
+		return 0, err
+	}
+	stored, ok := got[tp]
+	if !ok {
+		return 0, fmt.Errorf("seeding exactly_offsets for %s: row missing after insert", tp)
+	}
+	return stored, nil
+}
+
+// Outcome is what happened to one partition batch in Commit.
+type Outcome struct {
+	Batch *PartitionBatch
+	// Committed is true when the batch's rows, ledger row and offset
+	// advance are durable.
+	Committed bool
+	// Err says why not: a *FencedError, a halt (*RecordError), or the
+	// transaction's error.
+	Err error
+}
+
+// Commit applies the batches in one transaction: per partition the fence
+// (the offset row must still say From), then every table's rows, the dead
+// letters, the ledger rows and the offset advance to To. A fenced
+// partition is dropped and the rest retried, so one stale partition does
+// not cost the others their cycle. A transaction that fails is recorded as
+// failed in the ledger and its batches reported as not committed; the
+// caller re-reads them from the stored offsets.
+//
+// ctx bounds the whole call; a transaction in flight when ctx ends is
+// rolled back by the database, and its outcome is read back from the
+// ledger before Commit returns.
+func (s *Sink) Commit(ctx context.Context, batches []*PartitionBatch) []Outcome {
+	sort.Slice(batches, func(i, j int) bool {
+		if batches[i].Topic != batches[j].Topic {
+			return batches[i].Topic < batches[j].Topic
+		}
+		return batches[i].Partition < batches[j].Partition
+	})
+	var out []Outcome
+	live := make([]*PartitionBatch, 0, len(batches))
+	for _, b := range batches {
+		s.prepare(b)
+		b.BatchID = s.newBatchID()
+		if len(b.Records) == 0 {
+			// Nothing before the halting record: nothing to commit.
+			out = append(out, Outcome{Batch: b, Err: b.Halt})
+			continue
+		}
+		live = append(live, b)
+	}
+	for attempt := 0; len(live) > 0; attempt++ {
+		fenced, err := s.commitOnce(ctx, live)
+		if err == nil {
+			for _, b := range live {
+				var e error
+				if b.Halt != nil {
+					e = b.Halt
+				}
+				out = append(out, Outcome{Batch: b, Committed: true, Err: e})
+			}
+			return out
+		}
+		if len(fenced) > 0 {
+			keep := live[:0]
+			for _, b := range live {
+				if fe, ok := fenced[TP{b.Topic, b.Partition}]; ok {
+					out = append(out, Outcome{Batch: b, Err: fe})
+				} else {
+					keep = append(keep, b)
+				}
+			}
+			live = keep
+			continue
+		}
+		if s.d.Classify(err) == ErrConflict && attempt < 5 && ctx.Err() == nil {
+			s.log.Debug("retrying batch transaction after a conflict", "err", err, "attempt", attempt+1)
+			continue
+		}
+		s.recordFailed(live, err)
+		for _, b := range live {
+			out = append(out, Outcome{Batch: b, Err: err})
+		}
+		return out
+	}
+	return out
+}
+
+// commitOnce runs one transaction. It returns the fenced partitions (the
+// transaction then rolled back) or an error; nil, nil means committed.
+func (s *Sink) commitOnce(ctx context.Context, batches []*PartitionBatch) (map[TP]*FencedError, error) {
+	tables, err := s.describeAll(ctx, batches)
+	if err != nil {
+		return nil, err
+	}
+	writes, err := s.plan(batches, tables)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to the sink: %w", err)
+	}
+	defer conn.Close()
+	sqlTx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("beginning batch transaction: %w", err)
+	}
+	tx := &Tx{Tx: sqlTx, Conn: conn}
+	committed := false
+	defer func() {
+		if !committed {
+			_ = sqlTx.Rollback()
+		}
+	}()
+	Failpoint("before_write")
+
+	// The fence first: it locks the offset rows in a fixed order, so a
+	// zombie holding a stale From blocks here, then finds 0 rows and rolls
+	// back instead of applying its batch a second time.
+	now := time.Now().UTC()
+	fence := s.rebind(fmt.Sprintf("UPDATE exactly_offsets SET %s = ?, %s = ?, %s = ? WHERE %s = ? AND %s = ? AND %s = ? AND %s = ?",
+		s.d.Quote("next_offset"), s.d.Quote("writer"), s.d.Quote("updated_at"),
+		s.d.Quote("pipeline"), s.d.Quote("topic"), s.d.Quote("partition"), s.d.Quote("next_offset")))
+	var fenced map[TP]*FencedError
+	for _, b := range batches {
+		res, err := tx.ExecContext(ctx, fence, b.To, s.writer, now, s.cfg.Pipeline, b.Topic, b.Partition, b.From)
+		if err != nil {
+			return nil, fmt.Errorf("advancing offset of %s[%d] from %d to %d: %w", b.Topic, b.Partition, b.From, b.To, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return nil, fmt.Errorf("advancing offset of %s[%d]: %w", b.Topic, b.Partition, err)
+		} else if n != 1 {
+			stored := int64(-1)
+			q := s.rebind(fmt.Sprintf("SELECT %s FROM exactly_offsets WHERE %s = ? AND %s = ? AND %s = ?",
+				s.d.Quote("next_offset"), s.d.Quote("pipeline"), s.d.Quote("topic"), s.d.Quote("partition")))
+			_ = tx.QueryRowContext(ctx, q, s.cfg.Pipeline, b.Topic, b.Partition).Scan(&stored)
+			if fenced == nil {
+				fenced = map[TP]*FencedError{}
+			}
+			fenced[TP{b.Topic, b.Partition}] = &FencedError{Topic: b.Topic, Partition: b.Partition, Want: b.From, Stored: stored}
+		}
+	}
+	if fenced != nil {
+		return fenced, errors.New("fenced")
+	}
+	for _, w := range writes {
+		if err := s.d.Apply(ctx, tx, w); err != nil {
+			return nil, fmt.Errorf("writing table %s: %w", w.Table.Name, err)
+		}
+	}
+	if err := s.insertDeadLetters(ctx, tx, batches); err != nil {
+		return nil, err
+	}
+	if err := s.insertLedger(ctx, tx, batches, "committed", "", now); err != nil {
+		return nil, err
+	}
+	Failpoint("before_commit")
+	err = sqlTx.Commit()
+	committed = true
+	if err != nil {
+		// The outcome is unknown: the COMMIT may have reached the server.
+		// Never retry blindly; the ledger is the witness.
+		ok, rerr := s.resolveCommit(ctx, batches)
+		if rerr != nil {
+			return nil, fmt.Errorf("commit outcome unknown (%v) and reading it back failed: %w", err, rerr)
+		}
+		if !ok {
+			return nil, fmt.Errorf("committing batch transaction: %w", err)
+		}
+		s.log.Warn("commit reported an error but the ledger shows it committed", "err", err)
+	}
+	Failpoint("after_commit")
+	return nil, nil
+}
+
+// resolveCommit reads the offsets of a transaction whose COMMIT failed:
+// all at To means it committed, all at From means it did not. It retries
+// the read until ctx ends, because guessing either way loses or doubles.
+func (s *Sink) resolveCommit(ctx context.Context, batches []*PartitionBatch) (bool, error) {
+	tps := make([]TP, len(batches))
+	for i, b := range batches {
+		tps[i] = TP{b.Topic, b.Partition}
+	}
+	delay := 100 * time.Millisecond
+	for {
+		got, err := s.LoadOffsets(ctx, tps)
+		if err == nil {
+			committed := 0
+			for _, b := range batches {
+				if got[TP{b.Topic, b.Partition}] == b.To {
+					committed++
+				}
+			}
+			return committed == len(batches) && committed > 0, nil
+		}
+		if ctx.Err() != nil {
+			return false, err
+		}
+		time.Sleep(delay)
+		if delay < 2*time.Second {
+			delay *= 2
+		}
+	}
+}
+
+func (s *Sink) describeAll(ctx context.Context, batches []*PartitionBatch) (map[string]*Table, error) {
+	out := map[string]*Table{}
+	for _, b := range batches {
+		for _, c := range b.changes {
+			if out[c.table] != nil {
+				continue
+			}
+			t, err := s.Table(ctx, c.table)
+			if err != nil {
+				return nil, err
+			}
+			out[c.table] = t
+		}
+	}
+	return out, nil
+}
+
+// Table describes a target table, caching the answer.
+func (s *Sink) Table(ctx context.Context, name string) (*Table, error) {
+	s.mu.Lock()
+	t := s.tables[name]
+	s.mu.Unlock()
+	if t != nil {
+		return t, nil
+	}
+	t, err := s.d.Describe(ctx, s.db, name)
+	if err != nil {
+		return nil, fmt.Errorf("describing table %s: %w", name, err)
+	}
+	if t == nil {
+		return nil, fmt.Errorf("table %s does not exist in the %s sink: create it, or set create: true on its table rule", name, s.d.Name())
+	}
+	s.mu.Lock()
+	s.tables[name] = t
+	s.mu.Unlock()
+	return t, nil
+}
+
+// Forget drops a cached table description (after DDL changed it).
+func (s *Sink) Forget(name string) {
+	s.mu.Lock()
+	delete(s.tables, name)
+	s.mu.Unlock()
+}
+
+var ledgerColumns = []string{"batch_id", "pipeline", "topic", "partition", "from_offset", "to_offset",
+	"min_offset", "max_offset", "records", "upserted", "deleted", "skipped", "dead_lettered",
+	"hash", "status", "error", "writer", "started_at", "committed_at"}
+
+func (s *Sink) insertLedger(ctx context.Context, q Querier, batches []*PartitionBatch, status, errText string, now time.Time) error {
+	stmt := s.insertSQL("exactly_batches", ledgerColumns)
+	for _, b := range batches {
+		var committedAt any
+		if status == "committed" || status == "replayed" {
+			committedAt = now
+		}
+		var errv any
+		if errText != "" {
+			errv = errText
+		}
+		if _, err := q.ExecContext(ctx, stmt, b.BatchID, s.cfg.Pipeline, b.Topic, b.Partition, b.From, b.To,
+			nullOffset(b.MinOffset), nullOffset(b.MaxOffset), len(b.Records), b.Upserted, b.Deleted, b.Skipped,
+			len(b.DeadLetters), b.Hash, status, errv, s.writer, b.StartedAt, committedAt); err != nil {
+			return fmt.Errorf("writing ledger row for %s[%d] %d..%d: %w", b.Topic, b.Partition, b.From, b.To, err)
+		}
+	}
+	return nil
+}
+
+func nullOffset(o int64) any {
+	if o < 0 {
+		return nil
+	}
+	return o
+}
+
+var deadLetterColumns = []string{"pipeline", "batch_id", "topic", "partition", "offset", "record_key", "record_value", "headers", "error", "created_at"}
+
+func (s *Sink) insertDeadLetters(ctx context.Context, q Querier, batches []*PartitionBatch) error {
+	stmt := s.insertSQL("exactly_dead_letters", deadLetterColumns)
+	now := time.Now().UTC()
+	for _, b := range batches {
+		for _, dl := range b.DeadLetters {
+			r := dl.Record
+			var hdr any
+			if len(r.Headers) > 0 {
+				m := make([]map[string]string, len(r.Headers))
+				for i, h := range r.Headers {
+					m[i] = map[string]string{"key": h.Key, "value": string(h.Value)}
+				}
+				j, _ := json.Marshal(m)
+				hdr = string(j)
+			}
+			var key, val any
+			if r.Key != nil {
+				key = r.Key
+			}
+			if r.Value != nil {
+				val = r.Value
+			}
+			if _, err := q.ExecContext(ctx, stmt, s.cfg.Pipeline, b.BatchID, r.Topic, r.Partition, r.Offset, key, val, hdr,
+				(&RecordError{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: dl.Err}).Error(), now); err != nil {
+				return fmt.Errorf("writing dead letter %s[%d]@%d: %w", r.Topic, r.Partition, r.Offset, err)
+			}
+		}
+	}
+	return nil
+}
+
+// recordFailed writes failed ledger rows in their own transaction, for the
+// audit trail. It is best effort: the database may be what failed.
+func (s *Sink) recordFailed(batches []*PartitionBatch, cause error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	msg := cause.Error()
+	if len(msg) > 2000 {
+		msg = msg[:2000]
+	}
+	if err := s.insertLedger(ctx, s.db, batches, "failed", msg, time.Now().UTC()); err != nil {
+		s.log.Debug("could not record failed batch in the ledger", "err", err)
+	}
+	for _, b := range batches {
+		b.BatchID = s.newBatchID() // the retry gets its own row
+	}
+}
+
+func (s *Sink) insertSQL(table string, cols []string) string {
+	q := make([]string, len(cols))
+	ph := make([]string, len(cols))
+	for i, c := range cols {
+		q[i] = s.d.Quote(c)
+		ph[i] = "?"
+	}
+	return s.rebind(fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s)", table, strings.Join(q, ", "), strings.Join(ph, ", ")))
+}
+
+// rebind turns ? placeholders into the dialect's.
+func (s *Sink) rebind(q string) string { return Rebind(s.d, q) }
+
+// Rebind turns ? placeholders into the dialect's own. The query must not
+// contain ? inside string literals.
+func Rebind(d Dialect, q string) string {
+	if d.Placeholder(1) == "?" {
+		return q
+	}
+	var sb strings.Builder
+	n := 0
+	for _, r := range q {
+		if r == '?' {
+			n++
+			sb.WriteString(d.Placeholder(n))
+			continue
+		}
+		sb.WriteRune(r)
+	}
+	return sb.String()
+}
+
+var idPrefix = func() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}()
+
+// newBatchID returns an id that sorts by time and is unique across writers.
+func (s *Sink) newBatchID() string {
+	return fmt.Sprintf("%013x-%s-%06d", time.Now().UnixMilli(), idPrefix, s.batchNo.Add(1)%1000000)
+}
