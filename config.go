@@ -285,6 +285,9 @@ func (c *Config) Validate() error {
 				t.Mode = "cdc"
 			}
 		}
+		if t.Mode == "cdc" && t.Format == "json" {
+			return bad(f("mode"), t.Mode, "format debezium (or avro) for mode cdc: plain json carries no change envelope")
+		}
 		switch t.Mode {
 		case "upsert", "cdc":
 			if len(t.Key) == 0 && t.KeyFrom != "record_key" {
@@ -293,9 +296,6 @@ func (c *Config) Validate() error {
 		case "append":
 		default:
 			return bad(f("mode"), t.Mode, "upsert, append or cdc")
-		}
-		if t.Mode == "cdc" && t.Format == "json" {
-			return bad(f("mode"), t.Mode, "format debezium (or avro) for mode cdc: plain json carries no change envelope")
 		}
 		switch t.KeyFrom {
 		case "", "record_key", "value":

@@ -1,0 +1,106 @@
+// Package testenv gives tests the real services they run against. A service
+// that is not reachable skips the test on a developer machine, and fails it
+// when CI=true: CI never hides a missing database behind a skip.
+package testenv
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	_ "github.com/go-sql-driver/mysql" // registers "mysql"
+	"github.com/jackc/pgx/v5"
+)
+
+// CI reports whether missing services must fail tests.
+func CI() bool { return os.Getenv("CI") == "true" }
+
+// Unavailable skips the test, or fails it under CI=true.
+func Unavailable(t testing.TB, what string, err error) {
+	t.Helper()
+	if CI() {
+		t.Fatalf("%s is required under CI=true: %v", what, err)
+	}
+	t.Skipf("%s not reachable (set CI=true to make this a failure): %v", what, err)
+}
+
+// PostgresDSN returns the DSN of the test PostgreSQL server
+// (EXACTLY_TEST_POSTGRES_DSN, default the local server's test database).
+func PostgresDSN(t testing.TB) string {
+	t.Helper()
+	dsn := os.Getenv("EXACTLY_TEST_POSTGRES_DSN")
+	if dsn == "" {
+		dsn = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		Unavailable(t, "PostgreSQL ("+dsn+")", err)
+	}
+	c.Close(ctx)
+	return dsn
+}
+
+// MySQLDSN returns the go-sql-driver DSN of the test MariaDB/MySQL server
+// (EXACTLY_TEST_MYSQL_DSN, default root@127.0.0.1:3306/test).
+func MySQLDSN(t testing.TB) string {
+	t.Helper()
+	dsn := os.Getenv("EXACTLY_TEST_MYSQL_DSN")
+	if dsn == "" {
+		dsn = "root@tcp(127.0.0.1:3306)/test"
+	}
+	db, err := sql.Open("mysql", dsn)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err = db.PingContext(ctx)
+		cancel()
+		db.Close()
+	}
+	if err != nil {
+		Unavailable(t, "MariaDB/MySQL ("+dsn+")", err)
+	}
+	return dsn
+}
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// Binary builds the exactly command once per test process (with -race
+// when the tests run with it) and returns its path.
+func Binary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "exactly-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "exactly")
+		_, file, _, _ := runtime.Caller(0)
+		root := filepath.Join(filepath.Dir(file), "..", "..")
+		args := []string{"build", "-o", binPath}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		cmd := exec.Command("go", append(args, "./cmd/exactly")...)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
