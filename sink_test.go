@@ -32,7 +32,7 @@ func sinkCases() []sinkCase {
 			return configFor("sqlite", dsn, table), &sqlite.Dialect{}
 		}},
 		{"postgres", func(t *testing.T, table string) (func(string) *exactly.Config, exactly.Dialect) {
-			dsn := testenv.PostgresDSN(t)
+			dsn := testenv.PostgresSchema(t)
 			return configFor("postgres", dsn, table), &postgres.Dialect{}
 		}},
 	}

@@ -38,7 +38,7 @@ func newCrashEnv(t *testing.T, driver string, records int) *crashEnv {
 	case "sqlite":
 		e.dsn = filepath.Join(e.dir, "sink.db")
 	case "postgres":
-		e.dsn = testenv.PostgresDSN(t)
+		e.dsn = testenv.PostgresSchema(t)
 	}
 	var err error
 	if e.d, err = dialectFor(driver); err != nil {

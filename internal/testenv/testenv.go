@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -103,4 +104,61 @@ func Binary(t testing.TB) string {
 		t.Fatal(buildErr)
 	}
 	return binPath
+}
+
+// PostgresSchema creates a fresh schema in the test database and returns a
+// DSN whose search_path is that schema, so tests running at the same time
+// (and their ledger tables) never see each other. The schema is dropped
+// when the test ends.
+func PostgresSchema(t testing.TB) string {
+	t.Helper()
+	dsn := PostgresDSN(t)
+	name := fmt.Sprintf("t_%d_%d", os.Getpid(), time.Now().UnixNano()%1e12)
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		Unavailable(t, "PostgreSQL", err)
+	}
+	defer c.Close(ctx)
+	if _, err := c.Exec(ctx, "CREATE SCHEMA "+name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), dsn)
+		if err == nil {
+			c.Exec(context.Background(), "DROP SCHEMA "+name+" CASCADE")
+			c.Close(context.Background())
+		}
+	})
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	return dsn + sep + "search_path=" + name
+}
+
+// MySQLDatabase creates a fresh database on the test MariaDB/MySQL server
+// and returns a DSN using it; it is dropped when the test ends.
+func MySQLDatabase(t testing.TB) string {
+	t.Helper()
+	dsn := MySQLDSN(t)
+	name := fmt.Sprintf("t_%d_%d", os.Getpid(), time.Now().UnixNano()%1e12)
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec("CREATE DATABASE " + name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		db, err := sql.Open("mysql", dsn)
+		if err == nil {
+			db.Exec("DROP DATABASE " + name)
+			db.Close()
+		}
+	})
+	base, _, _ := strings.Cut(dsn, "?")
+	i := strings.LastIndex(base, "/")
+	return base[:i+1] + name + strings.TrimPrefix(dsn, base)
 }
