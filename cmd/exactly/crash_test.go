@@ -112,8 +112,9 @@ func (e *crashEnv) finish(t *testing.T, n int) {
 	cmd := e.start(t, n, "")
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	deadline := time.Now().Add(60 * time.Second)
-	for !e.ledger(t).AtEnd {
+	started := time.Now()
+	deadline := started.Add(60 * time.Second)
+	for !e.ledger(t).AtEnd || time.Since(started) < 2*time.Second {
 		if time.Now().After(deadline) {
 			cmd.Process.Kill()
 			t.Fatalf("pipeline did not catch up: %v\n%s", e.ledger(t).Lagging, e.log())

@@ -18,6 +18,10 @@ func newRunCmd(g *globals) *cobra.Command {
 		Short: "Run the pipeline until SIGINT/SIGTERM",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// First of all, so a signal that arrives while starting up
+			// still means "stop cleanly", not the default instant death.
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
 			if file == "" {
 				return usage(errMissingConfig)
 			}
@@ -29,8 +33,6 @@ func newRunCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-			defer stop()
 			sink, err := openSink(ctx, cfg, log)
 			if err != nil {
 				return err
