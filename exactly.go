@@ -70,6 +70,13 @@ type Change struct {
 	Row map[string]any
 	// Version is the value of the table's version column, when configured.
 	Version any
+	// Schema describes Row's fields, in schema order, when the record
+	// carries a schema (a Debezium/Connect JSON schema, an Avro schema):
+	// auto-create and evolve then take column types from it (see
+	// ConnectType, AvroType) instead of inferring them from values.
+	// Decoders may share one slice between records; nobody modifies it.
+	// Nil when the record has no schema.
+	Schema []Field
 }
 
 // Decimal is an exact decimal number in its canonical text form ("-12.340").
