@@ -167,7 +167,7 @@ batch:
 		}
 		alive := time.Duration(300+rng.Intn(1200)) * time.Millisecond
 		if fp != "" {
-			alive += 2 * time.Second // time to reach the failpoint
+			alive += 4 * time.Second // time to start, join and reach the failpoint
 		}
 		exited := make(chan struct{})
 		go func() { _ = child.Wait(); close(exited) }()
