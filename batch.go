@@ -31,6 +31,9 @@ type PartitionBatch struct {
 	// Halt, when set, says the partition stops at Halt.Offset (on_error:
 	// fail): the batch holds only the records before it.
 	Halt *RecordError
+	// Notes say what create/evolve did to tables before this batch was
+	// applied; they go to the ledger row's notes column.
+	Notes []string
 
 	changes []change
 }
@@ -60,6 +63,7 @@ func (s *Sink) prepare(b *PartitionBatch) {
 	b.changes = b.changes[:0]
 	b.DeadLetters = nil
 	b.Halt = nil
+	b.Notes = nil
 	for i, rec := range b.Records {
 		rule, table, ok := s.cfg.Route(rec.Topic)
 		var ch Change
@@ -68,6 +72,9 @@ func (s *Sink) prepare(b *PartitionBatch) {
 			err = fmt.Errorf("no table rule matches topic %q", rec.Topic)
 		} else {
 			ch, err = s.decoder(rule).Decode(rec)
+			if err == nil {
+				mapColumns(&rule.Columns, rule.Key, &ch)
+			}
 		}
 		if err != nil {
 			if rule != nil && rule.OnError == "fail" {
@@ -115,15 +122,15 @@ func (s *Sink) plan(batches []*PartitionBatch, tables map[string]*Table) ([]*Tab
 	for _, b := range batches {
 		for i := range b.changes {
 			c := &b.changes[i]
+			if c.Op == OpSkip {
+				b.Skipped++
+				continue
+			}
 			t := tables[c.table]
 			a := accs[c.table]
 			if a == nil {
 				a = &acc{t: t, rule: c.rule, cols: map[string]bool{}, last: map[string]*slot{}}
 				accs[c.table] = a
-			}
-			if c.Op == OpSkip {
-				b.Skipped++
-				continue
 			}
 			if c.rule.Mode == "append" {
 				if c.Op != OpUpsert {

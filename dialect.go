@@ -43,6 +43,25 @@ type Dialect interface {
 
 	// Classify says what an error means for retrying.
 	Classify(err error) ErrorKind
+
+	// ColumnType maps a logical type to this database's column type, as
+	// CREATE TABLE and ADD COLUMN write it. key is true for primary key
+	// columns (MySQL and SQL Server cannot index unbounded text).
+	ColumnType(t Type, key bool) string
+
+	// CreateTable returns one statement creating the table with the
+	// columns and primary key (none when key is empty), doing nothing
+	// when a table of that name exists. Sink runs it outside any batch
+	// transaction (DDL commits implicitly in MySQL) and describes the
+	// table again afterwards; a failure caused by a concurrent creator is
+	// forgiven when the table then exists.
+	CreateTable(table string, cols []ColumnDef, key []string) string
+
+	// AddColumn returns one statement adding a nullable column, doing
+	// nothing when the column exists where the database allows it. Sink
+	// runs it outside any batch transaction and forgives a failure when
+	// describing the table again shows the column.
+	AddColumn(table string, col ColumnDef) string
 }
 
 // ErrorKind is what an error means for retrying.

@@ -73,14 +73,42 @@ func (s *Sink) SetWriter(w string) { s.writer = w }
 // Close closes the pool.
 func (s *Sink) Close() error { return s.db.Close() }
 
-// EnsureLedger creates the ledger tables if they are missing.
+// EnsureLedger creates the ledger tables if they are missing, and adds
+// the columns later versions introduced to ledgers made by earlier ones
+// (exactly_batches.notes), so an existing ledger keeps working.
 func (s *Sink) EnsureLedger(ctx context.Context) error {
 	for _, stmt := range s.d.LedgerDDL() {
 		if _, err := s.db.ExecContext(ctx, stmt); err != nil {
 			return fmt.Errorf("creating ledger tables: %w (statement: %s)", err, stmt)
 		}
 	}
+	for _, c := range ledgerMigrations {
+		t, err := s.d.Describe(ctx, s.db, c.table)
+		if err != nil || t == nil {
+			return fmt.Errorf("describing ledger table %s: %v", c.table, err)
+		}
+		if t.Column(c.col.Name) != nil {
+			continue
+		}
+		stmt := s.d.AddColumn(c.table, c.col)
+		if _, err := s.db.ExecContext(ctx, stmt); err != nil {
+			// Another instance may have added it first.
+			if t, derr := s.d.Describe(ctx, s.db, c.table); derr != nil || t == nil || t.Column(c.col.Name) == nil {
+				return fmt.Errorf("adding column %s to ledger table %s: %w (statement: %s)", c.col.Name, c.table, err, stmt)
+			}
+		}
+	}
 	return nil
+}
+
+// ledgerMigrations are ledger columns added after the first release,
+// always nullable, added in place by EnsureLedger.
+var ledgerMigrations = []struct {
+	table string
+	col   ColumnDef
+}{
+	// notes: what create/evolve did to tables before the batch.
+	{"exactly_batches", ColumnDef{Name: "notes", Type: Type{Kind: KindText}, Nullable: true}},
 }
 
 func (s *Sink) decoder(rule *TableRule) Decoder {
@@ -181,6 +209,14 @@ func (s *Sink) Commit(ctx context.Context, batches []*PartitionBatch) []Outcome 
 			continue
 		}
 		live = append(live, b)
+	}
+	if err := s.ensureTables(ctx, live); err != nil {
+		s.log.Error("preparing tables (create/evolve)", "err", err)
+		s.recordFailed(live, err)
+		for _, b := range live {
+			out = append(out, Outcome{Batch: b, Err: err})
+		}
+		return out
 	}
 	for attempt := 0; len(live) > 0; attempt++ {
 		fenced, err := s.commitOnce(ctx, live)
@@ -341,7 +377,7 @@ func (s *Sink) describeAll(ctx context.Context, batches []*PartitionBatch) (map[
 	out := map[string]*Table{}
 	for _, b := range batches {
 		for _, c := range b.changes {
-			if out[c.table] != nil {
+			if out[c.table] != nil || c.Op == OpSkip {
 				continue
 			}
 			t, err := s.Table(ctx, c.table)
@@ -384,7 +420,7 @@ func (s *Sink) Forget(name string) {
 
 var ledgerColumns = []string{"batch_id", "pipeline", "topic", "partition", "from_offset", "to_offset",
 	"min_offset", "max_offset", "records", "upserted", "deleted", "skipped", "dead_lettered",
-	"hash", "status", "error", "writer", "started_at", "committed_at"}
+	"hash", "status", "error", "writer", "started_at", "committed_at", "notes"}
 
 func (s *Sink) insertLedger(ctx context.Context, q Querier, batches []*PartitionBatch, status, errText string, now time.Time) error {
 	stmt := s.insertSQL("exactly_batches", ledgerColumns)
@@ -397,9 +433,13 @@ func (s *Sink) insertLedger(ctx context.Context, q Querier, batches []*Partition
 		if errText != "" {
 			errv = errText
 		}
+		var notes any
+		if len(b.Notes) > 0 {
+			notes = strings.Join(b.Notes, "\n")
+		}
 		if _, err := q.ExecContext(ctx, stmt, b.BatchID, s.cfg.Pipeline, b.Topic, b.Partition, b.From, b.To,
 			nullOffset(b.MinOffset), nullOffset(b.MaxOffset), len(b.Records), b.Upserted, b.Deleted, b.Skipped,
-			len(b.DeadLetters), b.Hash, status, errv, s.writer, b.StartedAt, committedAt); err != nil {
+			len(b.DeadLetters), b.Hash, status, errv, s.writer, b.StartedAt, committedAt, notes); err != nil {
 			return fmt.Errorf("writing ledger row for %s[%d] %d..%d: %w", b.Topic, b.Partition, b.From, b.To, err)
 		}
 	}

@@ -1,0 +1,594 @@
+package exactly
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ColumnDef is a column that create or evolve would add.
+type ColumnDef struct {
+	Name     string
+	Type     Type
+	Nullable bool
+}
+
+// SchemaChange is the DDL one table needs before a batch can be applied
+// to it: a CREATE TABLE (Create), columns to add (Add), and the changes
+// that conflict with an existing column's type.
+type SchemaChange struct {
+	Table  string
+	Exists bool
+	// Create is set when the table is missing and its rule says create:
+	// true: the columns in order and the primary key.
+	Create []ColumnDef
+	Key    []string
+	// Add are the nullable columns evolve: add_columns adds.
+	Add []ColumnDef
+	// Ignored are fields with no column that stay unwritten (evolve off).
+	Ignored []string
+}
+
+// Empty says no DDL is needed.
+func (sc *SchemaChange) Empty() bool { return len(sc.Create) == 0 && len(sc.Add) == 0 }
+
+// Statements returns the DDL text, as the dialect writes it.
+func (sc *SchemaChange) Statements(d Dialect) []string {
+	var out []string
+	if len(sc.Create) > 0 {
+		out = append(out, d.CreateTable(sc.Table, sc.Create, sc.Key))
+	}
+	for _, c := range sc.Add {
+		out = append(out, d.AddColumn(sc.Table, c))
+	}
+	return out
+}
+
+// fieldTypes collects, for one table's changes, each field's type: from
+// the record schema when one is present, otherwise inferred from the
+// values (see inferKind). Key values count too: the key columns are
+// written from them.
+type fieldTypes struct {
+	order    []string // schema order when a schema was seen, then first appearance
+	types    map[string]Type
+	nullable map[string]bool
+	schema   map[string]bool // the type came from a record schema
+}
+
+func newFieldTypes() *fieldTypes {
+	return &fieldTypes{types: map[string]Type{}, nullable: map[string]bool{}, schema: map[string]bool{}}
+}
+
+func (ft *fieldTypes) add(c *Change) {
+	for _, f := range c.Schema {
+		if _, seen := ft.types[f.Name]; !seen {
+			ft.order = append(ft.order, f.Name)
+		}
+		if !ft.schema[f.Name] || f.Type.Kind != KindUnknown {
+			ft.types[f.Name] = f.Type
+			ft.schema[f.Name] = f.Type.Kind != KindUnknown
+		}
+		if f.Nullable {
+			ft.nullable[f.Name] = true
+		}
+	}
+	value := func(name string, v any) {
+		t, seen := ft.types[name]
+		if !seen {
+			ft.order = append(ft.order, name)
+		}
+		if v == nil {
+			ft.nullable[name] = true
+			if !seen {
+				ft.types[name] = Type{Kind: KindUnknown}
+			}
+			return
+		}
+		if ft.schema[name] {
+			return
+		}
+		ft.types[name] = widen(t, inferType(v))
+	}
+	names := make([]string, 0, len(c.Row))
+	for name := range c.Row {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		value(name, c.Row[name])
+	}
+	keys := make([]string, 0, len(c.Key))
+	for name := range c.Key {
+		keys = append(keys, name)
+	}
+	sort.Strings(keys)
+	for _, name := range keys {
+		if _, inRow := c.Row[name]; !inRow {
+			value(name, c.Key[name])
+		}
+	}
+}
+
+func (ft *fieldTypes) def(name string) ColumnDef {
+	t := ft.types[name]
+	if t.Kind == KindUnknown {
+		t = Type{Kind: KindText} // only nulls seen: the widest type
+	}
+	return ColumnDef{Name: name, Type: t, Nullable: true}
+}
+
+// inferType is the conservative inference for values without a schema:
+// JSON true/false → bool, an integer → int64, any other number → decimal
+// (exact, scale unstated), a string → text (never guessed to be a date),
+// an object or array → json. time.Time (from decoders that know) →
+// timestamptz, bytes → bytes.
+func inferType(v any) Type {
+	switch v.(type) {
+	case bool:
+		return Type{Kind: KindBool}
+	case int64, int32, int:
+		return Type{Kind: KindInt64}
+	case float64, float32:
+		return Type{Kind: KindFloat64}
+	case Decimal:
+		return Type{Kind: KindDecimal, Scale: -1}
+	case string:
+		return Type{Kind: KindText}
+	case []byte:
+		return Type{Kind: KindBytes}
+	case time.Time:
+		return Type{Kind: KindTimestampTZ}
+	case JSON:
+		return Type{Kind: KindJSON}
+	}
+	return Type{Kind: KindText}
+}
+
+// widen merges two inferred types: numbers widen int64 → float64 →
+// decimal, any other disagreement becomes text.
+func widen(a, b Type) Type {
+	switch {
+	case a.Kind == KindUnknown:
+		return b
+	case b.Kind == KindUnknown || a == b:
+		return a
+	}
+	rank := map[Kind]int{KindInt64: 1, KindFloat64: 2, KindDecimal: 3}
+	if rank[a.Kind] > 0 && rank[b.Kind] > 0 {
+		if rank[a.Kind] > rank[b.Kind] {
+			return a
+		}
+		return b
+	}
+	return Type{Kind: KindText}
+}
+
+// columnFamily sorts a database's own type name into the logical kind it
+// can hold, for the type-conflict check. KindUnknown accepts anything.
+func columnFamily(dbType string) Kind {
+	t := strings.ToLower(dbType)
+	switch {
+	case strings.Contains(t, "bool") || t == "bit" || t == "tinyint(1)":
+		return KindBool
+	case strings.Contains(t, "interval"):
+		return KindUnknown
+	case strings.Contains(t, "int"):
+		return KindInt64
+	case strings.Contains(t, "numeric") || strings.Contains(t, "decimal") || strings.Contains(t, "real") ||
+		strings.Contains(t, "double") || strings.Contains(t, "float") || strings.Contains(t, "money"):
+		return KindDecimal
+	case strings.Contains(t, "json"):
+		return KindJSON
+	case strings.Contains(t, "char") || strings.Contains(t, "text") || strings.Contains(t, "clob"):
+		return KindText
+	case strings.Contains(t, "bytea") || strings.Contains(t, "blob") || strings.Contains(t, "binary"):
+		return KindBytes
+	case strings.HasPrefix(t, "timestamp") || strings.HasPrefix(t, "datetime"):
+		return KindTimestamp
+	case t == "date":
+		return KindDate
+	case strings.HasPrefix(t, "time"):
+		return KindTime
+	}
+	return KindUnknown
+}
+
+// conflict says why a value cannot go into a column of the given database
+// type, or "" when it can (or when unsure: the database has the last
+// word, and a value it rejects is dead-lettered like any bad row).
+func conflict(v any, col *Column) string {
+	fam := columnFamily(col.Type)
+	if v == nil || fam == KindUnknown || fam == KindText || fam == KindJSON {
+		return ""
+	}
+	bad := func(what string) string {
+		return fmt.Sprintf("type conflict: field %q holds %s but column %s is %s; evolve never changes or narrows a column's type",
+			col.Name, what, col.Name, col.Type)
+	}
+	switch x := v.(type) {
+	case string:
+		s := strings.TrimSpace(x)
+		switch fam {
+		case KindInt64:
+			if _, err := strconv.ParseInt(s, 10, 64); err != nil {
+				return bad(fmt.Sprintf("text %q", clip(x)))
+			}
+		case KindDecimal:
+			if _, err := strconv.ParseFloat(s, 64); err != nil {
+				return bad(fmt.Sprintf("text %q", clip(x)))
+			}
+		case KindBool:
+			if _, err := strconv.ParseBool(s); err != nil {
+				return bad(fmt.Sprintf("text %q", clip(x)))
+			}
+		}
+		return ""
+	case bool:
+		if fam != KindBool && fam != KindInt64 {
+			return bad(fmt.Sprintf("a boolean (%v)", x))
+		}
+	case int64:
+		if fam == KindDate || fam == KindTime || fam == KindTimestamp || fam == KindBytes {
+			return bad(fmt.Sprintf("an integer (%d)", x))
+		}
+	case float64:
+		if fam != KindDecimal && !(fam == KindInt64 && x == float64(int64(x))) {
+			return bad(fmt.Sprintf("a number (%v)", x))
+		}
+	case Decimal:
+		switch {
+		case fam == KindDecimal:
+		case fam == KindInt64 && !strings.ContainsAny(string(x), ".eE"):
+		default:
+			return bad(fmt.Sprintf("the number %s", x))
+		}
+	case JSON:
+		return bad(fmt.Sprintf("a JSON object or array (%s)", clip(string(x))))
+	case time.Time:
+		if fam != KindDate && fam != KindTime && fam != KindTimestamp {
+			return bad("a date/time")
+		}
+	case []byte:
+		if fam != KindBytes {
+			return bad("bytes")
+		}
+	}
+	return ""
+}
+
+func clip(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "…"
+	}
+	return s
+}
+
+// schemaChange works out the DDL one table needs for the given changes
+// (already column-mapped). t is the table's description, nil when it does
+// not exist.
+func schemaChange(rule *TableRule, table string, t *Table, changes []*Change) *SchemaChange {
+	sc := &SchemaChange{Table: table, Exists: t != nil}
+	ft := newFieldTypes()
+	rows := 0
+	for _, c := range changes {
+		if c.Op == OpUpsert || len(c.Schema) > 0 {
+			ft.add(c)
+			if c.Op == OpUpsert {
+				rows++
+			}
+		}
+	}
+	if t == nil {
+		if !rule.Create || rows == 0 {
+			// Deletes alone never create a table: deleting from a table
+			// that does not exist yet changes nothing.
+			return sc
+		}
+		if rule.Mode != "append" {
+			sc.Key = append(sc.Key, rule.Key...)
+			if len(sc.Key) == 0 {
+				seen := map[string]bool{}
+				for _, c := range changes {
+					for k := range c.Key {
+						if !seen[k] {
+							seen[k] = true
+							sc.Key = append(sc.Key, k)
+						}
+					}
+				}
+				sort.Strings(sc.Key)
+			}
+		}
+		isKey := map[string]bool{}
+		for _, k := range sc.Key {
+			isKey[k] = true
+			if _, ok := ft.types[k]; !ok {
+				ft.order = append(ft.order, k)
+				ft.types[k] = Type{Kind: KindText}
+			}
+		}
+		// Key columns first, in key order; then schema order, or names
+		// sorted when no schema set the order.
+		for _, k := range sc.Key {
+			d := ft.def(k)
+			d.Nullable = false
+			sc.Create = append(sc.Create, d)
+		}
+		rest := make([]string, 0, len(ft.order))
+		for _, n := range ft.order {
+			if !isKey[n] {
+				rest = append(rest, n)
+			}
+		}
+		if len(ft.schema) == 0 {
+			sort.Strings(rest)
+		}
+		for _, n := range rest {
+			d := ft.def(n)
+			if ft.schema[n] && !ft.nullable[n] {
+				d.Nullable = false
+			} else {
+				d.Nullable = true
+			}
+			sc.Create = append(sc.Create, d)
+		}
+		return sc
+	}
+	for _, n := range ft.order {
+		if t.Column(n) != nil {
+			continue
+		}
+		if rule.Evolve == "add_columns" {
+			sc.Add = append(sc.Add, ft.def(n)) // always nullable: old rows have no value
+		} else {
+			sc.Ignored = append(sc.Ignored, n)
+		}
+	}
+	return sc
+}
+
+// ensureTables runs before a cycle's transaction: for every table the
+// batches write, it creates the table (create: true) or adds columns
+// (evolve: add_columns), and moves changes whose values conflict with an
+// existing column's type to the dead letters.
+//
+// DDL runs outside the batch transaction, each statement on its own:
+// MySQL and SQL Server commit DDL implicitly, so putting it inside would
+// silently split the batch transaction in two. Every statement is
+// idempotent (IF NOT EXISTS, or a duplicate is tolerated and the table
+// described again), so two instances racing to create or evolve the same
+// table both succeed, and a batch that fails after its DDL leaves at most
+// an empty table or an unused nullable column, never data.
+func (s *Sink) ensureTables(ctx context.Context, batches []*PartitionBatch) error {
+	type group struct {
+		rule    *TableRule
+		changes []*Change
+		batches map[*PartitionBatch]bool
+	}
+	groups := map[string]*group{}
+	var names []string
+	for _, b := range batches {
+		for i := range b.changes {
+			c := &b.changes[i]
+			if !c.rule.Create && c.rule.Evolve == "" {
+				continue
+			}
+			g := groups[c.table]
+			if g == nil {
+				g = &group{rule: c.rule, batches: map[*PartitionBatch]bool{}}
+				groups[c.table] = g
+				names = append(names, c.table)
+			}
+			g.changes = append(g.changes, &c.Change)
+			g.batches[b] = true
+		}
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		g := groups[name]
+		t, err := s.describe(ctx, name)
+		if err != nil {
+			return err
+		}
+		sc := schemaChange(g.rule, name, t, g.changes)
+		if !sc.Empty() {
+			// The cached description may be stale (another instance
+			// created or evolved the table): look again before acting.
+			s.Forget(name)
+			if t, err = s.describe(ctx, name); err != nil {
+				return err
+			}
+			sc = schemaChange(g.rule, name, t, g.changes)
+		}
+		if t == nil && len(sc.Create) == 0 {
+			if g.rule.Create && !hasRows(g.changes) {
+				for _, b := range batches {
+					s.skipTable(b, name)
+				}
+				continue
+			}
+			return fmt.Errorf("table %s does not exist in the %s sink: create it, or set create: true on its table rule", name, s.d.Name())
+		}
+		if !sc.Empty() {
+			note, err := s.runDDL(ctx, sc)
+			if err != nil {
+				return err
+			}
+			for _, b := range batches {
+				if g.batches[b] {
+					b.Notes = append(b.Notes, note)
+				}
+			}
+			if t, err = s.describe(ctx, name); err != nil {
+				return err
+			}
+			if t == nil {
+				return fmt.Errorf("creating table %s: it is still missing after CREATE TABLE", name)
+			}
+		}
+		for _, b := range batches {
+			s.checkTypes(b, name, t)
+		}
+	}
+	return nil
+}
+
+func hasRows(cs []*Change) bool {
+	for _, c := range cs {
+		if c.Op == OpUpsert {
+			return true
+		}
+	}
+	return false
+}
+
+// skipTable turns the batch's changes to a table that does not exist into
+// skips: deleting from a table that has never been created changes nothing.
+func (s *Sink) skipTable(b *PartitionBatch, table string) {
+	for i := range b.changes {
+		if b.changes[i].table == table {
+			b.changes[i].Op = OpSkip
+		}
+	}
+}
+
+// checkTypes moves the batch's changes to table whose values conflict
+// with the type of an existing column to the dead letters.
+func (s *Sink) checkTypes(b *PartitionBatch, table string, t *Table) {
+	keep := b.changes[:0]
+	for _, c := range b.changes {
+		if c.table == table && c.Op == OpUpsert {
+			if why := rowConflict(c.Row, t); why != "" {
+				b.DeadLetters = append(b.DeadLetters, DeadLetter{Record: c.rec, Err: fmt.Errorf("table %s: %s", table, why)})
+				continue
+			}
+		}
+		keep = append(keep, c)
+	}
+	b.changes = keep
+}
+
+func rowConflict(row map[string]any, t *Table) string {
+	names := make([]string, 0, len(row))
+	for n := range row {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if col := t.Column(n); col != nil {
+			if why := conflict(row[n], col); why != "" {
+				return why
+			}
+		}
+	}
+	return ""
+}
+
+// runDDL runs a table's schema change and returns the note for the
+// ledger rows of the batches that caused it. A statement that fails is
+// forgiven when describing the table again shows the change in place
+// (another instance made it first).
+func (s *Sink) runDDL(ctx context.Context, sc *SchemaChange) (string, error) {
+	var parts []string
+	if len(sc.Create) > 0 {
+		stmt := s.d.CreateTable(sc.Table, sc.Create, sc.Key)
+		if _, err := s.db.ExecContext(ctx, stmt); err != nil {
+			s.Forget(sc.Table)
+			if t, derr := s.d.Describe(ctx, s.db, sc.Table); derr != nil || t == nil {
+				return "", fmt.Errorf("creating table %s: %w (statement: %s)", sc.Table, err, stmt)
+			}
+		}
+		cols := make([]string, len(sc.Create))
+		for i, c := range sc.Create {
+			cols[i] = c.Name + " " + s.d.ColumnType(c.Type, !c.Nullable && contains(sc.Key, c.Name))
+		}
+		parts = append(parts, fmt.Sprintf("created table %s (%s) key (%s)", sc.Table, strings.Join(cols, ", "), strings.Join(sc.Key, ", ")))
+		s.log.Info("created table", "table", sc.Table, "columns", strings.Join(cols, ", "), "key", strings.Join(sc.Key, ","))
+	}
+	for _, c := range sc.Add {
+		stmt := s.d.AddColumn(sc.Table, c)
+		if _, err := s.db.ExecContext(ctx, stmt); err != nil {
+			t, derr := s.d.Describe(ctx, s.db, sc.Table)
+			if derr != nil || t == nil || t.Column(c.Name) == nil {
+				return "", fmt.Errorf("adding column %s to table %s: %w (statement: %s)", c.Name, sc.Table, err, stmt)
+			}
+		}
+		typ := s.d.ColumnType(c.Type, false)
+		parts = append(parts, fmt.Sprintf("added column %s %s NULL to %s", c.Name, typ, sc.Table))
+		s.log.Info("added column", "table", sc.Table, "column", c.Name, "type", typ)
+	}
+	s.Forget(sc.Table)
+	return "evolve: " + strings.Join(parts, "; "), nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// describe returns the table's (cached) description, or nil when it does
+// not exist.
+func (s *Sink) describe(ctx context.Context, name string) (*Table, error) {
+	s.mu.Lock()
+	t := s.tables[name]
+	s.mu.Unlock()
+	if t != nil {
+		return t, nil
+	}
+	t, err := s.d.Describe(ctx, s.db, name)
+	if err != nil {
+		return nil, fmt.Errorf("describing table %s: %w", name, err)
+	}
+	if t != nil {
+		s.mu.Lock()
+		s.tables[name] = t
+		s.mu.Unlock()
+	}
+	return t, nil
+}
+
+// TablePlan is what exactly plan shows for one topic.
+type TablePlan struct {
+	Topic   string
+	Table   string
+	Rule    *TableRule
+	Change  *SchemaChange
+	Sampled int // records decoded to work out the DDL
+	// DeadLetters are the sampled records that would be dead-lettered.
+	DeadLetters []string
+}
+
+// PlanTable works out, without writing, what the pipeline would do to the
+// table a topic maps to: whether it exists and the DDL create or evolve
+// would run for the sampled records (for example the first records the
+// pipeline would read).
+func (s *Sink) PlanTable(ctx context.Context, topic string, sample []*Record) (*TablePlan, error) {
+	rule, table, ok := s.cfg.Route(topic)
+	if !ok {
+		return nil, fmt.Errorf("no table rule matches topic %q", topic)
+	}
+	p := &TablePlan{Topic: topic, Table: table, Rule: rule, Sampled: len(sample)}
+	t, err := s.d.Describe(ctx, s.db, table)
+	if err != nil {
+		return nil, fmt.Errorf("describing table %s: %w", table, err)
+	}
+	var changes []*Change
+	for _, r := range sample {
+		ch, err := s.decoder(rule).Decode(r)
+		if err != nil {
+			p.DeadLetters = append(p.DeadLetters, (&RecordError{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err}).Error())
+			continue
+		}
+		mapColumns(&rule.Columns, rule.Key, &ch)
+		changes = append(changes, &ch)
+	}
+	p.Change = schemaChange(rule, table, t, changes)
+	return p, nil
+}

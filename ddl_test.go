@@ -1,0 +1,376 @@
+package exactly_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/exactly/exactly"
+	"github.com/exactly/exactly/internal/decode"
+	"github.com/exactly/exactly/internal/sink/postgres"
+	"github.com/exactly/exactly/internal/sink/sqlite"
+	"github.com/exactly/exactly/internal/testenv"
+)
+
+// ddlCase is one real database for the create/evolve tests.
+type ddlCase struct {
+	name   string
+	driver string
+	dsn    func(t *testing.T) string
+	d      exactly.Dialect
+	// types are the column types Describe reports for the schema test's
+	// columns id, price, born, at, seen_at, ok, name, tags.
+	types string
+}
+
+func ddlCases() []ddlCase {
+	return []ddlCase{
+		{"sqlite", "sqlite", func(t *testing.T) string { return filepath.Join(t.TempDir(), "sink.db") }, &sqlite.Dialect{},
+			"id INTEGER NOT NULL, price TEXT NOT NULL, born DATE, at TIMESTAMP, seen_at TIMESTAMPTZ, ok BOOLEAN, name TEXT, tags JSON"},
+		{"postgres", "postgres", func(t *testing.T) string { return testenv.PostgresSchema(t) }, &postgres.Dialect{},
+			"id integer NOT NULL, price numeric(10,2) NOT NULL, born date, at timestamp without time zone, seen_at timestamp with time zone, ok boolean, name text, tags jsonb"},
+	}
+}
+
+func ddlConfig(t *testing.T, c ddlCase, rule string) *exactly.Config {
+	t.Helper()
+	y := fmt.Sprintf("pipeline: %s\nsource: {brokers: [127.0.0.1:1]}\nsink: {driver: %s, dsn: '%s'}\ntables:\n%s",
+		uniq("p"), c.driver, c.dsn(t), rule)
+	cfg, err := exactly.ParseConfig(strings.NewReader(y), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func ddlSink(t *testing.T, c ddlCase, cfg *exactly.Config, dec func(*exactly.TableRule) (exactly.Decoder, error)) *exactly.Sink {
+	t.Helper()
+	s, err := exactly.NewSink(context.Background(), cfg, c.d, dec, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// schemaDecoder stands for a decoder of records that carry a Connect
+// schema (Debezium): it states the fields' types the way the debezium
+// decoder does, and converts the values to the Go types it produces.
+type schemaDecoder struct{}
+
+var connectSchema = []exactly.Field{
+	{Name: "id", Type: exactly.ConnectType("int32", "", nil)},
+	{Name: "price", Type: exactly.ConnectType("bytes", "org.apache.kafka.connect.data.Decimal", map[string]string{"scale": "2", "connect.decimal.precision": "10"})},
+	{Name: "born", Type: exactly.ConnectType("int32", "io.debezium.time.Date", nil), Nullable: true},
+	{Name: "at", Type: exactly.ConnectType("int64", "io.debezium.time.MicroTimestamp", nil), Nullable: true},
+	{Name: "seen_at", Type: exactly.ConnectType("string", "io.debezium.time.ZonedTimestamp", nil), Nullable: true},
+	{Name: "ok", Type: exactly.ConnectType("boolean", "", nil), Nullable: true},
+	{Name: "name", Type: exactly.ConnectType("string", "", nil), Nullable: true},
+	{Name: "tags", Type: exactly.ConnectType("string", "io.debezium.data.Json", nil), Nullable: true},
+}
+
+func (schemaDecoder) Decode(r *exactly.Record) (exactly.Change, error) {
+	row, err := decode.Object(r.Value)
+	if err != nil {
+		return exactly.Change{}, err
+	}
+	for _, f := range connectSchema {
+		v, ok := row[f.Name].(string)
+		if !ok {
+			continue
+		}
+		switch f.Type.Kind {
+		case exactly.KindDecimal:
+			row[f.Name] = exactly.Decimal(v)
+		case exactly.KindDate:
+			row[f.Name], err = time.Parse("2006-01-02", v)
+		case exactly.KindTimestamp, exactly.KindTimestampTZ:
+			row[f.Name], err = time.Parse(time.RFC3339Nano, v)
+		case exactly.KindJSON:
+			row[f.Name] = exactly.JSON(v)
+		}
+		if err != nil {
+			return exactly.Change{}, err
+		}
+	}
+	return exactly.Change{Op: exactly.OpUpsert, Row: row, Schema: connectSchema}, nil
+}
+
+func describe(t *testing.T, s *exactly.Sink, table string) string {
+	t.Helper()
+	tb, err := s.Dialect().Describe(context.Background(), s.DB(), table)
+	if err != nil || tb == nil {
+		t.Fatalf("describing %s: %v %v", table, tb, err)
+	}
+	var parts []string
+	for _, c := range tb.Columns {
+		p := c.Name + " " + c.Type
+		if !c.Nullable {
+			p += " NOT NULL"
+		}
+		parts = append(parts, p)
+	}
+	return strings.Join(parts, ", ") + " key " + strings.Join(tb.Key, ",")
+}
+
+func commit(t *testing.T, s *exactly.Sink, b *exactly.PartitionBatch) *exactly.PartitionBatch {
+	t.Helper()
+	if _, err := s.SeedOffset(context.Background(), exactly.TP{Topic: b.Topic, Partition: b.Partition}, b.From); err != nil {
+		t.Fatal(err)
+	}
+	out := s.Commit(context.Background(), []*exactly.PartitionBatch{b})
+	if len(out) != 1 || !out[0].Committed || out[0].Err != nil {
+		t.Fatalf("outcome: %+v", out[0])
+	}
+	return out[0].Batch
+}
+
+func records(topic string, from int64, values ...string) []*exactly.Record {
+	var out []*exactly.Record
+	for i, v := range values {
+		out = append(out, &exactly.Record{Topic: topic, Offset: from + int64(i), Value: []byte(v)})
+	}
+	return out
+}
+
+func TestCreateTableFromRecordSchema(t *testing.T) {
+	for _, c := range ddlCases() {
+		t.Run(c.name, func(t *testing.T) {
+			table := uniq("orders")
+			cfg := ddlConfig(t, c, "  - {topics: t.orders, table: "+table+", key: [id], create: true}\n")
+			s := ddlSink(t, c, cfg, func(*exactly.TableRule) (exactly.Decoder, error) { return schemaDecoder{}, nil })
+			b := commit(t, s, &exactly.PartitionBatch{Topic: "t.orders", Records: records("t.orders", 0,
+				`{"id":1,"price":"12.30","born":"1990-05-17","at":"2024-01-02T03:04:05.123456Z","seen_at":"2024-01-02T03:04:05Z","ok":true,"name":"Zoë","tags":"{\"a\":1}"}`,
+				`{"id":2,"price":"-0.05","born":null,"at":null,"seen_at":null,"ok":false,"name":null,"tags":null}`,
+			)})
+			if got, want := describe(t, s, table), c.types+" key id"; got != want {
+				t.Errorf("created table:\n got %s\nwant %s", got, want)
+			}
+			if len(b.Notes) != 1 || !strings.Contains(b.Notes[0], "created table "+table) {
+				t.Errorf("batch notes: %q", b.Notes)
+			}
+			var notes string
+			if err := s.DB().QueryRow(exactly.Rebind(s.Dialect(), "SELECT notes FROM exactly_batches WHERE pipeline = ?"), cfg.Pipeline).Scan(&notes); err != nil || !strings.Contains(notes, "created table") {
+				t.Errorf("ledger notes: %q %v", notes, err)
+			}
+			var price, name string
+			var born, at sql.NullString
+			var ok bool
+			q := fmt.Sprintf("SELECT CAST(price AS TEXT), CAST(born AS TEXT), CAST(at AS TEXT), ok, name FROM %s WHERE id = 1", table)
+			if err := s.DB().QueryRow(q).Scan(&price, &born, &at, &ok, &name); err != nil {
+				t.Fatal(err)
+			}
+			// Exact decimal text; the date and the microseconds survive.
+			if price != "12.30" || !strings.HasPrefix(born.String, "1990-05-17") || !strings.Contains(at.String, "03:04:05.123456") || !ok || name != "Zoë" {
+				t.Errorf("row 1: price %q born %q at %q ok %v name %q", price, born.String, at.String, ok, name)
+			}
+			if err := s.DB().QueryRow(fmt.Sprintf("SELECT CAST(price AS TEXT), ok FROM %s WHERE id = 2", table)).Scan(&price, &ok); err != nil || price != "-0.05" || ok {
+				t.Errorf("row 2: price %q ok %v err %v", price, ok, err)
+			}
+		})
+	}
+}
+
+// TestEvolveAddsNullableColumnMidStream: a field appears in the third
+// batch; it becomes a nullable column before that batch, old rows keep
+// NULL, rows of the same batch with and without the field land where they
+// belong, and the ledger row and its notes say so.
+func TestEvolveAddsNullableColumnMidStream(t *testing.T) {
+	for _, c := range ddlCases() {
+		t.Run(c.name, func(t *testing.T) {
+			table := uniq("people")
+			cfg := ddlConfig(t, c, "  - {topics: t.people, table: "+table+", key: [id], create: true, evolve: add_columns}\n")
+			s := ddlSink(t, c, cfg, decode.New)
+			b1 := commit(t, s, &exactly.PartitionBatch{Topic: "t.people", Records: records("t.people", 0,
+				`{"id":1,"name":"a"}`, `{"id":2,"name":"b","score":1.5}`)})
+			if got, want := describe(t, s, table), map[string]string{
+				"sqlite":   "id INTEGER NOT NULL, name TEXT, score TEXT key id",
+				"postgres": "id bigint NOT NULL, name text, score numeric key id",
+			}[c.name]; got != want {
+				t.Errorf("inferred table:\n got %s\nwant %s", got, want)
+			}
+			if len(b1.Notes) != 1 {
+				t.Errorf("first batch notes: %q", b1.Notes)
+			}
+			b2 := commit(t, s, &exactly.PartitionBatch{Topic: "t.people", From: 2, Records: records("t.people", 2,
+				`{"id":3,"name":"c"}`)})
+			if len(b2.Notes) != 0 {
+				t.Errorf("a batch without new fields has notes: %q", b2.Notes)
+			}
+			b3 := commit(t, s, &exactly.PartitionBatch{Topic: "t.people", From: 3, Records: records("t.people", 3,
+				`{"id":4,"name":"d","email":"d@x","vip":true}`,
+				`{"id":1,"name":"a2"}`,
+				`{"id":5,"name":"e","email":null}`,
+				`{"id":2,"name":"b2","email":"b@x","vip":false}`)})
+			if len(b3.Notes) != 1 || !strings.Contains(b3.Notes[0], "added column email") || !strings.Contains(b3.Notes[0], "added column vip") {
+				t.Errorf("evolving batch notes: %q", b3.Notes)
+			}
+			if got := describe(t, s, table); !strings.Contains(got, ", email ") || strings.Contains(got, "email text NOT NULL") {
+				t.Errorf("evolved table: %s", got)
+			}
+			got := map[int64]string{}
+			rs, err := s.DB().Query(fmt.Sprintf("SELECT id, name, email, vip FROM %s", table))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for rs.Next() {
+				var id int64
+				var name string
+				var email sql.NullString
+				var vip sql.NullBool
+				if err := rs.Scan(&id, &name, &email, &vip); err != nil {
+					t.Fatal(err)
+				}
+				got[id] = fmt.Sprintf("%s/%s/%s", name, nullStr(email), nullBool(vip))
+			}
+			rs.Close()
+			want := map[int64]string{1: "a2/NULL/NULL", 2: "b2/b@x/false", 3: "c/NULL/NULL", 4: "d/d@x/true", 5: "e/NULL/NULL"}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("rows:\n got %v\nwant %v", got, want)
+			}
+			var notes sql.NullString
+			s.DB().QueryRow(exactly.Rebind(s.Dialect(), "SELECT notes FROM exactly_batches WHERE pipeline = ? AND from_offset = 3"), cfg.Pipeline).Scan(&notes)
+			if !strings.Contains(notes.String, "added column email") {
+				t.Errorf("ledger notes of the evolving batch: %q", notes.String)
+			}
+		})
+	}
+}
+
+func nullStr(s sql.NullString) string {
+	if !s.Valid {
+		return "NULL"
+	}
+	return s.String
+}
+
+func nullBool(b sql.NullBool) string {
+	if !b.Valid {
+		return "NULL"
+	}
+	return fmt.Sprint(b.Bool)
+}
+
+// TestTypeConflictIsDeadLettered: evolve never changes a column's type; a
+// value that cannot go into the existing column is a dead letter naming
+// the field, the value and the column, and the rest of the batch applies.
+func TestTypeConflictIsDeadLettered(t *testing.T) {
+	for _, c := range ddlCases() {
+		t.Run(c.name, func(t *testing.T) {
+			table := uniq("stock")
+			cfg := ddlConfig(t, c, "  - {topics: t.stock, table: "+table+", key: [id], create: true, evolve: add_columns}\n")
+			s := ddlSink(t, c, cfg, decode.New)
+			commit(t, s, &exactly.PartitionBatch{Topic: "t.stock", Records: records("t.stock", 0, `{"id":1,"qty":5}`)})
+			b := commit(t, s, &exactly.PartitionBatch{Topic: "t.stock", From: 1, Records: records("t.stock", 1,
+				`{"id":2,"qty":"lots"}`, `{"id":3,"qty":7}`, `{"id":4,"qty":{"n":1}}`)})
+			if len(b.DeadLetters) != 2 {
+				t.Fatalf("dead letters: %+v", b.DeadLetters)
+			}
+			if msg := b.DeadLetters[0].Err.Error(); !strings.Contains(msg, `field "qty" holds text "lots"`) || !strings.Contains(msg, "never changes") {
+				t.Errorf("dead letter error: %s", msg)
+			}
+			var n int
+			s.DB().QueryRow(fmt.Sprintf("SELECT COUNT(*) FROM %s", table)).Scan(&n)
+			if n != 2 {
+				t.Errorf("rows: got %d, want 2 (ids 1 and 3)", n)
+			}
+			var dl int
+			s.DB().QueryRow(exactly.Rebind(s.Dialect(), "SELECT COUNT(*) FROM exactly_dead_letters WHERE pipeline = ? AND error LIKE '%type conflict%'"), cfg.Pipeline).Scan(&dl)
+			if dl != 2 {
+				t.Errorf("dead letters in the table: got %d, want 2", dl)
+			}
+		})
+	}
+}
+
+// TestColumnMapping: include/exclude select fields, rename maps a field
+// to a column (key columns included), unknown fields are ignored without
+// evolve.
+func TestColumnMapping(t *testing.T) {
+	for _, c := range ddlCases() {
+		t.Run(c.name, func(t *testing.T) {
+			table := uniq("users")
+			cfg := ddlConfig(t, c, "  - topics: t.users\n    table: "+table+"\n    key: [user_id]\n    create: true\n"+
+				"    columns: {exclude: [password], rename: {id: user_id, name: full_name}}\n")
+			s := ddlSink(t, c, cfg, decode.New)
+			commit(t, s, &exactly.PartitionBatch{Topic: "t.users", Records: []*exactly.Record{
+				{Topic: "t.users", Offset: 0, Key: []byte(`{"id":1}`), Value: []byte(`{"id":1,"name":"Ann","password":"x"}`)},
+				{Topic: "t.users", Offset: 1, Key: []byte(`{"id":2}`), Value: []byte(`{"id":2,"name":"Bob","password":"y"}`)},
+			}})
+			if got := describe(t, s, table); strings.Contains(got, "password") || !strings.Contains(got, "full_name") || !strings.HasSuffix(got, "key user_id") {
+				t.Errorf("table: %s", got)
+			}
+			// Later records carry an unknown field: ignored, evolve is off.
+			commit(t, s, &exactly.PartitionBatch{Topic: "t.users", From: 2, Records: []*exactly.Record{
+				{Topic: "t.users", Offset: 2, Key: []byte(`{"id":1}`), Value: []byte(`{"id":1,"name":"Ann B","password":"z","extra":1}`)},
+				{Topic: "t.users", Offset: 3, Key: []byte(`{"id":2}`)}, // tombstone: delete by the renamed key
+			}})
+			got := map[int64]string{}
+			rs, err := s.DB().Query(fmt.Sprintf("SELECT user_id, full_name FROM %s", table))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for rs.Next() {
+				var id int64
+				var n string
+				rs.Scan(&id, &n)
+				got[id] = n
+			}
+			rs.Close()
+			if fmt.Sprint(got) != fmt.Sprint(map[int64]string{1: "Ann B"}) {
+				t.Errorf("rows: %v", got)
+			}
+		})
+	}
+	t.Run("include", func(t *testing.T) {
+		c := ddlCases()[0]
+		table := uniq("narrow")
+		cfg := ddlConfig(t, c, "  - {topics: t.n, table: "+table+", key: [id], create: true, evolve: add_columns, columns: {include: [a]}}\n")
+		s := ddlSink(t, c, cfg, decode.New)
+		commit(t, s, &exactly.PartitionBatch{Topic: "t.n", Records: records("t.n", 0, `{"id":1,"a":"x","b":"y"}`)})
+		if got, want := describe(t, s, table), "id INTEGER NOT NULL, a TEXT key id"; got != want {
+			t.Errorf("include keeps the key and the included fields only: got %s, want %s", got, want)
+		}
+	})
+}
+
+// TestExistingLedgerGainsNotesColumn: a ledger made before the notes
+// column existed keeps its rows and gains the column when a sink opens it.
+func TestExistingLedgerGainsNotesColumn(t *testing.T) {
+	for _, c := range ddlCases() {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := ddlConfig(t, c, "  - {topics: t.x, key: [id]}\n")
+			db, err := c.d.Open(context.Background(), cfg.Sink)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			for _, stmt := range c.d.LedgerDDL() {
+				if _, err := db.Exec(stmt); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tb, _ := c.d.Describe(context.Background(), db, "exactly_batches"); tb.Column("notes") != nil {
+				t.Skip("this dialect's ledger DDL already has notes")
+			}
+			if _, err := db.Exec(exactly.Rebind(c.d, `INSERT INTO exactly_batches (batch_id, pipeline, topic, "partition", from_offset, to_offset,
+				records, upserted, deleted, skipped, dead_lettered, hash, status, writer, started_at) VALUES ('old', ?, 't.x', 0, 0, 1, 1, 1, 0, 0, 0, 'h', 'committed', 'w', ?)`),
+				cfg.Pipeline, time.Now().UTC()); err != nil {
+				t.Fatal(err)
+			}
+			for i := 0; i < 2; i++ { // the second open finds the column in place
+				s := ddlSink(t, c, cfg, decode.New)
+				var n int
+				if err := s.DB().QueryRow(exactly.Rebind(c.d, "SELECT COUNT(*) FROM exactly_batches WHERE pipeline = ? AND notes IS NULL"), cfg.Pipeline).Scan(&n); err != nil || n != 1 {
+					t.Errorf("open %d: old ledger row with notes column: %d %v", i, n, err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,82 @@
+package postgres
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/exactly/exactly"
+)
+
+// ColumnType implements exactly.Dialect.
+func (*Dialect) ColumnType(t exactly.Type, _ bool) string {
+	switch t.Kind {
+	case exactly.KindBool:
+		return "boolean"
+	case exactly.KindInt16:
+		return "smallint"
+	case exactly.KindInt32:
+		return "integer"
+	case exactly.KindInt64:
+		return "bigint"
+	case exactly.KindFloat32:
+		return "real"
+	case exactly.KindFloat64:
+		return "double precision"
+	case exactly.KindDecimal:
+		switch {
+		case t.Scale < 0:
+			return "numeric" // unconstrained: keeps every value exactly
+		case t.Precision > 0 && t.Precision <= 1000 && t.Scale <= t.Precision:
+			return fmt.Sprintf("numeric(%d,%d)", t.Precision, t.Scale)
+		default:
+			return fmt.Sprintf("numeric(%d,%d)", max(38, t.Scale+1), t.Scale)
+		}
+	case exactly.KindBytes:
+		return "bytea"
+	case exactly.KindDate:
+		return "date"
+	case exactly.KindTime:
+		return "time" + frac(t.Precision)
+	case exactly.KindTimestamp:
+		return "timestamp" + frac(t.Precision)
+	case exactly.KindTimestampTZ:
+		return "timestamptz" + frac(t.Precision)
+	case exactly.KindJSON:
+		return "jsonb"
+	}
+	return "text"
+}
+
+// frac is the fractional-seconds modifier; PostgreSQL keeps at most
+// microseconds, its default.
+func frac(p int) string {
+	if p > 0 && p < 6 {
+		return fmt.Sprintf("(%d)", p)
+	}
+	return ""
+}
+
+// CreateTable implements exactly.Dialect.
+func (d *Dialect) CreateTable(table string, cols []exactly.ColumnDef, key []string) string {
+	var sb strings.Builder
+	sb.WriteString("CREATE TABLE IF NOT EXISTS " + d.Quote(table) + " (")
+	for i, c := range cols {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString(d.Quote(c.Name) + " " + d.ColumnType(c.Type, false))
+		if !c.Nullable {
+			sb.WriteString(" NOT NULL")
+		}
+	}
+	if len(key) > 0 {
+		sb.WriteString(", PRIMARY KEY (" + d.list(key, "") + ")")
+	}
+	sb.WriteString(")")
+	return sb.String()
+}
+
+// AddColumn implements exactly.Dialect.
+func (d *Dialect) AddColumn(table string, col exactly.ColumnDef) string {
+	return "ALTER TABLE " + d.Quote(table) + " ADD COLUMN IF NOT EXISTS " + d.Quote(col.Name) + " " + d.ColumnType(col.Type, false)
+}
