@@ -81,6 +81,7 @@ func (*Dialect) LedgerDDL() []string {
 			writer text NOT NULL, started_at timestamptz NOT NULL, committed_at timestamptz)`,
 		`CREATE INDEX IF NOT EXISTS exactly_batches_range ON exactly_batches (pipeline, topic, "partition", from_offset)`,
 		`CREATE INDEX IF NOT EXISTS exactly_batches_status ON exactly_batches (pipeline, status, started_at)`,
+		`CREATE INDEX IF NOT EXISTS exactly_batches_recent ON exactly_batches (pipeline, topic, "partition", started_at)`,
 		`CREATE TABLE IF NOT EXISTS exactly_dead_letters (
 			id bigserial PRIMARY KEY, pipeline text NOT NULL, batch_id text NOT NULL,
 			topic text NOT NULL, "partition" integer NOT NULL, "offset" bigint NOT NULL,

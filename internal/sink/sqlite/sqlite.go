@@ -79,6 +79,7 @@ func (*Dialect) LedgerDDL() []string {
 			writer TEXT NOT NULL, started_at TEXT NOT NULL, committed_at TEXT)`,
 		`CREATE INDEX IF NOT EXISTS exactly_batches_range ON exactly_batches (pipeline, topic, "partition", from_offset)`,
 		`CREATE INDEX IF NOT EXISTS exactly_batches_status ON exactly_batches (pipeline, status, started_at)`,
+		`CREATE INDEX IF NOT EXISTS exactly_batches_recent ON exactly_batches (pipeline, topic, "partition", started_at)`,
 		`CREATE TABLE IF NOT EXISTS exactly_dead_letters (
 			id INTEGER PRIMARY KEY AUTOINCREMENT, pipeline TEXT NOT NULL, batch_id TEXT NOT NULL,
 			topic TEXT NOT NULL, "partition" INTEGER NOT NULL, "offset" INTEGER NOT NULL,

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/exactly/exactly"
+)
+
+// partitionStatus is one line of exactly status.
+type partitionStatus struct {
+	Topic       string     `json:"topic"`
+	Partition   int32      `json:"partition"`
+	Table       string     `json:"table"`
+	NextOffset  *int64     `json:"next_offset"`    // null: the pipeline never reached the partition
+	HighWater   *int64     `json:"high_watermark"` // null: the topic is gone from Kafka
+	LogStart    *int64     `json:"log_start"`
+	Lag         *int64     `json:"lag"`
+	LastBatchID string     `json:"last_batch_id,omitempty"`
+	LastBatchAt *time.Time `json:"last_batch_at,omitempty"`
+	LastStatus  string     `json:"last_status,omitempty"`
+	LastError   string     `json:"last_error,omitempty"`
+}
+
+func newStatusCmd(g *globals) *cobra.Command {
+	var file string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status -c FILE",
+		Short: "Per partition: table, committed next_offset, Kafka high watermark, lag, last batch",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			env, err := openAudit(ctx, file)
+			if err != nil {
+				return err
+			}
+			defer env.Close()
+			st, err := readStatus(ctx, env)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(g.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(map[string]any{"pipeline": env.cfg.Pipeline, "partitions": st})
+			}
+			printStatus(g, st)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&file, "config", "c", "", "configuration file (YAML)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
+	return cmd
+}
+
+// readStatus joins the ledger's partitions with the partitions of the
+// topics the configuration matches in Kafka.
+func readStatus(ctx context.Context, env *auditEnv) ([]partitionStatus, error) {
+	offs, err := env.ledger.Offsets(ctx)
+	if err != nil {
+		return nil, err
+	}
+	last, err := env.ledger.LastBatches(ctx)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[exactly.TP]bool{}
+	var tps []exactly.TP
+	next := map[exactly.TP]int64{}
+	for _, o := range offs {
+		next[o.TP] = o.Next
+		seen[o.TP] = true
+		tps = append(tps, o.TP)
+	}
+	for tp := range last {
+		if !seen[tp] {
+			seen[tp] = true
+			tps = append(tps, tp)
+		}
+	}
+	live, err := env.kafka.Partitions(ctx, func(topic string) bool { _, _, ok := env.cfg.Route(topic); return ok })
+	if err != nil {
+		return nil, err
+	}
+	for _, tp := range live {
+		if !seen[tp] {
+			seen[tp] = true
+			tps = append(tps, tp)
+		}
+	}
+	exactly.SortTPs(tps)
+	bounds, err := env.kafka.Bounds(ctx, tps)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]partitionStatus, 0, len(tps))
+	for _, tp := range tps {
+		s := partitionStatus{Topic: tp.Topic, Partition: tp.Partition}
+		if _, table, ok := env.cfg.Route(tp.Topic); ok {
+			s.Table = table
+		}
+		n, hasNext := next[tp]
+		if hasNext {
+			s.NextOffset = &n
+		}
+		if b, ok := bounds[tp]; ok {
+			hw, ls := b.End, b.Start
+			s.HighWater, s.LogStart = &hw, &ls
+			lag := hw - ls // never started: everything retained is to do
+			if hasNext {
+				lag = max(hw-n, 0)
+			}
+			s.Lag = &lag
+		}
+		if b, ok := last[tp]; ok {
+			at := b.StartedAt
+			if !b.CommittedAt.IsZero() {
+				at = b.CommittedAt
+			}
+			s.LastBatchID, s.LastBatchAt, s.LastStatus, s.LastError = b.BatchID, &at, b.Status, b.Error
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func printStatus(g *globals, st []partitionStatus) {
+	tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TOPIC\tPARTITION\tTABLE\tNEXT_OFFSET\tHIGH_WATERMARK\tLAG\tLAST_BATCH\tLAST_BATCH_AT\tSTATUS")
+	opt := func(p *int64) string {
+		if p == nil {
+			return "-"
+		}
+		return strconv.FormatInt(*p, 10)
+	}
+	for _, s := range st {
+		id, at, status := "-", "-", "-"
+		if s.LastBatchID != "" {
+			id, at, status = s.LastBatchID, s.LastBatchAt.Format(time.RFC3339), s.LastStatus
+		}
+		table := s.Table
+		if table == "" {
+			table = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Topic, s.Partition, table,
+			opt(s.NextOffset), opt(s.HighWater), opt(s.Lag), id, at, status)
+	}
+	tw.Flush()
+}

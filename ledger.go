@@ -1,0 +1,266 @@
+package exactly
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Batch statuses in exactly_batches.status.
+const (
+	StatusCommitted = "committed"
+	StatusFailed    = "failed"
+	StatusReplayed  = "replayed"
+)
+
+// BatchRow is one row of exactly_batches, as audit commands read it.
+type BatchRow struct {
+	BatchID      string
+	Topic        string
+	Partition    int32
+	From, To     int64 // [From, To): the next_offset it started from and the one it set
+	Min, Max     int64 // offsets of the records actually seen; -1 when none
+	Records      int64
+	Upserted     int64
+	Deleted      int64
+	Skipped      int64
+	DeadLettered int64
+	Hash         string
+	Status       string
+	Error        string
+	Writer       string
+	StartedAt    time.Time
+	CommittedAt  time.Time // zero unless committed or replayed
+}
+
+// TP returns the row's topic partition.
+func (b *BatchRow) TP() TP { return TP{b.Topic, b.Partition} }
+
+// OffsetRow is one row of exactly_offsets.
+type OffsetRow struct {
+	TP
+	Next      int64
+	Writer    string
+	UpdatedAt time.Time
+}
+
+// Ledger reads a pipeline's ledger tables. It never writes: the audit
+// commands built on it (status, verify) are read-only by contract.
+type Ledger struct {
+	db       *sql.DB
+	d        Dialect
+	pipeline string
+}
+
+// NewLedger reads the ledger of pipeline through db.
+func NewLedger(db *sql.DB, d Dialect, pipeline string) *Ledger {
+	return &Ledger{db: db, d: d, pipeline: pipeline}
+}
+
+// Pipeline names the pipeline whose rows the ledger reads.
+func (l *Ledger) Pipeline() string { return l.pipeline }
+
+// Offsets returns every exactly_offsets row of the pipeline, ordered by
+// topic and partition.
+func (l *Ledger) Offsets(ctx context.Context) ([]OffsetRow, error) {
+	q := Rebind(l.d, fmt.Sprintf("SELECT topic, %s, next_offset, writer, updated_at FROM exactly_offsets WHERE pipeline = ? ORDER BY topic, %s",
+		l.d.Quote("partition"), l.d.Quote("partition")))
+	rows, err := l.db.QueryContext(ctx, q, l.pipeline)
+	if err != nil {
+		return nil, fmt.Errorf("reading exactly_offsets: %w", err)
+	}
+	defer rows.Close()
+	var out []OffsetRow
+	for rows.Next() {
+		var o OffsetRow
+		var at any
+		if err := rows.Scan(&o.Topic, &o.Partition, &o.Next, &o.Writer, &at); err != nil {
+			return nil, fmt.Errorf("reading exactly_offsets: %w", err)
+		}
+		o.UpdatedAt = asTime(at)
+		out = append(out, o)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading exactly_offsets: %w", err)
+	}
+	return out, nil
+}
+
+var batchRowColumns = []string{"batch_id", "topic", "partition", "from_offset", "to_offset", "min_offset", "max_offset",
+	"records", "upserted", "deleted", "skipped", "dead_lettered", "hash", "status", "error", "writer", "started_at", "committed_at"}
+
+func (l *Ledger) columns(prefix string) string {
+	q := make([]string, len(batchRowColumns))
+	for i, c := range batchRowColumns {
+		q[i] = prefix + l.d.Quote(c)
+	}
+	return strings.Join(q, ", ")
+}
+
+func scanBatch(rows *sql.Rows, extra ...any) (BatchRow, error) {
+	var b BatchRow
+	var minO, maxO sql.NullInt64
+	var errText sql.NullString
+	var started, committed any
+	dest := append([]any{&b.BatchID, &b.Topic, &b.Partition, &b.From, &b.To, &minO, &maxO,
+		&b.Records, &b.Upserted, &b.Deleted, &b.Skipped, &b.DeadLettered, &b.Hash, &b.Status, &errText,
+		&b.Writer, &started, &committed}, extra...)
+	if err := rows.Scan(dest...); err != nil {
+		return b, err
+	}
+	b.Min, b.Max = -1, -1
+	if minO.Valid {
+		b.Min = minO.Int64
+	}
+	if maxO.Valid {
+		b.Max = maxO.Int64
+	}
+	b.Error = errText.String
+	b.StartedAt, b.CommittedAt = asTime(started), asTime(committed)
+	return b, nil
+}
+
+// Batches returns every exactly_batches row of one partition, ordered by
+// from_offset, then started_at (the exactly_batches_range index).
+func (l *Ledger) Batches(ctx context.Context, tp TP) ([]BatchRow, error) {
+	q := Rebind(l.d, fmt.Sprintf("SELECT %s FROM exactly_batches WHERE pipeline = ? AND topic = ? AND %s = ? ORDER BY from_offset, started_at, batch_id",
+		l.columns(""), l.d.Quote("partition")))
+	rows, err := l.db.QueryContext(ctx, q, l.pipeline, tp.Topic, tp.Partition)
+	if err != nil {
+		return nil, fmt.Errorf("reading exactly_batches of %s: %w", tp, err)
+	}
+	defer rows.Close()
+	var out []BatchRow
+	for rows.Next() {
+		b, err := scanBatch(rows)
+		if err != nil {
+			return nil, fmt.Errorf("reading exactly_batches of %s: %w", tp, err)
+		}
+		out = append(out, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading exactly_batches of %s: %w", tp, err)
+	}
+	return out, nil
+}
+
+// Partitions returns every partition that has an offsets row or a batch
+// row, sorted.
+func (l *Ledger) Partitions(ctx context.Context) ([]TP, error) {
+	q := Rebind(l.d, fmt.Sprintf("SELECT DISTINCT topic, %s FROM exactly_batches WHERE pipeline = ?", l.d.Quote("partition")))
+	rows, err := l.db.QueryContext(ctx, q, l.pipeline)
+	if err != nil {
+		return nil, fmt.Errorf("reading exactly_batches partitions: %w", err)
+	}
+	seen := map[TP]bool{}
+	for rows.Next() {
+		var tp TP
+		if err := rows.Scan(&tp.Topic, &tp.Partition); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("reading exactly_batches partitions: %w", err)
+		}
+		seen[tp] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading exactly_batches partitions: %w", err)
+	}
+	offs, err := l.Offsets(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range offs {
+		seen[o.TP] = true
+	}
+	out := make([]TP, 0, len(seen))
+	for tp := range seen {
+		out = append(out, tp)
+	}
+	SortTPs(out)
+	return out, nil
+}
+
+// LastBatches returns the most recent batch row (by started_at) of every
+// partition of the pipeline, in one query: ROW_NUMBER() over the
+// exactly_batches_recent index, portable to every supported database.
+func (l *Ledger) LastBatches(ctx context.Context) (map[TP]BatchRow, error) {
+	p := l.d.Quote("partition")
+	q := Rebind(l.d, fmt.Sprintf(`SELECT %s FROM (
+		SELECT %s, ROW_NUMBER() OVER (PARTITION BY b.topic, b.%s ORDER BY b.started_at DESC, b.batch_id DESC) AS exactly_rn
+		FROM exactly_batches b WHERE b.pipeline = ?) x WHERE x.exactly_rn = 1`, l.columns("x."), l.columns("b."), p))
+	rows, err := l.db.QueryContext(ctx, q, l.pipeline)
+	if err != nil {
+		return nil, fmt.Errorf("reading the last batches: %w", err)
+	}
+	defer rows.Close()
+	out := map[TP]BatchRow{}
+	for rows.Next() {
+		b, err := scanBatch(rows)
+		if err != nil {
+			return nil, fmt.Errorf("reading the last batches: %w", err)
+		}
+		out[b.TP()] = b
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading the last batches: %w", err)
+	}
+	return out, nil
+}
+
+// SortTPs sorts partitions by topic, then partition.
+func SortTPs(tps []TP) {
+	sort.Slice(tps, func(i, j int) bool {
+		if tps[i].Topic != tps[j].Topic {
+			return tps[i].Topic < tps[j].Topic
+		}
+		return tps[i].Partition < tps[j].Partition
+	})
+}
+
+// timeLayouts are the text forms timestamps come back in from databases
+// that store them as text (SQLite).
+var timeLayouts = []string{
+	"2006-01-02 15:04:05.999999999-07:00",
+	time.RFC3339Nano,
+	"2006-01-02 15:04:05.999999999Z07:00",
+	"2006-01-02 15:04:05.999999999",
+	"2006-01-02T15:04:05.999999999",
+}
+
+// asTime converts a scanned timestamp (time.Time, or its text) to UTC; an
+// unreadable or NULL value is the zero time.
+func asTime(v any) time.Time {
+	var s string
+	switch t := v.(type) {
+	case time.Time:
+		return t.UTC()
+	case string:
+		s = t
+	case []byte:
+		s = string(t)
+	case int64: // unix seconds
+		return time.Unix(t, 0).UTC()
+	default:
+		return time.Time{}
+	}
+	for _, layout := range timeLayouts {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC()
+		}
+	}
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return time.Unix(n, 0).UTC()
+	}
+	return time.Time{}
+}
+
+// Bounds are a partition's offsets as the broker reports them now.
+type Bounds struct {
+	Start  int64 // log start offset: everything below was deleted (retention, DeleteRecords)
+	End    int64 // high watermark
+	Stable int64 // last stable offset: what a read_committed consumer can reach
+}

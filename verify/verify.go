@@ -1,0 +1,423 @@
+// Package verify audits a pipeline's ledger against Kafka. Its rule: it only
+// reads. It never writes to the sink or to Kafka, so an auditor can run it
+// against production at any time.
+//
+// What it checks, per partition:
+//   - the chain of committed batches: each from_offset equals the previous
+//     to_offset (a gap means offsets never applied, an overlap offsets
+//     applied twice), and the last to_offset equals exactly_offsets.next_offset;
+//   - every committed or replayed range re-read from Kafka (read_committed,
+//     like the pipeline) still holds the same number of records with the
+//     same RangeHash;
+//   - offsets Kafka deleted (retention, DeleteRecords) before they were
+//     applied: real loss upstream, told apart from ranges deleted after they
+//     were applied (only unverifiable) and from compacted topics;
+//   - batches left failed and never covered by a committed batch.
+package verify
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/exactly/exactly"
+)
+
+// Kind names a finding.
+type Kind string
+
+const (
+	// Gap: consecutive committed batches leave offsets [From, To) unapplied.
+	Gap Kind = "gap"
+	// Overlap: two committed batches both applied [From, To).
+	Overlap Kind = "overlap"
+	// NextOffsetMismatch: exactly_offsets.next_offset is not where the last
+	// committed batch ends.
+	NextOffsetMismatch Kind = "next_offset_mismatch"
+	// HashMismatch: the range re-read from Kafka has the ledger's record
+	// count but another hash.
+	HashMismatch Kind = "hash_mismatch"
+	// CountMismatch: the range re-read from Kafka holds another number of
+	// records than the ledger counted.
+	CountMismatch Kind = "count_mismatch"
+	// RetentionLoss: Kafka deleted offsets [From, To) before they were
+	// applied; they can never be applied.
+	RetentionLoss Kind = "retention_loss"
+	// FailedUnresolved: a failed batch whose range no committed batch covers.
+	FailedUnresolved Kind = "failed_unresolved"
+
+	// Notes, not findings: ranges that cannot be re-hashed.
+
+	// DeletedAfterApply: retention removed (part of) a range after it was
+	// applied; normal, but the range can no longer be re-hashed.
+	DeletedAfterApply Kind = "deleted_after_apply"
+	// Compacted: the topic is compacted and the range lost records to it.
+	Compacted Kind = "compacted"
+)
+
+// Finding is one problem, with its coordinates.
+type Finding struct {
+	Kind      Kind   `json:"kind"`
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	From      int64  `json:"from"` // inclusive
+	To        int64  `json:"to"`   // exclusive
+	BatchID   string `json:"batch_id,omitempty"`
+	// OtherBatchID is the batch on the other side of a gap or overlap.
+	OtherBatchID string `json:"other_batch_id,omitempty"`
+	Ledger       string `json:"ledger,omitempty"` // what the ledger says (count, hash, next_offset)
+	Kafka        string `json:"kafka,omitempty"`  // what Kafka says now
+	Detail       string `json:"detail"`
+}
+
+func (f Finding) String() string {
+	s := fmt.Sprintf("%s %s[%d] offsets %d..%d", f.Kind, f.Topic, f.Partition, f.From, f.To-1)
+	if f.To <= f.From {
+		s = fmt.Sprintf("%s %s[%d] at offset %d", f.Kind, f.Topic, f.Partition, f.From)
+	}
+	if f.BatchID != "" {
+		s += " batch " + f.BatchID
+	}
+	return s + ": " + f.Detail
+}
+
+// Report is the outcome of a verification.
+type Report struct {
+	Pipeline   string    `json:"pipeline"`
+	Since      time.Time `json:"since,omitzero"`
+	Partitions int       `json:"partitions"`
+	Batches    int       `json:"batches"`  // ledger rows examined
+	Rehashed   int       `json:"rehashed"` // ranges re-read from Kafka and compared
+	Records    int64     `json:"records"`  // records re-read
+	Findings   []Finding `json:"findings"`
+	// Notes are ranges that could not be re-hashed, for the record.
+	Notes []Finding `json:"notes"`
+}
+
+// Clean is true when there are no findings.
+func (r *Report) Clean() bool { return len(r.Findings) == 0 }
+
+// Log is the Kafka side verify reads: internal/kafka.Reader.
+type Log interface {
+	// Bounds returns the current offsets of partitions; partitions of
+	// missing topics are absent.
+	Bounds(ctx context.Context, tps []exactly.TP) (map[exactly.TP]exactly.Bounds, error)
+	// Read delivers the committed records with from <= offset < to in
+	// offset order; from is not below the log start offset.
+	Read(ctx context.Context, tp exactly.TP, from, to int64, fn func(*exactly.Record) error) error
+	// Compacted reports whether the topic is compacted.
+	Compacted(ctx context.Context, topic string) (bool, error)
+}
+
+// Options tune a verification.
+type Options struct {
+	// Since limits the checks to batches started at or after it (the chain
+	// is checked from the first such batch). Zero checks everything.
+	Since time.Time
+	// Progress, when set, is called after each partition.
+	Progress func(tp exactly.TP, done, total int, records int64)
+}
+
+// Run verifies every partition of the ledger's pipeline.
+func Run(ctx context.Context, l *exactly.Ledger, log Log, opt Options) (*Report, error) {
+	rep := &Report{Pipeline: l.Pipeline(), Since: opt.Since, Findings: []Finding{}, Notes: []Finding{}}
+	tps, err := l.Partitions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	offs, err := l.Offsets(ctx)
+	if err != nil {
+		return nil, err
+	}
+	next := map[exactly.TP]int64{}
+	for _, o := range offs {
+		next[o.TP] = o.Next
+	}
+	bounds, err := log.Bounds(ctx, tps)
+	if err != nil {
+		return nil, err
+	}
+	compacted := map[string]bool{}
+	for i, tp := range tps {
+		rows, err := l.Batches(ctx, tp)
+		if err != nil {
+			return nil, err
+		}
+		b, known := bounds[tp]
+		if _, seen := compacted[tp.Topic]; !seen && known {
+			c, err := log.Compacted(ctx, tp.Topic)
+			if err != nil {
+				return nil, err
+			}
+			compacted[tp.Topic] = c
+		}
+		p := &partition{tp: tp, rows: rows, opt: opt, rep: rep, log: log, bounds: b, known: known, compacted: compacted[tp.Topic]}
+		if n, ok := next[tp]; ok {
+			p.next, p.hasNext = n, true
+		}
+		if err := p.verify(ctx); err != nil {
+			return nil, err
+		}
+		rep.Partitions++
+		if opt.Progress != nil {
+			opt.Progress(tp, i+1, len(tps), rep.Records)
+		}
+	}
+	return rep, nil
+}
+
+// partition is the verification of one partition.
+type partition struct {
+	tp        exactly.TP
+	rows      []exactly.BatchRow
+	opt       Options
+	rep       *Report
+	log       Log
+	bounds    exactly.Bounds
+	known     bool // the partition exists in Kafka
+	compacted bool
+	next      int64
+	hasNext   bool
+}
+
+func (p *partition) in(b *exactly.BatchRow) bool {
+	return p.opt.Since.IsZero() || !b.StartedAt.Before(p.opt.Since)
+}
+
+func (p *partition) add(f Finding) {
+	f.Topic, f.Partition = p.tp.Topic, p.tp.Partition
+	p.rep.Findings = append(p.rep.Findings, f)
+}
+
+func (p *partition) note(f Finding) {
+	f.Topic, f.Partition = p.tp.Topic, p.tp.Partition
+	p.rep.Notes = append(p.rep.Notes, f)
+}
+
+func (p *partition) verify(ctx context.Context) error {
+	var committed []*exactly.BatchRow
+	var failed []*exactly.BatchRow
+	var rehash []*exactly.BatchRow
+	for i := range p.rows {
+		b := &p.rows[i]
+		if p.in(b) {
+			p.rep.Batches++
+		}
+		switch b.Status {
+		case exactly.StatusCommitted:
+			committed = append(committed, b)
+		case exactly.StatusFailed:
+			failed = append(failed, b)
+		}
+		if (b.Status == exactly.StatusCommitted || b.Status == exactly.StatusReplayed) && p.in(b) {
+			rehash = append(rehash, b)
+		}
+	}
+	if err := p.chain(ctx, committed); err != nil {
+		return err
+	}
+	p.failed(failed, committed)
+	p.retention()
+	return p.rehash(ctx, rehash)
+}
+
+// chain checks that committed batches follow each other without gap or
+// overlap, and end at next_offset.
+func (p *partition) chain(ctx context.Context, committed []*exactly.BatchRow) error {
+	var prev *exactly.BatchRow
+	end := int64(-1)
+	for _, b := range committed {
+		if prev != nil && p.in(b) {
+			switch {
+			case b.From > end:
+				if err := p.gap(ctx, prev, b, end, b.From); err != nil {
+					return err
+				}
+			case b.From < end:
+				p.add(Finding{Kind: Overlap, From: b.From, To: min(end, b.To), BatchID: b.BatchID, OtherBatchID: prev.BatchID,
+					Ledger: fmt.Sprintf("batch %s starts at %d, previous batch %s ended at %d", b.BatchID, b.From, prev.BatchID, end),
+					Detail: fmt.Sprintf("offsets %d..%d were applied by two committed batches (%s and %s): their records took effect twice unless every table they touch upserts by key",
+						b.From, min(end, b.To)-1, prev.BatchID, b.BatchID)})
+			}
+		}
+		if b.To > end {
+			end = b.To
+		}
+		prev = b
+	}
+	if !p.hasNext || prev == nil {
+		return nil
+	}
+	switch {
+	case p.next > end:
+		p.add(Finding{Kind: NextOffsetMismatch, From: end, To: p.next, BatchID: prev.BatchID,
+			Ledger: fmt.Sprintf("next_offset %d, last committed batch ends at %d", p.next, end),
+			Detail: fmt.Sprintf("exactly_offsets.next_offset is %d but the committed batches end at %d: offsets %d..%d count as applied with no batch recording them", p.next, end, end, p.next-1)})
+	case p.next < end:
+		p.add(Finding{Kind: NextOffsetMismatch, From: p.next, To: end, BatchID: prev.BatchID,
+			Ledger: fmt.Sprintf("next_offset %d, last committed batch ends at %d", p.next, end),
+			Detail: fmt.Sprintf("exactly_offsets.next_offset is %d but committed batches reach %d: the pipeline will apply offsets %d..%d a second time", p.next, end, p.next, end-1)})
+	}
+	return nil
+}
+
+// gap reports a chain break [from, to) between prev and b, telling what
+// Kafka still holds there.
+func (p *partition) gap(ctx context.Context, prev, b *exactly.BatchRow, from, to int64) error {
+	f := Finding{Kind: Gap, From: from, To: to, BatchID: b.BatchID, OtherBatchID: prev.BatchID,
+		Ledger: fmt.Sprintf("batch %s ends at %d, next batch %s starts at %d", prev.BatchID, from, b.BatchID, to)}
+	switch {
+	case !p.known:
+		f.Kafka = "partition not found"
+		f.Detail = fmt.Sprintf("no committed batch covers offsets %d..%d; the partition no longer exists in Kafka", from, to-1)
+	default:
+		lo := max(from, p.bounds.Start)
+		n := 0
+		if lo < to {
+			if err := p.log.Read(ctx, p.tp, lo, to, func(*exactly.Record) error { n++; return nil }); err != nil {
+				return fmt.Errorf("re-reading gap %s %d..%d: %w", p.tp, from, to-1, err)
+			}
+		}
+		f.Kafka = fmt.Sprintf("%d records in the gap now", n)
+		f.Detail = fmt.Sprintf("no committed batch covers offsets %d..%d: Kafka still holds %d records there that were never applied", from, to-1, n)
+		if n == 0 && lo == from {
+			f.Detail = fmt.Sprintf("no committed batch covers offsets %d..%d; Kafka holds no records there (transaction markers or compaction), so nothing was skipped, but the ledger row is missing", from, to-1)
+		}
+		if p.bounds.Start > from {
+			p.add(Finding{Kind: RetentionLoss, From: from, To: min(to, p.bounds.Start), BatchID: b.BatchID,
+				Kafka:  fmt.Sprintf("log start offset %d", p.bounds.Start),
+				Detail: fmt.Sprintf("offsets %d..%d of a ledger gap were deleted by Kafka before any batch applied them", from, min(to, p.bounds.Start)-1)})
+		}
+	}
+	p.add(f)
+	return nil
+}
+
+// failed reports failed batches whose range committed batches do not cover.
+func (p *partition) failed(failed, committed []*exactly.BatchRow) {
+	type rng struct{ from, to int64 }
+	var cover []rng // merged committed ranges
+	for _, c := range committed {
+		if n := len(cover); n > 0 && c.From <= cover[n-1].to {
+			cover[n-1].to = max(cover[n-1].to, c.To)
+			continue
+		}
+		cover = append(cover, rng{c.From, c.To})
+	}
+	covered := func(from, to int64) bool {
+		for _, c := range cover {
+			if c.from <= from && to <= c.to {
+				return true
+			}
+		}
+		return false
+	}
+	reported := map[rng]bool{}
+	for _, f := range failed {
+		if !p.in(f) || covered(f.From, f.To) || reported[rng{f.From, f.To}] {
+			continue
+		}
+		reported[rng{f.From, f.To}] = true
+		p.add(Finding{Kind: FailedUnresolved, From: f.From, To: f.To, BatchID: f.BatchID,
+			Ledger: fmt.Sprintf("failed at %s: %s", f.StartedAt.Format(time.RFC3339), f.Error),
+			Detail: fmt.Sprintf("batch %s failed and no committed batch covers offsets %d..%d since: they are not applied", f.BatchID, f.From, f.To-1)})
+	}
+}
+
+// retention reports offsets deleted from Kafka before the pipeline reached
+// them: the log now starts above next_offset.
+func (p *partition) retention() {
+	if !p.known || !p.hasNext || p.bounds.Start <= p.next {
+		return
+	}
+	p.add(Finding{Kind: RetentionLoss, From: p.next, To: p.bounds.Start,
+		Ledger: fmt.Sprintf("next_offset %d", p.next),
+		Kafka:  fmt.Sprintf("log start offset %d", p.bounds.Start),
+		Detail: fmt.Sprintf("Kafka deleted offsets %d..%d (retention or DeleteRecords) before the pipeline applied them: those records are lost upstream (if the topic is transactional, a range of a single offset may have held only a transaction marker)",
+			p.next, p.bounds.Start-1)})
+}
+
+// rehash re-reads the ranges in one sequential pass and compares counts
+// and hashes with the ledger.
+func (p *partition) rehash(ctx context.Context, rows []*exactly.BatchRow) error {
+	var todo []*exactly.BatchRow
+	for _, b := range rows {
+		switch {
+		case b.To <= b.From:
+			continue
+		case !p.known:
+			p.note(Finding{Kind: DeletedAfterApply, From: b.From, To: b.To, BatchID: b.BatchID,
+				Detail: "the partition no longer exists in Kafka; the range cannot be re-hashed"})
+		case b.From < p.bounds.Start && b.Min >= 0 && b.Min < p.bounds.Start:
+			p.note(Finding{Kind: DeletedAfterApply, From: b.From, To: b.To, BatchID: b.BatchID,
+				Kafka:  fmt.Sprintf("log start offset %d", p.bounds.Start),
+				Detail: "Kafka deleted (part of) the range after it was applied; it cannot be re-hashed"})
+		default:
+			todo = append(todo, b)
+		}
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	sort.SliceStable(todo, func(i, j int) bool { return todo[i].From < todo[j].From })
+	type check struct {
+		b *exactly.BatchRow
+		h *exactly.RangeHash
+		n int64
+	}
+	lo, hi := todo[0].From, int64(0)
+	for _, b := range todo {
+		hi = max(hi, b.To)
+	}
+	lo = max(lo, p.bounds.Start)
+	var active []*check
+	nextRow := 0
+	finish := func(c *check) {
+		p.rep.Rehashed++
+		got := c.h.Sum()
+		switch {
+		case c.n != c.b.Records && p.compacted && c.n < c.b.Records:
+			p.note(Finding{Kind: Compacted, From: c.b.From, To: c.b.To, BatchID: c.b.BatchID,
+				Ledger: fmt.Sprintf("%d records", c.b.Records), Kafka: fmt.Sprintf("%d records", c.n),
+				Detail: "the topic is compacted and the range lost records to compaction after it was applied; it cannot be re-hashed"})
+		case c.n != c.b.Records:
+			p.add(Finding{Kind: CountMismatch, From: c.b.From, To: c.b.To, BatchID: c.b.BatchID,
+				Ledger: fmt.Sprintf("%d records", c.b.Records), Kafka: fmt.Sprintf("%d records", c.n),
+				Detail: fmt.Sprintf("the ledger counted %d records in this range, Kafka holds %d now", c.b.Records, c.n)})
+		case got != c.b.Hash:
+			p.add(Finding{Kind: HashMismatch, From: c.b.From, To: c.b.To, BatchID: c.b.BatchID,
+				Ledger: c.b.Hash, Kafka: got,
+				Detail: fmt.Sprintf("the %d records Kafka holds in this range do not hash to the ledger's hash: the ledger row or the topic was altered", c.n)})
+		}
+	}
+	err := p.log.Read(ctx, p.tp, lo, hi, func(r *exactly.Record) error {
+		p.rep.Records++
+		for nextRow < len(todo) && todo[nextRow].From <= r.Offset {
+			active = append(active, &check{b: todo[nextRow], h: exactly.NewRangeHash()})
+			nextRow++
+		}
+		keep := active[:0]
+		for _, c := range active {
+			if c.b.To <= r.Offset {
+				finish(c)
+				continue
+			}
+			c.h.Add(r)
+			c.n++
+			keep = append(keep, c)
+		}
+		active = keep
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("re-reading %s %d..%d: %w", p.tp, lo, hi-1, err)
+	}
+	for _, c := range active {
+		finish(c)
+	}
+	for ; nextRow < len(todo); nextRow++ { // ranges no record reached
+		finish(&check{b: todo[nextRow], h: exactly.NewRangeHash()})
+	}
+	return nil
+}
