@@ -37,12 +37,20 @@ var _ exactly.Decoder = (*JSON)(nil)
 // Decode implements exactly.Decoder.
 func (d *JSON) Decode(r *exactly.Record) (exactly.Change, error) {
 	var ch exactly.Change
-	if d.KeyFrom != "value" || r.Value == nil {
+	// key_from: record_key takes the key from the record key, whatever its
+	// form; value from the value's key fields (a tombstone has only its
+	// record key). The default takes the record key when it is a JSON
+	// object (a Connect key struct included) and the value fields
+	// otherwise: a scalar record key is often a partitioning hint, not
+	// the row's key.
+	useKey := d.KeyFrom == "record_key" || r.Value == nil ||
+		(d.KeyFrom == "" && isObject(r.Key))
+	if useKey {
 		k, err := RecordKey(r.Key, d.Key)
 		if err != nil && (r.Value == nil || d.KeyFrom == "record_key") {
 			return ch, err
 		}
-		ch.Key = k
+		ch.Key = k // nil when a default-mode object key is unreadable: the value's fields decide
 	}
 	if r.Value == nil {
 		ch.Op = exactly.OpDelete
@@ -61,6 +69,11 @@ func (d *JSON) Decode(r *exactly.Record) (exactly.Change, error) {
 		ch.Version = row[d.Version]
 	}
 	return ch, nil
+}
+
+func isObject(b []byte) bool {
+	t := bytes.TrimSpace(b)
+	return len(t) > 0 && t[0] == '{'
 }
 
 // RecordKey reads a record key: a JSON object gives its fields; a JSON

@@ -152,57 +152,22 @@ func (s *Source) startOffsets(ctx context.Context, tps []exactly.TP) (map[exactl
 	return stored, nil
 }
 
-// seedOffsets resolves start_from for partitions the ledger has never seen.
+// seedOffsets resolves start_from for partitions the ledger has never
+// seen. It is read once per partition: the seeded row is the truth from
+// then on, whatever the group or the timestamps say later.
 func (s *Source) seedOffsets(ctx context.Context, tps []exactly.TP) (map[exactly.TP]int64, error) {
-	adm := kadm.NewClient(s.cl)
-	topicSet := map[string]bool{}
-	for _, tp := range tps {
-		topicSet[tp.Topic] = true
-	}
-	var topics []string
-	for t := range topicSet {
-		topics = append(topics, t)
-	}
-	out := map[exactly.TP]int64{}
-	sf := s.cfg.Source.StartFrom
-	var listed kadm.ListedOffsets
-	var err error
-	switch {
-	case sf == "latest":
-		listed, err = adm.ListEndOffsets(ctx, topics...)
-	case len(sf) > len("timestamp:") && sf[:len("timestamp:")] == "timestamp:":
-		ts, _ := time.Parse(time.RFC3339, sf[len("timestamp:"):])
-		listed, err = adm.ListOffsetsAfterMilli(ctx, ts.UnixMilli(), topics...)
-	case sf == "group":
-		committed, cerr := adm.FetchOffsets(ctx, s.cfg.Source.Group)
-		if cerr != nil {
-			return nil, fmt.Errorf("reading consumer group %s offsets for start_from: group: %w", s.cfg.Source.Group, cerr)
-		}
-		starts, serr := adm.ListStartOffsets(ctx, topics...)
-		if serr != nil {
-			return nil, fmt.Errorf("listing start offsets: %w", serr)
-		}
-		for _, tp := range tps {
-			if o, ok := committed.Lookup(tp.Topic, tp.Partition); ok && o.At >= 0 {
-				out[tp] = o.At
-			} else if l, ok := starts.Lookup(tp.Topic, tp.Partition); ok {
-				out[tp] = l.Offset
-			}
-		}
-		return out, nil
-	default:
-		listed, err = adm.ListStartOffsets(ctx, topics...)
-	}
+	out, uncommitted, err := resolveStart(ctx, kadm.NewClient(s.cl), s.cfg.Source.StartFrom, s.cfg.Source.Group, tps)
 	if err != nil {
-		return nil, fmt.Errorf("listing offsets for start_from %s: %w", sf, err)
+		return nil, err
+	}
+	for _, tp := range uncommitted {
+		s.log.Warn("start_from: group: the group has no committed offset for this partition; starting at the log start",
+			"group", s.cfg.Source.Group, "topic", tp.Topic, "partition", tp.Partition, "offset", out[tp])
 	}
 	for _, tp := range tps {
-		l, ok := listed.Lookup(tp.Topic, tp.Partition)
-		if !ok || l.Err != nil {
-			return nil, fmt.Errorf("listing offsets of %s for start_from %s: %v", tp, sf, l.Err)
-		}
-		out[tp] = l.Offset
+		s.log.Debug("seeding offsets row", "topic", tp.Topic, "partition", tp.Partition, "start_from", s.cfg.Source.StartFrom, "next_offset", out[tp])
 	}
+	s.log.Info("seeding offsets rows for partitions the ledger has not seen", "start_from", s.cfg.Source.StartFrom, "partitions", len(tps))
 	return out, nil
 }
 

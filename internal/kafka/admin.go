@@ -1,0 +1,224 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/exactly/exactly"
+)
+
+// Admin answers questions about the topics a pipeline reads, without
+// joining its consumer group: which partitions exist, where start_from
+// would start them, what their first records look like. exactly plan and
+// exactly adopt use it; it never commits anything to Kafka.
+type Admin struct {
+	cfg *exactly.Config
+	cl  *kgo.Client
+	adm *kadm.Client
+}
+
+// NewAdmin creates a client for the configured brokers.
+func NewAdmin(cfg *exactly.Config, extra ...kgo.Opt) (*Admin, error) {
+	opts := append([]kgo.Opt{kgo.SeedBrokers(cfg.Source.Brokers...), kgo.ClientID(cfg.Source.ClientID)}, extra...)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("creating kafka client: %w", err)
+	}
+	return &Admin{cfg: cfg, cl: cl, adm: kadm.NewClient(cl)}, nil
+}
+
+// Close closes the client.
+func (a *Admin) Close() { a.cl.Close() }
+
+// Partitions lists the partitions of every topic a table rule matches,
+// sorted by topic and partition.
+func (a *Admin) Partitions(ctx context.Context) ([]exactly.TP, error) {
+	topics, err := a.adm.ListTopics(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("listing topics: %w", err)
+	}
+	var out []exactly.TP
+	for _, td := range topics.Sorted() {
+		if td.IsInternal || strings.HasPrefix(td.Topic, "__") {
+			continue
+		}
+		if _, _, ok := a.cfg.Route(td.Topic); !ok {
+			continue
+		}
+		if td.Err != nil {
+			return nil, fmt.Errorf("describing topic %s: %w", td.Topic, td.Err)
+		}
+		for _, p := range td.Partitions.Sorted() {
+			out = append(out, exactly.TP{Topic: td.Topic, Partition: p.Partition})
+		}
+	}
+	return out, nil
+}
+
+// Bounds are a partition's log start offset and high watermark.
+type Bounds struct{ Start, End int64 }
+
+// Bounds returns the log start and end offsets of the partitions.
+func (a *Admin) Bounds(ctx context.Context, tps []exactly.TP) (map[exactly.TP]Bounds, error) {
+	topics := topicsOf(tps)
+	starts, err := a.adm.ListStartOffsets(ctx, topics...)
+	if err != nil {
+		return nil, fmt.Errorf("listing log start offsets: %w", err)
+	}
+	ends, err := a.adm.ListEndOffsets(ctx, topics...)
+	if err != nil {
+		return nil, fmt.Errorf("listing end offsets: %w", err)
+	}
+	out := map[exactly.TP]Bounds{}
+	for _, tp := range tps {
+		s, ok1 := starts.Lookup(tp.Topic, tp.Partition)
+		e, ok2 := ends.Lookup(tp.Topic, tp.Partition)
+		if !ok1 || !ok2 || s.Err != nil || e.Err != nil {
+			return nil, fmt.Errorf("listing offsets of %s: %v", tp, errors.Join(s.Err, e.Err))
+		}
+		out[tp] = Bounds{Start: s.Offset, End: e.Offset}
+	}
+	return out, nil
+}
+
+// StartOffsets resolves start_from for partitions the ledger has no row
+// for (see exactly.SourceConfig.StartFrom): earliest, latest,
+// timestamp:<RFC3339> (the first offset whose record timestamp is at or
+// after it; the end when there is none), or group (the offsets group has
+// committed; a partition the group never committed starts at the log
+// start, and is listed in uncommitted).
+func (a *Admin) StartOffsets(ctx context.Context, startFrom, group string, tps []exactly.TP) (offsets map[exactly.TP]int64, uncommitted []exactly.TP, err error) {
+	return resolveStart(ctx, a.adm, startFrom, group, tps)
+}
+
+func resolveStart(ctx context.Context, adm *kadm.Client, sf, group string, tps []exactly.TP) (map[exactly.TP]int64, []exactly.TP, error) {
+	topics := topicsOf(tps)
+	out := map[exactly.TP]int64{}
+	var listed kadm.ListedOffsets
+	var err error
+	switch {
+	case sf == "latest":
+		listed, err = adm.ListEndOffsets(ctx, topics...)
+	case strings.HasPrefix(sf, "timestamp:"):
+		ts, perr := time.Parse(time.RFC3339, strings.TrimPrefix(sf, "timestamp:"))
+		if perr != nil {
+			return nil, nil, fmt.Errorf("start_from %s: expected timestamp:<RFC3339>: %w", sf, perr)
+		}
+		listed, err = adm.ListOffsetsAfterMilli(ctx, ts.UnixMilli(), topics...)
+	case sf == "group":
+		committed, cerr := adm.FetchOffsets(ctx, group)
+		if cerr != nil {
+			return nil, nil, fmt.Errorf("reading consumer group %s offsets for start_from: group: %w", group, cerr)
+		}
+		starts, serr := adm.ListStartOffsets(ctx, topics...)
+		if serr != nil {
+			return nil, nil, fmt.Errorf("listing start offsets: %w", serr)
+		}
+		var uncommitted []exactly.TP
+		for _, tp := range tps {
+			if o, ok := committed.Lookup(tp.Topic, tp.Partition); ok && o.Err == nil && o.At >= 0 {
+				out[tp] = o.At
+				continue
+			}
+			l, ok := starts.Lookup(tp.Topic, tp.Partition)
+			if !ok || l.Err != nil {
+				return nil, nil, fmt.Errorf("listing start offset of %s: %v", tp, l.Err)
+			}
+			out[tp] = l.Offset
+			uncommitted = append(uncommitted, tp)
+		}
+		return out, uncommitted, nil
+	default:
+		listed, err = adm.ListStartOffsets(ctx, topics...)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("listing offsets for start_from %s: %w", sf, err)
+	}
+	for _, tp := range tps {
+		l, ok := listed.Lookup(tp.Topic, tp.Partition)
+		if !ok || l.Err != nil {
+			return nil, nil, fmt.Errorf("listing offsets of %s for start_from %s: %v", tp, sf, l.Err)
+		}
+		out[tp] = l.Offset
+	}
+	return out, nil, nil
+}
+
+// Sample reads up to n records of each partition from the given offsets,
+// for as long as timeout, without a consumer group. Partitions with
+// nothing to read return no records.
+func (a *Admin) Sample(ctx context.Context, from map[exactly.TP]int64, n int, timeout time.Duration) (map[exactly.TP][]*exactly.Record, error) {
+	out := map[exactly.TP][]*exactly.Record{}
+	bounds, err := a.Bounds(ctx, keys(from))
+	if err != nil {
+		return nil, err
+	}
+	parts := map[string]map[int32]kgo.Offset{}
+	want := 0
+	for tp, o := range from {
+		if o >= bounds[tp].End {
+			continue
+		}
+		if parts[tp.Topic] == nil {
+			parts[tp.Topic] = map[int32]kgo.Offset{}
+		}
+		parts[tp.Topic][tp.Partition] = kgo.NewOffset().At(o)
+		want += int(min(int64(n), bounds[tp].End-o))
+	}
+	if want == 0 {
+		return out, nil
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(a.cfg.Source.Brokers...), kgo.ClientID(a.cfg.Source.ClientID),
+		kgo.ConsumePartitions(parts), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		return nil, fmt.Errorf("creating kafka client: %w", err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	got := 0
+	for got < want && ctx.Err() == nil {
+		fs := cl.PollFetches(ctx)
+		fs.EachRecord(func(r *kgo.Record) {
+			tp := exactly.TP{Topic: r.Topic, Partition: r.Partition}
+			if len(out[tp]) >= n {
+				return
+			}
+			rec := &exactly.Record{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value, Timestamp: r.Timestamp}
+			for _, h := range r.Headers {
+				rec.Headers = append(rec.Headers, exactly.Header{Key: h.Key, Value: h.Value})
+			}
+			out[tp] = append(out[tp], rec)
+			got++
+		})
+	}
+	return out, nil
+}
+
+func topicsOf(tps []exactly.TP) []string {
+	set := map[string]bool{}
+	var out []string
+	for _, tp := range tps {
+		if !set[tp.Topic] {
+			set[tp.Topic] = true
+			out = append(out, tp.Topic)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func keys(m map[exactly.TP]int64) []exactly.TP {
+	out := make([]exactly.TP, 0, len(m))
+	for tp := range m {
+		out = append(out, tp)
+	}
+	return out
+}
