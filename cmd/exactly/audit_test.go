@@ -26,13 +26,14 @@ import (
 // auditFixture is a sink whose ledger holds committed batches of real
 // records of t.items[0], and the config file pointing at both.
 type auditFixture struct {
-	file    string
-	driver  string
-	d       exactly.Dialect
-	db      *sql.DB
-	sink    *exactly.Sink
-	cluster *kfake.Cluster
-	batches []*exactly.PartitionBatch
+	file     string
+	driver   string
+	d        exactly.Dialect
+	db       *sql.DB
+	sink     *exactly.Sink
+	cluster  *kfake.Cluster
+	batches  []*exactly.PartitionBatch
+	produced int
 }
 
 // newAuditFixture produces n records (keys cycling over 7 ids) and commits
@@ -82,18 +83,7 @@ tables:
 	if _, err := f.sink.SeedOffset(ctx, exactly.TP{Topic: "t.items"}, 0); err != nil {
 		t.Fatal(err)
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...), kgo.DefaultProduceTopic("t.items"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	for i := 0; i < n; i++ {
-		id := i % 7
-		r := &kgo.Record{Key: []byte(fmt.Sprintf(`{"id":%d}`, id)), Value: []byte(fmt.Sprintf(`{"id":%d,"name":"n%d"}`, id, i))}
-		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	f.produceMore(t, n)
 	kr, err := kafka.NewReader(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -120,6 +110,24 @@ tables:
 		next = b.To
 	}
 	return f
+}
+
+// produceMore appends n records to t.items[0], keys cycling over 7 ids.
+func (f *auditFixture) produceMore(t *testing.T, n int) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(f.cluster.ListenAddrs()...), kgo.DefaultProduceTopic("t.items"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for i := 0; i < n; i++ {
+		f.produced++
+		id := f.produced % 7
+		r := &kgo.Record{Key: []byte(fmt.Sprintf(`{"id":%d}`, id)), Value: []byte(fmt.Sprintf(`{"id":%d,"name":"n%d"}`, id, f.produced))}
+		if err := cl.ProduceSync(context.Background(), r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func (f *auditFixture) exec(t *testing.T, q string, args ...any) {

@@ -1,0 +1,155 @@
+package exactly
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ReplayRangeError says a replay range reaches beyond what the pipeline has
+// committed: those records belong to the pipeline, which applies them (and
+// records them in the chain) itself.
+type ReplayRangeError struct {
+	Topic     string
+	Partition int32
+	To        int64 // the end of the replayed range (exclusive)
+	Next      int64 // exactly_offsets.next_offset; -1 when the partition has no row
+}
+
+func (e *ReplayRangeError) Error() string {
+	if e.Next < 0 {
+		return fmt.Sprintf("replaying %s[%d]: the pipeline has never committed this partition; nothing to replay", e.Topic, e.Partition)
+	}
+	return fmt.Sprintf("replaying %s[%d] up to offset %d: exactly_offsets.next_offset is %d; replay only re-applies committed offsets (below %d), the pipeline applies the rest",
+		e.Topic, e.Partition, e.To-1, e.Next, e.Next)
+}
+
+// ErrReplayAppend says a replayed record routes to an append-mode table:
+// inserting it again would duplicate the row, so replay refuses.
+var ErrReplayAppend = errors.New("append-mode tables have no key to make a replay idempotent")
+
+// Replay re-applies records of one partition that the pipeline already
+// committed, in one transaction: the records go through the same prepare,
+// create/evolve, plan and Dialect.Apply as Commit, and a ledger row with
+// status "replayed" records the range and its hash. b.From is where the
+// replayed range starts; b.Records are the partition's records from there,
+// in offset order, as read with read_committed.
+//
+// Replay never moves next_offset. In its transaction it updates the
+// partition's exactly_offsets row (only updated_at) under the condition
+// next_offset >= the range's end: that takes the same row lock as Commit's
+// fence, so a replay and a running pipeline's batch serialize instead of
+// interleaving, and a range the pipeline has not committed is refused with
+// a *ReplayRangeError. Dead letters are not written again (the first apply
+// wrote them); the ledger row counts them. A record whose rule says
+// on_error: fail stops the replay with its *RecordError; a record routed to
+// an append-mode table stops it with ErrReplayAppend.
+//
+// Upserts and deletes are idempotent, but not time-travel safe: replaying
+// an older range over newer rows writes the older values back unless the
+// table has a version column. Replaying up to next_offset ends at the
+// current state.
+func (s *Sink) Replay(ctx context.Context, b *PartitionBatch) error {
+	s.prepare(b)
+	b.BatchID = s.newBatchID()
+	if b.Halt != nil {
+		return fmt.Errorf("replaying %s[%d]: %w", b.Topic, b.Partition, b.Halt)
+	}
+	for _, c := range b.changes {
+		if c.rule.Mode == "append" && c.Op == OpUpsert {
+			return fmt.Errorf("replaying %s[%d]@%d into table %s: %w; repair it with exactly dedupe instead",
+				b.Topic, b.Partition, c.rec.Offset, c.table, ErrReplayAppend)
+		}
+	}
+	if len(b.Records) == 0 {
+		return nil
+	}
+	if err := s.ensureTables(ctx, []*PartitionBatch{b}); err != nil {
+		return fmt.Errorf("replaying %s[%d]: preparing tables: %w", b.Topic, b.Partition, err)
+	}
+	var err error
+	for attempt := 0; attempt < 6; attempt++ {
+		if err = s.replayOnce(ctx, b); err == nil {
+			return nil
+		}
+		var re *ReplayRangeError
+		if errors.As(err, &re) || s.d.Classify(err) != ErrConflict || ctx.Err() != nil {
+			break
+		}
+	}
+	return err
+}
+
+func (s *Sink) replayOnce(ctx context.Context, b *PartitionBatch) error {
+	batches := []*PartitionBatch{b}
+	tables, err := s.describeAll(ctx, batches)
+	if err != nil {
+		return err
+	}
+	writes, err := s.plan(batches, tables)
+	if err != nil {
+		return err
+	}
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("connecting to the sink: %w", err)
+	}
+	defer conn.Close()
+	sqlTx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("beginning replay transaction: %w", err)
+	}
+	tx := &Tx{Tx: sqlTx, Conn: conn}
+	done := false
+	defer func() {
+		if !done {
+			_ = sqlTx.Rollback()
+		}
+	}()
+	now := time.Now().UTC()
+	lock := s.rebind(fmt.Sprintf("UPDATE exactly_offsets SET %s = ? WHERE %s = ? AND %s = ? AND %s = ? AND %s >= ?",
+		s.d.Quote("updated_at"), s.d.Quote("pipeline"), s.d.Quote("topic"), s.d.Quote("partition"), s.d.Quote("next_offset")))
+	res, err := tx.ExecContext(ctx, lock, now, s.cfg.Pipeline, b.Topic, b.Partition, b.To)
+	if err != nil {
+		return fmt.Errorf("locking offsets of %s[%d] for replay: %w", b.Topic, b.Partition, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("locking offsets of %s[%d] for replay: %w", b.Topic, b.Partition, err)
+	} else if n != 1 {
+		got, lerr := s.LoadOffsets(ctx, []TP{{b.Topic, b.Partition}})
+		if lerr != nil {
+			return lerr
+		}
+		next, ok := got[TP{b.Topic, b.Partition}]
+		if !ok {
+			next = -1
+		}
+		return &ReplayRangeError{Topic: b.Topic, Partition: b.Partition, To: b.To, Next: next}
+	}
+	for _, w := range writes {
+		if err := s.d.Apply(ctx, tx, w); err != nil {
+			return fmt.Errorf("writing table %s: %w", w.Table.Name, err)
+		}
+	}
+	if err := s.insertLedger(ctx, tx, batches, StatusReplayed, "", now); err != nil {
+		return err
+	}
+	err = sqlTx.Commit()
+	done = true
+	if err != nil {
+		// The outcome is unknown: the ledger row is the witness.
+		if ok, rerr := s.batchRecorded(ctx, b.BatchID); rerr == nil && ok {
+			return nil
+		}
+		return fmt.Errorf("committing replay transaction: %w", err)
+	}
+	return nil
+}
+
+// batchRecorded reports whether a ledger row with the batch id exists.
+func (s *Sink) batchRecorded(ctx context.Context, id string) (bool, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, s.rebind("SELECT COUNT(*) FROM exactly_batches WHERE batch_id = ?"), id).Scan(&n)
+	return n > 0, err
+}
