@@ -14,11 +14,16 @@ import (
 	"github.com/exactly/exactly"
 )
 
-// New returns the decoder for a table rule's format.
+// New returns the decoder for a table rule's format. Formats that need a
+// schema registry (avro) are built by For, which knows the configuration.
 func New(rule *exactly.TableRule) (exactly.Decoder, error) {
 	switch rule.Format {
 	case "json", "":
 		return &JSON{Key: rule.Key, KeyFrom: rule.KeyFrom, Version: rule.Version}, nil
+	case "debezium":
+		return NewDebezium(rule), nil
+	case "avro":
+		return nil, errors.New("format avro needs source.schema_registry.url")
 	}
 	return nil, fmt.Errorf("format %q is not supported", rule.Format)
 }
@@ -36,6 +41,14 @@ var _ exactly.Decoder = (*JSON)(nil)
 
 // Decode implements exactly.Decoder.
 func (d *JSON) Decode(r *exactly.Record) (exactly.Change, error) {
+	ch, err := d.decode(r)
+	if err != nil {
+		return exactly.Change{}, recordError(r, err)
+	}
+	return ch, nil
+}
+
+func (d *JSON) decode(r *exactly.Record) (exactly.Change, error) {
 	var ch exactly.Change
 	// key_from: record_key takes the key from the record key, whatever its
 	// form; value from the value's key fields (a tombstone has only its

@@ -1,0 +1,265 @@
+package decode
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/exactly/exactly"
+)
+
+// connectSchema is a Kafka Connect schema as the JSON converter writes it
+// next to a payload (schemas.enable=true).
+type connectSchema struct {
+	Type       string            `json:"type"`
+	Optional   bool              `json:"optional"`
+	Name       string            `json:"name"`
+	Field      string            `json:"field"`
+	Fields     []*connectSchema  `json:"fields"`
+	Parameters map[string]string `json:"parameters"`
+}
+
+// field returns the struct schema's field of that name, or nil.
+func (s *connectSchema) field(name string) *connectSchema {
+	if s == nil {
+		return nil
+	}
+	for _, f := range s.Fields {
+		if f != nil && f.Field == name {
+			return f
+		}
+	}
+	return nil
+}
+
+// Logical type names of Debezium and Kafka Connect that change how a value
+// is read. Anything else keeps its physical type.
+const (
+	connectDate       = "org.apache.kafka.connect.data.Date"
+	connectTime       = "org.apache.kafka.connect.data.Time"
+	connectTimestamp  = "org.apache.kafka.connect.data.Timestamp"
+	connectDecimal    = "org.apache.kafka.connect.data.Decimal"
+	dbzDate           = "io.debezium.time.Date"
+	dbzTime           = "io.debezium.time.Time"
+	dbzMicroTime      = "io.debezium.time.MicroTime"
+	dbzNanoTime       = "io.debezium.time.NanoTime"
+	dbzTimestamp      = "io.debezium.time.Timestamp"
+	dbzMicroTimestamp = "io.debezium.time.MicroTimestamp"
+	dbzNanoTimestamp  = "io.debezium.time.NanoTimestamp"
+	dbzZonedTimestamp = "io.debezium.time.ZonedTimestamp"
+	dbzVarDecimal     = "io.debezium.data.VariableScaleDecimal"
+	dbzJSON           = "io.debezium.data.Json"
+)
+
+// connectValue converts one payload value (decoded with UseNumber) by its
+// Connect schema into an exactly.Change value. A nil schema keeps the value
+// as JSON gives it (see Value).
+func connectValue(s *connectSchema, v any) (any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	if s == nil {
+		return Value(v), nil
+	}
+	switch s.Type {
+	case "boolean":
+		b, ok := v.(bool)
+		if !ok {
+			return nil, fmt.Errorf("expected a boolean, got %s", jsonKind(v))
+		}
+		return b, nil
+	case "int8", "int16", "int32", "int64":
+		n, ok := v.(json.Number)
+		if !ok {
+			return nil, fmt.Errorf("expected an integer (%s), got %s", s.Type, jsonKind(v))
+		}
+		i, err := strconv.ParseInt(n.String(), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("expected an integer (%s), got %s", s.Type, n)
+		}
+		return integer(s.Name, i)
+	case "float32", "float64":
+		n, ok := v.(json.Number)
+		if !ok {
+			return nil, fmt.Errorf("expected a number (%s), got %s", s.Type, jsonKind(v))
+		}
+		f, err := strconv.ParseFloat(n.String(), 64)
+		if err != nil {
+			return nil, fmt.Errorf("expected a number (%s), got %s", s.Type, n)
+		}
+		return f, nil
+	case "string":
+		str, ok := v.(string)
+		if !ok {
+			return nil, fmt.Errorf("expected a string, got %s", jsonKind(v))
+		}
+		return text(s.Name, str)
+	case "bytes":
+		str, ok := v.(string)
+		if !ok {
+			return nil, fmt.Errorf("expected base64 bytes, got %s", jsonKind(v))
+		}
+		b, err := base64.StdEncoding.DecodeString(str)
+		if err != nil {
+			return nil, fmt.Errorf("expected base64 bytes: %v", err)
+		}
+		if s.Name == connectDecimal {
+			scale, err := decimalScale(s.Parameters)
+			if err != nil {
+				return nil, err
+			}
+			return DecimalFromBytes(b, scale), nil
+		}
+		return b, nil
+	case "struct":
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("expected a struct, got %s", jsonKind(v))
+		}
+		if s.Name == dbzVarDecimal {
+			return variableScaleDecimal(m)
+		}
+		return Value(m), nil
+	case "array", "map":
+		return Value(v), nil
+	}
+	return nil, fmt.Errorf("unknown Connect schema type %q", s.Type)
+}
+
+// integer applies the logical types carried by Connect integers.
+func integer(name string, i int64) (any, error) {
+	switch name {
+	case dbzDate, connectDate: // days since the epoch
+		if i < -1e7 || i > 1e7 {
+			return nil, fmt.Errorf("date %d days from the epoch is out of range", i)
+		}
+		return time.Unix(i*86400, 0).UTC(), nil
+	case dbzTimestamp, connectTimestamp: // milliseconds since the epoch
+		return time.UnixMilli(i).UTC(), nil
+	case dbzMicroTimestamp:
+		return time.UnixMicro(i).UTC(), nil
+	case dbzNanoTimestamp:
+		return time.Unix(0, i).UTC(), nil
+	case dbzTime, connectTime: // milliseconds past midnight
+		return timeOfDay(time.Duration(i) * time.Millisecond)
+	case dbzMicroTime:
+		return timeOfDay(time.Duration(i) * time.Microsecond)
+	case dbzNanoTime:
+		return timeOfDay(time.Duration(i))
+	}
+	return i, nil
+}
+
+// timeOfDay renders a time past midnight as text ("13:45:00.123456"),
+// which every sink casts to its time type.
+func timeOfDay(d time.Duration) (any, error) {
+	if d < 0 || d > 24*time.Hour {
+		return nil, fmt.Errorf("time of day %s is out of range", d)
+	}
+	t := time.Unix(0, 0).UTC().Add(d)
+	if d == 24*time.Hour {
+		return "24:00:00", nil
+	}
+	return t.Format("15:04:05.999999999"), nil
+}
+
+// text applies the logical types carried by Connect strings.
+func text(name, s string) (any, error) {
+	switch name {
+	case dbzZonedTimestamp:
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return nil, fmt.Errorf("expected an ISO-8601 timestamp with offset (%s), got %q", dbzZonedTimestamp, s)
+		}
+		return t, nil
+	case dbzJSON:
+		return exactly.JSON(s), nil
+	}
+	return s, nil
+}
+
+func decimalScale(params map[string]string) (int, error) {
+	sc, ok := params["scale"]
+	if !ok {
+		return 0, errors.New("decimal schema has no scale parameter")
+	}
+	scale, err := strconv.Atoi(sc)
+	if err != nil || scale < -1000 || scale > 1000 {
+		return 0, fmt.Errorf("decimal scale %q is not a small integer", sc)
+	}
+	return scale, nil
+}
+
+// variableScaleDecimal reads Debezium's {scale, value} decimal struct.
+func variableScaleDecimal(m map[string]any) (any, error) {
+	n, ok := m["scale"].(json.Number)
+	if !ok {
+		return nil, errors.New("variable scale decimal without an integer scale")
+	}
+	scale, err := strconv.Atoi(n.String())
+	if err != nil || scale < -1000 || scale > 1000 {
+		return nil, fmt.Errorf("variable scale decimal scale %s is not a small integer", n)
+	}
+	str, ok := m["value"].(string)
+	if !ok {
+		return nil, errors.New("variable scale decimal without base64 value bytes")
+	}
+	b, err := base64.StdEncoding.DecodeString(str)
+	if err != nil {
+		return nil, fmt.Errorf("variable scale decimal value: %v", err)
+	}
+	return DecimalFromBytes(b, scale), nil
+}
+
+// DecimalFromBytes renders a big-endian two's-complement unscaled integer
+// and a scale as exact decimal text: ([0x30 0x39], 2) is "123.45".
+func DecimalFromBytes(b []byte, scale int) exactly.Decimal {
+	n := new(big.Int).SetBytes(b)
+	if len(b) > 0 && b[0]&0x80 != 0 { // negative: subtract 2^(8·len)
+		n.Sub(n, new(big.Int).Lsh(big.NewInt(1), uint(8*len(b))))
+	}
+	return DecimalFromBig(n, scale)
+}
+
+// DecimalFromBig renders unscaled·10^-scale as exact decimal text.
+func DecimalFromBig(unscaled *big.Int, scale int) exactly.Decimal {
+	neg := unscaled.Sign() < 0
+	digits := new(big.Int).Abs(unscaled).String()
+	if scale <= 0 {
+		if digits != "0" {
+			digits += strings.Repeat("0", -scale)
+		}
+	} else {
+		if len(digits) <= scale {
+			digits = strings.Repeat("0", scale-len(digits)+1) + digits
+		}
+		digits = digits[:len(digits)-scale] + "." + digits[len(digits)-scale:]
+	}
+	if neg {
+		digits = "-" + digits
+	}
+	return exactly.Decimal(digits)
+}
+
+func jsonKind(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "a boolean"
+	case json.Number:
+		return "the number " + x.String()
+	case string:
+		return fmt.Sprintf("the string %q", truncate([]byte(x)))
+	case map[string]any:
+		return "an object"
+	case []any:
+		return "an array"
+	}
+	return fmt.Sprintf("%T", v)
+}

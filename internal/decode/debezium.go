@@ -1,0 +1,294 @@
+package decode
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/exactly/exactly"
+)
+
+// Debezium decodes Debezium change events written by the JSON converter,
+// with the schema/payload wrapper (schemas.enable=true) or without it.
+//
+//   - op c (create), r (snapshot read) and u (update) upsert the after image;
+//   - op d deletes by the record key, or by the before image's key columns;
+//   - a tombstone (null value) is skipped: Debezium writes one after every
+//     delete so that log compaction can drop the key, and the delete itself
+//     already removed the row;
+//   - op t (truncate) is refused (a dead letter): truncating a target table
+//     is left to a person.
+//
+// With a schema, values are read by their Connect types (dates as days,
+// timestamps in ms/µs/ns, zoned timestamps, decimals as base64 bytes with
+// a scale, …); without one they stay as JSON gives them (see Value).
+type Debezium struct {
+	cdc
+}
+
+var _ exactly.Decoder = (*Debezium)(nil)
+
+// NewDebezium returns the Debezium JSON decoder for a rule.
+func NewDebezium(rule *exactly.TableRule) *Debezium {
+	return &Debezium{cdc{Key: rule.Key, KeyFrom: rule.KeyFrom, Version: rule.Version}}
+}
+
+// Decode implements exactly.Decoder.
+func (d *Debezium) Decode(r *exactly.Record) (exactly.Change, error) {
+	ch, err := d.decode(r)
+	if err != nil {
+		return exactly.Change{}, recordError(r, err)
+	}
+	return ch, nil
+}
+
+func (d *Debezium) decode(r *exactly.Record) (exactly.Change, error) {
+	key, keyErr := connectKey(r.Key, d.Key)
+	if r.Value == nil {
+		return exactly.Change{Op: exactly.OpSkip, Key: key}, nil
+	}
+	env, err := jsonEnvelope(r.Value)
+	if err != nil {
+		return exactly.Change{}, err
+	}
+	return d.change(env, key, keyErr)
+}
+
+// envelope is a Debezium change event with its images converted to
+// exactly.Change values.
+type envelope struct {
+	op     string
+	before map[string]any
+	after  map[string]any
+	source map[string]any
+	tsMs   any
+}
+
+// cdc turns envelopes into changes; the JSON and Avro decoders share it.
+type cdc struct {
+	Key     []string
+	KeyFrom string
+	// Version is the rule's version column. Its value is the image's field
+	// of that name; when the image has none, ts_ms is the event's ts_ms and
+	// source_X is the source block's field X (source_lsn, source_ts_ms,
+	// source_change_lsn, …), and it is added to the row so the stored
+	// version is what the next change is compared with.
+	Version string
+}
+
+func (c *cdc) change(env *envelope, key map[string]any, keyErr error) (exactly.Change, error) {
+	var ch exactly.Change
+	switch env.op {
+	case "c", "r", "u":
+		if env.after == nil {
+			return ch, fmt.Errorf("op %q without an after image", env.op)
+		}
+		if c.KeyFrom == "record_key" && keyErr != nil {
+			return ch, keyErr
+		}
+		ch.Op, ch.Key, ch.Row = exactly.OpUpsert, key, env.after
+		if c.Version != "" {
+			if v, ok := c.version(env, env.after); ok {
+				ch.Version = v
+				env.after[c.Version] = v
+			}
+		}
+		return ch, nil
+	case "d":
+		ch.Op = exactly.OpDelete
+		switch {
+		case c.KeyFrom == "record_key":
+			if keyErr != nil {
+				return ch, keyErr
+			}
+			ch.Key = key
+		case env.before != nil:
+			ch.Key = make(map[string]any, len(env.before)+len(key))
+			for k, v := range env.before {
+				ch.Key[k] = v
+			}
+			for k, v := range key { // the record key wins over the image
+				ch.Key[k] = v
+			}
+		case keyErr != nil:
+			return ch, fmt.Errorf("delete without a before image: %w", keyErr)
+		default:
+			ch.Key = key
+		}
+		if c.Version != "" {
+			ch.Version, _ = c.version(env, env.before)
+		}
+		return ch, nil
+	case "t":
+		return ch, errors.New("op \"t\" (truncate) is not applied: truncate the target table by hand if that is intended")
+	case "":
+		return ch, errors.New("not a Debezium change event: no op field")
+	}
+	return ch, fmt.Errorf("unknown Debezium op %q (expected c, r, u or d)", truncate([]byte(env.op)))
+}
+
+// version finds the version of a change: the image's own field, else the
+// envelope's ts_ms or a source_X field.
+func (c *cdc) version(env *envelope, image map[string]any) (any, bool) {
+	if v, ok := image[c.Version]; ok {
+		return v, true
+	}
+	if c.Version == "ts_ms" {
+		return env.tsMs, env.tsMs != nil
+	}
+	if f, ok := strings.CutPrefix(c.Version, "source_"); ok {
+		v, ok := env.source[f]
+		return v, ok
+	}
+	return nil, false
+}
+
+// jsonEnvelope parses a Debezium JSON value, with or without the
+// schema/payload wrapper, converting values by the schema when present.
+func jsonEnvelope(b []byte) (*envelope, error) {
+	var top map[string]any
+	if err := unmarshal(b, &top); err != nil {
+		return nil, fmt.Errorf("value is not JSON: %v", err)
+	}
+	if top == nil {
+		return nil, errors.New("value is JSON null, not a Debezium change event")
+	}
+	payload := top
+	var schema *connectSchema
+	if p, ok := top["payload"]; ok && len(top) == 2 {
+		if _, ok := top["schema"]; ok {
+			pm, ok := p.(map[string]any)
+			if !ok {
+				return nil, fmt.Errorf("payload is %s, not a change event object", jsonKind(p))
+			}
+			payload = pm
+			var err error
+			if schema, err = schemaOf(b); err != nil {
+				return nil, err
+			}
+		}
+	}
+	env := &envelope{}
+	var err error
+	if op, ok := payload["op"]; ok {
+		s, ok := op.(string)
+		if !ok {
+			return nil, fmt.Errorf("op is %s, not a string", jsonKind(op))
+		}
+		env.op = s
+		if s == "" {
+			return nil, errors.New("op is empty")
+		}
+	}
+	for _, f := range []struct {
+		name string
+		dst  *map[string]any
+	}{{"before", &env.before}, {"after", &env.after}, {"source", &env.source}} {
+		if *f.dst, err = image(schema.field(f.name), payload[f.name]); err != nil {
+			return nil, fmt.Errorf("%s: %w", f.name, err)
+		}
+	}
+	if env.tsMs, err = connectValue(schema.field("ts_ms"), payload["ts_ms"]); err != nil {
+		return nil, fmt.Errorf("ts_ms: %w", err)
+	}
+	return env, nil
+}
+
+// schemaOf reads the wrapper's schema. A schema that does not parse is an
+// error rather than a silent fallback to untyped values.
+func schemaOf(b []byte) (*connectSchema, error) {
+	var w struct {
+		Schema *connectSchema `json:"schema"`
+	}
+	if err := unmarshal(b, &w); err != nil {
+		return nil, fmt.Errorf("schema: %v", err)
+	}
+	if w.Schema != nil && w.Schema.Type != "struct" {
+		return nil, fmt.Errorf("schema: expected a struct schema, got type %q", w.Schema.Type)
+	}
+	return w.Schema, nil
+}
+
+// image converts a before/after/source struct by its schema.
+func image(s *connectSchema, v any) (map[string]any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("expected an object, got %s", jsonKind(v))
+	}
+	out := make(map[string]any, len(m))
+	for k, fv := range m {
+		var fs *connectSchema
+		if s != nil {
+			if fs = s.field(k); fs == nil {
+				return nil, fmt.Errorf("field %q is not in the schema", k)
+			}
+		}
+		cv, err := connectValue(fs, fv)
+		if err != nil {
+			return nil, fmt.Errorf("field %q: %w", k, err)
+		}
+		out[k] = cv
+	}
+	return out, nil
+}
+
+// connectKey reads a record key: a JSON object (with or without a
+// schema/payload wrapper, typed by the schema when present), or a scalar
+// for a single key column.
+func connectKey(key []byte, cols []string) (map[string]any, error) {
+	t := bytes.TrimSpace(key)
+	if len(t) == 0 || t[0] != '{' {
+		return RecordKey(key, cols)
+	}
+	var top map[string]any
+	if err := unmarshal(t, &top); err != nil {
+		return nil, fmt.Errorf("record key: not a JSON object: %v", err)
+	}
+	if p, ok := top["payload"]; ok && len(top) == 2 {
+		if _, ok := top["schema"]; ok {
+			var w struct {
+				Schema *connectSchema `json:"schema"`
+			}
+			if err := unmarshal(t, &w); err != nil {
+				return nil, fmt.Errorf("record key schema: %v", err)
+			}
+			if w.Schema != nil && w.Schema.Type != "struct" {
+				// A primitive key schema: the single key column.
+				v, err := connectValue(w.Schema, p)
+				if err != nil {
+					return nil, fmt.Errorf("record key: %w", err)
+				}
+				if len(cols) != 1 {
+					return nil, fmt.Errorf("record key is a %s and the rule has %d key columns", w.Schema.Type, len(cols))
+				}
+				return map[string]any{cols[0]: v}, nil
+			}
+			m, err := image(w.Schema, p)
+			if err != nil {
+				return nil, fmt.Errorf("record key: %w", err)
+			}
+			if m == nil {
+				return nil, errors.New("record key payload is null")
+			}
+			return m, nil
+		}
+	}
+	m, err := image(nil, top)
+	if err != nil {
+		return nil, fmt.Errorf("record key: %w", err)
+	}
+	return m, nil
+}
+
+// recordError gives a decoding error the record's coordinates.
+func recordError(r *exactly.Record, err error) error {
+	var re *exactly.RecordError
+	if errors.As(err, &re) {
+		return err
+	}
+	return &exactly.RecordError{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err}
+}
