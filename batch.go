@@ -1,7 +1,10 @@
 package exactly
 
 import (
+	"context"
 	"errors"
+	"math"
+	"math/big"
 	"fmt"
 	"sort"
 	"strings"
@@ -36,6 +39,9 @@ type PartitionBatch struct {
 	Notes []string
 
 	changes []change
+	// decodeDead is how many of DeadLetters prepare found; the rest were
+	// found while writing and are found again by each attempt.
+	decodeDead int
 }
 
 // DeadLetter is a record that could not be applied, and why.
@@ -58,12 +64,18 @@ var errKeyMissing = errors.New("key missing")
 // prepare decodes the batch's records, routes them to tables and fills the
 // range, hash and dead letters. Records whose decoding fails are dead
 // letters, or halt the partition when their rule says on_error: fail.
-func (s *Sink) prepare(b *PartitionBatch) {
+// Decoders that fetch first (Preparer) do so here; their error fails the
+// batch, so an unreachable schema registry never dead-letters good records.
+func (s *Sink) prepare(ctx context.Context, b *PartitionBatch) error {
 	b.StartedAt = time.Now().UTC()
 	b.changes = b.changes[:0]
 	b.DeadLetters = nil
 	b.Halt = nil
 	b.Notes = nil
+	b.fillRange()
+	if err := s.prefetch(ctx, b.Records); err != nil {
+		return err
+	}
 	for i, rec := range b.Records {
 		rule, table, ok := s.cfg.Route(rec.Topic)
 		var ch Change
@@ -78,7 +90,7 @@ func (s *Sink) prepare(b *PartitionBatch) {
 		}
 		if err != nil {
 			if rule != nil && rule.OnError == "fail" {
-				b.Halt = &RecordError{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Err: err}
+				b.Halt = recordError(rec, err)
 				b.Records = b.Records[:i]
 				break
 			}
@@ -87,6 +99,13 @@ func (s *Sink) prepare(b *PartitionBatch) {
 		}
 		b.changes = append(b.changes, change{rec: rec, rule: rule, table: table, Change: ch})
 	}
+	b.decodeDead = len(b.DeadLetters)
+	b.fillRange()
+	return nil
+}
+
+// fillRange sets To, MinOffset, MaxOffset and Hash from Records.
+func (b *PartitionBatch) fillRange() {
 	b.To = b.From
 	b.MinOffset, b.MaxOffset = -1, -1
 	if n := len(b.Records); n > 0 {
@@ -96,28 +115,124 @@ func (s *Sink) prepare(b *PartitionBatch) {
 	b.Hash = HashRecords(b.Records)
 }
 
-// plan collapses the changes of all batches into one TableWrite per table,
-// the last change per key winning, and counts upserted, deleted and
-// skipped per batch. Tables are returned sorted by name, rows by key, so
-// concurrent writers lock in the same order.
-func (s *Sink) plan(batches []*PartitionBatch, tables map[string]*Table) ([]*TableWrite, error) {
-	type slot struct {
-		b   *PartitionBatch
-		c   *change
-		key []any
-		kid string
+// prefetch lets decoders that implement Preparer fetch what the records
+// need, once per rule.
+func (s *Sink) prefetch(ctx context.Context, recs []*Record) error {
+	var byRule map[*TableRule][]*Record
+	for _, rec := range recs {
+		rule, _, ok := s.cfg.Route(rec.Topic)
+		if !ok {
+			continue
+		}
+		if _, ok := s.decoder(rule).(Preparer); !ok {
+			continue
+		}
+		if byRule == nil {
+			byRule = map[*TableRule][]*Record{}
+		}
+		byRule[rule] = append(byRule[rule], rec)
 	}
+	for rule, rs := range byRule {
+		if err := s.decoder(rule).(Preparer).Prepare(ctx, rs); err != nil {
+			return fmt.Errorf("preparing to decode %s: %w", rule.Topics, err)
+		}
+	}
+	return nil
+}
+
+// recordError gives err the record's coordinates, unless it has them.
+func recordError(rec *Record, err error) *RecordError {
+	var re *RecordError
+	if errors.As(err, &re) && re.Topic == rec.Topic && re.Partition == rec.Partition && re.Offset == rec.Offset {
+		return re
+	}
+	return &RecordError{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Err: err}
+}
+
+// item is one row of a table write and the change it came from, so that a
+// row the database refuses can be traced back to its record.
+type item struct {
+	b   *PartitionBatch
+	c   *change
+	key []any
+	// prev is the change this one superseded inside the transaction. If
+	// the database refuses this one, prev is tried in its place: the
+	// outcome is then what applying the records one by one would give.
+	prev *item
+}
+
+// write is one table's share of a transaction and its items: Upserts[i]
+// came from upserts[i], Deletes[i] from deletes[i].
+type write struct {
+	*TableWrite
+	upserts, deletes []*item
+}
+
+// sub returns the write restricted to the given items, in their order.
+func (w *write) sub(items []*item) *TableWrite {
+	tw := &TableWrite{Table: w.Table, Append: w.Append, Keys: w.Keys, Columns: w.Columns, Version: w.Version}
+	for _, it := range items {
+		if it.c.Op == OpUpsert {
+			tw.Upserts = append(tw.Upserts, w.row(it))
+		} else {
+			tw.Deletes = append(tw.Deletes, it.key)
+			if tw.Version != "" {
+				tw.DeleteVersions = append(tw.DeleteVersions, it.c.Version)
+			}
+		}
+	}
+	return tw
+}
+
+// row is an upsert item's values aligned with Columns; the key wins over
+// a differing value field.
+func (w *write) row(it *item) []any {
+	if !w.Append {
+		for i, k := range w.Keys {
+			it.c.Row[k] = it.key[i]
+		}
+	}
+	vals := make([]any, len(w.Columns))
+	for i, col := range w.Columns {
+		vals[i] = it.c.Row[col]
+	}
+	return vals
+}
+
+// items returns every item of the write, upserts first.
+func (w *write) items() []*item {
+	return append(append(make([]*item, 0, len(w.upserts)+len(w.deletes)), w.upserts...), w.deletes...)
+}
+
+// count moves an item's batch counters: +1 when it is written, -1 when it
+// is taken back (dead-lettered).
+func (it *item) count(d int) {
+	if it.c.Op == OpUpsert {
+		it.b.Upserted += d
+	} else {
+		it.b.Deleted += d
+	}
+}
+
+// plan collapses the changes of all batches into one write per table, the
+// last change per key winning (with a version column: the newest version,
+// the later offset on a tie), and counts upserted, deleted and skipped per
+// batch. Tables are returned sorted by name, rows by key, so concurrent
+// writers lock in the same order. Dead letters found while planning (a
+// missing key) replace those of an earlier attempt.
+func (s *Sink) plan(batches []*PartitionBatch, tables map[string]*Table) ([]*write, error) {
 	type acc struct {
 		t      *Table
 		rule   *TableRule
 		cols   map[string]bool
 		order  []string
-		last   map[string]*slot
-		append []*slot
+		last   map[string]*item
+		append []*item
 	}
 	accs := map[string]*acc{}
 	for _, b := range batches {
 		b.Upserted, b.Deleted, b.Skipped = 0, 0, 0
+		b.DeadLetters = b.DeadLetters[:b.decodeDead]
 	}
 	for _, b := range batches {
 		for i := range b.changes {
@@ -129,7 +244,7 @@ func (s *Sink) plan(batches []*PartitionBatch, tables map[string]*Table) ([]*Tab
 			t := tables[c.table]
 			a := accs[c.table]
 			if a == nil {
-				a = &acc{t: t, rule: c.rule, cols: map[string]bool{}, last: map[string]*slot{}}
+				a = &acc{t: t, rule: c.rule, cols: map[string]bool{}, last: map[string]*item{}}
 				accs[c.table] = a
 			}
 			if c.rule.Mode == "append" {
@@ -142,7 +257,7 @@ func (s *Sink) plan(batches []*PartitionBatch, tables map[string]*Table) ([]*Tab
 						a.cols[name] = true
 					}
 				}
-				a.append = append(a.append, &slot{b: b, c: c})
+				a.append = append(a.append, &item{b: b, c: c})
 				continue
 			}
 			keys := keyColumns(c.rule, t)
@@ -153,12 +268,20 @@ func (s *Sink) plan(batches []*PartitionBatch, tables map[string]*Table) ([]*Tab
 				continue
 			}
 			kid := keyID(kv)
+			it := &item{b: b, c: c, key: kv}
 			if prev := a.last[kid]; prev != nil {
+				if c.rule.Version != "" && compareVersions(c.Version, prev.c.Version) < 0 {
+					// Older than what the batch already holds for the key:
+					// it cannot win, in the batch or in the table.
+					b.Skipped++
+					continue
+				}
 				prev.b.Skipped++ // superseded inside the batch
+				it.prev = prev
 			} else {
 				a.order = append(a.order, kid)
 			}
-			a.last[kid] = &slot{b: b, c: c, key: kv, kid: kid}
+			a.last[kid] = it
 			if c.Op == OpUpsert {
 				for name := range c.Row {
 					if t.Column(name) != nil {
@@ -173,10 +296,10 @@ func (s *Sink) plan(batches []*PartitionBatch, tables map[string]*Table) ([]*Tab
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	var writes []*TableWrite
+	var writes []*write
 	for _, n := range names {
 		a := accs[n]
-		w := &TableWrite{Table: a.t, Append: a.rule.Mode == "append", Version: a.rule.Version}
+		w := &write{TableWrite: &TableWrite{Table: a.t, Append: a.rule.Mode == "append", Version: a.rule.Version}}
 		if !w.Append {
 			w.Keys = keyColumns(a.rule, a.t)
 			for _, k := range w.Keys {
@@ -188,43 +311,70 @@ func (s *Sink) plan(batches []*PartitionBatch, tables map[string]*Table) ([]*Tab
 				w.Columns = append(w.Columns, c.Name)
 			}
 		}
-		row := func(c *change) []any {
-			vals := make([]any, len(w.Columns))
-			for i, col := range w.Columns {
-				vals[i] = c.Row[col]
-			}
-			return vals
-		}
 		if w.Append {
-			for _, sl := range a.append {
-				w.Upserts = append(w.Upserts, row(sl.c))
-				sl.b.Upserted++
-			}
+			w.upserts = a.append
 		} else {
 			sort.Strings(a.order)
 			for _, kid := range a.order {
-				sl := a.last[kid]
-				switch sl.c.Op {
-				case OpUpsert:
-					for i, k := range w.Keys { // the key wins over a differing value field
-						sl.c.Row[k] = sl.key[i]
-					}
-					w.Upserts = append(w.Upserts, row(sl.c))
-					sl.b.Upserted++
-				case OpDelete:
-					w.Deletes = append(w.Deletes, sl.key)
-					if w.Version != "" {
-						w.DeleteVersions = append(w.DeleteVersions, sl.c.Version)
-					}
-					sl.b.Deleted++
+				it := a.last[kid]
+				if it.c.Op == OpUpsert {
+					w.upserts = append(w.upserts, it)
+				} else {
+					w.deletes = append(w.deletes, it)
 				}
 			}
+		}
+		full := w.sub(w.items())
+		w.Upserts, w.Deletes, w.DeleteVersions = full.Upserts, full.Deletes, full.DeleteVersions
+		for _, it := range w.items() {
+			it.count(+1)
 		}
 		if len(w.Upserts)+len(w.Deletes) > 0 {
 			writes = append(writes, w)
 		}
 	}
 	return writes, nil
+}
+
+// compareVersions orders two version values: -1, 0 or +1. nil (unknown)
+// orders before everything; numbers compare exactly, times as instants,
+// anything else as text.
+func compareVersions(a, b any) int {
+	switch {
+	case a == nil && b == nil:
+		return 0
+	case a == nil:
+		return -1
+	case b == nil:
+		return 1
+	}
+	if x, ok := number(a); ok {
+		if y, ok := number(b); ok {
+			return x.Cmp(y)
+		}
+	}
+	if x, ok := a.(time.Time); ok {
+		if y, ok := b.(time.Time); ok {
+			return x.Compare(y)
+		}
+	}
+	return strings.Compare(fmt.Sprint(a), fmt.Sprint(b))
+}
+
+// number reads an integer, float or decimal version exactly.
+func number(v any) (*big.Rat, bool) {
+	switch x := v.(type) {
+	case int64:
+		return new(big.Rat).SetInt64(x), true
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return nil, false
+		}
+		return new(big.Rat).SetFloat64(x), true
+	case Decimal:
+		return new(big.Rat).SetString(string(x))
+	}
+	return nil, false
 }
 
 // keyColumns are the rule's key, or the table's primary key.

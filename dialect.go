@@ -37,9 +37,18 @@ type Dialect interface {
 	Describe(ctx context.Context, q Querier, table string) (*Table, error)
 
 	// Apply writes one table's collapsed changes inside tx, set-based.
-	// Called once per table per transaction; it must not commit or roll
-	// back. An error rolls the whole transaction back.
+	// Called once per table per transaction, except while Sink isolates
+	// rows the database refused: then it is called again, under savepoints,
+	// with subsets of the rows, and each call must write exactly the rows
+	// it is given (nothing left over from an earlier call). It must not
+	// commit or roll back.
 	Apply(ctx context.Context, tx *Tx, w *TableWrite) error
+
+	// Savepoint returns the statements that set a savepoint named name
+	// inside a transaction, roll back to it, and release it. release is ""
+	// for databases without one (SQL Server). Sink uses them to isolate a
+	// row that fails with ErrData without losing the rest of the batch.
+	Savepoint(name string) (set, rollback, release string)
 
 	// Classify says what an error means for retrying.
 	Classify(err error) ErrorKind

@@ -10,6 +10,7 @@
 package exactly
 
 import (
+	"context"
 	"fmt"
 	"time"
 )
@@ -89,6 +90,18 @@ type JSON string
 // for concurrent use; an error means the record goes to the dead letters.
 type Decoder interface {
 	Decode(r *Record) (Change, error)
+}
+
+// Preparer is implemented by decoders that must fetch something before
+// they can decode, such as an Avro schema from a registry. Sink calls
+// Prepare once per batch and rule, before Decode, with the records routed
+// to the rule; Decode itself then stays free of I/O. An error fails the
+// batch (it is retried later), so an outage of what Prepare reaches never
+// turns good records into dead letters. A record that can never be
+// resolved (an unknown schema id) is not Prepare's error: Decode reports it
+// and the record becomes a dead letter.
+type Preparer interface {
+	Prepare(ctx context.Context, recs []*Record) error
 }
 
 // RecordError names a record that could not be applied and why.

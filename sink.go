@@ -201,8 +201,12 @@ func (s *Sink) Commit(ctx context.Context, batches []*PartitionBatch) []Outcome 
 	var out []Outcome
 	live := make([]*PartitionBatch, 0, len(batches))
 	for _, b := range batches {
-		s.prepare(b)
 		b.BatchID = s.newBatchID()
+		if err := s.prepare(ctx, b); err != nil {
+			s.recordFailed([]*PartitionBatch{b}, err)
+			out = append(out, Outcome{Batch: b, Err: err})
+			continue
+		}
 		if len(b.Records) == 0 {
 			// Nothing before the halting record: nothing to commit.
 			out = append(out, Outcome{Batch: b, Err: b.Halt})
@@ -218,8 +222,12 @@ func (s *Sink) Commit(ctx context.Context, batches []*PartitionBatch) []Outcome 
 		}
 		return out
 	}
+	for _, b := range live {
+		b.decodeDead = len(b.DeadLetters) // with ensureTables' type conflicts
+	}
+	isolate := false
 	for attempt := 0; len(live) > 0; attempt++ {
-		fenced, err := s.commitOnce(ctx, live)
+		fenced, err := s.commitOnce(ctx, live, isolate)
 		if err == nil {
 			for _, b := range live {
 				var e error
@@ -242,6 +250,50 @@ func (s *Sink) Commit(ctx context.Context, batches []*PartitionBatch) []Outcome 
 			live = keep
 			continue
 		}
+		var refused *refusedError
+		if !isolate && errors.As(err, &refused) {
+			// A row the database refuses for its data: redo the whole
+			// transaction with each table write under a savepoint, so the
+			// row is found and dead-lettered and the rest still applies.
+			s.log.Debug("the database refused a row; isolating it", "err", err)
+			isolate = true
+			attempt--
+			continue
+		}
+		var he *haltError
+		if errors.As(err, &he) {
+			// on_error: fail for a row the database refused: the batch ends
+			// before that record and the partition halts there.
+			b := he.b
+			keep := b.Records[:0]
+			for _, r := range b.Records {
+				if r.Offset < he.err.Offset {
+					keep = append(keep, r)
+				}
+			}
+			b.Records = keep
+			perr := s.prepare(ctx, b)
+			if perr == nil {
+				perr = s.ensureTables(ctx, []*PartitionBatch{b})
+				b.decodeDead = len(b.DeadLetters)
+			}
+			b.Halt = he.err
+			if perr != nil || len(b.Records) == 0 {
+				if perr == nil {
+					perr = he.err
+				}
+				out = append(out, Outcome{Batch: b, Err: perr})
+				next := live[:0]
+				for _, x := range live {
+					if x != b {
+						next = append(next, x)
+					}
+				}
+				live = next
+			}
+			attempt--
+			continue
+		}
 		if s.d.Classify(err) == ErrConflict && attempt < 5 && ctx.Err() == nil {
 			s.log.Debug("retrying batch transaction after a conflict", "err", err, "attempt", attempt+1)
 			continue
@@ -255,9 +307,85 @@ func (s *Sink) Commit(ctx context.Context, batches []*PartitionBatch) []Outcome 
 	return out
 }
 
+// refusedError is a table write the database refused with ErrData, in a
+// transaction that did not isolate rows.
+type refusedError struct{ err error }
+
+func (e *refusedError) Error() string { return e.err.Error() }
+func (e *refusedError) Unwrap() error { return e.err }
+
+// haltError is a row the database refused whose rule says on_error: fail.
+type haltError struct {
+	b   *PartitionBatch
+	err *RecordError
+}
+
+func (e *haltError) Error() string { return e.err.Error() }
+func (e *haltError) Unwrap() error { return e.err }
+
+// isolate applies items under a savepoint. When the database refuses them
+// for their data (ErrData: a bad value, a constraint), it rolls back to the
+// savepoint and bisects until each refused row stands alone; that row's
+// record becomes a dead letter (or halts its partition: on_error: fail)
+// and the other rows are applied, all in the batch's transaction, so
+// exactly-once holds for both. Cost: O(bad rows · log rows) statements.
+func (s *Sink) isolate(ctx context.Context, tx *Tx, w *write, items []*item) error {
+	err := s.underSavepoint(ctx, tx, func() error { return s.d.Apply(ctx, tx, w.sub(items)) })
+	if err == nil || s.d.Classify(err) != ErrData {
+		return err
+	}
+	if len(items) > 1 {
+		mid := len(items) / 2
+		if err := s.isolate(ctx, tx, w, items[:mid]); err != nil {
+			return err
+		}
+		return s.isolate(ctx, tx, w, items[mid:])
+	}
+	it := items[0]
+	re := recordError(it.c.rec, fmt.Errorf("writing table %s: %w", w.Table.Name, err))
+	if it.c.rule.OnError == "fail" {
+		return &haltError{b: it.b, err: re}
+	}
+	it.count(-1)
+	it.b.DeadLetters = append(it.b.DeadLetters, DeadLetter{Record: it.c.rec, Err: re})
+	if p := it.prev; p != nil {
+		// What the key held before the refused change is what applying
+		// the records one by one would have left.
+		p.b.Skipped--
+		p.count(+1)
+		return s.isolate(ctx, tx, w, []*item{p})
+	}
+	return nil
+}
+
+// underSavepoint runs fn inside a savepoint, rolling back to it when fn
+// fails. Savepoints are never nested: each is released before the next.
+func (s *Sink) underSavepoint(ctx context.Context, tx *Tx, fn func() error) error {
+	set, rollback, release := s.d.Savepoint("exactly_isolate")
+	if _, err := tx.ExecContext(ctx, set); err != nil {
+		return fmt.Errorf("setting savepoint: %w", err)
+	}
+	ferr := fn()
+	if ferr != nil {
+		if _, err := tx.ExecContext(ctx, rollback); err != nil {
+			return fmt.Errorf("rolling back to savepoint after %v: %w", ferr, err)
+		}
+	}
+	if release != "" {
+		if _, err := tx.ExecContext(ctx, release); err != nil {
+			return fmt.Errorf("releasing savepoint: %w", err)
+		}
+	}
+	return ferr
+}
+
 // commitOnce runs one transaction. It returns the fenced partitions (the
 // transaction then rolled back) or an error; nil, nil means committed.
-func (s *Sink) commitOnce(ctx context.Context, batches []*PartitionBatch) (map[TP]*FencedError, error) {
+//
+// With isolate, every table write runs under a savepoint and rows the
+// database refuses are isolated (see isolate); without it, such a refusal
+// returns a *refusedError and the caller retries with isolate.
+func (s *Sink) commitOnce(ctx context.Context, batches []*PartitionBatch, isolate bool) (map[TP]*FencedError, error) {
 	tables, err := s.describeAll(ctx, batches)
 	if err != nil {
 		return nil, err
@@ -314,8 +442,18 @@ func (s *Sink) commitOnce(ctx context.Context, batches []*PartitionBatch) (map[T
 		return fenced, errors.New("fenced")
 	}
 	for _, w := range writes {
-		if err := s.d.Apply(ctx, tx, w); err != nil {
-			return nil, fmt.Errorf("writing table %s: %w", w.Table.Name, err)
+		if isolate {
+			if err := s.isolate(ctx, tx, w, w.items()); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err := s.d.Apply(ctx, tx, w.TableWrite); err != nil {
+			err = fmt.Errorf("writing table %s: %w", w.Table.Name, err)
+			if s.d.Classify(err) == ErrData {
+				return nil, &refusedError{err}
+			}
+			return nil, err
 		}
 	}
 	if err := s.insertDeadLetters(ctx, tx, batches); err != nil {
@@ -477,8 +615,9 @@ func (s *Sink) insertDeadLetters(ctx context.Context, q Querier, batches []*Part
 			if r.Value != nil {
 				val = r.Value
 			}
+			msg := strings.ReplaceAll(strings.ToValidUTF8(recordError(r, dl.Err).Error(), "\uFFFD"), "\x00", "")
 			if _, err := q.ExecContext(ctx, stmt, s.cfg.Pipeline, b.BatchID, r.Topic, r.Partition, r.Offset, key, val, hdr,
-				(&RecordError{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: dl.Err}).Error(), now); err != nil {
+				msg, now); err != nil {
 				return fmt.Errorf("writing dead letter %s[%d]@%d: %w", r.Topic, r.Partition, r.Offset, err)
 			}
 		}

@@ -63,6 +63,10 @@ type envelope struct {
 	after  map[string]any
 	source map[string]any
 	tsMs   any
+	// fields describe the after image and the source block, in schema
+	// order, when the event carries a schema; tsType is ts_ms's type.
+	fields, sourceFields []exactly.Field
+	tsType               *exactly.Type
 }
 
 // cdc turns envelopes into changes; the JSON and Avro decoders share it.
@@ -87,11 +91,16 @@ func (c *cdc) change(env *envelope, key map[string]any, keyErr error) (exactly.C
 		if c.KeyFrom == "record_key" && keyErr != nil {
 			return ch, keyErr
 		}
-		ch.Op, ch.Key, ch.Row = exactly.OpUpsert, key, env.after
+		ch.Op, ch.Key, ch.Row, ch.Schema = exactly.OpUpsert, key, env.after, env.fields
 		if c.Version != "" {
 			if v, ok := c.version(env, env.after); ok {
 				ch.Version = v
-				env.after[c.Version] = v
+				if _, in := env.after[c.Version]; !in {
+					env.after[c.Version] = v
+					if f, ok := c.versionField(env); ok {
+						ch.Schema = append(env.fields[:len(env.fields):len(env.fields)], f)
+					}
+				}
 			}
 		}
 		return ch, nil
@@ -144,6 +153,39 @@ func (c *cdc) version(env *envelope, image map[string]any) (any, bool) {
 	return nil, false
 }
 
+// versionField describes a version column taken from the envelope.
+func (c *cdc) versionField(env *envelope) (exactly.Field, bool) {
+	if env.fields == nil {
+		return exactly.Field{}, false
+	}
+	if c.Version == "ts_ms" && env.tsType != nil {
+		return exactly.Field{Name: c.Version, Type: *env.tsType, Nullable: true}, true
+	}
+	if f, ok := strings.CutPrefix(c.Version, "source_"); ok {
+		for _, sf := range env.sourceFields {
+			if sf.Name == f {
+				return exactly.Field{Name: c.Version, Type: sf.Type, Nullable: true}, true
+			}
+		}
+	}
+	return exactly.Field{}, false
+}
+
+// fieldsOf describes a struct schema's fields as logical column types.
+func fieldsOf(s *connectSchema) []exactly.Field {
+	if s == nil {
+		return nil
+	}
+	out := make([]exactly.Field, 0, len(s.Fields))
+	for _, f := range s.Fields {
+		if f == nil {
+			continue
+		}
+		out = append(out, exactly.Field{Name: f.Field, Type: exactly.ConnectType(f.Type, f.Name, f.Parameters), Nullable: f.Optional})
+	}
+	return out
+}
+
 // jsonEnvelope parses a Debezium JSON value, with or without the
 // schema/payload wrapper, converting values by the schema when present.
 func jsonEnvelope(b []byte) (*envelope, error) {
@@ -191,6 +233,17 @@ func jsonEnvelope(b []byte) (*envelope, error) {
 	}
 	if env.tsMs, err = connectValue(schema.field("ts_ms"), payload["ts_ms"]); err != nil {
 		return nil, fmt.Errorf("ts_ms: %w", err)
+	}
+	if schema != nil {
+		env.fields = fieldsOf(schema.field("after"))
+		if env.fields == nil {
+			env.fields = []exactly.Field{}
+		}
+		env.sourceFields = fieldsOf(schema.field("source"))
+		if ts := schema.field("ts_ms"); ts != nil {
+			t := exactly.ConnectType(ts.Type, ts.Name, ts.Parameters)
+			env.tsType = &t
+		}
 	}
 	return env, nil
 }

@@ -267,3 +267,24 @@ func TestDebeziumDeleteTakesTheKeyFromTheRecordKeyOrBefore(t *testing.T) {
 		t.Error("key_from: record_key with no record key: got no error")
 	}
 }
+
+func TestDebeziumSchemaDescribesTheRow(t *testing.T) {
+	d := NewDebezium(&exactly.TableRule{Key: []string{"id"}, Version: "source_lsn"})
+	ch, err := d.Decode(fixture(t, "update"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range ch.Schema {
+		got = append(got, fmt.Sprintf("%s:%s:%v", f.Name, f.Type, f.Nullable))
+	}
+	want := "id:int32:false name:text:false price:decimal(10,2):true born:date:true created:timestamp:true " +
+		"updated:timestamptz:true active:bool:true note:text:true source_lsn:int64:true"
+	if strings.Join(got, " ") != want {
+		t.Errorf("schema:\n got %s\nwant %s", strings.Join(got, " "), want)
+	}
+	ch, err = d.Decode(fixture(t, "create_noschema"))
+	if err != nil || ch.Schema != nil {
+		t.Errorf("no schema: got %v %v, want nil", ch.Schema, err)
+	}
+}

@@ -157,6 +157,9 @@ func (d *Dialect) Apply(ctx context.Context, tx *exactly.Tx, w *exactly.TableWri
 		def.WriteString(", " + d.Quote(c) + " text")
 	}
 	def.WriteString(") ON COMMIT DELETE ROWS")
+	// Rows of an earlier call in this transaction (Sink isolating a bad
+	// row calls Apply again with subsets) must not be applied twice.
+	def.WriteString("; DELETE FROM " + d.Quote(stage))
 	if _, err := tx.ExecContext(ctx, def.String()); err != nil {
 		return fmt.Errorf("creating staging table: %w", err)
 	}
@@ -286,6 +289,11 @@ func text(v any) any {
 		return string(x)
 	}
 	return fmt.Sprint(v)
+}
+
+// Savepoint implements exactly.Dialect.
+func (*Dialect) Savepoint(name string) (set, rollback, release string) {
+	return "SAVEPOINT " + name, "ROLLBACK TO SAVEPOINT " + name, "RELEASE SAVEPOINT " + name
 }
 
 // Classify implements exactly.Dialect.

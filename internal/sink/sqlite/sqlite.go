@@ -226,6 +226,11 @@ func value(v any) any {
 	return v
 }
 
+// Savepoint implements exactly.Dialect.
+func (*Dialect) Savepoint(name string) (set, rollback, release string) {
+	return "SAVEPOINT " + name, "ROLLBACK TO SAVEPOINT " + name, "RELEASE SAVEPOINT " + name
+}
+
 // Classify implements exactly.Dialect.
 func (*Dialect) Classify(err error) exactly.ErrorKind {
 	var se *sqlite.Error
