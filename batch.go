@@ -3,9 +3,9 @@ package exactly
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/big"
-	"fmt"
 	"sort"
 	"strings"
 	"time"

@@ -134,7 +134,7 @@ func TestRowsTheDatabaseRefusesAreDeadLetteredAndTheRestApplied(t *testing.T) {
 			for i := 0; i < 40; i++ {
 				p0 = append(p0, item(0, int64(i), i, fmt.Sprintf(`{"id":%d,"name":"n%d","qty":%d}`, i, i, i)))
 			}
-			p0[7] = item(0, 7, 7, `{"id":7,"name":"n7","qty":"abc"}`) // type mismatch
+			p0[7] = item(0, 7, 7, `{"id":7,"name":"n7","qty":"abc"}`)   // type mismatch
 			p0[21] = item(0, 21, 21, `{"id":21,"name":"n21","qty":-1}`) // CHECK
 			p0[22] = item(0, 22, 22, `{"id":22,"qty":3}`)               // NOT NULL (name missing)
 			// Partition 1 updates key 5 twice: the later change is refused,
