@@ -51,7 +51,9 @@ var ErrReplayAppend = errors.New("append-mode tables have no key to make a repla
 // table has a version column. Replaying up to next_offset ends at the
 // current state.
 func (s *Sink) Replay(ctx context.Context, b *PartitionBatch) error {
-	s.prepare(b)
+	if err := s.prepare(ctx, b); err != nil {
+		return fmt.Errorf("replaying %s[%d]: %w", b.Topic, b.Partition, err)
+	}
 	b.BatchID = s.newBatchID()
 	if b.Halt != nil {
 		return fmt.Errorf("replaying %s[%d]: %w", b.Topic, b.Partition, b.Halt)
@@ -68,6 +70,7 @@ func (s *Sink) Replay(ctx context.Context, b *PartitionBatch) error {
 	if err := s.ensureTables(ctx, []*PartitionBatch{b}); err != nil {
 		return fmt.Errorf("replaying %s[%d]: preparing tables: %w", b.Topic, b.Partition, err)
 	}
+	b.decodeDead = len(b.DeadLetters)
 	var err error
 	for attempt := 0; attempt < 6; attempt++ {
 		if err = s.replayOnce(ctx, b); err == nil {
@@ -128,8 +131,10 @@ func (s *Sink) replayOnce(ctx context.Context, b *PartitionBatch) error {
 		return &ReplayRangeError{Topic: b.Topic, Partition: b.Partition, To: b.To, Next: next}
 	}
 	for _, w := range writes {
-		if err := s.d.Apply(ctx, tx, w); err != nil {
-			return fmt.Errorf("writing table %s: %w", w.Table.Name, err)
+		// Rows the database refuses were dead-lettered by the first apply:
+		// isolated again here, they are counted, not written twice.
+		if err := s.isolate(ctx, tx, w, w.items()); err != nil {
+			return err
 		}
 	}
 	if err := s.insertLedger(ctx, tx, batches, StatusReplayed, "", now); err != nil {
