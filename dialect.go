@@ -71,6 +71,12 @@ type Dialect interface {
 	// runs it outside any batch transaction and forgives a failure when
 	// describing the table again shows the column.
 	AddColumn(table string, col ColumnDef) string
+
+	// CreateTableLike returns one statement creating table name, when it
+	// does not exist, with the columns (names and types; no keys, no
+	// constraints, no rows) of table source. exactly dedupe runs it,
+	// outside any transaction, for its backup and scratch tables.
+	CreateTableLike(name, source string) string
 }
 
 // ErrorKind is what an error means for retrying.

@@ -83,7 +83,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usage(err) })
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "debug, info, warn or error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "text or json")
-	root.AddCommand(newRunCmd(g), newDemoCmd(g), newStatusCmd(g), newVerifyCmd(g), newReplayCmd(g))
+	root.AddCommand(newRunCmd(g), newDemoCmd(g), newStatusCmd(g), newVerifyCmd(g), newReplayCmd(g), newDedupeCmd(g))
 	return root
 }
 

@@ -59,3 +59,8 @@ func (d *Dialect) CreateTable(table string, cols []exactly.ColumnDef, key []stri
 func (d *Dialect) AddColumn(table string, col exactly.ColumnDef) string {
 	return "ALTER TABLE " + d.Quote(table) + " ADD COLUMN " + d.Quote(col.Name) + " " + d.ColumnType(col.Type, false)
 }
+
+// CreateTableLike implements exactly.Dialect.
+func (d *Dialect) CreateTableLike(name, source string) string {
+	return "CREATE TABLE IF NOT EXISTS " + d.Quote(name) + " AS SELECT * FROM " + d.Quote(source) + " WHERE 1 = 0"
+}

@@ -1,0 +1,329 @@
+// Package repair fixes tables damaged before exactly took over, e.g. rows
+// written twice by an at-least-once pipeline. Its rule: nothing is ever
+// deleted without being kept first. Every removed row is copied into a
+// backup table in the same transaction that deletes it, and the plan is
+// shown before anything is done.
+//
+// The SQL is portable (window functions ROW_NUMBER() and COUNT(*) OVER, an
+// EXISTS delete, INSERT … SELECT) across PostgreSQL, SQLite, MySQL/MariaDB
+// and SQL Server; what differs goes through exactly.Dialect.
+package repair
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/exactly/exactly"
+)
+
+// Dedupe names a table, the columns that should identify a row, and which
+// copy of a duplicated key to keep.
+type Dedupe struct {
+	Table string
+	Key   []string
+	// OrderBy names the column ranking the copies of a key; "" keeps an
+	// arbitrary copy (right when copies are identical).
+	OrderBy string
+	// Keep is "newest" (highest OrderBy, the default) or "oldest". NULLs in
+	// OrderBy rank last either way.
+	Keep string
+}
+
+// Plan is what a dedupe would do, as read from the table now.
+type Plan struct {
+	Table    string   `json:"table"`
+	Backup   string   `json:"backup"`
+	Key      []string `json:"key"`
+	OrderBy  string   `json:"order_by,omitempty"`
+	Keep     string   `json:"keep"`
+	Rows     int64    `json:"rows"`      // rows in the table
+	Keys     int64    `json:"keys"`      // keys held by more than one row
+	Surplus  int64    `json:"surplus"`   // rows that would be moved to the backup
+	NullKeys int64    `json:"null_keys"` // rows with a NULL key column, never touched
+	Samples  []Sample `json:"samples"`
+	// UniqueKey is the statement --add-unique-key runs after the dedupe.
+	UniqueKey string `json:"unique_key"`
+}
+
+// Sample is one duplicated key and how many rows hold it.
+type Sample struct {
+	Key    []string `json:"key"`
+	Copies int64    `json:"copies"`
+}
+
+// Result is what an applied dedupe did.
+type Result struct {
+	Plan
+	Removed int64 `json:"removed"` // rows moved to the backup and deleted
+	Kept    int64 `json:"kept"`    // one row per duplicated key
+}
+
+// ErrChanged says the table changed while the dedupe ran: the transaction
+// was rolled back and nothing was touched; run it again (after stopping
+// whatever still writes duplicates).
+var ErrChanged = errors.New("the table changed during the dedupe")
+
+// ErrSpec marks a dedupe that cannot run as asked: an unknown table or
+// column, a bad keep value. Nothing was read or changed.
+var ErrSpec = errors.New("invalid dedupe")
+
+// deduper holds the validated names and SQL pieces of one dedupe.
+type deduper struct {
+	d       exactly.Dialect
+	spec    Dedupe
+	table   *exactly.Table
+	backup  string
+	scratch string
+	cols    string // quoted column list
+	keys    string // quoted key list
+	notNull string // every key column IS NOT NULL
+	ranked  string // the table with exactly_rn and exactly_n per key
+}
+
+func newDeduper(ctx context.Context, db *sql.DB, d exactly.Dialect, spec Dedupe) (*deduper, error) {
+	if spec.Keep == "" {
+		spec.Keep = "newest"
+	}
+	if spec.Keep != "newest" && spec.Keep != "oldest" {
+		return nil, fmt.Errorf("%w: keep: got %q, expected newest or oldest", ErrSpec, spec.Keep)
+	}
+	if len(spec.Key) == 0 {
+		return nil, fmt.Errorf("%w: key: expected at least one column", ErrSpec)
+	}
+	t, err := d.Describe(ctx, db, spec.Table)
+	if err != nil {
+		return nil, fmt.Errorf("describing table %s: %w", spec.Table, err)
+	}
+	if t == nil {
+		return nil, fmt.Errorf("%w: table %s does not exist", ErrSpec, spec.Table)
+	}
+	for _, k := range append(append([]string{}, spec.Key...), spec.OrderBy) {
+		if k != "" && t.Column(k) == nil {
+			return nil, fmt.Errorf("%w: table %s has no column %q (columns: %s)", ErrSpec, spec.Table, k, strings.Join(columnNames(t), ", "))
+		}
+	}
+	u := &deduper{d: d, spec: spec, table: t, backup: spec.Table + "_exactly_removed", scratch: spec.Table + "_exactly_kept"}
+	q := make([]string, len(t.Columns))
+	for i, c := range t.Columns {
+		q[i] = d.Quote(c.Name)
+	}
+	u.cols = strings.Join(q, ", ")
+	kq := make([]string, len(spec.Key))
+	nn := make([]string, len(spec.Key))
+	for i, k := range spec.Key {
+		kq[i] = d.Quote(k)
+		nn[i] = d.Quote(k) + " IS NOT NULL"
+	}
+	u.keys = strings.Join(kq, ", ")
+	u.notNull = strings.Join(nn, " AND ")
+	order := u.keys // constant within a key: an arbitrary copy
+	if spec.OrderBy != "" {
+		o := d.Quote(spec.OrderBy)
+		dir := "DESC"
+		if spec.Keep == "oldest" {
+			dir = "ASC"
+		}
+		order = fmt.Sprintf("CASE WHEN %s IS NULL THEN 1 ELSE 0 END, %s %s", o, o, dir)
+	}
+	u.ranked = fmt.Sprintf("SELECT %s, ROW_NUMBER() OVER (PARTITION BY %s ORDER BY %s) AS exactly_rn, COUNT(*) OVER (PARTITION BY %s) AS exactly_n FROM %s WHERE %s",
+		u.cols, u.keys, order, u.keys, d.Quote(spec.Table), u.notNull)
+	return u, nil
+}
+
+func columnNames(t *exactly.Table) []string {
+	out := make([]string, len(t.Columns))
+	for i, c := range t.Columns {
+		out[i] = c.Name
+	}
+	return out
+}
+
+// uniqueKey is the statement that prevents duplicates from coming back.
+func (u *deduper) uniqueKey() string {
+	name := u.spec.Table
+	if i := strings.LastIndexByte(name, '.'); i >= 0 {
+		name = name[i+1:]
+	}
+	return fmt.Sprintf("CREATE UNIQUE INDEX %s ON %s (%s)", u.d.Quote(name+"_exactly_key"), u.d.Quote(u.spec.Table), u.keys)
+}
+
+// PlanDedupe reads the table and says what ApplyDedupe would do. It only
+// reads.
+func PlanDedupe(ctx context.Context, db *sql.DB, d exactly.Dialect, spec Dedupe) (*Plan, error) {
+	u, err := newDeduper(ctx, db, d, spec)
+	if err != nil {
+		return nil, err
+	}
+	return u.plan(ctx, db)
+}
+
+func (u *deduper) plan(ctx context.Context, q exactly.Querier) (*Plan, error) {
+	p := &Plan{Table: u.spec.Table, Backup: u.backup, Key: u.spec.Key, OrderBy: u.spec.OrderBy, Keep: u.spec.Keep,
+		Samples: []Sample{}, UniqueKey: u.uniqueKey()}
+	if u.spec.OrderBy == "" {
+		p.Keep = "any"
+	}
+	var nulls sql.NullInt64
+	if err := q.QueryRowContext(ctx, fmt.Sprintf("SELECT COUNT(*), SUM(CASE WHEN %s THEN 0 ELSE 1 END) FROM %s",
+		u.notNull, u.d.Quote(u.spec.Table))).Scan(&p.Rows, &nulls); err != nil {
+		return nil, fmt.Errorf("counting rows of %s: %w", u.spec.Table, err)
+	}
+	p.NullKeys = nulls.Int64
+	var surplus, keys sql.NullInt64
+	if err := q.QueryRowContext(ctx, fmt.Sprintf(
+		"SELECT SUM(CASE WHEN exactly_rn > 1 THEN 1 ELSE 0 END), SUM(CASE WHEN exactly_rn = 1 AND exactly_n > 1 THEN 1 ELSE 0 END) FROM (%s) x",
+		u.ranked)).Scan(&surplus, &keys); err != nil {
+		return nil, fmt.Errorf("counting duplicates in %s: %w", u.spec.Table, err)
+	}
+	p.Surplus, p.Keys = surplus.Int64, keys.Int64
+	if p.Keys == 0 {
+		return p, nil
+	}
+	kx := make([]string, len(u.spec.Key))
+	for i, k := range u.spec.Key {
+		kx[i] = "x." + u.d.Quote(k)
+	}
+	rows, err := q.QueryContext(ctx, fmt.Sprintf("SELECT %s, x.exactly_n FROM (%s) x WHERE x.exactly_rn = 1 AND x.exactly_n > 1 ORDER BY x.exactly_n DESC, %s",
+		strings.Join(kx, ", "), u.ranked, strings.Join(kx, ", ")))
+	if err != nil {
+		return nil, fmt.Errorf("sampling duplicates in %s: %w", u.spec.Table, err)
+	}
+	defer rows.Close()
+	for rows.Next() && len(p.Samples) < 5 {
+		vals := make([]any, len(u.spec.Key)+1)
+		ptrs := make([]any, len(vals))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, fmt.Errorf("sampling duplicates in %s: %w", u.spec.Table, err)
+		}
+		s := Sample{}
+		for _, v := range vals[:len(vals)-1] {
+			if b, ok := v.([]byte); ok {
+				v = string(b)
+			}
+			s.Key = append(s.Key, fmt.Sprint(v))
+		}
+		fmt.Sscan(fmt.Sprint(vals[len(vals)-1]), &s.Copies)
+		p.Samples = append(p.Samples, s)
+	}
+	return p, rows.Err()
+}
+
+// ApplyDedupe moves every surplus copy of a duplicated key into the backup
+// table <table>_exactly_removed and deletes it, in one transaction: after
+// it each key is held by exactly one row, and the backup holds exactly the
+// rows removed. Rows with a NULL key column are left alone.
+//
+// Portable without row identities (ctid, rowid): the rows to keep are
+// staged in <table>_exactly_kept, every row of a duplicated key is
+// deleted, and the kept rows are inserted back; fully identical copies are
+// handled like any others. The transaction checks that it deleted exactly
+// the rows it backed up and kept, and rolls back with ErrChanged if a
+// concurrent writer changed those keys meanwhile. The backup and scratch
+// tables are created before the transaction (DDL commits implicitly in
+// MySQL); the scratch table is empty after the commit and dropped.
+func ApplyDedupe(ctx context.Context, db *sql.DB, d exactly.Dialect, spec Dedupe) (*Result, error) {
+	u, err := newDeduper(ctx, db, d, spec)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range []string{u.backup, u.scratch} {
+		if _, err := db.ExecContext(ctx, d.CreateTableLike(name, spec.Table)); err != nil {
+			return nil, fmt.Errorf("creating table %s: %w", name, err)
+		}
+		t, err := d.Describe(ctx, db, name)
+		if err != nil || t == nil {
+			return nil, fmt.Errorf("describing table %s: %v", name, err)
+		}
+		for _, c := range u.table.Columns {
+			if t.Column(c.Name) == nil {
+				return nil, fmt.Errorf("table %s (from an earlier dedupe) lacks column %q of %s: add the column to it, or rename it so a fresh one is made", name, c.Name, spec.Table)
+			}
+		}
+	}
+	defer db.ExecContext(context.WithoutCancel(ctx), "DROP TABLE "+d.Quote(u.scratch)) //nolint:errcheck // best effort, it is empty
+
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("beginning dedupe transaction: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after Commit
+	plan, err := u.plan(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Plan: *plan}
+	if plan.Surplus == 0 {
+		return res, nil
+	}
+	exec := func(what, q string) (int64, error) {
+		r, err := tx.ExecContext(ctx, q)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", what, err)
+		}
+		n, err := r.RowsAffected()
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", what, err)
+		}
+		return n, nil
+	}
+	tq, sq, bq := d.Quote(spec.Table), d.Quote(u.scratch), d.Quote(u.backup)
+	if res.Removed, err = exec("copying surplus rows to "+u.backup, fmt.Sprintf(
+		"INSERT INTO %s (%s) SELECT %s FROM (%s) x WHERE x.exactly_rn > 1", bq, u.cols, u.cols, u.ranked)); err != nil {
+		return nil, err
+	}
+	if _, err = exec("emptying "+u.scratch, "DELETE FROM "+sq); err != nil {
+		return nil, err
+	}
+	if res.Kept, err = exec("staging kept rows in "+u.scratch, fmt.Sprintf(
+		"INSERT INTO %s (%s) SELECT %s FROM (%s) x WHERE x.exactly_rn = 1 AND x.exactly_n > 1", sq, u.cols, u.cols, u.ranked)); err != nil {
+		return nil, err
+	}
+	eq := make([]string, len(spec.Key))
+	for i, k := range spec.Key {
+		eq[i] = fmt.Sprintf("s.%s = %s.%s", d.Quote(k), tq, d.Quote(k))
+	}
+	deleted, err := exec("deleting duplicated keys from "+spec.Table, fmt.Sprintf(
+		"DELETE FROM %s WHERE EXISTS (SELECT 1 FROM %s s WHERE %s)", tq, sq, strings.Join(eq, " AND ")))
+	if err != nil {
+		return nil, err
+	}
+	if deleted != res.Removed+res.Kept || res.Removed != plan.Surplus || res.Kept != plan.Keys {
+		return nil, fmt.Errorf("dedupe of %s: planned %d surplus rows of %d keys, backed up %d, kept %d, deleted %d: %w; rolled back, nothing changed",
+			spec.Table, plan.Surplus, plan.Keys, res.Removed, res.Kept, deleted, ErrChanged)
+	}
+	back, err := exec("restoring kept rows into "+spec.Table, fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s", tq, u.cols, u.cols, sq))
+	if err != nil {
+		return nil, err
+	}
+	if back != res.Kept {
+		return nil, fmt.Errorf("dedupe of %s: restored %d kept rows, staged %d: %w; rolled back", spec.Table, back, res.Kept, ErrChanged)
+	}
+	if _, err = exec("emptying "+u.scratch, "DELETE FROM "+sq); err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("committing dedupe of %s: %w", spec.Table, err)
+	}
+	return res, nil
+}
+
+// AddUniqueKey creates the unique index on the key columns that keeps
+// duplicates from coming back, and returns the statement it ran. It fails
+// (changing nothing) while duplicates remain.
+func AddUniqueKey(ctx context.Context, db *sql.DB, d exactly.Dialect, spec Dedupe) (string, error) {
+	u, err := newDeduper(ctx, db, d, spec)
+	if err != nil {
+		return "", err
+	}
+	stmt := u.uniqueKey()
+	if _, err := db.ExecContext(ctx, stmt); err != nil {
+		return stmt, fmt.Errorf("adding unique key to %s: %w", spec.Table, err)
+	}
+	return stmt, nil
+}
