@@ -35,6 +35,21 @@ type Sink struct {
 // NewSink opens the sink database and creates the ledger tables.
 // newDecoder builds the decoder of a table rule.
 func NewSink(ctx context.Context, cfg *Config, d Dialect, newDecoder func(*TableRule) (Decoder, error), log *slog.Logger) (*Sink, error) {
+	s, err := OpenSink(ctx, cfg, d, newDecoder, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.EnsureLedger(ctx); err != nil {
+		s.db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// OpenSink opens the sink database without creating or changing
+// anything in it, for commands that only look (exactly plan, exactly
+// adopt without --apply). Commit needs the ledger: use NewSink to write.
+func OpenSink(ctx context.Context, cfg *Config, d Dialect, newDecoder func(*TableRule) (Decoder, error), log *slog.Logger) (*Sink, error) {
 	db, err := d.Open(ctx, cfg.Sink)
 	if err != nil {
 		return nil, fmt.Errorf("opening %s sink: %w", d.Name(), err)
@@ -51,11 +66,16 @@ func NewSink(ctx context.Context, cfg *Config, d Dialect, newDecoder func(*Table
 			return nil, &ConfigError{File: cfg.File, Field: "tables: " + rule.Topics, Expected: err.Error()}
 		}
 	}
-	if err := s.EnsureLedger(ctx); err != nil {
-		db.Close()
-		return nil, err
-	}
 	return s, nil
+}
+
+// HasLedger reports whether the ledger tables exist in the sink.
+func (s *Sink) HasLedger(ctx context.Context) (bool, error) {
+	t, err := s.d.Describe(ctx, s.db, "exactly_offsets")
+	if err != nil {
+		return false, fmt.Errorf("describing exactly_offsets: %w", err)
+	}
+	return t != nil, nil
 }
 
 // DB returns the sink's pool, for read-only audit commands and tests.

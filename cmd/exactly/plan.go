@@ -1,0 +1,242 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/exactly/exactly"
+	"github.com/exactly/exactly/internal/decode"
+	"github.com/exactly/exactly/internal/kafka"
+)
+
+func newPlanCmd(g *globals) *cobra.Command {
+	var file string
+	var sample int
+	cmd := &cobra.Command{
+		Use:   "plan -c FILE",
+		Short: "Dry run: per topic the table, the DDL create/evolve would run, the key, the column mapping and where each partition starts",
+		Long: `plan reads Kafka's metadata, the sink's tables and ledger, and the first
+records each partition would be read from, and prints what exactly run
+would do with them. It writes nothing, neither to the sink nor to Kafka.
+Exit 1 when a topic maps to a table that is missing and not created.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if file == "" {
+				return usage(errMissingConfig)
+			}
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			cfg, err := exactly.LoadConfig(file)
+			if err != nil {
+				return err
+			}
+			d, err := dialectFor(cfg.Sink.Driver)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			sink, err := exactly.OpenSink(ctx, cfg, d, decode.New, log)
+			if err != nil {
+				return err
+			}
+			defer sink.Close()
+			adm, err := kafka.NewAdmin(cfg)
+			if err != nil {
+				return err
+			}
+			defer adm.Close()
+			return runPlan(ctx, g, cfg, sink, adm, sample)
+		},
+	}
+	cmd.Flags().StringVarP(&file, "config", "c", "", "configuration file (YAML)")
+	cmd.Flags().IntVar(&sample, "sample", 100, "records read per partition to work out the DDL")
+	return cmd
+}
+
+func runPlan(ctx context.Context, g *globals, cfg *exactly.Config, sink *exactly.Sink, adm *kafka.Admin, sample int) error {
+	out := g.stdout
+	tps, err := adm.Partitions(ctx)
+	if err != nil {
+		return err
+	}
+	stored := map[exactly.TP]int64{}
+	if ok, err := sink.HasLedger(ctx); err != nil {
+		return err
+	} else if ok {
+		if stored, err = sink.LoadOffsets(ctx, tps); err != nil {
+			return err
+		}
+	}
+	var missing []exactly.TP
+	for _, tp := range tps {
+		if _, ok := stored[tp]; !ok {
+			missing = append(missing, tp)
+		}
+	}
+	seeds := map[exactly.TP]int64{}
+	var uncommitted []exactly.TP
+	if len(missing) > 0 {
+		if seeds, uncommitted, err = adm.StartOffsets(ctx, cfg.Source.StartFrom, cfg.Source.Group, missing); err != nil {
+			return err
+		}
+	}
+	start := map[exactly.TP]int64{}
+	for _, tp := range tps {
+		if o, ok := stored[tp]; ok {
+			start[tp] = o
+		} else {
+			start[tp] = seeds[tp]
+		}
+	}
+	bounds := map[exactly.TP]kafka.Bounds{}
+	if len(tps) > 0 {
+		if bounds, err = adm.Bounds(ctx, tps); err != nil {
+			return err
+		}
+	}
+	var recs map[exactly.TP][]*exactly.Record
+	if sample > 0 && len(tps) > 0 {
+		if recs, err = adm.Sample(ctx, start, sample, 5*time.Second); err != nil {
+			return err
+		}
+	}
+	byTopic := map[string][]exactly.TP{}
+	var topics []string
+	for _, tp := range tps {
+		if byTopic[tp.Topic] == nil {
+			topics = append(topics, tp.Topic)
+		}
+		byTopic[tp.Topic] = append(byTopic[tp.Topic], tp)
+	}
+	sort.Strings(topics)
+	fmt.Fprintf(out, "plan: pipeline %s · sink %s · start_from %s · %d topic(s), %d partition(s) · nothing is written\n",
+		cfg.Pipeline, cfg.Sink.Driver, cfg.Source.StartFrom, len(topics), len(tps))
+	if len(topics) == 0 {
+		fmt.Fprintln(out, "no topic in Kafka matches the table rules")
+	}
+	d := sink.Dialect()
+	failing := 0
+	for _, topic := range topics {
+		var sampled []*exactly.Record
+		for _, tp := range byTopic[topic] {
+			sampled = append(sampled, recs[tp]...)
+		}
+		p, err := sink.PlanTable(ctx, topic, sampled)
+		if err != nil {
+			return err
+		}
+		r := p.Rule
+		state := "exists"
+		if !p.Change.Exists {
+			state = "missing"
+		}
+		fmt.Fprintf(out, "\n%s → table %s (%s)\n", topic, p.Table, state)
+		fmt.Fprintf(out, "  format %s · mode %s · key %s · on_error %s\n", r.Format, r.Mode, describeKey(r), r.OnError)
+		fmt.Fprintf(out, "  columns: %s\n", describeColumns(r))
+		switch {
+		case !p.Change.Empty():
+			fmt.Fprintf(out, "  DDL (from %d sampled record(s)):\n", p.Sampled)
+			for _, s := range p.Change.Statements(d) {
+				fmt.Fprintf(out, "    %s;\n", s)
+			}
+		case !p.Change.Exists && !r.Create:
+			failing++
+			fmt.Fprintf(out, "  PROBLEM: the table does not exist and create is off: its batches would fail until it is created (or set create: true)\n")
+		case !p.Change.Exists:
+			fmt.Fprintf(out, "  DDL: none yet: no sampled record carries a row; the table is created from the first batch that does\n")
+		default:
+			fmt.Fprintf(out, "  DDL: none needed (from %d sampled record(s))\n", p.Sampled)
+		}
+		if len(p.Change.Ignored) > 0 {
+			fmt.Fprintf(out, "  ignored fields (no column; evolve is off): %s\n", strings.Join(p.Change.Ignored, ", "))
+		}
+		for i, dl := range p.DeadLetters {
+			if i == 3 {
+				fmt.Fprintf(out, "  … %d more sampled record(s) would be dead letters\n", len(p.DeadLetters)-3)
+				break
+			}
+			fmt.Fprintf(out, "  dead letter: %s\n", dl)
+		}
+		for _, tp := range byTopic[topic] {
+			b := bounds[tp]
+			from := "ledger"
+			if _, ok := stored[tp]; !ok {
+				from = "start_from " + cfg.Source.StartFrom + ", no ledger row yet"
+				if contains(uncommitted, tp) {
+					from += "; the group has no offset for it: log start"
+				}
+			}
+			fmt.Fprintf(out, "  partition %d: starts at %d (%s) · Kafka %d..%d · %d to read\n",
+				tp.Partition, start[tp], from, b.Start, b.End, max(0, b.End-start[tp]))
+		}
+	}
+	if failing > 0 {
+		return findings("plan: %d table(s) missing with create off", failing)
+	}
+	return nil
+}
+
+func contains(tps []exactly.TP, tp exactly.TP) bool {
+	for _, x := range tps {
+		if x == tp {
+			return true
+		}
+	}
+	return false
+}
+
+func describeKey(r *exactly.TableRule) string {
+	if r.Mode == "append" {
+		return "none (append)"
+	}
+	k := "[" + strings.Join(r.Key, ", ") + "]"
+	if len(r.Key) == 0 {
+		k = "the record key's fields"
+	}
+	switch r.KeyFrom {
+	case "record_key":
+		return k + " from the record key"
+	case "value":
+		return k + " from the value"
+	}
+	return k + " from the record key when it is a JSON object, else from the value"
+}
+
+func describeColumns(r *exactly.TableRule) string {
+	m := r.Columns
+	var parts []string
+	if len(m.Include) > 0 {
+		parts = append(parts, "include ["+strings.Join(m.Include, ", ")+"]")
+	}
+	if len(m.Exclude) > 0 {
+		parts = append(parts, "exclude ["+strings.Join(m.Exclude, ", ")+"]")
+	}
+	if len(m.Rename) > 0 {
+		var rn []string
+		for f, c := range m.Rename {
+			rn = append(rn, f+" → "+c)
+		}
+		sort.Strings(rn)
+		parts = append(parts, "rename "+strings.Join(rn, ", "))
+	}
+	if len(parts) == 0 {
+		parts = append(parts, "every field to the column of the same name")
+	}
+	evolve := "evolve off: fields without a column are ignored"
+	if r.Evolve != "" {
+		evolve = "evolve " + r.Evolve + ": fields without a column become nullable columns"
+	}
+	create := "create off"
+	if r.Create {
+		create = "create on"
+	}
+	return strings.Join(parts, "; ") + " · " + create + " · " + evolve
+}
