@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"sync"
 	"time"
 
@@ -42,11 +43,14 @@ type Source struct {
 
 // partition is an assigned partition's state.
 type partition struct {
-	next   int64 // the stored next_offset: the buffer starts here
-	recs   []*exactly.Record
-	bytes  int64
-	first  time.Time // when the oldest buffered record arrived
-	halted error     // set when the partition stopped (on_error: fail, lost offsets)
+	next     int64 // the stored next_offset: the batch in flight, or else the buffer, starts here
+	inflight bool  // a batch of this partition is being committed
+	flightTo int64 // when in flight: where the batch ends and the buffer starts
+	recs     []*exactly.Record
+	bytes    int64
+	first    time.Time // when the oldest buffered record arrived
+	paused   bool      // fetching paused: the buffer holds its share
+	halted   error     // set when the partition stopped (on_error: fail, lost offsets)
 }
 
 // NewSource creates the Kafka client. Nothing is consumed until Run.
@@ -72,7 +76,11 @@ func NewSource(cfg *exactly.Config, sink *exactly.Sink, log *slog.Logger, extra 
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		// Out of range is an error, not a silent jump past lost records.
 		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
-		kgo.FetchMaxPartitionBytes(1 << 20),
+		// Bound the client's own buffer: one fetch of at most a quarter
+		// of a cycle's bytes, and small per-partition slices, so 800
+		// partitions do not each hold a MiB.
+		kgo.FetchMaxBytes(int32(min(max(cfg.Batch.MaxBytes/4, 1<<20), 32<<20))),
+		kgo.FetchMaxPartitionBytes(256 << 10),
 	}
 	if anyPattern {
 		opts = append(opts, kgo.ConsumeRegex(), kgo.ConsumeTopics(patterns...))
@@ -175,70 +183,135 @@ func (s *Source) seedOffsets(ctx context.Context, tps []exactly.TP) (map[exactly
 // them: they now belong to another member, which starts from the ledger.
 func (s *Source) drop(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	n := 0
+	var resume map[string][]int32
 	for t, ps := range lost {
 		for _, p := range ps {
-			delete(s.parts, exactly.TP{Topic: t, Partition: p})
+			tp := exactly.TP{Topic: t, Partition: p}
+			if q := s.parts[tp]; q != nil && (q.paused || q.halted != nil) {
+				// A pause outlives the assignment: lift it, or the
+				// partition would stay silent if it came back here.
+				if resume == nil {
+					resume = map[string][]int32{}
+				}
+				resume[t] = append(resume[t], p)
+			}
+			delete(s.parts, tp)
 			n++
 		}
+	}
+	s.mu.Unlock()
+	if resume != nil {
+		s.cl.ResumeFetchPartitions(resume)
 	}
 	s.log.Debug("partitions revoked", "count", n)
 }
 
-// Run consumes until ctx ends. A batch in flight when ctx ends is finished
-// (its transaction commits or rolls back); buffered records not yet in a
+// Run consumes until ctx ends. A cycle in flight when ctx ends is finished
+// (its transactions commit or roll back); buffered records not yet in a
 // batch are abandoned and read again next time.
+//
+// The loop keeps fetching while a cycle commits (pipelining), yet a
+// partition is never revoked while its batch is in flight: with
+// BlockRebalanceOnPoll a rebalance waits from the moment a poll returns
+// until AllowRebalance, and AllowRebalance is called only when no cycle is
+// in flight. A cycle is launched only after a poll returned, never between
+// AllowRebalance and the next poll, when a revoke may be running.
 func (s *Source) Run(ctx context.Context) error {
 	defer s.cl.Close()
 	interval := s.cfg.Batch.Interval.D()
-	backoff := time.Duration(0)
-	for ctx.Err() == nil {
+	var (
+		fl        *flight // the cycle in flight, or nil
+		blocked   bool    // a poll returned since the last AllowRebalance
+		backoff   time.Duration
+		notBefore time.Time // after a failed cycle, the next waits
+	)
+	settle := func() {
+		failed := s.finish(fl)
+		fl = nil
+		if failed {
+			backoff = min(max(2*backoff, 100*time.Millisecond), 5*time.Second)
+			notBefore = time.Now().Add(backoff)
+		} else {
+			backoff = 0
+		}
+		s.cl.AllowRebalance()
+		blocked = false
+	}
+	for {
+		if ctx.Err() != nil {
+			if fl != nil {
+				<-fl.done
+				settle()
+			}
+			s.cl.AllowRebalance()
+			return nil
+		}
+		now := time.Now()
 		s.mu.Lock()
 		buffered, bytes, oldest := s.bufferedLocked()
 		s.mu.Unlock()
-		deadline := time.Now().Add(interval)
-		if !oldest.IsZero() {
-			deadline = oldest.Add(interval)
-		}
-		pctx, cancel := context.WithDeadline(ctx, deadline)
-		room := s.cfg.Batch.MaxRecords - buffered
-		var fetches kgo.Fetches
-		if room > 0 && bytes < s.cfg.Batch.MaxBytes {
-			fetches = s.cl.PollRecords(pctx, room)
-		}
-		cancel()
-		if ctx.Err() != nil {
-			s.cl.AllowRebalance()
-			break
-		}
-		if fetches.IsClientClosed() {
-			return errors.New("kafka client closed")
-		}
-		s.handleErrors(ctx, fetches)
-		s.buffer(fetches)
-
-		s.mu.Lock()
-		buffered, bytes, oldest = s.bufferedLocked()
-		s.mu.Unlock()
-		due := buffered > 0 && (buffered >= s.cfg.Batch.MaxRecords || bytes >= s.cfg.Batch.MaxBytes ||
-			!time.Now().Before(oldest.Add(interval)))
-		if due {
-			if failed := s.flush(); failed {
-				backoff = min(max(2*backoff, 100*time.Millisecond), 5*time.Second)
-			} else {
-				backoff = 0
+		full := buffered >= s.cfg.Batch.MaxRecords || bytes >= s.cfg.Batch.MaxBytes
+		due := buffered > 0 && (full || !now.Before(oldest.Add(interval)))
+		if fl == nil && blocked && due && !now.Before(notBefore) {
+			fl = s.launch()
+			if fl == nil {
+				continue
 			}
 		}
-		s.cl.AllowRebalance()
-		if backoff > 0 {
+
+		// Wait for records, for the cycle in flight, or for the next
+		// batch to fall due, whichever comes first.
+		// While a cycle is in flight its end is the wake-up: nothing else
+		// can be launched before it, and a past due time must not spin.
+		wake := now.Add(interval)
+		if fl == nil && buffered > 0 {
+			wake = oldest.Add(interval)
+		}
+		if fl == nil && notBefore.After(wake) {
+			wake = notBefore
+		}
+		pctx, cancel := context.WithDeadline(ctx, wake)
+		stop := func() bool { return false }
+		if fl != nil {
+			stop = context.AfterFunc(fl.ctx, cancel) // the cycle's end wakes the poll
+		}
+		if full {
+			if fl != nil || blocked {
+				<-pctx.Done()
+			} else {
+				// Block rebalances without taking records: a poll with
+				// a cancelled context returns at once, holding them.
+				cctx, ccancel := context.WithCancel(ctx)
+				ccancel()
+				s.cl.PollRecords(cctx, 1)
+				blocked = true
+			}
+		} else {
+			fetches := s.cl.PollRecords(pctx, s.cfg.Batch.MaxRecords-buffered)
+			blocked = true
+			if fetches.IsClientClosed() {
+				stop()
+				cancel()
+				if fl != nil {
+					<-fl.done
+					s.finish(fl)
+				}
+				return errors.New("kafka client closed")
+			}
+			s.handleErrors(ctx, fetches)
+			s.buffer(fetches)
+		}
+		stop()
+		cancel()
+		if fl != nil {
 			select {
-			case <-ctx.Done():
-			case <-time.After(backoff):
+			case <-fl.done:
+				settle()
+			default:
 			}
 		}
 	}
-	return nil
 }
 
 func (s *Source) bufferedLocked() (n int, bytes int64, oldest time.Time) {
@@ -253,19 +326,27 @@ func (s *Source) bufferedLocked() (n int, bytes int64, oldest time.Time) {
 }
 
 // buffer appends polled records to their partitions' buffers, dropping
-// records of partitions no longer assigned and records below the stored
-// offset (left over from before a rewind).
+// records of partitions no longer assigned and records below the position
+// the partition expects (left over from before a rewind). A partition whose
+// buffer holds more than its share of the cycle caps is paused, so one busy
+// partition cannot crowd the others out while memory stays bounded.
 func (s *Source) buffer(fetches kgo.Fetches) {
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	shareRecs, shareBytes := s.shareLocked()
+	var pause map[string][]int32
 	fetches.EachPartition(func(ft kgo.FetchTopicPartition) {
-		p := s.parts[exactly.TP{Topic: ft.Topic, Partition: ft.Partition}]
+		tp := exactly.TP{Topic: ft.Topic, Partition: ft.Partition}
+		p := s.parts[tp]
 		if p == nil || p.halted != nil {
 			return
 		}
 		for _, r := range ft.Records {
 			want := p.next
+			if p.inflight {
+				want = p.flightTo
+			}
 			if n := len(p.recs); n > 0 {
 				want = p.recs[n-1].Offset + 1
 			}
@@ -283,7 +364,27 @@ func (s *Source) buffer(fetches kgo.Fetches) {
 			p.recs = append(p.recs, rec)
 			p.bytes += int64(len(r.Key) + len(r.Value))
 		}
+		if !p.paused && (len(p.recs) >= shareRecs || p.bytes >= shareBytes) {
+			p.paused = true
+			if pause == nil {
+				pause = map[string][]int32{}
+			}
+			pause[tp.Topic] = append(pause[tp.Topic], tp.Partition)
+		}
 	})
+	if pause != nil {
+		s.cl.PauseFetchPartitions(pause)
+	}
+}
+
+// shareLocked is the most one partition may buffer before it is paused:
+// twice its fair share of the cycle caps, and never less than a useful
+// batch.
+func (s *Source) shareLocked() (int, int64) {
+	n := max(len(s.parts), 1)
+	recs := max(2*s.cfg.Batch.MaxRecords/n, min(s.cfg.Batch.MaxRecords, 1000))
+	bytes := max(2*s.cfg.Batch.MaxBytes/int64(n), min(s.cfg.Batch.MaxBytes, 1<<20))
+	return recs, bytes
 }
 
 // handleErrors logs fetch errors with their coordinates. An out-of-range
@@ -327,39 +428,141 @@ func (s *Source) halt(tp exactly.TP, err error) {
 	s.log.Error("partition halted", "topic", tp.Topic, "partition", tp.Partition, "err", err)
 }
 
-// flush commits every buffered partition in one sink transaction and
-// reports whether anything failed.
-func (s *Source) flush() (failed bool) {
+// flight is one cycle's batches being committed.
+type flight struct {
+	ctx      context.Context // done when every group finished
+	done     <-chan struct{}
+	outcomes []exactly.Outcome
+}
+
+// launch takes every buffered partition into one cycle and commits it in
+// the background: the batches are split into at most sink.max_conns groups,
+// each one transaction on its own connection. A table's partitions stay in
+// one group, so one table's rows are written by one statement and two
+// groups never lock the same keys. It returns nil when nothing is buffered.
+func (s *Source) launch() *flight {
 	s.mu.Lock()
 	var batches []*exactly.PartitionBatch
+	var resume map[string][]int32
 	for tp, p := range s.parts {
-		if len(p.recs) == 0 || p.halted != nil {
+		if len(p.recs) == 0 || p.halted != nil || p.inflight {
 			continue
 		}
 		batches = append(batches, &exactly.PartitionBatch{Topic: tp.Topic, Partition: tp.Partition, From: p.next, Records: p.recs})
+		p.inflight, p.flightTo = true, p.recs[len(p.recs)-1].Offset+1
 		p.recs, p.bytes = nil, 0
+		if p.paused {
+			p.paused = false
+			if resume == nil {
+				resume = map[string][]int32{}
+			}
+			resume[tp.Topic] = append(resume[tp.Topic], tp.Partition)
+		}
 	}
 	s.mu.Unlock()
-	if len(batches) == 0 {
-		return false
+	if resume != nil {
+		s.cl.ResumeFetchPartitions(resume)
 	}
-	// The transaction is not tied to the run's context: a batch in flight
-	// at shutdown finishes (commits or rolls back) instead of being cut.
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	outcomes := s.sink.Commit(ctx, batches)
+	if len(batches) == 0 {
+		return nil
+	}
+	groups := s.group(batches)
+	fctx, finished := context.WithCancel(context.Background())
+	fl := &flight{ctx: fctx, done: fctx.Done()}
+	// The transactions are not tied to the run's context: a cycle in
+	// flight at shutdown finishes (commits or rolls back) instead of
+	// being cut.
+	cctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	var wg sync.WaitGroup
+	results := make([][]exactly.Outcome, len(groups))
+	for i, g := range groups {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = s.sink.Commit(cctx, g)
+		}()
+	}
+	go func() {
+		wg.Wait()
+		cancel()
+		for _, r := range results {
+			fl.outcomes = append(fl.outcomes, r...)
+		}
+		finished()
+	}()
+	return fl
+}
 
+// group splits a cycle's batches into at most sink.max_conns groups of
+// whole tables, balanced by record count (largest table first into the
+// lightest group).
+func (s *Source) group(batches []*exactly.PartitionBatch) [][]*exactly.PartitionBatch {
+	byTable := map[string][]*exactly.PartitionBatch{}
+	var names []string
+	for _, b := range batches {
+		table := b.Topic
+		if _, t, ok := s.cfg.Route(b.Topic); ok {
+			table = t
+		}
+		if byTable[table] == nil {
+			names = append(names, table)
+		}
+		byTable[table] = append(byTable[table], b)
+	}
+	size := func(bs []*exactly.PartitionBatch) (n int) {
+		for _, b := range bs {
+			n += len(b.Records)
+		}
+		return n
+	}
+	sort.Slice(names, func(i, j int) bool {
+		a, b := size(byTable[names[i]]), size(byTable[names[j]])
+		if a != b {
+			return a > b
+		}
+		return names[i] < names[j]
+	})
+	n := min(s.cfg.Sink.MaxConns, len(names))
+	groups := make([][]*exactly.PartitionBatch, n)
+	load := make([]int, n)
+	for _, name := range names {
+		light := 0
+		for i := range load {
+			if load[i] < load[light] {
+				light = i
+			}
+		}
+		groups[light] = append(groups[light], byTable[name]...)
+		load[light] += size(byTable[name])
+	}
+	return groups
+}
+
+// finish applies a finished cycle's outcomes: committed partitions move
+// on and are committed to Kafka as a hint; failed ones are re-read from the
+// ledger. A partition revoked or lost meanwhile is skipped: it belongs to
+// another member now, and a late Kafka commit from here could move the
+// group's hint backwards. It reports whether anything failed. It runs on
+// the polling goroutine before AllowRebalance, as SetOffsets requires.
+func (s *Source) finish(fl *flight) (failed bool) {
 	commit := map[string]map[int32]kgo.EpochOffset{}
 	var rewind []exactly.TP
-	for _, o := range outcomes {
+	for _, o := range fl.outcomes {
 		b := o.Batch
 		tp := exactly.TP{Topic: b.Topic, Partition: b.Partition}
-		if o.Committed {
-			s.mu.Lock()
-			if p := s.parts[tp]; p != nil {
+		s.mu.Lock()
+		p := s.parts[tp]
+		if p != nil {
+			p.inflight = false
+			if o.Committed {
 				p.next = b.To
 			}
-			s.mu.Unlock()
+		}
+		s.mu.Unlock()
+		if p == nil {
+			continue
+		}
+		if o.Committed {
 			if commit[b.Topic] == nil {
 				commit[b.Topic] = map[int32]kgo.EpochOffset{}
 			}
@@ -382,6 +585,8 @@ func (s *Source) flush() (failed bool) {
 			}
 		}
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	if len(rewind) > 0 {
 		s.rewind(ctx, rewind)
 	}
@@ -395,7 +600,7 @@ func (s *Source) flush() (failed bool) {
 		})
 	}
 	if s.OnCommit != nil {
-		s.OnCommit(outcomes)
+		s.OnCommit(fl.outcomes)
 	}
 	return failed
 }
@@ -406,6 +611,7 @@ func (s *Source) flush() (failed bool) {
 func (s *Source) rewind(ctx context.Context, tps []exactly.TP) {
 	stored, err := s.sink.LoadOffsets(ctx, tps)
 	set := map[string]map[int32]kgo.EpochOffset{}
+	var resume map[string][]int32
 	s.mu.Lock()
 	for _, tp := range tps {
 		p := s.parts[tp]
@@ -413,6 +619,13 @@ func (s *Source) rewind(ctx context.Context, tps []exactly.TP) {
 			continue
 		}
 		p.recs, p.bytes = nil, 0
+		if p.paused {
+			p.paused = false
+			if resume == nil {
+				resume = map[string][]int32{}
+			}
+			resume[tp.Topic] = append(resume[tp.Topic], tp.Partition)
+		}
 		if err == nil {
 			if next, ok := stored[tp]; ok {
 				p.next = next
@@ -430,4 +643,7 @@ func (s *Source) rewind(ctx context.Context, tps []exactly.TP) {
 		s.log.Warn("re-reading offsets after a failed batch", "err", err)
 	}
 	s.cl.SetOffsets(set)
+	if resume != nil {
+		s.cl.ResumeFetchPartitions(resume)
+	}
 }
