@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/big"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -72,18 +73,26 @@ func (s *Sink) prepare(ctx context.Context, b *PartitionBatch) error {
 	b.DeadLetters = nil
 	b.Halt = nil
 	b.Notes = nil
-	b.fillRange()
 	if err := s.prefetch(ctx, b.Records); err != nil {
+		b.fillRange() // for the failed ledger row
 		return err
 	}
+	// A batch is one partition: one topic, one rule, one decoder.
+	rule, table, ok := s.cfg.Route(b.Topic)
+	var dec Decoder
+	if ok {
+		dec = s.decoder(rule)
+	}
+	if cap(b.changes) < len(b.Records) {
+		b.changes = make([]change, 0, len(b.Records))
+	}
 	for i, rec := range b.Records {
-		rule, table, ok := s.cfg.Route(rec.Topic)
 		var ch Change
 		var err error
 		if !ok {
 			err = fmt.Errorf("no table rule matches topic %q", rec.Topic)
 		} else {
-			ch, err = s.decoder(rule).Decode(rec)
+			ch, err = dec.Decode(rec)
 			if err == nil {
 				mapColumns(&rule.Columns, rule.Key, &ch)
 			}
@@ -404,11 +413,28 @@ func keyValues(c *change, keys []string) ([]any, error) {
 	return vals, nil
 }
 
-// keyID is a collapse identity for key values.
+// keyID is a collapse identity for key values: their text, as the
+// database compares them after the cast (1 and "1" are the same key).
 func keyID(vals []any) string {
+	if len(vals) == 1 { // the common case, without a builder
+		switch v := vals[0].(type) {
+		case int64:
+			return strconv.FormatInt(v, 10)
+		case string:
+			return v
+		}
+	}
 	var sb strings.Builder
 	for _, v := range vals {
-		fmt.Fprintf(&sb, "%v\x00", v)
+		switch x := v.(type) {
+		case int64:
+			sb.WriteString(strconv.FormatInt(x, 10))
+		case string:
+			sb.WriteString(x)
+		default:
+			fmt.Fprint(&sb, v)
+		}
+		sb.WriteByte(0)
 	}
 	return sb.String()
 }

@@ -79,6 +79,32 @@ type Dialect interface {
 	CreateTableLike(name, source string) string
 }
 
+// Statement is one SQL statement and its arguments.
+type Statement struct {
+	SQL  string
+	Args []any
+}
+
+// Pipeliner is an optional Dialect capability, for drivers that can send
+// many statements in one round trip (PostgreSQL's extended protocol). When a
+// dialect implements it, Sink sends a transaction's fences, table writes,
+// dead letters and ledger rows as one pipeline instead of a round trip per
+// statement. The exactly-once logic does not change: Sink still checks every
+// fence's rows affected before it sends COMMIT.
+type Pipeliner interface {
+	// Statements returns, in order, the statements that write w inside
+	// tx. It may do preparatory work on tx itself (PostgreSQL: COPY a large
+	// write into a session staging table), but every change to a target
+	// table is left to the returned statements. Called once per table per
+	// transaction attempt.
+	Statements(ctx context.Context, tx *Tx, w *TableWrite) ([]Statement, error)
+
+	// ExecPipeline executes stmts in order inside tx, in as few round
+	// trips as the driver allows, and returns the rows each affected. The
+	// first error stops it; Sink then rolls the transaction back.
+	ExecPipeline(ctx context.Context, tx *Tx, stmts []Statement) ([]int64, error)
+}
+
 // ErrorKind is what an error means for retrying.
 type ErrorKind int
 

@@ -436,51 +436,72 @@ func (s *Sink) commitOnce(ctx context.Context, batches []*PartitionBatch, isolat
 	// zombie holding a stale From blocks here, then finds 0 rows and rolls
 	// back instead of applying its batch a second time.
 	now := time.Now().UTC()
-	fence := s.rebind(fmt.Sprintf("UPDATE exactly_offsets SET %s = ?, %s = ?, %s = ? WHERE %s = ? AND %s = ? AND %s = ? AND %s = ?",
-		s.d.Quote("next_offset"), s.d.Quote("writer"), s.d.Quote("updated_at"),
-		s.d.Quote("pipeline"), s.d.Quote("topic"), s.d.Quote("partition"), s.d.Quote("next_offset")))
-	var fenced map[TP]*FencedError
-	for _, b := range batches {
-		res, err := tx.ExecContext(ctx, fence, b.To, s.writer, now, s.cfg.Pipeline, b.Topic, b.Partition, b.From)
-		if err != nil {
-			return nil, fmt.Errorf("advancing offset of %s[%d] from %d to %d: %w", b.Topic, b.Partition, b.From, b.To, err)
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return nil, fmt.Errorf("advancing offset of %s[%d]: %w", b.Topic, b.Partition, err)
-		} else if n != 1 {
-			stored := int64(-1)
-			q := s.rebind(fmt.Sprintf("SELECT %s FROM exactly_offsets WHERE %s = ? AND %s = ? AND %s = ?",
-				s.d.Quote("next_offset"), s.d.Quote("pipeline"), s.d.Quote("topic"), s.d.Quote("partition")))
-			_ = tx.QueryRowContext(ctx, q, s.cfg.Pipeline, b.Topic, b.Partition).Scan(&stored)
-			if fenced == nil {
-				fenced = map[TP]*FencedError{}
-			}
-			fenced[TP{b.Topic, b.Partition}] = &FencedError{Topic: b.Topic, Partition: b.Partition, Want: b.From, Stored: stored}
-		}
-	}
-	if fenced != nil {
-		return fenced, errors.New("fenced")
-	}
-	for _, w := range writes {
-		if isolate {
-			if err := s.isolate(ctx, tx, w, w.items()); err != nil {
+	fences := s.fenceStatements(batches, now)
+	if pl, ok := s.d.(Pipeliner); ok && !isolate {
+		// One round trip: fences, writes, dead letters and ledger rows.
+		// A fenced partition's writes run too, and are rolled back with
+		// the transaction before anything commits.
+		stmts := fences
+		for _, w := range writes {
+			st, err := pl.Statements(ctx, tx, w.TableWrite)
+			if err != nil {
+				err = fmt.Errorf("staging table %s: %w", w.Table.Name, err)
+				if s.d.Classify(err) == ErrData {
+					return nil, &refusedError{err}
+				}
 				return nil, err
 			}
-			continue
+			stmts = append(stmts, st...)
 		}
-		if err := s.d.Apply(ctx, tx, w.TableWrite); err != nil {
-			err = fmt.Errorf("writing table %s: %w", w.Table.Name, err)
+		stmts = append(stmts, s.deadLetterStatements(batches)...)
+		stmts = append(stmts, s.ledgerStatements(batches, "committed", "", now)...)
+		n, err := pl.ExecPipeline(ctx, tx, stmts)
+		if err != nil {
+			err = fmt.Errorf("writing batch transaction: %w", err)
 			if s.d.Classify(err) == ErrData {
 				return nil, &refusedError{err}
 			}
 			return nil, err
 		}
-	}
-	if err := s.insertDeadLetters(ctx, tx, batches); err != nil {
-		return nil, err
-	}
-	if err := s.insertLedger(ctx, tx, batches, "committed", "", now); err != nil {
-		return nil, err
+		if fenced := s.fenced(ctx, tx, batches, n[:len(batches)]); fenced != nil {
+			return fenced, errors.New("fenced")
+		}
+	} else {
+		n := make([]int64, len(fences))
+		for i, st := range fences {
+			res, err := tx.ExecContext(ctx, st.SQL, st.Args...)
+			if err == nil {
+				n[i], err = res.RowsAffected()
+			}
+			if err != nil {
+				b := batches[i]
+				return nil, fmt.Errorf("advancing offset of %s[%d] from %d to %d: %w", b.Topic, b.Partition, b.From, b.To, err)
+			}
+		}
+		if fenced := s.fenced(ctx, tx, batches, n); fenced != nil {
+			return fenced, errors.New("fenced")
+		}
+		for _, w := range writes {
+			if isolate {
+				if err := s.isolate(ctx, tx, w, w.items()); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			if err := s.d.Apply(ctx, tx, w.TableWrite); err != nil {
+				err = fmt.Errorf("writing table %s: %w", w.Table.Name, err)
+				if s.d.Classify(err) == ErrData {
+					return nil, &refusedError{err}
+				}
+				return nil, err
+			}
+		}
+		if err := s.execAll(ctx, tx, s.deadLetterStatements(batches)); err != nil {
+			return nil, fmt.Errorf("writing dead letters: %w", err)
+		}
+		if err := s.execAll(ctx, tx, s.ledgerStatements(batches, "committed", "", now)); err != nil {
+			return nil, fmt.Errorf("writing ledger rows: %w", err)
+		}
 	}
 	Failpoint("before_commit")
 	err = sqlTx.Commit()
@@ -576,13 +597,56 @@ func (s *Sink) Forget(name string) {
 	s.mu.Unlock()
 }
 
+// fenceStatements advance each batch's offset row from From to To, only if
+// it still says From.
+func (s *Sink) fenceStatements(batches []*PartitionBatch, now time.Time) []Statement {
+	q := s.rebind(fmt.Sprintf("UPDATE exactly_offsets SET %s = ?, %s = ?, %s = ? WHERE %s = ? AND %s = ? AND %s = ? AND %s = ?",
+		s.d.Quote("next_offset"), s.d.Quote("writer"), s.d.Quote("updated_at"),
+		s.d.Quote("pipeline"), s.d.Quote("topic"), s.d.Quote("partition"), s.d.Quote("next_offset")))
+	out := make([]Statement, len(batches))
+	for i, b := range batches {
+		out[i] = Statement{SQL: q, Args: []any{b.To, s.writer, now, s.cfg.Pipeline, b.Topic, b.Partition, b.From}}
+	}
+	return out
+}
+
+// fenced names the batches whose fence matched no row (affected[i] is the
+// rows the i-th fence changed), with the offset the database holds.
+func (s *Sink) fenced(ctx context.Context, q Querier, batches []*PartitionBatch, affected []int64) map[TP]*FencedError {
+	var out map[TP]*FencedError
+	for i, b := range batches {
+		if affected[i] == 1 {
+			continue
+		}
+		stored := int64(-1)
+		sel := s.rebind(fmt.Sprintf("SELECT %s FROM exactly_offsets WHERE %s = ? AND %s = ? AND %s = ?",
+			s.d.Quote("next_offset"), s.d.Quote("pipeline"), s.d.Quote("topic"), s.d.Quote("partition")))
+		_ = q.QueryRowContext(ctx, sel, s.cfg.Pipeline, b.Topic, b.Partition).Scan(&stored)
+		if out == nil {
+			out = map[TP]*FencedError{}
+		}
+		out[TP{b.Topic, b.Partition}] = &FencedError{Topic: b.Topic, Partition: b.Partition, Want: b.From, Stored: stored}
+	}
+	return out
+}
+
+func (s *Sink) execAll(ctx context.Context, q Querier, stmts []Statement) error {
+	for _, st := range stmts {
+		if _, err := q.ExecContext(ctx, st.SQL, st.Args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 var ledgerColumns = []string{"batch_id", "pipeline", "topic", "partition", "from_offset", "to_offset",
 	"min_offset", "max_offset", "records", "upserted", "deleted", "skipped", "dead_lettered",
 	"hash", "status", "error", "writer", "started_at", "committed_at", "notes"}
 
-func (s *Sink) insertLedger(ctx context.Context, q Querier, batches []*PartitionBatch, status, errText string, now time.Time) error {
+func (s *Sink) ledgerStatements(batches []*PartitionBatch, status, errText string, now time.Time) []Statement {
 	stmt := s.insertSQL("exactly_batches", ledgerColumns)
-	for _, b := range batches {
+	out := make([]Statement, len(batches))
+	for i, b := range batches {
 		var committedAt any
 		if status == "committed" || status == "replayed" {
 			committedAt = now
@@ -595,9 +659,17 @@ func (s *Sink) insertLedger(ctx context.Context, q Querier, batches []*Partition
 		if len(b.Notes) > 0 {
 			notes = strings.Join(b.Notes, "\n")
 		}
-		if _, err := q.ExecContext(ctx, stmt, b.BatchID, s.cfg.Pipeline, b.Topic, b.Partition, b.From, b.To,
+		out[i] = Statement{SQL: stmt, Args: []any{b.BatchID, s.cfg.Pipeline, b.Topic, b.Partition, b.From, b.To,
 			nullOffset(b.MinOffset), nullOffset(b.MaxOffset), len(b.Records), b.Upserted, b.Deleted, b.Skipped,
-			len(b.DeadLetters), b.Hash, status, errv, s.writer, b.StartedAt, committedAt, notes); err != nil {
+			len(b.DeadLetters), b.Hash, status, errv, s.writer, b.StartedAt, committedAt, notes}}
+	}
+	return out
+}
+
+func (s *Sink) insertLedger(ctx context.Context, q Querier, batches []*PartitionBatch, status, errText string, now time.Time) error {
+	for i, st := range s.ledgerStatements(batches, status, errText, now) {
+		if _, err := q.ExecContext(ctx, st.SQL, st.Args...); err != nil {
+			b := batches[i]
 			return fmt.Errorf("writing ledger row for %s[%d] %d..%d: %w", b.Topic, b.Partition, b.From, b.To, err)
 		}
 	}
@@ -613,7 +685,8 @@ func nullOffset(o int64) any {
 
 var deadLetterColumns = []string{"pipeline", "batch_id", "topic", "partition", "offset", "record_key", "record_value", "headers", "error", "created_at"}
 
-func (s *Sink) insertDeadLetters(ctx context.Context, q Querier, batches []*PartitionBatch) error {
+func (s *Sink) deadLetterStatements(batches []*PartitionBatch) []Statement {
+	var out []Statement
 	stmt := s.insertSQL("exactly_dead_letters", deadLetterColumns)
 	now := time.Now().UTC()
 	for _, b := range batches {
@@ -636,13 +709,10 @@ func (s *Sink) insertDeadLetters(ctx context.Context, q Querier, batches []*Part
 				val = r.Value
 			}
 			msg := strings.ReplaceAll(strings.ToValidUTF8(recordError(r, dl.Err).Error(), "\uFFFD"), "\x00", "")
-			if _, err := q.ExecContext(ctx, stmt, s.cfg.Pipeline, b.BatchID, r.Topic, r.Partition, r.Offset, key, val, hdr,
-				msg, now); err != nil {
-				return fmt.Errorf("writing dead letter %s[%d]@%d: %w", r.Topic, r.Partition, r.Offset, err)
-			}
+			out = append(out, Statement{SQL: stmt, Args: []any{s.cfg.Pipeline, b.BatchID, r.Topic, r.Partition, r.Offset, key, val, hdr, msg, now}})
 		}
 	}
-	return nil
+	return out
 }
 
 // recordFailed writes failed ledger rows in their own transaction, for the

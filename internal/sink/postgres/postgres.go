@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/exactly/exactly"
@@ -25,7 +26,10 @@ import (
 // Dialect is the PostgreSQL dialect.
 type Dialect struct{}
 
-var _ exactly.Dialect = (*Dialect)(nil)
+var (
+	_ exactly.Dialect   = (*Dialect)(nil)
+	_ exactly.Pipeliner = (*Dialect)(nil)
+)
 
 // Name implements exactly.Dialect.
 func (*Dialect) Name() string { return "postgres" }
@@ -43,6 +47,9 @@ func (*Dialect) Open(ctx context.Context, cfg exactly.SinkConfig) (*sql.DB, erro
 	if _, ok := cc.RuntimeParams["application_name"]; !ok {
 		cc.RuntimeParams["application_name"] = "exactly"
 	}
+	// Each table's upsert is a prepared statement; 800 tables on one
+	// connection must not evict each other from pgx's cache (default 512).
+	cc.StatementCacheCapacity = 4096
 	if cfg.SynchronousCommit != "" {
 		cc.RuntimeParams["synchronous_commit"] = cfg.SynchronousCommit
 	}
@@ -147,8 +154,144 @@ func (d *Dialect) Describe(ctx context.Context, q exactly.Querier, table string)
 	return t, nil
 }
 
-// Apply implements exactly.Dialect.
+// copyThreshold is the size of a table's write from which staging with
+// COPY beats sending the rows as arrays to one INSERT … SELECT FROM unnest
+// (see BenchmarkWritePath: below it, the extra round trips and catalog
+// lookups of the staging table cost more than COPY's faster encoding
+// saves).
+var copyThreshold = 2000
+
+// Apply implements exactly.Dialect: the statements of Statements, one by
+// one.
 func (d *Dialect) Apply(ctx context.Context, tx *exactly.Tx, w *exactly.TableWrite) error {
+	stmts, err := d.Statements(ctx, tx, w)
+	if err != nil {
+		return err
+	}
+	for _, st := range stmts {
+		if _, err := tx.ExecContext(ctx, st.SQL, st.Args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Statements implements exactly.Pipeliner. A small write is one INSERT …
+// SELECT FROM unnest($1::text[], …) ON CONFLICT and one DELETE … USING
+// unnest(…), the rows travelling as text arrays in the statement's
+// parameters; a large one is first COPYed into the session's staging table.
+func (d *Dialect) Statements(ctx context.Context, tx *exactly.Tx, w *exactly.TableWrite) ([]exactly.Statement, error) {
+	if len(w.Upserts)+len(w.Deletes) >= copyThreshold {
+		return d.staged(ctx, tx, w)
+	}
+	var out []exactly.Statement
+	t := d.Quote(w.Table.Name)
+	cast := func(c string) string { return "s." + d.Quote(c) + "::" + w.Table.Column(c).Type }
+	if len(w.Upserts) > 0 {
+		arrays := make([]any, len(w.Columns))
+		params := make([]string, len(w.Columns))
+		sel := make([]string, len(w.Columns))
+		for i, c := range w.Columns {
+			col := make([]pgtype.Text, len(w.Upserts))
+			for j, r := range w.Upserts {
+				col[j] = textValue(r[i])
+			}
+			arrays[i] = col
+			params[i] = "$" + strconv.Itoa(i+1) + "::text[]"
+			sel[i] = cast(c)
+		}
+		q := "INSERT INTO " + t + " AS t (" + d.list(w.Columns, "") + ") SELECT " + strings.Join(sel, ", ") +
+			" FROM unnest(" + strings.Join(params, ", ") + ") AS s(" + d.list(w.Columns, "") + ")" + d.onConflict(w)
+		out = append(out, exactly.Statement{SQL: q, Args: arrays})
+	}
+	if len(w.Deletes) > 0 {
+		cols := append([]string(nil), w.Keys...)
+		if w.Version != "" {
+			cols = append(cols, w.Version)
+		}
+		arrays := make([]any, len(cols))
+		params := make([]string, len(cols))
+		for i := range cols {
+			col := make([]pgtype.Text, len(w.Deletes))
+			for j, k := range w.Deletes {
+				if i < len(w.Keys) {
+					col[j] = textValue(k[i])
+				} else {
+					col[j] = textValue(w.DeleteVersions[j])
+				}
+			}
+			arrays[i] = col
+			params[i] = "$" + strconv.Itoa(i+1) + "::text[]"
+		}
+		q := "DELETE FROM " + t + " AS t USING unnest(" + strings.Join(params, ", ") + ") AS s(" + d.list(cols, "") + ") WHERE " + d.deleteWhere(w, cast)
+		out = append(out, exactly.Statement{SQL: q, Args: arrays})
+	}
+	return out, nil
+}
+
+// onConflict is the upsert clause, with the version guard when set.
+func (d *Dialect) onConflict(w *exactly.TableWrite) string {
+	if w.Append {
+		return ""
+	}
+	set := make([]string, len(w.Columns))
+	for i, c := range w.Columns {
+		set[i] = d.Quote(c) + " = EXCLUDED." + d.Quote(c)
+	}
+	q := " ON CONFLICT (" + d.list(w.Keys, "") + ") DO UPDATE SET " + strings.Join(set, ", ")
+	if w.Version != "" {
+		v := d.Quote(w.Version)
+		q += " WHERE EXCLUDED." + v + " IS NULL OR t." + v + " IS NULL OR t." + v + " <= EXCLUDED." + v
+	}
+	return q
+}
+
+// deleteWhere matches target rows t to the delete rows s.
+func (d *Dialect) deleteWhere(w *exactly.TableWrite, cast func(string) string) string {
+	var where []string
+	for _, k := range w.Keys {
+		where = append(where, "t."+d.Quote(k)+" = "+cast(k))
+	}
+	q := strings.Join(where, " AND ")
+	if w.Version != "" {
+		v := d.Quote(w.Version)
+		q += " AND (s." + v + " IS NULL OR t." + v + " IS NULL OR t." + v + " <= " + cast(w.Version) + ")"
+	}
+	return q
+}
+
+// ExecPipeline implements exactly.Pipeliner with a pgx batch: every
+// statement in one round trip (plus one to prepare statements the
+// connection has not seen yet).
+func (*Dialect) ExecPipeline(ctx context.Context, tx *exactly.Tx, stmts []exactly.Statement) ([]int64, error) {
+	out := make([]int64, len(stmts))
+	err := tx.Conn.Raw(func(dc any) error {
+		pc := dc.(*stdlib.Conn).Conn()
+		b := &pgx.Batch{}
+		for _, st := range stmts {
+			b.Queue(st.SQL, st.Args...)
+		}
+		br := pc.SendBatch(ctx, b)
+		for i, st := range stmts {
+			ct, err := br.Exec()
+			if err != nil {
+				br.Close()
+				q := st.SQL
+				if len(q) > 120 {
+					q = q[:120] + "…"
+				}
+				return fmt.Errorf("statement %d of %d (%s): %w", i+1, len(stmts), q, err)
+			}
+			out[i] = ct.RowsAffected()
+		}
+		return br.Close()
+	})
+	return out, err
+}
+
+// staged COPYs a large write into the session's staging table for the
+// table and returns the statements applying it from there.
+func (d *Dialect) staged(ctx context.Context, tx *exactly.Tx, w *exactly.TableWrite) ([]exactly.Statement, error) {
 	cols := stageColumns(w)
 	stage := stageName(w.Table.Name, cols)
 	var def strings.Builder
@@ -161,7 +304,7 @@ func (d *Dialect) Apply(ctx context.Context, tx *exactly.Tx, w *exactly.TableWri
 	// row calls Apply again with subsets) must not be applied twice.
 	def.WriteString("; DELETE FROM " + d.Quote(stage))
 	if _, err := tx.ExecContext(ctx, def.String()); err != nil {
-		return fmt.Errorf("creating staging table: %w", err)
+		return nil, fmt.Errorf("creating staging table: %w", err)
 	}
 	rows := make([][]any, 0, len(w.Upserts)+len(w.Deletes))
 	pos := map[string]int{}
@@ -193,50 +336,25 @@ func (d *Dialect) Apply(ctx context.Context, tx *exactly.Tx, w *exactly.TableWri
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("copying into staging table: %w", err)
+		return nil, fmt.Errorf("copying into staging table: %w", err)
 	}
 	t := d.Quote(w.Table.Name)
-	cast := func(c string) string {
-		col := w.Table.Column(c)
-		return "s." + d.Quote(c) + "::" + col.Type
-	}
+	cast := func(c string) string { return "s." + d.Quote(c) + "::" + w.Table.Column(c).Type }
+	var out []exactly.Statement
 	if len(w.Upserts) > 0 {
 		sel := make([]string, len(w.Columns))
 		for i, c := range w.Columns {
 			sel[i] = cast(c)
 		}
 		q := "INSERT INTO " + t + " AS t (" + d.list(w.Columns, "") + ") SELECT " + strings.Join(sel, ", ") +
-			" FROM " + d.Quote(stage) + " s WHERE s.exactly_op = 'u'"
-		if !w.Append {
-			set := make([]string, len(w.Columns))
-			for i, c := range w.Columns {
-				set[i] = d.Quote(c) + " = EXCLUDED." + d.Quote(c)
-			}
-			q += " ON CONFLICT (" + d.list(w.Keys, "") + ") DO UPDATE SET " + strings.Join(set, ", ")
-			if w.Version != "" {
-				v := d.Quote(w.Version)
-				q += " WHERE EXCLUDED." + v + " IS NULL OR t." + v + " IS NULL OR t." + v + " <= EXCLUDED." + v
-			}
-		}
-		if _, err := tx.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("upserting: %w", err)
-		}
+			" FROM " + d.Quote(stage) + " s WHERE s.exactly_op = 'u'" + d.onConflict(w)
+		out = append(out, exactly.Statement{SQL: q})
 	}
 	if len(w.Deletes) > 0 {
-		var where []string
-		for _, k := range w.Keys {
-			where = append(where, "t."+d.Quote(k)+" = "+cast(k))
-		}
-		q := "DELETE FROM " + t + " AS t USING " + d.Quote(stage) + " s WHERE s.exactly_op = 'd' AND " + strings.Join(where, " AND ")
-		if w.Version != "" {
-			v := d.Quote(w.Version)
-			q += " AND (s." + v + " IS NULL OR t." + v + " IS NULL OR t." + v + " <= " + cast(w.Version) + ")"
-		}
-		if _, err := tx.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("deleting: %w", err)
-		}
+		q := "DELETE FROM " + t + " AS t USING " + d.Quote(stage) + " s WHERE s.exactly_op = 'd' AND " + d.deleteWhere(w, cast)
+		out = append(out, exactly.Statement{SQL: q})
 	}
-	return nil
+	return out, nil
 }
 
 // stageColumns are the written columns plus the key and version columns a
@@ -263,6 +381,14 @@ func stageColumns(w *exactly.TableWrite) []string {
 func stageName(table string, cols []string) string {
 	h := sha1.Sum([]byte(table + "\x00" + strings.Join(cols, "\x00")))
 	return "exactly_stage_" + hex.EncodeToString(h[:8])
+}
+
+// textValue is text as a text array element.
+func textValue(v any) pgtype.Text {
+	if v == nil {
+		return pgtype.Text{}
+	}
+	return pgtype.Text{String: text(v).(string), Valid: true}
 }
 
 // text renders a value in PostgreSQL's text input form; the apply
