@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"regexp"
 	"strings"
@@ -42,6 +43,19 @@ type SourceConfig struct {
 	RebalanceTimeout Duration `yaml:"rebalance_timeout"`
 	// ClientID reported to the brokers. Default "exactly".
 	ClientID string `yaml:"client_id"`
+	// SchemaRegistry resolves the schema ids of format avro records.
+	SchemaRegistry SchemaRegistryConfig `yaml:"schema_registry"`
+}
+
+// SchemaRegistryConfig is the Confluent schema registry that format avro
+// records (magic byte 0 + 4-byte schema id) are resolved through.
+type SchemaRegistryConfig struct {
+	// URL of the registry, e.g. http://registry:8081. Required when a
+	// table rule has format avro.
+	URL string `yaml:"url"`
+	// Username and Password for HTTP basic authentication, if any.
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
 }
 
 // SinkConfig is the database side.
@@ -275,9 +289,14 @@ func (c *Config) Validate() error {
 			t.Format = "json"
 		}
 		switch t.Format {
-		case "json", "debezium", "avro":
+		case "json", "debezium":
+		case "avro":
+			if u, err := url.Parse(c.Source.SchemaRegistry.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return bad("source.schema_registry.url", c.Source.SchemaRegistry.URL,
+					"the schema registry URL (http://host:port) that "+f("format")+": avro resolves schema ids through")
+			}
 		default:
-			return bad(f("format"), t.Format, "json or debezium")
+			return bad(f("format"), t.Format, "json, debezium or avro")
 		}
 		if t.Mode == "" {
 			t.Mode = "upsert"
@@ -301,6 +320,9 @@ func (c *Config) Validate() error {
 		case "", "record_key", "value":
 		default:
 			return bad(f("key_from"), t.KeyFrom, "record_key or value")
+		}
+		if strings.ContainsAny(t.Version, ".\"`[];' ") {
+			return bad(f("version"), t.Version, "a column name; source_lsn, source_ts_ms (any source_FIELD) or ts_ms take the value from the Debezium envelope")
 		}
 		if t.OnError == "" {
 			t.OnError = "dead_letter"

@@ -129,5 +129,5 @@ func openSink(ctx context.Context, cfg *exactly.Config, log *slog.Logger) (*exac
 		}
 		return nil, err
 	}
-	return exactly.NewSink(ctx, cfg, d, decode.New, log)
+	return exactly.NewSink(ctx, cfg, d, decode.For(cfg), log)
 }

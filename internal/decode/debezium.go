@@ -16,7 +16,8 @@ import (
 //   - op d deletes by the record key, or by the before image's key columns;
 //   - a tombstone (null value) is skipped: Debezium writes one after every
 //     delete so that log compaction can drop the key, and the delete itself
-//     already removed the row;
+//     already removed the row (with a version column, a delete that carries
+//     no version would also bypass the guard);
 //   - op t (truncate) is refused (a dead letter): truncating a target table
 //     is left to a person.
 //
@@ -44,15 +45,14 @@ func (d *Debezium) Decode(r *exactly.Record) (exactly.Change, error) {
 }
 
 func (d *Debezium) decode(r *exactly.Record) (exactly.Change, error) {
-	key, keyErr := connectKey(r.Key, d.Key)
 	if r.Value == nil {
-		return exactly.Change{Op: exactly.OpSkip, Key: key}, nil
+		return exactly.Change{Op: exactly.OpSkip}, nil
 	}
 	env, err := jsonEnvelope(r.Value)
 	if err != nil {
 		return exactly.Change{}, err
 	}
-	return d.change(env, key, keyErr)
+	return d.change(env, isObject(r.Key), func() (map[string]any, error) { return connectKey(r.Key, d.Key) })
 }
 
 // envelope is a Debezium change event with its images converted to
@@ -81,17 +81,30 @@ type cdc struct {
 	Version string
 }
 
-func (c *cdc) change(env *envelope, key map[string]any, keyErr error) (exactly.Change, error) {
+// change turns an envelope into a change. recordKey reads the record key;
+// structKey says whether it is a struct (a JSON object, an Avro record).
+// Which key names the row follows key_from: record_key takes the record
+// key, value the images, and the default the record key when it is a
+// struct (Debezium's key struct) and the images otherwise, since a scalar
+// record key may be only a partitioning hint. A delete without a before
+// image falls back to the record key in any form: nothing else names the
+// row.
+func (c *cdc) change(env *envelope, structKey bool, recordKey func() (map[string]any, error)) (exactly.Change, error) {
 	var ch exactly.Change
+	useKey := c.KeyFrom == "record_key" || (c.KeyFrom == "" && structKey)
 	switch env.op {
 	case "c", "r", "u":
 		if env.after == nil {
 			return ch, fmt.Errorf("op %q without an after image", env.op)
 		}
-		if c.KeyFrom == "record_key" && keyErr != nil {
-			return ch, keyErr
+		if useKey {
+			key, err := recordKey()
+			if err != nil && c.KeyFrom == "record_key" {
+				return ch, err
+			}
+			ch.Key = key // nil when unreadable: the after image decides
 		}
-		ch.Op, ch.Key, ch.Row, ch.Schema = exactly.OpUpsert, key, env.after, env.fields
+		ch.Op, ch.Row, ch.Schema = exactly.OpUpsert, env.after, env.fields
 		if c.Version != "" {
 			if v, ok := c.version(env, env.after); ok {
 				ch.Version = v
@@ -107,23 +120,28 @@ func (c *cdc) change(env *envelope, key map[string]any, keyErr error) (exactly.C
 	case "d":
 		ch.Op = exactly.OpDelete
 		switch {
-		case c.KeyFrom == "record_key":
-			if keyErr != nil {
-				return ch, keyErr
+		case c.KeyFrom == "record_key" || env.before == nil:
+			key, err := recordKey()
+			if err != nil {
+				if env.before == nil && c.KeyFrom != "record_key" {
+					return ch, fmt.Errorf("delete without a before image: %w", err)
+				}
+				return ch, err
 			}
 			ch.Key = key
-		case env.before != nil:
-			ch.Key = make(map[string]any, len(env.before)+len(key))
+		default:
+			ch.Key = make(map[string]any, len(env.before))
 			for k, v := range env.before {
 				ch.Key[k] = v
 			}
-			for k, v := range key { // the record key wins over the image
-				ch.Key[k] = v
+			if useKey {
+				key, err := recordKey()
+				if err == nil {
+					for k, v := range key { // the record key wins over the image
+						ch.Key[k] = v
+					}
+				}
 			}
-		case keyErr != nil:
-			return ch, fmt.Errorf("delete without a before image: %w", keyErr)
-		default:
-			ch.Key = key
 		}
 		if c.Version != "" {
 			ch.Version, _ = c.version(env, env.before)

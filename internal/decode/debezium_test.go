@@ -72,7 +72,7 @@ func TestDebeziumFixtures(t *testing.T) {
 			Version: int64(300)}},
 		{"delete", "", exactly.Change{Op: exactly.OpDelete, Key: bob}},
 		{"delete", "ts_ms", exactly.Change{Op: exactly.OpDelete, Key: bob, Version: int64(1700000000123)}},
-		{"tombstone", "", exactly.Change{Op: exactly.OpSkip, Key: map[string]any{"id": int64(2)}}},
+		{"tombstone", "", exactly.Change{Op: exactly.OpSkip}},
 		// Without the schema wrapper values stay as JSON gives them.
 		{"create_noschema", "", exactly.Change{Op: exactly.OpUpsert, Key: map[string]any{"id": int64(3)},
 			Row: map[string]any{"id": int64(3), "name": "Cy", "price": "MDk=", "born": int64(19000),

@@ -10,9 +10,33 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/exactly/exactly"
 )
+
+// For returns the decoder factory of a configuration. Avro rules share one
+// schema registry client (source.schema_registry) and its schema cache.
+func For(cfg *exactly.Config) func(*exactly.TableRule) (exactly.Decoder, error) {
+	var (
+		once   sync.Once
+		reg    *Registry
+		regErr error
+	)
+	return func(rule *exactly.TableRule) (exactly.Decoder, error) {
+		if rule.Format != "avro" {
+			return New(rule)
+		}
+		if cfg.Source.SchemaRegistry.URL == "" {
+			return nil, errors.New("format avro needs source.schema_registry.url")
+		}
+		once.Do(func() { reg, regErr = NewRegistry(cfg.Source.SchemaRegistry) })
+		if regErr != nil {
+			return nil, regErr
+		}
+		return NewAvro(rule, reg), nil
+	}
+}
 
 // New returns the decoder for a table rule's format. Formats that need a
 // schema registry (avro) are built by For, which knows the configuration.

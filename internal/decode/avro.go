@@ -1,0 +1,629 @@
+package decode
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hamba/avro/v2"
+	"github.com/twmb/franz-go/pkg/sr"
+
+	"github.com/exactly/exactly"
+)
+
+// Avro decodes records in the Confluent wire format: a magic byte 0, a
+// 4-byte big-endian schema id, then Avro binary written with that schema,
+// which comes from the schema registry. With mode cdc the value is
+// Debezium's Avro envelope (before/after/source/op/ts_ms) and is applied
+// like the JSON one (see Debezium); otherwise the value record is the row
+// and a tombstone deletes by key. A record key may itself be Confluent
+// Avro (Debezium's key struct), JSON or plain text.
+//
+// Schemas are fetched in Prepare, before the batch is decoded, so Decode
+// does no I/O on the normal path; a registry that cannot be reached fails
+// the batch (it is retried), while a schema id the registry does not know
+// makes the record a dead letter.
+type Avro struct {
+	cdc
+	mode string
+	reg  *Registry
+}
+
+var (
+	_ exactly.Decoder  = (*Avro)(nil)
+	_ exactly.Preparer = (*Avro)(nil)
+)
+
+// NewAvro returns the Avro decoder of a rule, resolving schemas in reg.
+func NewAvro(rule *exactly.TableRule, reg *Registry) *Avro {
+	return &Avro{cdc: cdc{Key: rule.Key, KeyFrom: rule.KeyFrom, Version: rule.Version}, mode: rule.Mode, reg: reg}
+}
+
+// Registry resolves Confluent schema ids through a schema registry and
+// keeps every schema it has parsed: a schema id never changes meaning.
+type Registry struct {
+	cl  *sr.Client
+	url string
+
+	mu      sync.RWMutex
+	schemas map[int]avro.Schema
+	bad     map[int]error // ids the registry does not know, or schemas that do not parse
+}
+
+// NewRegistry returns a registry client for the configured URL.
+func NewRegistry(cfg exactly.SchemaRegistryConfig) (*Registry, error) {
+	opts := []sr.ClientOpt{sr.URLs(cfg.URL), sr.HTTPClient(&http.Client{Timeout: 10 * time.Second})}
+	if cfg.Username != "" {
+		opts = append(opts, sr.BasicAuth(cfg.Username, cfg.Password))
+	}
+	cl, err := sr.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("creating schema registry client for %s: %w", cfg.URL, err)
+	}
+	return &Registry{cl: cl, url: cfg.URL, schemas: map[int]avro.Schema{}, bad: map[int]error{}}, nil
+}
+
+// Fetch makes sure every id is known, asking the registry for the ones
+// that are not. An id the registry answers 404 for (or whose schema does
+// not parse) is remembered as bad; any other failure is returned.
+func (g *Registry) Fetch(ctx context.Context, ids []int) error {
+	for _, id := range ids {
+		g.mu.RLock()
+		_, ok := g.schemas[id]
+		_, isBad := g.bad[id]
+		g.mu.RUnlock()
+		if ok || isBad {
+			continue
+		}
+		s, err := g.cl.SchemaByID(ctx, id)
+		var re *sr.ResponseError
+		if errors.As(err, &re) && re.StatusCode == http.StatusNotFound {
+			g.remember(id, nil, fmt.Errorf("schema id %d is not in the schema registry %s: %v", id, g.url, err))
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("fetching schema id %d from %s: %w", id, g.url, err)
+		}
+		if s.Type != sr.TypeAvro {
+			g.remember(id, nil, fmt.Errorf("schema id %d is %s, not Avro", id, s.Type))
+			continue
+		}
+		if len(s.References) > 0 {
+			g.remember(id, nil, fmt.Errorf("schema id %d uses schema references, which are not supported", id))
+			continue
+		}
+		// Each schema gets its own name cache: two versions of one record
+		// name (a column added) must not meet in a shared one.
+		parsed, err := avro.ParseWithCache(s.Schema, "", &avro.SchemaCache{})
+		if err != nil {
+			g.remember(id, nil, fmt.Errorf("schema id %d does not parse: %v", id, err))
+			continue
+		}
+		g.remember(id, parsed, nil)
+	}
+	return nil
+}
+
+func (g *Registry) remember(id int, s avro.Schema, err error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if err != nil {
+		g.bad[id] = err
+		return
+	}
+	g.schemas[id] = s
+}
+
+// schema returns a known schema, fetching it when Prepare has not (plan
+// and other tools that decode a sample without a batch).
+func (g *Registry) schema(id int) (avro.Schema, error) {
+	g.mu.RLock()
+	s, ok := g.schemas[id]
+	err := g.bad[id]
+	g.mu.RUnlock()
+	if ok {
+		return s, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := g.Fetch(ctx, []int{id}); err != nil {
+		return nil, err
+	}
+	return g.schema(id)
+}
+
+// schemaID reads the Confluent framing: ok is false when b is not framed.
+func schemaID(b []byte) (int, bool) {
+	if len(b) < 5 || b[0] != 0 {
+		return 0, false
+	}
+	return int(binary.BigEndian.Uint32(b[1:5])), true
+}
+
+// Prepare implements exactly.Preparer: it fetches the schemas of the
+// records' keys and values.
+func (d *Avro) Prepare(ctx context.Context, recs []*exactly.Record) error {
+	seen := map[int]bool{}
+	var ids []int
+	for _, r := range recs {
+		for _, b := range [][]byte{r.Key, r.Value} {
+			if id, ok := schemaID(b); ok && !seen[id] {
+				seen[id] = true
+				ids = append(ids, id)
+			}
+		}
+	}
+	sort.Ints(ids)
+	return d.reg.Fetch(ctx, ids)
+}
+
+// Decode implements exactly.Decoder.
+func (d *Avro) Decode(r *exactly.Record) (exactly.Change, error) {
+	ch, err := d.decode(r)
+	if err != nil {
+		return exactly.Change{}, recordError(r, err)
+	}
+	return ch, nil
+}
+
+func (d *Avro) decode(r *exactly.Record) (exactly.Change, error) {
+	_, keyIsAvro := schemaID(r.Key)
+	recordKey := func() (map[string]any, error) { return d.key(r.Key) }
+	if r.Value == nil {
+		if d.mode == "cdc" {
+			return exactly.Change{Op: exactly.OpSkip}, nil
+		}
+		k, err := recordKey()
+		if err != nil {
+			return exactly.Change{}, fmt.Errorf("tombstone: %w", err)
+		}
+		return exactly.Change{Op: exactly.OpDelete, Key: k}, nil
+	}
+	v, s, err := d.value(r.Value)
+	if err != nil {
+		return exactly.Change{}, fmt.Errorf("value: %w", err)
+	}
+	rec, ok := s.(*avro.RecordSchema)
+	m, _ := v.(map[string]any)
+	if !ok || m == nil {
+		return exactly.Change{}, fmt.Errorf("value: schema is %s, not a record", s.Type())
+	}
+	structKey := keyIsAvro || isObject(r.Key)
+	if d.mode == "cdc" {
+		env, err := avroEnvelope(rec, m)
+		if err != nil {
+			return exactly.Change{}, err
+		}
+		return d.change(env, structKey, recordKey)
+	}
+	ch := exactly.Change{Op: exactly.OpUpsert, Row: row(m), Schema: avroFields(rec)}
+	if d.KeyFrom == "record_key" || (d.KeyFrom == "" && structKey) {
+		k, err := recordKey()
+		if err != nil && d.KeyFrom == "record_key" {
+			return exactly.Change{}, err
+		}
+		ch.Key = k
+	}
+	if d.Version != "" {
+		ch.Version = ch.Row[d.Version]
+	}
+	return ch, nil
+}
+
+// value decodes a Confluent-framed Avro datum.
+func (d *Avro) value(b []byte) (any, avro.Schema, error) {
+	id, ok := schemaID(b)
+	if !ok {
+		return nil, nil, fmt.Errorf("not Confluent Avro: expected magic byte 0 and a 4-byte schema id, got %d bytes starting %q", len(b), truncate(b[:min(len(b), 8)]))
+	}
+	s, err := d.reg.schema(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	v, err := readDatum(s, b[5:])
+	if err != nil {
+		return nil, nil, fmt.Errorf("schema id %d: %w", id, err)
+	}
+	return v, s, nil
+}
+
+// key reads a record key: Confluent Avro (a record gives its fields, a
+// primitive the single key column), else JSON or text (see RecordKey).
+func (d *Avro) key(b []byte) (map[string]any, error) {
+	if _, ok := schemaID(b); !ok {
+		return connectKey(b, d.Key)
+	}
+	v, s, err := d.value(b)
+	if err != nil {
+		return nil, fmt.Errorf("record key: %w", err)
+	}
+	if m, ok := v.(map[string]any); ok && s.Type() == avro.Record {
+		return row(m), nil
+	}
+	if len(d.Key) != 1 {
+		return nil, fmt.Errorf("record key is a %s and the rule has %d key columns", s.Type(), len(d.Key))
+	}
+	return map[string]any{d.Key[0]: column(v)}, nil
+}
+
+// avroEnvelope reads Debezium's Avro envelope.
+func avroEnvelope(s *avro.RecordSchema, m map[string]any) (*envelope, error) {
+	env := &envelope{}
+	if op, ok := m["op"].(string); ok {
+		env.op = op
+	}
+	for _, f := range []struct {
+		name string
+		dst  *map[string]any
+	}{{"before", &env.before}, {"after", &env.after}, {"source", &env.source}} {
+		v, ok := m[f.name]
+		if !ok || v == nil {
+			continue
+		}
+		img, ok := v.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("%s: expected a record, got %T", f.name, v)
+		}
+		*f.dst = row(img)
+	}
+	env.tsMs = m["ts_ms"]
+	for _, f := range s.Fields() {
+		switch f.Name() {
+		case "after":
+			if rs, ok := recordOf(f.Type()); ok {
+				env.fields = avroFields(rs)
+			}
+		case "source":
+			if rs, ok := recordOf(f.Type()); ok {
+				env.sourceFields = avroFields(rs)
+			}
+		case "ts_ms":
+			t := avroField(f).Type
+			env.tsType = &t
+		}
+	}
+	return env, nil
+}
+
+// recordOf finds the record schema of a field, looking through a nullable
+// union.
+func recordOf(s avro.Schema) (*avro.RecordSchema, bool) {
+	s = deref(s)
+	if u, ok := s.(*avro.UnionSchema); ok {
+		for _, t := range u.Types() {
+			if rs, ok := deref(t).(*avro.RecordSchema); ok {
+				return rs, true
+			}
+		}
+	}
+	rs, ok := s.(*avro.RecordSchema)
+	return rs, ok
+}
+
+func deref(s avro.Schema) avro.Schema {
+	if r, ok := s.(*avro.RefSchema); ok {
+		return r.Schema()
+	}
+	return s
+}
+
+// avroFields describes a record's fields as logical column types.
+func avroFields(rs *avro.RecordSchema) []exactly.Field {
+	out := make([]exactly.Field, 0, len(rs.Fields()))
+	for _, f := range rs.Fields() {
+		out = append(out, avroField(f))
+	}
+	return out
+}
+
+func avroField(f *avro.Field) exactly.Field {
+	s := deref(f.Type())
+	nullable := false
+	if u, ok := s.(*avro.UnionSchema); ok {
+		nullable = u.Nullable()
+		for _, t := range u.Types() {
+			if t.Type() != avro.Null {
+				s = deref(t)
+				break
+			}
+		}
+	}
+	return exactly.Field{Name: f.Name(), Type: avroType(s), Nullable: nullable}
+}
+
+// avroType prefers the Connect name Debezium's Avro converter records.
+func avroType(s avro.Schema) exactly.Type {
+	if name, params := connectName(s); name != "" {
+		if t := exactly.ConnectType(connectPrimitive(s.Type()), name, params); t.Kind != exactly.KindUnknown {
+			return t
+		}
+	}
+	logical, precision, scale := "", 0, 0
+	if lt, ok := s.(avro.LogicalTypeSchema); ok && lt.Logical() != nil {
+		logical = string(lt.Logical().Type())
+		if dl, ok := lt.Logical().(*avro.DecimalLogicalSchema); ok {
+			precision, scale = dl.Precision(), dl.Scale()
+		}
+	}
+	return exactly.AvroType(string(s.Type()), logical, precision, scale)
+}
+
+func connectPrimitive(t avro.Type) string {
+	switch t {
+	case avro.Int:
+		return "int32"
+	case avro.Long:
+		return "int64"
+	case avro.Float:
+		return "float32"
+	case avro.Double:
+		return "float64"
+	case avro.Record:
+		return "struct"
+	case avro.Enum:
+		return "string"
+	}
+	return string(t)
+}
+
+// connectName returns the schema's connect.name and connect.parameters.
+func connectName(s avro.Schema) (string, map[string]string) {
+	ps, ok := s.(avro.PropertySchema)
+	if !ok {
+		return "", nil
+	}
+	name, _ := ps.Prop("connect.name").(string)
+	var params map[string]string
+	if raw, ok := ps.Prop("connect.parameters").(map[string]any); ok {
+		params = make(map[string]string, len(raw))
+		for k, v := range raw {
+			if str, ok := v.(string); ok {
+				params[k] = str
+			}
+		}
+	}
+	return name, params
+}
+
+// row turns a decoded record into column values: nested records, arrays
+// and maps become JSON text.
+func row(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = column(v)
+	}
+	return out
+}
+
+func column(v any) any {
+	switch v.(type) {
+	case map[string]any, []any:
+		b, err := json.Marshal(v)
+		if err != nil {
+			return exactly.JSON(strconv.Quote(fmt.Sprint(v)))
+		}
+		return exactly.JSON(b)
+	}
+	return v
+}
+
+// maxItems bounds the array and map items one datum may hold: a block
+// count is read from the data, and items of type null take no bytes.
+const maxItems = 1 << 20
+
+// maxDepth bounds nesting (recursive schemas).
+const maxDepth = 64
+
+// readDatum decodes one Avro binary datum written with s into exactly
+// values; the whole input must be consumed.
+func readDatum(s avro.Schema, b []byte) (any, error) {
+	r := avro.NewReader(nil, 0).Reset(b)
+	items := 0
+	v, err := readValue(r, s, 0, &items)
+	if err != nil {
+		return nil, err
+	}
+	if r.Error != nil {
+		return nil, fmt.Errorf("decoding Avro: %v", r.Error)
+	}
+	if r.Peek(); r.Error == nil {
+		return nil, errors.New("decoding Avro: trailing bytes after the datum (written with another schema?)")
+	}
+	return v, nil
+}
+
+func readValue(r *avro.Reader, s avro.Schema, depth int, items *int) (any, error) {
+	if depth > maxDepth {
+		return nil, errors.New("decoding Avro: nested deeper than 64 levels")
+	}
+	if r.Error != nil {
+		return nil, fmt.Errorf("decoding Avro: %v", r.Error)
+	}
+	s = deref(s)
+	name, params := connectName(s)
+	var logical avro.LogicalSchema
+	if lt, ok := s.(avro.LogicalTypeSchema); ok {
+		logical = lt.Logical()
+	}
+	lname := ""
+	if logical != nil {
+		lname = string(logical.Type())
+	}
+	switch s.Type() {
+	case avro.Null:
+		return nil, nil
+	case avro.Boolean:
+		return r.ReadBool(), nil
+	case avro.Int, avro.Long:
+		var i int64
+		if s.Type() == avro.Int {
+			i = int64(r.ReadInt())
+		} else {
+			i = r.ReadLong()
+		}
+		if r.Error != nil {
+			return nil, fmt.Errorf("decoding Avro: %v", r.Error)
+		}
+		if name != "" {
+			return integer(name, i)
+		}
+		switch lname {
+		case "date":
+			return integer(dbzDate, i)
+		case "time-millis":
+			return integer(dbzTime, i)
+		case "time-micros":
+			return integer(dbzMicroTime, i)
+		case "timestamp-millis", "local-timestamp-millis":
+			return integer(dbzTimestamp, i)
+		case "timestamp-micros", "local-timestamp-micros":
+			return integer(dbzMicroTimestamp, i)
+		case "timestamp-nanos", "local-timestamp-nanos":
+			return integer(dbzNanoTimestamp, i)
+		}
+		return i, nil
+	case avro.Float:
+		return float64(r.ReadFloat()), nil
+	case avro.Double:
+		return r.ReadDouble(), nil
+	case avro.String:
+		str := string(r.ReadBytes())
+		if r.Error != nil {
+			return nil, fmt.Errorf("decoding Avro: %v", r.Error)
+		}
+		return text(name, str)
+	case avro.Bytes, avro.Fixed:
+		var b []byte
+		if f, ok := s.(*avro.FixedSchema); ok {
+			b = make([]byte, f.Size())
+			r.Read(b)
+		} else {
+			b = append([]byte(nil), r.ReadBytes()...)
+		}
+		if r.Error != nil {
+			return nil, fmt.Errorf("decoding Avro: %v", r.Error)
+		}
+		if dl, ok := logical.(*avro.DecimalLogicalSchema); ok {
+			return DecimalFromBytes(b, dl.Scale()), nil
+		}
+		if name == connectDecimal {
+			scale, err := decimalScale(params)
+			if err != nil {
+				return nil, err
+			}
+			return DecimalFromBytes(b, scale), nil
+		}
+		return b, nil
+	case avro.Enum:
+		syms := s.(*avro.EnumSchema).Symbols()
+		i := int(r.ReadInt())
+		if r.Error != nil {
+			return nil, fmt.Errorf("decoding Avro: %v", r.Error)
+		}
+		if i < 0 || i >= len(syms) {
+			return nil, fmt.Errorf("decoding Avro: enum index %d out of range", i)
+		}
+		return syms[i], nil
+	case avro.Union:
+		types := s.(*avro.UnionSchema).Types()
+		i := r.ReadLong()
+		if r.Error != nil {
+			return nil, fmt.Errorf("decoding Avro: %v", r.Error)
+		}
+		if i < 0 || i >= int64(len(types)) {
+			return nil, fmt.Errorf("decoding Avro: union index %d out of range", i)
+		}
+		return readValue(r, types[i], depth+1, items)
+	case avro.Record:
+		rs := s.(*avro.RecordSchema)
+		if rs.Name() == dbzVarDecimal {
+			v, err := readRecord(r, rs, depth, items)
+			if err != nil {
+				return nil, err
+			}
+			return avroVariableScaleDecimal(v)
+		}
+		return readRecord(r, rs, depth, items)
+	case avro.Array:
+		var out []any
+		err := readBlocks(r, items, func() error {
+			v, err := readValue(r, s.(*avro.ArraySchema).Items(), depth+1, items)
+			out = append(out, v)
+			return err
+		})
+		if out == nil {
+			out = []any{}
+		}
+		return out, err
+	case avro.Map:
+		out := map[string]any{}
+		err := readBlocks(r, items, func() error {
+			k := string(r.ReadBytes())
+			v, err := readValue(r, s.(*avro.MapSchema).Values(), depth+1, items)
+			out[k] = v
+			return err
+		})
+		return out, err
+	}
+	return nil, fmt.Errorf("decoding Avro: unsupported schema type %s", s.Type())
+}
+
+func readRecord(r *avro.Reader, rs *avro.RecordSchema, depth int, items *int) (map[string]any, error) {
+	out := make(map[string]any, len(rs.Fields()))
+	for _, f := range rs.Fields() {
+		v, err := readValue(r, f.Type(), depth+1, items)
+		if err != nil {
+			return nil, fmt.Errorf("field %q: %w", f.Name(), err)
+		}
+		out[f.Name()] = v
+	}
+	return out, nil
+}
+
+// readBlocks reads Avro array/map blocks, calling item once per item.
+func readBlocks(r *avro.Reader, items *int, item func() error) error {
+	for {
+		n, _ := r.ReadBlockHeader()
+		if r.Error != nil {
+			return fmt.Errorf("decoding Avro: %v", r.Error)
+		}
+		if n == 0 {
+			return nil
+		}
+		if n < 0 || n > maxItems-int64(*items) {
+			return fmt.Errorf("decoding Avro: more than %d array or map items", maxItems)
+		}
+		*items += int(n)
+		for range n {
+			if err := item(); err != nil {
+				return err
+			}
+			if r.Error != nil {
+				return fmt.Errorf("decoding Avro: %v", r.Error)
+			}
+		}
+	}
+}
+
+// avroVariableScaleDecimal reads Debezium's {scale, value} decimal record.
+func avroVariableScaleDecimal(m map[string]any) (any, error) {
+	scale, ok := m["scale"].(int64)
+	if !ok || scale < -1000 || scale > 1000 {
+		return nil, errors.New("variable scale decimal without a small integer scale")
+	}
+	b, ok := m["value"].([]byte)
+	if !ok {
+		return nil, errors.New("variable scale decimal without value bytes")
+	}
+	return DecimalFromBytes(b, int(scale)), nil
+}
