@@ -3,6 +3,7 @@ package exactly_test
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -59,49 +60,6 @@ func ddlSink(t *testing.T, c ddlCase, cfg *exactly.Config, dec func(*exactly.Tab
 	return s
 }
 
-// schemaDecoder stands for a decoder of records that carry a Connect
-// schema (Debezium): it states the fields' types the way the debezium
-// decoder does, and converts the values to the Go types it produces.
-type schemaDecoder struct{}
-
-var connectSchema = []exactly.Field{
-	{Name: "id", Type: exactly.ConnectType("int32", "", nil)},
-	{Name: "price", Type: exactly.ConnectType("bytes", "org.apache.kafka.connect.data.Decimal", map[string]string{"scale": "2", "connect.decimal.precision": "10"})},
-	{Name: "born", Type: exactly.ConnectType("int32", "io.debezium.time.Date", nil), Nullable: true},
-	{Name: "at", Type: exactly.ConnectType("int64", "io.debezium.time.MicroTimestamp", nil), Nullable: true},
-	{Name: "seen_at", Type: exactly.ConnectType("string", "io.debezium.time.ZonedTimestamp", nil), Nullable: true},
-	{Name: "ok", Type: exactly.ConnectType("boolean", "", nil), Nullable: true},
-	{Name: "name", Type: exactly.ConnectType("string", "", nil), Nullable: true},
-	{Name: "tags", Type: exactly.ConnectType("string", "io.debezium.data.Json", nil), Nullable: true},
-}
-
-func (schemaDecoder) Decode(r *exactly.Record) (exactly.Change, error) {
-	row, err := decode.Object(r.Value)
-	if err != nil {
-		return exactly.Change{}, err
-	}
-	for _, f := range connectSchema {
-		v, ok := row[f.Name].(string)
-		if !ok {
-			continue
-		}
-		switch f.Type.Kind {
-		case exactly.KindDecimal:
-			row[f.Name] = exactly.Decimal(v)
-		case exactly.KindDate:
-			row[f.Name], err = time.Parse("2006-01-02", v)
-		case exactly.KindTimestamp, exactly.KindTimestampTZ:
-			row[f.Name], err = time.Parse(time.RFC3339Nano, v)
-		case exactly.KindJSON:
-			row[f.Name] = exactly.JSON(v)
-		}
-		if err != nil {
-			return exactly.Change{}, err
-		}
-	}
-	return exactly.Change{Op: exactly.OpUpsert, Row: row, Schema: connectSchema}, nil
-}
-
 func describe(t *testing.T, s *exactly.Sink, table string) string {
 	t.Helper()
 	tb, err := s.Dialect().Describe(context.Background(), s.DB(), table)
@@ -139,16 +97,85 @@ func records(topic string, from int64, values ...string) []*exactly.Record {
 	return out
 }
 
-func TestCreateTableFromRecordSchema(t *testing.T) {
+// dbzField is one field of a Debezium after image's Connect schema.
+type dbzField struct {
+	field, typ, name string
+	params           map[string]string
+	optional         bool
+}
+
+var dbzFields = []dbzField{
+	{"id", "int32", "", nil, false},
+	{"price", "bytes", "org.apache.kafka.connect.data.Decimal", map[string]string{"scale": "2", "connect.decimal.precision": "10"}, false},
+	{"born", "int32", "io.debezium.time.Date", nil, true},
+	{"at", "int64", "io.debezium.time.MicroTimestamp", nil, true},
+	{"seen_at", "string", "io.debezium.time.ZonedTimestamp", nil, true},
+	{"ok", "boolean", "", nil, true},
+	{"name", "string", "", nil, true},
+	{"tags", "string", "io.debezium.data.Json", nil, true},
+}
+
+// dbzRecord builds a Debezium change event with its schema (the JSON
+// converter with schemas.enable) and a key struct, as Debezium writes it.
+func dbzRecord(topic string, off int64, fields []dbzField, op string, after map[string]any) *exactly.Record {
+	var fs []map[string]any
+	for _, f := range fields {
+		m := map[string]any{"field": f.field, "type": f.typ, "optional": f.optional}
+		if f.name != "" {
+			m["name"] = f.name
+		}
+		if f.params != nil {
+			m["parameters"] = f.params
+		}
+		fs = append(fs, m)
+	}
+	image := map[string]any{"type": "struct", "optional": true, "name": "db.public.orders.Value", "fields": fs}
+	schema := map[string]any{"type": "struct", "name": "db.public.orders.Envelope", "fields": []any{
+		withField(image, "before"), withField(image, "after"),
+		map[string]any{"field": "op", "type": "string", "optional": false},
+		map[string]any{"field": "ts_ms", "type": "int64", "optional": true},
+	}}
+	value, _ := json.Marshal(map[string]any{"schema": schema, "payload": map[string]any{"before": nil, "after": after, "op": op, "ts_ms": 1700000000000 + off}})
+	key, _ := json.Marshal(map[string]any{
+		"schema":  map[string]any{"type": "struct", "name": "db.public.orders.Key", "fields": []any{map[string]any{"field": "id", "type": "int32", "optional": false}}},
+		"payload": map[string]any{"id": after["id"]},
+	})
+	return &exactly.Record{Topic: topic, Offset: off, Key: key, Value: value}
+}
+
+func withField(m map[string]any, name string) map[string]any {
+	out := map[string]any{"field": name}
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func days(y int, m time.Month, d int) int64 {
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / 86400
+}
+
+// TestCreateTableFromDebeziumSchema: a table created from Debezium
+// change events takes its column types from the Connect schema — the
+// decimal's precision and scale, dates, microsecond timestamps, zoned
+// timestamps, booleans, text, JSON — its key from key:, and NOT NULL
+// from the schema's optional flags. A column the source adds later comes
+// with the type its schema states, nullable, and the values land in their
+// rows.
+func TestCreateTableFromDebeziumSchema(t *testing.T) {
 	for _, c := range ddlCases() {
 		t.Run(c.name, func(t *testing.T) {
 			table := uniq("orders")
-			cfg := ddlConfig(t, c, "  - {topics: t.orders, table: "+table+", key: [id], create: true}\n")
-			s := ddlSink(t, c, cfg, func(*exactly.TableRule) (exactly.Decoder, error) { return schemaDecoder{}, nil })
-			b := commit(t, s, &exactly.PartitionBatch{Topic: "t.orders", Records: records("t.orders", 0,
-				`{"id":1,"price":"12.30","born":"1990-05-17","at":"2024-01-02T03:04:05.123456Z","seen_at":"2024-01-02T03:04:05Z","ok":true,"name":"Zoë","tags":"{\"a\":1}"}`,
-				`{"id":2,"price":"-0.05","born":null,"at":null,"seen_at":null,"ok":false,"name":null,"tags":null}`,
-			)})
+			cfg := ddlConfig(t, c, "  - {topics: db.public.orders, table: "+table+", format: debezium, key: [id], create: true, evolve: add_columns}\n")
+			s := ddlSink(t, c, cfg, decode.New)
+			const topic = "db.public.orders"
+			b := commit(t, s, &exactly.PartitionBatch{Topic: topic, Records: []*exactly.Record{
+				dbzRecord(topic, 0, dbzFields, "r", map[string]any{"id": 1, "price": "BM4=", // 1230, scale 2
+					"born": days(1990, 5, 17), "at": time.Date(2024, 1, 2, 3, 4, 5, 123456000, time.UTC).UnixMicro(),
+					"seen_at": "2024-01-02T03:04:05Z", "ok": true, "name": "Zoë", "tags": `{"a":1}`}),
+				dbzRecord(topic, 1, dbzFields, "c", map[string]any{"id": 2, "price": "+w==", // -5, scale 2
+					"born": nil, "at": nil, "seen_at": nil, "ok": false, "name": nil, "tags": nil}),
+			}})
 			if got, want := describe(t, s, table), c.types+" key id"; got != want {
 				t.Errorf("created table:\n got %s\nwant %s", got, want)
 			}
@@ -172,6 +199,36 @@ func TestCreateTableFromRecordSchema(t *testing.T) {
 			}
 			if err := s.DB().QueryRow(fmt.Sprintf("SELECT CAST(price AS TEXT), ok FROM %s WHERE id = 2", table)).Scan(&price, &ok); err != nil || price != "-0.05" || ok {
 				t.Errorf("row 2: price %q ok %v err %v", price, ok, err)
+			}
+
+			// The source table gains a column: its schema says decimal(8,3).
+			evolved := append(dbzFields[:len(dbzFields):len(dbzFields)],
+				dbzField{"discount", "bytes", "org.apache.kafka.connect.data.Decimal", map[string]string{"scale": "3", "connect.decimal.precision": "8"}, true})
+			b = commit(t, s, &exactly.PartitionBatch{Topic: topic, From: 2, Records: []*exactly.Record{
+				dbzRecord(topic, 2, evolved, "u", map[string]any{"id": 1, "price": "BM4=", "ok": true, "name": "Zoë", "discount": "MDk="}), // 12.345
+				dbzRecord(topic, 3, dbzFields, "c", map[string]any{"id": 3, "price": "BM4=", "ok": true, "name": "old schema"}),
+			}})
+			if len(b.Notes) != 1 || !strings.Contains(b.Notes[0], "added column discount") {
+				t.Errorf("evolving batch notes: %q", b.Notes)
+			}
+			wantType := map[string]string{"sqlite": "discount TEXT", "postgres": "discount numeric(8,3)"}[c.name]
+			if got := describe(t, s, table); !strings.Contains(got, wantType+" key") {
+				t.Errorf("evolved table %s lacks %q", got, wantType)
+			}
+			got := map[int64]string{}
+			rs, err := s.DB().Query(fmt.Sprintf("SELECT id, CAST(discount AS TEXT) FROM %s", table))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for rs.Next() {
+				var id int64
+				var d sql.NullString
+				rs.Scan(&id, &d)
+				got[id] = nullStr(d)
+			}
+			rs.Close()
+			if want := map[int64]string{1: "12.345", 2: "NULL", 3: "NULL"}; fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("discount per row: got %v, want %v", got, want)
 			}
 		})
 	}

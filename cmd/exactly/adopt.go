@@ -148,7 +148,7 @@ func (a *adoption) fromSpark(ctx context.Context, dir string) error {
 		}
 	}
 	for _, b := range cp.Uncommitted {
-		a.notes = append(a.notes, uncommittedNote(b)...)
+		a.notes = append(a.notes, uncommittedNote(a.cfg.File, b)...)
 		var appendTables []string
 		for tp := range b.To {
 			if rule, table, ok := a.cfg.Route(tp.Topic); ok && rule.Mode == "append" && !slices.Contains(appendTables, table) {
@@ -166,7 +166,7 @@ func (a *adoption) fromSpark(ctx context.Context, dir string) error {
 // uncommittedNote explains a micro-batch Spark planned but never
 // committed: the exact failure of "written, then killed before the
 // commit".
-func uncommittedNote(b spark.Batch) []string {
+func uncommittedNote(file string, b spark.Batch) []string {
 	tps := make([]exactly.TP, 0, len(b.To))
 	for tp := range b.To {
 		tps = append(tps, tp)
@@ -183,8 +183,8 @@ func uncommittedNote(b spark.Batch) []string {
 		}
 	}
 	out = append(out, "exactly starts after the last committed micro-batch, so it applies these records (again): harmless for upsert and cdc tables (the same key gets the same row);",
-		"an append table may then hold some of them twice. Find and remove such duplicates with:",
-		"  exactly dedupe --sink DSN --table TABLE --key COLUMNS          (dry run; add --apply to move the surplus rows to TABLE_exactly_removed)")
+		"an append table may then hold some of them twice. Find such duplicates (dry run) and remove them (--apply moves the surplus rows to TABLE_exactly_removed) with:",
+		"  exactly dedupe -c "+file+" --table TABLE --key COLUMNS-THAT-IDENTIFY-A-RECORD [--apply]")
 	return out
 }
 
