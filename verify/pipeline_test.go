@@ -116,7 +116,6 @@ tables:
 		t.Fatal(err)
 	}
 	defer reader.Close()
-	reader.Idle = 500 * time.Millisecond
 	rep, err := verify.Run(ctx, exactly.NewLedger(sink.DB(), d, "audit"), reader, verify.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -27,7 +27,7 @@ const topic = "t.items"
 
 // env is a sink whose ledger holds committed batches of real Kafka records.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	cluster *kfake.Cluster
 	cfg     *exactly.Config
 	d       exactly.Dialect
@@ -40,7 +40,7 @@ type env struct {
 // newEnv produces n records to t.items[0] and commits them through
 // Sink.Commit in batches of size, so the ledger holds exactly what a
 // pipeline would have written.
-func newEnv(t *testing.T, driver string, n, size int) *env {
+func newEnv(t testing.TB, driver string, n, size int) *env {
 	t.Helper()
 	ctx := context.Background()
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic))
@@ -78,7 +78,6 @@ tables:
 	if e.reader, err = kafka.NewReader(e.cfg); err != nil {
 		t.Fatal(err)
 	}
-	e.reader.Idle = 500 * time.Millisecond
 	t.Cleanup(e.reader.Close)
 	if _, err := e.sink.SeedOffset(ctx, exactly.TP{Topic: topic}, 0); err != nil {
 		t.Fatal(err)

@@ -20,10 +20,13 @@ type Reader struct {
 	opts []kgo.Opt
 	cl   *kgo.Client
 	adm  *kadm.Client
-	// Idle is how long a read waits for more records before it decides the
-	// rest of the range is gone (compacted, or only transaction markers).
-	// Default 1.5s.
+	// Idle is how long a read waits for a fetch before it decides nothing
+	// more can come, when a transaction is open at the end of the range.
+	// Default 10s.
 	Idle time.Duration
+	// Stall is how long a read waits for a record it knows exists before
+	// it fails. Default 60s.
+	Stall time.Duration
 }
 
 // NewReader connects to the configured brokers.
@@ -39,7 +42,7 @@ func NewReader(cfg *exactly.Config, extra ...kgo.Opt) (*Reader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating kafka client: %w", err)
 	}
-	return &Reader{opts: opts, cl: cl, adm: kadm.NewClient(cl), Idle: 1500 * time.Millisecond}, nil
+	return &Reader{opts: opts, cl: cl, adm: kadm.NewClient(cl), Idle: 10 * time.Second, Stall: time.Minute}, nil
 }
 
 // Compacted reports whether the topic's cleanup.policy includes compact:
@@ -126,15 +129,35 @@ func (r *Reader) Bounds(ctx context.Context, tps []exactly.TP) (map[exactly.TP]e
 }
 
 // Read delivers, in offset order, every committed record of tp with from
-// <= offset < to. It returns when the record at to-1 arrived, or when no
-// record came for Idle (the rest of the range holds only transaction
-// markers, was compacted away, or is beyond the last stable offset). from
-// must not be below the log start offset.
+// <= offset < to. from must not be below the log start offset.
+//
+// Where the range ends is known without guessing from time: transaction
+// markers are fetched too (KeepControlRecords, never delivered), so the
+// read is done once it has seen any offset at or past end-1, where end is
+// min(to, last stable offset). Without an open transaction, offset end-1
+// is always visible (a record or a marker; an aborted record's marker
+// comes after it and below the last stable offset), so a slow fetch is
+// waited for, never mistaken for the end (until Stall passes without any
+// record: an error). Only when a transaction is open at the last stable
+// offset can end-1 be an aborted record no fetch shows; then a poll idle
+// for Idle ends the read.
 func (r *Reader) Read(ctx context.Context, tp exactly.TP, from, to int64, fn func(*exactly.Record) error) error {
 	if from >= to {
 		return nil
 	}
-	opts := append(append([]kgo.Opt{}, r.opts...), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{
+	b, err := r.Bounds(ctx, []exactly.TP{tp})
+	if err != nil {
+		return err
+	}
+	bounds, ok := b[tp]
+	if !ok {
+		return fmt.Errorf("reading %s: the partition does not exist", tp)
+	}
+	end := min(to, bounds.Stable)
+	if from >= end {
+		return nil
+	}
+	opts := append(append([]kgo.Opt{}, r.opts...), kgo.KeepControlRecords(), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{
 		tp.Topic: {tp.Partition: kgo.NewOffset().At(from)},
 	}))
 	cl, err := kgo.NewClient(opts...)
@@ -142,8 +165,10 @@ func (r *Reader) Read(ctx context.Context, tp exactly.TP, from, to int64, fn fun
 		return fmt.Errorf("creating kafka client: %w", err)
 	}
 	defer cl.Close()
-	next := from
-	for next < to {
+	openTxn := bounds.Stable < bounds.End && end == bounds.Stable
+	seen := from - 1 // the highest offset any fetch has shown
+	progress := time.Now()
+	for seen < end-1 {
 		pctx, cancel := context.WithTimeout(ctx, r.Idle)
 		fetches := cl.PollFetches(pctx)
 		cancel()
@@ -157,36 +182,36 @@ func (r *Reader) Read(ctx context.Context, tp exactly.TP, from, to int64, fn fun
 			if errors.Is(fe.Err, context.DeadlineExceeded) || errors.Is(fe.Err, context.Canceled) {
 				continue
 			}
-			return fmt.Errorf("reading %s from offset %d: %w", tp, next, fe.Err)
+			return fmt.Errorf("reading %s from offset %d: %w", tp, seen+1, fe.Err)
 		}
-		got := 0
+		if fetches.NumRecords() == 0 {
+			if openTxn {
+				return nil // end-1 may be an aborted record no fetch shows
+			}
+			if time.Since(progress) > r.Stall {
+				return fmt.Errorf("reading %s: nothing arrived for %s at offset %d, the range ends at %d", tp, r.Stall, seen+1, end)
+			}
+			continue
+		}
+		progress = time.Now()
 		var ferr error
 		fetches.EachRecord(func(kr *kgo.Record) {
-			if ferr != nil || kr.Offset < next || kr.Offset >= to {
+			if ferr != nil || kr.Offset <= seen {
 				return
 			}
-			got++
+			seen = kr.Offset
+			if kr.Attrs.IsControl() || kr.Offset >= to {
+				return
+			}
 			rec := &exactly.Record{Topic: kr.Topic, Partition: kr.Partition, Offset: kr.Offset,
 				Key: kr.Key, Value: kr.Value, Timestamp: kr.Timestamp}
 			for _, h := range kr.Headers {
 				rec.Headers = append(rec.Headers, exactly.Header{Key: h.Key, Value: h.Value})
 			}
-			next = kr.Offset + 1
 			ferr = fn(rec)
 		})
 		if ferr != nil {
 			return ferr
-		}
-		if got == 0 && fetches.NumRecords() == 0 {
-			return nil // idle: nothing more in range
-		}
-		if fetches.NumRecords() > 0 && got == 0 {
-			// Only records beyond to: the range is complete.
-			last := int64(-1)
-			fetches.EachRecord(func(kr *kgo.Record) { last = max(last, kr.Offset) })
-			if last >= to {
-				return nil
-			}
 		}
 	}
 	return nil
