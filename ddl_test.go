@@ -431,3 +431,52 @@ func TestExistingLedgerGainsNotesColumn(t *testing.T) {
 		})
 	}
 }
+
+// TestConcurrentCreateAndEvolve: two instances (two pipelines) create
+// and evolve the same table at the same moment; both batches commit, the
+// table has every column once, and every row is there.
+func TestConcurrentCreateAndEvolve(t *testing.T) {
+	c := ddlCases()[1] // PostgreSQL: the instances race on separate connections
+	dsn := c.dsn(t)
+	table := uniq("shared")
+	open := func() *exactly.Sink {
+		y := fmt.Sprintf("pipeline: %s\nsource: {brokers: [127.0.0.1:1]}\nsink: {driver: postgres, dsn: '%s'}\ntables:\n  - {topics: t.s, table: %s, key: [id], create: true, evolve: add_columns}\n", uniq("p"), dsn, table)
+		cfg, err := exactly.ParseConfig(strings.NewReader(y), "test.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ddlSink(t, c, cfg, decode.New)
+	}
+	a, b := open(), open()
+	for round, field := range []string{"", "extra"} {
+		errs := make(chan error, 2)
+		for i, s := range []*exactly.Sink{a, b} {
+			go func() {
+				v := fmt.Sprintf(`{"id":%d,"name":"n"}`, round*10+i)
+				if field != "" {
+					v = fmt.Sprintf(`{"id":%d,"name":"n","%s":%d}`, round*10+i, field, i)
+				}
+				from := int64(round)
+				if _, err := s.SeedOffset(context.Background(), exactly.TP{Topic: "t.s"}, from); err != nil {
+					errs <- err
+					return
+				}
+				out := s.Commit(context.Background(), []*exactly.PartitionBatch{{Topic: "t.s", From: from, Records: records("t.s", from, v)}})
+				errs <- out[0].Err
+			}()
+		}
+		for range 2 {
+			if err := <-errs; err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+	}
+	if got, want := describe(t, a, table), "id bigint NOT NULL, name text, extra bigint key id"; got != want {
+		t.Errorf("table: got %s, want %s", got, want)
+	}
+	var n int
+	a.DB().QueryRow("SELECT COUNT(*) FROM " + table).Scan(&n)
+	if n != 4 {
+		t.Errorf("rows: got %d, want 4", n)
+	}
+}

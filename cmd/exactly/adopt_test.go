@@ -271,6 +271,23 @@ func TestAdoptRefusesCheckpointsThatDoNotFit(t *testing.T) {
 	if code, out := cli(t, "adopt", "-c", file, "--spark-checkpoint", ahead, "--apply"); code != 1 || !strings.Contains(out, "says 900 but the partition ends at 5") {
 		t.Errorf("checkpoint ahead of the topic: exit %d\n%s", code, out)
 	}
+	// Records 0..2 of partition 1 deleted (retention): a checkpoint at 1
+	// points at data nobody can read any more.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var del kadm.Offsets
+	del.Add(kadm.Offset{Topic: adoptTopic, Partition: 1, At: 3})
+	if _, err := kadm.NewClient(cl).DeleteRecords(context.Background(), del); err != nil {
+		t.Fatal(err)
+	}
+	cl.Close()
+	gone := filepath.Join(e.dir, "gone")
+	sparkBatch(t, gone, 3, true, `{"shop.events":{"0":4,"1":1}}`)
+	if code, out := cli(t, "adopt", "-c", file, "--spark-checkpoint", gone, "--apply"); code != 1 || !strings.Contains(out, "offsets 1..2 were deleted by retention") {
+		t.Errorf("checkpoint behind the log start: exit %d\n%s", code, out)
+	}
 	none := filepath.Join(e.dir, "none")
 	sparkBatch(t, none, 0, false, `{"shop.events":{"0":4,"1":4}}`)
 	if code, out := cli(t, "adopt", "-c", file, "--spark-checkpoint", none, "--apply"); code != 1 || !strings.Contains(out, "no committed micro-batch") {
