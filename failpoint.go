@@ -8,32 +8,40 @@ import (
 	"syscall"
 )
 
-// Failpoints let crash tests kill the process at an exact point of the
-// batch protocol. EXACTLY_FAILPOINT=name[:n] sends SIGKILL to this process
-// the n-th time (default 1st) the named point is reached. Points:
-// before_write (transaction open, nothing written), before_commit (all
-// written, COMMIT not sent), after_commit (committed, Kafka not told).
-// Unset, a failpoint costs one comparison.
-var failpoint = func() struct {
-	name string
-	left int
-} {
-	v := os.Getenv("EXACTLY_FAILPOINT")
-	name, n, _ := strings.Cut(v, ":")
-	left := 1
-	if k, err := strconv.Atoi(n); err == nil && k > 0 {
-		left = k
+// Failpoints let crash and chaos tests stop the process at an exact point
+// of the batch protocol. EXACTLY_FAILPOINT=name[:n][:action] acts the n-th
+// time (default 1st) the named point is reached. Actions: kill (default)
+// sends SIGKILL to this process; stop sends SIGSTOP to it, so a test can
+// hold it paused mid-batch past its group session (a zombie) and resume it
+// with SIGCONT. Points: before_write (transaction open, nothing written),
+// before_commit (all written, COMMIT not sent), after_commit (committed,
+// Kafka not told), before_kafka_commit. Unset, a failpoint costs one
+// comparison.
+var failpoint = parseFailpoint(os.Getenv("EXACTLY_FAILPOINT"))
+
+type failpointSpec struct {
+	name   string
+	left   int
+	signal syscall.Signal
+}
+
+func parseFailpoint(v string) failpointSpec {
+	parts := strings.Split(v, ":")
+	fp := failpointSpec{name: parts[0], left: 1, signal: syscall.SIGKILL}
+	for _, p := range parts[1:] {
+		if k, err := strconv.Atoi(p); err == nil && k > 0 {
+			fp.left = k
+		} else if p == "stop" {
+			fp.signal = syscall.SIGSTOP
+		}
 	}
-	return struct {
-		name string
-		left int
-	}{name, left}
-}()
+	return fp
+}
 
 var failpointMu sync.Mutex
 
-// Failpoint kills the process if EXACTLY_FAILPOINT names this point and its
-// count is reached.
+// Failpoint kills (or stops) the process if EXACTLY_FAILPOINT names this
+// point and its count is reached.
 func Failpoint(name string) {
 	if failpoint.name != name {
 		return
@@ -41,8 +49,11 @@ func Failpoint(name string) {
 	failpointMu.Lock()
 	defer failpointMu.Unlock()
 	failpoint.left--
-	if failpoint.left == 0 {
-		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	if failpoint.left != 0 {
+		return
+	}
+	_ = syscall.Kill(os.Getpid(), failpoint.signal)
+	if failpoint.signal == syscall.SIGKILL {
 		select {} // the signal is on its way
 	}
 }

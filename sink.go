@@ -262,6 +262,8 @@ func (s *Sink) Commit(ctx context.Context, batches []*PartitionBatch) []Outcome 
 			keep := live[:0]
 			for _, b := range live {
 				if fe, ok := fenced[TP{b.Topic, b.Partition}]; ok {
+					// The audit trail shows the stale attempt and who won.
+					s.recordFailed([]*PartitionBatch{b}, fe)
 					out = append(out, Outcome{Batch: b, Err: fe})
 				} else {
 					keep = append(keep, b)
@@ -522,30 +524,30 @@ func (s *Sink) commitOnce(ctx context.Context, batches []*PartitionBatch, isolat
 	return nil, nil
 }
 
-// resolveCommit reads the offsets of a transaction whose COMMIT failed:
-// all at To means it committed, all at From means it did not. It retries
-// the read until ctx ends, because guessing either way loses or doubles.
+// resolveCommit reads back the outcome of a transaction whose COMMIT
+// failed. Its own ledger rows are the witness: they exist with status
+// committed if and only if the transaction committed (the offsets are not:
+// another writer may have moved them on since, either way). It retries the
+// read until ctx ends, because guessing either way loses or doubles.
 func (s *Sink) resolveCommit(ctx context.Context, batches []*PartitionBatch) (bool, error) {
-	tps := make([]TP, len(batches))
-	for i, b := range batches {
-		tps[i] = TP{b.Topic, b.Partition}
-	}
+	q := s.rebind(fmt.Sprintf("SELECT COUNT(*) FROM exactly_batches WHERE %s = ? AND %s = ?",
+		s.d.Quote("batch_id"), s.d.Quote("status")))
 	delay := 100 * time.Millisecond
 	for {
-		got, err := s.LoadOffsets(ctx, tps)
+		var n int
+		err := s.db.QueryRowContext(ctx, q, batches[0].BatchID, "committed").Scan(&n)
 		if err == nil {
-			committed := 0
-			for _, b := range batches {
-				if got[TP{b.Topic, b.Partition}] == b.To {
-					committed++
-				}
-			}
-			return committed == len(batches) && committed > 0, nil
+			return n == 1, nil
 		}
 		if ctx.Err() != nil {
 			return false, err
 		}
-		time.Sleep(delay)
+		s.log.Warn("reading back the outcome of an interrupted COMMIT", "err", err)
+		select {
+		case <-ctx.Done():
+			return false, err
+		case <-time.After(delay):
+		}
 		if delay < 2*time.Second {
 			delay *= 2
 		}

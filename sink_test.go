@@ -193,6 +193,15 @@ func TestStaleWriterIsFenced(t *testing.T) {
 			if n != 1 {
 				t.Errorf("committed ledger rows: got %d, want 1", n)
 			}
+			// The stale attempt stays in the audit trail: a failed row
+			// saying who was fenced and where the partition stood.
+			var errText, writer string
+			if err := a.DB().QueryRow(exactly.Rebind(d, "SELECT error, writer FROM exactly_batches WHERE pipeline = ? AND status = 'failed'"), pipeline).Scan(&errText, &writer); err != nil {
+				t.Fatalf("the fenced batch left no failed ledger row: %v", err)
+			}
+			if !strings.HasPrefix(errText, "fenced: t.items[0] batch starts at 0 but exactly_offsets.next_offset is 2") || writer != b.Writer() {
+				t.Errorf("failed row: error %q writer %q", errText, writer)
+			}
 		})
 	}
 }

@@ -64,6 +64,10 @@ func NewSource(cfg *exactly.Config, sink *exactly.Sink, log *slog.Logger, extra 
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.SessionTimeout(cfg.Source.SessionTimeout.D()),
 		kgo.RebalanceTimeout(cfg.Source.RebalanceTimeout.D()),
+		// Three heartbeats per session: with franz-go's fixed 3s default a
+		// session shorter than ~9s expires between heartbeats and the
+		// member churns forever.
+		kgo.HeartbeatInterval(heartbeatInterval(cfg.Source.SessionTimeout.D())),
 		// Kafka's group offsets are never the truth.
 		kgo.DisableAutoCommit(),
 		// Flushes run between a poll and AllowRebalance, so a revoke never
@@ -94,6 +98,12 @@ func NewSource(cfg *exactly.Config, sink *exactly.Sink, log *slog.Logger, extra 
 	}
 	s.cl = cl
 	return s, nil
+}
+
+// heartbeatInterval is a third of the session timeout, at most franz-go's
+// default of 3s.
+func heartbeatInterval(session time.Duration) time.Duration {
+	return min(max(session/3, 100*time.Millisecond), 3*time.Second)
 }
 
 // adjust replaces the position of every newly assigned partition with the

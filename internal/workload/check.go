@@ -18,6 +18,9 @@ type Model struct {
 	Orders    map[int64]string // id → "customer_id|amount|status"
 	Events    map[int64]string // event_id → "kind|customer_id"
 	Records   int
+	// aborted holds "table|id|value" of records from aborted transactions
+	// (see Abort), so a row holding one is named an aborted read.
+	aborted map[string]bool
 }
 
 // Expect applies records in partition order to an empty model: upserts
@@ -26,41 +29,83 @@ func Expect(recs []*kgo.Record) (*Model, error) {
 	m := &Model{Customers: map[int64]string{}, Orders: map[int64]string{}, Events: map[int64]string{}}
 	for _, r := range recs {
 		m.Records++
-		var v map[string]any
-		if r.Value != nil {
-			dec := json.NewDecoder(strings.NewReader(string(r.Value)))
-			dec.UseNumber()
-			if err := dec.Decode(&v); err != nil {
-				return nil, fmt.Errorf("%s[%d]@%d: %w", r.Topic, r.Partition, r.Offset, err)
-			}
+		table, id, val, err := decodeRecord(r)
+		if err != nil {
+			return nil, err
 		}
-		switch r.Topic {
-		case TopicCustomers:
-			var k struct{ ID int64 }
-			if err := json.Unmarshal(r.Key, &k); err != nil {
-				return nil, err
-			}
-			if v == nil {
-				delete(m.Customers, k.ID)
-			} else {
-				m.Customers[k.ID] = join(v["name"], v["balance"], v["version"])
-			}
-		case TopicOrders:
-			id, err := strconv.ParseInt(string(r.Key), 10, 64)
-			if err != nil {
-				return nil, err
-			}
-			if v == nil {
-				delete(m.Orders, id)
-			} else {
-				m.Orders[id] = join(v["customer_id"], v["amount"], v["status"])
-			}
-		case TopicEvents:
-			id, _ := v["event_id"].(json.Number).Int64()
-			m.Events[id] = join(v["kind"], v["customer_id"])
+		rows := m.table(table)
+		if val == "" {
+			delete(rows, id)
+		} else {
+			rows[id] = val
 		}
 	}
 	return m, nil
+}
+
+// Abort tells the model which records belong to aborted transactions: a
+// table row holding one of their values is an aborted read.
+func (m *Model) Abort(recs []*kgo.Record) error {
+	if m.aborted == nil {
+		m.aborted = map[string]bool{}
+	}
+	for _, r := range recs {
+		table, id, val, err := decodeRecord(r)
+		if err != nil {
+			return err
+		}
+		if val != "" {
+			m.aborted[fmt.Sprintf("%s|%d|%s", table, id, val)] = true
+		}
+	}
+	return nil
+}
+
+func (m *Model) table(name string) map[int64]string {
+	switch name {
+	case TableCustomers:
+		return m.Customers
+	case TableOrders:
+		return m.Orders
+	}
+	return m.Events
+}
+
+// decodeRecord returns the table, row id and row value ("" for a delete)
+// a workload record stands for.
+func decodeRecord(r *kgo.Record) (table string, id int64, val string, err error) {
+	var v map[string]any
+	if r.Value != nil {
+		dec := json.NewDecoder(strings.NewReader(string(r.Value)))
+		dec.UseNumber()
+		if err := dec.Decode(&v); err != nil {
+			return "", 0, "", fmt.Errorf("%s[%d]@%d: %w", r.Topic, r.Partition, r.Offset, err)
+		}
+	}
+	switch r.Topic {
+	case TopicCustomers:
+		var k struct{ ID int64 }
+		if err := json.Unmarshal(r.Key, &k); err != nil {
+			return "", 0, "", fmt.Errorf("%s[%d]@%d: key: %w", r.Topic, r.Partition, r.Offset, err)
+		}
+		if v != nil {
+			val = join(v["name"], v["balance"], v["version"])
+		}
+		return TableCustomers, k.ID, val, nil
+	case TopicOrders:
+		id, err := strconv.ParseInt(string(r.Key), 10, 64)
+		if err != nil {
+			return "", 0, "", fmt.Errorf("%s[%d]@%d: key: %w", r.Topic, r.Partition, r.Offset, err)
+		}
+		if v != nil {
+			val = join(v["customer_id"], v["amount"], v["status"])
+		}
+		return TableOrders, id, val, nil
+	case TopicEvents:
+		id, _ := v["event_id"].(json.Number).Int64()
+		return TableEvents, id, join(v["kind"], v["customer_id"]), nil
+	}
+	return "", 0, "", fmt.Errorf("%s[%d]@%d: not a workload topic", r.Topic, r.Partition, r.Offset)
 }
 
 func join(vs ...any) string {
@@ -83,11 +128,14 @@ type Finding struct {
 	Found     int      // rows the table holds
 	Lost      int      // expected rows missing, or holding an older value
 	Duplicate int      // rows present twice, or present though deleted
+	Aborted   int      // rows holding a value only an aborted transaction wrote
 	Samples   []string // a few coordinates of what differs
 }
 
 // OK is true when nothing is lost or doubled.
-func (f Finding) OK() bool { return f.Lost == 0 && f.Duplicate == 0 && f.Expected == f.Found }
+func (f Finding) OK() bool {
+	return f.Lost == 0 && f.Duplicate == 0 && f.Aborted == 0 && f.Expected == f.Found
+}
 
 // Check compares the model with the real tables.
 func Check(ctx context.Context, db *sql.DB, m *Model) ([]Finding, error) {
@@ -128,6 +176,9 @@ func Check(ctx context.Context, db *sql.DB, m *Model) ([]Finding, error) {
 			}
 			want, ok := sp.want[id]
 			switch {
+			case m.aborted[fmt.Sprintf("%s|%d|%s", sp.table, id, join(got...))] && join(got...) != want:
+				f.Aborted++
+				f.sample("aborted read: %s id %d holds %q, written only by an aborted transaction", sp.table, id, join(got...))
 			case seen[id] > 1:
 				f.Duplicate++
 				f.sample("%s id %d present %d times", sp.table, id, seen[id])

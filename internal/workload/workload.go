@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math/rand"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -63,8 +64,10 @@ const Rules = `tables:
     mode: append
 `
 
-// Generator produces the workload deterministically from a seed.
+// Generator produces the workload deterministically from a seed. It is
+// safe for concurrent use (several producers share one event sequence).
 type Generator struct {
+	mu        sync.Mutex
 	rng       *rand.Rand
 	customers int
 	orders    int
@@ -81,6 +84,8 @@ func NewGenerator(seed int64, keys int) *Generator {
 // Next returns the next record: about 40% customers, 40% orders, 20%
 // events; of the upserts about 1 in 8 is a delete (a tombstone).
 func (g *Generator) Next() *kgo.Record {
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	n := g.rng.Intn(10)
 	switch {
 	case n < 4:
@@ -181,7 +186,62 @@ func EndOffsets(ctx context.Context, brokers []string, topics ...string) (map[st
 
 // ReadAll reads every committed record of the topics, from the start to
 // the end offsets listed when it begins, with read_committed isolation.
+// Records of aborted transactions are not returned. Transaction markers
+// occupy offsets too (the last offset of a partition is often a commit or
+// abort marker), so they are read to know where a partition ends, and
+// dropped. Every transaction must be finished: a read_committed reader
+// stops at an open transaction.
 func ReadAll(ctx context.Context, brokers []string, topics ...string) ([]*kgo.Record, error) {
+	return read(ctx, brokers, kgo.ReadCommitted(), topics)
+}
+
+// ReadAborted returns the records of aborted transactions: those a
+// read_uncommitted reader sees and a read_committed reader does not.
+func ReadAborted(ctx context.Context, brokers []string, topics ...string) ([]*kgo.Record, error) {
+	committed, err := read(ctx, brokers, kgo.ReadCommitted(), topics)
+	if err != nil {
+		return nil, err
+	}
+	all, err := read(ctx, brokers, kgo.ReadUncommitted(), topics)
+	if err != nil {
+		return nil, err
+	}
+	type at struct {
+		t string
+		p int32
+		o int64
+	}
+	seen := make(map[at]bool, len(committed))
+	for _, r := range committed {
+		seen[at{r.Topic, r.Partition, r.Offset}] = true
+	}
+	var out []*kgo.Record
+	for _, r := range all {
+		if !seen[at{r.Topic, r.Partition, r.Offset}] {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// DataEnds returns, per partition, the offset after its last record: where
+// a sink's next_offset must arrive. A trailing transaction marker is not a
+// record, so a consumer that applied everything may stop short of the high
+// watermark.
+func DataEnds(recs []*kgo.Record) map[string]map[int32]int64 {
+	out := map[string]map[int32]int64{}
+	for _, r := range recs {
+		if out[r.Topic] == nil {
+			out[r.Topic] = map[int32]int64{}
+		}
+		if r.Offset+1 > out[r.Topic][r.Partition] {
+			out[r.Topic][r.Partition] = r.Offset + 1
+		}
+	}
+	return out
+}
+
+func read(ctx context.Context, brokers []string, iso kgo.IsolationLevel, topics []string) ([]*kgo.Record, error) {
 	ends, err := EndOffsets(ctx, brokers, topics...)
 	if err != nil {
 		return nil, err
@@ -201,7 +261,7 @@ func ReadAll(ctx context.Context, brokers []string, topics ...string) ([]*kgo.Re
 		return nil, nil
 	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumePartitions(parts),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+		kgo.FetchIsolationLevel(iso), kgo.KeepControlRecords())
 	if err != nil {
 		return nil, err
 	}
@@ -217,11 +277,14 @@ func ReadAll(ctx context.Context, brokers []string, topics ...string) ([]*kgo.Re
 			return nil, fmt.Errorf("reading %s[%d]: %w", fe.Topic, fe.Partition, fe.Err)
 		}
 		fs.EachRecord(func(r *kgo.Record) {
-			if r.Offset >= ends[r.Topic][r.Partition] {
+			end := ends[r.Topic][r.Partition]
+			if r.Offset >= end {
 				return
 			}
-			out = append(out, r)
-			if r.Offset == ends[r.Topic][r.Partition]-1 {
+			if !r.Attrs.IsControl() {
+				out = append(out, r)
+			}
+			if r.Offset == end-1 {
 				if done[r.Topic] == nil {
 					done[r.Topic] = map[int32]bool{}
 				}
