@@ -3,6 +3,7 @@ package chaos
 import (
 	"context"
 	"os"
+	"os/exec"
 	"strconv"
 	"testing"
 	"time"
@@ -150,6 +151,17 @@ func runChaos(t *testing.T, driver string, short time.Duration) {
 	}
 	if !f.empty() {
 		t.Errorf("seed %d found:\n%s", s.seed, f)
+	}
+	h.auditWithVerify(t)
+}
+
+// auditWithVerify runs the product's own audit, exactly verify, on the
+// ledger the chaos left: it must agree that nothing is wrong (exit 0).
+func (h *harness) auditWithVerify(t *testing.T) {
+	t.Helper()
+	out, err := exec.Command(h.bin, "verify", "-c", h.config()).CombinedOutput()
+	if err != nil {
+		t.Errorf("exactly verify after the chaos: %v\n%s", err, out)
 	}
 }
 

@@ -59,6 +59,7 @@ func (h *harness) verify(t *testing.T) {
 	for _, r := range h.scanLogs() {
 		t.Errorf("instance log: %s", r)
 	}
+	h.auditWithVerify(t)
 }
 
 func (h *harness) produce(t *testing.T, gen *workload.Generator, n int) map[string]map[int32]int64 {
