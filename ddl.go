@@ -271,6 +271,9 @@ func clip(s string) string {
 // not exist.
 func schemaChange(rule *TableRule, table string, t *Table, changes []*Change) *SchemaChange {
 	sc := &SchemaChange{Table: table, Exists: t != nil}
+	if t != nil && !hasNewField(t, changes) {
+		return sc // the common case: every field has its column
+	}
 	ft := newFieldTypes()
 	rows := 0
 	for _, c := range changes {
@@ -387,6 +390,7 @@ func (s *Sink) ensureTables(ctx context.Context, batches []*PartitionBatch) erro
 		}
 	}
 	sort.Strings(names)
+	checks := map[string]*columnCheck{}
 	for _, name := range names {
 		g := groups[name]
 		t, err := s.describe(ctx, name)
@@ -429,11 +433,41 @@ func (s *Sink) ensureTables(ctx context.Context, batches []*PartitionBatch) erro
 				return fmt.Errorf("creating table %s: it is still missing after CREATE TABLE", name)
 			}
 		}
-		for _, b := range batches {
-			s.checkTypes(b, name, t)
-		}
+		checks[name] = newColumnCheck(t)
+	}
+	// Only now, with no pointer into b.changes left in use, drop the
+	// changes that conflict with their columns.
+	for _, b := range batches {
+		s.checkTypes(b, checks)
 	}
 	return nil
+}
+
+// hasNewField reports whether any change carries a field the table has
+// no column for.
+func hasNewField(t *Table, changes []*Change) bool {
+	cols := make(map[string]bool, len(t.Columns))
+	for _, c := range t.Columns {
+		cols[c.Name] = true
+	}
+	for _, c := range changes {
+		for n := range c.Row {
+			if !cols[n] {
+				return true
+			}
+		}
+		for n := range c.Key {
+			if !cols[n] {
+				return true
+			}
+		}
+		for _, f := range c.Schema {
+			if !cols[f.Name] {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func hasRows(cs []*Change) bool {
@@ -455,14 +489,31 @@ func (s *Sink) skipTable(b *PartitionBatch, table string) {
 	}
 }
 
-// checkTypes moves the batch's changes to table whose values conflict
-// with the type of an existing column to the dead letters.
-func (s *Sink) checkTypes(b *PartitionBatch, table string, t *Table) {
+// columnCheck is a table's columns with their type families, built once
+// per table and cycle for the type-conflict check.
+type columnCheck struct {
+	cols map[string]*Column
+	fam  map[string]Kind
+}
+
+func newColumnCheck(t *Table) *columnCheck {
+	cc := &columnCheck{cols: make(map[string]*Column, len(t.Columns)), fam: make(map[string]Kind, len(t.Columns))}
+	for i := range t.Columns {
+		c := &t.Columns[i]
+		cc.cols[c.Name] = c
+		cc.fam[c.Name] = columnFamily(c.Type)
+	}
+	return cc
+}
+
+// checkTypes moves the batch's changes whose values conflict with the
+// type of an existing column to the dead letters.
+func (s *Sink) checkTypes(b *PartitionBatch, checks map[string]*columnCheck) {
 	keep := b.changes[:0]
 	for _, c := range b.changes {
-		if c.table == table && c.Op == OpUpsert {
-			if why := rowConflict(c.Row, t); why != "" {
-				b.DeadLetters = append(b.DeadLetters, DeadLetter{Record: c.rec, Err: fmt.Errorf("table %s: %s", table, why)})
+		if cc := checks[c.table]; cc != nil && c.Op == OpUpsert {
+			if why := cc.conflict(c.Row); why != "" {
+				b.DeadLetters = append(b.DeadLetters, DeadLetter{Record: c.rec, Err: fmt.Errorf("table %s: %s", c.table, why)})
 				continue
 			}
 		}
@@ -471,20 +522,22 @@ func (s *Sink) checkTypes(b *PartitionBatch, table string, t *Table) {
 	b.changes = keep
 }
 
-func rowConflict(row map[string]any, t *Table) string {
-	names := make([]string, 0, len(row))
-	for n := range row {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		if col := t.Column(n); col != nil {
-			if why := conflict(row[n], col); why != "" {
-				return why
+// conflict names the first field (by name) whose value its column cannot
+// hold, or returns "".
+func (cc *columnCheck) conflict(row map[string]any) string {
+	var bad []string
+	for n, v := range row {
+		if fam := cc.fam[n]; v != nil && fam != KindUnknown && fam != KindText && fam != KindJSON {
+			if conflict(v, cc.cols[n]) != "" {
+				bad = append(bad, n)
 			}
 		}
 	}
-	return ""
+	if len(bad) == 0 {
+		return ""
+	}
+	sort.Strings(bad)
+	return conflict(row[bad[0]], cc.cols[bad[0]])
 }
 
 // runDDL runs a table's schema change and returns the note for the
