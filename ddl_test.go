@@ -530,3 +530,43 @@ func BenchmarkCommitSchemaManaged(b *testing.B) {
 		})
 	}
 }
+
+// TestKeyFromEndToEnd: where the row's key comes from, through decode,
+// collapse and write. The record key is {"id":99} (or a scalar) while
+// the value says id 1.
+func TestKeyFromEndToEnd(t *testing.T) {
+	for _, tc := range []struct {
+		keyFrom, key string
+		want         string
+	}{
+		{"", `{"id":99}`, "[99]"},           // a JSON object record key decides
+		{"", `user-7`, "[1]"},               // a scalar record key is only a hint: the value decides
+		{"value", `{"id":99}`, "[1]"},       // the value decides
+		{"record_key", `{"id":99}`, "[99]"}, // the record key decides
+		{"record_key", `99`, "[99]"},        // in any form
+	} {
+		c := ddlCases()[0]
+		table := uniq("k")
+		kf := ""
+		if tc.keyFrom != "" {
+			kf = ", key_from: " + tc.keyFrom
+		}
+		s := ddlSink(t, c, ddlConfig(t, c, "  - {topics: t.k, table: "+table+", key: [id], create: true"+kf+"}\n"), decode.New)
+		commit(t, s, &exactly.PartitionBatch{Topic: "t.k", Records: []*exactly.Record{
+			{Topic: "t.k", Offset: 0, Key: []byte(tc.key), Value: []byte(`{"id":1,"name":"x"}`)}}})
+		var ids []int64
+		rs, err := s.DB().Query("SELECT id FROM " + table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rs.Next() {
+			var id int64
+			rs.Scan(&id)
+			ids = append(ids, id)
+		}
+		rs.Close()
+		if fmt.Sprint(ids) != tc.want {
+			t.Errorf("key_from %q, record key %s: rows %v, want %s", tc.keyFrom, tc.key, ids, tc.want)
+		}
+	}
+}
