@@ -95,12 +95,13 @@ func (e *env) produce(n int) {
 		e.t.Fatal(err)
 	}
 	defer cl.Close()
-	for i := 0; i < n; i++ {
+	recs := make([]*kgo.Record, n)
+	for i := range recs {
 		id := i % 7
-		r := &kgo.Record{Key: []byte(fmt.Sprintf(`{"id":%d}`, id)), Value: []byte(fmt.Sprintf(`{"id":%d,"name":"n%d"}`, id, i))}
-		if err := cl.ProduceSync(context.Background(), r).FirstErr(); err != nil {
-			e.t.Fatal(err)
-		}
+		recs[i] = &kgo.Record{Key: []byte(fmt.Sprintf(`{"id":%d}`, id)), Value: []byte(fmt.Sprintf(`{"id":%d,"name":"n%d"}`, id, i))}
+	}
+	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		e.t.Fatal(err)
 	}
 }
 
@@ -260,4 +261,33 @@ func TestVerifySince(t *testing.T) {
 		t.Errorf("rehashed %d ranges, want 2", rep.Rehashed)
 	}
 	want(t, e.verify(), verify.Finding{Kind: verify.HashMismatch, From: 0, To: 10})
+}
+
+// TestVerifyRealFailedBatch leaves a failed batch the way the sink records
+// one (its table is missing, Commit fails and writes the failed row), then
+// lets the retry succeed: unresolved first, resolved after.
+func TestVerifyRealFailedBatch(t *testing.T) {
+	e := newEnv(t, "sqlite", 20, 10)
+	e.produce(5) // offsets 20..24
+	e.exec("ALTER TABLE items RENAME TO items_away")
+	e.sink.Forget("items")
+	var recs []*exactly.Record
+	if err := e.reader.Read(context.Background(), exactly.TP{Topic: topic}, 20, 25, func(r *exactly.Record) error {
+		recs = append(recs, r)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	b := &exactly.PartitionBatch{Topic: topic, From: 20, Records: recs}
+	for _, o := range e.sink.Commit(context.Background(), []*exactly.PartitionBatch{b}) {
+		if o.Committed {
+			t.Fatal("a batch into a missing table committed")
+		}
+	}
+	want(t, e.verify(), verify.Finding{Kind: verify.FailedUnresolved, From: 20, To: 25})
+
+	e.exec("ALTER TABLE items_away RENAME TO items")
+	e.sink.Forget("items")
+	e.commit(20, 25, 10)
+	want(t, e.verify())
 }

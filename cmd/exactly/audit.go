@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,6 +40,15 @@ func openAudit(ctx context.Context, file string) (*auditEnv, error) {
 			ce.File = cfg.File
 		}
 		return nil, err
+	}
+	if cfg.Sink.Driver == "sqlite" {
+		// Opening a missing SQLite file would create it: read-only
+		// commands must not.
+		path, _, _ := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(cfg.Sink.DSN, "sqlite://"), "file:"), "?")
+		if _, err := os.Stat(path); err != nil {
+			return nil, &exactly.ConfigError{File: cfg.File, Field: "sink.dsn", Value: cfg.Sink.DSN,
+				Expected: "an existing SQLite file (status and verify never create one)"}
+		}
 	}
 	db, err := d.Open(ctx, cfg.Sink)
 	if err != nil {

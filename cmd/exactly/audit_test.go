@@ -120,13 +120,14 @@ func (f *auditFixture) produceMore(t *testing.T, n int) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	for i := 0; i < n; i++ {
+	recs := make([]*kgo.Record, n)
+	for i := range recs {
 		f.produced++
 		id := f.produced % 7
-		r := &kgo.Record{Key: []byte(fmt.Sprintf(`{"id":%d}`, id)), Value: []byte(fmt.Sprintf(`{"id":%d,"name":"n%d"}`, id, f.produced))}
-		if err := cl.ProduceSync(context.Background(), r).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
+		recs[i] = &kgo.Record{Key: []byte(fmt.Sprintf(`{"id":%d}`, id)), Value: []byte(fmt.Sprintf(`{"id":%d,"name":"n%d"}`, id, f.produced))}
+	}
+	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -205,11 +206,30 @@ func TestStatusAndVerifyCommands(t *testing.T) {
 
 func TestAuditUsageErrors(t *testing.T) {
 	f := newAuditFixture(t, "sqlite", 3, 10)
+	// A config whose SQLite file does not exist: a configuration error,
+	// and no file is created by looking.
+	cfgText, err := os.ReadFile(f.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noDB := filepath.Join(t.TempDir(), "absent.db")
+	sinkDB := filepath.Join(filepath.Dir(f.file), "sink.db")
+	missing := filepath.Join(t.TempDir(), "missing.yaml")
+	if err := os.WriteFile(missing, []byte(strings.Replace(string(cfgText), sinkDB, noDB, 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if _, err := os.Stat(noDB); err == nil {
+			t.Error("a read-only command created the SQLite file")
+		}
+	}()
 	for _, args := range [][]string{
 		{"verify"},
 		{"status"},
 		{"verify", "-c", f.file, "--from", "yesterday-ish"},
 		{"verify", "-c", f.file, "--nope"},
+		{"verify", "-c", missing},
+		{"status", "-c", missing},
 	} {
 		if code, _, errs := runCLI(args...); code != 2 {
 			t.Errorf("%v: exit %d, want 2 (%s)", args, code, errs)
