@@ -170,8 +170,8 @@ func readOffsets(dir string, id int64) (map[exactly.TP]int64, []string, error) {
 		for topic, parts := range src {
 			for ps, off := range parts {
 				p, err := strconv.ParseInt(ps, 10, 32)
-				if err != nil {
-					return nil, nil, bad(n, "topic %s: partition %q is not a number", topic, ps)
+				if err != nil || p < 0 {
+					return nil, nil, bad(n, "topic %s: partition %q is not a partition number", topic, ps)
 				}
 				if off < 0 {
 					return nil, nil, bad(n, "%s[%d]: offset %d is not a resolved offset", topic, p, off)

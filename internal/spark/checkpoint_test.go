@@ -67,6 +67,7 @@ func TestReadRefusesWhatItCannotTrust(t *testing.T) {
 		{"version", map[string]string{"offsets/0": "v9\n{}\n{\"t\":{\"0\":1}}", "commits/0": "v1\n{}"}, `got version "v9"`},
 		{"truncated", map[string]string{"offsets/0": "v1", "commits/0": "v1\n{}"}, "incomplete"},
 		{"partition", map[string]string{"offsets/0": "v1\n{}\n{\"t\":{\"x\":1}}", "commits/0": "v1\n{}"}, `partition "x"`},
+		{"negative partition", map[string]string{"offsets/0": "v1\n{}\n{\"t\":{\"-1\":1}}", "commits/0": "v1\n{}"}, `partition "-1"`},
 		{"unresolved", map[string]string{"offsets/0": "v1\n{}\n{\"t\":{\"0\":-2}}", "commits/0": "v1\n{}"}, "not a resolved offset"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -93,4 +94,29 @@ func TestReadNothingCommitted(t *testing.T) {
 	if cp.LastCommitted != -1 || len(cp.Next) != 0 || len(cp.Uncommitted) != 1 || cp.Uncommitted[0].From[exactly.TP{Topic: "t"}] != -1 {
 		t.Errorf("got %+v", cp)
 	}
+}
+
+// FuzzRead: whatever an offsets file holds, Read returns offsets or an
+// error, never panics, and never returns a negative offset.
+func FuzzRead(f *testing.F) {
+	f.Add([]byte("v1\n{\"batchWatermarkMs\":0}\n{\"t\":{\"0\":10,\"1\":4}}\n-"))
+	f.Add([]byte("v1\n\n{\"logOffset\":3}"))
+	f.Add([]byte("v1\n{}\n{\"t\":{\"2147483648\":1}}"))
+	f.Add([]byte("v1\n{}\n{\"t\":{\"-1\":1}}"))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		dir := t.TempDir()
+		os.MkdirAll(filepath.Join(dir, "offsets"), 0o755)
+		os.MkdirAll(filepath.Join(dir, "commits"), 0o755)
+		os.WriteFile(filepath.Join(dir, "offsets", "0"), body, 0o644)
+		os.WriteFile(filepath.Join(dir, "commits", "0"), []byte("v1\n{}"), 0o644)
+		cp, err := Read(dir)
+		if err != nil {
+			return
+		}
+		for tp, o := range cp.Next {
+			if o < 0 || tp.Partition < 0 {
+				t.Fatalf("%s at %d", tp, o)
+			}
+		}
+	})
 }
