@@ -29,6 +29,9 @@ type Source struct {
 	sink *exactly.Sink
 	log  *slog.Logger
 	cl   *kgo.Client
+	// ready is closed once cl is set: the group may assign partitions
+	// (and call adjust, which uses cl) before kgo.NewClient returns.
+	ready chan struct{}
 
 	// mu guards parts. With BlockRebalanceOnPoll the group callbacks run
 	// only while the poll loop is outside poll-to-AllowRebalance, but the
@@ -39,6 +42,9 @@ type Source struct {
 	// OnCommit, when set, is called after each database commit with its
 	// outcomes (tests and metrics).
 	OnCommit func([]exactly.Outcome)
+	// OnFetch, when set, is called on the polling goroutine with the number
+	// of records each poll returned (benchmarks and metrics).
+	OnFetch func(records int)
 }
 
 // partition is an assigned partition's state.
@@ -55,7 +61,7 @@ type partition struct {
 
 // NewSource creates the Kafka client. Nothing is consumed until Run.
 func NewSource(cfg *exactly.Config, sink *exactly.Sink, log *slog.Logger, extra ...kgo.Opt) (*Source, error) {
-	s := &Source{cfg: cfg, sink: sink, log: log, parts: map[exactly.TP]*partition{}}
+	s := &Source{cfg: cfg, sink: sink, log: log, parts: map[exactly.TP]*partition{}, ready: make(chan struct{})}
 	patterns, literal, anyPattern := cfg.TopicPatterns()
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Source.Brokers...),
@@ -97,6 +103,7 @@ func NewSource(cfg *exactly.Config, sink *exactly.Sink, log *slog.Logger, extra 
 		return nil, fmt.Errorf("creating kafka client: %w", err)
 	}
 	s.cl = cl
+	close(s.ready)
 	return s, nil
 }
 
@@ -111,6 +118,7 @@ func heartbeatInterval(session time.Duration) time.Duration {
 // none. It runs in the group's goroutine; an error makes the member rejoin,
 // so a short database outage is retried here first.
 func (s *Source) adjust(ctx context.Context, assigned map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	<-s.ready
 	var tps []exactly.TP
 	for t, ps := range assigned {
 		for p := range ps {
@@ -217,6 +225,13 @@ func (s *Source) drop(_ context.Context, _ *kgo.Client, lost map[string][]int32)
 	s.log.Debug("partitions revoked", "count", n)
 }
 
+// Assigned returns how many partitions this member currently owns.
+func (s *Source) Assigned() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.parts)
+}
+
 // Run consumes until ctx ends. A cycle in flight when ctx ends is finished
 // (its transactions commit or roll back); buffered records not yet in a
 // batch are abandoned and read again next time.
@@ -311,6 +326,9 @@ func (s *Source) Run(ctx context.Context) error {
 			}
 			s.handleErrors(ctx, fetches)
 			s.buffer(fetches)
+			if s.OnFetch != nil {
+				s.OnFetch(fetches.NumRecords())
+			}
 		}
 		stop()
 		cancel()
@@ -454,12 +472,28 @@ func (s *Source) launch() *flight {
 	s.mu.Lock()
 	var batches []*exactly.PartitionBatch
 	var resume map[string][]int32
+	shareRecs, _ := s.shareLocked()
 	for tp, p := range s.parts {
 		if len(p.recs) == 0 || p.halted != nil || p.inflight {
 			continue
 		}
-		batches = append(batches, &exactly.PartitionBatch{Topic: tp.Topic, Partition: tp.Partition, From: p.next, Records: p.recs})
-		p.inflight, p.flightTo = true, p.recs[len(p.recs)-1].Offset+1
+		// At most a share per partition: a partition whose whole backlog
+		// arrived in one fetch leaves the rest for the next cycle, so a
+		// cycle spans many tables (and connections), not a few.
+		recs := p.recs
+		if len(recs) > shareRecs {
+			recs = recs[:shareRecs]
+		}
+		batches = append(batches, &exactly.PartitionBatch{Topic: tp.Topic, Partition: tp.Partition, From: p.next, Records: recs})
+		p.inflight, p.flightTo = true, recs[len(recs)-1].Offset+1
+		if len(recs) < len(p.recs) {
+			p.recs = p.recs[len(recs):]
+			p.bytes = 0
+			for _, r := range p.recs {
+				p.bytes += int64(len(r.Key) + len(r.Value))
+			}
+			continue // still paused: it holds more than its share
+		}
 		p.recs, p.bytes = nil, 0
 		if p.paused {
 			p.paused = false
@@ -477,6 +511,13 @@ func (s *Source) launch() *flight {
 		return nil
 	}
 	groups := s.group(batches)
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		n := 0
+		for _, b := range batches {
+			n += len(b.Records)
+		}
+		s.log.Debug("cycle launched", "partitions", len(batches), "records", n, "groups", len(groups))
+	}
 	fctx, finished := context.WithCancel(context.Background())
 	fl := &flight{ctx: fctx, done: fctx.Done()}
 	// The transactions are not tied to the run's context: a cycle in

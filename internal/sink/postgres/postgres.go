@@ -159,7 +159,7 @@ func (d *Dialect) Describe(ctx context.Context, q exactly.Querier, table string)
 // (see BenchmarkWritePath: below it, the extra round trips and catalog
 // lookups of the staging table cost more than COPY's faster encoding
 // saves).
-var copyThreshold = 2000
+var copyThreshold = 1000
 
 // Apply implements exactly.Dialect: the statements of Statements, one by
 // one.

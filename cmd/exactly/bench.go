@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/exactly/exactly/internal/bench"
+)
+
+func newBenchCmd(g *globals) *cobra.Command {
+	var o bench.Options
+	var sink, brokers string
+	var asJSON bool
+	var cpuProfile string
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure throughput and commit latency against the database's own bulk-load limit, in the same run",
+		Long: `bench produces a synthetic upsert workload (one table per topic, distinct ids) into an
+in-process Kafka broker (or --brokers), runs the real pipeline in-process (kafka.Source feeding
+exactly.Sink, the code 'exactly run' runs), and prints, measured in the same run:
+  1. end-to-end throughput (records/s) with exactly-once upserts (--records; 0 skips);
+  2. the baseline: the same rows loaded by the database's fastest path (PostgreSQL: COPY into an
+     UNLOGGED staging table + one INSERT … ON CONFLICT per table, one transaction; SQLite: one
+     transaction of prepared upserts), and the ratio pipeline/baseline;
+  3. commit latency p50/p99 (produce timestamp → database commit) at a fixed --rate (0 skips);
+  4. peak resident memory (VmHWM; includes the in-process broker, which holds every record).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			if ctx == nil {
+				ctx = context.Background()
+			}
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			o.Log = log
+			if brokers != "" {
+				o.Brokers = strings.Split(brokers, ",")
+			}
+			if o.Topics <= 0 || o.Partitions <= 0 || o.Records < 0 || o.Rate < 0 || o.RecordBytes < 0 || o.MaxConns <= 0 || o.Interval <= 0 {
+				return usage(fmt.Errorf("--topics, --partitions, --max-conns and --interval must be positive; --records, --rate and --record-bytes not negative"))
+			}
+			if sink == "" {
+				dir, err := os.MkdirTemp("", "exactly-bench-")
+				if err != nil {
+					return err
+				}
+				defer os.RemoveAll(dir)
+				sink = filepath.Join(dir, "bench.db")
+			}
+			o.DSN = sink
+			if o.Dialect, err = dialectFor(driverOf(sink)); err != nil {
+				return usage(err)
+			}
+			if !asJSON {
+				o.Progress = func(format string, args ...any) { fmt.Fprintf(g.stderr, "bench: "+format+"\n", args...) }
+			}
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
+			res, err := bench.Run(ctx, o)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(g.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(res)
+			}
+			report(g.stdout, res)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&sink, "sink", "", "sink DSN (postgres://… or a SQLite file path); default: a SQLite file in a temporary directory")
+	f.StringVar(&brokers, "brokers", "", "Kafka brokers host:port,…; default: an in-process broker")
+	f.IntVar(&o.Topics, "topics", 8, "topics, one table each")
+	f.IntVar(&o.Partitions, "partitions", 8, "partitions per topic")
+	f.IntVar(&o.Records, "records", 1_000_000, "records for the throughput phase (0 skips it)")
+	f.IntVar(&o.RecordBytes, "record-bytes", 200, "approximate size of each record's JSON value")
+	f.IntVar(&o.Rate, "rate", 0, "records/s for the latency phase (0 skips it)")
+	f.DurationVar(&o.Duration, "duration", 20*time.Second, "length of the latency phase")
+	f.DurationVar(&o.Interval, "interval", time.Second, "batch.interval")
+	f.IntVar(&o.MaxRecords, "max-records", 50000, "batch.max_records")
+	f.IntVar(&o.MaxConns, "max-conns", 4, "sink.max_conns")
+	f.StringVar(&o.SynchronousCommit, "synchronous-commit", "", "sink.synchronous_commit (PostgreSQL), e.g. off")
+	f.BoolVar(&o.Keep, "keep", false, "keep the bench tables and ledger rows")
+	f.BoolVar(&asJSON, "json", false, "print the figures as JSON")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
+	return cmd
+}
+
+func report(w io.Writer, r *bench.Result) {
+	mib := func(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
+	fmt.Fprintf(w, "exactly bench  sink=%s  %d topics × %d partitions  ~%d B/record  max_conns=%d  interval=%s  load=%s\n",
+		r.Driver, r.Topics, r.Partitions, r.RecordBytes, r.MaxConns, r.Interval, r.LoadAvg)
+	fmt.Fprintf(w, "pipeline: %s\n", r.Pipeline)
+	if t := r.Throughput; t != nil {
+		fmt.Fprintf(w, "\nthroughput (%d records, upsert, exactly once)\n", t.Records)
+		fmt.Fprintf(w, "  pipeline   %10.0f records/s  (%.2fs first fetch → last commit, %d batches; %.2fs start-up before)\n",
+			t.PipelineRecordsPerS, t.PipelineSeconds, t.Batches, t.StartupSeconds)
+		fmt.Fprintf(w, "  baseline   %10.0f records/s  (%.2fs: %s)\n", t.BaselineRecordsPerS, t.BaselineSeconds, t.BaselineMethod)
+		fmt.Fprintf(w, "  ratio      %10.2f × baseline\n", t.Ratio)
+		fmt.Fprintf(w, "  rows       %10s\n", map[bool]string{true: "all present", false: "MISSING"}[t.RowsChecked])
+		fmt.Fprintf(w, "  peak RSS   %10s\n", mib(t.PeakRSSBytes))
+	}
+	if l := r.Latency; l != nil {
+		fmt.Fprintf(w, "\nlatency (%d records/s for %.0fs, achieved %.0f/s; produce timestamp → database commit)\n", l.Rate, l.Seconds, l.Achieved)
+		fmt.Fprintf(w, "  p50 %.0f ms   p99 %.0f ms   max %.0f ms   worst partition p99 %.0f ms\n", l.P50Ms, l.P99Ms, l.MaxMs, l.WorstPartitionP99Ms)
+		fmt.Fprintf(w, "  partitions committed %d of %d; max per-partition lag %d records; %d batches\n",
+			l.PartitionsCommitted, l.Partitions, l.MaxPartitionLag, l.Batches)
+		fmt.Fprintf(w, "  peak RSS   %s\n", mib(l.PeakRSSBytes))
+	}
+	fmt.Fprintf(w, "\npeak RSS of the whole run: %s\n", mib(r.PeakRSSBytes))
+}

@@ -1,0 +1,524 @@
+// Package bench measures exactly against the database's own limit, in the
+// same run: it produces a synthetic upsert workload into Kafka (an
+// in-process kfake broker, or given brokers), runs the real pipeline
+// in-process (kafka.Source feeding exactly.Sink, the code `exactly run`
+// runs), and loads the same rows by the database's fastest bulk path.
+// The rule: every figure it prints is measured in that run, never quoted
+// from elsewhere, because these machines are shared and noisy.
+package bench
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/exactly/exactly"
+	"github.com/exactly/exactly/internal/decode"
+	"github.com/exactly/exactly/internal/kafka"
+)
+
+// Options choose the workload and where it runs.
+type Options struct {
+	// Dialect and DSN of the sink.
+	Dialect exactly.Dialect
+	DSN     string
+	// Brokers to produce to; empty starts an in-process kfake broker.
+	Brokers []string
+	// Topics × Partitions the records are spread over; one table per topic.
+	Topics, Partitions int
+	// Records for the throughput phase (0 skips it), each RecordBytes of
+	// JSON value.
+	Records     int
+	RecordBytes int
+	// Rate (records/s) and Duration of the latency phase (Rate 0 skips it).
+	Rate     int
+	Duration time.Duration
+	// Pipeline settings: batch.interval, batch.max_records, sink.max_conns,
+	// sink.synchronous_commit.
+	Interval          time.Duration
+	MaxRecords        int
+	MaxConns          int
+	SynchronousCommit string
+	// Keep leaves the bench tables and ledger rows in the sink.
+	Keep bool
+	Log  *slog.Logger
+	// Progress, when set, receives one line per step.
+	Progress func(format string, args ...any)
+}
+
+// Result holds the figures of one run.
+type Result struct {
+	Driver      string      `json:"driver"`
+	Topics      int         `json:"topics"`
+	Partitions  int         `json:"partitions"`
+	RecordBytes int         `json:"record_bytes"`
+	MaxConns    int         `json:"max_conns"`
+	Interval    string      `json:"batch_interval"`
+	Pipeline    string      `json:"pipeline_mode"`
+	LoadAvg     string      `json:"loadavg_at_start"`
+	Throughput  *Throughput `json:"throughput,omitempty"`
+	Latency     *Latency    `json:"latency,omitempty"`
+	// PeakRSSBytes is the process's VmHWM over the whole run: pipeline,
+	// producer and (when in-process) the broker, which holds every record.
+	PeakRSSBytes int64 `json:"peak_rss_bytes"`
+}
+
+// Throughput is the bulk phase: every record produced first, then
+// consumed and applied.
+type Throughput struct {
+	Records int `json:"records"`
+	// Pipeline: first record fetched → last batch committed.
+	PipelineSeconds      float64 `json:"pipeline_seconds"`
+	PipelineRecordsPerS  float64 `json:"pipeline_records_per_s"`
+	Batches              int     `json:"batches"`
+	BaselineMethod       string  `json:"baseline_method"`
+	BaselineSeconds      float64 `json:"baseline_seconds"`
+	BaselineRecordsPerS  float64 `json:"baseline_records_per_s"`
+	Ratio                float64 `json:"ratio_pipeline_to_baseline"`
+	RowsChecked          bool    `json:"rows_checked"`
+	ProduceRecordsPerS   float64 `json:"produce_records_per_s"`
+	PeakRSSBytes         int64   `json:"peak_rss_bytes"`
+	StartupSeconds       float64 `json:"startup_seconds"`
+	PipelineWallSeconds  float64 `json:"pipeline_wall_seconds"`
+	PipelineWallRecordsS float64 `json:"pipeline_wall_records_per_s"`
+}
+
+// Latency is the steady phase: records produced at a fixed rate while the
+// pipeline runs; latency is produce timestamp → database commit.
+type Latency struct {
+	Rate     int     `json:"rate"`
+	Seconds  float64 `json:"seconds"`
+	Records  int     `json:"records"`
+	Achieved float64 `json:"achieved_rate"`
+	P50Ms    float64 `json:"p50_ms"`
+	P99Ms    float64 `json:"p99_ms"`
+	MaxMs    float64 `json:"max_ms"`
+	// MaxPartitionLag is the most records any one partition had produced
+	// but not committed, sampled every 100ms.
+	MaxPartitionLag int64 `json:"max_partition_lag"`
+	// WorstPartitionP99Ms is the highest per-partition p99 latency.
+	WorstPartitionP99Ms float64 `json:"worst_partition_p99_ms"`
+	// PartitionsCommitted counts partitions with at least one committed
+	// batch, of Partitions in all.
+	PartitionsCommitted int   `json:"partitions_committed"`
+	Partitions          int   `json:"partitions"`
+	Batches             int   `json:"batches"`
+	PeakRSSBytes        int64 `json:"peak_rss_bytes"`
+}
+
+// Run runs the phases the options ask for.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	if o.Topics <= 0 || o.Partitions <= 0 || o.RecordBytes < 0 || o.Records < 0 || o.Rate < 0 {
+		return nil, errors.New("topics and partitions must be positive; records, record bytes and rate not negative")
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Progress == nil {
+		o.Progress = func(string, ...any) {}
+	}
+	res := &Result{Driver: o.Dialect.Name(), Topics: o.Topics, Partitions: o.Partitions, RecordBytes: o.RecordBytes,
+		MaxConns: o.MaxConns, Interval: o.Interval.String(), LoadAvg: loadAvg(),
+		Pipeline: "in-process kafka.Source + exactly.Sink (the code exactly run runs)"}
+	brokers := o.Brokers
+	run := strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
+	var topics []string
+	for i := 0; i < o.Topics; i++ {
+		topics = append(topics, fmt.Sprintf("bench.%s.t%03d", run, i))
+	}
+	var latTopics []string
+	for i := 0; i < o.Topics; i++ {
+		latTopics = append(latTopics, fmt.Sprintf("bench.%s.l%03d", run, i))
+	}
+	if len(brokers) == 0 {
+		cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
+		if err != nil {
+			return nil, fmt.Errorf("starting the in-process broker: %w", err)
+		}
+		defer cluster.Close()
+		brokers = cluster.ListenAddrs()
+	}
+	if err := createTopics(ctx, brokers, o.Partitions, append(topics, latTopics...)); err != nil {
+		return nil, err
+	}
+	db, err := o.Dialect.Open(ctx, exactly.SinkConfig{Driver: o.Dialect.Name(), DSN: o.DSN})
+	if err != nil {
+		return nil, fmt.Errorf("opening the sink: %w", err)
+	}
+	defer db.Close()
+	tables := make([]string, o.Topics)
+	for i := range tables {
+		tables[i] = fmt.Sprintf("exactly_bench_t%03d", i)
+	}
+	if err := createTables(ctx, db, tables); err != nil {
+		return nil, err
+	}
+	pipeline := "bench-" + run
+	if !o.Keep {
+		defer func() {
+			c, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			for _, t := range tables {
+				_, _ = db.ExecContext(c, "DROP TABLE IF EXISTS "+t)
+			}
+			for _, t := range []string{"exactly_batches", "exactly_offsets", "exactly_dead_letters"} {
+				_, _ = db.ExecContext(c, exactly.Rebind(o.Dialect, "DELETE FROM "+t+" WHERE pipeline = ?"), pipeline)
+			}
+		}()
+	}
+
+	if o.Records > 0 {
+		resetPeakRSS()
+		cfg, err := config(o, brokers, pipeline, run, "t")
+		if err != nil {
+			return nil, err
+		}
+		t, err := throughput(ctx, o, cfg, db, brokers, topics, tables)
+		if err != nil {
+			return nil, err
+		}
+		t.PeakRSSBytes = peakRSS()
+		res.Throughput = t
+	}
+	if o.Rate > 0 {
+		resetPeakRSS()
+		cfg, err := config(o, brokers, pipeline, run, "l")
+		if err != nil {
+			return nil, err
+		}
+		l, err := latency(ctx, o, cfg, brokers, latTopics)
+		if err != nil {
+			return nil, err
+		}
+		l.PeakRSSBytes = peakRSS()
+		res.Latency = l
+	}
+	res.PeakRSSBytes = peakRSS()
+	return res, nil
+}
+
+// config is the pipeline configuration of a phase: one rule maps the
+// phase's topics (bench.RUN.tNNN or bench.RUN.lNNN) to table NNN.
+func config(o Options, brokers []string, pipeline, run, phase string) (*exactly.Config, error) {
+	y := fmt.Sprintf(`pipeline: %s
+source:
+  brokers: [%s]
+  group: %s
+  session_timeout: 10s
+  rebalance_timeout: 10s
+sink:
+  driver: %s
+  dsn: '%s'
+  max_conns: %d
+batch:
+  interval: %s
+  max_records: %d
+tables:
+  - topics: '^bench\.%s\.%s(\d+)$'
+    table: 'exactly_bench_t$1'
+    mode: upsert
+    key: [id]
+`, pipeline, strings.Join(brokers, ", "), pipeline, o.Dialect.Name(), strings.ReplaceAll(o.DSN, "'", "''"),
+		o.MaxConns, o.Interval, o.MaxRecords, run, phase)
+	if o.SynchronousCommit != "" {
+		y = strings.Replace(y, "  max_conns:", "  synchronous_commit: "+o.SynchronousCommit+"\n  max_conns:", 1)
+	}
+	return exactly.ParseConfig(strings.NewReader(y), "bench")
+}
+
+func createTopics(ctx context.Context, brokers []string, partitions int, topics []string) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	resp, err := kadm.NewClient(cl).CreateTopics(ctx, int32(partitions), 1, nil, topics...)
+	if err != nil {
+		return fmt.Errorf("creating bench topics: %w", err)
+	}
+	for _, r := range resp.Sorted() {
+		if r.Err != nil {
+			return fmt.Errorf("creating topic %s: %w", r.Topic, r.Err)
+		}
+	}
+	return nil
+}
+
+func createTables(ctx context.Context, db *sql.DB, tables []string) error {
+	for _, t := range tables {
+		for _, q := range []string{"DROP TABLE IF EXISTS " + t,
+			"CREATE TABLE " + t + " (id BIGINT PRIMARY KEY, name TEXT NOT NULL, amount BIGINT, payload TEXT)"} {
+			if _, err := db.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("creating bench table %s: %w", t, err)
+			}
+		}
+	}
+	return nil
+}
+
+func truncate(ctx context.Context, db *sql.DB, driver string, tables []string) error {
+	for _, t := range tables {
+		q := "TRUNCATE " + t
+		if driver == "sqlite" {
+			q = "DELETE FROM " + t
+		}
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("emptying %s: %w", t, err)
+		}
+	}
+	return nil
+}
+
+// row is the bench row of record i: the same values the record's JSON
+// carries, so the baseline loads exactly what the pipeline applies.
+type row struct {
+	id      int64
+	name    string
+	amount  int64
+	payload string
+}
+
+func makeRow(i int64, recordBytes int) row {
+	r := row{id: i, name: "name-" + strconv.FormatInt(i, 10), amount: i * 7}
+	// {"id":…,"name":"…","amount":…,"payload":"…"} ≈ 45 bytes + fields.
+	pad := recordBytes - 45 - 2*len(r.name) - 10
+	if pad < 0 {
+		pad = 0
+	}
+	r.payload = strings.Repeat(string(rune('a'+i%26)), pad)
+	return r
+}
+
+func (r row) json() []byte {
+	b := make([]byte, 0, 64+len(r.payload)+len(r.name))
+	b = append(b, `{"id":`...)
+	b = strconv.AppendInt(b, r.id, 10)
+	b = append(b, `,"name":"`...)
+	b = append(b, r.name...)
+	b = append(b, `","amount":`...)
+	b = strconv.AppendInt(b, r.amount, 10)
+	b = append(b, `,"payload":"`...)
+	b = append(b, r.payload...)
+	b = append(b, `"}`...)
+	return b
+}
+
+// place spreads record i over the topics, then over the partitions.
+func place(i int64, topics, partitions int) (topic int, partition int32) {
+	return int(i % int64(topics)), int32((i / int64(topics)) % int64(partitions))
+}
+
+// produce writes records [from, to) as fast as the broker takes them.
+func produce(ctx context.Context, brokers []string, topics []string, partitions int, from, to int64, recordBytes int) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(200_000))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	var first atomic.Pointer[error]
+	for i := from; i < to; i++ {
+		t, p := place(i, len(topics), partitions)
+		r := makeRow(i, recordBytes)
+		cl.Produce(ctx, &kgo.Record{Topic: topics[t], Partition: p, Key: strconv.AppendInt(nil, i, 10), Value: r.json()},
+			func(_ *kgo.Record, err error) {
+				if err != nil {
+					first.CompareAndSwap(nil, &err)
+				}
+			})
+	}
+	if err := cl.Flush(ctx); err != nil {
+		return err
+	}
+	if e := first.Load(); e != nil {
+		return fmt.Errorf("producing: %w", *e)
+	}
+	return nil
+}
+
+// pipelineRun is the in-process pipeline of one phase.
+type pipelineRun struct {
+	sink   *exactly.Sink
+	src    *kafka.Source
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startPipeline(ctx context.Context, o Options, cfg *exactly.Config, onCommit func([]exactly.Outcome), onFetch func(int)) (*pipelineRun, error) {
+	sink, err := exactly.NewSink(ctx, cfg, o.Dialect, decode.New, o.Log)
+	if err != nil {
+		return nil, err
+	}
+	src, err := kafka.NewSource(cfg, sink, o.Log)
+	if err != nil {
+		sink.Close()
+		return nil, err
+	}
+	src.OnCommit, src.OnFetch = onCommit, onFetch
+	rctx, cancel := context.WithCancel(ctx)
+	p := &pipelineRun{sink: sink, src: src, cancel: cancel, done: make(chan error, 1)}
+	go func() { p.done <- src.Run(rctx) }()
+	return p, nil
+}
+
+func (p *pipelineRun) stop() error {
+	p.cancel()
+	err := <-p.done
+	p.sink.Close()
+	return err
+}
+
+func throughput(ctx context.Context, o Options, cfg *exactly.Config, db *sql.DB, brokers, topics, tables []string) (*Throughput, error) {
+	t := &Throughput{Records: o.Records}
+	o.Progress("producing %d records of ~%d bytes into %d topics × %d partitions", o.Records, o.RecordBytes, o.Topics, o.Partitions)
+	start := time.Now()
+	if err := produce(ctx, brokers, topics, o.Partitions, 0, int64(o.Records), o.RecordBytes); err != nil {
+		return nil, err
+	}
+	t.ProduceRecordsPerS = float64(o.Records) / time.Since(start).Seconds()
+
+	o.Progress("baseline: the database's own bulk upsert of the same rows")
+	method, secs, err := baseline(ctx, o, db, tables)
+	if err != nil {
+		return nil, fmt.Errorf("baseline: %w", err)
+	}
+	t.BaselineMethod, t.BaselineSeconds = method, secs
+	t.BaselineRecordsPerS = float64(o.Records) / secs
+	if err := truncate(ctx, db, o.Dialect.Name(), tables); err != nil {
+		return nil, err
+	}
+
+	o.Progress("pipeline: consuming and applying with exactly-once upserts")
+	var (
+		mu        sync.Mutex
+		firstRec  time.Time
+		lastAt    time.Time
+		committed int
+		batches   int
+		failed    error
+	)
+	all := make(chan struct{})
+	onFetch := func(n int) {
+		if n > 0 {
+			mu.Lock()
+			if firstRec.IsZero() {
+				firstRec = time.Now()
+			}
+			mu.Unlock()
+		}
+	}
+	onCommit := func(outs []exactly.Outcome) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, oc := range outs {
+			if oc.Committed {
+				committed += len(oc.Batch.Records)
+				batches++
+			} else if oc.Err != nil && failed == nil {
+				failed = oc.Err
+			}
+		}
+		lastAt = time.Now()
+		if committed >= o.Records {
+			select {
+			case <-all:
+			default:
+				close(all)
+			}
+		}
+	}
+	wall := time.Now()
+	p, err := startPipeline(ctx, o, cfg, onCommit, onFetch)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-all:
+	case err := <-p.done:
+		p.sink.Close()
+		return nil, fmt.Errorf("pipeline stopped early: %v", err)
+	case <-ctx.Done():
+		p.stop()
+		return nil, ctx.Err()
+	}
+	if err := p.stop(); err != nil {
+		return nil, err
+	}
+	mu.Lock()
+	t.Batches = batches
+	t.PipelineSeconds = lastAt.Sub(firstRec).Seconds()
+	t.StartupSeconds = firstRec.Sub(wall).Seconds()
+	t.PipelineWallSeconds = lastAt.Sub(wall).Seconds()
+	mu.Unlock()
+	t.PipelineRecordsPerS = float64(o.Records) / t.PipelineSeconds
+	t.PipelineWallRecordsS = float64(o.Records) / t.PipelineWallSeconds
+	t.Ratio = t.PipelineRecordsPerS / t.BaselineRecordsPerS
+	if failed != nil {
+		o.Log.Warn("a batch failed during the bench (it was retried)", "err", failed)
+	}
+	ok, err := checkRows(ctx, db, tables, o.Records)
+	if err != nil {
+		return nil, err
+	}
+	t.RowsChecked = ok
+	if !ok {
+		return t, fmt.Errorf("the tables do not hold the %d rows produced", o.Records)
+	}
+	return t, nil
+}
+
+// checkRows counts the rows: every record has a distinct id, so the tables
+// hold exactly one row per record.
+func checkRows(ctx context.Context, db *sql.DB, tables []string, want int) (bool, error) {
+	total := 0
+	for _, t := range tables {
+		var n int
+		if err := db.QueryRowContext(ctx, "SELECT count(*) FROM "+t).Scan(&n); err != nil {
+			return false, fmt.Errorf("counting %s: %w", t, err)
+		}
+		total += n
+	}
+	return total == want, nil
+}
+
+// peakRSS is VmHWM from /proc/self/status, in bytes (0 if unavailable).
+func peakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// resetPeakRSS starts a new VmHWM measurement (Linux: clear_refs 5).
+func resetPeakRSS() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}
