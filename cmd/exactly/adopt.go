@@ -64,7 +64,7 @@ Stop the old pipeline first.`,
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			a := &adoption{cfg: cfg, log: log, out: g.stdout}
+			a := &adoption{cfg: cfg, log: log, out: g.stdout, g: g}
 			switch {
 			case checkpoint != "":
 				err = a.fromSpark(ctx, checkpoint)
@@ -99,6 +99,7 @@ type adoption struct {
 	notes    []string
 	problems []string
 	admin    *kafka.Admin
+	g        *globals
 }
 
 func (a *adoption) openAdmin() error {
@@ -229,7 +230,7 @@ func (a *adoption) finish(ctx context.Context, apply bool) error {
 	if err != nil {
 		return err
 	}
-	sink, err := exactly.OpenSink(ctx, a.cfg, d, decode.New, a.log)
+	sink, err := openLookingSink(ctx, a.g, a.cfg, d, a.log)
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -43,7 +46,7 @@ Exit 1 when a topic maps to a table that is missing and not created.`,
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			sink, err := exactly.OpenSink(ctx, cfg, d, decode.New, log)
+			sink, err := openLookingSink(ctx, g, cfg, d, log)
 			if err != nil {
 				return err
 			}
@@ -182,6 +185,22 @@ func runPlan(ctx context.Context, g *globals, cfg *exactly.Config, sink *exactly
 		return findings("plan: %d table(s) missing with create off", failing)
 	}
 	return nil
+}
+
+// openLookingSink opens the sink for a command that only looks. A SQLite
+// file that does not exist yet is not created: the command looks at an
+// empty in-memory database instead, which is what the pipeline will find.
+func openLookingSink(ctx context.Context, g *globals, cfg *exactly.Config, d exactly.Dialect, log *slog.Logger) (*exactly.Sink, error) {
+	if cfg.Sink.Driver == "sqlite" {
+		path, _, _ := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(cfg.Sink.DSN, "sqlite://"), "file:"), "?")
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			fmt.Fprintf(g.stdout, "(the SQLite file %s does not exist yet: looking at an empty database)\n", path)
+			c := *cfg
+			c.Sink.DSN = "file:exactly-look-" + fmt.Sprint(time.Now().UnixNano()) + "?mode=memory&cache=shared"
+			return exactly.OpenSink(ctx, &c, d, decode.New, log)
+		}
+	}
+	return exactly.OpenSink(ctx, cfg, d, decode.New, log)
 }
 
 func contains(tps []exactly.TP, tp exactly.TP) bool {
