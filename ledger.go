@@ -124,12 +124,32 @@ func scanBatch(rows *sql.Rows, extra ...any) (BatchRow, error) {
 	return b, nil
 }
 
+// BatchSpan returns the lowest and highest from_offset of a partition's
+// exactly_batches rows and how many there are (0 when none).
+func (l *Ledger) BatchSpan(ctx context.Context, tp TP) (lo, hi, n int64, err error) {
+	q := Rebind(l.d, fmt.Sprintf("SELECT MIN(from_offset), MAX(from_offset), COUNT(*) FROM exactly_batches WHERE pipeline = ? AND topic = ? AND %s = ?",
+		l.d.Quote("partition")))
+	var minO, maxO sql.NullInt64
+	if err := l.db.QueryRowContext(ctx, q, l.pipeline, tp.Topic, tp.Partition).Scan(&minO, &maxO, &n); err != nil {
+		return 0, 0, 0, fmt.Errorf("reading exactly_batches of %s: %w", tp, err)
+	}
+	return minO.Int64, maxO.Int64, n, nil
+}
+
 // Batches returns every exactly_batches row of one partition, ordered by
 // from_offset, then started_at (the exactly_batches_range index).
 func (l *Ledger) Batches(ctx context.Context, tp TP) ([]BatchRow, error) {
-	q := Rebind(l.d, fmt.Sprintf("SELECT %s FROM exactly_batches WHERE pipeline = ? AND topic = ? AND %s = ? ORDER BY from_offset, started_at, batch_id",
+	return l.BatchesFrom(ctx, tp, 0, 1<<62)
+}
+
+// BatchesFrom returns the exactly_batches rows of one partition whose
+// from_offset is in [lo, hi), ordered by from_offset, then started_at: a
+// page of the partition's ledger, read with the exactly_batches_range
+// index, so a long ledger is audited in bounded memory.
+func (l *Ledger) BatchesFrom(ctx context.Context, tp TP, lo, hi int64) ([]BatchRow, error) {
+	q := Rebind(l.d, fmt.Sprintf("SELECT %s FROM exactly_batches WHERE pipeline = ? AND topic = ? AND %s = ? AND from_offset >= ? AND from_offset < ? ORDER BY from_offset, started_at, batch_id",
 		l.columns(""), l.d.Quote("partition")))
-	rows, err := l.db.QueryContext(ctx, q, l.pipeline, tp.Topic, tp.Partition)
+	rows, err := l.db.QueryContext(ctx, q, l.pipeline, tp.Topic, tp.Partition, lo, hi)
 	if err != nil {
 		return nil, fmt.Errorf("reading exactly_batches of %s: %w", tp, err)
 	}

@@ -66,9 +66,11 @@ type Finding struct {
 	BatchID   string `json:"batch_id,omitempty"`
 	// OtherBatchID is the batch on the other side of a gap or overlap.
 	OtherBatchID string `json:"other_batch_id,omitempty"`
-	Ledger       string `json:"ledger,omitempty"` // what the ledger says (count, hash, next_offset)
-	Kafka        string `json:"kafka,omitempty"`  // what Kafka says now
-	Detail       string `json:"detail"`
+	// Batches counts the ledger rows a merged note covers.
+	Batches int    `json:"batches,omitempty"`
+	Ledger  string `json:"ledger,omitempty"` // what the ledger says (count, hash, next_offset)
+	Kafka   string `json:"kafka,omitempty"`  // what Kafka says now
+	Detail  string `json:"detail"`
 }
 
 func (f Finding) String() string {
@@ -89,7 +91,7 @@ type Report struct {
 	Partitions int       `json:"partitions"`
 	Batches    int       `json:"batches"`  // ledger rows examined
 	Rehashed   int       `json:"rehashed"` // ranges re-read from Kafka and compared
-	Records    int64     `json:"records"`  // records re-read
+	Records    int64     `json:"records"`  // records re-read that fall in a checked range
 	Findings   []Finding `json:"findings"`
 	// Notes are ranges that could not be re-hashed, for the record.
 	Notes []Finding `json:"notes"`
@@ -140,10 +142,6 @@ func Run(ctx context.Context, l *exactly.Ledger, log Log, opt Options) (*Report,
 	}
 	compacted := map[string]bool{}
 	for i, tp := range tps {
-		rows, err := l.Batches(ctx, tp)
-		if err != nil {
-			return nil, err
-		}
 		b, known := bounds[tp]
 		if _, seen := compacted[tp.Topic]; !seen && known {
 			c, err := log.Compacted(ctx, tp.Topic)
@@ -152,7 +150,7 @@ func Run(ctx context.Context, l *exactly.Ledger, log Log, opt Options) (*Report,
 			}
 			compacted[tp.Topic] = c
 		}
-		p := &partition{tp: tp, rows: rows, opt: opt, rep: rep, log: log, bounds: b, known: known, compacted: compacted[tp.Topic]}
+		p := &partition{tp: tp, ledger: l, opt: opt, rep: rep, log: log, bounds: b, known: known, compacted: compacted[tp.Topic]}
 		if n, ok := next[tp]; ok {
 			p.next, p.hasNext = n, true
 		}
@@ -170,7 +168,7 @@ func Run(ctx context.Context, l *exactly.Ledger, log Log, opt Options) (*Report,
 // partition is the verification of one partition.
 type partition struct {
 	tp        exactly.TP
-	rows      []exactly.BatchRow
+	ledger    *exactly.Ledger
 	opt       Options
 	rep       *Report
 	log       Log
@@ -179,7 +177,19 @@ type partition struct {
 	compacted bool
 	next      int64
 	hasNext   bool
+
+	// The chain so far: the last committed batch and the highest to_offset.
+	prev   *exactly.BatchRow
+	end    int64
+	cover  []span              // committed ranges, merged
+	failed []*exactly.BatchRow // failed batches in the window
 }
+
+type span struct{ from, to int64 }
+
+// pageRows is about how many ledger rows one page holds: verify's memory
+// does not grow with the length of the ledger.
+var pageRows int64 = 5000
 
 func (p *partition) in(b *exactly.BatchRow) bool {
 	return p.opt.Since.IsZero() || !b.StartedAt.Before(p.opt.Since)
@@ -190,64 +200,110 @@ func (p *partition) add(f Finding) {
 	p.rep.Findings = append(p.rep.Findings, f)
 }
 
+// note records a range that cannot be re-hashed; adjacent ranges of the
+// same kind merge into one note (a year of ledger past the topic's
+// retention is one line, not millions).
 func (p *partition) note(f Finding) {
 	f.Topic, f.Partition = p.tp.Topic, p.tp.Partition
+	f.Batches = 1
+	if n := len(p.rep.Notes); n > 0 {
+		last := &p.rep.Notes[n-1]
+		if last.Kind == f.Kind && last.Topic == f.Topic && last.Partition == f.Partition && f.From <= last.To {
+			last.To = max(last.To, f.To)
+			last.Batches++
+			if f.Kind == Compacted {
+				last.Ledger, last.Kafka = "", ""
+			}
+			return
+		}
+	}
 	p.rep.Notes = append(p.rep.Notes, f)
 }
 
 func (p *partition) verify(ctx context.Context) error {
-	var committed []*exactly.BatchRow
-	var failed []*exactly.BatchRow
+	lo, hi, n, err := p.ledger.BatchSpan(ctx, p.tp)
+	if err != nil {
+		return err
+	}
+	p.end = -1
+	if n > 0 {
+		// Pages of the offset space holding about pageRows rows each.
+		width := max(1, (hi-lo+1)*pageRows/n)
+		for start := lo; start <= hi; start += width {
+			rows, err := p.ledger.BatchesFrom(ctx, p.tp, start, start+width)
+			if err != nil {
+				return err
+			}
+			if err := p.page(ctx, rows); err != nil {
+				return err
+			}
+		}
+	}
+	p.tail()
+	p.checkFailed()
+	p.retention()
+	return nil
+}
+
+// page checks one page of ledger rows, in from_offset order.
+func (p *partition) page(ctx context.Context, rows []exactly.BatchRow) error {
 	var rehash []*exactly.BatchRow
-	for i := range p.rows {
-		b := &p.rows[i]
+	for i := range rows {
+		b := &rows[i]
 		if p.in(b) {
 			p.rep.Batches++
 		}
 		switch b.Status {
 		case exactly.StatusCommitted:
-			committed = append(committed, b)
+			if err := p.chain(ctx, b); err != nil {
+				return err
+			}
 		case exactly.StatusFailed:
-			failed = append(failed, b)
+			if p.in(b) {
+				c := *b // not a pointer into the page: it is dropped after
+				p.failed = append(p.failed, &c)
+			}
 		}
 		if (b.Status == exactly.StatusCommitted || b.Status == exactly.StatusReplayed) && p.in(b) {
 			rehash = append(rehash, b)
 		}
 	}
-	if err := p.chain(ctx, committed); err != nil {
-		return err
-	}
-	p.failed(failed, committed)
-	p.retention()
 	return p.rehash(ctx, rehash)
 }
 
-// chain checks that committed batches follow each other without gap or
-// overlap, and end at next_offset.
-func (p *partition) chain(ctx context.Context, committed []*exactly.BatchRow) error {
-	var prev *exactly.BatchRow
-	end := int64(-1)
-	for _, b := range committed {
-		if prev != nil && p.in(b) {
-			switch {
-			case b.From > end:
-				if err := p.gap(ctx, prev, b, end, b.From); err != nil {
-					return err
-				}
-			case b.From < end:
-				p.add(Finding{Kind: Overlap, From: b.From, To: min(end, b.To), BatchID: b.BatchID, OtherBatchID: prev.BatchID,
-					Ledger: fmt.Sprintf("batch %s starts at %d, previous batch %s ended at %d", b.BatchID, b.From, prev.BatchID, end),
-					Detail: fmt.Sprintf("offsets %d..%d were applied by two committed batches (%s and %s): their records took effect twice unless every table they touch upserts by key",
-						b.From, min(end, b.To)-1, prev.BatchID, b.BatchID)})
+// chain checks that a committed batch follows the previous one without gap
+// or overlap.
+func (p *partition) chain(ctx context.Context, b *exactly.BatchRow) error {
+	if prev := p.prev; prev != nil && p.in(b) {
+		end := p.end
+		switch {
+		case b.From > end:
+			if err := p.gap(ctx, prev, b, end, b.From); err != nil {
+				return err
 			}
+		case b.From < end:
+			p.add(Finding{Kind: Overlap, From: b.From, To: min(end, b.To), BatchID: b.BatchID, OtherBatchID: prev.BatchID,
+				Ledger: fmt.Sprintf("batch %s starts at %d, previous batch %s ended at %d", b.BatchID, b.From, prev.BatchID, end),
+				Detail: fmt.Sprintf("offsets %d..%d were applied by two committed batches (%s and %s): their records took effect twice unless every table they touch upserts by key",
+					b.From, min(end, b.To)-1, prev.BatchID, b.BatchID)})
 		}
-		if b.To > end {
-			end = b.To
-		}
-		prev = b
 	}
+	p.end = max(p.end, b.To)
+	c := *b
+	p.prev = &c
+	if n := len(p.cover); n > 0 && b.From <= p.cover[n-1].to {
+		p.cover[n-1].to = max(p.cover[n-1].to, b.To)
+	} else {
+		p.cover = append(p.cover, span{b.From, b.To})
+	}
+	return nil
+}
+
+// tail checks that the last committed batch ends at next_offset.
+func (p *partition) tail() {
+	prev, end := p.prev, p.end
 	if !p.hasNext || prev == nil {
-		return nil
+		return
 	}
 	switch {
 	case p.next > end:
@@ -259,7 +315,6 @@ func (p *partition) chain(ctx context.Context, committed []*exactly.BatchRow) er
 			Ledger: fmt.Sprintf("next_offset %d, last committed batch ends at %d", p.next, end),
 			Detail: fmt.Sprintf("exactly_offsets.next_offset is %d but committed batches reach %d: the pipeline will apply offsets %d..%d a second time", p.next, end, p.next, end-1)})
 	}
-	return nil
 }
 
 // gap reports a chain break [from, to) between prev and b, telling what
@@ -294,31 +349,23 @@ func (p *partition) gap(ctx context.Context, prev, b *exactly.BatchRow, from, to
 	return nil
 }
 
-// failed reports failed batches whose range committed batches do not cover.
-func (p *partition) failed(failed, committed []*exactly.BatchRow) {
-	type rng struct{ from, to int64 }
-	var cover []rng // merged committed ranges
-	for _, c := range committed {
-		if n := len(cover); n > 0 && c.From <= cover[n-1].to {
-			cover[n-1].to = max(cover[n-1].to, c.To)
-			continue
-		}
-		cover = append(cover, rng{c.From, c.To})
-	}
+// checkFailed reports failed batches whose range the committed batches do
+// not cover.
+func (p *partition) checkFailed() {
 	covered := func(from, to int64) bool {
-		for _, c := range cover {
+		for _, c := range p.cover {
 			if c.from <= from && to <= c.to {
 				return true
 			}
 		}
 		return false
 	}
-	reported := map[rng]bool{}
-	for _, f := range failed {
-		if !p.in(f) || covered(f.From, f.To) || reported[rng{f.From, f.To}] {
+	reported := map[span]bool{}
+	for _, f := range p.failed {
+		if covered(f.From, f.To) || reported[span{f.From, f.To}] {
 			continue
 		}
-		reported[rng{f.From, f.To}] = true
+		reported[span{f.From, f.To}] = true
 		p.add(Finding{Kind: FailedUnresolved, From: f.From, To: f.To, BatchID: f.BatchID,
 			Ledger: fmt.Sprintf("failed at %s: %s", f.StartedAt.Format(time.RFC3339), f.Error),
 			Detail: fmt.Sprintf("batch %s failed and no committed batch covers offsets %d..%d since: they are not applied", f.BatchID, f.From, f.To-1)})
@@ -392,7 +439,7 @@ func (p *partition) rehash(ctx context.Context, rows []*exactly.BatchRow) error 
 		}
 	}
 	err := p.log.Read(ctx, p.tp, lo, hi, func(r *exactly.Record) error {
-		p.rep.Records++
+		in := false
 		for nextRow < len(todo) && todo[nextRow].From <= r.Offset {
 			active = append(active, &check{b: todo[nextRow], h: exactly.NewRangeHash()})
 			nextRow++
@@ -405,9 +452,13 @@ func (p *partition) rehash(ctx context.Context, rows []*exactly.BatchRow) error 
 			}
 			c.h.Add(r)
 			c.n++
+			in = true
 			keep = append(keep, c)
 		}
 		active = keep
+		if in {
+			p.rep.Records++
+		}
 		return nil
 	})
 	if err != nil {
