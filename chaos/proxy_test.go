@@ -28,6 +28,10 @@ type pgProxy struct {
 	cutBefore   atomic.Int32 // COMMITs still to drop
 	firedAfter  atomic.Int64
 	firedBefore atomic.Int64
+	// downAfterCut, when set, starts an outage of that length the moment
+	// a COMMIT is cut after forwarding: the client cannot read back the
+	// outcome until the database returns.
+	downAfterCut atomic.Int64
 }
 
 type proxyConn struct {
@@ -180,6 +184,10 @@ func (p *pgProxy) clientToServer(c *proxyConn) {
 			select {
 			case <-c.replied:
 			case <-time.After(500 * time.Millisecond):
+			}
+			if d := time.Duration(p.downAfterCut.Swap(0)); d > 0 {
+				p.setDown(true)
+				time.AfterFunc(d, func() { p.setDown(false) })
 			}
 			return
 		}

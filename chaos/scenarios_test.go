@@ -337,3 +337,121 @@ func TestOpenTransactionHoldsProgress(t *testing.T) {
 	}
 	h.verify(t)
 }
+
+// TestAmbiguousCommitWhileDatabaseStaysDown: the connection is cut right
+// after a COMMIT reached PostgreSQL (the reply is lost) and the database
+// then stays unreachable for seconds. The member must neither retry the
+// batch blindly nor give it up as failed while the outcome is unknown: it
+// reads the outcome back from the ledger once the database returns, and
+// nothing is applied twice or lost (FAULTS.md #2).
+func TestAmbiguousCommitWhileDatabaseStaysDown(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "postgres")
+	gen := workload.NewGenerator(13, 100)
+	h.produce(t, gen, 300)
+	in := h.start(0, "")
+	h.proxy.downAfterCut.Store(int64(5 * time.Second))
+	h.proxy.cutAfter.Store(1)
+	ends := h.produce(t, gen, 700)
+	deadline := time.Now().Add(60 * time.Second)
+	for h.proxy.firedAfter.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no COMMIT went through the proxy:\n%s", tail(in.log, 2000))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	h.waitLedger(t, ends, 90*time.Second)
+	if err := h.term(in, 30*time.Second); err != nil {
+		t.Error(err)
+	}
+	if !strings.Contains(tail(in.log, 1<<20), "the ledger shows it committed") {
+		t.Errorf("the interrupted COMMIT was not resolved from the ledger:\n%s", tail(in.log, 3000))
+	}
+	h.verify(t)
+}
+
+// TestDatabaseDownWhilePartitionsAreAssigned: the database is unreachable
+// when a member is given new partitions (AdjustFetchOffsetsFn cannot read
+// next_offset). The member must not start them from anywhere else; once
+// the database returns it reads the ledger and catches up, nothing lost or
+// doubled.
+func TestDatabaseDownWhilePartitionsAreAssigned(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "postgres")
+	gen := workload.NewGenerator(17, 100)
+	ends := h.produce(t, gen, 600)
+	a := h.start(0, "")
+	b := h.start(1, "")
+	h.waitLedger(t, ends, 60*time.Second)
+	h.proxy.setDown(true)
+	h.kill(b) // its partitions go to a, whose database is away
+	ends = h.produce(t, gen, 600)
+	time.Sleep(8 * time.Second)
+	h.proxy.setDown(false)
+	h.waitLedger(t, ends, 90*time.Second)
+	if a.exited() {
+		t.Fatalf("the member died while its database was away:\n%s", tail(a.log, 3000))
+	}
+	if err := h.term(a, 30*time.Second); err != nil {
+		t.Error(err)
+	}
+	h.verify(t)
+}
+
+// TestIdleMemberDoesNotBlockRebalance: a member with nothing to do must
+// let a rebalance run. Regression: the poll loop called AllowRebalance
+// only after a cycle, so an idle member held every rebalance until the
+// coordinator evicted it at its rebalance timeout; the new member then got
+// every partition while the evicted one kept fetching them.
+func TestIdleMemberDoesNotBlockRebalance(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "sqlite")
+	gen := workload.NewGenerator(19, 100)
+	ends := h.produce(t, gen, 300)
+	a := h.start(0, "")
+	h.waitLedger(t, ends, 60*time.Second)
+	time.Sleep(time.Second) // idle now
+	b := h.start(1, "")
+	cl, err := kgo.NewClient(kgo.SeedBrokers(h.brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	var last string
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		gs, err := adm.DescribeGroups(context.Background(), "chaos")
+		if err == nil {
+			g := gs["chaos"]
+			owners := 0
+			last = g.State
+			for _, m := range g.Members {
+				ca, _ := m.Assigned.AsConsumer()
+				n := 0
+				for _, tp := range ca.Topics {
+					n += len(tp.Partitions)
+				}
+				last += fmt.Sprintf(" %s:%d", m.ClientHost, n)
+				if n > 0 {
+					owners++
+				}
+			}
+			if g.State == "Stable" && owners == 2 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the group did not settle with both members owning partitions within 20s (last: %s)", last)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	ends = h.produce(t, gen, 300)
+	h.waitLedger(t, ends, 60*time.Second)
+	for _, in := range []*instance{a, b} {
+		if err := h.term(in, 30*time.Second); err != nil {
+			t.Error(err)
+		}
+	}
+	h.verify(t)
+}
