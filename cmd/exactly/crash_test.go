@@ -39,6 +39,8 @@ func newCrashEnv(t *testing.T, driver string, records int) *crashEnv {
 		e.dsn = filepath.Join(e.dir, "sink.db")
 	case "postgres":
 		e.dsn = testenv.PostgresSchema(t)
+	case "mysql":
+		e.dsn = testenv.MySQLDatabase(t)
 	}
 	var err error
 	if e.d, err = dialectFor(driver); err != nil {
@@ -98,7 +100,7 @@ func (e *crashEnv) start(t *testing.T, n int, failpoint string) *exec.Cmd {
 
 func (e *crashEnv) ledger(t *testing.T) *workload.Ledger {
 	t.Helper()
-	l, err := workload.CheckLedger(context.Background(), e.db, func(s string) string { return exactly.Rebind(e.d, s) }, e.pipeline, e.ends)
+	l, err := workload.CheckLedger(context.Background(), e.db, e.d, e.pipeline, e.ends)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +185,7 @@ func killedBySIGKILL(err error) bool {
 // COMMIT, after COMMIT but before the Kafka commit — restarts it, and
 // proves the tables equal what the topics say and the ledger chains.
 func TestSIGKILLAtEachProtocolPoint(t *testing.T) {
-	for _, driver := range []string{"sqlite", "postgres"} {
+	for _, driver := range []string{"sqlite", "postgres", "mysql"} {
 		for _, point := range []string{"before_write", "before_commit", "after_commit", "before_kafka_commit"} {
 			t.Run(driver+"/"+point, func(t *testing.T) {
 				e := newCrashEnv(t, driver, 3000)

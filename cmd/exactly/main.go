@@ -16,6 +16,7 @@ import (
 
 	"github.com/exactly/exactly"
 	"github.com/exactly/exactly/internal/decode"
+	"github.com/exactly/exactly/internal/sink/mysql"
 	"github.com/exactly/exactly/internal/sink/postgres"
 	"github.com/exactly/exactly/internal/sink/sqlite"
 )
@@ -115,8 +116,10 @@ func dialectFor(driver string) (exactly.Dialect, error) {
 		return &postgres.Dialect{}, nil
 	case "sqlite":
 		return &sqlite.Dialect{}, nil
+	case "mysql":
+		return &mysql.Dialect{}, nil
 	}
-	return nil, &exactly.ConfigError{Field: "sink.driver", Value: driver, Expected: "a driver this build supports: postgres, sqlite"}
+	return nil, &exactly.ConfigError{Field: "sink.driver", Value: driver, Expected: "a driver this build supports: postgres, mysql, sqlite"}
 }
 
 // openSink opens the configured sink with the standard decoders.

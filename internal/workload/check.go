@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/exactly/exactly"
 )
 
 // Model is the expected state of the workload's tables.
@@ -226,9 +228,12 @@ type Ledger struct {
 // checks that, per partition, committed batches chain from the first
 // offset to next_offset without gap or overlap, and that next_offset
 // reached the given end offsets.
-func CheckLedger(ctx context.Context, db *sql.DB, q func(string) string, pipeline string, ends map[string]map[int32]int64) (*Ledger, error) {
+// The dialect quotes "partition", a reserved word in MySQL and SQL Server,
+// and rebinds the placeholders.
+func CheckLedger(ctx context.Context, db *sql.DB, d exactly.Dialect, pipeline string, ends map[string]map[int32]int64) (*Ledger, error) {
 	l := &Ledger{AtEnd: true, ChainsOK: true}
-	rows, err := db.QueryContext(ctx, q(`SELECT topic, "partition", from_offset, to_offset, records, status FROM exactly_batches WHERE pipeline = ? ORDER BY topic, "partition", from_offset`), pipeline)
+	part := d.Quote("partition")
+	rows, err := db.QueryContext(ctx, exactly.Rebind(d, `SELECT topic, `+part+`, from_offset, to_offset, records, status FROM exactly_batches WHERE pipeline = ? ORDER BY topic, `+part+`, from_offset`), pipeline)
 	if err != nil {
 		return nil, fmt.Errorf("reading exactly_batches: %w", err)
 	}
@@ -265,7 +270,7 @@ func CheckLedger(ctx context.Context, db *sql.DB, q func(string) string, pipelin
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	offs, err := db.QueryContext(ctx, q(`SELECT topic, "partition", next_offset FROM exactly_offsets WHERE pipeline = ?`), pipeline)
+	offs, err := db.QueryContext(ctx, exactly.Rebind(d, `SELECT topic, `+part+`, next_offset FROM exactly_offsets WHERE pipeline = ?`), pipeline)
 	if err != nil {
 		return nil, fmt.Errorf("reading exactly_offsets: %w", err)
 	}

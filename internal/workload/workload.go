@@ -33,14 +33,17 @@ var Topics = []string{TopicCustomers, TopicOrders, TopicEvents}
 
 // DDL returns the statements creating the workload's tables for a driver.
 func DDL(driver string) []string {
-	text := "TEXT"
-	if driver == "mysql" {
-		text = "VARCHAR(200)"
+	text, suffix := "TEXT", ""
+	switch driver {
+	case "mysql":
+		text, suffix = "VARCHAR(200)", " DEFAULT CHARSET=utf8mb4" // the names hold "✓"
+	case "sqlserver":
+		text = "NVARCHAR(200)"
 	}
 	return []string{
-		"CREATE TABLE " + TableCustomers + " (id BIGINT PRIMARY KEY, name " + text + " NOT NULL, balance BIGINT, version BIGINT)",
-		"CREATE TABLE " + TableOrders + " (id BIGINT PRIMARY KEY, customer_id BIGINT, amount BIGINT, status " + text + ")",
-		"CREATE TABLE " + TableEvents + " (event_id BIGINT NOT NULL, kind " + text + ", customer_id BIGINT)",
+		"CREATE TABLE " + TableCustomers + " (id BIGINT PRIMARY KEY, name " + text + " NOT NULL, balance BIGINT, version BIGINT)" + suffix,
+		"CREATE TABLE " + TableOrders + " (id BIGINT PRIMARY KEY, customer_id BIGINT, amount BIGINT, status " + text + ")" + suffix,
+		"CREATE TABLE " + TableEvents + " (event_id BIGINT NOT NULL, kind " + text + ", customer_id BIGINT)" + suffix,
 	}
 }
 

@@ -1,0 +1,105 @@
+package mysql
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/exactly/exactly"
+)
+
+// ColumnType implements exactly.Dialect. Key columns get bounded types:
+// InnoDB cannot index LONGTEXT or LONGBLOB, and an index holds at most
+// 3072 bytes (VARCHAR(255) in utf8mb4 is 1020).
+func (*Dialect) ColumnType(t exactly.Type, key bool) string {
+	switch t.Kind {
+	case exactly.KindBool:
+		return "BOOLEAN"
+	case exactly.KindInt16:
+		return "SMALLINT"
+	case exactly.KindInt32:
+		return "INT"
+	case exactly.KindInt64:
+		return "BIGINT"
+	case exactly.KindFloat32:
+		return "FLOAT"
+	case exactly.KindFloat64:
+		return "DOUBLE"
+	case exactly.KindDecimal:
+		// MySQL allows 65 digits, 30 after the point. An unstated scale
+		// gets the widest column; a wider schema cannot be held exactly.
+		if t.Scale >= 0 && t.Scale <= 30 && t.Precision > 0 && t.Precision <= 65 && t.Scale <= t.Precision {
+			return fmt.Sprintf("DECIMAL(%d,%d)", t.Precision, t.Scale)
+		}
+		return "DECIMAL(65,30)"
+	case exactly.KindBytes:
+		if key {
+			return "VARBINARY(255)"
+		}
+		return "LONGBLOB"
+	case exactly.KindDate:
+		return "DATE"
+	case exactly.KindTime:
+		return "TIME" + frac(t.Precision)
+	case exactly.KindTimestamp, exactly.KindTimestampTZ:
+		// No type holds a zone: instants are stored in UTC, the session's
+		// time zone (see Config).
+		return "DATETIME" + frac(t.Precision)
+	case exactly.KindJSON:
+		if key {
+			return "VARCHAR(255)"
+		}
+		return "JSON"
+	}
+	if key {
+		return "VARCHAR(255)"
+	}
+	return "LONGTEXT"
+}
+
+// frac is the fractional-seconds precision: MySQL's default is 0 (whole
+// seconds), its maximum 6.
+func frac(p int) string {
+	if p <= 0 || p > 6 {
+		p = 6
+	}
+	return fmt.Sprintf("(%d)", p)
+}
+
+// CreateTable implements exactly.Dialect.
+func (d *Dialect) CreateTable(table string, cols []exactly.ColumnDef, key []string) string {
+	isKey := map[string]bool{}
+	for _, k := range key {
+		isKey[k] = true
+	}
+	var sb strings.Builder
+	sb.WriteString("CREATE TABLE IF NOT EXISTS " + d.Quote(table) + " (")
+	for i, c := range cols {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString(d.Quote(c.Name) + " " + d.ColumnType(c.Type, isKey[c.Name]))
+		if c.Nullable && !isKey[c.Name] {
+			sb.WriteString(" NULL")
+		} else {
+			sb.WriteString(" NOT NULL")
+		}
+	}
+	if len(key) > 0 {
+		sb.WriteString(", PRIMARY KEY (" + d.list(key) + ")")
+	}
+	sb.WriteString(") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4")
+	return sb.String()
+}
+
+// AddColumn implements exactly.Dialect. MySQL 8 has no ADD COLUMN IF NOT
+// EXISTS (MariaDB has): a duplicate fails and the sink forgives it after
+// describing the table again.
+func (d *Dialect) AddColumn(table string, col exactly.ColumnDef) string {
+	return "ALTER TABLE " + d.Quote(table) + " ADD COLUMN " + d.Quote(col.Name) + " " + d.ColumnType(col.Type, false) + " NULL"
+}
+
+// CreateTableLike implements exactly.Dialect: CREATE … SELECT copies the
+// column types, not the keys or indexes.
+func (d *Dialect) CreateTableLike(name, source string) string {
+	return "CREATE TABLE IF NOT EXISTS " + d.Quote(name) + " AS SELECT * FROM " + d.Quote(source) + " WHERE 1 = 0"
+}

@@ -1,0 +1,287 @@
+// Package mysql is the MySQL/MariaDB dialect (go-sql-driver/mysql). A
+// table's share of a batch is written with multi-row INSERT … ON DUPLICATE
+// KEY UPDATE statements and multi-row DELETE … WHERE (key) IN (…)
+// statements, chunked below the server's packet and placeholder limits, in
+// the one transaction Sink runs. The rule: a failed statement never leaves
+// its transaction to be committed — MySQL rolls back only the statement on
+// a lock-wait timeout (error 1205), so every error is returned to Sink,
+// which rolls the whole transaction back and retries it as a unit.
+package mysql
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/exactly/exactly"
+)
+
+// Dialect is the MySQL/MariaDB dialect.
+type Dialect struct{}
+
+var _ exactly.Dialect = (*Dialect)(nil)
+
+// Name implements exactly.Dialect.
+func (*Dialect) Name() string { return "mysql" }
+
+// Open implements exactly.Dialect. The DSN is a URL
+// (mysql://user:pass@host:3306/db?param=value) or the driver's own form
+// (user:pass@tcp(host:3306)/db?param=value); see Config for the settings
+// that are always applied.
+func (*Dialect) Open(ctx context.Context, cfg exactly.SinkConfig) (*sql.DB, error) {
+	mc, err := Config(cfg.DSN)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := mysql.NewConnector(mc)
+	if err != nil {
+		return nil, fmt.Errorf("configuring the mysql driver: %w", err)
+	}
+	db := sql.OpenDB(conn)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// Config parses a DSN and applies the settings exactly relies on:
+//
+//   - clientFoundRows: the fence's UPDATE reports matched rows, not changed
+//     rows, so a fence that rewrites identical values still counts as 1;
+//   - parseTime with time zone UTC, and the session time_zone '+00:00', so
+//     DATETIME columns hold UTC and read back as the same instant;
+//   - STRICT_ALL_TABLES added to the session's sql_mode, so a bad value is
+//     an error (and a dead letter) instead of a silently truncated row;
+//   - multiStatements off;
+//   - interpolateParams on unless the DSN sets it: the statements are built
+//     client-side, saving the prepare and close round trips per chunk.
+func Config(dsn string) (*mysql.Config, error) {
+	var mc *mysql.Config
+	var err error
+	if strings.HasPrefix(dsn, "mysql://") || strings.HasPrefix(dsn, "mariadb://") {
+		mc, err = fromURL(dsn)
+	} else {
+		mc, err = mysql.ParseDSN(dsn)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("parsing mysql dsn: %w", err)
+	}
+	mc.ClientFoundRows = true
+	mc.ParseTime = true
+	mc.Loc = time.UTC
+	mc.MultiStatements = false
+	if !strings.Contains(dsn, "interpolateParams=") {
+		mc.InterpolateParams = true
+	}
+	if mc.Params == nil {
+		mc.Params = map[string]string{}
+	}
+	if _, ok := mc.Params["time_zone"]; !ok {
+		mc.Params["time_zone"] = "'+00:00'"
+	}
+	if _, ok := mc.Params["sql_mode"]; !ok {
+		mc.Params["sql_mode"] = "CONCAT(@@sql_mode, ',STRICT_ALL_TABLES')"
+	}
+	if mc.Collation == "" {
+		mc.Collation = "utf8mb4_general_ci"
+	}
+	return mc, nil
+}
+
+// fromURL converts mysql://user:pass@host:port/db?params to a driver
+// configuration. The query parameters are the driver's own.
+func fromURL(dsn string) (*mysql.Config, error) {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return nil, err
+	}
+	host := u.Host
+	if host == "" {
+		host = "127.0.0.1:3306"
+	} else if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), "3306")
+	}
+	native := "tcp(" + host + ")/" + url.PathEscape(strings.TrimPrefix(u.Path, "/"))
+	if u.RawQuery != "" {
+		native += "?" + u.RawQuery
+	}
+	mc, err := mysql.ParseDSN(native)
+	if err != nil {
+		return nil, err
+	}
+	if u.User != nil {
+		mc.User = u.User.Username()
+		mc.Passwd, _ = u.User.Password()
+	}
+	return mc, nil
+}
+
+// Placeholder implements exactly.Dialect.
+func (*Dialect) Placeholder(int) string { return "?" }
+
+// Quote implements exactly.Dialect: backticks, part by part.
+func (*Dialect) Quote(ident string) string {
+	parts := strings.Split(ident, ".")
+	for i, p := range parts {
+		parts[i] = "`" + strings.ReplaceAll(p, "`", "``") + "`"
+	}
+	return strings.Join(parts, ".")
+}
+
+// tableOptions make the ledger tables transactional and able to hold any
+// topic name; the binary collation matches topic names exactly, as Kafka
+// does.
+const tableOptions = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+
+// LedgerDDL implements exactly.Dialect. Indexes are declared inside
+// CREATE TABLE: MySQL 8 has no CREATE INDEX IF NOT EXISTS. Key columns are
+// VARCHARs sized so every index stays under InnoDB's 3072-byte limit in
+// utf8mb4 (topic names are at most 249 characters).
+func (*Dialect) LedgerDDL() []string {
+	return []string{
+		"CREATE TABLE IF NOT EXISTS exactly_offsets (" +
+			"pipeline VARCHAR(255) NOT NULL, topic VARCHAR(249) NOT NULL, `partition` INT NOT NULL, " +
+			"next_offset BIGINT NOT NULL, writer VARCHAR(255) NOT NULL, updated_at DATETIME(6) NOT NULL, " +
+			"PRIMARY KEY (pipeline, topic, `partition`))" + tableOptions,
+		"CREATE TABLE IF NOT EXISTS exactly_batches (" +
+			"batch_id VARCHAR(64) NOT NULL PRIMARY KEY, pipeline VARCHAR(255) NOT NULL, topic VARCHAR(249) NOT NULL, " +
+			"`partition` INT NOT NULL, from_offset BIGINT NOT NULL, to_offset BIGINT NOT NULL, " +
+			"min_offset BIGINT NULL, max_offset BIGINT NULL, records INT NOT NULL, upserted INT NOT NULL, " +
+			"deleted INT NOT NULL, skipped INT NOT NULL, dead_lettered INT NOT NULL, hash VARCHAR(128) NOT NULL, " +
+			"status VARCHAR(16) NOT NULL, error TEXT NULL, writer VARCHAR(255) NOT NULL, " +
+			"started_at DATETIME(6) NOT NULL, committed_at DATETIME(6) NULL, notes LONGTEXT NULL, " +
+			"INDEX exactly_batches_range (pipeline, topic, `partition`, from_offset), " +
+			"INDEX exactly_batches_status (pipeline, status, started_at))" + tableOptions,
+		"CREATE TABLE IF NOT EXISTS exactly_dead_letters (" +
+			"id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, pipeline VARCHAR(255) NOT NULL, batch_id VARCHAR(64) NOT NULL, " +
+			"topic VARCHAR(249) NOT NULL, `partition` INT NOT NULL, `offset` BIGINT NOT NULL, " +
+			"record_key LONGBLOB NULL, record_value LONGBLOB NULL, headers LONGTEXT NULL, error TEXT NOT NULL, " +
+			"created_at DATETIME(6) NOT NULL, " +
+			"INDEX exactly_dead_letters_at (pipeline, topic, `partition`, `offset`))" + tableOptions,
+	}
+}
+
+// InsertIfAbsent implements exactly.Dialect. It is not INSERT IGNORE,
+// which would also turn bad values into warnings.
+func (d *Dialect) InsertIfAbsent(table string, columns []string) string {
+	first := d.Quote(columns[0])
+	return "INSERT INTO " + d.Quote(table) + " (" + d.list(columns) + ") VALUES (" + marks(len(columns)) +
+		") ON DUPLICATE KEY UPDATE " + first + " = " + first
+}
+
+func (d *Dialect) list(cols []string) string {
+	q := make([]string, len(cols))
+	for i, c := range cols {
+		q[i] = d.Quote(c)
+	}
+	return strings.Join(q, ", ")
+}
+
+func marks(n int) string { return strings.TrimSuffix(strings.Repeat("?, ", n), ", ") }
+
+// Describe implements exactly.Dialect. A dotted name is database.table;
+// otherwise the connection's current database.
+func (d *Dialect) Describe(ctx context.Context, q exactly.Querier, table string) (*exactly.Table, error) {
+	var schema any
+	name := table
+	if i := strings.LastIndexByte(table, '.'); i >= 0 {
+		schema, name = table[:i], table[i+1:]
+	}
+	rows, err := q.QueryContext(ctx, `
+		SELECT c.COLUMN_NAME, c.COLUMN_TYPE, c.IS_NULLABLE = 'YES', s.SEQ_IN_INDEX
+		FROM information_schema.COLUMNS c
+		LEFT JOIN information_schema.STATISTICS s
+		  ON s.TABLE_SCHEMA = c.TABLE_SCHEMA AND s.TABLE_NAME = c.TABLE_NAME
+		 AND s.COLUMN_NAME = c.COLUMN_NAME AND s.INDEX_NAME = 'PRIMARY'
+		WHERE c.TABLE_SCHEMA = COALESCE(?, DATABASE()) AND c.TABLE_NAME = ?
+		ORDER BY c.ORDINAL_POSITION`, schema, name)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	t := &exactly.Table{Name: table}
+	keyPos := map[int64]string{}
+	for rows.Next() {
+		var c exactly.Column
+		var pos sql.NullInt64
+		if err := rows.Scan(&c.Name, &c.Type, &c.Nullable, &pos); err != nil {
+			return nil, err
+		}
+		if c.Name == "" {
+			continue
+		}
+		t.Columns = append(t.Columns, c)
+		if pos.Valid {
+			keyPos[pos.Int64] = c.Name
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(t.Columns) == 0 {
+		return nil, nil
+	}
+	for i := int64(1); i <= int64(len(t.Columns)); i++ {
+		if n, ok := keyPos[i]; ok {
+			t.Key = append(t.Key, n)
+		}
+	}
+	return t, nil
+}
+
+// Savepoint implements exactly.Dialect.
+func (*Dialect) Savepoint(name string) (set, rollback, release string) {
+	return "SAVEPOINT " + name, "ROLLBACK TO SAVEPOINT " + name, "RELEASE SAVEPOINT " + name
+}
+
+// Classify implements exactly.Dialect. A deadlock (1213) rolls the whole
+// transaction back; a lock-wait timeout (1205) only the statement — both
+// mean "retry the whole transaction", which Sink does after rolling back.
+func (*Dialect) Classify(err error) exactly.ErrorKind {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		switch me.Number {
+		case 1213, 1205, 1020: // deadlock, lock wait timeout, record changed (MariaDB snapshot isolation)
+			return exactly.ErrConflict
+		case 1040, 1053, 1077, 1078, 1079, 1080, 1152, 1153, 1154, 1155, 1156, 1157, 1158, 1159, 1160, 1161,
+			1184, 1927, 2006, 2013: // too many connections, shutdown, aborted or killed connection, network
+			return exactly.ErrConnection
+		case 1048, // column cannot be null
+			1062, 1586, // duplicate entry
+			1136,                   // column count does not match (a row of the wrong shape)
+			1216, 1217, 1451, 1452, // foreign key
+			1264, 1690, // out of range
+			1265,       // data truncated
+			1292,       // incorrect datetime / truncated incorrect value
+			1364,       // field has no default
+			1366, 1367, // incorrect value for column
+			1406,       // data too long
+			1411,       // incorrect value for function
+			1416,       // cannot get geometry object
+			1918,       // MariaDB: cannot convert character
+			3140, 3819, // invalid JSON, check constraint (MySQL 8)
+			4025, 4078: // MariaDB: constraint failed, illegal value in a JSON column
+			return exactly.ErrData
+		}
+		return exactly.ErrOther
+	}
+	var ne net.Error
+	switch {
+	case errors.Is(err, mysql.ErrInvalidConn), errors.Is(err, driver.ErrBadConn), errors.Is(err, sql.ErrConnDone),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.EPIPE), errors.As(err, &ne):
+		return exactly.ErrConnection
+	}
+	return exactly.ErrOther
+}
