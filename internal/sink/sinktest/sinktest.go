@@ -58,6 +58,7 @@ func Run(t *testing.T, tg Target) {
 	t.Run("WriteModes", func(t *testing.T) { testWriteModes(t, tg) })
 	t.Run("VersionGuard", func(t *testing.T) { testVersionGuard(t, tg) })
 	t.Run("Types", func(t *testing.T) { testTypes(t, tg) })
+	t.Run("CreatedTypes", func(t *testing.T) { testCreatedTypes(t, tg) })
 	t.Run("Keys", func(t *testing.T) { testKeys(t, tg) })
 	t.Run("QuotedIdentifiers", func(t *testing.T) { testQuotedIdentifiers(t, tg) })
 	t.Run("ApplyTwice", func(t *testing.T) { testApplyTwice(t, tg) })
