@@ -105,6 +105,15 @@ type Pipeliner interface {
 	ExecPipeline(ctx context.Context, tx *Tx, stmts []Statement) ([]int64, error)
 }
 
+// NullBytes is implemented by a dialect whose driver needs a typed NULL
+// for binary columns: Sink writes NullBytes() instead of nil into
+// exactly_dead_letters.record_key/record_value. (go-mssqldb sends an
+// untyped nil as nvarchar, which SQL Server refuses to convert to
+// varbinary.)
+type NullBytes interface {
+	NullBytes() any
+}
+
 // ErrorKind is what an error means for retrying.
 type ErrorKind int
 

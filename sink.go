@@ -30,6 +30,8 @@ type Sink struct {
 	tables  map[string]*Table
 	decs    map[*TableRule]Decoder
 	batchNo atomic.Uint64
+	// nullBytes is the NULL written to a binary column (see NullBytes).
+	nullBytes any
 }
 
 // NewSink opens the sink database and creates the ledger tables.
@@ -59,6 +61,9 @@ func OpenSink(ctx context.Context, cfg *Config, d Dialect, newDecoder func(*Tabl
 	s := &Sink{cfg: cfg, d: d, db: db, log: log, decode: newDecoder,
 		writer: fmt.Sprintf("%s:%d", host, os.Getpid()),
 		tables: map[string]*Table{}, decs: map[*TableRule]Decoder{}}
+	if nb, ok := d.(NullBytes); ok {
+		s.nullBytes = nb.NullBytes()
+	}
 	for _, rule := range cfg.Tables {
 		rule := rule
 		if _, err := newDecoder(&rule); err != nil {
@@ -703,7 +708,7 @@ func (s *Sink) deadLetterStatements(batches []*PartitionBatch) []Statement {
 				j, _ := json.Marshal(m)
 				hdr = string(j)
 			}
-			var key, val any
+			key, val := s.nullBytes, s.nullBytes
 			if r.Key != nil {
 				key = r.Key
 			}

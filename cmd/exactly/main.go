@@ -19,6 +19,7 @@ import (
 	"github.com/exactly/exactly/internal/sink/mysql"
 	"github.com/exactly/exactly/internal/sink/postgres"
 	"github.com/exactly/exactly/internal/sink/sqlite"
+	"github.com/exactly/exactly/internal/sink/sqlserver"
 )
 
 // exitError carries an exit code chosen by a subcommand.
@@ -118,8 +119,10 @@ func dialectFor(driver string) (exactly.Dialect, error) {
 		return &sqlite.Dialect{}, nil
 	case "mysql":
 		return &mysql.Dialect{}, nil
+	case "sqlserver":
+		return &sqlserver.Dialect{}, nil
 	}
-	return nil, &exactly.ConfigError{Field: "sink.driver", Value: driver, Expected: "a driver this build supports: postgres, mysql, sqlite"}
+	return nil, &exactly.ConfigError{Field: "sink.driver", Value: driver, Expected: "a driver this build supports: postgres, mysql, sqlserver, sqlite"}
 }
 
 // openSink opens the configured sink with the standard decoders.

@@ -1,0 +1,296 @@
+package sqlserver
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+
+	mssql "github.com/microsoft/go-mssqldb"
+
+	"github.com/exactly/exactly"
+)
+
+// plan is what Apply sends for one TableWrite, built without a
+// connection so the SQL text and the parameters can be tested (see
+// testdata/*.golden).
+type plan struct {
+	// Prepare creates the #temp staging table unless this session has
+	// it, and empties it (a second Apply in one transaction must not
+	// apply stale rows).
+	Prepare string
+	// Stage is the staging table and its columns, in bulk-copy order
+	// (the first is exactly_op: 'u' upsert, 'd' delete).
+	Stage   string
+	Columns []string
+	// Rows are the bulk-copied values, converted for the driver.
+	Rows [][]any
+	// Apply are the MERGE/INSERT and the DELETE, in order.
+	Apply []string
+}
+
+// Apply implements exactly.Dialect: bulk copy into #temp, then one MERGE
+// WITH (HOLDLOCK) (plain INSERT for append tables) and one DELETE.
+// HOLDLOCK makes the MERGE take key-range locks: without it two
+// concurrent MERGEs can both see "not matched" and one fails with a
+// primary key violation.
+func (d *Dialect) Apply(ctx context.Context, tx *exactly.Tx, w *exactly.TableWrite) error {
+	p := d.plan(w)
+	if _, err := tx.ExecContext(ctx, p.Prepare); err != nil {
+		return fmt.Errorf("preparing staging table: %w", err)
+	}
+	stmt, err := tx.PrepareContext(ctx, mssql.CopyIn(p.Stage, mssql.BulkOptions{}, p.Columns...))
+	if err != nil {
+		return fmt.Errorf("starting bulk copy: %w", err)
+	}
+	for _, row := range p.Rows {
+		if _, err := stmt.ExecContext(ctx, row...); err != nil {
+			stmt.Close()
+			return fmt.Errorf("bulk copying: %w", err)
+		}
+	}
+	if _, err := stmt.ExecContext(ctx); err != nil { // flushes the copy
+		stmt.Close()
+		return fmt.Errorf("bulk copying: %w", err)
+	}
+	if err := stmt.Close(); err != nil {
+		return fmt.Errorf("bulk copying: %w", err)
+	}
+	for _, q := range p.Apply {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("applying staged rows: %w", err)
+		}
+	}
+	return nil
+}
+
+func (d *Dialect) plan(w *exactly.TableWrite) *plan {
+	cols := stageColumns(w)
+	stage := stageName(w.Table.Name, cols)
+	p := &plan{Stage: stage, Columns: append([]string{"exactly_op"}, cols...)}
+
+	var def strings.Builder
+	def.WriteString("IF OBJECT_ID(N'tempdb.." + stage + "') IS NULL CREATE TABLE " + stage + " (exactly_op CHAR(1) NOT NULL")
+	for _, c := range cols {
+		def.WriteString(", " + d.Quote(c) + " " + stageType(w.Table.Column(c)) + " NULL")
+	}
+	def.WriteString("); DELETE FROM " + stage + ";")
+	p.Prepare = def.String()
+
+	pos := map[string]int{}
+	for i, c := range cols {
+		pos[c] = i + 1
+	}
+	conv := make([]func(any) any, len(cols))
+	for i, c := range cols {
+		conv[i] = converter(w.Table.Column(c))
+	}
+	for _, r := range w.Upserts {
+		row := make([]any, len(cols)+1)
+		row[0] = "u"
+		for i, c := range w.Columns {
+			row[pos[c]] = conv[pos[c]-1](r[i])
+		}
+		p.Rows = append(p.Rows, row)
+	}
+	for i, k := range w.Deletes {
+		row := make([]any, len(cols)+1)
+		row[0] = "d"
+		for j, c := range w.Keys {
+			row[pos[c]] = conv[pos[c]-1](k[j])
+		}
+		if w.Version != "" {
+			row[pos[w.Version]] = conv[pos[w.Version]-1](w.DeleteVersions[i])
+		}
+		p.Rows = append(p.Rows, row)
+	}
+
+	t := d.Quote(w.Table.Name)
+	if len(w.Upserts) > 0 {
+		src := "SELECT " + d.list(w.Columns, "") + " FROM " + stage + " WHERE exactly_op = 'u'"
+		if w.Append {
+			p.Apply = append(p.Apply, "INSERT INTO "+t+" ("+d.list(w.Columns, "")+") "+src+";")
+		} else {
+			p.Apply = append(p.Apply, d.merge(w, t, src))
+		}
+	}
+	if len(w.Deletes) > 0 {
+		var on []string
+		for _, k := range w.Keys {
+			on = append(on, "t."+d.Quote(k)+" = s."+d.Quote(k))
+		}
+		q := "DELETE t FROM " + t + " AS t INNER JOIN " + stage + " AS s ON " + strings.Join(on, " AND ") + " WHERE s.exactly_op = 'd'"
+		if w.Version != "" {
+			v := d.Quote(w.Version)
+			q += " AND (s." + v + " IS NULL OR t." + v + " IS NULL OR t." + v + " <= s." + v + ")"
+		}
+		p.Apply = append(p.Apply, q+";")
+	}
+	return p
+}
+
+// merge is the upsert: update matched rows (unless the stored version is
+// newer), insert the others. A MERGE must end with a semicolon.
+func (d *Dialect) merge(w *exactly.TableWrite, t, src string) string {
+	var on, set []string
+	isKey := map[string]bool{}
+	for _, k := range w.Keys {
+		isKey[k] = true
+		on = append(on, "t."+d.Quote(k)+" = s."+d.Quote(k))
+	}
+	for _, c := range w.Columns {
+		if !isKey[c] {
+			set = append(set, "t."+d.Quote(c)+" = s."+d.Quote(c))
+		}
+	}
+	var sb strings.Builder
+	sb.WriteString("MERGE INTO " + t + " WITH (HOLDLOCK) AS t USING (" + src + ") AS s ON " + strings.Join(on, " AND "))
+	if len(set) > 0 {
+		sb.WriteString(" WHEN MATCHED")
+		if w.Version != "" {
+			v := d.Quote(w.Version)
+			sb.WriteString(" AND (s." + v + " IS NULL OR t." + v + " IS NULL OR t." + v + " <= s." + v + ")")
+		}
+		sb.WriteString(" THEN UPDATE SET " + strings.Join(set, ", "))
+	}
+	sb.WriteString(" WHEN NOT MATCHED BY TARGET THEN INSERT (" + d.list(w.Columns, "") + ") VALUES (" + d.list(w.Columns, "s.") + ");")
+	return sb.String()
+}
+
+// stageColumns are the written columns plus the key and version columns a
+// delete needs.
+func stageColumns(w *exactly.TableWrite) []string {
+	seen := map[string]bool{}
+	var cols []string
+	add := func(c string) {
+		if c != "" && !seen[c] {
+			seen[c] = true
+			cols = append(cols, c)
+		}
+	}
+	for _, c := range w.Columns {
+		add(c)
+	}
+	for _, c := range w.Keys {
+		add(c)
+	}
+	add(w.Version)
+	return cols
+}
+
+// stageName names the session's staging table for a table and column set.
+func stageName(table string, cols []string) string {
+	h := sha1.Sum([]byte(table + "\x00" + strings.Join(cols, "\x00")))
+	return "#exactly_stage_" + hex.EncodeToString(h[:8])
+}
+
+// stageType is the target column's type for the staging column. Text
+// columns without their own collation get the database's: a #temp table
+// otherwise takes tempdb's, and comparing the two in the join fails
+// ("cannot resolve the collation conflict").
+func stageType(c *exactly.Column) string {
+	if c == nil {
+		return "NVARCHAR(MAX)"
+	}
+	typ := c.Type
+	l := strings.ToLower(typ)
+	if (strings.Contains(l, "char") || strings.Contains(l, "text")) && !strings.Contains(l, " collate ") {
+		typ += " COLLATE DATABASE_DEFAULT"
+	}
+	return typ
+}
+
+// converter maps a decoded value to what the bulk copy accepts for the
+// column's type.
+func converter(c *exactly.Column) func(any) any {
+	typ := ""
+	if c != nil {
+		typ = strings.ToLower(c.Type)
+	}
+	switch {
+	case typ == "bit":
+		return bitValue
+	case typ == "date":
+		return dateValue
+	case strings.HasPrefix(typ, "datetimeoffset"):
+		return instantValue
+	case strings.HasPrefix(typ, "datetime"), strings.HasPrefix(typ, "smalldatetime"):
+		return utcValue
+	case strings.HasPrefix(typ, "time"):
+		return clockValue
+	}
+	return value
+}
+
+// value: exact decimals and JSON as text (the bulk copy parses decimal
+// text exactly).
+func value(v any) any {
+	switch x := v.(type) {
+	case exactly.Decimal:
+		return string(x)
+	case exactly.JSON:
+		return string(x)
+	case time.Time:
+		return x.UTC()
+	}
+	return v
+}
+
+func parseTime(v any) any {
+	if s, ok := v.(string); ok {
+		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+			return t
+		}
+	}
+	return v
+}
+
+// instantValue keeps the zone: datetimeoffset stores it.
+func instantValue(v any) any {
+	if t, ok := parseTime(v).(time.Time); ok {
+		return t
+	}
+	return value(v)
+}
+
+// utcValue stores instants in UTC in zone-less datetime2/datetime.
+func utcValue(v any) any {
+	if t, ok := parseTime(v).(time.Time); ok {
+		return t.UTC()
+	}
+	return value(v)
+}
+
+// dateValue keeps the calendar day the value was given in.
+func dateValue(v any) any {
+	if t, ok := parseTime(v).(time.Time); ok {
+		return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+	}
+	return value(v)
+}
+
+// clockValue writes a time of day on the zero date.
+func clockValue(v any) any {
+	if t, ok := v.(time.Time); ok {
+		return time.Date(1, 1, 1, t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), time.UTC)
+	}
+	return value(v)
+}
+
+// bitValue: the bulk copy takes only bool for bit columns.
+func bitValue(v any) any {
+	switch x := v.(type) {
+	case int64:
+		return x != 0
+	case string:
+		switch strings.ToLower(strings.TrimSpace(x)) {
+		case "1", "true":
+			return true
+		case "0", "false":
+			return false
+		}
+	}
+	return v
+}

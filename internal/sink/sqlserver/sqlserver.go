@@ -1,0 +1,325 @@
+// Package sqlserver is the SQL Server / Azure SQL dialect
+// (microsoft/go-mssqldb). A table's share of a batch is bulk-copied into a
+// session-local #temp table, then applied with one MERGE … WITH (HOLDLOCK)
+// and one DELETE … JOIN, in the one transaction Sink runs. The rule: every
+// session runs with XACT_ABORT ON and NOCOUNT OFF, so a failed statement
+// dooms its whole transaction (never a partial batch) and the fence's
+// UPDATE reports the rows it matched.
+//
+// This dialect is tested against generated SQL (testdata/*.golden) and
+// runs the conformance suite only when EXACTLY_TEST_SQLSERVER_DSN names a
+// server: it has not yet been verified against a live server here.
+package sqlserver
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"syscall"
+
+	mssql "github.com/microsoft/go-mssqldb"
+	"github.com/microsoft/go-mssqldb/azuread"
+
+	"github.com/exactly/exactly"
+)
+
+// Dialect is the SQL Server / Azure SQL dialect.
+type Dialect struct{}
+
+var _ exactly.Dialect = (*Dialect)(nil)
+
+// Name implements exactly.Dialect.
+func (*Dialect) Name() string { return "sqlserver" }
+
+// sessionSQL is run on every new connection and after every pool reset
+// (sp_reset_connection restores the defaults).
+const sessionSQL = "SET XACT_ABORT ON; SET NOCOUNT OFF;"
+
+// Open implements exactly.Dialect. The DSN is any form the driver takes:
+// sqlserver://user:pass@host:1433?database=db, ADO
+// ("server=…;user id=…") or ODBC. With a fedauth parameter
+// (fedauth=ActiveDirectoryDefault, ActiveDirectoryManagedIdentity,
+// ActiveDirectoryServicePrincipal, …) the driver's azuread package gets an
+// Azure AD (Entra ID) token instead of using SQL authentication.
+func (*Dialect) Open(ctx context.Context, cfg exactly.SinkConfig) (*sql.DB, error) {
+	var c *mssql.Connector
+	var err error
+	if UsesAzureAD(cfg.DSN) {
+		c, err = azuread.NewConnector(cfg.DSN)
+	} else {
+		c, err = mssql.NewConnector(cfg.DSN)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("parsing sqlserver dsn: %w", err)
+	}
+	c.SessionInitSQL = sessionSQL
+	db := sql.OpenDB(&connector{c})
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// UsesAzureAD reports whether a DSN asks for Azure AD authentication.
+func UsesAzureAD(dsn string) bool { return strings.Contains(strings.ToLower(dsn), "fedauth=") }
+
+// connector runs sessionSQL on each new connection; the driver's
+// SessionInitSQL only runs when a pooled connection is reset.
+type connector struct{ *mssql.Connector }
+
+func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.Connector.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ex, ok := conn.(driver.ExecerContext)
+	if !ok {
+		conn.Close()
+		return nil, errors.New("sqlserver: driver connection cannot execute statements")
+	}
+	if _, err := ex.ExecContext(ctx, sessionSQL, nil); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("setting session options: %w", err)
+	}
+	return conn, nil
+}
+
+// Placeholder implements exactly.Dialect.
+func (*Dialect) Placeholder(n int) string { return "@p" + strconv.Itoa(n) }
+
+// Quote implements exactly.Dialect: brackets, part by part.
+func (*Dialect) Quote(ident string) string {
+	parts := strings.Split(ident, ".")
+	for i, p := range parts {
+		parts[i] = "[" + strings.ReplaceAll(p, "]", "]]") + "]"
+	}
+	return strings.Join(parts, ".")
+}
+
+// literal is an N'…' string literal.
+func literal(s string) string { return "N'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// keyText is the collation of pipeline and topic names: binary, because
+// Kafka topic names are case-sensitive and the database default usually
+// is not.
+const keyText = " COLLATE Latin1_General_100_BIN2"
+
+// LedgerDDL implements exactly.Dialect. SQL Server has no CREATE TABLE IF
+// NOT EXISTS; each statement checks the catalog first. Key columns stay
+// under the 900-byte clustered index limit: NVARCHAR(100) + NVARCHAR(249)
+// + INT is 702 bytes.
+func (d *Dialect) LedgerDDL() []string {
+	ifNoTable := func(name, def string) string {
+		return "IF OBJECT_ID(" + literal(name) + ", N'U') IS NULL CREATE TABLE " + name + " (" + def + ")"
+	}
+	ifNoIndex := func(name, table, cols string) string {
+		return "IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE name = " + literal(name) + " AND object_id = OBJECT_ID(" +
+			literal(table) + ")) CREATE INDEX " + name + " ON " + table + " (" + cols + ")"
+	}
+	return []string{
+		ifNoTable("exactly_offsets",
+			"pipeline NVARCHAR(100)"+keyText+" NOT NULL, topic NVARCHAR(249)"+keyText+" NOT NULL, [partition] INT NOT NULL, "+
+				"next_offset BIGINT NOT NULL, writer NVARCHAR(255) NOT NULL, updated_at DATETIME2(6) NOT NULL, "+
+				"CONSTRAINT exactly_offsets_pk PRIMARY KEY (pipeline, topic, [partition])"),
+		ifNoTable("exactly_batches",
+			"batch_id NVARCHAR(64) NOT NULL CONSTRAINT exactly_batches_pk PRIMARY KEY, pipeline NVARCHAR(100)"+keyText+" NOT NULL, "+
+				"topic NVARCHAR(249)"+keyText+" NOT NULL, [partition] INT NOT NULL, from_offset BIGINT NOT NULL, to_offset BIGINT NOT NULL, "+
+				"min_offset BIGINT NULL, max_offset BIGINT NULL, records INT NOT NULL, upserted INT NOT NULL, deleted INT NOT NULL, "+
+				"skipped INT NOT NULL, dead_lettered INT NOT NULL, hash NVARCHAR(128) NOT NULL, status NVARCHAR(16) NOT NULL, "+
+				"error NVARCHAR(MAX) NULL, writer NVARCHAR(255) NOT NULL, started_at DATETIME2(6) NOT NULL, "+
+				"committed_at DATETIME2(6) NULL, notes NVARCHAR(MAX) NULL"),
+		ifNoIndex("exactly_batches_range", "exactly_batches", "pipeline, topic, [partition], from_offset"),
+		ifNoIndex("exactly_batches_status", "exactly_batches", "pipeline, status, started_at"),
+		ifNoTable("exactly_dead_letters",
+			"id BIGINT IDENTITY(1,1) NOT NULL CONSTRAINT exactly_dead_letters_pk PRIMARY KEY, pipeline NVARCHAR(100)"+keyText+" NOT NULL, "+
+				"batch_id NVARCHAR(64) NOT NULL, topic NVARCHAR(249)"+keyText+" NOT NULL, [partition] INT NOT NULL, [offset] BIGINT NOT NULL, "+
+				"record_key VARBINARY(MAX) NULL, record_value VARBINARY(MAX) NULL, headers NVARCHAR(MAX) NULL, "+
+				"error NVARCHAR(MAX) NOT NULL, created_at DATETIME2(6) NOT NULL"),
+		ifNoIndex("exactly_dead_letters_at", "exactly_dead_letters", "pipeline, topic, [partition], [offset]"),
+	}
+}
+
+// InsertIfAbsent implements exactly.Dialect: the insert, with a duplicate
+// key (2627 primary key, 2601 unique index) swallowed and anything else
+// re-raised.
+func (d *Dialect) InsertIfAbsent(table string, columns []string) string {
+	return "BEGIN TRY INSERT INTO " + d.Quote(table) + " (" + d.list(columns, "") + ") VALUES (" + marks(len(columns)) +
+		") END TRY BEGIN CATCH IF ERROR_NUMBER() NOT IN (2627, 2601) THROW; END CATCH"
+}
+
+// NullBytes implements the optional exactly.NullBytes: an untyped NULL is
+// sent as nvarchar, which SQL Server refuses to convert to varbinary.
+func (*Dialect) NullBytes() any { return []byte(nil) }
+
+func (d *Dialect) list(cols []string, prefix string) string {
+	q := make([]string, len(cols))
+	for i, c := range cols {
+		q[i] = prefix + d.Quote(c)
+	}
+	return strings.Join(q, ", ")
+}
+
+func marks(n int) string { return strings.TrimSuffix(strings.Repeat("?, ", n), ", ") }
+
+// describeSQL lists a table's columns with their full type (length,
+// precision, scale, and a collation other than the database's) and their
+// position in the primary key.
+const describeSQL = `SELECT c.name,
+  CASE WHEN ty.name IN ('varchar', 'char', 'varbinary', 'binary')
+         THEN ty.name + '(' + CASE WHEN c.max_length = -1 THEN 'max' ELSE CAST(c.max_length AS varchar(10)) END + ')'
+       WHEN ty.name IN ('nvarchar', 'nchar')
+         THEN ty.name + '(' + CASE WHEN c.max_length = -1 THEN 'max' ELSE CAST(c.max_length / 2 AS varchar(10)) END + ')'
+       WHEN ty.name IN ('decimal', 'numeric')
+         THEN ty.name + '(' + CAST(c.precision AS varchar(10)) + ',' + CAST(c.scale AS varchar(10)) + ')'
+       WHEN ty.name IN ('datetime2', 'datetimeoffset', 'time')
+         THEN ty.name + '(' + CAST(c.scale AS varchar(10)) + ')'
+       ELSE ty.name END
+  + CASE WHEN c.collation_name IS NOT NULL
+          AND c.collation_name <> CAST(DATABASEPROPERTYEX(DB_NAME(), 'Collation') AS sysname)
+         THEN ' COLLATE ' + c.collation_name ELSE '' END,
+  c.is_nullable, ic.key_ordinal
+FROM sys.columns c
+JOIN sys.types ty ON ty.user_type_id = c.user_type_id
+LEFT JOIN sys.indexes i ON i.object_id = c.object_id AND i.is_primary_key = 1
+LEFT JOIN sys.index_columns ic ON ic.object_id = i.object_id AND ic.index_id = i.index_id AND ic.column_id = c.column_id
+WHERE c.object_id = OBJECT_ID(@p1)
+ORDER BY c.column_id`
+
+// Describe implements exactly.Dialect. A dotted name is schema.table.
+func (d *Dialect) Describe(ctx context.Context, q exactly.Querier, table string) (*exactly.Table, error) {
+	rows, err := q.QueryContext(ctx, describeSQL, d.Quote(table))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	t := &exactly.Table{Name: table}
+	keyPos := map[int64]string{}
+	for rows.Next() {
+		var c exactly.Column
+		var pos sql.NullInt64
+		if err := rows.Scan(&c.Name, &c.Type, &c.Nullable, &pos); err != nil {
+			return nil, err
+		}
+		t.Columns = append(t.Columns, c)
+		if pos.Valid && pos.Int64 > 0 {
+			keyPos[pos.Int64] = c.Name
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(t.Columns) == 0 {
+		return nil, nil
+	}
+	for i := int64(1); i <= int64(len(t.Columns)); i++ {
+		if n, ok := keyPos[i]; ok {
+			t.Key = append(t.Key, n)
+		}
+	}
+	return t, nil
+}
+
+// Savepoint implements exactly.Dialect. With XACT_ABORT ON every error
+// dooms the transaction, and a doomed transaction cannot roll back to a
+// savepoint; while Sink isolates a refused row the session runs with
+// XACT_ABORT OFF, where constraint, NULL, truncation and overflow errors
+// end only their statement. An error that still dooms the transaction
+// makes ROLLBACK TRANSACTION fail (3931), and Sink rolls everything back.
+// release restores XACT_ABORT ON.
+func (*Dialect) Savepoint(name string) (set, rollback, release string) {
+	return "SET XACT_ABORT OFF; SAVE TRANSACTION " + name, "ROLLBACK TRANSACTION " + name, "SET XACT_ABORT ON"
+}
+
+// Error numbers by what they mean for a retry.
+var (
+	// conflicts: the transaction lost a race; retry it at once.
+	conflicts = map[int32]bool{
+		1205:  true,                                        // chosen as deadlock victim
+		1222:  true,                                        // lock request time out
+		3960:  true,                                        // snapshot isolation update conflict
+		41302: true, 41305: true, 41325: true, 41301: true, // In-Memory OLTP conflicts
+	}
+	// transient: the server or the connection went away or is throttling
+	// (Azure SQL reconfiguration, failover, resource limits). The outcome
+	// of an in-flight COMMIT is unknown: Sink reads the ledger back.
+	transient = map[int32]bool{
+		40613: true,              // database not currently available
+		40501: true,              // service is busy
+		40197: true,              // service error processing the request (failover)
+		40540: true,              // service encountered an error
+		40143: true,              // connection could not be initialized
+		49918: true,              // not enough resources to process the request
+		49919: true,              // too many create or update operations
+		49920: true,              // too many operations in progress
+		4060:  true,              // cannot open database (during failover)
+		4221:  true,              // login to read-secondary failed (long wait on HADR_DATABASE_WAIT_FOR_TRANSITION_TO_VERSIONING)
+		10928: true,              // resource limit reached
+		10929: true,              // resource minimum guarantee not met
+		42108: true, 42109: true, // serverless database paused or resuming
+		233: true, 64: true, 10053: true, 10054: true, 10060: true, // transport-level errors
+		596:  true, // session in the kill state
+		6005: true, // SHUTDOWN in progress
+	}
+	// bad data: a row's value or a constraint; the row is at fault.
+	badData = map[int32]bool{
+		515:  true,             // cannot insert NULL
+		2627: true, 2601: true, // duplicate key
+		547:  true,             // constraint conflict (foreign key, check)
+		8114: true, 8115: true, // conversion, arithmetic overflow
+		220: true, 232: true, // arithmetic overflow for a type
+		8152: true, 2628: true, // string or binary data would be truncated
+		241: true, 242: true, 9806: true, // date/time conversion, out of range
+		245: true, 248: true, 257: true, 8169: true, // conversion failed
+		8134:  true, // divide by zero
+		13609: true, // JSON text is not properly formatted
+		4815:  true, // bulk copy: invalid column length (a value too long for its column)
+	}
+)
+
+// Classify implements exactly.Dialect.
+func (*Dialect) Classify(err error) exactly.ErrorKind {
+	var me mssql.Error
+	if errors.As(err, &me) {
+		// A batch may carry several errors; the most telling decides.
+		nums := []int32{me.Number}
+		for _, e := range me.All {
+			nums = append(nums, e.Number)
+		}
+		for _, n := range nums {
+			if transient[n] {
+				return exactly.ErrConnection
+			}
+		}
+		for _, n := range nums {
+			if conflicts[n] {
+				return exactly.ErrConflict
+			}
+		}
+		for _, n := range nums {
+			if badData[n] {
+				return exactly.ErrData
+			}
+		}
+		return exactly.ErrOther
+	}
+	var ne net.Error
+	switch {
+	case errors.Is(err, driver.ErrBadConn), errors.Is(err, sql.ErrConnDone), errors.Is(err, io.EOF),
+		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.ECONNREFUSED),
+		errors.Is(err, syscall.EPIPE), errors.As(err, &ne):
+		return exactly.ErrConnection
+	}
+	var se mssql.ServerError // a fatal server error: the session is gone
+	var st mssql.StreamError // the TDS stream is broken
+	if errors.As(err, &se) || errors.As(err, &st) {
+		return exactly.ErrConnection
+	}
+	return exactly.ErrOther
+}
