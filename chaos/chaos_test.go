@@ -71,7 +71,7 @@ func runChaos(t *testing.T, driver string, short time.Duration) {
 		nem.counts[faultCutBefore] = int(h.proxy.firedBefore.Load())
 	}
 
-	during, err := workload.CheckLedger(ctx, h.db, h.q, pipeline, nil)
+	during, err := workload.CheckLedger(ctx, h.db, h.d, pipeline, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func runChaos(t *testing.T, driver string, short time.Duration) {
 	// Catch up, then stop every member the way an operator would.
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
-		l, err := workload.CheckLedger(ctx, h.db, h.q, pipeline, ends)
+		l, err := workload.CheckLedger(ctx, h.db, h.d, pipeline, ends)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -82,7 +82,7 @@ func (h *harness) check(ctx context.Context, recs, aborted []*kgo.Record) (*find
 		}
 	}
 	ends := workload.DataEnds(recs)
-	l, err := workload.CheckLedger(ctx, h.db, h.q, pipeline, ends)
+	l, err := workload.CheckLedger(ctx, h.db, h.d, pipeline, ends)
 	if err != nil {
 		return nil, nil, nil, err
 	}

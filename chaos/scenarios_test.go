@@ -22,7 +22,7 @@ func (h *harness) waitLedger(t *testing.T, ends map[string]map[int32]int64, limi
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for {
-		l, err := workload.CheckLedger(context.Background(), h.db, h.q, pipeline, ends)
+		l, err := workload.CheckLedger(context.Background(), h.db, h.d, pipeline, ends)
 		if err != nil {
 			t.Fatal(err)
 		}
