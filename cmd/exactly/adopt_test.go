@@ -258,6 +258,13 @@ func TestAdoptSparkCheckpoint(t *testing.T) {
 
 	e.runPipeline(t, file)
 	e.applied(t, [2]int64{18, 12})
+	// The auditor agrees: a ledger that starts at adopted offsets is a
+	// clean chain, not a gap.
+	code, out = cli(t, "verify", "-c", file)
+	t.Log(out)
+	if code != 0 {
+		t.Errorf("verify after the takeover: exit %d\n%s", code, out)
+	}
 }
 
 // TestAdoptRefusesCheckpointsThatDoNotFit: offsets beyond the topic's end
