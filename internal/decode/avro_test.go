@@ -296,3 +296,17 @@ func TestAvroRegistryFailuresAndBadRecords(t *testing.T) {
 		}
 	}
 }
+
+func mustRat(s string) *big.Rat {
+	r, ok := new(big.Rat).SetString(s)
+	if !ok {
+		panic(s)
+	}
+	return r
+}
+
+func avroTime() time.Time { return time.Date(2024, 1, 2, 3, 4, 5, 6000, time.UTC) }
+func avroDay() time.Time  { return time.Date(2024, 1, 2, 0, 0, 0, 0, time.UTC) }
+func avroTOD() time.Duration {
+	return 13*time.Hour + 45*time.Minute + 30*time.Second + 123*time.Millisecond
+}
