@@ -381,9 +381,22 @@ func number(v any) (*big.Rat, bool) {
 		}
 		return new(big.Rat).SetFloat64(x), true
 	case Decimal:
-		return new(big.Rat).SetString(string(x))
+		return ratOf(string(x))
 	}
 	return nil, false
+}
+
+// ratOf parses decimal text exactly, refusing exponents beyond ±1000:
+// big.Rat would expand "1e999999999" digit by digit, and one such value in
+// a record must not stall the sink.
+func ratOf(s string) (*big.Rat, bool) {
+	if i := strings.IndexAny(s, "eE"); i >= 0 {
+		exp, err := strconv.Atoi(strings.TrimPrefix(s[i+1:], "+"))
+		if err != nil || exp < -1000 || exp > 1000 {
+			return nil, false
+		}
+	}
+	return new(big.Rat).SetString(s)
 }
 
 // keyColumns are the rule's key, or the table's primary key.

@@ -8,6 +8,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -27,6 +28,8 @@ import (
 //
 // Seed corpora are committed under testdata/fuzz/; run one with e.g.
 //   go test ./internal/decode -run '^$' -fuzz '^FuzzDebezium$' -fuzztime 3m -parallel 1
+
+var decimalText = regexp.MustCompile(`^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$`)
 
 var fuzzRecord = exactly.Record{Topic: "fz.public.items", Partition: 7, Offset: 1234}
 
@@ -68,7 +71,8 @@ func checkValue(t *testing.T, name string, v any) {
 	switch x := v.(type) {
 	case nil, bool, int64, float64, string, []byte, time.Time:
 	case exactly.Decimal:
-		if _, ok := new(big.Rat).SetString(string(x)); !ok {
+		// Syntax only: big.Rat would expand a huge exponent for minutes.
+		if !decimalText.MatchString(string(x)) {
 			t.Fatalf("%s: Decimal %q is not a number", name, x)
 		}
 	case exactly.JSON:
