@@ -14,6 +14,7 @@ import (
 
 	"github.com/exactly/exactly"
 	"github.com/exactly/exactly/internal/decode"
+	"github.com/exactly/exactly/internal/sink/mysql"
 	"github.com/exactly/exactly/internal/sink/postgres"
 	"github.com/exactly/exactly/internal/sink/sqlite"
 	"github.com/exactly/exactly/internal/testenv"
@@ -45,6 +46,8 @@ func ddlCases() []ddlCase {
 			"id INTEGER NOT NULL, price TEXT NOT NULL, born DATE, at TIMESTAMP, seen_at TIMESTAMPTZ, ok BOOLEAN, name TEXT, tags JSON", ""},
 		{"postgres", "postgres", func(t *testing.T) string { return testenv.PostgresSchema(t) }, &postgres.Dialect{},
 			"id integer NOT NULL, price numeric(10,2) NOT NULL, born date, at timestamp without time zone, seen_at timestamp with time zone, ok boolean, name text, tags jsonb", ""},
+		{"mariadb", "mysql", func(t *testing.T) string { return testenv.MySQLDatabase(t) }, &mysql.Dialect{},
+			"id int(11) NOT NULL, price decimal(10,2) NOT NULL, born date, at datetime(6), seen_at datetime(6), ok tinyint(1), name longtext, tags longtext", "CAST(%s AS CHAR)"},
 	}
 }
 
@@ -258,6 +261,7 @@ func TestEvolveAddsNullableColumnMidStream(t *testing.T) {
 			if got, want := describe(t, s, table), map[string]string{
 				"sqlite":   "id INTEGER NOT NULL, name TEXT, score TEXT key id",
 				"postgres": "id bigint NOT NULL, name text, score numeric key id",
+				"mariadb":  "id bigint(20) NOT NULL, name longtext, score decimal(65,30) key id",
 			}[c.name]; got != want {
 				t.Errorf("inferred table:\n got %s\nwant %s", got, want)
 			}
@@ -445,11 +449,16 @@ func TestExistingLedgerGainsNotesColumn(t *testing.T) {
 // and evolve the same table at the same moment; both batches commit, the
 // table has every column once, and every row is there.
 func TestConcurrentCreateAndEvolve(t *testing.T) {
-	c := ddlCases()[1] // PostgreSQL: the instances race on separate connections
+	for _, c := range ddlCases() {
+		t.Run(c.name, func(t *testing.T) { concurrentCreateAndEvolve(t, c) })
+	}
+}
+
+func concurrentCreateAndEvolve(t *testing.T, c ddlCase) {
 	dsn := c.dsn(t)
 	table := uniq("shared")
 	open := func() *exactly.Sink {
-		y := fmt.Sprintf("pipeline: %s\nsource: {brokers: [127.0.0.1:1]}\nsink: {driver: postgres, dsn: '%s'}\ntables:\n  - {topics: t.s, table: %s, key: [id], create: true, evolve: add_columns}\n", uniq("p"), dsn, table)
+		y := fmt.Sprintf("pipeline: %s\nsource: {brokers: [127.0.0.1:1]}\nsink: {driver: %s, dsn: '%s'}\ntables:\n  - {topics: t.s, table: %s, key: [id], create: true, evolve: add_columns}\n", uniq("p"), c.driver, dsn, table)
 		cfg, err := exactly.ParseConfig(strings.NewReader(y), "test.yaml")
 		if err != nil {
 			t.Fatal(err)
@@ -480,7 +489,11 @@ func TestConcurrentCreateAndEvolve(t *testing.T) {
 			}
 		}
 	}
-	if got, want := describe(t, a, table), "id bigint NOT NULL, name text, extra bigint key id"; got != want {
+	if got, want := describe(t, a, table), map[string]string{
+		"sqlite":   "id INTEGER NOT NULL, name TEXT, extra INTEGER key id",
+		"postgres": "id bigint NOT NULL, name text, extra bigint key id",
+		"mariadb":  "id bigint(20) NOT NULL, name longtext, extra bigint(20) key id",
+	}[c.name]; got != want {
 		t.Errorf("table: got %s, want %s", got, want)
 	}
 	var n int

@@ -20,16 +20,15 @@ import (
 // Sink is the database side of a pipeline. Commit is the one place where a
 // batch's rows, its ledger row and its offset advance are written together.
 type Sink struct {
-	cfg     *Config
-	d       Dialect
-	db      *sql.DB
-	log     *slog.Logger
-	writer  string
-	decode  func(*TableRule) (Decoder, error)
-	mu      sync.Mutex
-	tables  map[string]*Table
-	decs    map[*TableRule]Decoder
-	batchNo atomic.Uint64
+	cfg    *Config
+	d      Dialect
+	db     *sql.DB
+	log    *slog.Logger
+	writer string
+	decode func(*TableRule) (Decoder, error)
+	mu     sync.Mutex
+	tables map[string]*Table
+	decs   map[*TableRule]Decoder
 	// nullBytes is the NULL written to a binary column (see NullBytes).
 	nullBytes any
 }
@@ -778,6 +777,10 @@ var idPrefix = func() string {
 }()
 
 // newBatchID returns an id that sorts by time and is unique across writers.
+// The counter is the process's, not the Sink's: two sinks in one process
+// (tests, tools) used to mint the same id in the same millisecond.
 func (s *Sink) newBatchID() string {
-	return fmt.Sprintf("%013x-%s-%06d", time.Now().UnixMilli(), idPrefix, s.batchNo.Add(1)%1000000)
+	return fmt.Sprintf("%013x-%s-%06d", time.Now().UnixMilli(), idPrefix, batchNo.Add(1)%1000000)
 }
+
+var batchNo atomic.Uint64
