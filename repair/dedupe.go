@@ -192,26 +192,10 @@ func (u *deduper) plan(ctx context.Context, q exactly.Querier) (*Plan, error) {
 		return nil, fmt.Errorf("sampling duplicates in %s: %w", u.spec.Table, err)
 	}
 	defer rows.Close()
-	for rows.Next() && len(p.Samples) < 5 {
-		vals := make([]any, len(u.spec.Key)+1)
-		ptrs := make([]any, len(vals))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			return nil, fmt.Errorf("sampling duplicates in %s: %w", u.spec.Table, err)
-		}
-		s := Sample{}
-		for _, v := range vals[:len(vals)-1] {
-			if b, ok := v.([]byte); ok {
-				v = string(b)
-			}
-			s.Key = append(s.Key, fmt.Sprint(v))
-		}
-		fmt.Sscan(fmt.Sprint(vals[len(vals)-1]), &s.Copies)
-		p.Samples = append(p.Samples, s)
+	if p.Samples, err = scanSamples(rows, len(u.spec.Key)); err != nil {
+		return nil, err
 	}
-	return p, rows.Err()
+	return p, nil
 }
 
 // ApplyDedupe moves every surplus copy of a duplicated key into the backup
@@ -219,48 +203,44 @@ func (u *deduper) plan(ctx context.Context, q exactly.Querier) (*Plan, error) {
 // it each key is held by exactly one row, and the backup holds exactly the
 // rows removed. Rows with a NULL key column are left alone.
 //
-// Portable without row identities (ctid, rowid): the rows to keep are
-// staged in <table>_exactly_kept, every row of a duplicated key is
-// deleted, and the kept rows are inserted back; fully identical copies are
-// handled like any others. The transaction checks that it deleted exactly
-// the rows it backed up and kept, and rolls back with ErrChanged if a
-// concurrent writer changed those keys meanwhile. The backup and scratch
-// tables are created before the transaction (DDL commits implicitly in
-// MySQL); the scratch table is empty after the commit and dropped.
+// Portable without row identities (ctid, rowid), and safe for fully
+// identical copies: every row of a duplicated key is copied once, ranked,
+// into <table>_exactly_kept (the rank computed a single time, so ties in
+// --order-by can never make two statements disagree about which copy is
+// kept); the surplus copies go to the backup from there; all rows of those
+// keys are deleted from the table and the rank-1 copies inserted back. The
+// transaction (REPEATABLE READ where the database has it) checks that it
+// deleted exactly the rows it copied, and rolls back with ErrChanged if a
+// concurrent writer changed those keys. Stop whatever writes the table
+// first. The backup and scratch tables are created before the transaction
+// (DDL commits implicitly in MySQL); the scratch table is empty after the
+// commit and dropped.
 func ApplyDedupe(ctx context.Context, db *sql.DB, d exactly.Dialect, spec Dedupe) (*Result, error) {
 	u, err := newDeduper(ctx, db, d, spec)
 	if err != nil {
 		return nil, err
 	}
-	for _, name := range []string{u.backup, u.scratch} {
-		if _, err := db.ExecContext(ctx, d.CreateTableLike(name, spec.Table)); err != nil {
-			return nil, fmt.Errorf("creating table %s: %w", name, err)
-		}
-		t, err := d.Describe(ctx, db, name)
-		if err != nil || t == nil {
-			return nil, fmt.Errorf("describing table %s: %v", name, err)
-		}
-		for _, c := range u.table.Columns {
-			if t.Column(c.Name) == nil {
-				return nil, fmt.Errorf("table %s (from an earlier dedupe) lacks column %q of %s: add the column to it, or rename it so a fresh one is made", name, c.Name, spec.Table)
-			}
-		}
+	if err := u.prepareTables(ctx, db); err != nil {
+		return nil, err
 	}
 	defer db.ExecContext(context.WithoutCancel(ctx), "DROP TABLE "+d.Quote(u.scratch)) //nolint:errcheck // best effort, it is empty
 
-	tx, err := db.BeginTx(ctx, nil)
+	tx, err := db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead})
 	if err != nil {
 		return nil, fmt.Errorf("beginning dedupe transaction: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after Commit
-	plan, err := u.plan(ctx, tx)
-	if err != nil {
-		return nil, err
+	res := &Result{Plan: Plan{Table: spec.Table, Backup: u.backup, Key: spec.Key, OrderBy: spec.OrderBy, Keep: u.spec.Keep,
+		Samples: []Sample{}, UniqueKey: u.uniqueKey()}}
+	if spec.OrderBy == "" {
+		res.Keep = "any"
 	}
-	res := &Result{Plan: *plan}
-	if plan.Surplus == 0 {
-		return res, nil
+	var nulls sql.NullInt64
+	if err := tx.QueryRowContext(ctx, fmt.Sprintf("SELECT COUNT(*), SUM(CASE WHEN %s THEN 0 ELSE 1 END) FROM %s",
+		u.notNull, d.Quote(spec.Table))).Scan(&res.Rows, &nulls); err != nil {
+		return nil, fmt.Errorf("counting rows of %s: %w", spec.Table, err)
 	}
+	res.NullKeys = nulls.Int64
 	exec := func(what, q string) (int64, error) {
 		r, err := tx.ExecContext(ctx, q)
 		if err != nil {
@@ -273,15 +253,23 @@ func ApplyDedupe(ctx context.Context, db *sql.DB, d exactly.Dialect, spec Dedupe
 		return n, nil
 	}
 	tq, sq, bq := d.Quote(spec.Table), d.Quote(u.scratch), d.Quote(u.backup)
-	if res.Removed, err = exec("copying surplus rows to "+u.backup, fmt.Sprintf(
-		"INSERT INTO %s (%s) SELECT %s FROM (%s) x WHERE x.exactly_rn > 1", bq, u.cols, u.cols, u.ranked)); err != nil {
-		return nil, err
-	}
+	rn := d.Quote(rankColumn)
 	if _, err = exec("emptying "+u.scratch, "DELETE FROM "+sq); err != nil {
 		return nil, err
 	}
-	if res.Kept, err = exec("staging kept rows in "+u.scratch, fmt.Sprintf(
-		"INSERT INTO %s (%s) SELECT %s FROM (%s) x WHERE x.exactly_rn = 1 AND x.exactly_n > 1", sq, u.cols, u.cols, u.ranked)); err != nil {
+	copied, err := exec("copying duplicated keys to "+u.scratch, fmt.Sprintf(
+		"INSERT INTO %s (%s, %s) SELECT %s, x.exactly_rn FROM (%s) x WHERE x.exactly_n > 1", sq, u.cols, rn, u.cols, u.ranked))
+	if err != nil {
+		return nil, err
+	}
+	if copied == 0 {
+		return res, tx.Commit()
+	}
+	if res.Samples, err = u.samples(ctx, tx); err != nil {
+		return nil, err
+	}
+	if res.Removed, err = exec("copying surplus rows to "+u.backup, fmt.Sprintf(
+		"INSERT INTO %s (%s) SELECT %s FROM %s WHERE %s > 1", bq, u.cols, u.cols, sq, rn)); err != nil {
 		return nil, err
 	}
 	eq := make([]string, len(spec.Key))
@@ -293,17 +281,18 @@ func ApplyDedupe(ctx context.Context, db *sql.DB, d exactly.Dialect, spec Dedupe
 	if err != nil {
 		return nil, err
 	}
-	if deleted != res.Removed+res.Kept || res.Removed != plan.Surplus || res.Kept != plan.Keys {
-		return nil, fmt.Errorf("dedupe of %s: planned %d surplus rows of %d keys, backed up %d, kept %d, deleted %d: %w; rolled back, nothing changed",
-			spec.Table, plan.Surplus, plan.Keys, res.Removed, res.Kept, deleted, ErrChanged)
+	if deleted != copied {
+		return nil, fmt.Errorf("dedupe of %s: copied %d rows of duplicated keys but the delete matched %d: %w; rolled back, nothing changed",
+			spec.Table, copied, deleted, ErrChanged)
 	}
-	back, err := exec("restoring kept rows into "+spec.Table, fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s", tq, u.cols, u.cols, sq))
-	if err != nil {
+	if res.Kept, err = exec("restoring kept rows into "+spec.Table, fmt.Sprintf(
+		"INSERT INTO %s (%s) SELECT %s FROM %s WHERE %s = 1", tq, u.cols, u.cols, sq, rn)); err != nil {
 		return nil, err
 	}
-	if back != res.Kept {
-		return nil, fmt.Errorf("dedupe of %s: restored %d kept rows, staged %d: %w; rolled back", spec.Table, back, res.Kept, ErrChanged)
+	if res.Kept+res.Removed != copied {
+		return nil, fmt.Errorf("dedupe of %s: kept %d and backed up %d of %d copied rows: %w; rolled back", spec.Table, res.Kept, res.Removed, copied, ErrChanged)
 	}
+	res.Keys, res.Surplus = res.Kept, res.Removed
 	if _, err = exec("emptying "+u.scratch, "DELETE FROM "+sq); err != nil {
 		return nil, err
 	}
@@ -311,6 +300,81 @@ func ApplyDedupe(ctx context.Context, db *sql.DB, d exactly.Dialect, spec Dedupe
 		return nil, fmt.Errorf("committing dedupe of %s: %w", spec.Table, err)
 	}
 	return res, nil
+}
+
+// rankColumn is the scratch table's extra column: a copy's rank in its key.
+const rankColumn = "exactly_rn"
+
+// prepareTables creates the backup table and the scratch table (with the
+// rank column and an index on the key), outside any transaction.
+func (u *deduper) prepareTables(ctx context.Context, db *sql.DB) error {
+	d := u.d
+	for _, name := range []string{u.backup, u.scratch} {
+		if _, err := db.ExecContext(ctx, d.CreateTableLike(name, u.spec.Table)); err != nil {
+			return fmt.Errorf("creating table %s: %w", name, err)
+		}
+		t, err := d.Describe(ctx, db, name)
+		if err != nil || t == nil {
+			return fmt.Errorf("describing table %s: %v", name, err)
+		}
+		for _, c := range u.table.Columns {
+			if t.Column(c.Name) == nil {
+				return fmt.Errorf("table %s (from an earlier dedupe) lacks column %q of %s: add the column to it, or rename it so a fresh one is made", name, c.Name, u.spec.Table)
+			}
+		}
+		if name == u.scratch && t.Column(rankColumn) == nil {
+			stmt := d.AddColumn(name, exactly.ColumnDef{Name: rankColumn, Type: exactly.Type{Kind: exactly.KindInt64}, Nullable: true})
+			if _, err := db.ExecContext(ctx, stmt); err != nil {
+				return fmt.Errorf("adding %s to %s: %w", rankColumn, name, err)
+			}
+		}
+	}
+	// The delete finds the table's rows by the scratch table's key: without
+	// an index that is a scan of the scratch table per row (SQLite, MySQL).
+	idx := u.scratch
+	if i := strings.LastIndexByte(idx, '.'); i >= 0 {
+		idx = idx[i+1:]
+	}
+	if _, err := db.ExecContext(ctx, fmt.Sprintf("CREATE INDEX %s ON %s (%s)", d.Quote(idx+"_key"), d.Quote(u.scratch), u.keys)); err != nil {
+		// Left by an interrupted run, index included: only slower if not.
+		_ = err
+	}
+	return nil
+}
+
+// samples reads the most duplicated keys from the scratch table.
+func (u *deduper) samples(ctx context.Context, q exactly.Querier) ([]Sample, error) {
+	rows, err := q.QueryContext(ctx, fmt.Sprintf("SELECT %s, COUNT(*) FROM %s GROUP BY %s ORDER BY COUNT(*) DESC, %s",
+		u.keys, u.d.Quote(u.scratch), u.keys, u.keys))
+	if err != nil {
+		return nil, fmt.Errorf("sampling duplicates in %s: %w", u.spec.Table, err)
+	}
+	defer rows.Close()
+	return scanSamples(rows, len(u.spec.Key))
+}
+
+func scanSamples(rows *sql.Rows, keys int) ([]Sample, error) {
+	out := []Sample{}
+	for rows.Next() && len(out) < 5 {
+		vals := make([]any, keys+1)
+		ptrs := make([]any, len(vals))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, fmt.Errorf("sampling duplicates: %w", err)
+		}
+		s := Sample{}
+		for _, v := range vals[:keys] {
+			if b, ok := v.([]byte); ok {
+				v = string(b)
+			}
+			s.Key = append(s.Key, fmt.Sprint(v))
+		}
+		fmt.Sscan(fmt.Sprint(vals[keys]), &s.Copies)
+		out = append(out, s)
+	}
+	return out, rows.Err()
 }
 
 // AddUniqueKey creates the unique index on the key columns that keeps

@@ -16,7 +16,7 @@ import (
 	"github.com/exactly/exactly/repair"
 )
 
-func open(t *testing.T, driver string) (*sql.DB, exactly.Dialect) {
+func open(t testing.TB, driver string) (*sql.DB, exactly.Dialect) {
 	t.Helper()
 	var d exactly.Dialect
 	var dsn string
@@ -37,7 +37,7 @@ func open(t *testing.T, driver string) (*sql.DB, exactly.Dialect) {
 // seed makes a table the way an at-least-once tool leaves it: no key,
 // ids 1..20 once, ids 21..25 three times with different seq and payload,
 // id 26 four times fully identical, and two rows with a NULL id.
-// 41 rows, 6 duplicated keys, 13 surplus rows.
+// id 27 twice with equal seq. 43 rows, 7 duplicated keys, 14 surplus rows.
 func seed(t *testing.T, db *sql.DB) {
 	t.Helper()
 	stmts := []string{"CREATE TABLE events (id bigint, seq bigint, payload text)"}
@@ -52,6 +52,11 @@ func seed(t *testing.T, db *sql.DB) {
 	for i := 0; i < 4; i++ {
 		stmts = append(stmts, "INSERT INTO events VALUES (26, 7, 'same')")
 	}
+	// id 27: a tie in the order column with different payloads: whichever
+	// copy is kept, the other must be in the backup (regression: two
+	// separately evaluated rankings could keep one copy and back up the
+	// same copy, deleting the other unsaved).
+	stmts = append(stmts, "INSERT INTO events VALUES (27, 5, 'tie-a')", "INSERT INTO events VALUES (27, 5, 'tie-b')")
 	stmts = append(stmts, "INSERT INTO events VALUES (NULL, 1, 'n1')", "INSERT INTO events VALUES (NULL, 1, 'n1')")
 	for _, s := range stmts {
 		if _, err := db.Exec(s); err != nil {
@@ -106,8 +111,8 @@ func TestDedupe(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if p.Rows != 41 || p.Keys != 6 || p.Surplus != 13 || p.NullKeys != 2 {
-					t.Errorf("plan: rows %d keys %d surplus %d null keys %d, want 41 6 13 2", p.Rows, p.Keys, p.Surplus, p.NullKeys)
+				if p.Rows != 43 || p.Keys != 7 || p.Surplus != 14 || p.NullKeys != 2 {
+					t.Errorf("plan: rows %d keys %d surplus %d null keys %d, want 43 7 14 2", p.Rows, p.Keys, p.Surplus, p.NullKeys)
 				}
 				if len(p.Samples) != 5 || p.Samples[0].Key[0] != "26" || p.Samples[0].Copies != 4 {
 					t.Errorf("samples: %+v, want 5 with id 26 (4 copies) first", p.Samples)
@@ -123,13 +128,13 @@ func TestDedupe(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if res.Removed != 13 || res.Kept != 6 {
-					t.Errorf("removed %d kept %d, want 13 and 6", res.Removed, res.Kept)
+				if res.Removed != 14 || res.Kept != 7 || len(res.Samples) != 5 {
+					t.Errorf("removed %d kept %d samples %v, want 14, 7 and 5 samples", res.Removed, res.Kept, res.Samples)
 				}
 				after := rowsOf(t, db, "events")
 				backup := rowsOf(t, db, "events_exactly_removed")
-				if len(after) != 28 || len(backup) != 13 {
-					t.Errorf("%d rows left and %d in the backup, want 28 and 13", len(after), len(backup))
+				if len(after) != 29 || len(backup) != 14 {
+					t.Errorf("%d rows left and %d in the backup, want 29 and 14", len(after), len(backup))
 				}
 				// The backup holds exactly the removed rows: after + backup = before.
 				union := append(append([]string{}, after...), backup...)
@@ -169,7 +174,7 @@ func TestDedupe(t *testing.T) {
 				if res, err = repair.ApplyDedupe(ctx, db, d, spec); err != nil || res.Removed != 0 {
 					t.Errorf("rerun apply: %+v %v", res, err)
 				}
-				if got := rowsOf(t, db, "events_exactly_removed"); len(got) != 13 {
+				if got := rowsOf(t, db, "events_exactly_removed"); len(got) != 14 {
 					t.Errorf("rerun changed the backup: %d rows", len(got))
 				}
 
@@ -199,8 +204,8 @@ func TestDedupeRefusesUnknownNames(t *testing.T) {
 			t.Errorf("%+v: got %v, want ErrSpec", spec, err)
 		}
 	}
-	if got := rowsOf(t, db, "events"); len(got) != 41 {
-		t.Errorf("%d rows after refused dedupes, want 41", len(got))
+	if got := rowsOf(t, db, "events"); len(got) != 43 {
+		t.Errorf("%d rows after refused dedupes, want 43", len(got))
 	}
 }
 
@@ -217,9 +222,9 @@ func TestDedupeCompositeKeyNoOrder(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// Only id 26 repeats (id, seq): 3 surplus identical copies.
-			if res.Removed != 3 || res.Kept != 1 {
-				t.Errorf("removed %d kept %d, want 3 and 1", res.Removed, res.Kept)
+			// (26, 7) four identical copies, (27, 5) two: 4 surplus.
+			if res.Removed != 4 || res.Kept != 2 {
+				t.Errorf("removed %d kept %d, want 4 and 2", res.Removed, res.Kept)
 			}
 			union := append(rowsOf(t, db, "events"), rowsOf(t, db, "events_exactly_removed")...)
 			sort.Strings(union)
