@@ -308,7 +308,7 @@ func (a *adoption) finish(ctx context.Context, apply bool) error {
 		fmt.Fprintf(a.out, "\ndry run: nothing written. Re-run with --apply to seed %d offsets row(s), then start exactly run.\n", len(seed))
 		return nil
 	}
-	w, err := exactly.NewSink(ctx, a.cfg, d, decode.New, a.log) // creates the ledger tables
+	w, err := exactly.NewSink(ctx, a.cfg, d, decode.For(a.cfg), a.log) // creates the ledger tables
 	if err != nil {
 		return err
 	}

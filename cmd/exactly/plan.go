@@ -197,10 +197,10 @@ func openLookingSink(ctx context.Context, g *globals, cfg *exactly.Config, d exa
 			fmt.Fprintf(g.stdout, "(the SQLite file %s does not exist yet: looking at an empty database)\n", path)
 			c := *cfg
 			c.Sink.DSN = "file:exactly-look-" + fmt.Sprint(time.Now().UnixNano()) + "?mode=memory&cache=shared"
-			return exactly.OpenSink(ctx, &c, d, decode.New, log)
+			return exactly.OpenSink(ctx, &c, d, decode.For(&c), log)
 		}
 	}
-	return exactly.OpenSink(ctx, cfg, d, decode.New, log)
+	return exactly.OpenSink(ctx, cfg, d, decode.For(cfg), log)
 }
 
 func contains(tps []exactly.TP, tp exactly.TP) bool {

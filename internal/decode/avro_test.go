@@ -310,3 +310,23 @@ func avroDay() time.Time  { return time.Date(2024, 1, 2, 0, 0, 0, 0, time.UTC) }
 func avroTOD() time.Duration {
 	return 13*time.Hour + 45*time.Minute + 30*time.Second + 123*time.Millisecond
 }
+
+func TestForBuildsAvroDecodersOnOneRegistry(t *testing.T) {
+	cfg := &exactly.Config{}
+	if _, err := For(cfg)(&exactly.TableRule{Format: "avro"}); err == nil || !strings.Contains(err.Error(), "source.schema_registry.url") {
+		t.Errorf("avro without a registry: got %v", err)
+	}
+	cfg.Source.SchemaRegistry.URL = "http://127.0.0.1:1"
+	f := For(cfg)
+	a, err := f(&exactly.TableRule{Format: "avro", Mode: "cdc"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := f(&exactly.TableRule{Format: "avro"})
+	if a.(*Avro).reg != b.(*Avro).reg {
+		t.Error("two avro rules got two registries: schemas would be fetched twice")
+	}
+	if d, err := f(&exactly.TableRule{Format: "debezium"}); err != nil || d == nil {
+		t.Errorf("debezium through For: %v", err)
+	}
+}
