@@ -90,7 +90,7 @@ exactly.Sink, the code 'exactly run' runs), and prints, measured in the same run
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&sink, "sink", "", "sink DSN (postgres://… or a SQLite file path); default: a SQLite file in a temporary directory")
+	f.StringVar(&sink, "sink", "", "sink DSN (postgres://…, mysql://… or a SQLite file path); default: a SQLite file in a temporary directory")
 	f.StringVar(&brokers, "brokers", "", "Kafka brokers host:port,…; default: an in-process broker")
 	f.IntVar(&o.Topics, "topics", 8, "topics, one table each")
 	f.IntVar(&o.Partitions, "partitions", 8, "partitions per topic")

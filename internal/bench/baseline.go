@@ -19,6 +19,8 @@ func baseline(ctx context.Context, o Options, db *sql.DB, tables []string) (stri
 		return pgBaseline(ctx, o, db, tables)
 	case "sqlite":
 		return sqliteBaseline(ctx, o, db, tables)
+	case "mysql":
+		return mysqlBaseline(ctx, o, db, tables)
 	}
 	return "", 0, fmt.Errorf("no baseline for the %s sink yet", o.Dialect.Name())
 }
