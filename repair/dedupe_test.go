@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/exactly/exactly"
+	"github.com/exactly/exactly/internal/sink/mysql"
 	"github.com/exactly/exactly/internal/sink/postgres"
 	"github.com/exactly/exactly/internal/sink/sqlite"
 	"github.com/exactly/exactly/internal/testenv"
@@ -25,6 +26,8 @@ func open(t testing.TB, driver string) (*sql.DB, exactly.Dialect) {
 		d, dsn = &sqlite.Dialect{}, filepath.Join(t.TempDir(), "sink.db")
 	case "postgres":
 		d, dsn = &postgres.Dialect{}, testenv.PostgresSchema(t)
+	case "mysql":
+		d, dsn = &mysql.Dialect{}, testenv.MySQLDatabase(t)
 	}
 	db, err := d.Open(context.Background(), exactly.SinkConfig{Driver: driver, DSN: dsn})
 	if err != nil {
@@ -96,7 +99,7 @@ func tableExists(t *testing.T, db *sql.DB, d exactly.Dialect, name string) bool 
 }
 
 func TestDedupe(t *testing.T) {
-	for _, driver := range []string{"sqlite", "postgres"} {
+	for _, driver := range []string{"sqlite", "postgres", "mysql"} {
 		for _, keep := range []string{"newest", "oldest"} {
 			t.Run(driver+"/"+keep, func(t *testing.T) {
 				t.Parallel()
@@ -212,7 +215,7 @@ func TestDedupeRefusesUnknownNames(t *testing.T) {
 // TestDedupeCompositeKeyNoOrder: a two-column key and no --order-by (an
 // arbitrary copy is kept): still one row per key and a complete backup.
 func TestDedupeCompositeKeyNoOrder(t *testing.T) {
-	for _, driver := range []string{"sqlite", "postgres"} {
+	for _, driver := range []string{"sqlite", "postgres", "mysql"} {
 		t.Run(driver, func(t *testing.T) {
 			t.Parallel()
 			db, d := open(t, driver)

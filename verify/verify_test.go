@@ -17,6 +17,7 @@ import (
 	"github.com/exactly/exactly"
 	"github.com/exactly/exactly/internal/decode"
 	"github.com/exactly/exactly/internal/kafka"
+	"github.com/exactly/exactly/internal/sink/mysql"
 	"github.com/exactly/exactly/internal/sink/postgres"
 	"github.com/exactly/exactly/internal/sink/sqlite"
 	"github.com/exactly/exactly/internal/testenv"
@@ -55,6 +56,8 @@ func newEnv(t testing.TB, driver string, n, size int) *env {
 		dsn, e.d = filepath.Join(t.TempDir(), "sink.db"), &sqlite.Dialect{}
 	case "postgres":
 		dsn, e.d = testenv.PostgresSchema(t), &postgres.Dialect{}
+	case "mysql":
+		dsn, e.d = testenv.MySQLDatabase(t), &mysql.Dialect{}
 	}
 	y := fmt.Sprintf(`pipeline: audit
 source: {brokers: [%s]}
@@ -131,8 +134,11 @@ func (e *env) commit(from, to int64, size int) {
 	}
 }
 
+// exec runs a tampering statement written with "partition" quoted the
+// standard way, requoted for the dialect.
 func (e *env) exec(q string, args ...any) {
 	e.t.Helper()
+	q = strings.ReplaceAll(q, `"partition"`, e.d.Quote("partition"))
 	if _, err := e.db.Exec(exactly.Rebind(e.d, q), args...); err != nil {
 		e.t.Fatalf("%s: %v", q, err)
 	}
@@ -164,7 +170,7 @@ func want(t *testing.T, rep *verify.Report, want ...verify.Finding) {
 	}
 }
 
-var drivers = []string{"sqlite", "postgres"}
+var drivers = []string{"sqlite", "postgres", "mysql"}
 
 func TestVerifyCleanLedger(t *testing.T) {
 	for _, driver := range drivers {
@@ -198,7 +204,7 @@ func TestVerifyFindsTampering(t *testing.T) {
 		{"duplicated row is an overlap", func(e *env) {
 			e.exec(`INSERT INTO exactly_batches (batch_id, pipeline, topic, "partition", from_offset, to_offset, min_offset, max_offset,
 				records, upserted, deleted, skipped, dead_lettered, hash, status, error, writer, started_at, committed_at)
-				SELECT batch_id || '-copy', pipeline, topic, "partition", from_offset, to_offset, min_offset, max_offset,
+				SELECT CONCAT(batch_id, '-copy'), pipeline, topic, "partition", from_offset, to_offset, min_offset, max_offset,
 				records, upserted, deleted, skipped, dead_lettered, hash, status, error, writer, started_at, committed_at
 				FROM exactly_batches WHERE batch_id = ?`, e.batches[1].BatchID)
 		}, []verify.Finding{{Kind: verify.Overlap, From: 10, To: 20}}, 0},
@@ -306,7 +312,7 @@ func TestVerifyPagedLedger(t *testing.T) {
 	e.exec("UPDATE exactly_batches SET hash = 'x' WHERE batch_id = ?", e.batches[5].BatchID) // hash 50..60
 	e.exec(`INSERT INTO exactly_batches (batch_id, pipeline, topic, "partition", from_offset, to_offset, min_offset, max_offset,
 		records, upserted, deleted, skipped, dead_lettered, hash, status, error, writer, started_at, committed_at)
-		SELECT batch_id || '-copy', pipeline, topic, "partition", from_offset, to_offset, min_offset, max_offset,
+		SELECT CONCAT(batch_id, '-copy'), pipeline, topic, "partition", from_offset, to_offset, min_offset, max_offset,
 		records, upserted, deleted, skipped, dead_lettered, hash, status, error, writer, started_at, committed_at
 		FROM exactly_batches WHERE batch_id = ?`, e.batches[6].BatchID) // overlap 60..70
 	failed := func(id string, from, to int64) {

@@ -49,8 +49,11 @@ func newAuditFixture(t *testing.T, driver string, n, size int) *auditFixture {
 	f := &auditFixture{driver: driver, cluster: cluster}
 	dir := t.TempDir()
 	dsn := filepath.Join(dir, "sink.db")
-	if driver == "postgres" {
+	switch driver {
+	case "postgres":
 		dsn = testenv.PostgresSchema(t)
+	case "mysql":
+		dsn = testenv.MySQLDatabase(t)
 	}
 	y := fmt.Sprintf(`pipeline: audit
 source: {brokers: [%s]}
@@ -145,7 +148,7 @@ func runCLI(args ...string) (code int, stdout, stderr string) {
 }
 
 func TestStatusAndVerifyCommands(t *testing.T) {
-	for _, driver := range []string{"sqlite", "postgres"} {
+	for _, driver := range []string{"sqlite", "postgres", "mysql"} {
 		t.Run(driver, func(t *testing.T) {
 			t.Parallel()
 			f := newAuditFixture(t, driver, 30, 10)

@@ -43,7 +43,7 @@ func (f *auditFixture) count(t *testing.T, q string, args ...any) int {
 // table is unchanged, next_offset did not move, the ledger records the
 // replay, and verify still finds nothing; replay also repairs a damaged row.
 func TestReplayLeavesTableIdentical(t *testing.T) {
-	for _, driver := range []string{"sqlite", "postgres"} {
+	for _, driver := range []string{"sqlite", "postgres", "mysql"} {
 		t.Run(driver, func(t *testing.T) {
 			t.Parallel()
 			f := newAuditFixture(t, driver, 30, 10)
