@@ -202,3 +202,75 @@ tables:
 		t.Errorf("after the retry:\n got %s\nwant %s", got, want)
 	}
 }
+
+// TestBadValuesAreDeadLetteredNotTruncated pins the session's strict mode:
+// a value too long for its column, or out of range, is refused by MariaDB
+// and dead-lettered, where a non-strict session would have stored a
+// truncated or clipped row with only a warning.
+func TestBadValuesAreDeadLetteredNotTruncated(t *testing.T) {
+	dsn := testenv.MySQLDatabase(t)
+	cfg, err := exactly.ParseConfig(strings.NewReader(fmt.Sprintf(`pipeline: strict
+source: {brokers: ['127.0.0.1:1']}
+sink: {driver: mysql, dsn: '%s'}
+tables:
+  - {topics: t.s, table: s_items, key: [id]}
+`, dsn)), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	s, err := exactly.NewSink(ctx, cfg, &mysql.Dialect{}, decode.New, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var mode string
+	if err := s.DB().QueryRow("SELECT @@SESSION.sql_mode").Scan(&mode); err != nil || !strings.Contains(mode, "STRICT_ALL_TABLES") {
+		t.Fatalf("session sql_mode %q (%v): want STRICT_ALL_TABLES", mode, err)
+	}
+	if _, err := s.DB().Exec("CREATE TABLE s_items (id BIGINT PRIMARY KEY, code VARCHAR(5) NOT NULL, n TINYINT)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SeedOffset(ctx, exactly.TP{Topic: "t.s"}, 0); err != nil {
+		t.Fatal(err)
+	}
+	recs := []*exactly.Record{
+		{Topic: "t.s", Offset: 0, Key: []byte(`{"id":1}`), Value: []byte(`{"id":1,"code":"ok","n":1}`)},
+		{Topic: "t.s", Offset: 1, Key: []byte(`{"id":2}`), Value: []byte(`{"id":2,"code":"much too long","n":1}`)},
+		{Topic: "t.s", Offset: 2, Key: []byte(`{"id":3}`), Value: []byte(`{"id":3,"code":"ok","n":1000}`)},
+		{Topic: "t.s", Offset: 3, Key: []byte(`{"id":4}`), Value: []byte(`{"id":4,"code":"fine","n":-5}`)},
+	}
+	out := s.Commit(ctx, []*exactly.PartitionBatch{{Topic: "t.s", From: 0, Records: recs}})
+	if !out[0].Committed {
+		t.Fatalf("not committed: %v", out[0].Err)
+	}
+	var got []string
+	rows, err := s.DB().Query("SELECT id, code, n FROM s_items ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id, n int64
+		var code string
+		rows.Scan(&id, &code, &n)
+		got = append(got, fmt.Sprintf("%d:%s:%d", id, code, n))
+	}
+	rows.Close()
+	if fmt.Sprint(got) != "[1:ok:1 4:fine:-5]" {
+		t.Errorf("rows: got %v, want [1:ok:1 4:fine:-5] (ids 2 and 3 refused)", got)
+	}
+	var dead []int64
+	drows, err := s.DB().Query("SELECT `offset` FROM exactly_dead_letters WHERE pipeline = 'strict' ORDER BY `offset`")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for drows.Next() {
+		var o int64
+		drows.Scan(&o)
+		dead = append(dead, o)
+	}
+	drows.Close()
+	if fmt.Sprint(dead) != "[1 2]" {
+		t.Errorf("dead letters at offsets %v, want [1 2]", dead)
+	}
+}

@@ -62,6 +62,7 @@ func Run(t *testing.T, tg Target) {
 	t.Run("Keys", func(t *testing.T) { testKeys(t, tg) })
 	t.Run("QuotedIdentifiers", func(t *testing.T) { testQuotedIdentifiers(t, tg) })
 	t.Run("ApplyTwice", func(t *testing.T) { testApplyTwice(t, tg) })
+	t.Run("RefusedRow", func(t *testing.T) { testRefusedRow(t, tg) })
 	t.Run("LargeBatch", func(t *testing.T) { testLargeBatch(t, tg) })
 }
 

@@ -538,3 +538,34 @@ func testLargeBatch(t *testing.T, tg Target) {
 		t.Errorf("rows 2942 (deleted) and 2943 (kept): got %d, want 1", c)
 	}
 }
+
+// testRefusedRow: a row the database refuses (NULL into a NOT NULL column)
+// is isolated under the dialect's savepoints and dead-lettered in the same
+// transaction; the rest of the batch applies.
+func testRefusedRow(t *testing.T, tg Target) {
+	e := newEnv(t, tg)
+	table := uniq("refused")
+	cols := []col{{"id", tg.Types.BigInt, kInt, true}, {"name", tg.Types.Text, kText, true}}
+	key := []string{"id"}
+	e.table(table, cols, key)
+	e.rule("t.items", table, "    key: [id]\n")
+	s := e.sink()
+	if _, err := s.SeedOffset(context.Background(), tpOf("t.items", 0), 0); err != nil {
+		t.Fatal(err)
+	}
+	row := func(id int64, name any) map[string]any { return map[string]any{"id": id, "name": name} }
+	o := e.mustCommit(s, "t.items", 0, 0, e.up(0, row(1, "a")), e.up(1, row(2, nil)), e.up(2, row(3, "c")))
+	if got, want := e.rows(table, cols, key), expect(cols, key, row(1, "a"), row(3, "c")); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("table:\n got %v\nwant %v", got, want)
+	}
+	if len(o.Batch.DeadLetters) != 1 || o.Batch.DeadLetters[0].Record.Offset != 1 {
+		t.Fatalf("dead letters: got %d, want the record at offset 1", len(o.Batch.DeadLetters))
+	}
+	var off int64
+	if err := e.db.QueryRow(e.q("SELECT "+e.d.Quote("offset")+" FROM exactly_dead_letters WHERE pipeline = ?"), e.pipeline).Scan(&off); err != nil || off != 1 {
+		t.Errorf("exactly_dead_letters: offset %d, %v; want 1", off, err)
+	}
+	if n := e.count("SELECT COUNT(*) FROM exactly_batches WHERE pipeline = ? AND status = 'committed' AND dead_lettered = 1", e.pipeline); n != 1 {
+		t.Errorf("committed ledger rows counting 1 dead letter: %d, want 1", n)
+	}
+}
