@@ -61,6 +61,9 @@ func TestConfigErrorsNameFileFieldAndExpectation(t *testing.T) {
 		{"bad interval", "tables:", "batch:\n  interval: soon\ntables:", "yaml"},
 		{"unknown field", "tables:", "tabels: []\ntables:", "yaml"},
 		{"cdc needs envelope", "mode: append", "mode: cdc", "tables[1].mode"},
+		{"avro needs a registry", "mode: append", "mode: append\n    format: avro", "source.schema_registry.url"},
+		{"version is a column", "    key: [id]\n", "    key: [id]\n    version: source.lsn\n", "tables[0].version"},
+		{"bad format", "mode: append", "mode: append\n    format: protobuf", "tables[1].format"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			src := strings.Replace(validConfig, tc.from, tc.to, 1)
