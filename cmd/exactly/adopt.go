@@ -202,6 +202,15 @@ func (a *adoption) fromKafka(ctx context.Context, startFrom, group string) error
 	if len(tps) == 0 {
 		return findings("no topic in Kafka matches this pipeline's table rules")
 	}
+	if group != "" {
+		n, err := a.admin.ActiveMembers(ctx, group)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			a.problems = append(a.problems, fmt.Sprintf("consumer group %s has %d active member(s): the old pipeline is still consuming and its offsets still move; stop it first", group, n))
+		}
+	}
 	offs, uncommitted, err := a.admin.StartOffsets(ctx, startFrom, group, tps)
 	if err != nil {
 		return err

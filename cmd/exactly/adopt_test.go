@@ -324,7 +324,24 @@ func TestAdoptGroupAndTimestamp(t *testing.T) {
 	cl.Close()
 
 	file := e.config(t, "group.yaml", ", create: true")
+	// While the old consumer is still in its group, adopt refuses.
+	busy, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...), kgo.ConsumerGroup("connect-legacy-sink"), kgo.ConsumeTopics(adoptTopic), kgo.DisableAutoCommit())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for joined := false; !joined; {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		busy.PollFetches(ctx)
+		cancel()
+		_, gen := busy.GroupMetadata()
+		joined = gen > 0
+	}
 	code, out := cli(t, "adopt", "-c", file, "--group", "connect-legacy-sink", "--apply")
+	if code != 1 || !strings.Contains(out, "1 active member(s)") {
+		t.Errorf("adopt --group while the group is consuming: exit %d\n%s", code, out)
+	}
+	busy.Close() // leaves the group
+	code, out = cli(t, "adopt", "-c", file, "--group", "connect-legacy-sink", "--apply")
 	if code != 0 || !strings.Contains(out, "never committed an offset") {
 		t.Fatalf("adopt --group: exit %d\n%s", code, out)
 	}

@@ -62,6 +62,23 @@ func (a *Admin) Partitions(ctx context.Context) ([]exactly.TP, error) {
 	return out, nil
 }
 
+// ActiveMembers returns how many members a consumer group has right now:
+// a group with members is still consuming and committing.
+func (a *Admin) ActiveMembers(ctx context.Context, group string) (int, error) {
+	gs, err := a.adm.DescribeGroups(ctx, group)
+	if err != nil {
+		return 0, fmt.Errorf("describing consumer group %s: %w", group, err)
+	}
+	g, ok := gs[group]
+	if !ok {
+		return 0, nil
+	}
+	if g.Err != nil {
+		return 0, fmt.Errorf("describing consumer group %s: %w", group, g.Err)
+	}
+	return len(g.Members), nil
+}
+
 // Bounds are a partition's log start offset and high watermark.
 type Bounds struct{ Start, End int64 }
 
