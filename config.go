@@ -2,6 +2,8 @@ package exactly
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -45,6 +47,10 @@ type SourceConfig struct {
 	ClientID string `yaml:"client_id"`
 	// SchemaRegistry resolves the schema ids of format avro records.
 	SchemaRegistry SchemaRegistryConfig `yaml:"schema_registry"`
+	// TLS encrypts the broker connections. Default: plaintext.
+	TLS TLSConfig `yaml:"tls"`
+	// SASL authenticates to the brokers. Default: none.
+	SASL SASLConfig `yaml:"sasl"`
 }
 
 // SchemaRegistryConfig is the Confluent schema registry that format avro
@@ -55,6 +61,40 @@ type SchemaRegistryConfig struct {
 	URL string `yaml:"url"`
 	// Username and Password for HTTP basic authentication, if any.
 	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+}
+
+// TLSConfig is the Kafka client's TLS. Setting any field turns TLS on.
+type TLSConfig struct {
+	// Enabled turns TLS on with the system's root CAs.
+	Enabled bool `yaml:"enabled"`
+	// CAFile is a PEM file of CA certificates that sign the brokers'
+	// certificates. Default: the system's roots.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are a PEM client certificate and its key, for
+	// brokers that authenticate clients by certificate (mutual TLS).
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName overrides the name checked in the brokers' certificates.
+	// Default: the host of each broker address.
+	ServerName string `yaml:"server_name"`
+	// InsecureSkipVerify accepts any broker certificate. For tests only:
+	// it gives up the protection TLS is for. Default false.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+}
+
+// On tells whether TLS is configured.
+func (t TLSConfig) On() bool {
+	return t.Enabled || t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" || t.ServerName != "" || t.InsecureSkipVerify
+}
+
+// SASLConfig is the Kafka client's SASL authentication.
+type SASLConfig struct {
+	// Mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; empty turns SASL
+	// off. PLAIN sends the password as is: use it over TLS only.
+	Mechanism string `yaml:"mechanism"`
+	Username  string `yaml:"username"`
+	// Password; write ${ENV_VAR} to keep it out of the file.
 	Password string `yaml:"password"`
 }
 
@@ -245,6 +285,9 @@ func (c *Config) Validate() error {
 	default:
 		return bad("source.start_from", sf, "earliest, latest, group or timestamp:<RFC3339>")
 	}
+	if err := c.validateSecurity(bad); err != nil {
+		return err
+	}
 	switch c.Sink.Driver {
 	case "postgres", "sqlite", "mysql", "sqlserver":
 	default:
@@ -384,4 +427,69 @@ func (c *Config) TopicPatterns() (patterns []string, literal []string, anyPatter
 		}
 	}
 	return patterns, literal, anyPattern
+}
+
+// validateSecurity checks source.tls and source.sasl without reading any
+// file: LoadTLS reads them when the client is built.
+func (c *Config) validateSecurity(bad func(field, value, expected string) error) error {
+	t := c.Source.TLS
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		if t.CertFile == "" {
+			return bad("source.tls.cert_file", "", "the client certificate (PEM) that goes with source.tls.key_file")
+		}
+		return bad("source.tls.key_file", "", "the private key (PEM) of source.tls.cert_file")
+	}
+	if t.InsecureSkipVerify && t.CAFile != "" {
+		return bad("source.tls.insecure_skip_verify", "true", "false when source.tls.ca_file is set: a CA file is pointless if certificates are not verified")
+	}
+	sa := c.Source.SASL
+	switch sa.Mechanism {
+	case "":
+		if sa.Username != "" || sa.Password != "" {
+			return bad("source.sasl.mechanism", "", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 when a username or password is set")
+		}
+		return nil
+	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+	default:
+		return bad("source.sasl.mechanism", sa.Mechanism, "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+	}
+	if sa.Username == "" {
+		return bad("source.sasl.username", "", "a user name for SASL "+sa.Mechanism)
+	}
+	if sa.Password == "" {
+		return bad("source.sasl.password", "", "a password for SASL "+sa.Mechanism+", e.g. ${KAFKA_PASSWORD}")
+	}
+	return nil
+}
+
+// LoadTLS reads the configured certificate files and returns the client's
+// TLS configuration, or nil when TLS is off. Errors name the field.
+func (c *Config) LoadTLS() (*tls.Config, error) {
+	t := c.Source.TLS
+	if !t.On() {
+		return nil, nil
+	}
+	bad := func(field, value, expected string) error {
+		return &ConfigError{File: c.File, Field: field, Value: value, Expected: expected}
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify} //nolint:gosec // documented test-only option
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, bad("source.tls.ca_file", t.CAFile, "a readable PEM file of CA certificates ("+err.Error()+")")
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, bad("source.tls.ca_file", t.CAFile, "PEM-encoded CA certificates (none found in the file)")
+		}
+		tc.RootCAs = pool
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, bad("source.tls.cert_file", t.CertFile, "a PEM certificate matching source.tls.key_file ("+err.Error()+")")
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
 }

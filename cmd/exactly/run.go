@@ -13,6 +13,7 @@ import (
 
 func newRunCmd(g *globals) *cobra.Command {
 	var file string
+	var ops opsFlags
 	cmd := &cobra.Command{
 		Use:   "run -c FILE",
 		Short: "Run the pipeline until SIGINT/SIGTERM",
@@ -42,6 +43,11 @@ func newRunCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			served, err := ops.serve(ctx, cfg, sink, src, log)
+			if err != nil {
+				return err
+			}
+			defer served()
 			log.Info("running", "pipeline", cfg.Pipeline, "sink", cfg.Sink.Driver, "writer", sink.Writer())
 			if err := src.Run(ctx); err != nil {
 				return err
@@ -51,5 +57,6 @@ func newRunCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&file, "config", "c", "", "configuration file (YAML)")
+	ops.flags(cmd)
 	return cmd
 }

@@ -11,7 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -45,6 +47,21 @@ type Source struct {
 	// OnFetch, when set, is called on the polling goroutine with the number
 	// of records each poll returned (benchmarks and metrics).
 	OnFetch func(records int)
+
+	// Observer, when set before Run, is told about assignments, fetches,
+	// commits, halts and errors (metrics, status page).
+	Observer exactly.Observer
+	// WatermarkEvery is how often Run refreshes the high watermarks of
+	// the assigned partitions for the Observer, so lag shows even when a
+	// partition is idle. Default 5s.
+	WatermarkEvery time.Duration
+}
+
+func (s *Source) obs() exactly.Observer {
+	if s.Observer == nil {
+		return exactly.NopObserver{}
+	}
+	return s.Observer
 }
 
 // partition is an assigned partition's state.
@@ -97,6 +114,11 @@ func NewSource(cfg *exactly.Config, sink *exactly.Sink, log *slog.Logger, extra 
 	} else {
 		opts = append(opts, kgo.ConsumeTopics(literal...))
 	}
+	sec, err := securityOpts(cfg)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, sec...)
 	opts = append(opts, extra...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -131,7 +153,8 @@ func (s *Source) adjust(ctx context.Context, assigned map[string]map[int32]kgo.O
 		if stored, err = s.startOffsets(ctx, tps); err == nil || ctx.Err() != nil {
 			break
 		}
-		s.log.Warn("reading start offsets from the sink", "err", err, "attempt", attempt+1)
+		s.log.Warn("reading start offsets from the sink", "partitions", len(tps), "err", err, "attempt", attempt+1)
+		s.obs().Failed("db", s.sink.Dialect().Classify(err).String(), err)
 		time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
 	}
 	if err != nil {
@@ -145,6 +168,7 @@ func (s *Source) adjust(ctx context.Context, assigned map[string]map[int32]kgo.O
 		assigned[tp.Topic][tp.Partition] = kgo.NewOffset().At(next).WithEpoch(-1)
 	}
 	s.log.Debug("partitions assigned", "count", len(tps))
+	s.obs().Assigned(stored)
 	return assigned, nil
 }
 
@@ -201,11 +225,12 @@ func (s *Source) seedOffsets(ctx context.Context, tps []exactly.TP) (map[exactly
 // them: they now belong to another member, which starts from the ledger.
 func (s *Source) drop(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
 	s.mu.Lock()
-	n := 0
+	var tps []exactly.TP
 	var resume map[string][]int32
 	for t, ps := range lost {
 		for _, p := range ps {
 			tp := exactly.TP{Topic: t, Partition: p}
+			tps = append(tps, tp)
 			if q := s.parts[tp]; q != nil && (q.paused || q.halted != nil) {
 				// A pause outlives the assignment: lift it, or the
 				// partition would stay silent if it came back here.
@@ -215,14 +240,14 @@ func (s *Source) drop(_ context.Context, _ *kgo.Client, lost map[string][]int32)
 				resume[t] = append(resume[t], p)
 			}
 			delete(s.parts, tp)
-			n++
 		}
 	}
 	s.mu.Unlock()
 	if resume != nil {
 		s.cl.ResumeFetchPartitions(resume)
 	}
-	s.log.Debug("partitions revoked", "count", n)
+	s.log.Debug("partitions revoked", "count", len(tps))
+	s.obs().Revoked(tps)
 }
 
 // Assigned returns how many partitions this member currently owns.
@@ -244,6 +269,11 @@ func (s *Source) Assigned() int {
 // AllowRebalance and the next poll, when a revoke may be running.
 func (s *Source) Run(ctx context.Context) error {
 	defer s.cl.Close()
+	if s.Observer != nil {
+		wctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go s.watchWatermarks(wctx)
+	}
 	interval := s.cfg.Batch.Interval.D()
 	var (
 		fl        *flight // the cycle in flight, or nil
@@ -372,6 +402,17 @@ func (s *Source) bufferedLocked() (n int, bytes int64, oldest time.Time) {
 // buffer holds more than its share of the cycle caps is paused, so one busy
 // partition cannot crowd the others out while memory stays bounded.
 func (s *Source) buffer(fetches kgo.Fetches) {
+	type seen struct {
+		tp      exactly.TP
+		n       int
+		highWat int64
+	}
+	var observed []seen
+	defer func() { // after the unlock below: observers never run under mu
+		for _, o := range observed {
+			s.obs().Fetched(o.tp, o.n, o.highWat)
+		}
+	}()
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -383,6 +424,8 @@ func (s *Source) buffer(fetches kgo.Fetches) {
 		if p == nil || p.halted != nil {
 			return
 		}
+		before := len(p.recs)
+		defer func() { observed = append(observed, seen{tp, len(p.recs) - before, ft.HighWatermark}) }()
 		for _, r := range ft.Records {
 			want := p.next
 			if p.inflight {
@@ -451,10 +494,12 @@ func (s *Source) handleErrors(ctx context.Context, fetches kgo.Fetches) {
 					gap.Got = l.Offset
 				}
 			}
+			s.obs().Failed("kafka", "offset_out_of_range", gap)
 			s.halt(tp, gap)
 			continue
 		}
 		s.log.Warn("fetch error", "topic", fe.Topic, "partition", fe.Partition, "err", fe.Err)
+		s.obs().Failed("kafka", kafkaErrorKind(fe.Err), fe.Err)
 	}
 }
 
@@ -467,6 +512,7 @@ func (s *Source) halt(tp exactly.TP, err error) {
 	s.mu.Unlock()
 	s.cl.PauseFetchPartitions(map[string][]int32{tp.Topic: {tp.Partition}})
 	s.log.Error("partition halted", "topic", tp.Topic, "partition", tp.Partition, "err", err)
+	s.obs().Halted(tp, err)
 }
 
 // flight is one cycle's batches being committed.
@@ -485,10 +531,14 @@ func (s *Source) launch() *flight {
 	s.mu.Lock()
 	var batches []*exactly.PartitionBatch
 	var resume map[string][]int32
+	var oldest time.Time
 	shareRecs, _ := s.shareLocked()
 	for tp, p := range s.parts {
 		if len(p.recs) == 0 || p.halted != nil || p.inflight {
 			continue
+		}
+		if oldest.IsZero() || p.first.Before(oldest) {
+			oldest = p.first
 		}
 		// At most a share per partition: a partition whose whole backlog
 		// arrived in one fetch leaves the rest for the next cycle, so a
@@ -537,6 +587,7 @@ func (s *Source) launch() *flight {
 	// flight at shutdown finishes (commits or rolls back) instead of
 	// being cut.
 	cctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	began := time.Now()
 	var wg sync.WaitGroup
 	results := make([][]exactly.Outcome, len(groups))
 	for i, g := range groups {
@@ -552,6 +603,9 @@ func (s *Source) launch() *flight {
 		for _, r := range results {
 			fl.outcomes = append(fl.outcomes, r...)
 		}
+		// Told at once, before the poll loop picks the cycle up, so the
+		// metrics trail the ledger by as little as possible.
+		s.obs().Committed(fl.outcomes, time.Since(began), time.Since(oldest))
 		finished()
 	}()
 	return fl
@@ -645,7 +699,8 @@ func (s *Source) finish(fl *flight) (failed bool) {
 				s.log.Warn("batch fenced", "topic", b.Topic, "partition", b.Partition, "from", b.From, "stored", fe.Stored)
 			} else {
 				s.log.Error("batch failed; it will be read again from the ledger offset", "topic", b.Topic,
-					"partition", b.Partition, "from", b.From, "to", b.To, "err", o.Err)
+					"partition", b.Partition, "from", b.From, "to", b.To, "batch_id", b.BatchID, "err", o.Err)
+				s.obs().Failed("db", s.sink.Dialect().Classify(o.Err).String(), o.Err)
 			}
 		}
 	}
@@ -656,10 +711,25 @@ func (s *Source) finish(fl *flight) (failed bool) {
 	}
 	if len(commit) > 0 {
 		exactly.Failpoint("before_kafka_commit")
-		// A hint for lag tools only; its failure changes nothing.
-		s.cl.CommitOffsets(ctx, commit, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, _ *kmsg.OffsetCommitResponse, err error) {
+		// A hint for lag tools only; its failure changes nothing. The
+		// commit is asynchronous: it gets a context of its own, since
+		// finish's ctx is cancelled when finish returns, which used to
+		// cancel group commits before they were sent.
+		cctx, ccancel := context.WithTimeout(context.Background(), 30*time.Second)
+		s.cl.CommitOffsets(cctx, commit, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+			defer ccancel()
+			if err == nil && resp != nil {
+				for _, t := range resp.Topics {
+					for _, p := range t.Partitions {
+						if err = kerr.ErrorForCode(p.ErrorCode); err != nil {
+							break
+						}
+					}
+				}
+			}
 			if err != nil {
 				s.log.Debug("committing group offsets (hint only)", "err", err)
+				s.obs().Failed("kafka", "commit_offsets", err)
 			}
 		})
 	}
@@ -704,10 +774,92 @@ func (s *Source) rewind(ctx context.Context, tps []exactly.TP) {
 	if err != nil {
 		// The database is unreachable: the in-memory next is the last
 		// offset known to be stored or a fence will catch it.
-		s.log.Warn("re-reading offsets after a failed batch", "err", err)
+		s.log.Warn("re-reading offsets after a failed batch", "partitions", fmt.Sprint(tps), "err", err)
+		s.obs().Failed("db", s.sink.Dialect().Classify(err).String(), err)
 	}
 	s.cl.SetOffsets(set)
 	if resume != nil {
 		s.cl.ResumeFetchPartitions(resume)
 	}
+}
+
+// Ping reaches a broker: the readiness check of the status server.
+func (s *Source) Ping(ctx context.Context) error {
+	if err := s.cl.Ping(ctx); err != nil {
+		return fmt.Errorf("pinging the kafka brokers: %w", err)
+	}
+	return nil
+}
+
+// watchWatermarks reports the high watermark of every assigned partition
+// to the Observer every WatermarkEvery, so lag is known for partitions
+// that receive nothing (fetch responses only carry it when they carry
+// records).
+func (s *Source) watchWatermarks(ctx context.Context) {
+	every := s.WatermarkEvery
+	if every <= 0 {
+		every = 5 * time.Second
+	}
+	adm := kadm.NewClient(s.cl)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		topics := map[string]bool{}
+		for tp := range s.parts {
+			topics[tp.Topic] = true
+		}
+		s.mu.Unlock()
+		if len(topics) == 0 {
+			continue
+		}
+		names := make([]string, 0, len(topics))
+		for t := range topics {
+			names = append(names, t)
+		}
+		lctx, cancel := context.WithTimeout(ctx, every)
+		ends, err := adm.ListEndOffsets(lctx, names...)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Debug("listing end offsets for lag", "err", err)
+				s.obs().Failed("kafka", kafkaErrorKind(err), err)
+			}
+			continue
+		}
+		ends.Each(func(o kadm.ListedOffset) {
+			if o.Err != nil {
+				return
+			}
+			tp := exactly.TP{Topic: o.Topic, Partition: o.Partition}
+			s.mu.Lock()
+			_, mine := s.parts[tp]
+			s.mu.Unlock()
+			if mine {
+				s.obs().Fetched(tp, 0, o.Offset)
+			}
+		})
+	}
+}
+
+// kafkaErrorKind names a broker error for the errors metric: the Kafka
+// error code's name when there is one, else a coarse word.
+func kafkaErrorKind(err error) string {
+	var ke *kerr.Error
+	switch {
+	case errors.As(err, &ke):
+		return strings.ToLower(ke.Message)
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return "network"
+	}
+	return "other"
 }

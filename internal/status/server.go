@@ -1,0 +1,336 @@
+// Package status serves what an operator and an auditor look at over
+// HTTP: /metrics (Prometheus), /healthz (the process is alive), /readyz
+// (Kafka and the database answer, partitions are assigned, none is halted
+// or stuck) and a status page on / that shows, per partition, lag and
+// throughput next to the ledger's own rows: the last batches, the dead
+// letters and a check of the batch chain. It reads the ledger and never
+// writes anything.
+package status
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/exactly/exactly"
+	"github.com/exactly/exactly/internal/metrics"
+)
+
+//go:embed page.html
+var pageFS embed.FS
+
+var pageTmpl = template.Must(template.New("page.html").Funcs(template.FuncMap{
+	"short": func(s string, n int) string {
+		if len(s) <= n {
+			return s
+		}
+		return s[:n] + "…"
+	},
+	"rate": func(f float64) string { return fmt.Sprintf("%.1f", f) },
+	"ago": func(t time.Time) string {
+		if t.IsZero() {
+			return "never"
+		}
+		return time.Since(t).Truncate(100*time.Millisecond).String() + " ago"
+	},
+	"off": func(v int64) string {
+		if v < 0 {
+			return "?"
+		}
+		return fmt.Sprint(v)
+	},
+}).ParseFS(pageFS, "page.html"))
+
+// Server serves one pipeline's metrics, health and status page.
+type Server struct {
+	Pipeline string
+	Metrics  *metrics.Metrics
+	Ledger   *Ledger
+	// PingKafka reaches a broker (Source.Ping).
+	PingKafka func(ctx context.Context) error
+	// StuckAfter is how long fetched records may wait for a commit before
+	// /readyz fails. Default 2m.
+	StuckAfter time.Duration
+	// Refresh is how often the page reloads itself. Default 5s.
+	Refresh time.Duration
+	// ChainEvery is how long a chain check is reused. Default 30s.
+	ChainEvery time.Duration
+	Log        *slog.Logger
+
+	mu      sync.Mutex
+	chain   []ChainFinding
+	chainN  int64
+	chainAt time.Time
+	chainEr error
+}
+
+// Handler returns the routes: /, /metrics, /healthz, /readyz.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.Metrics.Handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.HandleFunc("GET /{$}", s.page)
+	return mux
+}
+
+// Serve listens on addr and serves until ctx ends. The listener is bound
+// before Serve returns its first error, so a taken port fails the command
+// at start.
+func (s *Server) Serve(ctx context.Context, addr string) (bound string, done <-chan error, err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, fmt.Errorf("listening on --metrics-addr %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	ch := make(chan error, 1)
+	go func() {
+		err := srv.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		ch <- err
+	}()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	return ln.Addr().String(), ch, nil
+}
+
+// Check is one readiness condition.
+type Check struct {
+	Name string
+	OK   bool
+	Info string
+}
+
+// Ready runs the readiness checks.
+func (s *Server) Ready(ctx context.Context) []Check {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	var out []Check
+	add := func(name string, err error, info string) {
+		c := Check{Name: name, OK: err == nil, Info: info}
+		if err != nil {
+			c.Info = err.Error()
+		}
+		out = append(out, c)
+	}
+	if s.PingKafka != nil {
+		add("kafka", s.PingKafka(ctx), "a broker answered")
+	}
+	add("database", s.Ledger.DB.PingContext(ctx), "the sink answered")
+	stuckAfter := s.StuckAfter
+	if stuckAfter <= 0 {
+		stuckAfter = 2 * time.Minute
+	}
+	assigned := 0
+	var halted, stuck []string
+	for _, p := range s.Metrics.Snapshot() {
+		if !p.Assigned {
+			continue
+		}
+		assigned++
+		if p.Halted != nil {
+			halted = append(halted, p.TP.String())
+		}
+		if p.Stuck > stuckAfter {
+			stuck = append(stuck, fmt.Sprintf("%s (%s)", p.TP, p.Stuck.Truncate(time.Second)))
+		}
+	}
+	if assigned == 0 {
+		add("partitions", errors.New("no partition assigned yet"), "")
+	} else {
+		add("partitions", nil, fmt.Sprintf("%d assigned", assigned))
+	}
+	if len(halted) > 0 {
+		add("halted", fmt.Errorf("halted: %s", strings.Join(halted, ", ")), "")
+	} else {
+		add("halted", nil, "no partition halted")
+	}
+	if len(stuck) > 0 {
+		add("stuck", fmt.Errorf("records waiting longer than %s for a commit: %s", stuckAfter, strings.Join(stuck, ", ")), "")
+	} else {
+		add("stuck", nil, "no partition waits longer than "+stuckAfter.String())
+	}
+	return out
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	checks := s.Ready(r.Context())
+	code := http.StatusOK
+	for _, c := range checks {
+		if !c.OK {
+			code = http.StatusServiceUnavailable
+		}
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(code)
+	for _, c := range checks {
+		word := "ok  "
+		if !c.OK {
+			word = "FAIL"
+		}
+		fmt.Fprintf(w, "%s %s: %s\n", word, c.Name, c.Info)
+	}
+}
+
+// Row is one partition on the page: what this process sees next to what
+// the ledger holds.
+type Row struct {
+	exactly.TP
+	Live   metrics.Partition
+	Owned  bool
+	Ledger Totals
+	Offset OffsetRow
+	State  string
+}
+
+type pageData struct {
+	Pipeline     string
+	Now          string
+	Refresh      int
+	Ready        bool
+	Checks       []Check
+	Rows         []Row
+	Sum          Totals
+	Lag          int64
+	Rate         float64
+	Batches      []BatchRow
+	DeadLetters  []DeadLetterRow
+	DeadTotal    int64
+	Chain        []ChainFinding
+	ChainRows    int64
+	ChainAt      string
+	Errors       []string
+	LastErr      string
+	LastErrAt    time.Time
+	RecentFailed int
+}
+
+func (s *Server) page(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	refresh := s.Refresh
+	if refresh <= 0 {
+		refresh = 5 * time.Second
+	}
+	d := pageData{Pipeline: s.Pipeline, Now: time.Now().UTC().Format("2006-01-02 15:04:05 UTC"), Refresh: max(int(refresh.Seconds()), 1)}
+	d.Checks = s.Ready(ctx)
+	d.Ready = true
+	for _, c := range d.Checks {
+		d.Ready = d.Ready && c.OK
+	}
+	fail := func(what string, err error) {
+		d.Errors = append(d.Errors, what+": "+err.Error())
+	}
+	offsets, err := s.Ledger.Offsets(ctx)
+	if err != nil {
+		fail("offsets", err)
+	}
+	totals, err := s.Ledger.Totals(ctx)
+	if err != nil {
+		fail("totals", err)
+	}
+	rows := map[exactly.TP]*Row{}
+	row := func(tp exactly.TP) *Row {
+		x := rows[tp]
+		if x == nil {
+			x = &Row{TP: tp, Live: metrics.Partition{TP: tp, NextOffset: -1, HighWatermark: -1, Lag: -1}}
+			x.Offset.NextOffset = -1
+			rows[tp] = x
+		}
+		return x
+	}
+	for _, o := range offsets {
+		row(o.TP).Offset = o
+	}
+	for tp, t := range totals {
+		row(tp).Ledger = *t
+	}
+	for _, p := range s.Metrics.Snapshot() {
+		x := row(p.TP)
+		x.Live, x.Owned = p, p.Assigned
+	}
+	for _, x := range rows {
+		switch {
+		case x.Live.Halted != nil:
+			x.State = "halted"
+		case !x.Owned:
+			x.State = "other writer"
+		case x.Live.Stuck > 30*time.Second:
+			x.State = "waiting " + x.Live.Stuck.Truncate(time.Second).String()
+		case x.Live.Lag > 0:
+			x.State = "catching up"
+		default:
+			x.State = "ok"
+		}
+		if x.Owned && x.Live.Lag > 0 {
+			d.Lag += x.Live.Lag
+		}
+		d.Rate += x.Live.RecordsPerSec
+		d.Sum.Committed += x.Ledger.Committed
+		d.Sum.Failed += x.Ledger.Failed
+		d.Sum.Replayed += x.Ledger.Replayed
+		d.Sum.Records += x.Ledger.Records
+		d.Sum.Upserted += x.Ledger.Upserted
+		d.Sum.Deleted += x.Ledger.Deleted
+		d.Sum.DeadLettered += x.Ledger.DeadLettered
+		d.Rows = append(d.Rows, *x)
+	}
+	sort.Slice(d.Rows, func(i, j int) bool {
+		a, b := d.Rows[i], d.Rows[j]
+		if a.Topic != b.Topic {
+			return a.Topic < b.Topic
+		}
+		return a.Partition < b.Partition
+	})
+	if d.Batches, err = s.Ledger.Batches(ctx, 25); err != nil {
+		fail("batches", err)
+	}
+	if d.DeadLetters, d.DeadTotal, err = s.Ledger.DeadLetters(ctx, 20); err != nil {
+		fail("dead letters", err)
+	}
+	d.Chain, d.ChainRows, d.ChainAt, err = s.chainCheck(ctx, offsets)
+	if err != nil {
+		fail("chain", err)
+	}
+	if e, at := s.Metrics.LastError(); e != nil {
+		d.LastErr, d.LastErrAt = e.Error(), at
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if err := pageTmpl.Execute(w, d); err != nil && s.Log != nil {
+		s.Log.Warn("rendering the status page", "err", err)
+	}
+}
+
+// chainCheck returns the last chain check, running a new one when the
+// last is older than ChainEvery.
+func (s *Server) chainCheck(ctx context.Context, offsets []OffsetRow) ([]ChainFinding, int64, string, error) {
+	every := s.ChainEvery
+	if every <= 0 {
+		every = 30 * time.Second
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.chainAt.IsZero() || time.Since(s.chainAt) > every {
+		s.chain, s.chainN, s.chainEr = s.Ledger.Chain(ctx, offsets)
+		s.chainAt = time.Now()
+	}
+	return s.chain, s.chainN, s.chainAt.UTC().Format("15:04:05 UTC"), s.chainEr
+}
