@@ -1,0 +1,260 @@
+package exactly
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"testing/iotest"
+	"time"
+)
+
+// configErrorCase is one way a configuration is refused: the input, the
+// field the error must name and a part of the message it must carry.
+type configErrorCase struct {
+	name  string
+	load  func(t *testing.T) error
+	field string
+	msg   string
+}
+
+// edit returns a case that parses validConfig with from replaced by to.
+func edit(name, from, to, field, msg string) configErrorCase {
+	return configErrorCase{name: name, field: field, msg: msg, load: func(t *testing.T) error {
+		t.Helper()
+		if !strings.Contains(validConfig, from) {
+			t.Fatalf("validConfig has no %q", from)
+		}
+		_, err := ParseConfig(strings.NewReader(strings.Replace(validConfig, from, to, 1)), "pipe.yaml")
+		return err
+	}}
+}
+
+// tlsCase returns a case whose configuration is valid but whose TLS files
+// are refused when the client is built.
+func tlsCase(name, yaml, field, msg string) configErrorCase {
+	return configErrorCase{name: name, field: field, msg: msg, load: func(t *testing.T) error {
+		t.Helper()
+		dir := t.TempDir()
+		y := strings.ReplaceAll(yaml, "DIR", dir)
+		os.WriteFile(filepath.Join(dir, "garbage.pem"), []byte("not a certificate"), 0o600)
+		c, err := ParseConfig(strings.NewReader(strings.Replace(validConfig, "  brokers: [127.0.0.1:9092]\n", "  brokers: [127.0.0.1:9092]\n"+y, 1)), "pipe.yaml")
+		if err != nil {
+			t.Fatalf("the configuration itself must be valid: %v", err)
+		}
+		_, err = c.LoadTLS()
+		return err
+	}}
+}
+
+func configErrorCases() []configErrorCase {
+	const brokers = "  brokers: [127.0.0.1:9092]\n"
+	src := func(extra string) string { return brokers + extra }
+	return []configErrorCase{
+		{name: "missing file", field: "file", msg: "a readable YAML file (", load: func(t *testing.T) error {
+			_, err := LoadConfig(filepath.Join(t.TempDir(), "nope.yaml"))
+			return err
+		}},
+		{name: "unreadable input", field: "file", msg: "readable YAML (", load: func(t *testing.T) error {
+			_, err := ParseConfig(iotest.ErrReader(errors.New("disk on fire")), "pipe.yaml")
+			return err
+		}},
+		edit("unset environment variable", "postgres://x", "${EXACTLY_SURELY_UNSET_VAR}", "${EXACTLY_SURELY_UNSET_VAR}", "the environment variable to be set"),
+		edit("unknown field", "tables:", "tabels: []\ntables:", "yaml", "valid configuration YAML: "),
+		edit("bad duration", "tables:", "batch:\n  interval: soon\ntables:", "yaml", "a duration like 500ms"),
+		edit("no pipeline", "pipeline: shop\n", "", "pipeline", "a pipeline name"),
+		edit("no brokers", brokers, "  brokers: []\n", "source.brokers", "at least one broker address"),
+		edit("bad start timestamp", brokers, src("  start_from: timestamp:yesterday\n"), "source.start_from", "timestamp:<RFC3339>, e.g."),
+		edit("bad start", brokers, src("  start_from: yesterday\n"), "source.start_from", "earliest, latest, group or timestamp"),
+		edit("bad driver", "driver: postgres", "driver: oracle", "sink.driver", "one of postgres, mysql, sqlserver, sqlite"),
+		edit("no dsn", "dsn: postgres://x", "dsn: ''", "sink.dsn", "a data source name for the postgres sink"),
+		edit("bad synchronous_commit", "dsn: postgres://x", "dsn: postgres://x\n  synchronous_commit: sometimes", "sink.synchronous_commit", "on, off, local"),
+		edit("no connections", "dsn: postgres://x", "dsn: postgres://x\n  max_conns: 0", "sink.max_conns", "a positive number of connections"),
+		edit("zero interval", "tables:", "batch:\n  interval: 0s\ntables:", "batch.interval", "a positive duration"),
+		edit("zero max_records", "tables:", "batch:\n  max_records: 0\ntables:", "batch.max_records", "a positive number of records"),
+		edit("zero max_bytes", "tables:", "batch:\n  max_bytes: -1\ntables:", "batch.max_bytes", "a positive number of bytes"),
+		edit("no tables", validConfig[strings.Index(validConfig, "tables:"):], "tables: []\n", "tables", "at least one table rule"),
+		edit("empty topics", "topics: audit.log", "topics: ''", "tables[1].topics", "a topic name or a regular expression"),
+		edit("bad regex", `'^shop\.public\.(.*)$'`, `'^shop(('`, "tables[0].topics", "a valid regular expression"),
+		edit("bad format", "mode: append", "mode: append\n    format: xml", "tables[1].format", "json or debezium"),
+		edit("cdc needs envelope", "mode: append", "mode: cdc", "tables[1].mode", "format debezium (or avro) for mode cdc"),
+		edit("missing key", "    key: [id]\n", "", "tables[0].key", "the key columns, e.g. [id]"),
+		edit("bad mode", "mode: append", "mode: merge", "tables[1].mode", "upsert, append or cdc"),
+		edit("bad key_from", "mode: append", "mode: append\n    key_from: header", "tables[1].key_from", "record_key or value"),
+		edit("bad on_error", "mode: append", "mode: append\n    on_error: ignore", "tables[1].on_error", "dead_letter or fail"),
+		edit("bad evolve", "mode: append", "mode: append\n    evolve: everything", "tables[1].evolve", "add_columns (or leave it out)"),
+		edit("bad table name", "table: 'app_$1'", "table: 'app;drop'", "tables[0].table", "a table name, optionally schema-qualified"),
+		edit("cert without key", brokers, src("  tls: {cert_file: c.pem}\n"), "source.tls.key_file", "the private key (PEM) of source.tls.cert_file"),
+		edit("key without cert", brokers, src("  tls: {key_file: k.pem}\n"), "source.tls.cert_file", "the client certificate (PEM) that goes with"),
+		edit("skip verify with a CA", brokers, src("  tls: {ca_file: ca.pem, insecure_skip_verify: true}\n"), "source.tls.insecure_skip_verify", "false when source.tls.ca_file is set"),
+		edit("credentials without mechanism", brokers, src("  sasl: {username: u, password: p}\n"), "source.sasl.mechanism", "when a username or password is set"),
+		edit("bad mechanism", brokers, src("  sasl: {mechanism: GSSAPI, username: u, password: p}\n"), "source.sasl.mechanism", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"),
+		edit("no username", brokers, src("  sasl: {mechanism: SCRAM-SHA-512, password: p}\n"), "source.sasl.username", "a user name for SASL SCRAM-SHA-512"),
+		edit("no password", brokers, src("  sasl: {mechanism: PLAIN, username: u}\n"), "source.sasl.password", "a password for SASL PLAIN, e.g. ${KAFKA_PASSWORD}"),
+		tlsCase("unreadable CA", "  tls: {ca_file: DIR/missing.pem}\n", "source.tls.ca_file", "a readable PEM file of CA certificates"),
+		tlsCase("CA without certificates", "  tls: {ca_file: DIR/garbage.pem}\n", "source.tls.ca_file", "PEM-encoded CA certificates (none found"),
+		tlsCase("bad client certificate", "  tls: {cert_file: DIR/garbage.pem, key_file: DIR/garbage.pem}\n", "source.tls.cert_file", "a PEM certificate matching source.tls.key_file"),
+	}
+}
+
+// TestEveryConfigErrorNamesFileFieldAndExpectation runs every way a
+// configuration can be refused and checks the error names the file, the
+// field, and says what is expected.
+func TestEveryConfigErrorNamesFileFieldAndExpectation(t *testing.T) {
+	for _, tc := range configErrorCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.load(t)
+			var ce *ConfigError
+			if !errors.As(err, &ce) {
+				t.Fatalf("got %v, want a *ConfigError", err)
+			}
+			if ce.Field != tc.field {
+				t.Errorf("field %q, want %q (%v)", ce.Field, tc.field, err)
+			}
+			if ce.File == "" || !strings.HasPrefix(err.Error(), ce.File+": ") {
+				t.Errorf("message %q does not start with the file name", err)
+			}
+			if !strings.Contains(err.Error(), tc.msg) {
+				t.Errorf("message %q does not say %q", err, tc.msg)
+			}
+		})
+	}
+}
+
+// TestConfigErrorSuiteCoversEveryMessage reads config.go and fails when an
+// error message there is not produced by any case above: a new Validate
+// error path must come with its test.
+func TestConfigErrorSuiteCoversEveryMessage(t *testing.T) {
+	var produced []string
+	for _, tc := range configErrorCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.load(t); err != nil {
+				produced = append(produced, err.Error())
+			}
+		})
+	}
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, "config.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var expected []struct {
+		text string
+		pos  token.Position
+	}
+	leading := func(e ast.Expr) string {
+		for {
+			switch x := e.(type) {
+			case *ast.BasicLit:
+				if s, err := strconv.Unquote(x.Value); err == nil {
+					return s
+				}
+				return ""
+			case *ast.BinaryExpr:
+				e = x.X
+			default:
+				return ""
+			}
+		}
+	}
+	ast.Inspect(f, func(n ast.Node) bool {
+		switch x := n.(type) {
+		case *ast.CallExpr:
+			if id, ok := x.Fun.(*ast.Ident); ok && id.Name == "bad" && len(x.Args) == 3 {
+				if s := leading(x.Args[2]); s != "" {
+					expected = append(expected, struct {
+						text string
+						pos  token.Position
+					}{s, fset.Position(x.Pos())})
+				}
+			}
+		case *ast.CompositeLit:
+			if id, ok := x.Type.(*ast.Ident); ok && id.Name == "ConfigError" {
+				for _, el := range x.Elts {
+					if kv, ok := el.(*ast.KeyValueExpr); ok && kv.Key.(*ast.Ident).Name == "Expected" {
+						if s := leading(kv.Value); s != "" {
+							expected = append(expected, struct {
+								text string
+								pos  token.Position
+							}{s, fset.Position(x.Pos())})
+						}
+					}
+				}
+			}
+		}
+		return true
+	})
+	t.Logf("%d error messages in config.go, %d produced by the cases", len(expected), len(produced))
+	if len(expected) < 30 {
+		t.Fatalf("found only %d error messages in config.go: the scan is broken", len(expected))
+	}
+	for _, e := range expected {
+		covered := false
+		for _, p := range produced {
+			covered = covered || strings.Contains(p, e.text)
+		}
+		if !covered {
+			t.Errorf("%s: no test case produces the error %q: add one to configErrorCases", e.pos, e.text)
+		}
+	}
+}
+
+// selfSigned writes a certificate for 127.0.0.1 and its key, PEM.
+func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "exactly test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
+	return certFile, keyFile
+}
+
+func TestLoadTLSReadsCAAndClientCertificate(t *testing.T) {
+	cert, key := selfSigned(t, t.TempDir())
+	y := strings.Replace(validConfig, "  brokers: [127.0.0.1:9092]\n",
+		"  brokers: [127.0.0.1:9092]\n  tls: {ca_file: '"+cert+"', cert_file: '"+cert+"', key_file: '"+key+"', server_name: kafka.internal}\n", 1)
+	c, err := ParseConfig(strings.NewReader(y), "pipe.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, err := c.LoadTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tc == nil || tc.RootCAs == nil || len(tc.Certificates) != 1 || tc.ServerName != "kafka.internal" || tc.InsecureSkipVerify {
+		t.Errorf("TLS config not as configured: %+v", tc)
+	}
+	plain, err := ParseConfig(strings.NewReader(validConfig), "pipe.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tc, err := plain.LoadTLS(); tc != nil || err != nil {
+		t.Errorf("no tls section: got %v, %v; want plaintext", tc, err)
+	}
+}
