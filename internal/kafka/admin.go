@@ -26,8 +26,11 @@ type Admin struct {
 
 // NewAdmin creates a client for the configured brokers.
 func NewAdmin(cfg *exactly.Config, extra ...kgo.Opt) (*Admin, error) {
-	opts := append([]kgo.Opt{kgo.SeedBrokers(cfg.Source.Brokers...), kgo.ClientID(cfg.Source.ClientID)}, extra...)
-	cl, err := kgo.NewClient(opts...)
+	opts, err := ClientOpts(cfg) // brokers, source.tls and source.sasl
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(append(opts, extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("creating kafka client: %w", err)
 	}
@@ -192,8 +195,11 @@ func (a *Admin) Sample(ctx context.Context, from map[exactly.TP]int64, n int, ti
 	if want == 0 {
 		return out, nil
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(a.cfg.Source.Brokers...), kgo.ClientID(a.cfg.Source.ClientID),
-		kgo.ConsumePartitions(parts), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	base, err := ClientOpts(a.cfg)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(append(base, kgo.ConsumePartitions(parts), kgo.FetchIsolationLevel(kgo.ReadCommitted()))...)
 	if err != nil {
 		return nil, fmt.Errorf("creating kafka client: %w", err)
 	}

@@ -38,6 +38,11 @@ func NewReader(cfg *exactly.Config, extra ...kgo.Opt) (*Reader, error) {
 		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
 		kgo.FetchMaxWait(250 * time.Millisecond),
 	}, extra...)
+	sec, err := securityOpts(cfg) // source.tls and source.sasl
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, sec...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("creating kafka client: %w", err)

@@ -38,12 +38,16 @@ func Browse(ctx context.Context, t testing.TB, url, screenshot string) (string, 
 		args := append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
 			"--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
 			"--disable-dev-shm-usage", "--user-data-dir=" + profile}, extra...)
-		ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		// Generous: on a loaded 2-core machine Chromium's start alone
+		// has taken over a minute.
+		ctx, cancel := context.WithTimeout(ctx, 4*time.Minute)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, bin, append(args, url)...)
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
+		began := time.Now()
 		out, err := cmd.Output()
+		t.Logf("chromium %v: %s", extra, time.Since(began).Round(time.Millisecond))
 		if err != nil {
 			return nil, fmt.Errorf("chromium %v: %w\n%s", extra, err, cut(stderr.String(), 2000))
 		}

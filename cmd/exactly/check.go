@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/exactly/exactly"
+	"github.com/exactly/exactly/internal/decode"
+	"github.com/exactly/exactly/internal/kafka"
+)
+
+func newCheckCmd(g *globals) *cobra.Command {
+	var file string
+	var connect bool
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "check -c FILE [--connect]",
+		Short: "Validate a configuration; with --connect also reach Kafka and the sink and print the resolved topic → table mapping",
+		Long: `check validates a configuration without touching anything: every field,
+the TLS files, the table rules' decoders. It exits 2 naming the file, the
+field and what is expected. With --connect it also reads Kafka's metadata,
+pings the sink, looks for the ledger tables and the target tables, and
+prints the table each existing topic maps to; it exits 1 when something is
+unreachable or missing. It never creates or changes anything.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if file == "" {
+				return usage(errMissingConfig)
+			}
+			return check(g, file, connect, timeout)
+		},
+	}
+	cmd.Flags().StringVarP(&file, "config", "c", "", "configuration file (YAML)")
+	cmd.Flags().BoolVar(&connect, "connect", false, "also reach Kafka and the sink, and print the resolved mapping")
+	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "with --connect: how long to wait for Kafka and the sink")
+	return cmd
+}
+
+func check(g *globals, file string, connect bool, timeout time.Duration) error {
+	out := g.stdout
+	cfg, err := exactly.LoadConfig(file)
+	if err != nil {
+		return err
+	}
+	if _, err := cfg.LoadTLS(); err != nil {
+		return err
+	}
+	d, err := dialectFor(cfg.Sink.Driver)
+	if err != nil {
+		var ce *exactly.ConfigError
+		if errors.As(err, &ce) {
+			ce.File = cfg.File
+		}
+		return err
+	}
+	for i := range cfg.Tables {
+		if _, err := decode.New(&cfg.Tables[i]); err != nil {
+			return &exactly.ConfigError{File: cfg.File, Field: fmt.Sprintf("tables[%d]", i), Value: cfg.Tables[i].Topics, Expected: err.Error()}
+		}
+	}
+	s := cfg.Source
+	fmt.Fprintf(out, "%s: valid\n", cfg.File)
+	fmt.Fprintf(out, "  pipeline   %s\n", cfg.Pipeline)
+	fmt.Fprintf(out, "  source     %s  group %s  start_from %s  %s\n", strings.Join(s.Brokers, ","), s.Group, s.StartFrom, security(s))
+	fmt.Fprintf(out, "  sink       %s  %s\n", cfg.Sink.Driver, redact(cfg.Sink.DSN))
+	fmt.Fprintf(out, "  batch      every %s or %d records or %d bytes\n", cfg.Batch.Interval.D(), cfg.Batch.MaxRecords, cfg.Batch.MaxBytes)
+	for i, t := range cfg.Tables {
+		table := t.Table
+		if table == "" {
+			table = "(last part of the topic name)"
+		}
+		key := strings.Join(t.Key, ",")
+		if key == "" {
+			key = "-"
+		}
+		fmt.Fprintf(out, "  tables[%d]  %s → %s  format %s  mode %s  key %s  on_error %s\n", i, t.Topics, table, t.Format, t.Mode, key, t.OnError)
+	}
+	if !connect {
+		fmt.Fprintln(out, "offline checks passed; --connect also reaches Kafka and the sink")
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var problems []string
+	problem := func(format string, args ...any) {
+		p := fmt.Sprintf(format, args...)
+		problems = append(problems, p)
+		fmt.Fprintln(out, "  FAIL "+p)
+	}
+
+	// Kafka: the metadata of the topics the rules match.
+	var tps []exactly.TP
+	r, err := kafka.NewReader(cfg)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	tps, err = r.Partitions(ctx, func(topic string) bool { _, _, ok := cfg.Route(topic); return ok })
+	kafkaOK := err == nil
+	if !kafkaOK {
+		problem("kafka %s: %v", strings.Join(s.Brokers, ","), err)
+	} else {
+		fmt.Fprintf(out, "  ok   kafka: %d partitions of matching topics\n", len(tps))
+	}
+
+	// The sink: reachable, ledger tables, target tables.
+	db, err := d.Open(ctx, cfg.Sink)
+	if err != nil {
+		problem("sink: opening %s: %v", cfg.Sink.Driver, err)
+	} else {
+		defer db.Close()
+		if err := db.PingContext(ctx); err != nil {
+			problem("sink: %v", err)
+			db = nil
+		} else {
+			fmt.Fprintf(out, "  ok   sink: %s answers\n", cfg.Sink.Driver)
+		}
+	}
+	tableState := map[string]string{}
+	if db != nil {
+		for _, t := range []string{"exactly_offsets", "exactly_batches", "exactly_dead_letters"} {
+			if _, err := db.ExecContext(ctx, "SELECT COUNT(*) FROM "+t+" WHERE 1 = 0"); err != nil {
+				fmt.Fprintf(out, "  note ledger table %s is missing: exactly run creates it\n", t)
+			} else {
+				fmt.Fprintf(out, "  ok   ledger table %s\n", t)
+			}
+		}
+	}
+
+	// The resolved mapping, per existing topic.
+	parts := map[string]int{}
+	var topics []string
+	for _, tp := range tps {
+		if parts[tp.Topic] == 0 {
+			topics = append(topics, tp.Topic)
+		}
+		parts[tp.Topic]++
+	}
+	sort.Strings(topics)
+	if kafkaOK {
+		fmt.Fprintf(out, "mapping (%d topics):\n", len(topics))
+	}
+	for _, topic := range topics {
+		rule, table, _ := cfg.Route(topic)
+		state, seen := tableState[table]
+		if !seen && db != nil {
+			t, err := d.Describe(ctx, db, table)
+			switch {
+			case err != nil:
+				state = "unreadable: " + err.Error()
+			case t == nil && rule.Create:
+				state = "missing, created at first record (create: true)"
+			case t == nil:
+				state = "MISSING"
+				problem("table %s (for topic %s) does not exist in the sink: create it, or set create: true on its rule", table, topic)
+			default:
+				state = fmt.Sprintf("exists, %d columns, primary key (%s)", len(t.Columns), strings.Join(t.Key, ","))
+				for _, k := range rule.Key {
+					if t.Column(k) == nil {
+						state += ", NO key column " + k
+						problem("table %s has no column %s named in the key of the rule for %s", table, k, topic)
+					}
+				}
+			}
+			tableState[table] = state
+		}
+		fmt.Fprintf(out, "  %-40s %3d partitions → %-30s %s\n", topic, parts[topic], table, state)
+	}
+	for _, t := range cfg.Tables {
+		if !exactly.IsPattern(t.Topics) && parts[t.Topics] == 0 && kafkaOK {
+			problem("topic %s (a literal name in the rules) does not exist", t.Topics)
+		}
+	}
+	if len(problems) > 0 {
+		return findings("%d problem(s) found, first: %s", len(problems), problems[0])
+	}
+	fmt.Fprintln(out, "all checks passed")
+	return nil
+}
+
+func security(s exactly.SourceConfig) string {
+	parts := []string{"plaintext"}
+	if s.TLS.On() {
+		parts[0] = "tls"
+		if s.TLS.InsecureSkipVerify {
+			parts[0] = "tls (certificates NOT verified)"
+		}
+	}
+	if s.SASL.Mechanism != "" {
+		parts = append(parts, "sasl "+s.SASL.Mechanism+" as "+s.SASL.Username)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// redact hides a DSN's password.
+func redact(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	if strings.Contains(strings.ToLower(dsn), "password=") {
+		return "(dsn with a password, not shown)"
+	}
+	return dsn
+}
