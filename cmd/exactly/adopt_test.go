@@ -398,4 +398,27 @@ func TestPlanShowsTablesDDLKeysAndStarts(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "partition 1: starts at 6 (ledger)") || !strings.Contains(out, "create is off") {
 		t.Errorf("plan without create: exit %d\n%s", code, out)
 	}
+	// An existing table lacking a field: evolve shows the ALTER it would
+	// run (only for records from the start offsets on); without evolve the
+	// field is listed as ignored.
+	cfg, err := exactly.LoadConfig(noCreate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := exactly.OpenSink(context.Background(), cfg, &sqlite.Dialect{}, decode.New, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DB().Exec("CREATE TABLE events (p INTEGER, o INTEGER)"); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	code, out = cli(t, "plan", "-c", noCreate)
+	if code != 0 || !strings.Contains(out, "ignored fields (no column; evolve is off): note") {
+		t.Errorf("plan, evolve off: exit %d\n%s", code, out)
+	}
+	code, out = cli(t, "plan", "-c", e.config(t, "evolve.yaml", ", evolve: add_columns"))
+	if code != 0 || !strings.Contains(out, `ALTER TABLE "events" ADD COLUMN "note" TEXT;`) || !strings.Contains(out, "table events (exists)") {
+		t.Errorf("plan, evolve on: exit %d\n%s", code, out)
+	}
 }
