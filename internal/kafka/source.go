@@ -314,6 +314,13 @@ func (s *Source) Run(ctx context.Context) error {
 				continue
 			}
 		}
+		if fl == nil && blocked {
+			// Nothing in flight and nothing to launch: let a pending
+			// rebalance run now (revoking only buffered records), or an
+			// idle member would hold the whole group up.
+			s.cl.AllowRebalance()
+			blocked = false
+		}
 
 		// Wait for records, for the cycle in flight, or for the next
 		// batch to fall due, whichever comes first.
