@@ -36,6 +36,12 @@ func newRunCmd(g *globals) *cobra.Command {
 			}
 			sink, err := openSink(ctx, cfg, log)
 			if err != nil {
+				if ctx.Err() != nil {
+					// Stopped while connecting: nothing was written, a
+					// clean stop (the scale-out test's SIGTERM at start-up).
+					log.Info("stopped before the sink was open")
+					return nil
+				}
 				return err
 			}
 			defer sink.Close()

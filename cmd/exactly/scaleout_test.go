@@ -203,7 +203,10 @@ batch: {interval: 100ms, max_records: 400}
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	for i := range members {
+	for i, m := range members {
+		// A member started just now may not have installed its signal
+		// handler yet; give it the time before asking it to stop.
+		time.Sleep(time.Until(m.started.Add(5 * time.Second)))
 		stop(i, syscall.SIGTERM)
 	}
 	e.check(t)
