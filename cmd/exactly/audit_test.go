@@ -242,3 +242,20 @@ func TestAuditUsageErrors(t *testing.T) {
 		t.Errorf("verify --from: exit %d: %s", code, errs)
 	}
 }
+
+// TestStatusShowsRetentionLoss: offsets deleted before the pipeline read
+// them show in status, as a count and in the table.
+func TestStatusShowsRetentionLoss(t *testing.T) {
+	f := newAuditFixture(t, "sqlite", 10, 10)
+	f.produceMore(t, 10) // 10..19, never applied
+	if err := f.cluster.DeleteRecords("t.items", 0, 15); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCLI("status", "-c", f.file, "--json")
+	if code != 0 || !strings.Contains(out, `"retention_lost": 5`) || !strings.Contains(out, `"lag": 10`) {
+		t.Errorf("status --json (exit %d): %s%s", code, out, errs)
+	}
+	if code, out, _ := runCLI("status", "-c", f.file); code != 0 || !strings.Contains(out, "LOST 5 offsets") {
+		t.Errorf("status table (exit %d):\n%s", code, out)
+	}
+}

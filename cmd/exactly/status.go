@@ -17,17 +17,20 @@ import (
 
 // partitionStatus is one line of exactly status.
 type partitionStatus struct {
-	Topic       string     `json:"topic"`
-	Partition   int32      `json:"partition"`
-	Table       string     `json:"table"`
-	NextOffset  *int64     `json:"next_offset"`    // null: the pipeline never reached the partition
-	HighWater   *int64     `json:"high_watermark"` // null: the topic is gone from Kafka
-	LogStart    *int64     `json:"log_start"`
-	Lag         *int64     `json:"lag"`
-	LastBatchID string     `json:"last_batch_id,omitempty"`
-	LastBatchAt *time.Time `json:"last_batch_at,omitempty"`
-	LastStatus  string     `json:"last_status,omitempty"`
-	LastError   string     `json:"last_error,omitempty"`
+	Topic      string `json:"topic"`
+	Partition  int32  `json:"partition"`
+	Table      string `json:"table"`
+	NextOffset *int64 `json:"next_offset"`    // null: the pipeline never reached the partition
+	HighWater  *int64 `json:"high_watermark"` // null: the topic is gone from Kafka
+	LogStart   *int64 `json:"log_start"`
+	Lag        *int64 `json:"lag"`
+	// RetentionLost counts offsets Kafka deleted below its log start before
+	// the pipeline reached them (log start > next_offset): run verify.
+	RetentionLost int64      `json:"retention_lost,omitempty"`
+	LastBatchID   string     `json:"last_batch_id,omitempty"`
+	LastBatchAt   *time.Time `json:"last_batch_at,omitempty"`
+	LastStatus    string     `json:"last_status,omitempty"`
+	LastError     string     `json:"last_error,omitempty"`
 }
 
 func newStatusCmd(g *globals) *cobra.Command {
@@ -119,6 +122,7 @@ func readStatus(ctx context.Context, env *auditEnv) ([]partitionStatus, error) {
 			lag := hw - ls // never started: everything retained is to do
 			if hasNext {
 				lag = max(hw-n, 0)
+				s.RetentionLost = max(ls-n, 0)
 			}
 			s.Lag = &lag
 		}
@@ -147,6 +151,9 @@ func printStatus(g *globals, st []partitionStatus) {
 		id, at, status := "-", "-", "-"
 		if s.LastBatchID != "" {
 			id, at, status = s.LastBatchID, s.LastBatchAt.Format(time.RFC3339), s.LastStatus
+		}
+		if s.RetentionLost > 0 {
+			status += fmt.Sprintf(" (LOST %d offsets to retention: run exactly verify)", s.RetentionLost)
 		}
 		table := s.Table
 		if table == "" {
