@@ -279,9 +279,11 @@ func (s *Sink) plan(batches []*PartitionBatch, tables map[string]*Table) ([]*wri
 			kid := keyID(kv)
 			it := &item{b: b, c: c, key: kv}
 			if prev := a.last[kid]; prev != nil {
-				if c.rule.Version != "" && compareVersions(c.Version, prev.c.Version) < 0 {
+				if c.rule.Version != "" && c.Version != nil && prev.c.Version != nil && compareVersions(c.Version, prev.c.Version) < 0 {
 					// Older than what the batch already holds for the key:
-					// it cannot win, in the batch or in the table.
+					// it cannot win, in the batch or in the table. (A change
+					// without a version supersedes, as the SQL guard lets it
+					// through: IS NULL OR stored <= new.)
 					b.Skipped++
 					continue
 				}
