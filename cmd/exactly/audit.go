@@ -8,11 +8,10 @@ import (
 	"io"
 	"os"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/exactly/exactly"
 	"github.com/exactly/exactly/internal/kafka"
+	prog "github.com/exactly/exactly/internal/progress"
 )
 
 // auditEnv is what the read-only commands (status, verify) open: the sink
@@ -68,43 +67,8 @@ func (e *auditEnv) Close() {
 }
 
 // progress draws a one-line progress display on stderr, only when stderr
-// is a terminal, at most every 200 ms. Elsewhere it prints nothing.
-type progress struct {
-	mu    sync.Mutex
-	w     io.Writer
-	on    bool
-	last  time.Time
-	drawn bool
-}
+// is a terminal, at most every 200 ms (internal/progress). Elsewhere it
+// prints nothing.
+type progress struct{ *prog.Bar }
 
-func newProgress(w io.Writer) *progress {
-	p := &progress{w: w}
-	if f, ok := w.(*os.File); ok {
-		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
-			p.on = true
-		}
-	}
-	return p
-}
-
-// Show redraws the line; final draws it whatever the time since the last.
-func (p *progress) Show(final bool, format string, args ...any) {
-	if !p.on {
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if !final && time.Since(p.last) < 200*time.Millisecond {
-		return
-	}
-	p.last = time.Now()
-	fmt.Fprintf(p.w, "\r\033[K"+format, args...)
-	p.drawn = true
-}
-
-// Done clears the line.
-func (p *progress) Done() {
-	if p.on && p.drawn {
-		fmt.Fprint(p.w, "\r\033[K")
-	}
-}
+func newProgress(w io.Writer) *progress { return &progress{prog.New(w, "", 0)} }

@@ -13,7 +13,8 @@
 //		bar.Add(1)
 //	}
 //
-// A nil *Bar is valid and draws nothing, so callers may pass one around
+// A command that words its own line calls bar.Show(final, format, args...)
+// instead of Add/Note. A nil *Bar is valid and draws nothing, so callers may pass one around
 // unconditionally.
 package progress
 
@@ -40,6 +41,7 @@ type Bar struct {
 	every   time.Duration
 	now     func() time.Time
 	stopped bool
+	text    string // set by Show: drawn instead of the computed line
 }
 
 // New returns a bar for total units of work (0 when the total is not
@@ -111,6 +113,19 @@ func (b *Bar) Note(format string, args ...any) {
 	b.drawLocked(false)
 }
 
+// Show draws a free-form line instead of the computed one, for commands
+// that count in their own words ("verify: 12/40 partitions, …"). final
+// draws it whatever the time since the last draw.
+func (b *Bar) Show(final bool, format string, args ...any) {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.text = fmt.Sprintf(format, args...)
+	b.drawLocked(final)
+}
+
 // Done clears the line; the command then prints its result on a clean
 // line. Further calls draw nothing.
 func (b *Bar) Done() {
@@ -131,7 +146,11 @@ func (b *Bar) drawLocked(force bool) {
 		return
 	}
 	b.last = now
-	fmt.Fprint(b.w, "\r\033[K"+b.lineLocked(now))
+	line := b.text
+	if line == "" {
+		line = b.lineLocked(now)
+	}
+	fmt.Fprint(b.w, "\r\033[K"+line)
 	b.drawn = true
 }
 

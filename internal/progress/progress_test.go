@@ -73,3 +73,14 @@ func TestUnknownTotal(t *testing.T) {
 		t.Errorf("unknown total: %q", got)
 	}
 }
+
+func TestShowDrawsAFreeFormLine(t *testing.T) {
+	var buf bytes.Buffer
+	b := Always(&buf, "", 0)
+	b.Show(false, "verify: %d/%d partitions", 1, 4)
+	b.Show(false, "verify: %d/%d partitions", 2, 4) // within 200 ms: skipped
+	b.Show(true, "verify: %d/%d partitions", 4, 4)  // final: drawn
+	if got, want := buf.String(), "\r\033[Kverify: 1/4 partitions\r\033[Kverify: 4/4 partitions"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
