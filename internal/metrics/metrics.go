@@ -244,10 +244,12 @@ func (m *Metrics) Committed(outcomes []exactly.Outcome, took, waited time.Durati
 			p.next, p.pendingSince = b.To, time.Time{}
 			p.commits = append(p.commits, commitMark{at: now, records: len(b.Records)})
 			p.commits = trim(p.commits, now)
-			m.setOffsetsLocked(tp, p)
+			if p.assigned { // revoked meanwhile: another member reports it
+				m.setOffsetsLocked(tp, p)
+			}
 		case errorsAs(o.Err, &fe):
 			m.batches.WithLabelValues("fenced").Inc()
-			if p := m.parts[tp]; p != nil && fe.Stored >= 0 {
+			if p := m.parts[tp]; p != nil && p.assigned && fe.Stored >= 0 {
 				p.next = fe.Stored
 				m.setOffsetsLocked(tp, p)
 			}

@@ -88,6 +88,15 @@ func TestCountersGaugesAndStuck(t *testing.T) {
 	if n := testutil.CollectAndCount(m.lag); n != 0 {
 		t.Errorf("lag series of a revoked partition still exported: %d", n)
 	}
+	// A cycle that was in flight during the revoke finishes afterwards:
+	// counted, but its partition's gauges stay with the new owner.
+	m.Committed([]exactly.Outcome{{Batch: b, Committed: true}}, 0, 0)
+	if n := testutil.CollectAndCount(m.next); n != 0 {
+		t.Errorf("a late commit re-exported a revoked partition's next_offset: %d series", n)
+	}
+	if got := testutil.ToFloat64(m.committed.WithLabelValues("orders")); got != 10 {
+		t.Errorf("late commit not counted: %v", got)
+	}
 }
 
 // TestEveryDocumentedMetricIsRegistered keeps the package comment (and the
