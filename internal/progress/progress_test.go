@@ -84,3 +84,22 @@ func TestShowDrawsAFreeFormLine(t *testing.T) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
+
+// TestDrawsOnARealTerminal runs only inside a terminal (EXACTLY_TEST_TTY=1,
+// e.g. the test binary started in tmux): New must draw there.
+func TestDrawsOnARealTerminal(t *testing.T) {
+	if os.Getenv("EXACTLY_TEST_TTY") != "1" {
+		t.Skip("set EXACTLY_TEST_TTY=1 and run the test binary in a terminal")
+	}
+	b := New(os.Stderr, "tty", 3)
+	if b == nil {
+		t.Fatal("stderr is a terminal but New returned nil")
+	}
+	for i := 0; i < 3; i++ {
+		b.Note("step %d", i)
+		b.Add(1)
+		time.Sleep(250 * time.Millisecond)
+	}
+	b.Show(true, "tty: drawn on a terminal")
+	time.Sleep(500 * time.Millisecond)
+}
