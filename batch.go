@@ -128,12 +128,22 @@ func (b *PartitionBatch) fillRange() {
 // need, once per rule.
 func (s *Sink) prefetch(ctx context.Context, recs []*Record) error {
 	var byRule map[*TableRule][]*Record
-	for _, rec := range recs {
-		rule, _, ok := s.cfg.Route(rec.Topic)
-		if !ok {
-			continue
+	var (
+		lastTopic string
+		rule      *TableRule
+		prep      bool
+	)
+	for i, rec := range recs {
+		if i == 0 || rec.Topic != lastTopic { // a batch is one topic: route once
+			lastTopic = rec.Topic
+			var ok bool
+			rule, _, ok = s.cfg.Route(rec.Topic)
+			prep = false
+			if ok {
+				_, prep = s.decoder(rule).(Preparer)
+			}
 		}
-		if _, ok := s.decoder(rule).(Preparer); !ok {
+		if !prep {
 			continue
 		}
 		if byRule == nil {

@@ -15,30 +15,37 @@ import (
 // offset, then key and value each as a presence byte (0 null, 1 present),
 // uvarint length and bytes. The digest is SHA-256, written in hex.
 type RangeHash struct {
-	h   hash.Hash
-	buf [binary.MaxVarintLen64]byte
+	h       hash.Hash
+	scratch []byte // one record's encoding, written in one call
 }
 
 // NewRangeHash starts an empty digest.
 func NewRangeHash() *RangeHash { return &RangeHash{h: sha256.New()} }
 
-// Add appends one record; records must be added in offset order.
+// Add appends one record; records must be added in offset order. The
+// topic is written like a present key (presence byte 1, length, bytes).
 func (r *RangeHash) Add(rec *Record) {
-	r.bytes([]byte(rec.Topic), true)
-	r.h.Write(r.buf[:binary.PutVarint(r.buf[:], int64(rec.Partition))])
-	r.h.Write(r.buf[:binary.PutVarint(r.buf[:], rec.Offset)])
-	r.bytes(rec.Key, rec.Key != nil)
-	r.bytes(rec.Value, rec.Value != nil)
+	b := r.scratch[:0]
+	b = append(b, 1)
+	b = binary.AppendUvarint(b, uint64(len(rec.Topic)))
+	b = append(b, rec.Topic...)
+	b = binary.AppendVarint(b, int64(rec.Partition))
+	b = binary.AppendVarint(b, rec.Offset)
+	b = appendBytes(b, rec.Key)
+	b = appendBytes(b, rec.Value)
+	r.h.Write(b)
+	if cap(b) <= 64<<10 {
+		r.scratch = b
+	}
 }
 
-func (r *RangeHash) bytes(b []byte, present bool) {
-	if !present {
-		r.h.Write([]byte{0})
-		return
+func appendBytes(b, v []byte) []byte {
+	if v == nil {
+		return append(b, 0)
 	}
-	r.h.Write([]byte{1})
-	r.h.Write(r.buf[:binary.PutUvarint(r.buf[:], uint64(len(b)))])
-	r.h.Write(b)
+	b = append(b, 1)
+	b = binary.AppendUvarint(b, uint64(len(v)))
+	return append(b, v...)
 }
 
 // Sum returns the hex digest.
