@@ -44,9 +44,9 @@ func runSettings(t *testing.T, short time.Duration) settings {
 // TestChaosPostgres and TestChaosSQLite run the real binary under every
 // fault kind the sink allows, then prove nothing was lost, doubled, read
 // from an aborted transaction or skipped.
-func TestChaosPostgres(t *testing.T) { runChaos(t, "postgres", 40*time.Second) }
+func TestChaosPostgres(t *testing.T) { runChaos(t, "postgres", 30*time.Second) }
 
-func TestChaosSQLite(t *testing.T) { runChaos(t, "sqlite", 25*time.Second) }
+func TestChaosSQLite(t *testing.T) { runChaos(t, "sqlite", 20*time.Second) }
 
 func runChaos(t *testing.T, driver string, short time.Duration) {
 	s := runSettings(t, short)
