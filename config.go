@@ -110,6 +110,13 @@ type SinkConfig struct {
 	SynchronousCommit string `yaml:"synchronous_commit"`
 	// MaxConns bounds the connections used for writing. Default 4.
 	MaxConns int `yaml:"max_conns"`
+	// IdleTxTimeout is how long a batch transaction may sit idle before
+	// the database ends it; derived from source.rebalance_timeout by
+	// Validate, not configured. A member paused mid-transaction (a
+	// zombie) has lost its partitions by then, and its row locks on
+	// exactly_offsets would only block the member that owns them now.
+	// Zero: the server's setting.
+	IdleTxTimeout time.Duration `yaml:"-"`
 }
 
 // BatchConfig sets the micro-batch triggers.
@@ -275,6 +282,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Source.ClientID == "" {
 		c.Source.ClientID = "exactly"
+	}
+	if c.Sink.IdleTxTimeout == 0 {
+		c.Sink.IdleTxTimeout = c.Source.RebalanceTimeout.D()
 	}
 	switch sf := c.Source.StartFrom; {
 	case sf == "earliest", sf == "latest", sf == "group":

@@ -43,6 +43,11 @@ type harness struct {
 	proxy   *pgProxy
 	broker  *brokerFaults
 
+	// maxConns and rebalance, when set before the first start, change
+	// the members' sink.max_conns and source.rebalance_timeout.
+	maxConns  int
+	rebalance time.Duration
+
 	mu    sync.Mutex
 	slots [2]*instance
 	runs  int
@@ -137,11 +142,18 @@ func (h *harness) config() string {
 	if _, err := os.Stat(path); err == nil {
 		return path
 	}
+	rebalance, conns := 3*time.Second, 4
+	if h.rebalance > 0 {
+		rebalance = h.rebalance
+	}
+	if h.maxConns > 0 {
+		conns = h.maxConns
+	}
 	cfg := fmt.Sprintf(`pipeline: %s
-source: {brokers: [%s], group: chaos, session_timeout: 2s, rebalance_timeout: 3s}
-sink: {driver: %s, dsn: '%s'}
+source: {brokers: [%s], group: chaos, session_timeout: 2s, rebalance_timeout: %s}
+sink: {driver: %s, dsn: '%s', max_conns: %d}
 batch: {interval: 100ms, max_records: 400}
-%s`, pipeline, strings.Join(h.brokers, ", "), h.driver, h.sinkDSN, workload.Rules)
+%s`, pipeline, strings.Join(h.brokers, ", "), rebalance, h.driver, h.sinkDSN, conns, workload.Rules)
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		h.t.Fatal(err)
 	}

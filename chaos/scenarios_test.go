@@ -84,6 +84,11 @@ func (h *harness) produce(t *testing.T, gen *workload.Generator, n int) map[stri
 func TestZombieBatchIsFenced(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, "postgres")
+	// One transaction per cycle, so the paused member holds no offset
+	// row locks at before_write, and a rebalance timeout (hence idle
+	// transaction timeout) longer than the pause, so its transaction is
+	// still there to be fenced when it wakes.
+	h.maxConns, h.rebalance = 1, 30*time.Second
 	gen := workload.NewGenerator(42, 100)
 	h.produce(t, gen, 500)
 	z := h.start(1, "before_write:1:stop")
@@ -452,6 +457,51 @@ func TestIdleMemberDoesNotBlockRebalance(t *testing.T) {
 		if err := h.term(in, 30*time.Second); err != nil {
 			t.Error(err)
 		}
+	}
+	h.verify(t)
+}
+
+// TestPausedZombieDoesNotHoldOffsetLocks: a member pauses (SIGSTOP) with
+// its batch transactions written and not committed, holding row locks on
+// exactly_offsets, and stays paused. Regression: the member that took its
+// partitions blocked on those locks for as long as the pause lasted (its
+// commit timed out after 2 minutes and blocked again), so the pipeline
+// stopped. The database now ends a transaction idle longer than the
+// rebalance timeout, the locks go, and the new owner catches up; the
+// zombie's batch never commits (FAULTS.md #15).
+func TestPausedZombieDoesNotHoldOffsetLocks(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "postgres")
+	gen := workload.NewGenerator(43, 100)
+	h.produce(t, gen, 500)
+	z := h.start(1, "before_commit:1:stop")
+	deadline := time.Now().Add(30 * time.Second)
+	for !stoppedState(z.pid()) {
+		if z.exited() || time.Now().After(deadline) {
+			t.Fatalf("the zombie never reached before_commit:\n%s", tail(z.log, 2000))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	z.paused = true
+	var locked int
+	if err := h.db.QueryRow(`SELECT COUNT(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+		WHERE a.application_name = $1 AND a.state = 'idle in transaction' AND l.mode = 'RowExclusiveLock'`, h.appName).Scan(&locked); err != nil {
+		t.Fatal(err)
+	}
+	if locked == 0 {
+		t.Fatalf("the paused member holds no locks: the scenario did not happen")
+	}
+	a := h.start(0, "")
+	ends := h.produce(t, gen, 500)
+	h.waitLedger(t, ends, 45*time.Second)
+	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	<-a.done
+	_ = z.cmd.Process.Signal(syscall.SIGCONT)
+	z.paused = false
+	if err := h.term(z, 30*time.Second); err != nil {
+		t.Log(err) // its connection was ended under it; how it exits is not the point
 	}
 	h.verify(t)
 }

@@ -53,6 +53,12 @@ func (*Dialect) Open(ctx context.Context, cfg exactly.SinkConfig) (*sql.DB, erro
 	if cfg.SynchronousCommit != "" {
 		cc.RuntimeParams["synchronous_commit"] = cfg.SynchronousCommit
 	}
+	// A paused member (a zombie) must not hold its locks on the offsets
+	// rows forever: the server ends a transaction idle this long, and the
+	// member that owns the partitions now proceeds.
+	if _, ok := cc.RuntimeParams["idle_in_transaction_session_timeout"]; !ok && cfg.IdleTxTimeout > 0 {
+		cc.RuntimeParams["idle_in_transaction_session_timeout"] = strconv.FormatInt(cfg.IdleTxTimeout.Milliseconds(), 10)
+	}
 	db := stdlib.OpenDB(*cc)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
