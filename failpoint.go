@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // Failpoints let crash and chaos tests stop the process at an exact point
@@ -56,4 +57,7 @@ func Failpoint(name string) {
 	if failpoint.signal == syscall.SIGKILL {
 		select {} // the signal is on its way
 	}
+	// The stop takes effect asynchronously: wait here, or this goroutine
+	// would run on past the point (e.g. send its COMMIT) before it lands.
+	time.Sleep(200 * time.Millisecond)
 }

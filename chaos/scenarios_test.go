@@ -483,13 +483,19 @@ func TestPausedZombieDoesNotHoldOffsetLocks(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	z.paused = true
+	// The paused member holds row locks on exactly_offsets inside an
+	// open transaction (its writes are done, COMMIT not sent).
 	var locked int
-	if err := h.db.QueryRow(`SELECT COUNT(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-		WHERE a.application_name = $1 AND a.state = 'idle in transaction' AND l.mode = 'RowExclusiveLock'`, h.appName).Scan(&locked); err != nil {
-		t.Fatal(err)
-	}
-	if locked == 0 {
-		t.Fatalf("the paused member holds no locks: the scenario did not happen")
+	var states string
+	for deadline := time.Now().Add(10 * time.Second); locked == 0; time.Sleep(100 * time.Millisecond) {
+		if err := h.db.QueryRow(`SELECT COUNT(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+			WHERE a.application_name = $1 AND a.state LIKE 'idle in transaction%' AND l.mode = 'RowExclusiveLock'`, h.appName).Scan(&locked); err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			_ = h.db.QueryRow(`SELECT string_agg(coalesce(state, '?') || ': ' || left(query, 60), '; ') FROM pg_stat_activity WHERE application_name = $1`, h.appName).Scan(&states)
+			t.Fatalf("the paused member holds no locks in an open transaction (sessions: %s): the scenario did not happen", states)
+		}
 	}
 	a := h.start(0, "")
 	ends := h.produce(t, gen, 500)
