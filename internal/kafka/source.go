@@ -376,19 +376,6 @@ func (s *Source) Run(ctx context.Context) error {
 			default:
 			}
 		}
-		if fl == nil && blocked {
-			s.mu.Lock()
-			n, _, _ := s.bufferedLocked()
-			s.mu.Unlock()
-			if n == 0 {
-				// Nothing in hand, nothing in flight: let a waiting
-				// rebalance run. Held here, an idle member never rejoins
-				// and is evicted at its rebalance timeout, then keeps
-				// fetching its lost partitions until records arrive.
-				s.cl.AllowRebalance()
-				blocked = false
-			}
-		}
 	}
 }
 
