@@ -187,3 +187,24 @@ type TableWrite struct {
 	// DeleteVersions holds, when Version is set, the version of each delete.
 	DeleteVersions []any
 }
+
+// StageColumns are the columns a staging table for w needs: the written
+// columns, then the key and version columns a delete needs, each once.
+func (w *TableWrite) StageColumns() []string {
+	seen := map[string]bool{}
+	var cols []string
+	add := func(c string) {
+		if c != "" && !seen[c] {
+			seen[c] = true
+			cols = append(cols, c)
+		}
+	}
+	for _, c := range w.Columns {
+		add(c)
+	}
+	for _, c := range w.Keys {
+		add(c)
+	}
+	add(w.Version)
+	return cols
+}

@@ -298,7 +298,7 @@ func (*Dialect) ExecPipeline(ctx context.Context, tx *exactly.Tx, stmts []exactl
 // staged COPYs a large write into the session's staging table for the
 // table and returns the statements applying it from there.
 func (d *Dialect) staged(ctx context.Context, tx *exactly.Tx, w *exactly.TableWrite) ([]exactly.Statement, error) {
-	cols := stageColumns(w)
+	cols := w.StageColumns()
 	stage := stageName(w.Table.Name, cols)
 	var def strings.Builder
 	def.WriteString(`CREATE TEMP TABLE IF NOT EXISTS ` + d.Quote(stage) + ` (exactly_op "char" NOT NULL`)
@@ -361,27 +361,6 @@ func (d *Dialect) staged(ctx context.Context, tx *exactly.Tx, w *exactly.TableWr
 		out = append(out, exactly.Statement{SQL: q})
 	}
 	return out, nil
-}
-
-// stageColumns are the written columns plus the key and version columns a
-// delete needs.
-func stageColumns(w *exactly.TableWrite) []string {
-	seen := map[string]bool{}
-	var cols []string
-	add := func(c string) {
-		if c != "" && !seen[c] {
-			seen[c] = true
-			cols = append(cols, c)
-		}
-	}
-	for _, c := range w.Columns {
-		add(c)
-	}
-	for _, c := range w.Keys {
-		add(c)
-	}
-	add(w.Version)
-	return cols
 }
 
 func stageName(table string, cols []string) string {

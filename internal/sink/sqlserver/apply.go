@@ -67,7 +67,7 @@ func (d *Dialect) Apply(ctx context.Context, tx *exactly.Tx, w *exactly.TableWri
 }
 
 func (d *Dialect) plan(w *exactly.TableWrite) *plan {
-	cols := stageColumns(w)
+	cols := w.StageColumns()
 	stage := stageName(w.Table.Name, cols)
 	p := &plan{Stage: stage, Columns: append([]string{"exactly_op"}, cols...)}
 
@@ -157,27 +157,6 @@ func (d *Dialect) merge(w *exactly.TableWrite, t, src string) string {
 	}
 	sb.WriteString(" WHEN NOT MATCHED BY TARGET THEN INSERT (" + d.list(w.Columns, "") + ") VALUES (" + d.list(w.Columns, "s.") + ");")
 	return sb.String()
-}
-
-// stageColumns are the written columns plus the key and version columns a
-// delete needs.
-func stageColumns(w *exactly.TableWrite) []string {
-	seen := map[string]bool{}
-	var cols []string
-	add := func(c string) {
-		if c != "" && !seen[c] {
-			seen[c] = true
-			cols = append(cols, c)
-		}
-	}
-	for _, c := range w.Columns {
-		add(c)
-	}
-	for _, c := range w.Keys {
-		add(c)
-	}
-	add(w.Version)
-	return cols
 }
 
 // stageName names the session's staging table for a table and column set.
