@@ -108,6 +108,11 @@ func NewSource(cfg *exactly.Config, sink *exactly.Sink, log *slog.Logger, extra 
 		// partitions do not each hold a MiB.
 		kgo.FetchMaxBytes(int32(min(max(cfg.Batch.MaxBytes/4, 1<<20), 32<<20))),
 		kgo.FetchMaxPartitionBytes(256 << 10),
+		// A fetch the broker holds open delays every partition resumed
+		// meanwhile (a resume does not interrupt it): franz-go's 5s
+		// default stalled a paused partition for 5s after its batch
+		// committed. Kafka Connect's default is 500ms.
+		kgo.FetchMaxWait(fetchMaxWait(cfg.Batch.Interval.D())),
 	}
 	if anyPattern {
 		opts = append(opts, kgo.ConsumeRegex(), kgo.ConsumeTopics(patterns...))
@@ -127,6 +132,12 @@ func NewSource(cfg *exactly.Config, sink *exactly.Sink, log *slog.Logger, extra 
 	s.cl = cl
 	close(s.ready)
 	return s, nil
+}
+
+// fetchMaxWait is how long the broker may hold a fetch open waiting for
+// records: a quarter of the batch interval, between 50ms and 500ms.
+func fetchMaxWait(interval time.Duration) time.Duration {
+	return min(max(interval/4, 50*time.Millisecond), 500*time.Millisecond)
 }
 
 // heartbeatInterval is a third of the session timeout, at most franz-go's
