@@ -5,12 +5,15 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha1"
 	"database/sql"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -312,33 +315,47 @@ func (d *Dialect) staged(ctx context.Context, tx *exactly.Tx, w *exactly.TableWr
 	if _, err := tx.ExecContext(ctx, def.String()); err != nil {
 		return nil, fmt.Errorf("creating staging table: %w", err)
 	}
-	rows := make([][]any, 0, len(w.Upserts)+len(w.Deletes))
-	pos := map[string]int{}
+	// The rows go as binary COPY, encoded here: every staging column is
+	// text (whose binary form is its UTF-8 bytes) and the op a "char", so
+	// nothing needs pgx's per-value type planning.
+	pos := make(map[string]int, len(cols))
 	for i, c := range cols {
 		pos[c] = i + 1
 	}
-	for _, r := range w.Upserts {
-		row := make([]any, len(cols)+1)
-		row[0] = "u"
-		for i, c := range w.Columns {
-			row[pos[c]] = text(r[i])
+	fields := make([]any, len(cols)+1)
+	var buf []byte
+	buf = append(buf, copyHeader...)
+	row := func(op byte) {
+		buf = binary.BigEndian.AppendUint16(buf, uint16(len(fields)))
+		buf = append(buf, 0, 0, 0, 1, op)
+		for _, v := range fields[1:] {
+			buf = appendCopyText(buf, v)
 		}
-		rows = append(rows, row)
+		clear(fields)
+	}
+	for i, r := range w.Upserts {
+		for j, c := range w.Columns {
+			fields[pos[c]] = r[j]
+		}
+		row('u')
+		if i == 0 { // the rest are about as long as the first
+			buf = slices.Grow(buf, (len(buf)-len(copyHeader))*(len(w.Upserts)+len(w.Deletes)))
+		}
 	}
 	for i, k := range w.Deletes {
-		row := make([]any, len(cols)+1)
-		row[0] = "d"
 		for j, c := range w.Keys {
-			row[pos[c]] = text(k[j])
+			fields[pos[c]] = k[j]
 		}
 		if w.Version != "" {
-			row[pos[w.Version]] = text(w.DeleteVersions[i])
+			fields[pos[w.Version]] = w.DeleteVersions[i]
 		}
-		rows = append(rows, row)
+		row('d')
 	}
+	buf = append(buf, 0xff, 0xff) // trailer: a field count of -1
+	copySQL := "COPY " + d.Quote(stage) + " (exactly_op, " + d.list(cols, "") + ") FROM STDIN (FORMAT binary)"
 	err := tx.Conn.Raw(func(dc any) error {
 		pc := dc.(*stdlib.Conn).Conn()
-		_, err := pc.CopyFrom(ctx, pgx.Identifier{stage}, append([]string{"exactly_op"}, cols...), pgx.CopyFromRows(rows))
+		_, err := pc.PgConn().CopyFrom(ctx, bytes.NewReader(buf), copySQL)
 		return err
 	})
 	if err != nil {
@@ -366,6 +383,33 @@ func (d *Dialect) staged(ctx context.Context, tx *exactly.Tx, w *exactly.TableWr
 func stageName(table string, cols []string) string {
 	h := sha1.Sum([]byte(table + "\x00" + strings.Join(cols, "\x00")))
 	return "exactly_stage_" + hex.EncodeToString(h[:8])
+}
+
+// copyHeader starts a binary COPY: the signature, no flags, no extension.
+var copyHeader = []byte("PGCOPY\n\xff\r\n\x00\x00\x00\x00\x00\x00\x00\x00\x00")
+
+// appendCopyText appends v as a binary COPY field of a text column: its
+// length, then its text form (see text); -1 for NULL.
+func appendCopyText(buf []byte, v any) []byte {
+	if v == nil {
+		return append(buf, 0xff, 0xff, 0xff, 0xff)
+	}
+	at := len(buf)
+	buf = append(buf, 0, 0, 0, 0)
+	switch x := v.(type) {
+	case string:
+		buf = append(buf, x...)
+	case int64:
+		buf = strconv.AppendInt(buf, x, 10)
+	case exactly.Decimal:
+		buf = append(buf, x...)
+	case exactly.JSON:
+		buf = append(buf, x...)
+	default:
+		buf = append(buf, text(v).(string)...)
+	}
+	binary.BigEndian.PutUint32(buf[at:], uint32(len(buf)-at-4))
+	return buf
 }
 
 // textValue is text as a text array element.
