@@ -240,15 +240,7 @@ func (it *item) count(d int) {
 // writers lock in the same order. Dead letters found while planning (a
 // missing key) replace those of an earlier attempt.
 func (s *Sink) plan(batches []*PartitionBatch, tables map[string]*Table) ([]*write, error) {
-	type acc struct {
-		t      *Table
-		rule   *TableRule
-		cols   map[string]bool
-		order  []string
-		last   map[string]*item
-		append []*item
-	}
-	accs := map[string]*acc{}
+	accs := map[string]*planAcc{}
 	for _, b := range batches {
 		b.Upserted, b.Deleted, b.Skipped = 0, 0, 0
 		b.DeadLetters = b.DeadLetters[:b.decodeDead]
@@ -263,7 +255,7 @@ func (s *Sink) plan(batches []*PartitionBatch, tables map[string]*Table) ([]*wri
 			t := tables[c.table]
 			a := accs[c.table]
 			if a == nil {
-				a = &acc{t: t, rule: c.rule, cols: map[string]bool{}, last: map[string]*item{}}
+				a = &planAcc{t: t, rule: c.rule, cols: map[string]bool{}, last: map[string]*item{}}
 				accs[c.table] = a
 			}
 			if c.rule.Mode == "append" {
@@ -271,11 +263,7 @@ func (s *Sink) plan(batches []*PartitionBatch, tables map[string]*Table) ([]*wri
 					b.Skipped++ // a tombstone has nothing to append
 					continue
 				}
-				for name := range c.Row {
-					if t.Column(name) != nil {
-						a.cols[name] = true
-					}
-				}
+				a.see(c.Row)
 				a.append = append(a.append, &item{b: b, c: c})
 				continue
 			}
@@ -304,11 +292,7 @@ func (s *Sink) plan(batches []*PartitionBatch, tables map[string]*Table) ([]*wri
 			}
 			a.last[kid] = it
 			if c.Op == OpUpsert {
-				for name := range c.Row {
-					if t.Column(name) != nil {
-						a.cols[name] = true
-					}
-				}
+				a.see(c.Row)
 			}
 		}
 	}
@@ -355,6 +339,28 @@ func (s *Sink) plan(batches []*PartitionBatch, tables map[string]*Table) ([]*wri
 		}
 	}
 	return writes, nil
+}
+
+// planAcc gathers one table's changes in plan.
+type planAcc struct {
+	t    *Table
+	rule *TableRule
+	// cols says, for every field name seen in a row, whether the table
+	// has that column: the rows written carry the columns seen.
+	cols   map[string]bool
+	order  []string
+	last   map[string]*item
+	append []*item
+}
+
+// see notes the fields of a row: one map lookup per field once the
+// names are known, not a search of the table's columns per field.
+func (a *planAcc) see(row map[string]any) {
+	for name := range row {
+		if _, ok := a.cols[name]; !ok {
+			a.cols[name] = a.t.Column(name) != nil
+		}
+	}
 }
 
 // compareVersions orders two version values: -1, 0 or +1. nil (unknown)

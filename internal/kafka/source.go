@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -41,6 +42,11 @@ type Source struct {
 	mu    sync.Mutex
 	parts map[exactly.TP]*partition
 
+	// rebalance is set when the group waits for this member to allow a
+	// rebalance: no flight is launched until every one in flight has
+	// settled and AllowRebalance has been called.
+	rebalance atomic.Bool
+
 	// OnCommit, when set, is called after each database commit with its
 	// outcomes (tests and metrics).
 	OnCommit func([]exactly.Outcome)
@@ -66,9 +72,10 @@ func (s *Source) obs() exactly.Observer {
 
 // partition is an assigned partition's state.
 type partition struct {
-	next     int64 // the stored next_offset: the batch in flight, or else the buffer, starts here
-	inflight bool  // a batch of this partition is being committed
-	flightTo int64 // when in flight: where the batch ends and the buffer starts
+	table    string // the table its records go to (whole tables go in one flight)
+	next     int64  // the stored next_offset: the batch in flight, or else the buffer, starts here
+	inflight bool   // a batch of this partition is being committed
+	flightTo int64  // when in flight: where the batch ends and the buffer starts
 	recs     []*exactly.Record
 	bytes    int64
 	first    time.Time // when the oldest buffered record arrived
@@ -99,6 +106,7 @@ func NewSource(cfg *exactly.Config, sink *exactly.Sink, log *slog.Logger, extra 
 		kgo.AdjustFetchOffsetsFn(s.adjust),
 		kgo.OnPartitionsRevoked(s.drop),
 		kgo.OnPartitionsLost(s.drop),
+		kgo.OnPartitionsCallbackBlocked(func(context.Context, *kgo.Client) { s.rebalance.Store(true) }),
 		// Records of aborted transactions are never applied.
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		// Out of range is an error, not a silent jump past lost records.
@@ -175,7 +183,11 @@ func (s *Source) adjust(ctx context.Context, assigned map[string]map[int32]kgo.O
 	defer s.mu.Unlock()
 	for _, tp := range tps {
 		next := stored[tp]
-		s.parts[tp] = &partition{next: next}
+		table := tp.Topic
+		if _, t, ok := s.cfg.Route(tp.Topic); ok {
+			table = t
+		}
+		s.parts[tp] = &partition{table: table, next: next}
 		assigned[tp.Topic][tp.Partition] = kgo.NewOffset().At(next).WithEpoch(-1)
 	}
 	s.log.Debug("partitions assigned", "count", len(tps))
@@ -268,16 +280,25 @@ func (s *Source) Assigned() int {
 	return len(s.parts)
 }
 
-// Run consumes until ctx ends. A cycle in flight when ctx ends is finished
-// (its transactions commit or roll back); buffered records not yet in a
-// batch are abandoned and read again next time.
+// Run consumes until ctx ends. Flights in flight when ctx ends are
+// finished (their transactions commit or roll back); buffered records not
+// yet in a batch are abandoned and read again next time.
 //
-// The loop keeps fetching while a cycle commits (pipelining), yet a
-// partition is never revoked while its batch is in flight: with
-// BlockRebalanceOnPoll a rebalance waits from the moment a poll returns
-// until AllowRebalance, and AllowRebalance is called only when no cycle is
-// in flight. A cycle is launched only after a poll returned, never between
-// AllowRebalance and the next poll, when a revoke may be running.
+// Up to sink.max_conns flights commit at once, each one transaction on
+// its own connection. A flight holds whole tables and a table is in at
+// most one flight, so a partition's batches commit in order and two
+// flights never lock the same keys. A connection whose flight settled
+// takes the next ready tables at once: one flight decodes while the
+// database works on the others, and nobody waits for the slowest.
+//
+// The loop keeps fetching while flights commit, yet a partition is never
+// revoked while its batch is in flight: with BlockRebalanceOnPoll a
+// rebalance waits from the moment a poll returns until AllowRebalance.
+// When the group says a rebalance is waiting, no flight is launched, the
+// ones in flight settle and AllowRebalance lets it run; an idle member
+// allows it at once. A flight is launched only after a poll returned,
+// never between AllowRebalance and the next poll, when a revoke may be
+// running.
 func (s *Source) Run(ctx context.Context) error {
 	defer s.cl.Close()
 	if s.Observer != nil {
@@ -286,71 +307,77 @@ func (s *Source) Run(ctx context.Context) error {
 		go s.watchWatermarks(wctx)
 	}
 	interval := s.cfg.Batch.Interval.D()
+	slots := max(s.cfg.Sink.MaxConns, 1)
 	var (
-		fl        *flight // the cycle in flight, or nil
-		blocked   bool    // a poll returned since the last AllowRebalance
+		flights   []*flight
+		blocked   bool // a poll returned since the last AllowRebalance
 		backoff   time.Duration
-		notBefore time.Time // after a failed cycle, the next waits
+		notBefore time.Time // after a failed flight, the next waits
 	)
-	settle := func() {
-		failed := s.finish(fl)
-		fl = nil
-		if failed {
-			backoff = min(max(2*backoff, 100*time.Millisecond), 5*time.Second)
-			notBefore = time.Now().Add(backoff)
-		} else {
-			backoff = 0
+	// reap settles the flights that ended (with wait, all of them).
+	reap := func(wait bool) {
+		keep := flights[:0]
+		for _, fl := range flights {
+			if wait {
+				<-fl.done
+			}
+			select {
+			case <-fl.done:
+				if s.finish(fl) {
+					backoff = min(max(2*backoff, 100*time.Millisecond), 5*time.Second)
+					notBefore = time.Now().Add(backoff)
+				} else {
+					backoff = 0
+				}
+			default:
+				keep = append(keep, fl)
+			}
 		}
-		s.cl.AllowRebalance()
-		blocked = false
+		clear(flights[len(keep):])
+		flights = keep
 	}
 	for {
 		if ctx.Err() != nil {
-			if fl != nil {
-				<-fl.done
-				settle()
-			}
+			reap(true)
 			s.cl.AllowRebalance()
 			return nil
 		}
 		now := time.Now()
+		rebalance := s.rebalance.Load()
+		if blocked && !rebalance && len(flights) < slots && !now.Before(notBefore) {
+			flights = append(flights, s.launch(now, slots-len(flights))...)
+		}
+		if blocked && len(flights) == 0 {
+			// Nothing in flight: let a waiting rebalance run now
+			// (revoking only buffered records), or an idle member would
+			// hold the whole group up.
+			s.rebalance.Store(false)
+			s.cl.AllowRebalance()
+			blocked, rebalance = false, false
+		}
 		s.mu.Lock()
 		buffered, bytes, oldest := s.bufferedLocked()
 		s.mu.Unlock()
 		full := buffered >= s.cfg.Batch.MaxRecords || bytes >= s.cfg.Batch.MaxBytes
-		due := buffered > 0 && (full || !now.Before(oldest.Add(interval)))
-		if fl == nil && blocked && due && !now.Before(notBefore) {
-			fl = s.launch()
-			if fl == nil {
-				continue
-			}
-		}
-		if fl == nil && blocked {
-			// Nothing in flight and nothing to launch: let a pending
-			// rebalance run now (revoking only buffered records), or an
-			// idle member would hold the whole group up.
-			s.cl.AllowRebalance()
-			blocked = false
-		}
 
-		// Wait for records, for the cycle in flight, or for the next
-		// batch to fall due, whichever comes first.
-		// While a cycle is in flight its end is the wake-up: nothing else
-		// can be launched before it, and a past due time must not spin.
+		// Wait for records, for a flight to end, or for the next batch to
+		// fall due, whichever comes first. A flight's end is always a
+		// wake-up; a due time is one only when a flight could be
+		// launched then, or a past due time would spin.
 		wake := now.Add(interval)
-		if fl == nil && buffered > 0 {
-			wake = oldest.Add(interval)
+		if due := oldest.Add(interval); !oldest.IsZero() && len(flights) < slots && !rebalance && due.Before(wake) {
+			wake = due
 		}
-		if fl == nil && notBefore.After(wake) {
+		if notBefore.After(wake) {
 			wake = notBefore
 		}
 		pctx, cancel := context.WithDeadline(ctx, wake)
-		stop := func() bool { return false }
-		if fl != nil {
-			stop = context.AfterFunc(fl.ctx, cancel) // the cycle's end wakes the poll
+		stops := make([]func() bool, 0, len(flights))
+		for _, fl := range flights {
+			stops = append(stops, context.AfterFunc(fl.ctx, cancel))
 		}
 		if full {
-			if fl != nil || blocked {
+			if len(flights) > 0 || blocked || now.Before(notBefore) {
 				<-pctx.Done()
 			} else {
 				// Block rebalances without taking records: a poll with
@@ -364,9 +391,11 @@ func (s *Source) Run(ctx context.Context) error {
 			fetches := s.cl.PollRecords(pctx, s.cfg.Batch.MaxRecords-buffered)
 			blocked = true
 			if fetches.IsClientClosed() {
-				stop()
+				for _, stop := range stops {
+					stop()
+				}
 				cancel()
-				if fl != nil {
+				for _, fl := range flights {
 					<-fl.done
 					s.finish(fl)
 				}
@@ -378,27 +407,38 @@ func (s *Source) Run(ctx context.Context) error {
 				s.OnFetch(fetches.NumRecords())
 			}
 		}
-		stop()
-		cancel()
-		if fl != nil {
-			select {
-			case <-fl.done:
-				settle()
-			default:
-			}
+		for _, stop := range stops {
+			stop()
 		}
+		cancel()
+		reap(false)
 	}
 }
 
+// bufferedLocked returns the records and bytes buffered and not yet in a
+// flight, and when the oldest of those that could be launched now (its
+// table is in no flight) arrived; zero if none.
 func (s *Source) bufferedLocked() (n int, bytes int64, oldest time.Time) {
+	busy := s.busyLocked()
 	for _, p := range s.parts {
 		n += len(p.recs)
 		bytes += p.bytes
-		if len(p.recs) > 0 && (oldest.IsZero() || p.first.Before(oldest)) {
+		if len(p.recs) > 0 && !busy[p.table] && (oldest.IsZero() || p.first.Before(oldest)) {
 			oldest = p.first
 		}
 	}
 	return n, bytes, oldest
+}
+
+// busyLocked returns the tables with a batch in flight.
+func (s *Source) busyLocked() map[string]bool {
+	busy := map[string]bool{}
+	for _, p := range s.parts {
+		if p.inflight {
+			busy[p.table] = true
+		}
+	}
+	return busy
 }
 
 // buffer appends polled records to their partitions' buffers, dropping
@@ -431,7 +471,8 @@ func (s *Source) buffer(fetches kgo.Fetches) {
 		}
 		before := len(p.recs)
 		defer func() { observed = append(observed, seen{tp, len(p.recs) - before, ft.HighWatermark}) }()
-		for _, r := range ft.Records {
+		slab := make([]exactly.Record, len(ft.Records)) // one allocation, not one per record
+		for i, r := range ft.Records {
 			want := p.next
 			if p.inflight {
 				want = p.flightTo
@@ -442,7 +483,8 @@ func (s *Source) buffer(fetches kgo.Fetches) {
 			if r.Offset < want {
 				continue
 			}
-			rec := &exactly.Record{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset,
+			rec := &slab[i]
+			*rec = exactly.Record{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset,
 				Key: r.Key, Value: r.Value, Timestamp: r.Timestamp}
 			for _, h := range r.Headers {
 				rec.Headers = append(rec.Headers, exactly.Header{Key: h.Key, Value: h.Value})
@@ -520,48 +562,58 @@ func (s *Source) halt(tp exactly.TP, err error) {
 	s.obs().Halted(tp, err)
 }
 
-// flight is one cycle's batches being committed.
+// flight is one transaction's batches being committed.
 type flight struct {
-	ctx      context.Context // done when every group finished
+	ctx      context.Context // done when the transaction settled
 	done     <-chan struct{}
 	outcomes []exactly.Outcome
 }
 
-// launch takes every buffered partition into one cycle and commits it in
-// the background: the batches are split into at most sink.max_conns groups,
-// each one transaction on its own connection. A table's partitions stay in
-// one group, so one table's rows are written by one statement and two
-// groups never lock the same keys. It returns nil when nothing is buffered.
-func (s *Source) launch() *flight {
+// launch starts up to free flights when batches are due: the buffered
+// records of the tables in no flight reach a flight's share of
+// batch.max_records or batch.max_bytes, or the oldest of them has waited
+// batch.interval. Every such table is taken, split into at most free
+// flights of whole tables; each commits in the background in one
+// transaction on its own connection.
+func (s *Source) launch(now time.Time, free int) []*flight {
+	slots := max(s.cfg.Sink.MaxConns, 1)
 	s.mu.Lock()
-	var batches []*exactly.PartitionBatch
-	var resume map[string][]int32
-	var oldest time.Time
-	shareRecs, _ := s.shareLocked()
-	for tp, p := range s.parts {
-		if len(p.recs) == 0 || p.halted != nil || p.inflight {
+	busy := s.busyLocked()
+	var (
+		n      int
+		bytes  int64
+		oldest time.Time
+	)
+	for _, p := range s.parts {
+		if len(p.recs) == 0 || p.halted != nil || p.inflight || busy[p.table] {
 			continue
 		}
+		n += len(p.recs)
+		bytes += p.bytes
 		if oldest.IsZero() || p.first.Before(oldest) {
 			oldest = p.first
 		}
-		// At most a share per partition: a partition whose whole backlog
-		// arrived in one fetch leaves the rest for the next cycle, so a
-		// cycle spans many tables (and connections), not a few.
-		recs := p.recs
-		if len(recs) > shareRecs {
-			recs = recs[:shareRecs]
+	}
+	due := n > 0 && (n >= s.cfg.Batch.MaxRecords/slots || bytes >= s.cfg.Batch.MaxBytes/int64(slots) ||
+		!now.Before(oldest.Add(s.cfg.Batch.Interval.D())))
+	if !due {
+		s.mu.Unlock()
+		return nil
+	}
+	var batches []*exactly.PartitionBatch
+	first := map[*exactly.PartitionBatch]time.Time{}
+	var resume map[string][]int32
+	for tp, p := range s.parts {
+		if len(p.recs) == 0 || p.halted != nil || p.inflight || busy[p.table] {
+			continue
 		}
-		batches = append(batches, &exactly.PartitionBatch{Topic: tp.Topic, Partition: tp.Partition, From: p.next, Records: recs})
-		p.inflight, p.flightTo = true, recs[len(recs)-1].Offset+1
-		if len(recs) < len(p.recs) {
-			p.recs = p.recs[len(recs):]
-			p.bytes = 0
-			for _, r := range p.recs {
-				p.bytes += int64(len(r.Key) + len(r.Value))
-			}
-			continue // still paused: it holds more than its share
-		}
+		// The whole buffer: it is at most a share of the caps plus one
+		// fetch (see buffer), and what is left of a partition after its
+		// share would only make a tiny flight of its own.
+		b := &exactly.PartitionBatch{Topic: tp.Topic, Partition: tp.Partition, From: p.next, Records: p.recs}
+		batches = append(batches, b)
+		first[b] = p.first
+		p.inflight, p.flightTo = true, p.recs[len(p.recs)-1].Offset+1
 		p.recs, p.bytes = nil, 0
 		if p.paused {
 			p.paused = false
@@ -575,51 +627,50 @@ func (s *Source) launch() *flight {
 	if resume != nil {
 		s.cl.ResumeFetchPartitions(resume)
 	}
-	if len(batches) == 0 {
-		return nil
-	}
-	groups := s.group(batches)
+	groups := s.group(batches, free)
 	if s.log.Enabled(context.Background(), slog.LevelDebug) {
 		n := 0
 		for _, b := range batches {
 			n += len(b.Records)
 		}
-		s.log.Debug("cycle launched", "partitions", len(batches), "records", n, "groups", len(groups))
+		s.log.Debug("flights launched", "partitions", len(batches), "records", n, "flights", len(groups))
 	}
+	out := make([]*flight, len(groups))
+	for i, g := range groups {
+		var oldest time.Time
+		for _, b := range g {
+			if oldest.IsZero() || first[b].Before(oldest) {
+				oldest = first[b]
+			}
+		}
+		out[i] = s.fly(g, oldest)
+	}
+	return out
+}
+
+// fly commits one flight's batches in the background.
+func (s *Source) fly(batches []*exactly.PartitionBatch, oldest time.Time) *flight {
 	fctx, finished := context.WithCancel(context.Background())
 	fl := &flight{ctx: fctx, done: fctx.Done()}
-	// The transactions are not tied to the run's context: a cycle in
-	// flight at shutdown finishes (commits or rolls back) instead of
-	// being cut.
-	cctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	began := time.Now()
-	var wg sync.WaitGroup
-	results := make([][]exactly.Outcome, len(groups))
-	for i, g := range groups {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			results[i] = s.sink.Commit(cctx, g)
-		}()
-	}
 	go func() {
-		wg.Wait()
-		cancel()
-		for _, r := range results {
-			fl.outcomes = append(fl.outcomes, r...)
-		}
-		// Told at once, before the poll loop picks the cycle up, so the
+		defer finished()
+		// The transaction is not tied to the run's context: a flight in
+		// flight at shutdown finishes (commits or rolls back) instead of
+		// being cut.
+		cctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		began := time.Now()
+		fl.outcomes = s.sink.Commit(cctx, batches)
+		// Told at once, before the poll loop picks the flight up, so the
 		// metrics trail the ledger by as little as possible.
 		s.obs().Committed(fl.outcomes, time.Since(began), time.Since(oldest))
-		finished()
 	}()
 	return fl
 }
 
-// group splits a cycle's batches into at most sink.max_conns groups of
-// whole tables, balanced by record count (largest table first into the
-// lightest group).
-func (s *Source) group(batches []*exactly.PartitionBatch) [][]*exactly.PartitionBatch {
+// group splits batches into at most n groups of whole tables, balanced by
+// record count (largest table first into the lightest group).
+func (s *Source) group(batches []*exactly.PartitionBatch, n int) [][]*exactly.PartitionBatch {
 	byTable := map[string][]*exactly.PartitionBatch{}
 	var names []string
 	for _, b := range batches {
@@ -645,7 +696,7 @@ func (s *Source) group(batches []*exactly.PartitionBatch) [][]*exactly.Partition
 		}
 		return names[i] < names[j]
 	})
-	n := min(s.cfg.Sink.MaxConns, len(names))
+	n = max(min(n, len(names)), 1)
 	groups := make([][]*exactly.PartitionBatch, n)
 	load := make([]int, n)
 	for _, name := range names {
