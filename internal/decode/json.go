@@ -146,17 +146,12 @@ func RecordKey(key []byte, cols []string) (map[string]any, error) {
 	return map[string]any{cols[0]: string(key)}, nil
 }
 
-// Object decodes a JSON object into column values.
+// Object decodes a JSON object into column values (see Value), as
+// encoding/json would with UseNumber; parseObject does it by hand.
 func Object(b []byte) (map[string]any, error) {
-	var m map[string]any
-	if err := unmarshal(b, &m); err != nil {
+	m, err := parseObject(b)
+	if err != nil {
 		return nil, fmt.Errorf("not a JSON object: %v", err)
-	}
-	if m == nil {
-		return nil, errors.New("not a JSON object: null")
-	}
-	for k, v := range m {
-		m[k] = Value(v)
 	}
 	return m, nil
 }
