@@ -46,51 +46,65 @@ func parseObject(b []byte) (map[string]any, error) {
 		return nil, p.notObject()
 	}
 	p.i++
-	m := make(map[string]any)
+	// The members are collected first so that the map is made at its
+	// size: growing it took a quarter of the time.
+	var buf [32]member
+	members := buf[:0]
 	p.space()
 	if p.i < len(b) && b[p.i] == '}' {
 		p.i++
-	} else if err := p.members(m); err != nil {
-		return nil, err
+	} else {
+		var err error
+		if members, err = p.members(members); err != nil {
+			return nil, err
+		}
 	}
 	p.space()
 	if p.i < len(b) && b[p.i] != '}' && b[p.i] != ']' {
 		return nil, errors.New("trailing data after the JSON value")
 	}
+	m := make(map[string]any, len(members))
+	for _, kv := range members {
+		m[kv.key] = kv.value // a repeated key keeps its last value, as in encoding/json
+	}
 	return m, nil
 }
 
-// members reads key:value pairs up to and including the closing '}'. A
-// repeated key keeps its last value, as in encoding/json.
-func (p *objectParser) members(m map[string]any) error {
+type member struct {
+	key   string
+	value any
+}
+
+// members appends the key:value pairs up to and including the closing '}'.
+func (p *objectParser) members(out []member) ([]member, error) {
 	for {
 		if p.i == len(p.b) {
-			return errEOF
+			return nil, errEOF
 		}
 		if p.b[p.i] != '"' {
-			return p.unexpected("looking for beginning of object key string")
+			return nil, p.unexpected("looking for beginning of object key string")
 		}
 		k, err := p.string()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		p.space()
 		if p.i == len(p.b) {
-			return errEOF
+			return nil, errEOF
 		}
 		if p.b[p.i] != ':' {
-			return p.unexpected("after object key")
+			return nil, p.unexpected("after object key")
 		}
 		p.i++
 		p.space()
 		v, err := p.value()
 		if err != nil {
-			return err
+			return nil, err
 		}
-		m[k] = v
+		out = append(out, member{k, v})
 		p.space()
 		if p.i == len(p.b) {
-			return errEOF
+			return nil, errEOF
 		}
 		switch p.b[p.i] {
 		case ',':
@@ -98,9 +112,9 @@ func (p *objectParser) members(m map[string]any) error {
 			p.space()
 		case '}':
 			p.i++
-			return nil
+			return out, nil
 		default:
-			return p.unexpected("after object key:value pair")
+			return nil, p.unexpected("after object key:value pair")
 		}
 	}
 }
