@@ -318,7 +318,7 @@ func FuzzAvro(f *testing.F) {
 // TestFuzzSeedsAreCommitted keeps the committed corpora in place: each
 // fuzz target has seeds under testdata/fuzz/.
 func TestFuzzSeedsAreCommitted(t *testing.T) {
-	for _, name := range []string{"FuzzJSON", "FuzzDebezium", "FuzzAvro"} {
+	for _, name := range []string{"FuzzJSON", "FuzzDebezium", "FuzzAvro", "FuzzObjectMatchesEncodingJSON"} {
 		files, _ := filepath.Glob(filepath.Join("testdata", "fuzz", name, "*"))
 		if len(files) == 0 {
 			t.Errorf("no seed corpus in testdata/fuzz/%s", name)
