@@ -56,6 +56,11 @@ func OpenSink(ctx context.Context, cfg *Config, d Dialect, newDecoder func(*Tabl
 		return nil, fmt.Errorf("opening %s sink: %w", d.Name(), err)
 	}
 	db.SetMaxOpenConns(cfg.Sink.MaxConns + 1)
+	// Keep them all: database/sql keeps 2 idle by default, so with more
+	// flights in flight each one that ended closed its connection and
+	// the next opened a new one (a new server process, its staging
+	// tables and prepared statements made again).
+	db.SetMaxIdleConns(cfg.Sink.MaxConns + 1)
 	host, _ := os.Hostname()
 	s := &Sink{cfg: cfg, d: d, db: db, log: log, decode: newDecoder,
 		writer: fmt.Sprintf("%s:%d", host, os.Getpid()),

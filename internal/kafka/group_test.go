@@ -14,56 +14,43 @@ import (
 	"github.com/exactly/exactly/internal/sink/sqlite"
 )
 
-func TestGroupKeepsTablesWholeAndBalances(t *testing.T) {
-	cfg, err := exactly.ParseConfig(strings.NewReader(`pipeline: p
-source: {brokers: [127.0.0.1:1]}
-sink: {driver: sqlite, dsn: x.db, max_conns: 3}
-tables:
-  - topics: '^shop\.(a|b)$'
-    table: ab
-    key: [id]
-  - topics: '^t\.(.*)$'
-    table: '$1'
-    key: [id]
-`), "test.yaml")
-	if err != nil {
-		t.Fatal(err)
+// TestPackFillsFlightsOldestTableFirst: flights are filled in turn up to
+// the target, oldest table first; a table's partitions stay in one flight
+// (a big table gives its oldest partitions and the rest wait); no more
+// than n flights; what does not fit is left for the next free connection.
+func TestPackFillsFlightsOldestTableFirst(t *testing.T) {
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var ready []candidate
+	add := func(table string, part int32, records int, age int) {
+		ready = append(ready, candidate{tp: exactly.TP{Topic: "t." + table, Partition: part}, table: table,
+			first: base.Add(-time.Duration(age) * time.Second), records: records, bytes: int64(records) * 100})
 	}
-	s := &Source{cfg: cfg}
-	var batches []*exactly.PartitionBatch
-	add := func(topic string, part int32, n int) {
-		batches = append(batches, &exactly.PartitionBatch{Topic: topic, Partition: part, Records: make([]*exactly.Record, n)})
-	}
-	add("shop.a", 0, 50) // shop.a and shop.b both go to table ab: one group
-	add("shop.b", 0, 50)
-	add("shop.b", 1, 10)
-	for i := 0; i < 10; i++ {
-		add(fmt.Sprintf("t.x%d", i), 0, 20)
-		add(fmt.Sprintf("t.x%d", i), 1, 20)
-	}
-	groups := s.group(batches, cfg.Sink.MaxConns)
-	if len(groups) != 3 {
-		t.Fatalf("got %d groups, want 3 (sink.max_conns)", len(groups))
-	}
-	where := map[string]int{}
-	total := 0
-	for i, g := range groups {
-		n := 0
-		for _, b := range g {
-			_, table, _ := cfg.Route(b.Topic)
-			if j, ok := where[table]; ok && j != i {
-				t.Errorf("table %s split over groups %d and %d", table, j, i)
-			}
-			where[table] = i
-			n += len(b.Records)
+	add("a", 0, 40, 1)
+	add("b", 0, 30, 9) // the oldest: first
+	add("b", 1, 30, 2)
+	add("big", 0, 60, 5)
+	add("big", 1, 60, 4) // would overflow its flight: waits
+	add("big", 2, 60, 3)
+	add("c", 0, 10, 0)
+	add("d", 0, 40, 0) // would make a fourth flight: waits
+	flights := pack(ready, 3, 70, 1<<30)
+	var got []string
+	for _, f := range flights {
+		var parts []string
+		for _, c := range f {
+			parts = append(parts, fmt.Sprintf("%s[%d]", c.table, c.tp.Partition))
 		}
-		total += n
-		if n < 150 || n > 190 { // the best split of 110 + 10×40 is 190, 160, 160
-			t.Errorf("group %d holds %d records; want a balanced share of 510", i, n)
-		}
+		got = append(got, strings.Join(parts, " "))
 	}
-	if total != 510 {
-		t.Errorf("groups hold %d records, want 510", total)
+	want := []string{"b[0] b[1]", "big[0]", "a[0] c[0]"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("flights %q, want %q", got, want)
+	}
+	if n := len(pack(ready, 1, 1000, 1<<30)); n != 1 {
+		t.Errorf("one free connection: %d flights", n)
+	}
+	if f := pack(ready, 8, 1000, 150*100); len(f) != 2 || len(f[0]) != 3 || f[0][2].table != "big" || len(f[1]) != 3 {
+		t.Errorf("a byte target of 150 records: flights %v; want b[0] b[1] big[0], then a[0] c[0] d[0]", f)
 	}
 }
 

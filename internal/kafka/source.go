@@ -572,80 +572,144 @@ type flight struct {
 // launch starts up to free flights when batches are due: the buffered
 // records of the tables in no flight reach a flight's share of
 // batch.max_records or batch.max_bytes, or the oldest of them has waited
-// batch.interval. Every such table is taken, split into at most free
-// flights of whole tables; each commits in the background in one
-// transaction on its own connection.
+// batch.interval. They are packed into at most free flights (see pack);
+// each commits in the background in one transaction on its own
+// connection. What does not fit waits for the next free connection.
 func (s *Source) launch(now time.Time, free int) []*flight {
 	slots := max(s.cfg.Sink.MaxConns, 1)
 	s.mu.Lock()
 	busy := s.busyLocked()
 	var (
+		ready  []candidate
 		n      int
 		bytes  int64
 		oldest time.Time
 	)
-	for _, p := range s.parts {
+	for tp, p := range s.parts {
 		if len(p.recs) == 0 || p.halted != nil || p.inflight || busy[p.table] {
 			continue
 		}
+		ready = append(ready, candidate{tp: tp, table: p.table, first: p.first, records: len(p.recs), bytes: p.bytes})
 		n += len(p.recs)
 		bytes += p.bytes
 		if oldest.IsZero() || p.first.Before(oldest) {
 			oldest = p.first
 		}
 	}
-	due := n > 0 && (n >= s.cfg.Batch.MaxRecords/slots || bytes >= s.cfg.Batch.MaxBytes/int64(slots) ||
-		!now.Before(oldest.Add(s.cfg.Batch.Interval.D())))
+	share, shareBytes := max(s.cfg.Batch.MaxRecords/slots, 1), max(s.cfg.Batch.MaxBytes/int64(slots), 1)
+	due := n > 0 && (n >= share || bytes >= shareBytes || !now.Before(oldest.Add(s.cfg.Batch.Interval.D())))
 	if !due {
 		s.mu.Unlock()
 		return nil
 	}
-	var batches []*exactly.PartitionBatch
-	first := map[*exactly.PartitionBatch]time.Time{}
+	// Spread what is ready over the free connections, at most a share of
+	// the caps each: small flights keep every connection busy and let
+	// one decode while others write.
+	target := min(share, (n+free-1)/free)
+	targetBytes := min(shareBytes, (bytes+int64(free)-1)/int64(free))
+	packed := pack(ready, free, target, targetBytes)
 	var resume map[string][]int32
-	for tp, p := range s.parts {
-		if len(p.recs) == 0 || p.halted != nil || p.inflight || busy[p.table] {
-			continue
-		}
-		// The whole buffer: it is at most a share of the caps plus one
-		// fetch (see buffer), and what is left of a partition after its
-		// share would only make a tiny flight of its own.
-		b := &exactly.PartitionBatch{Topic: tp.Topic, Partition: tp.Partition, From: p.next, Records: p.recs}
-		batches = append(batches, b)
-		first[b] = p.first
-		p.inflight, p.flightTo = true, p.recs[len(p.recs)-1].Offset+1
-		p.recs, p.bytes = nil, 0
-		if p.paused {
-			p.paused = false
-			if resume == nil {
-				resume = map[string][]int32{}
+	groups := make([][]*exactly.PartitionBatch, len(packed))
+	oldests := make([]time.Time, len(packed))
+	for i, g := range packed {
+		for _, c := range g {
+			p := s.parts[c.tp]
+			groups[i] = append(groups[i], &exactly.PartitionBatch{Topic: c.tp.Topic, Partition: c.tp.Partition, From: p.next, Records: p.recs})
+			if oldests[i].IsZero() || p.first.Before(oldests[i]) {
+				oldests[i] = p.first
 			}
-			resume[tp.Topic] = append(resume[tp.Topic], tp.Partition)
+			p.inflight, p.flightTo = true, p.recs[len(p.recs)-1].Offset+1
+			p.recs, p.bytes = nil, 0
+			if p.paused {
+				p.paused = false
+				if resume == nil {
+					resume = map[string][]int32{}
+				}
+				resume[c.tp.Topic] = append(resume[c.tp.Topic], c.tp.Partition)
+			}
 		}
 	}
 	s.mu.Unlock()
 	if resume != nil {
 		s.cl.ResumeFetchPartitions(resume)
 	}
-	groups := s.group(batches, free)
 	if s.log.Enabled(context.Background(), slog.LevelDebug) {
-		n := 0
-		for _, b := range batches {
-			n += len(b.Records)
+		for _, g := range groups {
+			n := 0
+			for _, b := range g {
+				n += len(b.Records)
+			}
+			s.log.Debug("flight launched", "partitions", len(g), "records", n, "in_flight_before", slots-free)
 		}
-		s.log.Debug("flights launched", "partitions", len(batches), "records", n, "flights", len(groups))
 	}
 	out := make([]*flight, len(groups))
 	for i, g := range groups {
-		var oldest time.Time
-		for _, b := range g {
-			if oldest.IsZero() || first[b].Before(oldest) {
-				oldest = first[b]
-			}
-		}
-		out[i] = s.fly(g, oldest)
+		out[i] = s.fly(g, oldests[i])
 	}
 	return out
+}
+
+// candidate is a partition whose buffer could go in a flight.
+type candidate struct {
+	tp      exactly.TP
+	table   string
+	first   time.Time // when its oldest buffered record arrived
+	records int
+	bytes   int64
+}
+
+// pack fills at most n flights in turn, each up to about target records
+// or targetBytes, with the ready partitions' whole buffers, oldest table
+// first so none starves. A table's partitions go in one flight, oldest
+// partition first: a table that does not fit in what is left of a flight
+// starts the next one, and a table bigger than a whole flight gives its
+// oldest partitions up to the target (at least one) while the others
+// wait, as the table is then in a flight. Every partition is whole: its buffer
+// holds at most a share plus one fetch (see buffer).
+func pack(ready []candidate, n int, target int, targetBytes int64) [][]candidate {
+	sort.Slice(ready, func(i, j int) bool {
+		if !ready[i].first.Equal(ready[j].first) {
+			return ready[i].first.Before(ready[j].first)
+		}
+		if ready[i].tp.Topic != ready[j].tp.Topic {
+			return ready[i].tp.Topic < ready[j].tp.Topic
+		}
+		return ready[i].tp.Partition < ready[j].tp.Partition
+	})
+	var tables []string // in the order of their oldest partition
+	byTable := map[string][]candidate{}
+	for _, c := range ready {
+		if byTable[c.table] == nil {
+			tables = append(tables, c.table)
+		}
+		byTable[c.table] = append(byTable[c.table], c)
+	}
+	var flights [][]candidate
+	var cur []candidate
+	var recs int
+	var bytes int64
+tables:
+	for _, t := range tables {
+		for i, c := range byTable[t] {
+			if len(cur) > 0 && (recs+c.records > target || bytes+c.bytes > targetBytes) {
+				if i > 0 {
+					break // the rest of the table waits for its next flight
+				}
+				flights = append(flights, cur)
+				cur, recs, bytes = nil, 0, 0
+				if len(flights) == n {
+					break tables
+				}
+			}
+			cur = append(cur, c)
+			recs += c.records
+			bytes += c.bytes
+		}
+	}
+	if len(cur) > 0 {
+		flights = append(flights, cur)
+	}
+	return flights
 }
 
 // fly commits one flight's batches in the background.
@@ -666,50 +730,6 @@ func (s *Source) fly(batches []*exactly.PartitionBatch, oldest time.Time) *fligh
 		s.obs().Committed(fl.outcomes, time.Since(began), time.Since(oldest))
 	}()
 	return fl
-}
-
-// group splits batches into at most n groups of whole tables, balanced by
-// record count (largest table first into the lightest group).
-func (s *Source) group(batches []*exactly.PartitionBatch, n int) [][]*exactly.PartitionBatch {
-	byTable := map[string][]*exactly.PartitionBatch{}
-	var names []string
-	for _, b := range batches {
-		table := b.Topic
-		if _, t, ok := s.cfg.Route(b.Topic); ok {
-			table = t
-		}
-		if byTable[table] == nil {
-			names = append(names, table)
-		}
-		byTable[table] = append(byTable[table], b)
-	}
-	size := func(bs []*exactly.PartitionBatch) (n int) {
-		for _, b := range bs {
-			n += len(b.Records)
-		}
-		return n
-	}
-	sort.Slice(names, func(i, j int) bool {
-		a, b := size(byTable[names[i]]), size(byTable[names[j]])
-		if a != b {
-			return a > b
-		}
-		return names[i] < names[j]
-	})
-	n = max(min(n, len(names)), 1)
-	groups := make([][]*exactly.PartitionBatch, n)
-	load := make([]int, n)
-	for _, name := range names {
-		light := 0
-		for i := range load {
-			if load[i] < load[light] {
-				light = i
-			}
-		}
-		groups[light] = append(groups[light], byTable[name]...)
-		load[light] += size(byTable[name])
-	}
-	return groups
 }
 
 // finish applies a finished cycle's outcomes: committed partitions move
