@@ -14,10 +14,10 @@ import (
 	"github.com/exactly/exactly/internal/sink/sqlite"
 )
 
-// TestPackFillsFlightsOldestTableFirst: flights are filled in turn up to
-// the target, oldest table first; a table's partitions stay in one flight
-// (a big table gives its oldest partitions and the rest wait); no more
-// than n flights; what does not fit is left for the next free connection.
+// TestPackFillsFlightsOldestTableFirst: flights are filled in turn until
+// they reach the target, oldest table first and a table's partitions
+// together (one statement per table); a table goes on in the next flight
+// when one is full; no more than n flights; what does not fit waits.
 func TestPackFillsFlightsOldestTableFirst(t *testing.T) {
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	var ready []candidate
@@ -27,39 +27,44 @@ func TestPackFillsFlightsOldestTableFirst(t *testing.T) {
 	}
 	add("a", 0, 40, 1)
 	add("b", 0, 30, 9) // the oldest: first
-	add("b", 1, 30, 2)
+	add("b", 1, 30, 2) // with its table, though younger than big's
 	add("big", 0, 60, 5)
-	add("big", 1, 60, 4) // would overflow its flight: waits
+	add("big", 1, 60, 4)
 	add("big", 2, 60, 3)
 	add("c", 0, 10, 0)
-	add("d", 0, 40, 0) // would make a fourth flight: waits
-	flights := pack(ready, 3, 70, 1<<30)
-	var got []string
-	for _, f := range flights {
-		var parts []string
-		for _, c := range f {
-			parts = append(parts, fmt.Sprintf("%s[%d]", c.table, c.tp.Partition))
+	flights := func(f [][]candidate) []string {
+		var out []string
+		for _, g := range f {
+			var parts []string
+			for _, c := range g {
+				parts = append(parts, fmt.Sprintf("%s[%d]", c.table, c.tp.Partition))
+			}
+			out = append(out, strings.Join(parts, " "))
 		}
-		got = append(got, strings.Join(parts, " "))
+		return out
 	}
-	want := []string{"b[0] b[1]", "big[0]", "a[0] c[0]"}
+	got := flights(pack(ready, 2, 70, 1<<30))
+	want := []string{"b[0] b[1] big[0]", "big[1] big[2]"} // a and c wait
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("flights %q, want %q", got, want)
 	}
-	if n := len(pack(ready, 1, 1000, 1<<30)); n != 1 {
-		t.Errorf("one free connection: %d flights", n)
+	got = flights(pack(ready, 8, 70, 1<<30))
+	want = []string{"b[0] b[1] big[0]", "big[1] big[2]", "a[0] c[0]"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("eight connections: flights %q, want %q", got, want)
 	}
-	if f := pack(ready, 8, 1000, 150*100); len(f) != 2 || len(f[0]) != 3 || f[0][2].table != "big" || len(f[1]) != 3 {
-		t.Errorf("a byte target of 150 records: flights %v; want b[0] b[1] big[0], then a[0] c[0] d[0]", f)
+	got = flights(pack(ready, 8, 1000, 150*100))
+	want = []string{"b[0] b[1] big[0] big[1]", "big[2] a[0] c[0]"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("a byte target of 150 records: flights %q, want %q", got, want)
 	}
 }
 
-// TestLaunchLeavesBusyTablesAndWaitsUntilDue: a table with a batch in
-// flight is in no other flight (its partitions commit in order, and two
-// transactions never lock its keys), the other due tables are launched,
-// split over the free connections, and nothing is launched before it is
-// due.
-func TestLaunchLeavesBusyTablesAndWaitsUntilDue(t *testing.T) {
+// TestLaunchTakesWhatIsReadyAndWaitsUntilDue: a partition with a batch in
+// flight is not launched again (its batches commit in order), the other
+// partitions of its table are, split over the free connections, and
+// nothing is launched before it is due.
+func TestLaunchTakesWhatIsReadyAndWaitsUntilDue(t *testing.T) {
 	dir := t.TempDir()
 	cfg, err := exactly.ParseConfig(strings.NewReader(`pipeline: p
 source: {brokers: [127.0.0.1:1]}
@@ -84,6 +89,7 @@ tables:
 		for i := 0; i < n; i++ {
 			p.recs = append(p.recs, &exactly.Record{Topic: topic, Partition: part, Offset: int64(i),
 				Value: []byte(fmt.Sprintf(`{"id":%d}`, i))})
+			p.bytes += int64(len(p.recs[i].Value))
 		}
 		tp := exactly.TP{Topic: topic, Partition: part}
 		s.parts[tp] = p
@@ -97,9 +103,9 @@ tables:
 	if fl := s.launch(now, 3); len(fl) != 0 {
 		t.Fatalf("launched %d flights before anything was due", len(fl))
 	}
-	add("t.busy", 0, 0, true, time.Time{}) // in flight
-	add("t.busy", 1, 50, false, now)       // its other partition waits
-	add("t.c", 0, 80, false, now)          // 10+20+80 = 110 ≥ 400/4: due by size
+	add("t.busy", 0, 5, true, now)   // in flight, 5 more records wait
+	add("t.busy", 1, 50, false, now) // its other partition goes
+	add("t.c", 0, 80, false, now)    // 10+20+50+80 ≥ 400/4: due by size
 	flights := s.launch(now, 2)
 	if len(flights) != 2 {
 		t.Fatalf("launched %d flights, want 2 (the free connections)", len(flights))
@@ -114,10 +120,10 @@ tables:
 			seen[o.Batch.Topic] += len(o.Batch.Records)
 		}
 	}
-	if want := map[string]int{"t.a": 10, "t.b": 20, "t.c": 80}; fmt.Sprint(seen) != fmt.Sprint(want) {
-		t.Errorf("flights carried %v, want %v (nothing of the busy table)", seen, want)
+	if want := map[string]int{"t.a": 10, "t.b": 20, "t.busy": 50, "t.c": 80}; fmt.Sprint(seen) != fmt.Sprint(want) {
+		t.Errorf("flights carried %v, want %v (nothing of the partition in flight)", seen, want)
 	}
-	if p := s.parts[exactly.TP{Topic: "t.busy", Partition: 1}]; len(p.recs) != 50 || p.inflight {
-		t.Errorf("the busy table's waiting partition: %d records buffered, in flight %v; want 50, false", len(p.recs), p.inflight)
+	if p := s.parts[exactly.TP{Topic: "t.busy", Partition: 0}]; len(p.recs) != 5 {
+		t.Errorf("the partition in flight: %d records buffered, want its 5 left waiting", len(p.recs))
 	}
 }

@@ -285,11 +285,13 @@ func (s *Source) Assigned() int {
 // yet in a batch are abandoned and read again next time.
 //
 // Up to sink.max_conns flights commit at once, each one transaction on
-// its own connection. A flight holds whole tables and a table is in at
-// most one flight, so a partition's batches commit in order and two
-// flights never lock the same keys. A connection whose flight settled
-// takes the next ready tables at once: one flight decodes while the
-// database works on the others, and nobody waits for the slowest.
+// its own connection. A partition has at most one batch in flight, so its
+// batches commit in order. Two flights may write one table (its
+// partitions hold different keys when the topic is keyed; when they do
+// not, the database orders the writers, and a deadlock it breaks is
+// retried). A connection whose flight settled takes the next ready
+// partitions at once: one flight decodes while the database works on the
+// others, and nobody waits for the slowest.
 //
 // The loop keeps fetching while flights commit, yet a partition is never
 // revoked while its batch is in flight: with BlockRebalanceOnPoll a
@@ -416,29 +418,17 @@ func (s *Source) Run(ctx context.Context) error {
 }
 
 // bufferedLocked returns the records and bytes buffered and not yet in a
-// flight, and when the oldest of those that could be launched now (its
-// table is in no flight) arrived; zero if none.
+// flight, and when the oldest of those that could be launched now (their
+// partition has no batch in flight) arrived; zero if none.
 func (s *Source) bufferedLocked() (n int, bytes int64, oldest time.Time) {
-	busy := s.busyLocked()
 	for _, p := range s.parts {
 		n += len(p.recs)
 		bytes += p.bytes
-		if len(p.recs) > 0 && !busy[p.table] && (oldest.IsZero() || p.first.Before(oldest)) {
+		if len(p.recs) > 0 && !p.inflight && p.halted == nil && (oldest.IsZero() || p.first.Before(oldest)) {
 			oldest = p.first
 		}
 	}
 	return n, bytes, oldest
-}
-
-// busyLocked returns the tables with a batch in flight.
-func (s *Source) busyLocked() map[string]bool {
-	busy := map[string]bool{}
-	for _, p := range s.parts {
-		if p.inflight {
-			busy[p.table] = true
-		}
-	}
-	return busy
 }
 
 // buffer appends polled records to their partitions' buffers, dropping
@@ -570,7 +560,7 @@ type flight struct {
 }
 
 // launch starts up to free flights when batches are due: the buffered
-// records of the tables in no flight reach a flight's share of
+// records of the partitions with no batch in flight reach a flight's share of
 // batch.max_records or batch.max_bytes, or the oldest of them has waited
 // batch.interval. They are packed into at most free flights (see pack);
 // each commits in the background in one transaction on its own
@@ -578,7 +568,6 @@ type flight struct {
 func (s *Source) launch(now time.Time, free int) []*flight {
 	slots := max(s.cfg.Sink.MaxConns, 1)
 	s.mu.Lock()
-	busy := s.busyLocked()
 	var (
 		ready  []candidate
 		n      int
@@ -586,7 +575,7 @@ func (s *Source) launch(now time.Time, free int) []*flight {
 		oldest time.Time
 	)
 	for tp, p := range s.parts {
-		if len(p.recs) == 0 || p.halted != nil || p.inflight || busy[p.table] {
+		if len(p.recs) == 0 || p.halted != nil || p.inflight {
 			continue
 		}
 		ready = append(ready, candidate{tp: tp, table: p.table, first: p.first, records: len(p.recs), bytes: p.bytes})
@@ -605,8 +594,8 @@ func (s *Source) launch(now time.Time, free int) []*flight {
 	// Spread what is ready over the free connections, at most a share of
 	// the caps each: small flights keep every connection busy and let
 	// one decode while others write.
-	target := min(share, (n+free-1)/free)
-	targetBytes := min(shareBytes, (bytes+int64(free)-1)/int64(free))
+	target := max(min(share, (n+free-1)/free), 1)
+	targetBytes := max(min(shareBytes, (bytes+int64(free)-1)/int64(free)), 1)
 	packed := pack(ready, free, target, targetBytes)
 	var resume map[string][]int32
 	groups := make([][]*exactly.PartitionBatch, len(packed))
@@ -658,14 +647,13 @@ type candidate struct {
 	bytes   int64
 }
 
-// pack fills at most n flights in turn, each up to about target records
-// or targetBytes, with the ready partitions' whole buffers, oldest table
-// first so none starves. A table's partitions go in one flight, oldest
-// partition first: a table that does not fit in what is left of a flight
-// starts the next one, and a table bigger than a whole flight gives its
-// oldest partitions up to the target (at least one) while the others
-// wait, as the table is then in a flight. Every partition is whole: its buffer
-// holds at most a share plus one fetch (see buffer).
+// pack fills at most n flights in turn, each until it holds target
+// records or targetBytes, with the ready partitions' whole buffers (a
+// buffer holds at most a share plus one fetch, see buffer). Tables go
+// oldest first, so none starves, and a table's partitions one after the
+// other, so a flight writes a table with one statement; a table bigger
+// than what is left of a flight goes on in the next. What does not fit in
+// n flights waits.
 func pack(ready []candidate, n int, target int, targetBytes int64) [][]candidate {
 	sort.Slice(ready, func(i, j int) bool {
 		if !ready[i].first.Equal(ready[j].first) {
@@ -690,11 +678,8 @@ func pack(ready []candidate, n int, target int, targetBytes int64) [][]candidate
 	var bytes int64
 tables:
 	for _, t := range tables {
-		for i, c := range byTable[t] {
-			if len(cur) > 0 && (recs+c.records > target || bytes+c.bytes > targetBytes) {
-				if i > 0 {
-					break // the rest of the table waits for its next flight
-				}
+		for _, c := range byTable[t] {
+			if len(cur) > 0 && (recs >= target || bytes >= targetBytes) {
 				flights = append(flights, cur)
 				cur, recs, bytes = nil, 0, 0
 				if len(flights) == n {
@@ -725,6 +710,13 @@ func (s *Source) fly(batches []*exactly.PartitionBatch, oldest time.Time) *fligh
 		defer cancel()
 		began := time.Now()
 		fl.outcomes = s.sink.Commit(cctx, batches)
+		if s.log.Enabled(cctx, slog.LevelDebug) {
+			n := 0
+			for _, b := range batches {
+				n += len(b.Records)
+			}
+			s.log.Debug("flight settled", "partitions", len(batches), "records", n, "took", time.Since(began))
+		}
 		// Told at once, before the poll loop picks the flight up, so the
 		// metrics trail the ledger by as little as possible.
 		s.obs().Committed(fl.outcomes, time.Since(began), time.Since(oldest))
