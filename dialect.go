@@ -114,6 +114,17 @@ type NullBytes interface {
 	NullBytes() any
 }
 
+// SharedTables is implemented by dialects whose concurrent transactions
+// write disjoint keys of one table without locking each other out
+// (PostgreSQL's INSERT … ON CONFLICT takes no gap or range locks), so the
+// partitions of one table may commit in parallel transactions. Without
+// it a table is written by one transaction at a time: InnoDB's next-key
+// locks and SQL Server's MERGE … HOLDLOCK range locks deadlock even on
+// disjoint keys.
+type SharedTables interface {
+	SharedTables() bool
+}
+
 // ErrorKind is what an error means for retrying.
 type ErrorKind int
 

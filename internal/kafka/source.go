@@ -286,12 +286,15 @@ func (s *Source) Assigned() int {
 //
 // Up to sink.max_conns flights commit at once, each one transaction on
 // its own connection. A partition has at most one batch in flight, so its
-// batches commit in order. Two flights may write one table (its
-// partitions hold different keys when the topic is keyed; when they do
-// not, the database orders the writers, and a deadlock it breaks is
-// retried). A connection whose flight settled takes the next ready
-// partitions at once: one flight decodes while the database works on the
-// others, and nobody waits for the slowest.
+// batches commit in order. Where the dialect allows (exactly.SharedTables,
+// PostgreSQL) two flights may write one table: its partitions hold
+// different keys when the topic is keyed, and when they do not the
+// database orders the writers (a deadlock it breaks is retried).
+// Elsewhere a table is in one flight at a time, as the databases' range
+// locks deadlock concurrent writers even on disjoint keys. A connection
+// whose flight settled takes the next ready partitions at once: one
+// flight decodes while the database works on the others, and nobody
+// waits for the slowest.
 //
 // The loop keeps fetching while flights commit, yet a partition is never
 // revoked while its batch is in flight: with BlockRebalanceOnPoll a
@@ -418,17 +421,38 @@ func (s *Source) Run(ctx context.Context) error {
 }
 
 // bufferedLocked returns the records and bytes buffered and not yet in a
-// flight, and when the oldest of those that could be launched now (their
-// partition has no batch in flight) arrived; zero if none.
+// flight, and when the oldest of those that could be launched now arrived
+// (see launchable); zero if none.
 func (s *Source) bufferedLocked() (n int, bytes int64, oldest time.Time) {
+	busy := s.busyLocked()
 	for _, p := range s.parts {
 		n += len(p.recs)
 		bytes += p.bytes
-		if len(p.recs) > 0 && !p.inflight && p.halted == nil && (oldest.IsZero() || p.first.Before(oldest)) {
+		if s.launchable(p, busy) && (oldest.IsZero() || p.first.Before(oldest)) {
 			oldest = p.first
 		}
 	}
 	return n, bytes, oldest
+}
+
+// busyLocked returns the tables in a flight when a table must be in one
+// flight at a time (the dialect is not exactly.SharedTables), else nil.
+func (s *Source) busyLocked() map[string]bool {
+	if st, ok := s.sink.Dialect().(exactly.SharedTables); ok && st.SharedTables() {
+		return nil
+	}
+	busy := map[string]bool{}
+	for _, p := range s.parts {
+		if p.inflight {
+			busy[p.table] = true
+		}
+	}
+	return busy
+}
+
+// launchable says whether a partition's buffer could go in a flight now.
+func (s *Source) launchable(p *partition, busy map[string]bool) bool {
+	return len(p.recs) > 0 && p.halted == nil && !p.inflight && !busy[p.table]
 }
 
 // buffer appends polled records to their partitions' buffers, dropping
@@ -560,7 +584,7 @@ type flight struct {
 }
 
 // launch starts up to free flights when batches are due: the buffered
-// records of the partitions with no batch in flight reach a flight's share of
+// records that could go in a flight (see launchable) reach a flight's share of
 // batch.max_records or batch.max_bytes, or the oldest of them has waited
 // batch.interval. They are packed into at most free flights (see pack);
 // each commits in the background in one transaction on its own
@@ -568,6 +592,7 @@ type flight struct {
 func (s *Source) launch(now time.Time, free int) []*flight {
 	slots := max(s.cfg.Sink.MaxConns, 1)
 	s.mu.Lock()
+	busy := s.busyLocked()
 	var (
 		ready  []candidate
 		n      int
@@ -575,7 +600,7 @@ func (s *Source) launch(now time.Time, free int) []*flight {
 		oldest time.Time
 	)
 	for tp, p := range s.parts {
-		if len(p.recs) == 0 || p.halted != nil || p.inflight {
+		if !s.launchable(p, busy) {
 			continue
 		}
 		ready = append(ready, candidate{tp: tp, table: p.table, first: p.first, records: len(p.recs), bytes: p.bytes})

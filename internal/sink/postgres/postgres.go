@@ -446,6 +446,10 @@ func text(v any) any {
 	return fmt.Sprint(v)
 }
 
+// SharedTables implements exactly.SharedTables: concurrent upserts of
+// disjoint keys do not block each other.
+func (*Dialect) SharedTables() bool { return true }
+
 // Savepoint implements exactly.Dialect.
 func (*Dialect) Savepoint(name string) (set, rollback, release string) {
 	return "SAVEPOINT " + name, "ROLLBACK TO SAVEPOINT " + name, "RELEASE SAVEPOINT " + name
