@@ -190,6 +190,16 @@ type write struct {
 // sub returns the write restricted to the given items, in their order.
 func (w *write) sub(items []*item) *TableWrite {
 	tw := &TableWrite{Table: w.Table, Append: w.Append, Keys: w.Keys, Columns: w.Columns, Version: w.Version}
+	ups := 0
+	for _, it := range items {
+		if it.c.Op == OpUpsert {
+			ups++
+		}
+	}
+	tw.Upserts = make([][]any, 0, ups)
+	if ups < len(items) {
+		tw.Deletes = make([][]any, 0, len(items)-ups)
+	}
 	for _, it := range items {
 		if it.c.Op == OpUpsert {
 			tw.Upserts = append(tw.Upserts, w.row(it))
