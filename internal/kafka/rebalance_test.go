@@ -57,3 +57,50 @@ func TestIdleMemberLetsAnotherJoin(t *testing.T) {
 	waitFor("the idle first member to hand a partition to the second",
 		func() bool { return a.Assigned() == 1 && b.Assigned() == 1 })
 }
+
+// TestRebalanceWaitsNoLongerThanItMust: with a long batch.interval a
+// member waiting for records (or for its next batch to fall due) must
+// still let a rebalance run as soon as the group asks, not when the
+// interval runs out: the second member gets its partition well before
+// the 30s interval.
+func TestRebalanceWaitsNoLongerThanItMust(t *testing.T) {
+	e := newTakeover(t)
+	cfg := e.config(t, "earliest", "slow-interval")
+	cfg.Batch.Interval = exactly.Duration(30 * time.Second)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	start := func() *kafka.Source {
+		sink, err := exactly.NewSink(context.Background(), cfg, &sqlite.Dialect{}, decode.New, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src, err := kafka.NewSource(cfg, sink, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- src.Run(ctx) }()
+		t.Cleanup(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Error(err)
+			}
+			sink.Close()
+		})
+		return src
+	}
+	waitFor := func(what string, within time.Duration, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(within); !ok(); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within %v", what, within)
+			}
+		}
+	}
+	a := start()
+	waitFor("the first member owns both partitions", 30*time.Second, func() bool { return a.Assigned() == 2 })
+	e.produce(t, 5) // buffered, due only in 30s
+	time.Sleep(500 * time.Millisecond)
+	b := start()
+	waitFor("the second member gets a partition", 12*time.Second, func() bool { return a.Assigned() == 1 && b.Assigned() == 1 })
+}
