@@ -2,8 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"log/slog"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -34,7 +38,7 @@ func newRunCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			sink, err := openSink(ctx, cfg, log)
+			sink, err := openSinkPatiently(ctx, cfg, log, startupPatience)
 			if err != nil {
 				if ctx.Err() != nil {
 					// Stopped while connecting: nothing was written, a
@@ -65,4 +69,39 @@ func newRunCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVarP(&file, "config", "c", "", "configuration file (YAML)")
 	ops.flags(cmd)
 	return cmd
+}
+
+// startupPatience is how long run waits for an unreachable sink database
+// at start-up before giving up.
+var startupPatience = 2 * time.Minute
+
+// openSinkPatiently opens the sink, retrying for up to patience while the
+// database cannot be reached (a service started before its database, a
+// failover, a restart): a service should wait for it, not exit. Anything
+// else (bad credentials, a missing database, a configuration error) fails
+// at once.
+func openSinkPatiently(ctx context.Context, cfg *exactly.Config, log *slog.Logger, patience time.Duration) (*exactly.Sink, error) {
+	d, err := dialectFor(cfg.Sink.Driver)
+	if err != nil {
+		return openSink(ctx, cfg, log) // names the configuration error
+	}
+	deadline := time.Now().Add(patience)
+	wait := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		sink, err := openSink(ctx, cfg, log)
+		var ce *exactly.ConfigError
+		if err == nil || ctx.Err() != nil || errors.As(err, &ce) || d.Classify(err) != exactly.ErrConnection {
+			return sink, err
+		}
+		if time.Now().Add(wait).After(deadline) {
+			return nil, fmt.Errorf("the sink database stayed unreachable for %v (%d attempts): %w", patience, attempt, err)
+		}
+		log.Warn("the sink database is unreachable; retrying", "driver", cfg.Sink.Driver, "attempt", attempt, "retry_in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 10*time.Second)
+	}
 }
