@@ -72,15 +72,16 @@ func (s *Source) obs() exactly.Observer {
 
 // partition is an assigned partition's state.
 type partition struct {
-	table    string // the table its records go to (whole tables go in one flight)
-	next     int64  // the stored next_offset: the batch in flight, or else the buffer, starts here
-	inflight bool   // a batch of this partition is being committed
-	flightTo int64  // when in flight: where the batch ends and the buffer starts
-	recs     []*exactly.Record
-	bytes    int64
-	first    time.Time // when the oldest buffered record arrived
-	paused   bool      // fetching paused: the buffer holds its share
-	halted   error     // set when the partition stopped (on_error: fail, lost offsets)
+	table     string // the table its records go to (whole tables go in one flight)
+	next      int64  // the stored next_offset: the batch in flight, or else the buffer, starts here
+	inflight  bool   // a batch of this partition is being committed
+	flightTo  int64  // when in flight: where the batch ends and the buffer starts
+	inflightN int    // when in flight: the batch's records
+	recs      []*exactly.Record
+	bytes     int64
+	first     time.Time // when the oldest buffered record arrived
+	paused    bool      // fetching paused: the buffer holds its share
+	halted    error     // set when the partition stopped (on_error: fail, lost offsets)
 }
 
 // NewSource creates the Kafka client. Nothing is consumed until Run.
@@ -278,6 +279,22 @@ func (s *Source) Assigned() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.parts)
+}
+
+// Held returns the records this member holds in memory: buffered, and in
+// batches in flight. Backpressure bounds it by the batch caps, whatever
+// the backlog in Kafka (see buffer and Run).
+func (s *Source) Held() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, p := range s.parts {
+		n += len(p.recs)
+		if p.inflight {
+			n += p.inflightN
+		}
+	}
+	return n
 }
 
 // Run consumes until ctx ends. Flights in flight when ctx ends are
@@ -632,7 +649,7 @@ func (s *Source) launch(now time.Time, free int) []*flight {
 			if oldests[i].IsZero() || p.first.Before(oldests[i]) {
 				oldests[i] = p.first
 			}
-			p.inflight, p.flightTo = true, p.recs[len(p.recs)-1].Offset+1
+			p.inflight, p.flightTo, p.inflightN = true, p.recs[len(p.recs)-1].Offset+1, len(p.recs)
 			p.recs, p.bytes = nil, 0
 			if p.paused {
 				p.paused = false
