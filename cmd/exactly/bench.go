@@ -102,6 +102,7 @@ exactly.Sink, the code 'exactly run' runs), and prints, measured in the same run
 	f.IntVar(&o.MaxRecords, "max-records", 50000, "batch.max_records")
 	f.IntVar(&o.MaxConns, "max-conns", 4, "sink.max_conns")
 	f.StringVar(&o.SynchronousCommit, "synchronous-commit", "", "sink.synchronous_commit (PostgreSQL), e.g. off")
+	f.IntVar(&o.Rounds, "rounds", 1, "repeat baseline and pipeline over the same records; report the round with the median ratio")
 	f.BoolVar(&o.Keep, "keep", false, "keep the bench tables and ledger rows")
 	f.BoolVar(&asJSON, "json", false, "print the figures as JSON")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
@@ -119,6 +120,13 @@ func report(w io.Writer, r *bench.Result) {
 			t.PipelineRecordsPerS, t.PipelineSeconds, t.Batches, t.StartupSeconds)
 		fmt.Fprintf(w, "  baseline   %10.0f records/s  (%.2fs: %s)\n", t.BaselineRecordsPerS, t.BaselineSeconds, t.BaselineMethod)
 		fmt.Fprintf(w, "  ratio      %10.2f × baseline\n", t.Ratio)
+		if len(t.Rounds) > 1 {
+			var rs []string
+			for _, r := range t.Rounds {
+				rs = append(rs, fmt.Sprintf("%.2f", r.Ratio))
+			}
+			fmt.Fprintf(w, "  rounds     %10s   ratios %s; the figures above are the median round\n", fmt.Sprint(len(t.Rounds)), strings.Join(rs, " "))
+		}
 		fmt.Fprintf(w, "  rows       %10s\n", map[bool]string{true: "all present", false: "MISSING"}[t.RowsChecked])
 		fmt.Fprintf(w, "  peak RSS   %10s\n", mib(t.PeakRSSBytes))
 	}

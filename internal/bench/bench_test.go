@@ -3,6 +3,7 @@ package bench_test
 import (
 	"context"
 	"path/filepath"
+	"sort"
 	"testing"
 	"time"
 
@@ -48,5 +49,36 @@ func TestBenchReportsEveryFigure(t *testing.T) {
 				t.Errorf("peak RSS not read: %d", res.PeakRSSBytes)
 			}
 		})
+	}
+}
+
+// TestBenchRoundsReportTheMedian: with three rounds every round reads all
+// the records again (each checks its rows), the headline is the round
+// with the median ratio, and no round's ledger rows are left behind.
+func TestBenchRoundsReportTheMedian(t *testing.T) {
+	dsn := filepath.Join(t.TempDir(), "b.db")
+	res, err := bench.Run(context.Background(), bench.Options{Dialect: &sqlite.Dialect{}, DSN: dsn,
+		Topics: 2, Partitions: 2, Records: 2000, RecordBytes: 100,
+		Interval: 100 * time.Millisecond, MaxRecords: 1000, MaxConns: 2, Rounds: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := res.Throughput
+	if tp == nil || len(tp.Rounds) != 3 {
+		t.Fatalf("throughput: %+v; want 3 rounds", tp)
+	}
+	ratios := []float64{tp.Rounds[0].Ratio, tp.Rounds[1].Ratio, tp.Rounds[2].Ratio}
+	sort.Float64s(ratios)
+	if tp.Ratio != ratios[1] || ratios[0] <= 0 {
+		t.Errorf("headline ratio %v, rounds %v: want the median", tp.Ratio, tp.Rounds)
+	}
+	db, err := (&sqlite.Dialect{}).Open(context.Background(), exactly.SinkConfig{Driver: "sqlite", DSN: dsn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var left int
+	if err := db.QueryRow("SELECT count(*) FROM exactly_batches WHERE pipeline LIKE 'bench-%'").Scan(&left); err != nil || left != 0 {
+		t.Errorf("%d ledger rows left behind (%v)", left, err)
 	}
 }
