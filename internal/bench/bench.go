@@ -86,18 +86,18 @@ type Result struct {
 type Throughput struct {
 	Records int `json:"records"`
 	// Pipeline: first record fetched → last batch committed.
-	PipelineSeconds      float64 `json:"pipeline_seconds"`
-	PipelineRecordsPerS  float64 `json:"pipeline_records_per_s"`
-	Batches              int     `json:"batches"`
-	BaselineMethod       string  `json:"baseline_method"`
-	BaselineSeconds      float64 `json:"baseline_seconds"`
-	BaselineRecordsPerS  float64 `json:"baseline_records_per_s"`
-	Ratio                float64 `json:"ratio_pipeline_to_baseline"`
-	RowsChecked          bool    `json:"rows_checked"`
-	ProduceRecordsPerS   float64 `json:"produce_records_per_s"`
+	PipelineSeconds     float64 `json:"pipeline_seconds"`
+	PipelineRecordsPerS float64 `json:"pipeline_records_per_s"`
+	Batches             int     `json:"batches"`
+	BaselineMethod      string  `json:"baseline_method"`
+	BaselineSeconds     float64 `json:"baseline_seconds"`
+	BaselineRecordsPerS float64 `json:"baseline_records_per_s"`
+	Ratio               float64 `json:"ratio_pipeline_to_baseline"`
+	RowsChecked         bool    `json:"rows_checked"`
+	ProduceRecordsPerS  float64 `json:"produce_records_per_s"`
 	// Rounds holds every round's figures when there were several; the
 	// fields above are the round with the median ratio.
-	Rounds []Round `json:"rounds,omitempty"`
+	Rounds               []Round `json:"rounds,omitempty"`
 	PeakRSSBytes         int64   `json:"peak_rss_bytes"`
 	StartupSeconds       float64 `json:"startup_seconds"`
 	PipelineWallSeconds  float64 `json:"pipeline_wall_seconds"`
