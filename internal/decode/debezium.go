@@ -1,7 +1,6 @@
 package decode
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -24,15 +23,18 @@ import (
 // With a schema, values are read by their Connect types (dates as days,
 // timestamps in ms/µs/ns, zoned timestamps, decimals as base64 bytes with
 // a scale, …); without one they stay as JSON gives them (see Value).
+// Schemas are read once per distinct text and kept (see schemaCache).
 type Debezium struct {
 	cdc
+	// values and keys keep the schemas of record values and keys.
+	values, keys schemaCache
 }
 
 var _ exactly.Decoder = (*Debezium)(nil)
 
 // NewDebezium returns the Debezium JSON decoder for a rule.
 func NewDebezium(rule *exactly.TableRule) *Debezium {
-	return &Debezium{cdc{Key: rule.Key, KeyFrom: rule.KeyFrom, Version: rule.Version}}
+	return &Debezium{cdc: cdc{Key: rule.Key, KeyFrom: rule.KeyFrom, Version: rule.Version}}
 }
 
 // Decode implements exactly.Decoder.
@@ -48,11 +50,11 @@ func (d *Debezium) decode(r *exactly.Record) (exactly.Change, error) {
 	if r.Value == nil {
 		return exactly.Change{Op: exactly.OpSkip}, nil
 	}
-	env, err := jsonEnvelope(r.Value)
+	env, err := d.jsonEnvelope(r.Value)
 	if err != nil {
 		return exactly.Change{}, err
 	}
-	return d.change(env, isObject(r.Key), func() (map[string]any, error) { return connectKey(r.Key, d.Key) })
+	return d.change(env, isObject(r.Key), func() (map[string]any, error) { return connectKey(r.Key, d.Key, &d.keys) })
 }
 
 // envelope is a Debezium change event with its images converted to
@@ -202,157 +204,6 @@ func fieldsOf(s *connectSchema) []exactly.Field {
 		out = append(out, exactly.Field{Name: f.Field, Type: exactly.ConnectType(f.Type, f.Name, f.Parameters), Nullable: f.Optional})
 	}
 	return out
-}
-
-// jsonEnvelope parses a Debezium JSON value, with or without the
-// schema/payload wrapper, converting values by the schema when present.
-func jsonEnvelope(b []byte) (*envelope, error) {
-	var top map[string]any
-	if err := unmarshal(b, &top); err != nil {
-		return nil, fmt.Errorf("value is not JSON: %v", err)
-	}
-	if top == nil {
-		return nil, errors.New("value is JSON null, not a Debezium change event")
-	}
-	payload := top
-	var schema *connectSchema
-	if p, ok := top["payload"]; ok && len(top) == 2 {
-		if _, ok := top["schema"]; ok {
-			pm, ok := p.(map[string]any)
-			if !ok {
-				return nil, fmt.Errorf("payload is %s, not a change event object", jsonKind(p))
-			}
-			payload = pm
-			var err error
-			if schema, err = schemaOf(b); err != nil {
-				return nil, err
-			}
-		}
-	}
-	env := &envelope{}
-	var err error
-	if op, ok := payload["op"]; ok {
-		s, ok := op.(string)
-		if !ok {
-			return nil, fmt.Errorf("op is %s, not a string", jsonKind(op))
-		}
-		env.op = s
-		if s == "" {
-			return nil, errors.New("op is empty")
-		}
-	}
-	for _, f := range []struct {
-		name string
-		dst  *map[string]any
-	}{{"before", &env.before}, {"after", &env.after}, {"source", &env.source}} {
-		if *f.dst, err = image(schema.field(f.name), payload[f.name]); err != nil {
-			return nil, fmt.Errorf("%s: %w", f.name, err)
-		}
-	}
-	if env.tsMs, err = connectValue(schema.field("ts_ms"), payload["ts_ms"]); err != nil {
-		return nil, fmt.Errorf("ts_ms: %w", err)
-	}
-	if schema != nil {
-		env.fields = fieldsOf(schema.field("after"))
-		if env.fields == nil {
-			env.fields = []exactly.Field{}
-		}
-		env.sourceFields = fieldsOf(schema.field("source"))
-		if ts := schema.field("ts_ms"); ts != nil {
-			t := exactly.ConnectType(ts.Type, ts.Name, ts.Parameters)
-			env.tsType = &t
-		}
-	}
-	return env, nil
-}
-
-// schemaOf reads the wrapper's schema. A schema that does not parse is an
-// error rather than a silent fallback to untyped values.
-func schemaOf(b []byte) (*connectSchema, error) {
-	var w struct {
-		Schema *connectSchema `json:"schema"`
-	}
-	if err := unmarshal(b, &w); err != nil {
-		return nil, fmt.Errorf("schema: %v", err)
-	}
-	if w.Schema != nil && w.Schema.Type != "struct" {
-		return nil, fmt.Errorf("schema: expected a struct schema, got type %q", w.Schema.Type)
-	}
-	return w.Schema, nil
-}
-
-// image converts a before/after/source struct by its schema.
-func image(s *connectSchema, v any) (map[string]any, error) {
-	if v == nil {
-		return nil, nil
-	}
-	m, ok := v.(map[string]any)
-	if !ok {
-		return nil, fmt.Errorf("expected an object, got %s", jsonKind(v))
-	}
-	out := make(map[string]any, len(m))
-	for k, fv := range m {
-		var fs *connectSchema
-		if s != nil {
-			if fs = s.field(k); fs == nil {
-				return nil, fmt.Errorf("field %q is not in the schema", k)
-			}
-		}
-		cv, err := connectValue(fs, fv)
-		if err != nil {
-			return nil, fmt.Errorf("field %q: %w", k, err)
-		}
-		out[k] = cv
-	}
-	return out, nil
-}
-
-// connectKey reads a record key: a JSON object (with or without a
-// schema/payload wrapper, typed by the schema when present), or a scalar
-// for a single key column.
-func connectKey(key []byte, cols []string) (map[string]any, error) {
-	t := bytes.TrimSpace(key)
-	if len(t) == 0 || t[0] != '{' {
-		return RecordKey(key, cols)
-	}
-	var top map[string]any
-	if err := unmarshal(t, &top); err != nil {
-		return nil, fmt.Errorf("record key: not a JSON object: %v", err)
-	}
-	if p, ok := top["payload"]; ok && len(top) == 2 {
-		if _, ok := top["schema"]; ok {
-			var w struct {
-				Schema *connectSchema `json:"schema"`
-			}
-			if err := unmarshal(t, &w); err != nil {
-				return nil, fmt.Errorf("record key schema: %v", err)
-			}
-			if w.Schema != nil && w.Schema.Type != "struct" {
-				// A primitive key schema: the single key column.
-				v, err := connectValue(w.Schema, p)
-				if err != nil {
-					return nil, fmt.Errorf("record key: %w", err)
-				}
-				if len(cols) != 1 {
-					return nil, fmt.Errorf("record key is a %s and the rule has %d key columns", w.Schema.Type, len(cols))
-				}
-				return map[string]any{cols[0]: v}, nil
-			}
-			m, err := image(w.Schema, p)
-			if err != nil {
-				return nil, fmt.Errorf("record key: %w", err)
-			}
-			if m == nil {
-				return nil, errors.New("record key payload is null")
-			}
-			return m, nil
-		}
-	}
-	m, err := image(nil, top)
-	if err != nil {
-		return nil, fmt.Errorf("record key: %w", err)
-	}
-	return m, nil
 }
 
 // recordError gives a decoding error the record's coordinates.

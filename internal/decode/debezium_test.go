@@ -109,6 +109,16 @@ func equalChange(a, b exactly.Change) bool {
 		reflect.DeepEqual(a.Version, b.Version)
 }
 
+// connectValueOf converts in, written as JSON, by its Connect schema.
+func connectValueOf(s *connectSchema, in any) (any, error) {
+	b, err := json.Marshal(in)
+	if err != nil {
+		return nil, err
+	}
+	p := objectParser{b: b}
+	return p.connectValue(s)
+}
+
 func TestConnectValueTypes(t *testing.T) {
 	dec := func(scale string) *connectSchema {
 		return &connectSchema{Type: "bytes", Name: connectDecimal, Parameters: map[string]string{"scale": scale}}
@@ -146,7 +156,7 @@ func TestConnectValueTypes(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := connectValue(c.schema, c.in)
+			got, err := connectValueOf(c.schema, c.in)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -172,7 +182,7 @@ func TestConnectValueMismatchesAreErrors(t *testing.T) {
 		{&connectSchema{Type: "int32", Name: dbzDate}, json.Number("2000000000"), "out of range"},
 		{&connectSchema{Type: "uuid"}, "x", "unknown Connect schema type"},
 	} {
-		_, err := connectValue(c.schema, c.in)
+		_, err := connectValueOf(c.schema, c.in)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v %v: got %v, want an error containing %q", c.schema, c.in, err, c.want)
 		}

@@ -1,6 +1,7 @@
 // Package decode turns Kafka records into changes. Decoders are pure
-// functions of the record: no I/O, no state, safe for concurrent use, and
-// fuzzed; a decoding error sends the record to the dead letters.
+// functions of the record: no I/O, no state but caches of what they have
+// read (schemas), safe for concurrent use, and fuzzed; a decoding error
+// sends the record to the dead letters.
 package decode
 
 import (

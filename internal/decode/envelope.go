@@ -1,0 +1,647 @@
+package decode
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// This file reads Debezium's JSON envelope by hand. The rule is the one
+// of fastjson.go: accept and reject what the encoding/json path accepted
+// and rejected (a map of the whole envelope, then its schema again into a
+// struct), and return the same change, down to the Go types;
+// FuzzDebeziumMatchesReference holds it to that path, kept in
+// debezium_ref_test.go.
+//
+// Two passes. scan validates the whole value as encoding/json does and
+// finds the extents of what is used: the wrapper's schema and payload,
+// the payload's op, before, after, source and ts_ms (of a repeated key the
+// last, as in a map). The schema's text is looked up in the decoder's
+// cache, and read only when new. Then the used values are converted, in
+// the order the encoding/json path converted them, so that the first
+// fault it reported is the one reported.
+
+// span is the extent b[start:end] of a JSON value; the zero span is a
+// missing member.
+type span struct{ start, end int }
+
+func (s span) ok() bool { return s.end > 0 }
+
+// payloadSpans are the payload members a change is made of.
+type payloadSpans struct {
+	op, before, after, source, tsMs span
+}
+
+// wrapper is what scan found in a record value or key.
+type wrapper struct {
+	// wrapped: the object's members are exactly schema and payload (the
+	// JSON converter's schemas.enable=true).
+	wrapped bool
+	// schema is the last schema member; schemas counts them (encoding/json
+	// merges repeated ones into one struct, which only it can redo).
+	schema  span
+	schemas int
+	cached  *compiledSchema // the cache's schema whose text is at schema
+	payload span            // the last payload member
+	// members are those of the payload when wrapped, else the object's own.
+	members payloadSpans
+}
+
+// Member names scan looks for.
+const (
+	otherName = iota
+	payloadName
+	schemaName
+	opName
+	beforeName
+	afterName
+	sourceName
+	tsMsName
+)
+
+func memberName(key []byte) int {
+	switch string(key) {
+	case "payload":
+		return payloadName
+	case "schema":
+		return schemaName
+	case "op":
+		return opName
+	case "before":
+		return beforeName
+	case "after":
+		return afterName
+	case "source":
+		return sourceName
+	case "ts_ms":
+		return tsMsName
+	}
+	return otherName
+}
+
+// scan reads a JSON object that may be a schema/payload wrapper, with
+// encoding/json's rules for what it accepts (see parseObject). Schemas
+// are looked up in cache. Its errors only say where b stopped being
+// valid; notJSON words them.
+func scan(b []byte, cache *schemaCache) (wrapper, error) {
+	var w wrapper
+	p := objectParser{b: b}
+	p.space()
+	if p.i == len(b) {
+		return w, errEOF
+	}
+	if b[p.i] != '{' {
+		return w, p.notObject()
+	}
+	var outer, inner payloadSpans
+	var hasPayload, hasSchema, other bool
+	done, err := p.open()
+	for !done && err == nil {
+		var key []byte
+		if key, err = p.key(); err != nil {
+			break
+		}
+		start := p.i
+		switch name := memberName(key); name {
+		case payloadName:
+			hasPayload = true
+			if b[p.i] == '{' {
+				inner = payloadSpans{}
+				err = p.payload(&inner, 2)
+			} else {
+				err = p.skipValue(1)
+			}
+			w.payload = span{start, p.i}
+		case schemaName:
+			hasSchema = true
+			w.schemas++
+			if w.cached = cache.prefix(b[p.i:]); w.cached != nil {
+				p.i += len(w.cached.raw)
+			} else {
+				err = p.skipValue(1)
+			}
+			w.schema = span{start, p.i}
+		default:
+			other = true
+			err = p.skipValue(1)
+			outer.set(name, span{start, p.i})
+		}
+		if err == nil {
+			done, err = p.next()
+		}
+	}
+	if err != nil {
+		return w, err
+	}
+	p.space()
+	if p.i < len(b) && b[p.i] != '}' && b[p.i] != ']' {
+		return w, errors.New("trailing data after the JSON value")
+	}
+	w.wrapped = hasPayload && hasSchema && !other
+	w.members = outer
+	if w.wrapped {
+		w.members = inner
+	}
+	return w, nil
+}
+
+// set keeps a member's extent if it is one a change is made of.
+func (m *payloadSpans) set(name int, s span) {
+	switch name {
+	case opName:
+		m.op = s
+	case beforeName:
+		m.before = s
+	case afterName:
+		m.after = s
+	case sourceName:
+		m.source = s
+	case tsMsName:
+		m.tsMs = s
+	}
+}
+
+// payload reads over the object at p.i, at depth, noting the extents of
+// its members.
+func (p *objectParser) payload(m *payloadSpans, depth int) error {
+	done, err := p.open()
+	for !done && err == nil {
+		var key []byte
+		if key, err = p.key(); err != nil {
+			return err
+		}
+		start := p.i
+		if err = p.skipValue(depth); err != nil {
+			return err
+		}
+		m.set(memberName(key), span{start, p.i})
+		done, err = p.next()
+	}
+	return err
+}
+
+// open reads the '{' at p.i and says whether the object is empty ("{}").
+func (p *objectParser) open() (empty bool, err error) {
+	p.i++
+	p.space()
+	if p.i < len(p.b) && p.b[p.i] == '}' {
+		p.i++
+		return true, nil
+	}
+	return false, nil
+}
+
+// key reads a member's key and the colon after it, leaving p.i at the
+// value. The key is unquoted as encoding/json does; without escapes it is
+// b's own bytes.
+func (p *objectParser) key() ([]byte, error) {
+	if p.i == len(p.b) {
+		return nil, errEOF
+	}
+	if p.b[p.i] != '"' {
+		return nil, p.unexpected("looking for beginning of object key string")
+	}
+	p.i++
+	start := p.i
+	var key []byte
+	for i := start; ; i++ {
+		if i == len(p.b) {
+			p.i = i
+			return nil, errEOF
+		}
+		c := p.b[i]
+		if c == '"' {
+			p.i = i + 1
+			key = p.b[start:i]
+			break
+		}
+		if c == '\\' || c < ' ' || c >= 0x80 {
+			p.i = i
+			if err := p.skipString(); err != nil {
+				return nil, err
+			}
+			key = unquote(p.b[start : p.i-1])
+			break
+		}
+	}
+	p.space()
+	if p.i == len(p.b) {
+		return nil, errEOF
+	}
+	if p.b[p.i] != ':' {
+		return nil, p.unexpected("after object key")
+	}
+	p.i++
+	p.space()
+	if p.i == len(p.b) {
+		return nil, errEOF
+	}
+	return key, nil
+}
+
+// next reads what follows a member's value: a ',' (and the white space
+// after it) or the closing '}', done.
+func (p *objectParser) next() (done bool, err error) {
+	p.space()
+	if p.i == len(p.b) {
+		return false, errEOF
+	}
+	switch p.b[p.i] {
+	case ',':
+		p.i++
+		p.space()
+		return false, nil
+	case '}':
+		p.i++
+		return true, nil
+	}
+	return false, p.unexpected("after object key:value pair")
+}
+
+// notJSON words why scan refused b, a record value, in encoding/json's
+// terms, as the encoding/json path did.
+func notJSON(b []byte, scanErr error) error {
+	var top map[string]any
+	if err := unmarshal(b, &top); err != nil {
+		return fmt.Errorf("value is not JSON: %v", err)
+	}
+	if top == nil {
+		return errors.New("value is JSON null, not a Debezium change event")
+	}
+	return fmt.Errorf("value is not JSON: %v", scanErr) // not reached while scan and encoding/json agree
+}
+
+// kindOf describes the valid JSON value raw for an error, as jsonKind.
+func kindOf(raw []byte) string {
+	var v any
+	if err := unmarshal(raw, &v); err != nil {
+		return "invalid JSON"
+	}
+	return jsonKind(v)
+}
+
+// schemaOf returns the wrapper's schema: the cached one, or the one read
+// by encoding/json into a struct from all of b (the record value or key)
+// and kept for the next record whose schema has the same text. Schema
+// errors are prefixed with what.
+func schemaOf(b []byte, w *wrapper, cache *schemaCache, what string) (*compiledSchema, error) {
+	raw := b[w.schema.start:w.schema.end]
+	if w.schemas == 1 {
+		if w.cached != nil {
+			return w.cached, nil
+		}
+		if string(raw) == "null" {
+			return nil, nil
+		}
+		if s := cache.get(raw); s != nil {
+			return s, nil
+		}
+	}
+	var ws struct {
+		Schema *connectSchema `json:"schema"`
+	}
+	if err := unmarshal(b, &ws); err != nil {
+		return nil, fmt.Errorf("%s: %v", what, err)
+	}
+	s := compile(string(raw), ws.Schema)
+	if s != nil && w.schemas == 1 {
+		s = cache.put(s)
+	}
+	return s, nil
+}
+
+// jsonEnvelope reads a Debezium JSON value, with or without the
+// schema/payload wrapper, converting values by the schema when present.
+func (d *Debezium) jsonEnvelope(b []byte) (*envelope, error) {
+	w, err := scan(b, &d.values)
+	if err != nil {
+		return nil, notJSON(b, err)
+	}
+	var schema *compiledSchema
+	if w.wrapped {
+		if b[w.payload.start] != '{' {
+			return nil, fmt.Errorf("payload is %s, not a change event object", kindOf(b[w.payload.start:w.payload.end]))
+		}
+		if schema, err = schemaOf(b, &w, &d.values, "schema"); err != nil {
+			return nil, err
+		}
+		if schema != nil && schema.schema.Type != "struct" {
+			return nil, fmt.Errorf("schema: expected a struct schema, got type %q", schema.schema.Type)
+		}
+	}
+	m := &w.members
+	env := &envelope{}
+	if m.op.ok() {
+		if env.op, err = op(b[m.op.start:m.op.end]); err != nil {
+			return nil, err
+		}
+	}
+	var before, after, source *structSchema
+	var tsMs *connectSchema
+	if schema != nil {
+		before, after, source, tsMs = schema.before, schema.after, schema.source, schema.tsMs
+	}
+	for _, f := range []struct {
+		name   string
+		at     span
+		schema *structSchema
+		dst    *map[string]any
+	}{{"before", m.before, before, &env.before}, {"after", m.after, after, &env.after}, {"source", m.source, source, &env.source}} {
+		if *f.dst, err = image(b, f.at, f.schema); err != nil {
+			return nil, fmt.Errorf("%s: %w", f.name, err)
+		}
+	}
+	if m.tsMs.ok() {
+		p := objectParser{b: b[:m.tsMs.end], i: m.tsMs.start}
+		if env.tsMs, err = p.connectValue(tsMs); err != nil {
+			return nil, fmt.Errorf("ts_ms: %w", err)
+		}
+	}
+	if schema != nil {
+		env.fields, env.sourceFields, env.tsType = schema.afterFields, schema.sourceFields, schema.tsType
+	}
+	return env, nil
+}
+
+// op reads the op member's value.
+func op(raw []byte) (string, error) {
+	if raw[0] != '"' {
+		return "", fmt.Errorf("op is %s, not a string", kindOf(raw))
+	}
+	switch string(raw) { // Debezium's, without making a string
+	case `"c"`:
+		return "c", nil
+	case `"u"`:
+		return "u", nil
+	case `"d"`:
+		return "d", nil
+	case `"r"`:
+		return "r", nil
+	case `""`:
+		return "", errors.New("op is empty")
+	}
+	p := objectParser{b: raw}
+	s, err := p.string()
+	if err == nil && s == "" {
+		err = errors.New("op is empty")
+	}
+	return s, err
+}
+
+// connectKey reads a record key: a JSON object (with or without a
+// schema/payload wrapper, typed by the schema when present, which is kept
+// in cache), or a scalar for a single key column.
+func connectKey(key []byte, cols []string, cache *schemaCache) (map[string]any, error) {
+	t := bytes.TrimSpace(key)
+	if len(t) == 0 || t[0] != '{' {
+		return RecordKey(key, cols)
+	}
+	w, err := scan(t, cache)
+	if err != nil {
+		var top map[string]any
+		if uerr := unmarshal(t, &top); uerr != nil {
+			err = uerr
+		}
+		return nil, fmt.Errorf("record key: not a JSON object: %v", err)
+	}
+	if !w.wrapped {
+		m, err := parseObject(t)
+		if err != nil {
+			return nil, fmt.Errorf("record key: %w", err)
+		}
+		return m, nil
+	}
+	schema, err := schemaOf(t, &w, cache, "record key schema")
+	if err != nil {
+		return nil, err
+	}
+	if schema != nil && schema.schema.Type != "struct" {
+		// A primitive key schema: the single key column.
+		p := objectParser{b: t[:w.payload.end], i: w.payload.start}
+		v, err := p.connectValue(schema.schema)
+		if err != nil {
+			return nil, fmt.Errorf("record key: %w", err)
+		}
+		if len(cols) != 1 {
+			return nil, fmt.Errorf("record key is a %s and the rule has %d key columns", schema.schema.Type, len(cols))
+		}
+		return map[string]any{cols[0]: v}, nil
+	}
+	var fields *structSchema
+	if schema != nil {
+		fields = schema.fields
+	}
+	m, err := image(t, w.payload, fields)
+	if err != nil {
+		return nil, fmt.Errorf("record key: %w", err)
+	}
+	if m == nil {
+		return nil, errors.New("record key payload is null")
+	}
+	return m, nil
+}
+
+// image converts the before/after/source struct or key payload at b's span
+// by its schema; without one (no schema, or none for this struct) its
+// values stay as JSON gives them. A missing or null struct is nil.
+func image(b []byte, at span, s *structSchema) (map[string]any, error) {
+	if !at.ok() || b[at.start] == 'n' {
+		return nil, nil
+	}
+	raw := b[at.start:at.end]
+	if raw[0] != '{' {
+		return nil, fmt.Errorf("expected an object, got %s", kindOf(raw))
+	}
+	if s == nil {
+		return parseObject(raw)
+	}
+	p := objectParser{b: raw}
+	out := make(map[string]any, len(s.byName))
+	var failed []fieldError
+	done, err := p.open()
+	for !done && err == nil {
+		var key []byte
+		if key, err = p.key(); err != nil {
+			return nil, err
+		}
+		f := s.byName[string(key)]
+		if f == nil {
+			return nil, fmt.Errorf("field %q is not in the schema", key)
+		}
+		start := p.i
+		v, cerr := p.connectValue(f)
+		if len(failed) > 0 {
+			failed = forget(failed, f.Field)
+		}
+		if cerr != nil {
+			// encoding/json kept only a repeated key's last value: the
+			// error counts only if no later member of the name follows.
+			failed = append(failed, fieldError{f.Field, fmt.Errorf("field %q: %w", f.Field, cerr)})
+			p.i = start
+			if err = p.skipValue(2); err != nil {
+				return nil, err
+			}
+		} else {
+			out[f.Field] = v
+		}
+		done, err = p.next()
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(failed) > 0 {
+		return nil, failed[0].err
+	}
+	return out, nil
+}
+
+type fieldError struct {
+	name string
+	err  error
+}
+
+func forget(errs []fieldError, name string) []fieldError {
+	out := errs[:0]
+	for _, e := range errs {
+		if e.name != name {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// connectValue reads the value at p.i and converts it by its Connect
+// schema, as connectValue did with the value encoding/json decoded (nil
+// keeps the value as JSON gives it, see Value). The value is valid JSON:
+// scan read it.
+func (p *objectParser) connectValue(s *connectSchema) (any, error) {
+	c := p.b[p.i]
+	if c == 'n' {
+		p.i += len("null")
+		return nil, nil
+	}
+	if s == nil {
+		return p.value()
+	}
+	isNumber := c == '-' || '0' <= c && c <= '9'
+	switch s.Type {
+	case "boolean":
+		switch c {
+		case 't':
+			return true, p.literal("true")
+		case 'f':
+			return false, p.literal("false")
+		}
+		return nil, fmt.Errorf("expected a boolean, got %s", p.kind())
+	case "int8", "int16", "int32", "int64":
+		if !isNumber {
+			return nil, fmt.Errorf("expected an integer (%s), got %s", s.Type, p.kind())
+		}
+		start := p.i
+		isInt, err := p.number()
+		if err != nil {
+			return nil, err
+		}
+		n := p.b[start:p.i]
+		i, ok := parseInt(n, isInt)
+		if !ok {
+			return nil, fmt.Errorf("expected an integer (%s), got %s", s.Type, n)
+		}
+		return integer(s.Name, i)
+	case "float32", "float64":
+		if !isNumber {
+			return nil, fmt.Errorf("expected a number (%s), got %s", s.Type, p.kind())
+		}
+		start := p.i
+		if _, err := p.number(); err != nil {
+			return nil, err
+		}
+		f, err := strconv.ParseFloat(string(p.b[start:p.i]), 64)
+		if err != nil {
+			return nil, fmt.Errorf("expected a number (%s), got %s", s.Type, p.b[start:p.i])
+		}
+		return f, nil
+	case "string":
+		if c != '"' {
+			return nil, fmt.Errorf("expected a string, got %s", p.kind())
+		}
+		str, err := p.string()
+		if err != nil {
+			return nil, err
+		}
+		return text(s.Name, str)
+	case "bytes":
+		if c != '"' {
+			return nil, fmt.Errorf("expected base64 bytes, got %s", p.kind())
+		}
+		str, err := p.string()
+		if err != nil {
+			return nil, err
+		}
+		b, err := base64.StdEncoding.DecodeString(str)
+		if err != nil {
+			return nil, fmt.Errorf("expected base64 bytes: %v", err)
+		}
+		if s.Name == connectDecimal {
+			scale, err := decimalScale(s.Parameters)
+			if err != nil {
+				return nil, err
+			}
+			return DecimalFromBytes(b, scale), nil
+		}
+		return b, nil
+	case "struct":
+		if c != '{' {
+			return nil, fmt.Errorf("expected a struct, got %s", p.kind())
+		}
+		start := p.i
+		if err := p.skip(2); err != nil {
+			return nil, err
+		}
+		if s.Name == dbzVarDecimal {
+			var m map[string]any
+			if err := unmarshal(p.b[start:p.i], &m); err != nil {
+				return nil, err
+			}
+			return variableScaleDecimal(m)
+		}
+		return nested(p.b[start:p.i])
+	case "array", "map":
+		return p.value()
+	}
+	return nil, fmt.Errorf("unknown Connect schema type %q", s.Type)
+}
+
+// kind describes the value at p.i for an error, as jsonKind.
+func (p *objectParser) kind() string {
+	start := p.i
+	if err := p.skipValue(2); err != nil {
+		return "invalid JSON"
+	}
+	return kindOf(p.b[start:p.i])
+}
+
+// parseInt reads a JSON integer's text as strconv.ParseInt does.
+func parseInt(n []byte, isInt bool) (int64, bool) {
+	if !isInt {
+		return 0, false
+	}
+	digits := n
+	if digits[0] == '-' {
+		digits = digits[1:]
+	}
+	if len(digits) <= 18 { // cannot overflow
+		var v int64
+		for _, c := range digits {
+			v = v*10 + int64(c-'0')
+		}
+		if n[0] == '-' {
+			v = -v
+		}
+		return v, true
+	}
+	v, err := strconv.ParseInt(string(n), 10, 64)
+	return v, err == nil
+}
