@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // This file reads Debezium's JSON envelope by hand. The rule is the one
@@ -343,13 +344,23 @@ func (d *Debezium) jsonEnvelope(b []byte) (*envelope, error) {
 	if schema != nil {
 		before, after, source, tsMs = schema.before, schema.after, schema.source, schema.tsMs
 	}
+	// A change uses the before image of a delete, the after image of an
+	// upsert, and of the source block the version field, if any; the rest
+	// is only checked.
+	var sourceField keep
+	sourceField.name, sourceField.one = strings.CutPrefix(d.Version, "source_")
 	for _, f := range []struct {
 		name   string
 		at     span
 		schema *structSchema
+		keep   keep
 		dst    *map[string]any
-	}{{"before", m.before, before, &env.before}, {"after", m.after, after, &env.after}, {"source", m.source, source, &env.source}} {
-		if *f.dst, err = image(b, f.at, f.schema); err != nil {
+	}{
+		{"before", m.before, before, keep{all: env.op == "d"}, &env.before},
+		{"after", m.after, after, keep{all: env.op == "c" || env.op == "r" || env.op == "u"}, &env.after},
+		{"source", m.source, source, sourceField, &env.source},
+	} {
+		if *f.dst, err = image(b, f.at, f.schema, f.keep); err != nil {
 			return nil, fmt.Errorf("%s: %w", f.name, err)
 		}
 	}
@@ -433,7 +444,7 @@ func connectKey(key []byte, cols []string, cache *schemaCache) (map[string]any, 
 	if schema != nil {
 		fields = schema.fields
 	}
-	m, err := image(t, w.payload, fields)
+	m, err := image(t, w.payload, fields, keep{all: true})
 	if err != nil {
 		return nil, fmt.Errorf("record key: %w", err)
 	}
@@ -443,10 +454,21 @@ func connectKey(key []byte, cols []string, cache *schemaCache) (map[string]any, 
 	return m, nil
 }
 
+// keep says which fields of an image a change uses: all, the one named,
+// or none.
+type keep struct {
+	all, one bool
+	name     string
+}
+
+func (k keep) field(name string) bool { return k.all || k.one && name == k.name }
+
 // image converts the before/after/source struct or key payload at b's span
 // by its schema; without one (no schema, or none for this struct) its
-// values stay as JSON gives them. A missing or null struct is nil.
-func image(b []byte, at span, s *structSchema) (map[string]any, error) {
+// values stay as JSON gives them. A missing or null struct is nil. Only
+// the fields k names are converted and returned; the others are checked
+// as converting them would, so that they fail the same.
+func image(b []byte, at span, s *structSchema, k keep) (map[string]any, error) {
 	if !at.ok() || b[at.start] == 'n' {
 		return nil, nil
 	}
@@ -454,11 +476,17 @@ func image(b []byte, at span, s *structSchema) (map[string]any, error) {
 	if raw[0] != '{' {
 		return nil, fmt.Errorf("expected an object, got %s", kindOf(raw))
 	}
-	if s == nil {
+	if s == nil && k.all {
 		return parseObject(raw)
 	}
+	if s == nil && !k.one {
+		return nil, nil // valid JSON values never fail to convert without a schema
+	}
 	p := objectParser{b: raw}
-	out := make(map[string]any, len(s.byName))
+	var out map[string]any
+	if k.all {
+		out = make(map[string]any, len(s.byName))
+	}
 	var failed []fieldError
 	done, err := p.open()
 	for !done && err == nil {
@@ -466,12 +494,36 @@ func image(b []byte, at span, s *structSchema) (map[string]any, error) {
 		if key, err = p.key(); err != nil {
 			return nil, err
 		}
+		if s == nil { // the one field, as JSON gives it
+			if string(key) == k.name {
+				v, err := p.value()
+				if err != nil {
+					return nil, err
+				}
+				out = map[string]any{k.name: v}
+			} else if err = p.skipValue(2); err != nil {
+				return nil, err
+			}
+			done, err = p.next()
+			continue
+		}
 		f := s.byName[string(key)]
 		if f == nil {
 			return nil, fmt.Errorf("field %q is not in the schema", key)
 		}
 		start := p.i
-		v, cerr := p.connectValue(f)
+		var cerr error
+		if k.field(f.Field) {
+			var v any
+			if v, cerr = p.connectValue(f); cerr == nil {
+				if out == nil {
+					out = make(map[string]any, 1)
+				}
+				out[f.Field] = v
+			}
+		} else {
+			cerr = p.check(f)
+		}
 		if len(failed) > 0 {
 			failed = forget(failed, f.Field)
 		}
@@ -483,8 +535,6 @@ func image(b []byte, at span, s *structSchema) (map[string]any, error) {
 			if err = p.skipValue(2); err != nil {
 				return nil, err
 			}
-		} else {
-			out[f.Field] = v
 		}
 		done, err = p.next()
 	}
@@ -612,6 +662,17 @@ func (p *objectParser) connectValue(s *connectSchema) (any, error) {
 		return p.value()
 	}
 	return nil, fmt.Errorf("unknown Connect schema type %q", s.Type)
+}
+
+// check reads over the value at p.i, failing as connectValue would.
+func (p *objectParser) check(s *connectSchema) error {
+	c := p.b[p.i]
+	if s == nil || c == 'n' || s.Type == "array" || s.Type == "map" ||
+		c == '"' && s.Type == "string" && s.Name != dbzZonedTimestamp { // text cannot fail
+		return p.skipValue(2)
+	}
+	_, err := p.connectValue(s)
+	return err
 }
 
 // kind describes the value at p.i for an error, as jsonKind.

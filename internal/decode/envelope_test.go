@@ -135,12 +135,12 @@ func realEvents(tb testing.TB) []event {
 // The rules a fuzzed record is decoded under.
 var (
 	fuzzKeyFrom  = []string{"", "record_key", "value"}
-	fuzzVersions = []string{"", "source_lsn", "ts_ms", "row_version", "source_ts_ms", "id", "source_nope", "nope"}
+	fuzzVersions = []string{"", "source_lsn", "ts_ms", "row_version", "source_ts_ms", "id", "source_nope", "nope", "source_"}
 	fuzzKeys     = [][]string{{"id"}, {"id", "name"}}
 )
 
 func fuzzRule(keyFrom, version uint8) *exactly.TableRule {
-	return &exactly.TableRule{Key: fuzzKeys[version>>4%2], KeyFrom: fuzzKeyFrom[keyFrom%3], Version: fuzzVersions[version%8]}
+	return &exactly.TableRule{Key: fuzzKeys[version>>4%2], KeyFrom: fuzzKeyFrom[keyFrom%3], Version: fuzzVersions[int(version)%len(fuzzVersions)]}
 }
 
 // envelopeEdgeCases are values where encoding/json has a rule to copy.
@@ -176,6 +176,21 @@ var envelopeEdgeCases = []string{
 	`{"schema":{"type":"struct","fields":[{"field":"after","type":"struct","fields":[{"field":"id","type":"int32"}]}]},"payload":{"op":"c","after":{"id":1,"i\u0064":2}}}`,
 	`{"schema":{"type":"struct","fields":[{"field":"after","type":"struct","fields":[{"field":"id","type":"int32"}]}]},"payload":{"op":"c","after":{"ID":1}}}`,
 	`{"schema":{"type":"struct","fields":[{"field":"after","type":"struct","fields":[{"field":"id","type":"uuid"}]}]},"payload":{"op":"c","after":{"id":null}}}`,
+	// Images a change does not use are checked all the same.
+	`{"schema":{"type":"struct","fields":[{"field":"before","type":"struct","fields":[{"field":"id","type":"int32"}]}]},"payload":{"op":"c","before":{"id":"x"},"after":{"id":1}}}`,
+	`{"schema":{"type":"struct","fields":[{"field":"after","type":"struct","fields":[{"field":"id","type":"int32"}]}]},"payload":{"op":"d","before":{"id":1},"after":{"id":"x"}}}`,
+	`{"schema":{"type":"struct","fields":[{"field":"after","type":"struct","fields":[{"field":"id","type":"int32"}]}]},"payload":{"op":"d","before":{"id":1},"after":{"x":1}}}`,
+	`{"op":"d","before":{"id":1},"after":[]}`, `{"op":"c","before":"x","after":{"id":1}}`, `{"op":"t","after":{"id":1},"source":5}`,
+	`{"schema":{"type":"struct","fields":[{"field":"source","type":"struct","fields":[{"field":"lsn","type":"int64"},{"field":"db","type":"string"},` +
+		`{"field":"ts_ms","type":"int64","name":"io.debezium.time.Timestamp"},{"field":"z","type":"string","name":"io.debezium.time.ZonedTimestamp"},` +
+		`{"field":"","type":"int64"}]}]},"payload":{"op":"c","after":{"id":1},"source":{"lsn":1,"db":"x","ts_ms":2,"z":"2023-11-14T22:13:20Z","":3}}}`,
+	`{"schema":{"type":"struct","fields":[{"field":"source","type":"struct","fields":[{"field":"lsn","type":"int64"},{"field":"db","type":"string"}]}]},"payload":{"op":"c","after":{"id":1},"source":{"lsn":1,"db":5}}}`,
+	`{"schema":{"type":"struct","fields":[{"field":"source","type":"struct","fields":[{"field":"lsn","type":"int64"},{"field":"z","type":"string","name":"io.debezium.time.ZonedTimestamp"}]}]},"payload":{"op":"c","after":{"id":1},"source":{"lsn":1,"z":"bad"}}}`,
+	`{"schema":{"type":"struct","fields":[{"field":"source","type":"struct","fields":[{"field":"lsn","type":"int64"}]}]},"payload":{"op":"c","after":{"id":1},"source":{"lsn":"x","lsn":2}}}`,
+	`{"schema":{"type":"struct","fields":[{"field":"source","type":"struct","fields":[{"field":"lsn","type":"int64"}]}]},"payload":{"op":"c","after":{"id":1},"source":{"lsn":2,"lsn":"x"}}}`,
+	`{"schema":{"type":"struct","fields":[{"field":"source","type":"struct","fields":[{"field":"lsn","type":"int64"}]}]},"payload":{"op":"c","after":{"id":1},"source":{"lsn":2,"ts_ms":1}}}`,
+	`{"op":"c","after":{"id":1},"source":{"lsn":1,"lsn":null}}`, `{"op":"c","after":{"id":1},"source":{"":1,"lsn":[1,{"a":2}],"ts_ms":1.50}}`,
+	`{"op":"c","after":{"id":1,"source_lsn":7},"source":{"lsn":1}}`, `{"op":"c","after":{"id":1},"source":{"l\u0073n":1}}`,
 }
 
 // typedValues are values for a one-field after image of each Connect type.
