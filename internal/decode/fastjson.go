@@ -316,9 +316,11 @@ func (p *objectParser) someDigits(context string) error {
 }
 
 func (p *objectParser) digits() {
-	for p.i < len(p.b) && '0' <= p.b[p.i] && p.b[p.i] <= '9' {
-		p.i++
+	i := p.i
+	for i < len(p.b) && '0' <= p.b[i] && p.b[i] <= '9' {
+		i++
 	}
+	p.i = i
 }
 
 // literal reads over word (true, false, null).
@@ -364,7 +366,16 @@ func (p *objectParser) string() (string, error) {
 // to and including the closing quote.
 func (p *objectParser) skipString() error {
 	for p.i < len(p.b) {
-		c := p.b[p.i]
+		// Most bytes are neither quote, backslash nor control: run over
+		// them with the index in a register.
+		i := p.i
+		for i < len(p.b) && p.b[i] != '"' && p.b[i] != '\\' && p.b[i] >= ' ' {
+			i++
+		}
+		if p.i = i; i == len(p.b) {
+			break
+		}
+		c := p.b[i]
 		switch {
 		case c == '"':
 			p.i++
