@@ -56,6 +56,151 @@ const (
 	dbzJSON           = "io.debezium.data.Json"
 )
 
+// connectValue reads the value at p.i and converts it by its Connect
+// schema, as connectValue did with the value encoding/json decoded (nil
+// keeps the value as JSON gives it, see Value). The value is valid JSON:
+// scan read it.
+func (p *objectParser) connectValue(s *connectSchema) (any, error) {
+	c := p.b[p.i]
+	if c == 'n' {
+		p.i += len("null")
+		return nil, nil
+	}
+	if s == nil {
+		return p.value()
+	}
+	isNumber := c == '-' || '0' <= c && c <= '9'
+	switch s.Type {
+	case "boolean":
+		switch c {
+		case 't':
+			return true, p.literal("true")
+		case 'f':
+			return false, p.literal("false")
+		}
+		return nil, fmt.Errorf("expected a boolean, got %s", p.kind())
+	case "int8", "int16", "int32", "int64":
+		if !isNumber {
+			return nil, fmt.Errorf("expected an integer (%s), got %s", s.Type, p.kind())
+		}
+		start := p.i
+		isInt, err := p.number()
+		if err != nil {
+			return nil, err
+		}
+		n := p.b[start:p.i]
+		i, ok := parseInt(n, isInt)
+		if !ok {
+			return nil, fmt.Errorf("expected an integer (%s), got %s", s.Type, n)
+		}
+		return integer(s.Name, i)
+	case "float32", "float64":
+		if !isNumber {
+			return nil, fmt.Errorf("expected a number (%s), got %s", s.Type, p.kind())
+		}
+		start := p.i
+		if _, err := p.number(); err != nil {
+			return nil, err
+		}
+		f, err := strconv.ParseFloat(string(p.b[start:p.i]), 64)
+		if err != nil {
+			return nil, fmt.Errorf("expected a number (%s), got %s", s.Type, p.b[start:p.i])
+		}
+		return f, nil
+	case "string":
+		if c != '"' {
+			return nil, fmt.Errorf("expected a string, got %s", p.kind())
+		}
+		str, err := p.string()
+		if err != nil {
+			return nil, err
+		}
+		return text(s.Name, str)
+	case "bytes":
+		if c != '"' {
+			return nil, fmt.Errorf("expected base64 bytes, got %s", p.kind())
+		}
+		str, err := p.string()
+		if err != nil {
+			return nil, err
+		}
+		b, err := base64.StdEncoding.DecodeString(str)
+		if err != nil {
+			return nil, fmt.Errorf("expected base64 bytes: %v", err)
+		}
+		if s.Name == connectDecimal {
+			scale, err := decimalScale(s.Parameters)
+			if err != nil {
+				return nil, err
+			}
+			return DecimalFromBytes(b, scale), nil
+		}
+		return b, nil
+	case "struct":
+		if c != '{' {
+			return nil, fmt.Errorf("expected a struct, got %s", p.kind())
+		}
+		start := p.i
+		if err := p.skip(2); err != nil {
+			return nil, err
+		}
+		if s.Name == dbzVarDecimal {
+			var m map[string]any
+			if err := unmarshal(p.b[start:p.i], &m); err != nil {
+				return nil, err
+			}
+			return variableScaleDecimal(m)
+		}
+		return nested(p.b[start:p.i])
+	case "array", "map":
+		return p.value()
+	}
+	return nil, fmt.Errorf("unknown Connect schema type %q", s.Type)
+}
+
+// check reads over the value at p.i, failing as connectValue would.
+func (p *objectParser) check(s *connectSchema) error {
+	c := p.b[p.i]
+	if s == nil || c == 'n' || s.Type == "array" || s.Type == "map" ||
+		c == '"' && s.Type == "string" && s.Name != dbzZonedTimestamp { // text cannot fail
+		return p.skipValue(2)
+	}
+	_, err := p.connectValue(s)
+	return err
+}
+
+// kind describes the value at p.i for an error, as jsonKind.
+func (p *objectParser) kind() string {
+	start := p.i
+	if err := p.skipValue(2); err != nil {
+		return "invalid JSON"
+	}
+	return kindOf(p.b[start:p.i])
+}
+
+// parseInt reads a JSON integer's text as strconv.ParseInt does.
+func parseInt(n []byte, isInt bool) (int64, bool) {
+	if !isInt {
+		return 0, false
+	}
+	digits := n
+	if digits[0] == '-' {
+		digits = digits[1:]
+	}
+	if len(digits) <= 18 { // cannot overflow
+		var v int64
+		for _, c := range digits {
+			v = v*10 + int64(c-'0')
+		}
+		if n[0] == '-' {
+			v = -v
+		}
+		return v, true
+	}
+	v, err := strconv.ParseInt(string(n), 10, 64)
+	return v, err == nil
+}
+
 // integer applies the logical types carried by Connect integers.
 func integer(name string, i int64) (any, error) {
 	switch name {
