@@ -32,7 +32,10 @@ exactly.Sink, the code 'exactly run' runs), and prints, measured in the same run
      UNLOGGED staging table + one INSERT … ON CONFLICT per table, one transaction; SQLite: one
      transaction of prepared upserts), and the ratio pipeline/baseline;
   3. commit latency p50/p99 (produce timestamp → database commit) at a fixed --rate (0 skips);
-  4. peak resident memory (VmHWM; includes the in-process broker, which holds every record).`,
+  4. peak resident memory (VmHWM; includes the in-process broker, which holds every record).
+With --format debezium each row is produced as a Debezium create event with its Connect schema
+(the JSON converter's schemas.enable=true, key and value) into the same tables; the baseline
+loads the same rows.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -46,6 +49,9 @@ exactly.Sink, the code 'exactly run' runs), and prints, measured in the same run
 			o.Log = log
 			if brokers != "" {
 				o.Brokers = strings.Split(brokers, ",")
+			}
+			if o.Format != bench.FormatJSON && o.Format != bench.FormatDebezium {
+				return usage(fmt.Errorf("--format %q: expected %s or %s", o.Format, bench.FormatJSON, bench.FormatDebezium))
 			}
 			if o.Topics <= 0 || o.Partitions <= 0 || o.Records < 0 || o.Rate < 0 || o.RecordBytes < 0 || o.MaxConns <= 0 || o.Interval <= 0 {
 				return usage(fmt.Errorf("--topics, --partitions, --max-conns and --interval must be positive; --records, --rate and --record-bytes not negative"))
@@ -95,7 +101,8 @@ exactly.Sink, the code 'exactly run' runs), and prints, measured in the same run
 	f.IntVar(&o.Topics, "topics", 8, "topics, one table each")
 	f.IntVar(&o.Partitions, "partitions", 8, "partitions per topic")
 	f.IntVar(&o.Records, "records", 1_000_000, "records for the throughput phase (0 skips it)")
-	f.IntVar(&o.RecordBytes, "record-bytes", 200, "approximate size of each record's JSON value")
+	f.IntVar(&o.RecordBytes, "record-bytes", 200, "approximate size of each row's JSON (the record value; with --format debezium, its after image)")
+	f.StringVar(&o.Format, "format", bench.FormatJSON, "record format: json (each row a JSON object) or debezium (each row in a Debezium create event with its schema)")
 	f.IntVar(&o.Rate, "rate", 0, "records/s for the latency phase (0 skips it)")
 	f.DurationVar(&o.Duration, "duration", 20*time.Second, "length of the latency phase")
 	f.DurationVar(&o.Interval, "interval", time.Second, "batch.interval")
@@ -111,8 +118,12 @@ exactly.Sink, the code 'exactly run' runs), and prints, measured in the same run
 
 func report(w io.Writer, r *bench.Result) {
 	mib := func(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
-	fmt.Fprintf(w, "exactly bench  sink=%s  %d topics × %d partitions  ~%d B/record  max_conns=%d  interval=%s  load=%s\n",
-		r.Driver, r.Topics, r.Partitions, r.RecordBytes, r.MaxConns, r.Interval, r.LoadAvg)
+	format := ""
+	if r.Format != bench.FormatJSON {
+		format = "  format=" + r.Format // the rows in Debezium events: ~B/record is the row's
+	}
+	fmt.Fprintf(w, "exactly bench  sink=%s  %d topics × %d partitions  ~%d B/record%s  max_conns=%d  interval=%s  load=%s\n",
+		r.Driver, r.Topics, r.Partitions, r.RecordBytes, format, r.MaxConns, r.Interval, r.LoadAvg)
 	fmt.Fprintf(w, "pipeline: %s\n", r.Pipeline)
 	if t := r.Throughput; t != nil {
 		fmt.Fprintf(w, "\nthroughput (%d records, upsert, exactly once)\n", t.Records)

@@ -41,9 +41,13 @@ type Options struct {
 	// Topics × Partitions the records are spread over; one table per topic.
 	Topics, Partitions int
 	// Records for the throughput phase (0 skips it), each RecordBytes of
-	// JSON value.
+	// JSON row.
 	Records     int
 	RecordBytes int
+	// Format of the records: FormatJSON (the default) writes each row as
+	// the record value; FormatDebezium wraps it in a Debezium create event
+	// with its Connect schema, and keys it by a Connect key struct.
+	Format string
 	// Rate (records/s) and Duration of the latency phase (Rate 0 skips it).
 	Rate     int
 	Duration time.Duration
@@ -70,6 +74,7 @@ type Result struct {
 	Topics      int         `json:"topics"`
 	Partitions  int         `json:"partitions"`
 	RecordBytes int         `json:"record_bytes"`
+	Format      string      `json:"format"`
 	MaxConns    int         `json:"max_conns"`
 	Interval    string      `json:"batch_interval"`
 	Pipeline    string      `json:"pipeline_mode"`
@@ -139,13 +144,19 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Topics <= 0 || o.Partitions <= 0 || o.RecordBytes < 0 || o.Records < 0 || o.Rate < 0 {
 		return nil, errors.New("topics and partitions must be positive; records, record bytes and rate not negative")
 	}
+	if o.Format == "" {
+		o.Format = FormatJSON
+	}
+	if _, err := encoder(o.Format); err != nil {
+		return nil, err
+	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	if o.Progress == nil {
 		o.Progress = func(string, ...any) {}
 	}
-	res := &Result{Driver: o.Dialect.Name(), Topics: o.Topics, Partitions: o.Partitions, RecordBytes: o.RecordBytes,
+	res := &Result{Driver: o.Dialect.Name(), Topics: o.Topics, Partitions: o.Partitions, RecordBytes: o.RecordBytes, Format: o.Format,
 		MaxConns: o.MaxConns, Interval: o.Interval.String(), LoadAvg: loadAvg(),
 		Pipeline: "in-process kafka.Source + exactly.Sink (the code exactly run runs)"}
 	brokers := o.Brokers
@@ -226,6 +237,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 // config is the pipeline configuration of a phase: one rule maps the
 // phase's topics (bench.RUN.tNNN or bench.RUN.lNNN) to table NNN.
 func config(o Options, brokers []string, pipeline, run, phase string) (*exactly.Config, error) {
+	mode := "upsert"
+	if o.Format == FormatDebezium {
+		mode = "cdc" // the default of format debezium
+	}
 	y := fmt.Sprintf(`pipeline: %s
 source:
   brokers: [%s]
@@ -242,10 +257,11 @@ batch:
 tables:
   - topics: '^bench\.%s\.%s(\d+)$'
     table: 'exactly_bench_t$1'
-    mode: upsert
+    format: %s
+    mode: %s
     key: [id]
 `, pipeline, strings.Join(brokers, ", "), pipeline, o.Dialect.Name(), strings.ReplaceAll(o.DSN, "'", "''"),
-		o.MaxConns, o.Interval, o.MaxRecords, run, phase)
+		o.MaxConns, o.Interval, o.MaxRecords, run, phase, o.Format, mode)
 	if o.SynchronousCommit != "" {
 		y = strings.Replace(y, "  max_conns:", "  synchronous_commit: "+o.SynchronousCommit+"\n  max_conns:", 1)
 	}
@@ -345,7 +361,11 @@ func place(i int64, topics, partitions int) (topic int, partition int32) {
 }
 
 // produce writes records [from, to) as fast as the broker takes them.
-func produce(ctx context.Context, brokers []string, topics []string, partitions int, from, to int64, recordBytes int) error {
+func produce(ctx context.Context, o Options, brokers []string, topics []string, from, to int64) error {
+	encode, err := encoder(o.Format)
+	if err != nil {
+		return err
+	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(200_000))
 	if err != nil {
@@ -354,9 +374,9 @@ func produce(ctx context.Context, brokers []string, topics []string, partitions 
 	defer cl.Close()
 	var first atomic.Pointer[error]
 	for i := from; i < to; i++ {
-		t, p := place(i, len(topics), partitions)
-		r := makeRow(i, recordBytes)
-		cl.Produce(ctx, &kgo.Record{Topic: topics[t], Partition: p, Key: strconv.AppendInt(nil, i, 10), Value: r.json()},
+		t, p := place(i, len(topics), o.Partitions)
+		key, value := encode(makeRow(i, o.RecordBytes))
+		cl.Produce(ctx, &kgo.Record{Topic: topics[t], Partition: p, Key: key, Value: value},
 			func(_ *kgo.Record, err error) {
 				if err != nil {
 					first.CompareAndSwap(nil, &err)
@@ -405,9 +425,9 @@ func (p *pipelineRun) stop() error {
 }
 
 func throughput(ctx context.Context, o Options, db *sql.DB, brokers []string, pipeline, run string, topics, tables []string) (*Throughput, error) {
-	o.Progress("producing %d records of ~%d bytes into %d topics × %d partitions", o.Records, o.RecordBytes, o.Topics, o.Partitions)
+	o.Progress("producing %d %s records of ~%d-byte rows into %d topics × %d partitions", o.Records, o.Format, o.RecordBytes, o.Topics, o.Partitions)
 	start := time.Now()
-	if err := produce(ctx, brokers, topics, o.Partitions, 0, int64(o.Records), o.RecordBytes); err != nil {
+	if err := produce(ctx, o, brokers, topics, 0, int64(o.Records)); err != nil {
 		return nil, err
 	}
 	produced := float64(o.Records) / time.Since(start).Seconds()

@@ -17,19 +17,23 @@ import (
 // TestBenchReportsEveryFigure runs both phases on a small workload against
 // each sink and checks every figure is there and plausible: all rows
 // present, throughput and baseline positive, latency percentiles ordered,
-// every partition committed, peak RSS read.
+// every partition committed, peak RSS read; with the rows as plain JSON
+// and as Debezium events.
 func TestBenchReportsEveryFigure(t *testing.T) {
+	sqliteDSN := func(t *testing.T) string { return filepath.Join(t.TempDir(), "b.db") }
 	for _, c := range []struct {
-		name string
-		d    exactly.Dialect
-		dsn  func(t *testing.T) string
+		name   string
+		d      exactly.Dialect
+		dsn    func(t *testing.T) string
+		format string
 	}{
-		{"sqlite", &sqlite.Dialect{}, func(t *testing.T) string { return filepath.Join(t.TempDir(), "b.db") }},
-		{"postgres", &postgres.Dialect{}, func(t *testing.T) string { return testenv.PostgresSchema(t) }},
+		{"sqlite", &sqlite.Dialect{}, sqliteDSN, ""},
+		{"postgres", &postgres.Dialect{}, func(t *testing.T) string { return testenv.PostgresSchema(t) }, ""},
+		{"sqlite_debezium", &sqlite.Dialect{}, sqliteDSN, bench.FormatDebezium},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			res, err := bench.Run(context.Background(), bench.Options{Dialect: c.d, DSN: c.dsn(t),
-				Topics: 3, Partitions: 2, Records: 3000, RecordBytes: 200, Rate: 1500, Duration: 2 * time.Second,
+				Topics: 3, Partitions: 2, Records: 3000, RecordBytes: 200, Format: c.format, Rate: 1500, Duration: 2 * time.Second,
 				Interval: 200 * time.Millisecond, MaxRecords: 1000, MaxConns: 2})
 			if err != nil {
 				t.Fatal(err)

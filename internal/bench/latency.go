@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"sort"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +17,10 @@ import (
 // latency produces at a fixed rate into fresh topics while the pipeline
 // runs, and measures produce timestamp → database commit per record.
 func latency(ctx context.Context, o Options, cfg *exactly.Config, brokers, topics []string) (*Latency, error) {
+	encode, err := encoder(o.Format)
+	if err != nil {
+		return nil, err
+	}
 	nparts := o.Topics * o.Partitions
 	index := make(map[string]int, len(topics))
 	for i, t := range topics {
@@ -109,10 +112,10 @@ func latency(ctx context.Context, o Options, cfg *exactly.Config, brokers, topic
 		for ; n < target; n++ {
 			t, pt := place(n, o.Topics, o.Partitions)
 			id := int64(o.Records) + n
-			r := makeRow(id, o.RecordBytes)
+			key, value := encode(makeRow(id, o.RecordBytes))
 			produced[t*o.Partitions+int(pt)].Add(1)
-			cl.Produce(ctx, &kgo.Record{Topic: topics[t], Partition: pt, Key: strconv.AppendInt(nil, id, 10),
-				Value: r.json(), Timestamp: time.Now()}, func(_ *kgo.Record, err error) {
+			cl.Produce(ctx, &kgo.Record{Topic: topics[t], Partition: pt, Key: key,
+				Value: value, Timestamp: time.Now()}, func(_ *kgo.Record, err error) {
 				if err != nil {
 					perr.CompareAndSwap(nil, &err)
 				}
