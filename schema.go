@@ -133,9 +133,9 @@ func ConnectType(typ, name string, params map[string]string) Type {
 		return Type{Kind: KindInt32}
 	case "int64":
 		return Type{Kind: KindInt64}
-	case "float32":
+	case "float32", "float": // float and double: the names Connect's JsonConverter writes
 		return Type{Kind: KindFloat32}
-	case "float64":
+	case "float64", "double":
 		return Type{Kind: KindFloat64}
 	case "string":
 		return Type{Kind: KindText}

@@ -94,7 +94,7 @@ func (p *objectParser) connectValue(s *connectSchema) (any, error) {
 			return nil, fmt.Errorf("expected an integer (%s), got %s", s.Type, n)
 		}
 		return integer(s.Name, i)
-	case "float32", "float64":
+	case "float32", "float64", "float", "double": // float and double: what Connect's JsonConverter writes
 		if !isNumber {
 			return nil, fmt.Errorf("expected a number (%s), got %s", s.Type, p.kind())
 		}

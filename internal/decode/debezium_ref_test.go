@@ -202,7 +202,7 @@ func refConnectValue(s *connectSchema, v any) (any, error) {
 			return nil, fmt.Errorf("expected an integer (%s), got %s", s.Type, n)
 		}
 		return integer(s.Name, i)
-	case "float32", "float64":
+	case "float32", "float64", "float", "double":
 		n, ok := v.(json.Number)
 		if !ok {
 			return nil, fmt.Errorf("expected a number (%s), got %s", s.Type, jsonKind(v))

@@ -298,3 +298,33 @@ func TestDebeziumSchemaDescribesTheRow(t *testing.T) {
 		t.Errorf("no schema: got %v %v, want nil", ch.Schema, err)
 	}
 }
+
+// TestDebeziumFloatAndDoubleColumns: Connect's JsonConverter names
+// FLOAT32 and FLOAT64 "float" and "double" in the schemas it writes (the
+// tutorial's products.weight is one), and every event of such a table was
+// dead-lettered as "unknown Connect schema type". They decode as numbers
+// and make float columns.
+func TestDebeziumFloatAndDoubleColumns(t *testing.T) {
+	value := `{"schema":{"type":"struct","name":"dbserver1.inventory.products.Envelope","optional":false,"fields":[
+{"type":"struct","name":"dbserver1.inventory.products.Value","optional":true,"field":"before","fields":[
+ {"type":"int32","optional":false,"field":"id"},{"type":"double","optional":true,"field":"weight"},{"type":"float","optional":true,"field":"ratio"}]},
+{"type":"struct","name":"dbserver1.inventory.products.Value","optional":true,"field":"after","fields":[
+ {"type":"int32","optional":false,"field":"id"},{"type":"double","optional":true,"field":"weight"},{"type":"float","optional":true,"field":"ratio"}]},
+{"type":"string","optional":false,"field":"op"}]},
+"payload":{"before":null,"after":{"id":101,"weight":3.14,"ratio":0.5},"op":"c"}}`
+	d := NewDebezium(&exactly.TableRule{Key: []string{"id"}})
+	ch, err := d.Decode(&exactly.Record{Topic: "dbserver1.inventory.products", Key: []byte(`{"id":101}`), Value: []byte(value)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch.Row["weight"] != 3.14 || ch.Row["ratio"] != 0.5 || ch.Row["id"] != int64(101) {
+		t.Errorf("row %v, want id 101, weight 3.14, ratio 0.5", ch.Row)
+	}
+	var got []string
+	for _, f := range ch.Schema {
+		got = append(got, fmt.Sprintf("%s:%s", f.Name, f.Type))
+	}
+	if want := "id:int32 weight:float64 ratio:float32"; strings.Join(got, " ") != want {
+		t.Errorf("schema %s, want %s", strings.Join(got, " "), want)
+	}
+}
