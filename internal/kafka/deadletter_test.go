@@ -189,15 +189,7 @@ func (e *badInput) run(t *testing.T, cfg *exactly.Config, onCommit func([]exactl
 		t.Fatal(err)
 	}
 	src.OnCommit = onCommit
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	defer runSource(t, src)()
 	var tps []exactly.TP
 	for tp := range e.produced {
 		tps = append(tps, tp)

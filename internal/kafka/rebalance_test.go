@@ -21,40 +21,10 @@ import (
 func TestIdleMemberLetsAnotherJoin(t *testing.T) {
 	e := newTakeover(t)
 	cfg := e.config(t, "earliest", "idle")
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	start := func() *kafka.Source {
-		sink, err := exactly.NewSink(context.Background(), cfg, &sqlite.Dialect{}, decode.New, log)
-		if err != nil {
-			t.Fatal(err)
-		}
-		src, err := kafka.NewSource(cfg, sink, log)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- src.Run(ctx) }()
-		t.Cleanup(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Error(err)
-			}
-			sink.Close()
-		})
-		return src
-	}
-	waitFor := func(what string, ok func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(30 * time.Second); !ok(); time.Sleep(20 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-		}
-	}
-	a := start()
-	waitFor("the first member to own both partitions", func() bool { return a.Assigned() == 2 })
-	b := start()
-	waitFor("the idle first member to hand a partition to the second",
+	a := startMember(t, cfg)
+	waitFor(t, "the first member to own both partitions", 30*time.Second, func() bool { return a.Assigned() == 2 })
+	b := startMember(t, cfg)
+	waitFor(t, "the idle first member to hand a partition to the second", 30*time.Second,
 		func() bool { return a.Assigned() == 1 && b.Assigned() == 1 })
 }
 
@@ -67,40 +37,40 @@ func TestRebalanceWaitsNoLongerThanItMust(t *testing.T) {
 	e := newTakeover(t)
 	cfg := e.config(t, "earliest", "slow-interval")
 	cfg.Batch.Interval = exactly.Duration(30 * time.Second)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	start := func() *kafka.Source {
-		sink, err := exactly.NewSink(context.Background(), cfg, &sqlite.Dialect{}, decode.New, log)
-		if err != nil {
-			t.Fatal(err)
-		}
-		src, err := kafka.NewSource(cfg, sink, log)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- src.Run(ctx) }()
-		t.Cleanup(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Error(err)
-			}
-			sink.Close()
-		})
-		return src
-	}
-	waitFor := func(what string, within time.Duration, ok func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(within); !ok(); time.Sleep(20 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: not within %v", what, within)
-			}
-		}
-	}
-	a := start()
-	waitFor("the first member owns both partitions", 30*time.Second, func() bool { return a.Assigned() == 2 })
+	a := startMember(t, cfg)
+	waitFor(t, "the first member owns both partitions", 30*time.Second, func() bool { return a.Assigned() == 2 })
 	e.produce(t, 5) // buffered, due only in 30s
 	time.Sleep(500 * time.Millisecond)
-	b := start()
-	waitFor("the second member gets a partition", 12*time.Second, func() bool { return a.Assigned() == 1 && b.Assigned() == 1 })
+	b := startMember(t, cfg)
+	waitFor(t, "the second member gets a partition", 12*time.Second, func() bool { return a.Assigned() == 1 && b.Assigned() == 1 })
+}
+
+// startMember runs a group member on the takeover's SQLite sink until the
+// test ends.
+func startMember(t *testing.T, cfg *exactly.Config) *kafka.Source {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	sink, err := exactly.NewSink(context.Background(), cfg, &sqlite.Dialect{}, decode.New, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := kafka.NewSource(cfg, sink, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runSource(t, src)
+	t.Cleanup(func() {
+		stop()
+		sink.Close()
+	})
+	return src
+}
+
+// waitFor polls ok until it holds, failing the test after within.
+func waitFor(t *testing.T, what string, within time.Duration, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(within); !ok(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, within)
+		}
+	}
 }

@@ -96,15 +96,7 @@ func (e *takeover) run(t *testing.T, cfg *exactly.Config, whileRunning func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	defer runSource(t, src)()
 	tps := []exactly.TP{{Topic: topic, Partition: 0}, {Topic: topic, Partition: 1}}
 	deadline := time.Now().Add(20 * time.Second)
 	wait := func(ok func(map[exactly.TP]int64) bool) {
@@ -124,6 +116,20 @@ func (e *takeover) run(t *testing.T, cfg *exactly.Config, whileRunning func()) {
 		whileRunning()
 	}
 	wait(func(m map[exactly.TP]int64) bool { return m[tps[0]] == e.next[0] && m[tps[1]] == e.next[1] })
+}
+
+// runSource runs src until the returned stop is called; stop fails the
+// test if Run returned an error.
+func runSource(t *testing.T, src *kafka.Source) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx) }()
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
 }
 
 // applied returns, per partition, the offsets present in the table, and
