@@ -13,9 +13,9 @@ import (
 
 // TestRunWaitsForAnUnreachableDatabase: a service started before its
 // database (or during a failover) waits for it instead of exiting. The
-// sink's address refuses connections for the first two seconds, then
-// forwards to PostgreSQL; the run must catch up with every record exactly
-// once, having said that it was waiting.
+// sink's address refuses connections until the run says it is waiting,
+// then forwards to PostgreSQL; the run must catch up with every record
+// exactly once.
 func TestRunWaitsForAnUnreachableDatabase(t *testing.T) {
 	testenv.Binary(t) // built before the clock below starts
 	e := newCrashEnv(t, "postgres", 600)
@@ -32,7 +32,14 @@ func TestRunWaitsForAnUnreachableDatabase(t *testing.T) {
 	ln.Close() // refused until the forwarder listens there
 	e.dsn = u.String()
 	go func() {
-		time.Sleep(2 * time.Second)
+		// The database "comes back" once the run has said it is waiting
+		// for it: no race with how fast the process starts.
+		for deadline := time.Now().Add(30 * time.Second); !strings.Contains(e.log(), waiting); time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Errorf("the run never said it was waiting for the database:\n%s", e.log())
+				return
+			}
+		}
 		fw, err := net.Listen("tcp", u.Host)
 		if err != nil {
 			t.Errorf("listening again on %s: %v", u.Host, err)
@@ -57,7 +64,7 @@ func TestRunWaitsForAnUnreachableDatabase(t *testing.T) {
 		}
 	}()
 	e.finish(t, 1)
-	if log := e.log(); !strings.Contains(log, "the sink database is unreachable; retrying") {
-		t.Errorf("the run did not say it was waiting for the database:\n%s", log)
-	}
 }
+
+// waiting is what run logs while the sink database cannot be reached.
+const waiting = "the sink database is unreachable; retrying"
