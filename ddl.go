@@ -353,7 +353,7 @@ func schemaChange(rule *TableRule, table string, t *Table, changes []*Change) *S
 	return sc
 }
 
-// ensureTables runs before a cycle's transaction: for every table the
+// ensureTables runs before a flight's transaction: for every table the
 // batches write, it creates the table (create: true) or adds columns
 // (evolve: add_columns), and moves changes whose values conflict with an
 // existing column's type to the dead letters.

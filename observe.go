@@ -18,7 +18,7 @@ type Observer interface {
 	// (-1 when unknown).
 	Fetched(tp TP, records int, highWatermark int64)
 	// Committed is called after each Sink.Commit with its outcomes, how
-	// long the call took, and how long the oldest record of the cycle had
+	// long the call took, and how long the oldest record of the flight had
 	// waited since it was fetched.
 	Committed(outcomes []Outcome, took, waited time.Duration)
 	// Halted is called when a partition stops (on_error: fail, offsets

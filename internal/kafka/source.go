@@ -113,7 +113,7 @@ func NewSource(cfg *exactly.Config, sink *exactly.Sink, log *slog.Logger, extra 
 		// Out of range is an error, not a silent jump past lost records.
 		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
 		// Bound the client's own buffer: one fetch of at most a quarter
-		// of a cycle's bytes, and small per-partition slices, so 800
+		// of batch.max_bytes, and small per-partition slices, so 800
 		// partitions do not each hold a MiB.
 		kgo.FetchMaxBytes(int32(min(max(cfg.Batch.MaxBytes/4, 1<<20), 32<<20))),
 		kgo.FetchMaxPartitionBytes(256 << 10),
@@ -475,7 +475,7 @@ func (s *Source) launchable(p *partition, busy map[string]bool) bool {
 // buffer appends polled records to their partitions' buffers, dropping
 // records of partitions no longer assigned and records below the position
 // the partition expects (left over from before a rewind). A partition whose
-// buffer holds more than its share of the cycle caps is paused, so one busy
+// buffer holds more than its share of the batch caps is paused, so one busy
 // partition cannot crowd the others out while memory stays bounded.
 func (s *Source) buffer(fetches kgo.Fetches) {
 	type seen struct {
@@ -540,7 +540,7 @@ func (s *Source) buffer(fetches kgo.Fetches) {
 }
 
 // shareLocked is the most one partition may buffer before it is paused:
-// twice its fair share of the cycle caps, and never less than a useful
+// twice its fair share of the batch caps, and never less than a useful
 // batch.
 func (s *Source) shareLocked() (int, int64) {
 	n := max(len(s.parts), 1)
@@ -766,7 +766,7 @@ func (s *Source) fly(batches []*exactly.PartitionBatch, oldest time.Time) *fligh
 	return fl
 }
 
-// finish applies a finished cycle's outcomes: committed partitions move
+// finish applies a settled flight.s outcomes: committed partitions move
 // on and are committed to Kafka as a hint; failed ones are re-read from the
 // ledger. A partition revoked or lost meanwhile is skipped: it belongs to
 // another member now, and a late Kafka commit from here could move the

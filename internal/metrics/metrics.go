@@ -13,8 +13,8 @@
 //	exactly_records_skipped_total{table}        records superseded inside a batch or carrying no change (exactly_batches.skipped)
 //	exactly_records_dead_lettered_total{table}  records written to exactly_dead_letters (exactly_batches.dead_lettered)
 //	exactly_batches_total{status}               partition batches by outcome: committed, failed, fenced, halted
-//	exactly_batch_duration_seconds              histogram: one Sink.Commit call (decode, write, ledger, COMMIT) for all partitions of a cycle
-//	exactly_commit_latency_seconds              histogram: from fetching the oldest record of a cycle to its durable COMMIT
+//	exactly_batch_duration_seconds              histogram: one Sink.Commit call (decode, write, ledger, COMMIT) for all partitions of a flight
+//	exactly_commit_latency_seconds              histogram: from fetching the oldest record of a flight to its durable COMMIT
 //	exactly_partition_next_offset{topic,partition}     exactly_offsets.next_offset as last committed or read
 //	exactly_partition_high_watermark{topic,partition}  the partition's high watermark in Kafka
 //	exactly_partition_lag{topic,partition}             high watermark minus next_offset: records not yet applied
@@ -106,8 +106,8 @@ func New(pipeline string, route func(topic string) (table string, ok bool)) *Met
 		skipped:    f.counterVec("exactly_records_skipped_total", "Records superseded inside a batch or carrying no change (exactly_batches.skipped).", "table"),
 		dead:       f.counterVec("exactly_records_dead_lettered_total", "Records written to exactly_dead_letters (exactly_batches.dead_lettered).", "table"),
 		batches:    f.counterVec("exactly_batches_total", "Partition batches by outcome: committed, failed, fenced, halted.", "status"),
-		batchDur:   f.histogram("exactly_batch_duration_seconds", "One Sink.Commit call (decode, write, ledger, COMMIT) for all partitions of a cycle."),
-		commitLat:  f.histogram("exactly_commit_latency_seconds", "From fetching the oldest record of a cycle to its durable COMMIT."),
+		batchDur:   f.histogram("exactly_batch_duration_seconds", "One Sink.Commit call (decode, write, ledger, COMMIT) for all partitions of a flight."),
+		commitLat:  f.histogram("exactly_commit_latency_seconds", "From fetching the oldest record of a flight to its durable COMMIT."),
 		next:       f.gaugeVec("exactly_partition_next_offset", "exactly_offsets.next_offset as last committed or read.", "topic", "partition"),
 		hwm:        f.gaugeVec("exactly_partition_high_watermark", "The partition's high watermark in Kafka.", "topic", "partition"),
 		lag:        f.gaugeVec("exactly_partition_lag", "High watermark minus next_offset: records not yet applied.", "topic", "partition"),
