@@ -3,6 +3,8 @@ package exactly
 import (
 	"context"
 	"database/sql"
+	"maps"
+	"slices"
 )
 
 // Dialect produces SQL and maps types for one database. It holds no
@@ -177,6 +179,17 @@ func (t *Table) Column(name string) *Column {
 		}
 	}
 	return nil
+}
+
+// KeyByPosition returns a primary key's columns in key order, from the
+// ordinal position the catalog gives each key column (1-based or 0-based,
+// whichever the database uses). Nil when there is none.
+func KeyByPosition(pos map[int64]string) []string {
+	var key []string
+	for _, p := range slices.Sorted(maps.Keys(pos)) {
+		key = append(key, pos[p])
+	}
+	return key
 }
 
 // TableWrite is one table's share of a transaction, already collapsed to

@@ -232,11 +232,7 @@ func (d *Dialect) Describe(ctx context.Context, q exactly.Querier, table string)
 	if len(t.Columns) == 0 {
 		return nil, nil
 	}
-	for i := int64(1); i <= int64(len(t.Columns)); i++ {
-		if n, ok := keyPos[i]; ok {
-			t.Key = append(t.Key, n)
-		}
-	}
+	t.Key = exactly.KeyByPosition(keyPos)
 	return t, nil
 }
 

@@ -155,11 +155,7 @@ func (d *Dialect) Describe(ctx context.Context, q exactly.Querier, table string)
 	if len(t.Columns) == 0 {
 		return nil, nil
 	}
-	for i := int64(0); i <= int64(len(t.Columns)); i++ { // int2vector subscripts start at 0
-		if n, ok := keyPos[i]; ok {
-			t.Key = append(t.Key, n)
-		}
-	}
+	t.Key = exactly.KeyByPosition(keyPos) // int2vector subscripts start at 0
 	return t, nil
 }
 

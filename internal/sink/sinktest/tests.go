@@ -427,6 +427,13 @@ func testKeys(t *testing.T, tg Target) {
 	if got := e.rows(table, cols, key); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("composite keys:\n got %v\nwant %v", got, want)
 	}
+	// Describe gives a primary key in key order, not column order.
+	reversed := uniq("keys_rev")
+	e.table(reversed, cols, []string{"n", "name"})
+	desc, err := e.d.Describe(context.Background(), e.db, reversed)
+	if err != nil || desc == nil || fmt.Sprint(desc.Key) != "[n name]" {
+		t.Errorf("describing a table keyed (n, name): key %v, %v; want [n name]", desc, err)
+	}
 }
 
 // testQuotedIdentifiers: a table name with a space, reserved words and
