@@ -43,20 +43,28 @@ func TestPackFillsFlightsOldestTableFirst(t *testing.T) {
 		}
 		return out
 	}
-	got := flights(pack(ready, 2, 70, 1<<30))
-	want := []string{"b[0] b[1] big[0]", "big[1] big[2]"} // a and c wait
-	if fmt.Sprint(got) != fmt.Sprint(want) {
+	got := flights(pack(ready, 2, 70, 1<<30, true))
+	want := []string{"b[0] b[1] big[0]", "big[1] big[2]"}  // a and c wait
+	if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", want) { // %q: flight boundaries count
 		t.Errorf("flights %q, want %q", got, want)
 	}
-	got = flights(pack(ready, 8, 70, 1<<30))
+	got = flights(pack(ready, 8, 70, 1<<30, true))
 	want = []string{"b[0] b[1] big[0]", "big[1] big[2]", "a[0] c[0]"}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
+	if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", want) { // %q: flight boundaries count
 		t.Errorf("eight connections: flights %q, want %q", got, want)
 	}
-	got = flights(pack(ready, 8, 1000, 150*100))
+	got = flights(pack(ready, 8, 1000, 150*100, true))
 	want = []string{"b[0] b[1] big[0] big[1]", "big[2] a[0] c[0]"}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
+	if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", want) { // %q: flight boundaries count
 		t.Errorf("a byte target of 150 records: flights %q, want %q", got, want)
+	}
+	// Tables not shared between transactions (MySQL, SQL Server): big is
+	// never split; it goes whole into the flight that took its first
+	// partition (shared, it was split over two flights above).
+	got = flights(pack(ready, 8, 70, 1<<30, false))
+	want = []string{"b[0] b[1] big[0] big[1] big[2]", "a[0] c[0]"}
+	if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", want) { // %q: flight boundaries count
+		t.Errorf("tables not shared: flights %q, want %q", got, want)
 	}
 }
 

@@ -638,7 +638,7 @@ func (s *Source) launch(now time.Time, free int) []*flight {
 	// one decode while others write.
 	target := max(min(share, (n+free-1)/free), 1)
 	targetBytes := max(min(shareBytes, (bytes+int64(free)-1)/int64(free)), 1)
-	packed := pack(ready, free, target, targetBytes)
+	packed := pack(ready, free, target, targetBytes, busy == nil)
 	var resume map[string][]int32
 	groups := make([][]*exactly.PartitionBatch, len(packed))
 	oldests := make([]time.Time, len(packed))
@@ -693,10 +693,12 @@ type candidate struct {
 // records or targetBytes, with the ready partitions' whole buffers (a
 // buffer holds at most a share plus one fetch, see buffer). Tables go
 // oldest first, so none starves, and a table's partitions one after the
-// other, so a flight writes a table with one statement; a table bigger
-// than what is left of a flight goes on in the next. What does not fit in
-// n flights waits.
-func pack(ready []candidate, n int, target int, targetBytes int64) [][]candidate {
+// other, so a flight writes a table with one statement. With shared
+// (exactly.SharedTables) a table bigger than what is left of a flight goes
+// on in the next; without, a table is never split over two flights (its
+// partitions go whole into the flight that took its first). What does not
+// fit in n flights waits.
+func pack(ready []candidate, n int, target int, targetBytes int64, shared bool) [][]candidate {
 	sort.Slice(ready, func(i, j int) bool {
 		if !ready[i].first.Equal(ready[j].first) {
 			return ready[i].first.Before(ready[j].first)
@@ -720,8 +722,8 @@ func pack(ready []candidate, n int, target int, targetBytes int64) [][]candidate
 	var bytes int64
 tables:
 	for _, t := range tables {
-		for _, c := range byTable[t] {
-			if len(cur) > 0 && (recs >= target || bytes >= targetBytes) {
+		for i, c := range byTable[t] {
+			if len(cur) > 0 && (recs >= target || bytes >= targetBytes) && (shared || i == 0) {
 				flights = append(flights, cur)
 				cur, recs, bytes = nil, 0, 0
 				if len(flights) == n {
