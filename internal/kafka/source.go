@@ -329,7 +329,7 @@ func (s *Source) Run(ctx context.Context) error {
 		go s.watchWatermarks(wctx)
 	}
 	interval := s.cfg.Batch.Interval.D()
-	slots := max(s.cfg.Sink.MaxConns, 1)
+	slots := s.slots()
 	var (
 		flights   []*flight
 		blocked   bool // a poll returned since the last AllowRebalance
@@ -417,10 +417,7 @@ func (s *Source) Run(ctx context.Context) error {
 					stop()
 				}
 				cancel()
-				for _, fl := range flights {
-					<-fl.done
-					s.finish(fl)
-				}
+				reap(true)
 				return errors.New("kafka client closed")
 			}
 			s.handleErrors(ctx, fetches)
@@ -593,6 +590,9 @@ func (s *Source) halt(tp exactly.TP, err error) {
 	s.obs().Halted(tp, err)
 }
 
+// slots is how many flights may be in flight: sink.max_conns.
+func (s *Source) slots() int { return max(s.cfg.Sink.MaxConns, 1) }
+
 // flight is one transaction's batches being committed.
 type flight struct {
 	ctx      context.Context // done when the transaction settled
@@ -607,7 +607,7 @@ type flight struct {
 // each commits in the background in one transaction on its own
 // connection. What does not fit waits for the next free connection.
 func (s *Source) launch(now time.Time, free int) []*flight {
-	slots := max(s.cfg.Sink.MaxConns, 1)
+	slots := s.slots()
 	s.mu.Lock()
 	busy := s.busyLocked()
 	var (
