@@ -246,10 +246,14 @@ func (it *item) count(d int) {
 // plan collapses the changes of all batches into one write per table, the
 // last change per key winning (with a version column: the newest version,
 // the later offset on a tie), and counts upserted, deleted and skipped per
-// batch. Tables are returned sorted by name, rows by key, so concurrent
-// writers lock in the same order. Dead letters found while planning (a
-// missing key) replace those of an earlier attempt.
-func (s *Sink) plan(batches []*PartitionBatch, tables map[string]*Table) ([]*write, error) {
+// batch. Keys are the same when the database holds them to be the same row
+// (see KeyEquality; q answers the questions the dialect cannot), so the
+// outcome is that of applying the records one by one in offset order even
+// under a case-insensitive collation. Tables are returned sorted by name,
+// rows by key identity, so concurrent writers lock in the same order. Dead
+// letters found while planning (a missing key) replace those of an earlier
+// attempt.
+func (s *Sink) plan(ctx context.Context, q Querier, batches []*PartitionBatch, tables map[string]*Table) ([]*write, error) {
 	accs := map[string]*planAcc{}
 	for _, b := range batches {
 		b.Upserted, b.Deleted, b.Skipped = 0, 0, 0
@@ -262,10 +266,13 @@ func (s *Sink) plan(batches []*PartitionBatch, tables map[string]*Table) ([]*wri
 				b.Skipped++
 				continue
 			}
-			t := tables[c.table]
 			a := accs[c.table]
 			if a == nil {
+				t := tables[c.table]
 				a = &planAcc{t: t, rule: c.rule, cols: map[string]bool{}, last: map[string]*item{}}
+				if c.rule.Mode != "append" {
+					a.keys = keyColumns(c.rule, t)
+				}
 				accs[c.table] = a
 			}
 			if c.rule.Mode == "append" {
@@ -277,33 +284,13 @@ func (s *Sink) plan(batches []*PartitionBatch, tables map[string]*Table) ([]*wri
 				a.append = append(a.append, &item{b: b, c: c})
 				continue
 			}
-			keys := keyColumns(c.rule, t)
-			kv, err := keyValues(c, keys)
+			kv, err := keyValues(c, a.keys)
 			if err != nil {
 				// Not decodable into a key: a dead letter like any bad record.
 				b.DeadLetters = append(b.DeadLetters, DeadLetter{Record: c.rec, Err: err})
 				continue
 			}
-			kid := keyID(kv)
-			it := &item{b: b, c: c, key: kv}
-			if prev := a.last[kid]; prev != nil {
-				if c.rule.Version != "" && c.Version != nil && prev.c.Version != nil && compareVersions(c.Version, prev.c.Version) < 0 {
-					// Older than what the batch already holds for the key:
-					// it cannot win, in the batch or in the table. (A change
-					// without a version supersedes, as the SQL guard lets it
-					// through: IS NULL OR stored <= new.)
-					b.Skipped++
-					continue
-				}
-				prev.b.Skipped++ // superseded inside the batch
-				it.prev = prev
-			} else {
-				a.order = append(a.order, kid)
-			}
-			a.last[kid] = it
-			if c.Op == OpUpsert {
-				a.see(c.Row)
-			}
+			a.items = append(a.items, &item{b: b, c: c, key: kv})
 		}
 	}
 	names := make([]string, 0, len(accs))
@@ -315,20 +302,16 @@ func (s *Sink) plan(batches []*PartitionBatch, tables map[string]*Table) ([]*wri
 	for _, n := range names {
 		a := accs[n]
 		w := &write{TableWrite: &TableWrite{Table: a.t, Append: a.rule.Mode == "append", Version: a.rule.Version}}
-		if !w.Append {
-			w.Keys = keyColumns(a.rule, a.t)
-			for _, k := range w.Keys {
-				a.cols[k] = true
-			}
-		}
-		for _, c := range a.t.Columns { // table order: stable SQL text
-			if a.cols[c.Name] {
-				w.Columns = append(w.Columns, c.Name)
-			}
-		}
 		if w.Append {
 			w.upserts = a.append
 		} else {
+			if err := s.collapse(ctx, q, a); err != nil {
+				return nil, err
+			}
+			w.Keys = a.keys
+			for _, k := range w.Keys {
+				a.cols[k] = true
+			}
 			sort.Strings(a.order)
 			for _, kid := range a.order {
 				it := a.last[kid]
@@ -337,6 +320,11 @@ func (s *Sink) plan(batches []*PartitionBatch, tables map[string]*Table) ([]*wri
 				} else {
 					w.deletes = append(w.deletes, it)
 				}
+			}
+		}
+		for _, c := range a.t.Columns { // table order: stable SQL text
+			if a.cols[c.Name] {
+				w.Columns = append(w.Columns, c.Name)
 			}
 		}
 		full := w.sub(w.items())
@@ -351,13 +339,53 @@ func (s *Sink) plan(batches []*PartitionBatch, tables map[string]*Table) ([]*wri
 	return writes, nil
 }
 
+// collapse keeps the last change per key of a table, in the order the
+// changes came (offset order within a partition), keys being compared as
+// the database compares them.
+func (s *Sink) collapse(ctx context.Context, q Querier, a *planAcc) error {
+	tuples := make([][]any, len(a.items))
+	for i, it := range a.items {
+		tuples[i] = it.key
+	}
+	ids, err := s.keyIdentities(ctx, q, a.t, a.keys, tuples)
+	if err != nil {
+		return err
+	}
+	for i, it := range a.items {
+		b, c, kid := it.b, it.c, ids[i]
+		if prev := a.last[kid]; prev != nil {
+			if c.rule.Version != "" && c.Version != nil && prev.c.Version != nil && compareVersions(c.Version, prev.c.Version) < 0 {
+				// Older than what the batch already holds for the key:
+				// it cannot win, in the batch or in the table. (A change
+				// without a version supersedes, as the SQL guard lets it
+				// through: IS NULL OR stored <= new.)
+				b.Skipped++
+				continue
+			}
+			prev.b.Skipped++ // superseded inside the batch
+			it.prev = prev
+		} else {
+			a.order = append(a.order, kid)
+		}
+		a.last[kid] = it
+		if c.Op == OpUpsert {
+			a.see(c.Row)
+		}
+	}
+	return nil
+}
+
 // planAcc gathers one table's changes in plan.
 type planAcc struct {
 	t    *Table
 	rule *TableRule
 	// cols says, for every field name seen in a row, whether the table
 	// has that column: the rows written carry the columns seen.
-	cols   map[string]bool
+	cols map[string]bool
+	// keys are the key columns (not for append tables); items the keyed
+	// changes in the order they came, before collapsing.
+	keys   []string
+	items  []*item
 	order  []string
 	last   map[string]*item
 	append []*item
@@ -452,30 +480,4 @@ func keyValues(c *change, keys []string) ([]any, error) {
 		vals[i] = v
 	}
 	return vals, nil
-}
-
-// keyID is a collapse identity for key values: their text, as the
-// database compares them after the cast (1 and "1" are the same key).
-func keyID(vals []any) string {
-	if len(vals) == 1 { // the common case, without a builder
-		switch v := vals[0].(type) {
-		case int64:
-			return strconv.FormatInt(v, 10)
-		case string:
-			return v
-		}
-	}
-	var sb strings.Builder
-	for _, v := range vals {
-		switch x := v.(type) {
-		case int64:
-			sb.WriteString(strconv.FormatInt(x, 10))
-		case string:
-			sb.WriteString(x)
-		default:
-			fmt.Fprint(&sb, v)
-		}
-		sb.WriteByte(0)
-	}
-	return sb.String()
 }

@@ -70,7 +70,7 @@ func BenchmarkPlan(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := s.plan([]*PartitionBatch{batch}, tables); err != nil {
+		if _, err := s.plan(context.Background(), nil, []*PartitionBatch{batch}, tables); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -93,6 +93,6 @@ func BenchmarkKeyID(b *testing.B) {
 	vals := []any{int64(1234567)}
 	b.ReportAllocs()
 	for b.Loop() {
-		keyID(vals)
+		classOf([]KeyClassFunc{plainClass}, vals)
 	}
 }

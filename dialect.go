@@ -127,6 +127,58 @@ type SharedTables interface {
 	SharedTables() bool
 }
 
+// KeyEquality is an optional Dialect capability: it tells Sink which key
+// values the database holds to be the same row, so that a batch is
+// collapsed by the database's own equality and not by Go text. Without it,
+// keys "abc" and "ABC" under a case-insensitive collation (or numeric 1 and
+// 1.0, or SQLite's "01" and 1 in an INTEGER column) were two changes in Go
+// and one row in the table: a delete of one and an upsert of the other were
+// applied in the wrong order, or the database refused the statement
+// (PostgreSQL 21000) and the flight was retried forever.
+//
+// Sink calls KeyClass once per key column per table write, and the
+// function it returns once per record. It calls SameKeys only when a class
+// function cannot decide (KeyUnknown), or when two different values share
+// a KeyBucket: the common case (integer keys, text under a binary
+// collation) costs no round trip.
+type KeyEquality interface {
+	// KeyClass returns the class function of key column col of t, or nil
+	// when the dialect cannot tell anything about it (Sink then asks
+	// SameKeys for every write with more than one distinct key).
+	KeyClass(t *Table, col string) KeyClassFunc
+
+	// SameKeys groups key tuples (values aligned with cols, all distinct
+	// as Go values) by the database's own equality after the conversion a
+	// write applies: out[i] is the smallest j with tuples[j] the same row
+	// as tuples[i] (so out[i] == i for the first of each group). A tuple
+	// the database cannot convert (it would refuse the row) is its own
+	// group. q is a connection outside any transaction; SameKeys may
+	// create session-local (temporary) tables on it. It must not change
+	// any other table.
+	SameKeys(ctx context.Context, q Querier, t *Table, cols []string, tuples [][]any) ([]int, error)
+}
+
+// KeyClassFunc gives a key value's identity as the database compares it
+// after a write's conversion, and how far that identity can be trusted.
+// For one column, KeyExact identities and KeyBucket identities are of one
+// domain: two values the database holds equal get equal identities either
+// way.
+type KeyClassFunc func(v any) (id string, m KeyMatch)
+
+// KeyMatch says what a key identity proves.
+type KeyMatch uint8
+
+const (
+	// KeyUnknown: only the database can tell (a non-canonical spelling,
+	// a type or collation the dialect does not model). id is ignored.
+	KeyUnknown KeyMatch = iota
+	// KeyBucket: the same row implies the same id, not conversely (a
+	// case-insensitive collation folded conservatively).
+	KeyBucket
+	// KeyExact: the same id if and only if the same row.
+	KeyExact
+)
+
 // ErrorKind is what an error means for retrying.
 type ErrorKind int
 
@@ -169,6 +221,9 @@ type Column struct {
 	Name     string
 	Type     string // the database's own type name, e.g. "bigint", "numeric(12,2)"
 	Nullable bool
+	// Collation is the column's collation as the dialect's Describe
+	// reports it ("" when it has none of its own), for KeyEquality.
+	Collation string
 }
 
 // Column returns the named column, or nil.

@@ -90,15 +90,15 @@ func (s *Sink) replayOnce(ctx context.Context, b *PartitionBatch) error {
 	if err != nil {
 		return err
 	}
-	writes, err := s.plan(batches, tables)
-	if err != nil {
-		return err
-	}
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("connecting to the sink: %w", err)
 	}
 	defer conn.Close()
+	writes, err := s.plan(ctx, conn, batches, tables)
+	if err != nil {
+		return err
+	}
 	sqlTx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("beginning replay transaction: %w", err)

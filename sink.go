@@ -421,15 +421,18 @@ func (s *Sink) commitOnce(ctx context.Context, batches []*PartitionBatch, isolat
 	if err != nil {
 		return nil, err
 	}
-	writes, err := s.plan(batches, tables)
-	if err != nil {
-		return nil, err
-	}
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to the sink: %w", err)
 	}
 	defer conn.Close()
+	// Planned on the transaction's connection, before it begins: a
+	// question about key equality (KeyEquality.SameKeys) may need a
+	// session-local table, and must not abort the transaction.
+	writes, err := s.plan(ctx, conn, batches, tables)
+	if err != nil {
+		return nil, err
+	}
 	sqlTx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("beginning batch transaction: %w", err)

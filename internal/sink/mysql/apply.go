@@ -75,6 +75,11 @@ func (d *Dialect) Apply(ctx context.Context, tx *exactly.Tx, w *exactly.TableWri
 
 // upsertSQL returns the statement around the VALUES groups.
 //
+// The key columns are assigned too: under a case-insensitive collation
+// "ABC" updates the row of "abc", and the row then holds the key as its
+// last change spelt it, as applying the records one by one leaves it (an
+// unchanged key costs InnoDB nothing: it compares before it updates).
+//
 // With a version guard every assignment is IF(not older, VALUES(c), c).
 // MySQL evaluates the assignments left to right and later ones see the
 // new values of earlier ones; the version column is assigned last so that
@@ -85,10 +90,6 @@ func (d *Dialect) upsertSQL(w *exactly.TableWrite) (head, tail string) {
 	head = "INSERT INTO " + d.Quote(w.Table.Name) + " (" + d.list(w.Columns) + ") VALUES "
 	if w.Append {
 		return head, ""
-	}
-	isKey := map[string]bool{}
-	for _, k := range w.Keys {
-		isKey[k] = true
 	}
 	var set []string
 	assign := func(c string) {
@@ -103,7 +104,6 @@ func (d *Dialect) upsertSQL(w *exactly.TableWrite) (head, tail string) {
 	hasVersion := false
 	for _, c := range w.Columns {
 		switch {
-		case isKey[c]:
 		case c == w.Version:
 			hasVersion = true
 		default:

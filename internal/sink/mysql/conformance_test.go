@@ -20,5 +20,13 @@ func TestConformance(t *testing.T) {
 		Dialect: &mysql.Dialect{},
 		DSN:     func(t *testing.T) string { return testenv.MySQLDatabase(t) },
 		Types:   types,
+		Collisions: []sinktest.Collision{
+			// The default collation: case- and accent-insensitive, PAD SPACE.
+			{Name: "general_ci", Type: "VARCHAR(20)", Keys: []any{"abc", "ABC", "abc ", "àbc", "Abc", "abd", "ÀBD"}},
+			{Name: "unicode_ci", Type: "VARCHAR(20) COLLATE utf8mb4_unicode_ci", Keys: []any{"abc", "ABC", "Äbc", "abd", "ß", "ss"}},
+			{Name: "bin", Type: "VARCHAR(20) COLLATE utf8mb4_bin", Keys: []any{"ab", "ab ", "AB", "ab  "}},
+			{Name: "bigint", Type: "BIGINT", Keys: []any{int64(1), "01", "1", int64(2), "2", "002"}},
+			{Name: "general_ci_versioned", Type: "VARCHAR(20)", Versioned: true, Keys: []any{"abc", "ABC", "àbc", "abd"}},
+		},
 	})
 }

@@ -199,7 +199,7 @@ func (d *Dialect) Describe(ctx context.Context, q exactly.Querier, table string)
 		schema, name = table[:i], table[i+1:]
 	}
 	rows, err := q.QueryContext(ctx, `
-		SELECT c.COLUMN_NAME, c.COLUMN_TYPE, c.IS_NULLABLE = 'YES', s.SEQ_IN_INDEX
+		SELECT c.COLUMN_NAME, c.COLUMN_TYPE, c.IS_NULLABLE = 'YES', s.SEQ_IN_INDEX, c.COLLATION_NAME
 		FROM information_schema.COLUMNS c
 		LEFT JOIN information_schema.STATISTICS s
 		  ON s.TABLE_SCHEMA = c.TABLE_SCHEMA AND s.TABLE_NAME = c.TABLE_NAME
@@ -215,9 +215,11 @@ func (d *Dialect) Describe(ctx context.Context, q exactly.Querier, table string)
 	for rows.Next() {
 		var c exactly.Column
 		var pos sql.NullInt64
-		if err := rows.Scan(&c.Name, &c.Type, &c.Nullable, &pos); err != nil {
+		var coll sql.NullString
+		if err := rows.Scan(&c.Name, &c.Type, &c.Nullable, &pos, &coll); err != nil {
 			return nil, err
 		}
+		c.Collation = coll.String
 		if c.Name == "" {
 			continue
 		}

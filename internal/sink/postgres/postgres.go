@@ -127,8 +127,13 @@ func (d *Dialect) list(cols []string, prefix string) string {
 func (d *Dialect) Describe(ctx context.Context, q exactly.Querier, table string) (*exactly.Table, error) {
 	rows, err := q.QueryContext(ctx, `
 		SELECT a.attname, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull,
-		       array_position(i.indkey::int2[], a.attnum)
+		       array_position(i.indkey::int2[], a.attnum),
+		       CASE WHEN a.attcollation <> ty.typcollation
+		            THEN quote_ident(cn.nspname) || '.' || quote_ident(co.collname) END
 		FROM pg_attribute a
+		JOIN pg_type ty ON ty.oid = a.atttypid
+		LEFT JOIN pg_collation co ON co.oid = a.attcollation
+		LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace
 		LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary
 		WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
 		ORDER BY a.attnum`, d.Quote(table))
@@ -141,9 +146,11 @@ func (d *Dialect) Describe(ctx context.Context, q exactly.Querier, table string)
 	for rows.Next() {
 		var c exactly.Column
 		var pos sql.NullInt64
-		if err := rows.Scan(&c.Name, &c.Type, &c.Nullable, &pos); err != nil {
+		var coll sql.NullString
+		if err := rows.Scan(&c.Name, &c.Type, &c.Nullable, &pos, &coll); err != nil {
 			return nil, err
 		}
+		c.Collation = coll.String
 		t.Columns = append(t.Columns, c)
 		if pos.Valid {
 			keyPos[pos.Int64] = c.Name
@@ -458,7 +465,13 @@ func (*Dialect) Classify(err error) exactly.ErrorKind {
 		switch {
 		case pe.Code == "40P01" || pe.Code == "40001":
 			return exactly.ErrConflict
-		case strings.HasPrefix(pe.Code, "22") || strings.HasPrefix(pe.Code, "23"):
+		case strings.HasPrefix(pe.Code, "22") || strings.HasPrefix(pe.Code, "23"),
+			// 21000: "ON CONFLICT DO UPDATE command cannot affect row a
+			// second time", two rows of one write the same row to the
+			// database. Sink asks SameKeys so that it does not happen;
+			// should it still, isolating rows ends it, where "other"
+			// retried the flight forever.
+			pe.Code == "21000":
 			return exactly.ErrData
 		case strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03":
 			return exactly.ErrConnection

@@ -32,6 +32,9 @@ type Target struct {
 	DSN func(t *testing.T) string
 	// Types are this database's column types for the suite's tables.
 	Types Types
+	// Collisions are key types under which different values are one row
+	// (see testCollidingKeys).
+	Collisions []Collision
 }
 
 // Types names the column type used for each kind of value.
@@ -64,6 +67,7 @@ func Run(t *testing.T, tg Target) {
 	t.Run("ApplyTwice", func(t *testing.T) { testApplyTwice(t, tg) })
 	t.Run("RefusedRow", func(t *testing.T) { testRefusedRow(t, tg) })
 	t.Run("LargeBatch", func(t *testing.T) { testLargeBatch(t, tg) })
+	t.Run("CollidingKeys", func(t *testing.T) { testCollidingKeys(t, tg) })
 }
 
 var seq atomic.Int64

@@ -8,6 +8,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -140,7 +141,35 @@ func (d *Dialect) Describe(ctx context.Context, q exactly.Querier, table string)
 	for _, p := range pk {
 		t.Key[p.pos-1] = p.name
 	}
+	if err := d.describeCollations(ctx, q, t); err != nil {
+		return nil, err
+	}
 	return t, nil
+}
+
+// describeCollations sets the collation of each column a unique index
+// (the primary key's first) compares with: it decides which keys are one
+// row (KeyEquality). The column's declared collation is the index's
+// unless the index names another.
+func (d *Dialect) describeCollations(ctx context.Context, q exactly.Querier, t *exactly.Table) error {
+	rows, err := q.QueryContext(ctx, `SELECT x.name, x.coll FROM pragma_index_list(?) l, pragma_index_xinfo(l.name) x
+		WHERE l."unique" AND x.key AND x.name IS NOT NULL ORDER BY l.origin <> 'pk'`, t.Name)
+	if err != nil {
+		return fmt.Errorf("reading index collations: %w", err)
+	}
+	defer rows.Close()
+	seen := map[string]bool{}
+	for rows.Next() {
+		var name, coll string
+		if err := rows.Scan(&name, &coll); err != nil {
+			return err
+		}
+		if c := t.Column(name); c != nil && !seen[name] {
+			seen[name] = true
+			c.Collation = coll
+		}
+	}
+	return rows.Err()
 }
 
 // Apply implements exactly.Dialect: one prepared statement per kind,

@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/exactly/exactly"
 	"github.com/exactly/exactly/internal/sink/sinktest"
 	"github.com/exactly/exactly/internal/sink/sqlite"
 )
@@ -17,5 +18,13 @@ func TestConformance(t *testing.T) {
 		DSN:     func(t *testing.T) string { return filepath.Join(t.TempDir(), "sink.db") },
 		Types: sinktest.Types{BigInt: "INTEGER", Int: "INTEGER", Decimal: "TEXT", Double: "REAL",
 			Text: "TEXT", KeyText: "TEXT", Bytes: "BLOB", Bool: "BOOLEAN", Date: "DATE", Timestamp: "TIMESTAMP"},
+		Collisions: []sinktest.Collision{
+			// INTEGER affinity stores "01", "1.0" and " 1" as the integer 1.
+			{Name: "integer", Type: "INTEGER", Keys: []any{int64(1), "01", "1", "1.0", " 1", int64(2), "2", exactly.Decimal("2.0")}},
+			{Name: "nocase", Type: "TEXT COLLATE NOCASE", Keys: []any{"abc", "ABC", "Abc", "abd", "ÀBC", "àbc"}},
+			{Name: "rtrim", Type: "TEXT COLLATE RTRIM", Keys: []any{"ab", "ab ", "ab  ", "AB", int64(1), "1", "1 "}},
+			{Name: "text", Type: "TEXT", Keys: []any{int64(1), "1", "01", "a"}},
+			{Name: "nocase_versioned", Type: "TEXT COLLATE NOCASE", Versioned: true, Keys: []any{"abc", "ABC", "abd"}},
+		},
 	})
 }
