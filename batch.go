@@ -113,6 +113,29 @@ func (s *Sink) prepare(ctx context.Context, b *PartitionBatch) error {
 	return nil
 }
 
+// haltAt ends the batch before the record of re (on_error: fail): the
+// records, and the dead letters found so far, from it on are dropped, and
+// the partition halts there.
+func (b *PartitionBatch) haltAt(re *RecordError) {
+	b.Halt = re
+	keep := b.Records[:0]
+	for _, r := range b.Records {
+		if r.Offset < re.Offset {
+			keep = append(keep, r)
+		}
+	}
+	b.Records = keep
+	dls := b.DeadLetters[:0]
+	for _, dl := range b.DeadLetters {
+		if dl.Record.Offset < re.Offset {
+			dls = append(dls, dl)
+		}
+	}
+	b.DeadLetters = dls
+	b.decodeDead = min(b.decodeDead, len(dls))
+	b.fillRange()
+}
+
 // fillRange sets To, MinOffset, MaxOffset and Hash from Records.
 func (b *PartitionBatch) fillRange() {
 	b.To = b.From
@@ -286,6 +309,11 @@ func (s *Sink) plan(ctx context.Context, q Querier, batches []*PartitionBatch, t
 			}
 			kv, err := keyValues(c, a.keys)
 			if err != nil {
+				if c.rule.OnError == "fail" {
+					// The partition halts before it (Commit ends the batch
+					// there); it was dead-lettered whatever the rule said.
+					return nil, &haltError{b: b, err: recordError(c.rec, err)}
+				}
 				// Not decodable into a key: a dead letter like any bad record.
 				b.DeadLetters = append(b.DeadLetters, DeadLetter{Record: c.rec, Err: err})
 				continue

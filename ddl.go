@@ -507,13 +507,20 @@ func newColumnCheck(t *Table) *columnCheck {
 }
 
 // checkTypes moves the batch's changes whose values conflict with the
-// type of an existing column to the dead letters.
+// type of an existing column to the dead letters, or, when the rule says
+// on_error: fail, ends the batch before the first of them and halts the
+// partition there (it was dead-lettered whatever the rule said).
 func (s *Sink) checkTypes(b *PartitionBatch, checks map[string]*columnCheck) {
 	keep := b.changes[:0]
 	for _, c := range b.changes {
 		if cc := checks[c.table]; cc != nil && c.Op == OpUpsert {
 			if why := cc.conflict(c.Row); why != "" {
-				b.DeadLetters = append(b.DeadLetters, DeadLetter{Record: c.rec, Err: fmt.Errorf("table %s: %s", c.table, why)})
+				err := fmt.Errorf("table %s: %s", c.table, why)
+				if c.rule.OnError == "fail" {
+					b.haltAt(recordError(c.rec, err))
+					break
+				}
+				b.DeadLetters = append(b.DeadLetters, DeadLetter{Record: c.rec, Err: err})
 				continue
 			}
 		}

@@ -70,6 +70,9 @@ func (s *Sink) Replay(ctx context.Context, b *PartitionBatch) error {
 	if err := s.ensureTables(ctx, []*PartitionBatch{b}); err != nil {
 		return fmt.Errorf("replaying %s[%d]: preparing tables: %w", b.Topic, b.Partition, err)
 	}
+	if b.Halt != nil { // a type conflict under on_error: fail
+		return fmt.Errorf("replaying %s[%d]: %w", b.Topic, b.Partition, b.Halt)
+	}
 	b.decodeDead = len(b.DeadLetters)
 	var err error
 	for attempt := 0; attempt < 6; attempt++ {

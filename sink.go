@@ -251,9 +251,18 @@ func (s *Sink) Commit(ctx context.Context, batches []*PartitionBatch) []Outcome 
 		}
 		return out
 	}
+	keep := live[:0]
 	for _, b := range live {
 		b.decodeDead = len(b.DeadLetters) // with ensureTables' type conflicts
+		if len(b.Records) == 0 {
+			// A type conflict under on_error: fail at the first record:
+			// nothing before it to commit.
+			out = append(out, Outcome{Batch: b, Err: b.Halt})
+			continue
+		}
+		keep = append(keep, b)
 	}
+	live = keep
 	isolate := false
 	for attempt := 0; len(live) > 0; attempt++ {
 		fenced, err := s.commitOnce(ctx, live, isolate)
@@ -308,10 +317,12 @@ func (s *Sink) Commit(ctx context.Context, batches []*PartitionBatch) []Outcome 
 				perr = s.ensureTables(ctx, []*PartitionBatch{b})
 				b.decodeDead = len(b.DeadLetters)
 			}
-			b.Halt = he.err
+			if b.Halt == nil || b.Halt.Offset >= he.err.Offset {
+				b.Halt = he.err
+			}
 			if perr != nil || len(b.Records) == 0 {
 				if perr == nil {
-					perr = he.err
+					perr = b.Halt
 				}
 				out = append(out, Outcome{Batch: b, Err: perr})
 				next := live[:0]

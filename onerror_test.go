@@ -1,0 +1,85 @@
+package exactly_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/exactly/exactly"
+	"github.com/exactly/exactly/internal/decode"
+)
+
+// haltedAt commits one batch and requires it to have committed the
+// records before offset, halted there, and left next_offset there.
+func haltedAt(t *testing.T, s *exactly.Sink, b *exactly.PartitionBatch, offset int64) {
+	t.Helper()
+	out := s.Commit(context.Background(), []*exactly.PartitionBatch{b})
+	var re *exactly.RecordError
+	if len(out) != 1 || !errors.As(out[0].Err, &re) || re.Offset != offset {
+		t.Fatalf("outcome: %+v, want a halt at offset %d", out, offset)
+	}
+	if offset > b.From && !out[0].Committed {
+		t.Fatalf("the records before the halt did not commit: %v", out[0].Err)
+	}
+	tp := exactly.TP{Topic: b.Topic, Partition: b.Partition}
+	off, err := s.LoadOffsets(context.Background(), []exactly.TP{tp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if off[tp] != offset {
+		t.Errorf("next_offset: got %d, want %d (the halting record)", off[tp], offset)
+	}
+}
+
+// Regression (issue 15.8): a record without a key was dead-lettered and
+// next_offset moved past it although its rule said on_error: fail.
+func TestOnErrorFailHaltsAtAMissingKey(t *testing.T) {
+	for _, c := range refusingCases() {
+		t.Run(c.name, func(t *testing.T) {
+			s, table, pipeline := refusingSink(t, c, "fail")
+			haltedAt(t, s, &exactly.PartitionBatch{Topic: "t.items", From: 0, Records: []*exactly.Record{
+				{Topic: "t.items", Offset: 0, Key: []byte("1"), Value: []byte(`{"id":1,"name":"a","qty":1}`)},
+				{Topic: "t.items", Offset: 1, Value: []byte(`{"name":"no key","qty":1}`)},
+				{Topic: "t.items", Offset: 2, Key: []byte("2"), Value: []byte(`{"id":2,"name":"b","qty":2}`)},
+			}}, 1)
+			if got, want := qtyRows(t, s.DB(), table), "1:a:1"; got != want {
+				t.Errorf("table: got %s, want %s", got, want)
+			}
+			if dl := deadLetters(t, s, pipeline); len(dl) != 0 {
+				t.Errorf("on_error: fail wrote dead letters: %+v", dl)
+			}
+			// Halting at the first record: nothing commits, still halted.
+			haltedAt(t, s, &exactly.PartitionBatch{Topic: "t.items", From: 1, Records: []*exactly.Record{
+				{Topic: "t.items", Offset: 1, Value: []byte(`{"name":"no key","qty":1}`)},
+			}}, 1)
+		})
+	}
+}
+
+// Regression (issue 15.8): a value the create/evolve pre-check finds in
+// conflict with its column's type was dead-lettered although the rule
+// said on_error: fail.
+func TestOnErrorFailHaltsAtATypeConflict(t *testing.T) {
+	for _, c := range ddlCases() {
+		t.Run(c.name, func(t *testing.T) {
+			table := uniq("stockfail")
+			cfg := ddlConfig(t, c, "  - {topics: t.stock, table: "+table+", key: [id], create: true, evolve: add_columns, on_error: fail}\n")
+			s := ddlSink(t, c, cfg, decode.New)
+			commit(t, s, &exactly.PartitionBatch{Topic: "t.stock", Records: records("t.stock", 0, `{"id":1,"qty":5}`)})
+			haltedAt(t, s, &exactly.PartitionBatch{Topic: "t.stock", From: 1, Records: records("t.stock", 1,
+				`{"id":2,"qty":7}`, `{"id":3,"qty":"lots"}`, `{"id":4,"qty":8}`)}, 2)
+			var n int
+			if err := s.DB().QueryRow(fmt.Sprintf("SELECT COUNT(*) FROM %s", table)).Scan(&n); err != nil || n != 2 {
+				t.Errorf("rows: got %d (%v), want 2 (ids 1 and 2)", n, err)
+			}
+			var dl int
+			s.DB().QueryRow(exactly.Rebind(s.Dialect(), "SELECT COUNT(*) FROM exactly_dead_letters WHERE pipeline = ?"), cfg.Pipeline).Scan(&dl)
+			if dl != 0 {
+				t.Errorf("dead letters: got %d, want none (on_error: fail)", dl)
+			}
+			haltedAt(t, s, &exactly.PartitionBatch{Topic: "t.stock", From: 2, Records: records("t.stock", 2,
+				`{"id":3,"qty":"lots"}`, `{"id":4,"qty":8}`)}, 2)
+		})
+	}
+}
