@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	mathrand "math/rand/v2"
 	"os"
 	"sort"
 	"strings"
@@ -105,9 +106,15 @@ func (s *Sink) Close() error { return s.db.Close() }
 // EnsureLedger creates the ledger tables if they are missing, and adds
 // the columns later versions introduced to ledgers made by earlier ones
 // (exactly_batches.notes), so an existing ledger keeps working.
+//
+// Instances starting together on an empty database all succeed: the
+// statements are idempotent, and one that loses a race with another
+// instance's (PostgreSQL: two CREATE TABLE IF NOT EXISTS at once, and the
+// second fails with duplicate key value violates unique constraint
+// "pg_type_typname_nsp_index") is run again once the winner committed.
 func (s *Sink) EnsureLedger(ctx context.Context) error {
 	for _, stmt := range s.d.LedgerDDL() {
-		if _, err := s.db.ExecContext(ctx, stmt); err != nil {
+		if err := s.execDDL(ctx, stmt); err != nil {
 			return fmt.Errorf("creating ledger tables: %w (statement: %s)", err, stmt)
 		}
 	}
@@ -129,6 +136,32 @@ func (s *Sink) EnsureLedger(ctx context.Context) error {
 	}
 	return nil
 }
+
+// execDDL runs one idempotent DDL statement, again after a short random
+// pause when it fails, up to ddlAttempts times: a concurrent creator of
+// the same object makes it fail once, and the next try finds the object.
+func (s *Sink) execDDL(ctx context.Context, stmt string) error {
+	var err error
+	for attempt := 1; ; attempt++ {
+		if _, err = s.db.ExecContext(ctx, stmt); err == nil {
+			return nil
+		}
+		if attempt == ddlAttempts || ctx.Err() != nil {
+			return err
+		}
+		s.log.Debug("DDL failed, perhaps racing another instance; trying again", "statement", stmt, "err", err, "attempt", attempt)
+		pause := time.Duration(50+mathrand.IntN(200*attempt)) * time.Millisecond
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(pause):
+		}
+	}
+}
+
+// ddlAttempts bounds execDDL: enough for a crowd of instances starting at
+// once, few enough that a real error (no privilege) is reported in seconds.
+const ddlAttempts = 8
 
 // ledgerMigrations are ledger columns added after the first release,
 // always nullable, added in place by EnsureLedger.
