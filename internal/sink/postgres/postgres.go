@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -198,7 +199,7 @@ func (d *Dialect) Statements(ctx context.Context, tx *exactly.Tx, w *exactly.Tab
 	}
 	var out []exactly.Statement
 	t := d.Quote(w.Table.Name)
-	cast := func(c string) string { return "s." + d.Quote(c) + "::" + w.Table.Column(c).Type }
+	cast := func(c string) string { return "s." + d.Quote(c) + "::" + castType(w.Table.Column(c).Type) }
 	if len(w.Upserts) > 0 {
 		arrays := make([]any, len(w.Columns))
 		params := make([]string, len(w.Columns))
@@ -365,7 +366,7 @@ func (d *Dialect) staged(ctx context.Context, tx *exactly.Tx, w *exactly.TableWr
 		return nil, fmt.Errorf("copying into staging table: %w", err)
 	}
 	t := d.Quote(w.Table.Name)
-	cast := func(c string) string { return "s." + d.Quote(c) + "::" + w.Table.Column(c).Type }
+	cast := func(c string) string { return "s." + d.Quote(c) + "::" + castType(w.Table.Column(c).Type) }
 	var out []exactly.Statement
 	if len(w.Upserts) > 0 {
 		sel := make([]string, len(w.Columns))
@@ -381,6 +382,33 @@ func (d *Dialect) staged(ctx context.Context, tx *exactly.Tx, w *exactly.TableWr
 		out = append(out, exactly.Statement{SQL: q})
 	}
 	return out, nil
+}
+
+// lengthType matches the length modifier of the types whose explicit
+// cast cuts a value to fit instead of failing: character varying(n),
+// character(n), bit(n), bit varying(n) (and arrays of them).
+var lengthType = regexp.MustCompile(`^(character varying|character|bit varying|bit)\(\d+\)`)
+
+// castType is the type staged text is cast to for a column of type typ:
+// the column's own type, but without a length. An explicit cast to
+// character varying(5) silently keeps the first 5 characters of a longer
+// value (and two long keys become one row); cast to the base type, the
+// INSERT's assignment to the column checks the length and refuses a
+// long value with SQLSTATE 22001, which dead-letters its record. Numeric
+// scale and time precision are kept: assignment rounds them the same way.
+func castType(typ string) string {
+	m := lengthType.FindStringSubmatch(typ)
+	if m == nil {
+		return typ
+	}
+	base := m[1]
+	switch base {
+	case "character":
+		base = "bpchar" // "character" alone means character(1)
+	case "bit":
+		base = "bit varying" // "bit" alone means bit(1)
+	}
+	return base + typ[len(m[0]):]
 }
 
 func stageName(table string, cols []string) string {

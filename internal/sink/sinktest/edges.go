@@ -2,6 +2,7 @@ package sinktest
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -15,6 +16,7 @@ import (
 // refusals that are not about the row.
 func runEdges(t *testing.T, tg Target) {
 	t.Run("StartupRace", func(t *testing.T) { testStartupRace(t, tg) })
+	t.Run("NoTruncation", func(t *testing.T) { testNoTruncation(t, tg) })
 }
 
 // testStartupRace: instances starting together on an empty database all
@@ -70,5 +72,88 @@ func testStartupRace(t *testing.T, tg Target) {
 				t.Fatalf("seeding after a racing start: %d, %v", got, err)
 			}
 		}
+	}
+}
+
+// testNoTruncation: a value longer than its column (VARCHAR(5), CHAR(3))
+// is stored whole where the database has no length (SQLite) or refused
+// and dead-lettered, never cut to a prefix: PostgreSQL cast the staged
+// text to character varying(5), which truncates, on both the unnest and
+// the COPY path, so two long keys became one row and a delete of a long
+// key removed the row of its prefix. Small writes and writes of more
+// than a thousand rows (PostgreSQL's COPY path) alike.
+func testNoTruncation(t *testing.T, tg Target) {
+	for _, size := range []int{0, 1100} {
+		t.Run(fmt.Sprint("rows=", size), func(t *testing.T) {
+			e := newEnv(t, tg)
+			table := uniq("trunc")
+			cols := []col{{"k", "VARCHAR(5)", kText, true}, {"name", "VARCHAR(5)", kText, false}, {"code", "CHAR(3)", kText, false}}
+			key := []string{"k"}
+			e.table(table, cols, key)
+			e.rule("t.trunc", table, "    key: [k]\n")
+			s := e.sink()
+			if _, err := s.SeedOffset(context.Background(), tpOf("t.trunc", 0), 0); err != nil {
+				t.Fatal(err)
+			}
+			row := func(k, name string) map[string]any { return map[string]any{"k": k, "name": name} }
+			var recs []*exactly.Record
+			off := int64(0)
+			add := func(r *exactly.Record) { recs = append(recs, r); off++ }
+			for i := 0; i < size; i++ {
+				add(e.up(off, row(fmt.Sprintf("r%04d", i), "n")))
+			}
+			add(e.up(off, row("abcde", "ok")))
+			longName := off
+			add(e.up(off, row("a", "123456789012")))
+			longKey := off
+			add(e.up(off, row("abcdefgh", "x")))
+			longCode := off
+			add(e.up(off, map[string]any{"k": "b", "code": "toolong"}))
+			o := e.mustCommit(s, "t.trunc", 0, 0, recs...)
+			dead := map[int64]bool{}
+			for _, d := range o.Batch.DeadLetters {
+				dead[d.Record.Offset] = true
+			}
+			got := e.rows(table, cols, key)
+			line := func(r map[string]any) (string, string) {
+				for k, v := range expect(cols, key, r) {
+					return k, v
+				}
+				return "", ""
+			}
+			if k, want := line(row("abcde", "ok")); got[k] != want {
+				t.Errorf("row abcde: %q, want %q (a long key cut to abcde overwrote it); table %v", got[k], want, got)
+			}
+			for _, c := range []struct {
+				off int64
+				row map[string]any
+			}{
+				{longName, row("a", "123456789012")},
+				{longKey, row("abcdefgh", "x")},
+				{longCode, map[string]any{"k": "b", "code": "toolong"}},
+			} {
+				k, want := line(c.row)
+				switch {
+				case dead[c.off] && got[k] != "":
+					t.Errorf("offset %d is a dead letter, but row %s was written: %s", c.off, k, got[k])
+				case !dead[c.off] && got[k] != want:
+					t.Errorf("offset %d is no dead letter, so row %s must hold it whole: got %q, want %q", c.off, k, got[k], want)
+				}
+			}
+			if len(got) != size+4-len(dead) {
+				t.Errorf("%d rows with %d dead letters, want %d: %v", len(got), len(dead), size+4-len(dead), got)
+			}
+			// A delete of a long key deletes nothing: no row can hold it.
+			from := off
+			recs = recs[:0]
+			for i := 0; i < size; i++ {
+				add(e.del(off, map[string]any{"k": fmt.Sprintf("r%04d", i)}, nil))
+			}
+			add(e.del(off, map[string]any{"k": "abcdeXYZ"}, nil))
+			e.mustCommit(s, "t.trunc", 0, from, recs...)
+			if n := e.count("SELECT COUNT(*) FROM "+e.d.Quote(table)+" WHERE k = ?", "abcde"); n != 1 {
+				t.Errorf("deleting key abcdeXYZ deleted row abcde")
+			}
+		})
 	}
 }
