@@ -379,10 +379,14 @@ func (s *Sink) collapse(ctx context.Context, q Querier, a *planAcc) error {
 	if err != nil {
 		return err
 	}
+	vfam := KindUnknown // versions compare as their column does
+	if col := a.t.Column(a.rule.Version); col != nil {
+		vfam = columnFamily(col.Type)
+	}
 	for i, it := range a.items {
 		b, c, kid := it.b, it.c, ids[i]
 		if prev := a.last[kid]; prev != nil {
-			if c.rule.Version != "" && c.Version != nil && prev.c.Version != nil && compareVersions(c.Version, prev.c.Version) < 0 {
+			if c.rule.Version != "" && c.Version != nil && prev.c.Version != nil && compareVersionsAs(vfam, c.Version, prev.c.Version) < 0 {
 				// Older than what the batch already holds for the key:
 				// it cannot win, in the batch or in the table. (A change
 				// without a version supersedes, as the SQL guard lets it
@@ -427,6 +431,50 @@ func (a *planAcc) see(row map[string]any) {
 			a.cols[name] = a.t.Column(name) != nil
 		}
 	}
+}
+
+// compareVersionsAs orders two versions as a column of family fam
+// compares them after the write's conversion: in a numeric column "10"
+// and 9 are numbers (compared as text, "10" < "9" let the older change
+// win inside a batch, where one by one the guard kept the newer), in a
+// text column numbers are their decimal text.
+func compareVersionsAs(fam Kind, a, b any) int {
+	switch fam {
+	case KindInt64, KindDecimal:
+		if x, ok := numberOrText(a); ok {
+			if y, ok := numberOrText(b); ok {
+				return x.Cmp(y)
+			}
+		}
+	case KindText:
+		if x, ok := versionText(a); ok {
+			if y, ok := versionText(b); ok {
+				return strings.Compare(x, y)
+			}
+		}
+	}
+	return compareVersions(a, b)
+}
+
+// numberOrText reads a number, or decimal text, exactly.
+func numberOrText(v any) (*big.Rat, bool) {
+	if s, ok := v.(string); ok {
+		return ratOf(strings.TrimSpace(s))
+	}
+	return number(v)
+}
+
+// versionText is a version as a text column holds it.
+func versionText(v any) (string, bool) {
+	switch x := v.(type) {
+	case string:
+		return x, true
+	case Decimal:
+		return string(x), true
+	case int64:
+		return strconv.FormatInt(x, 10), true
+	}
+	return "", false
 }
 
 // compareVersions orders two version values: -1, 0 or +1. nil (unknown)

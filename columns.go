@@ -36,7 +36,7 @@ func mapColumns(m *ColumnMapping, key []string, ch *Change) {
 		row := make(map[string]any, len(ch.Row))
 		for f, v := range ch.Row {
 			if keep(f) {
-				row[renamed(m, f)] = v
+				put(m, row, f, v)
 			}
 		}
 		ch.Row = row
@@ -44,7 +44,7 @@ func mapColumns(m *ColumnMapping, key []string, ch *Change) {
 	if ch.Key != nil && len(m.Rename) > 0 {
 		k := make(map[string]any, len(ch.Key))
 		for f, v := range ch.Key {
-			k[renamed(m, f)] = v
+			put(m, k, f, v)
 		}
 		ch.Key = k
 	}
@@ -52,7 +52,7 @@ func mapColumns(m *ColumnMapping, key []string, ch *Change) {
 		// The decoder's slice may be shared between records: copy.
 		fields := make([]Field, 0, len(ch.Schema))
 		for _, f := range ch.Schema {
-			if keep(f.Name) {
+			if keep(f.Name) && !shadowed(m, f.Name, ch.Schema) {
 				f.Name = renamed(m, f.Name)
 				fields = append(fields, f)
 			}
@@ -66,4 +66,36 @@ func renamed(m *ColumnMapping, field string) string {
 		return c
 	}
 	return field
+}
+
+// put sets field f's value under its column name. A field renamed to a
+// column wins over a field of that very name (rename: {new_price: price}
+// with both present writes new_price), in whichever order the map gives
+// them: it was one or the other at random.
+func put(m *ColumnMapping, row map[string]any, f string, v any) {
+	col := renamed(m, f)
+	if col == f {
+		for from, to := range m.Rename {
+			if to == f && from != f {
+				if _, ok := row[f]; ok {
+					return // the renamed field is in already
+				}
+			}
+		}
+	}
+	row[col] = v
+}
+
+// shadowed reports whether schema field name is dropped because another
+// field present in the schema is renamed to it.
+func shadowed(m *ColumnMapping, name string, fields []Field) bool {
+	if renamed(m, name) != name {
+		return false
+	}
+	for _, f := range fields {
+		if f.Name != name && renamed(m, f.Name) == name {
+			return true
+		}
+	}
+	return false
 }

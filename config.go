@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -379,6 +381,16 @@ func (c *Config) Validate() error {
 		}
 		if strings.ContainsAny(t.Version, ".\"`[];' ") {
 			return bad(f("version"), t.Version, "a column name; source_lsn, source_ts_ms (any source_FIELD) or ts_ms take the value from the Debezium envelope")
+		}
+		// Two fields renamed to one column would each write it, the one
+		// that wins chosen by map order: refuse it up front.
+		targets := make(map[string]string, len(t.Columns.Rename))
+		for _, from := range slices.Sorted(maps.Keys(t.Columns.Rename)) {
+			to := t.Columns.Rename[from]
+			if other, dup := targets[to]; dup && to != "" {
+				return bad(f("columns.rename"), other+", "+from+" → "+to, "at most one field renamed to each column")
+			}
+			targets[to] = from
 		}
 		if t.OnError == "" {
 			t.OnError = "dead_letter"
