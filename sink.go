@@ -279,6 +279,7 @@ func (s *Sink) Commit(ctx context.Context, batches []*PartitionBatch) []Outcome 
 	if err := s.ensureTables(ctx, live); err != nil {
 		s.log.Error("preparing tables (create/evolve)", "batches", Ranges(live), "err", err)
 		s.recordFailed(live, err)
+		s.forgetTables(live)
 		for _, b := range live {
 			out = append(out, Outcome{Batch: b, Err: err})
 		}
@@ -374,12 +375,26 @@ func (s *Sink) Commit(ctx context.Context, batches []*PartitionBatch) []Outcome 
 			continue
 		}
 		s.recordFailed(live, err)
+		s.forgetTables(live)
 		for _, b := range live {
 			out = append(out, Outcome{Batch: b, Err: err})
 		}
 		return out
 	}
 	return out
+}
+
+// forgetTables drops the cached descriptions of the tables the batches
+// write, after a failure that was neither a fence nor a conflict: an
+// operator may have renamed or dropped a column, and the next try must
+// see the table as it is now (the cache lived as long as the process,
+// and every flight touching the table failed until a restart).
+func (s *Sink) forgetTables(batches []*PartitionBatch) {
+	for _, b := range batches {
+		for i := range b.changes {
+			s.Forget(b.changes[i].table)
+		}
+	}
 }
 
 // refusedError is a table write the database refused with ErrData, in a

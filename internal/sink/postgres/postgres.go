@@ -289,6 +289,16 @@ func (*Dialect) ExecPipeline(ctx context.Context, tx *exactly.Tx, stmts []exactl
 			ct, err := br.Exec()
 			if err != nil {
 				br.Close()
+				// A statement the server cannot prepare (a column an
+				// operator dropped) fails the batch before anything runs,
+				// and the error surfaces at the first statement: name the
+				// one that failed, not UPDATE exactly_offsets.
+				var pe pgx.ErrPreprocessingBatch
+				if errors.As(err, &pe) {
+					if j := slices.IndexFunc(stmts, func(s exactly.Statement) bool { return s.SQL == pe.SQL() }); j >= 0 {
+						i, st = j, stmts[j]
+					}
+				}
 				q := st.SQL
 				if len(q) > 120 {
 					q = q[:120] + "…"
