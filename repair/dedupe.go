@@ -203,15 +203,25 @@ func (u *deduper) plan(ctx context.Context, q exactly.Querier) (*Plan, error) {
 // it each key is held by exactly one row, and the backup holds exactly the
 // rows removed. Rows with a NULL key column are left alone.
 //
-// Portable without row identities (ctid, rowid), and safe for fully
-// identical copies: every row of a duplicated key is copied once, ranked,
-// into <table>_exactly_kept (the rank computed a single time, so ties in
+// Every row of a duplicated key is copied once, ranked, into
+// <table>_exactly_kept (the rank computed a single time, so ties in
 // --order-by can never make two statements disagree about which copy is
-// kept); the surplus copies go to the backup from there; all rows of those
-// keys are deleted from the table and the rank-1 copies inserted back. The
-// transaction (REPEATABLE READ where the database has it) checks that it
-// deleted exactly the rows it copied, and rolls back with ErrChanged if a
-// concurrent writer changed those keys. Stop whatever writes the table
+// kept), with the row's identity: PostgreSQL's ctid, SQLite's rowid, else
+// the table's primary key. The surplus copies go to the backup from there
+// and only they are deleted, by that identity: the copy kept is never
+// touched, so rows referencing it (ON DELETE CASCADE) stay. Nothing may be
+// deleted that the backup does not hold, so the dedupe is refused
+// (ErrBeyondBackup, nothing changed) when a delete trigger is on the table
+// or a child row references a surplus copy.
+//
+// Without an identity (MySQL or SQL Server without a primary key) it
+// deletes every copy of a duplicated key and inserts the kept copy back;
+// then it is refused when any foreign key references the table or an
+// insert or delete trigger is on it.
+//
+// The transaction (REPEATABLE READ where the database has it) checks that
+// it deleted exactly the rows it copied, and rolls back with ErrChanged if
+// a concurrent writer changed those keys. Stop whatever writes the table
 // first. The backup and scratch tables are created before the transaction
 // (DDL commits implicitly in MySQL); the scratch table is empty after the
 // commit and dropped.
@@ -220,7 +230,20 @@ func ApplyDedupe(ctx context.Context, db *sql.DB, d exactly.Dialect, spec Dedupe
 	if err != nil {
 		return nil, err
 	}
-	if err := u.prepareTables(ctx, db); err != nil {
+	id := identityOf(ctx, db, d, u.table)
+	refs, triggers, err := references(ctx, db, d, u.table, id == nil)
+	if err != nil {
+		return nil, err
+	}
+	if len(triggers) > 0 {
+		return nil, fmt.Errorf("%w: %s has triggers that fire on the delete (%s), and what they change is in no backup; disable them for the dedupe (and enable them after), then run it again",
+			ErrBeyondBackup, spec.Table, strings.Join(triggers, ", "))
+	}
+	if id == nil && len(refs) > 0 {
+		return nil, fmt.Errorf("%w: %s has no primary key, so the dedupe would delete every copy of a duplicated key and insert one back, and the foreign key %s of %s would act on the rows referencing it; add a primary key (e.g. an auto-increment column) so only the surplus copies are deleted",
+			ErrBeyondBackup, spec.Table, refs[0].name, refs[0].child)
+	}
+	if err := u.prepareTables(ctx, db, id); err != nil {
 		return nil, err
 	}
 	defer db.ExecContext(context.WithoutCancel(ctx), "DROP TABLE "+d.Quote(u.scratch)) //nolint:errcheck // best effort, it is empty
@@ -252,13 +275,18 @@ func ApplyDedupe(ctx context.Context, db *sql.DB, d exactly.Dialect, spec Dedupe
 		}
 		return n, nil
 	}
-	tq, sq, bq := d.Quote(spec.Table), d.Quote(u.scratch), d.Quote(u.backup)
+	sq, bq := d.Quote(u.scratch), d.Quote(u.backup)
 	rn := d.Quote(rankColumn)
 	if _, err = exec("emptying "+u.scratch, "DELETE FROM "+sq); err != nil {
 		return nil, err
 	}
+	cols, ranked := u.cols, u.ranked
+	if id != nil && id.expr != "" {
+		cols += ", " + d.Quote(rowIDColumn)
+		ranked = strings.Replace(ranked, " ROW_NUMBER() OVER", fmt.Sprintf(" %s AS %s, ROW_NUMBER() OVER", id.expr, rowIDColumn), 1)
+	}
 	copied, err := exec("copying duplicated keys to "+u.scratch, fmt.Sprintf(
-		"INSERT INTO %s (%s, %s) SELECT %s, x.exactly_rn FROM (%s) x WHERE x.exactly_n > 1", sq, u.cols, rn, u.cols, u.ranked))
+		"INSERT INTO %s (%s, %s) SELECT %s, x.exactly_rn FROM (%s) x WHERE x.exactly_n > 1", sq, cols, rn, cols, ranked))
 	if err != nil {
 		return nil, err
 	}
@@ -272,25 +300,23 @@ func ApplyDedupe(ctx context.Context, db *sql.DB, d exactly.Dialect, spec Dedupe
 		"INSERT INTO %s (%s) SELECT %s FROM %s WHERE %s > 1", bq, u.cols, u.cols, sq, rn)); err != nil {
 		return nil, err
 	}
-	eq := make([]string, len(spec.Key))
-	for i, k := range spec.Key {
-		eq[i] = fmt.Sprintf("s.%s = %s.%s", d.Quote(k), tq, d.Quote(k))
-	}
-	deleted, err := exec("deleting duplicated keys from "+spec.Table, fmt.Sprintf(
-		"DELETE FROM %s WHERE EXISTS (SELECT 1 FROM %s s WHERE %s)", tq, sq, strings.Join(eq, " AND ")))
-	if err != nil {
-		return nil, err
-	}
-	if deleted != copied {
-		return nil, fmt.Errorf("dedupe of %s: copied %d rows of duplicated keys but the delete matched %d: %w; rolled back, nothing changed",
-			spec.Table, copied, deleted, ErrChanged)
-	}
-	if res.Kept, err = exec("restoring kept rows into "+spec.Table, fmt.Sprintf(
-		"INSERT INTO %s (%s) SELECT %s FROM %s WHERE %s = 1", tq, u.cols, u.cols, sq, rn)); err != nil {
-		return nil, err
-	}
-	if res.Kept+res.Removed != copied {
-		return nil, fmt.Errorf("dedupe of %s: kept %d and backed up %d of %d copied rows: %w; rolled back", spec.Table, res.Kept, res.Removed, copied, ErrChanged)
+	if id == nil {
+		if res.Kept, err = u.replaceAll(exec, copied, res.Removed); err != nil {
+			return nil, err
+		}
+	} else {
+		if err := u.refuseReferenced(ctx, tx, refs); err != nil {
+			return nil, err
+		}
+		deleted, err := exec("deleting surplus rows from "+spec.Table, u.deleteSurplus(id))
+		if err != nil {
+			return nil, err
+		}
+		if deleted != res.Removed {
+			return nil, fmt.Errorf("dedupe of %s: backed up %d surplus rows but the delete matched %d: %w; rolled back, nothing changed",
+				spec.Table, res.Removed, deleted, ErrChanged)
+		}
+		res.Kept = copied - res.Removed
 	}
 	res.Keys, res.Surplus = res.Kept, res.Removed
 	if _, err = exec("emptying "+u.scratch, "DELETE FROM "+sq); err != nil {
@@ -302,12 +328,81 @@ func ApplyDedupe(ctx context.Context, db *sql.DB, d exactly.Dialect, spec Dedupe
 	return res, nil
 }
 
+// deleteSurplus deletes the rows the scratch table ranks after the first,
+// by their identity.
+func (u *deduper) deleteSurplus(id *identity) string {
+	d := u.d
+	tq, sq, rn := d.Quote(u.spec.Table), d.Quote(u.scratch), d.Quote(rankColumn)
+	if id.expr != "" {
+		return fmt.Sprintf("DELETE FROM %s WHERE %s IN (SELECT %s FROM %s WHERE %s > 1)", tq, id.expr, d.Quote(rowIDColumn), sq, rn)
+	}
+	eq := make([]string, len(id.key))
+	for i, k := range id.key {
+		eq[i] = fmt.Sprintf("s.%s = %s.%s", d.Quote(k), tq, d.Quote(k))
+	}
+	return fmt.Sprintf("DELETE FROM %s WHERE EXISTS (SELECT 1 FROM %s s WHERE s.%s > 1 AND %s)", tq, sq, rn, strings.Join(eq, " AND "))
+}
+
+// refuseReferenced fails with ErrBeyondBackup when a child row references
+// a surplus copy: its foreign key would delete it (CASCADE), change it (SET
+// NULL) or fail the delete, and the backup holds none of that.
+func (u *deduper) refuseReferenced(ctx context.Context, q exactly.Querier, refs []reference) error {
+	d := u.d
+	for _, r := range refs {
+		eq := make([]string, len(r.cols))
+		for i := range r.cols {
+			eq[i] = fmt.Sprintf("s.%s = c.%s", d.Quote(r.parent[i]), d.Quote(r.cols[i]))
+		}
+		var n int64
+		if err := q.QueryRowContext(ctx, fmt.Sprintf("SELECT COUNT(*) FROM %s c WHERE EXISTS (SELECT 1 FROM %s s WHERE s.%s > 1 AND %s)",
+			r.child, d.Quote(u.scratch), d.Quote(rankColumn), strings.Join(eq, " AND "))).Scan(&n); err != nil {
+			return fmt.Errorf("counting rows of %s referencing surplus copies: %w", r.child, err)
+		}
+		if n > 0 {
+			return fmt.Errorf("%w: %d rows of %s reference surplus copies in %s through the foreign key %s (%s); point them at the copy kept, or remove them yourself, then run the dedupe again; rolled back, nothing changed",
+				ErrBeyondBackup, n, r.child, u.spec.Table, r.name, strings.Join(r.cols, ", "))
+		}
+	}
+	return nil
+}
+
+// replaceAll is the dedupe of a table without a row identity: it deletes
+// every copy of the duplicated keys and inserts the kept copies back. The
+// caller refused it when anything references the table or a trigger would
+// fire. It returns the rows kept.
+func (u *deduper) replaceAll(exec func(what, q string) (int64, error), copied, removed int64) (int64, error) {
+	d := u.d
+	tq, sq, rn := d.Quote(u.spec.Table), d.Quote(u.scratch), d.Quote(rankColumn)
+	eq := make([]string, len(u.spec.Key))
+	for i, k := range u.spec.Key {
+		eq[i] = fmt.Sprintf("s.%s = %s.%s", d.Quote(k), tq, d.Quote(k))
+	}
+	deleted, err := exec("deleting duplicated keys from "+u.spec.Table, fmt.Sprintf(
+		"DELETE FROM %s WHERE EXISTS (SELECT 1 FROM %s s WHERE %s)", tq, sq, strings.Join(eq, " AND ")))
+	if err != nil {
+		return 0, err
+	}
+	if deleted != copied {
+		return 0, fmt.Errorf("dedupe of %s: copied %d rows of duplicated keys but the delete matched %d: %w; rolled back, nothing changed",
+			u.spec.Table, copied, deleted, ErrChanged)
+	}
+	kept, err := exec("restoring kept rows into "+u.spec.Table, fmt.Sprintf(
+		"INSERT INTO %s (%s) SELECT %s FROM %s WHERE %s = 1", tq, u.cols, u.cols, sq, rn))
+	if err != nil {
+		return 0, err
+	}
+	if kept+removed != copied {
+		return 0, fmt.Errorf("dedupe of %s: kept %d and backed up %d of %d copied rows: %w; rolled back", u.spec.Table, kept, removed, copied, ErrChanged)
+	}
+	return kept, nil
+}
+
 // rankColumn is the scratch table's extra column: a copy's rank in its key.
 const rankColumn = "exactly_rn"
 
 // prepareTables creates the backup table and the scratch table (with the
 // rank column and an index on the key), outside any transaction.
-func (u *deduper) prepareTables(ctx context.Context, db *sql.DB) error {
+func (u *deduper) prepareTables(ctx context.Context, db *sql.DB, id *identity) error {
 	d := u.d
 	for _, name := range []string{u.backup, u.scratch} {
 		if _, err := db.ExecContext(ctx, d.CreateTableLike(name, u.spec.Table)); err != nil {
@@ -328,6 +423,12 @@ func (u *deduper) prepareTables(ctx context.Context, db *sql.DB) error {
 				return fmt.Errorf("adding %s to %s: %w", rankColumn, name, err)
 			}
 		}
+		if name == u.scratch && id != nil && id.expr != "" && t.Column(rowIDColumn) == nil {
+			stmt := fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", d.Quote(name), d.Quote(rowIDColumn), id.colType)
+			if _, err := db.ExecContext(ctx, stmt); err != nil {
+				return fmt.Errorf("adding %s to %s: %w", rowIDColumn, name, err)
+			}
+		}
 	}
 	// The delete finds the table's rows by the scratch table's key: without
 	// an index that is a scan of the scratch table per row (SQLite, MySQL).
@@ -338,6 +439,13 @@ func (u *deduper) prepareTables(ctx context.Context, db *sql.DB) error {
 	if _, err := db.ExecContext(ctx, fmt.Sprintf("CREATE INDEX %s ON %s (%s)", d.Quote(idx+"_key"), d.Quote(u.scratch), u.keys)); err != nil {
 		// Left by an interrupted run, index included: only slower if not.
 		_ = err
+	}
+	if id != nil && id.expr == "" { // the surplus delete finds rows by their primary key
+		kq := make([]string, len(id.key))
+		for i, k := range id.key {
+			kq[i] = d.Quote(k)
+		}
+		db.ExecContext(ctx, fmt.Sprintf("CREATE INDEX %s ON %s (%s)", d.Quote(idx+"_id"), d.Quote(u.scratch), strings.Join(kq, ", "))) //nolint:errcheck // as above
 	}
 	return nil
 }
