@@ -297,3 +297,42 @@ tables:
 		})
 	}
 }
+
+// TestDebeziumTombstoneDeletesOnACompactedTopic pins issue 15.7: a
+// tombstone was skipped, but once log compaction has removed a key's d
+// event the tombstone is the only trace of the delete left; a pipeline
+// that was behind (or stopped) kept the row forever. A tombstone deletes by
+// the record key, and, having no version, passes the version guard.
+func TestDebeziumTombstoneDeletesOnACompactedTopic(t *testing.T) {
+	for _, c := range cdcCases() {
+		t.Run(c.name, func(t *testing.T) {
+			s, table, pipeline := cdcSink(t, c, "source_lsn")
+			dec := []byte{0x30, 0x39}
+			topic := "dbserver1.inventory.customers"
+			rec := func(off int64, id int, v []byte) *exactly.Record {
+				return &exactly.Record{Topic: topic, Partition: 0, Offset: off, Key: dbzKey(id), Value: v}
+			}
+			out := s.Commit(context.Background(), []*exactly.PartitionBatch{{Topic: topic, Partition: 0, From: 0, Records: []*exactly.Record{
+				rec(0, 1, dbzEvent("r", nil, dbzRow(1, "Ada", dec, true, nil, nil), 100, false)),
+				rec(1, 2, dbzEvent("r", nil, dbzRow(2, "Bob", dec, true, nil, nil), 110, false)),
+			}}})
+			if !out[0].Committed || out[0].Err != nil {
+				t.Fatalf("batch 1: %+v", out[0])
+			}
+			// Offsets 2..6 (Bob's u and d among them) were compacted away
+			// while the pipeline was stopped: only the tombstone is left.
+			out = s.Commit(context.Background(), []*exactly.PartitionBatch{{Topic: topic, Partition: 0, From: 2, Records: []*exactly.Record{
+				rec(7, 2, nil),
+			}}})
+			if !out[0].Committed || out[0].Err != nil {
+				t.Fatalf("batch 2: %+v", out[0])
+			}
+			if got := textRows(t, s, "SELECT CAST(id AS TEXT) FROM "+table+" ORDER BY id"); strings.Join(got, ",") != "1" {
+				t.Errorf("ids left: %v, want [1] (the tombstone deletes id 2)", got)
+			}
+			if got, want := ledgerCounts(t, s, pipeline, 0), "to=8 records=1 upserted=0 deleted=1 skipped=0 dead=0"; got != want {
+				t.Errorf("ledger: got %s, want %s", got, want)
+			}
+		})
+	}
+}

@@ -182,7 +182,7 @@ func (d *Avro) decode(r *exactly.Record) (exactly.Change, error) {
 	recordKey := func() (map[string]any, error) { return d.key(r.Key) }
 	if r.Value == nil {
 		if d.mode == "cdc" {
-			return exactly.Change{Op: exactly.OpSkip}, nil
+			return tombstone(recordKey)
 		}
 		k, err := recordKey()
 		if err != nil {

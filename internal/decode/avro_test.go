@@ -172,7 +172,9 @@ func TestAvroDebeziumEnvelope(t *testing.T) {
 			"id": int64(1), "name": "Ada", "price": exactly.Decimal("123.45"), "born": time.Date(2022, 1, 8, 0, 0, 0, 0, time.UTC),
 			"created": time.Date(2023, 11, 14, 22, 13, 20, 123456000, time.UTC), "updated": time.Date(2023, 11, 14, 21, 13, 20, 500000000, time.UTC),
 			"active": true, "note": nil}},
-		{Op: exactly.OpSkip},
+		// The tombstone deletes by the record key, without a version (issue
+		// 15.7: it was skipped; after compaction it is all that is left).
+		{Op: exactly.OpDelete, Key: map[string]any{"id": int64(1)}},
 	}
 	for i, r := range recs {
 		got, err := d.Decode(r)

@@ -13,10 +13,7 @@ import (
 //
 //   - op c (create), r (snapshot read) and u (update) upsert the after image;
 //   - op d deletes by the record key, or by the before image's key columns;
-//   - a tombstone (null value) is skipped: Debezium writes one after every
-//     delete so that log compaction can drop the key, and the delete itself
-//     already removed the row (with a version column, a delete that carries
-//     no version would also bypass the guard);
+//   - a tombstone (null value) deletes by the record key (see tombstone);
 //   - op t (truncate) is refused (a dead letter): truncating a target table
 //     is left to a person.
 //
@@ -48,7 +45,7 @@ func (d *Debezium) Decode(r *exactly.Record) (exactly.Change, error) {
 
 func (d *Debezium) decode(r *exactly.Record) (exactly.Change, error) {
 	if r.Value == nil {
-		return exactly.Change{Op: exactly.OpSkip}, nil
+		return tombstone(func() (map[string]any, error) { return connectKey(r.Key, d.Key, &d.keys) })
 	}
 	env, err := d.jsonEnvelope(r.Value)
 	if err != nil {
@@ -155,6 +152,30 @@ func (c *cdc) change(env *envelope, structKey bool, recordKey func() (map[string
 		return ch, errors.New("not a Debezium change event: no op field")
 	}
 	return ch, fmt.Errorf("unknown Debezium op %q (expected c, r, u or d)", truncate([]byte(env.op)))
+}
+
+// tombstone is the change of a Debezium tombstone (a null value): a delete
+// by the record key. Debezium writes one right after each op d so that log
+// compaction can drop the key; once compaction has removed the d, the
+// tombstone is the only trace of the delete left (issue 15.7: it was
+// skipped, and a pipeline reading a compacted topic kept deleted rows).
+// In offset order it is a no-op after its d, and a later re-create of the
+// key comes after it.
+//
+// A tombstone carries no version. With a version column it deletes
+// whatever version the table holds (the guard lets a delete without a
+// version through, as within a batch a change without a version
+// supersedes): in offset order the row it meets is the one its d deleted
+// or, after compaction, the one the d would have deleted.
+func tombstone(recordKey func() (map[string]any, error)) (exactly.Change, error) {
+	key, err := recordKey()
+	if err != nil {
+		return exactly.Change{}, fmt.Errorf("tombstone: %w", err)
+	}
+	if len(key) == 0 {
+		return exactly.Change{}, errors.New("tombstone without a key: cannot tell which row to delete")
+	}
+	return exactly.Change{Op: exactly.OpDelete, Key: key}, nil
 }
 
 // version finds the version of a change: the image's own field, else the

@@ -20,8 +20,8 @@ import (
 // refDecode is Debezium.decode as it was.
 func refDecode(d *Debezium, r *exactly.Record) (exactly.Change, error) {
 	ch, err := func() (exactly.Change, error) {
-		if r.Value == nil {
-			return exactly.Change{Op: exactly.OpSkip}, nil
+		if r.Value == nil { // changed with the decoder (issue 15.7): a tombstone deletes by key
+			return tombstone(func() (map[string]any, error) { return refConnectKey(r.Key, d.Key) })
 		}
 		env, err := refJSONEnvelope(r.Value)
 		if err != nil {
