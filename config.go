@@ -64,6 +64,11 @@ type SchemaRegistryConfig struct {
 	// Username and Password for HTTP basic authentication, if any.
 	Username string `yaml:"username"`
 	Password string `yaml:"password"`
+	// RetryNotFound is how long a schema id the registry answers 404 for
+	// fails the batch (it is retried) before the records with that id
+	// become dead letters: a registry replica or a restored registry may
+	// not know a schema a producer has just registered. Default 5m.
+	RetryNotFound Duration `yaml:"retry_not_found"`
 }
 
 // TLSConfig is the Kafka client's TLS. Setting any field turns TLS on.
@@ -324,6 +329,10 @@ func (c *Config) Validate() error {
 	}
 	if c.Batch.MaxBytes <= 0 {
 		return bad("batch.max_bytes", fmt.Sprint(c.Batch.MaxBytes), "a positive number of bytes")
+	}
+	if c.Source.SchemaRegistry.RetryNotFound < 0 {
+		return bad("source.schema_registry.retry_not_found", c.Source.SchemaRegistry.RetryNotFound.D().String(),
+			"how long a schema id the registry answers 404 for is retried before its records are dead letters (e.g. 5m)")
 	}
 	if len(c.Tables) == 0 {
 		return bad("tables", "", "at least one table rule with topics")

@@ -89,6 +89,8 @@ func configErrorCases() []configErrorCase {
 		edit("empty topics", "topics: audit.log", "topics: ''", "tables[1].topics", "a topic name or a regular expression"),
 		edit("bad regex", `'^shop\.public\.(.*)$'`, `'^shop(('`, "tables[0].topics", "a valid regular expression"),
 		edit("bad format", "mode: append", "mode: append\n    format: xml", "tables[1].format", "json, debezium or avro"),
+		edit("negative retry_not_found", brokers, src("  schema_registry: {url: 'http://registry:8081', retry_not_found: -1s}\n"), "source.schema_registry.retry_not_found",
+			"how long a schema id the registry answers 404 for is retried"),
 		edit("avro without a registry", "mode: append", "mode: append\n    format: avro", "source.schema_registry.url", "the schema registry URL (http://host:port) that tables[1].format: avro"),
 		edit("bad version column", "mode: append", "mode: append\n    version: 'a.b'", "tables[1].version", "a column name; source_lsn"),
 		edit("cdc needs envelope", "mode: append", "mode: cdc", "tables[1].mode", "format debezium (or avro) for mode cdc"),

@@ -27,9 +27,13 @@ import (
 // Avro (Debezium's key struct), JSON or plain text.
 //
 // Schemas are fetched in Prepare, before the batch is decoded, so Decode
-// does no I/O on the normal path; a registry that cannot be reached fails
-// the batch (it is retried), while a schema id the registry does not know
-// makes the record a dead letter.
+// does no I/O on the normal path. A registry that cannot be reached fails
+// the batch (it is retried); so does a schema id the registry answers 404
+// for, until it has done so for Registry.notFoundFor: a registry replica
+// behind its leader, or one restored from a backup, answers 404 for a
+// schema a producer has just registered. Only then are the records with
+// that id dead letters, and the registry is asked again on every later
+// batch, so a schema that comes back is read again.
 type Avro struct {
 	cdc
 	mode string
@@ -53,9 +57,18 @@ type Registry struct {
 	cl  *sr.Client
 	url string
 
+	// notFoundFor is how long a schema id may be answered 404 before its
+	// records are dead letters (source.schema_registry.retry_not_found).
+	notFoundFor time.Duration
+
 	mu      sync.RWMutex
 	schemas map[int]avro.Schema
-	bad     map[int]error // ids the registry does not know, or schemas that do not parse
+	bad     map[int]error // schemas that are not Avro, use references or do not parse: the id's meaning never changes
+	// missing holds when the registry first answered 404 for an id, in the
+	// current run of 404s; gone the error of an id answered 404 for longer
+	// than notFoundFor (its records are dead letters until it is found).
+	missing map[int]time.Time
+	gone    map[int]error
 }
 
 // NewRegistry returns a registry client for the configured URL.
@@ -68,12 +81,45 @@ func NewRegistry(cfg exactly.SchemaRegistryConfig) (*Registry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating schema registry client for %s: %w", cfg.URL, err)
 	}
-	return &Registry{cl: cl, url: cfg.URL, schemas: map[int]avro.Schema{}, bad: map[int]error{}}, nil
+	wait := cfg.RetryNotFound.D()
+	if wait == 0 {
+		wait = DefaultRetryNotFound
+	}
+	return &Registry{cl: cl, url: cfg.URL, notFoundFor: wait, schemas: map[int]avro.Schema{}, bad: map[int]error{},
+		missing: map[int]time.Time{}, gone: map[int]error{}}, nil
 }
 
+// DefaultRetryNotFound is how long a schema id the registry answers 404 for
+// fails the batch before its records are dead letters, when
+// source.schema_registry.retry_not_found is not set.
+const DefaultRetryNotFound = 5 * time.Minute
+
+// NotFoundError is a schema id the registry has answered 404 for, for less
+// than the configured time: the batch fails and is retried (issue 15.9: one
+// 404 was remembered for the life of the process, and every later record
+// with that id was dead-lettered).
+type NotFoundError struct {
+	ID       int
+	URL      string
+	Since    time.Time
+	RetryFor time.Duration
+	Err      error
+}
+
+func (e *NotFoundError) Error() string {
+	return fmt.Sprintf("schema id %d is not in the schema registry %s (404 for %s): the batch is retried; its records become dead letters if it is still missing after %s (source.schema_registry.retry_not_found): %v",
+		e.ID, e.URL, time.Since(e.Since).Round(time.Second), e.RetryFor, e.Err)
+}
+
+func (e *NotFoundError) Unwrap() error { return e.Err }
+
 // Fetch makes sure every id is known, asking the registry for the ones
-// that are not. An id the registry answers 404 for (or whose schema does
-// not parse) is remembered as bad; any other failure is returned.
+// that are not. A schema that is not Avro, uses references or does not
+// parse is remembered as bad (its records are dead letters). An id the
+// registry answers 404 for is a *NotFoundError (the batch is retried)
+// until it has been answered 404 for notFoundFor; then its records are
+// dead letters, but it is asked for again on every Fetch. Any other
+// failure is returned.
 func (g *Registry) Fetch(ctx context.Context, ids []int) error {
 	for _, id := range ids {
 		g.mu.RLock()
@@ -86,7 +132,9 @@ func (g *Registry) Fetch(ctx context.Context, ids []int) error {
 		s, err := g.cl.SchemaByID(ctx, id)
 		var re *sr.ResponseError
 		if errors.As(err, &re) && re.StatusCode == http.StatusNotFound {
-			g.remember(id, nil, fmt.Errorf("schema id %d is not in the schema registry %s: %v", id, g.url, err))
+			if err := g.notFound(id, err); err != nil {
+				return err
+			}
 			continue
 		}
 		if err != nil {
@@ -112,9 +160,28 @@ func (g *Registry) Fetch(ctx context.Context, ids []int) error {
 	return nil
 }
 
+// notFound records a 404 for id: a *NotFoundError while the id has been
+// missing for less than notFoundFor, else nil with the id marked gone.
+func (g *Registry) notFound(id int, err error) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	first, ok := g.missing[id]
+	if !ok {
+		first = time.Now()
+		g.missing[id] = first
+	}
+	if time.Since(first) < g.notFoundFor {
+		return &NotFoundError{ID: id, URL: g.url, Since: first, RetryFor: g.notFoundFor, Err: err}
+	}
+	g.gone[id] = fmt.Errorf("schema id %d is not in the schema registry %s (404 for %s): %v", id, g.url, time.Since(first).Round(time.Second), err)
+	return nil
+}
+
 func (g *Registry) remember(id int, s avro.Schema, err error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	delete(g.missing, id)
+	delete(g.gone, id)
 	if err != nil {
 		g.bad[id] = err
 		return
@@ -128,6 +195,9 @@ func (g *Registry) schema(id int) (avro.Schema, error) {
 	g.mu.RLock()
 	s, ok := g.schemas[id]
 	err := g.bad[id]
+	if err == nil {
+		err = g.gone[id] // asked again by the next Fetch
+	}
 	g.mu.RUnlock()
 	if ok {
 		return s, nil

@@ -265,6 +265,7 @@ func TestAvroRegistryFailuresAndBadRecords(t *testing.T) {
 	s := g.add(1, `{"type":"record","name":"r","fields":[{"name":"id","type":"long"}]}`)
 	d := avroCDC(t, g, "")
 	d.mode = "upsert"
+	d.reg.notFoundFor = 0 // a 404 makes dead letters at once here; TestAvroRegistry404IsRetriedForABoundedTime tests the wait
 	good := &exactly.Record{Topic: "t", Partition: 1, Offset: 9, Value: confluent(t, 1, s, map[string]any{"id": int64(1)})}
 	unknown := &exactly.Record{Topic: "t", Partition: 1, Offset: 10, Value: []byte{0, 0, 0, 0, 42, 2}}
 
@@ -296,6 +297,75 @@ func TestAvroRegistryFailuresAndBadRecords(t *testing.T) {
 		if !errors.As(err, &re) || re.Offset != c.r.Offset || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("offset %d: got %v, want a RecordError containing %q", c.r.Offset, err, c.want)
 		}
+	}
+}
+
+// TestAvroRegistry404IsRetriedForABoundedTime pins issue 15.9: one 404
+// from the registry (a replica behind its leader, a registry restored from
+// a backup) was remembered for the life of the process, and every later
+// record with that schema id became a dead letter. A 404 now fails the
+// batch (retried) until the id has been missing for retry_not_found; only
+// then are its records dead letters, and the registry is asked again on
+// every later batch, so a schema that appears is read.
+func TestAvroRegistry404IsRetriedForABoundedTime(t *testing.T) {
+	g := newRegistry(t)
+	const wait = 2 * time.Second
+	reg, err := NewRegistry(exactly.SchemaRegistryConfig{URL: g.URL, RetryNotFound: exactly.Duration(wait)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := NewAvro(&exactly.TableRule{Key: []string{"id"}, Mode: "upsert"}, reg)
+	schema := `{"type":"record","name":"r","fields":[{"name":"id","type":"long"}]}`
+	s, _ := avro.ParseWithCache(schema, "", &avro.SchemaCache{})
+	rec := func(id int, off int64) *exactly.Record {
+		return &exactly.Record{Topic: "t", Partition: 0, Offset: off, Value: confluent(t, id, s, map[string]any{"id": off})}
+	}
+	ctx := context.Background()
+
+	// Id 5 registered late (the producer's registry was ahead of ours):
+	// the batch fails until it appears, then decodes.
+	var nf *NotFoundError
+	if err := d.Prepare(ctx, []*exactly.Record{rec(5, 1)}); !errors.As(err, &nf) || nf.ID != 5 {
+		t.Fatalf("first 404: got %v, want a NotFoundError for id 5 (the batch is retried)", err)
+	}
+	g.add(5, schema)
+	if err := d.Prepare(ctx, []*exactly.Record{rec(5, 1)}); err != nil {
+		t.Fatalf("id 5 registered: %v", err)
+	}
+	if ch, err := d.Decode(rec(5, 1)); err != nil || ch.Row["id"] != int64(1) {
+		t.Fatalf("id 5 after it appeared: %+v %v, want the row (not a dead letter)", ch, err)
+	}
+
+	// Id 6 stays missing: the batch fails for retry_not_found, then its
+	// records are dead letters naming the id.
+	began := time.Now()
+	for time.Since(began) < wait/2 {
+		if err := d.Prepare(ctx, []*exactly.Record{rec(6, 2)}); !errors.As(err, &nf) || nf.ID != 6 {
+			t.Fatalf("404 within retry_not_found: got %v, want a NotFoundError for id 6", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(time.Until(began.Add(wait + 100*time.Millisecond)))
+	if err := d.Prepare(ctx, []*exactly.Record{rec(6, 2)}); err != nil {
+		t.Fatalf("404 after retry_not_found: got %v, want the batch to go on (the record is a dead letter)", err)
+	}
+	var re *exactly.RecordError
+	if _, err := d.Decode(rec(6, 2)); !errors.As(err, &re) || re.Offset != 2 || !strings.Contains(err.Error(), "schema id 6 is not in the schema registry") {
+		t.Fatalf("id 6 after retry_not_found: got %v, want a RecordError (dead letter) naming schema id 6", err)
+	}
+	// It is not remembered for the life of the process: once registered,
+	// the next batch reads it.
+	g.add(6, schema)
+	if err := d.Prepare(ctx, []*exactly.Record{rec(6, 3)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Decode(rec(6, 3)); err != nil {
+		t.Fatalf("id 6 registered after its dead letters: %v, want the row", err)
+	}
+	// A registry that cannot answer (5xx) is never the record's fault.
+	g.down.Store(true)
+	if err := d.Prepare(ctx, []*exactly.Record{rec(7, 4)}); err == nil || errors.As(err, &nf) {
+		t.Fatalf("registry down: got %v, want a fetch error", err)
 	}
 }
 
