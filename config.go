@@ -47,6 +47,28 @@ type SourceConfig struct {
 	RebalanceTimeout Duration `yaml:"rebalance_timeout"`
 	// ClientID reported to the brokers. Default "exactly".
 	ClientID string `yaml:"client_id"`
+	// Membership is static (default) or dynamic. A static member (KIP-345)
+	// has an identity that survives a restart: a process killed and
+	// started again takes its old place at once instead of waiting for
+	// its dead self's session to end.
+	Membership string `yaml:"membership"`
+	// InstanceID is the static member's identity. Default
+	// <hostname>-<slot>, the slot being the lowest free one of this
+	// group on this host (a lock file), so two processes on one machine
+	// never share it and a restarted one gets its own back. Set it where
+	// the hostname is not stable or unique, e.g. to a StatefulSet's pod
+	// name.
+	InstanceID string `yaml:"instance_id"`
+	// OnStop is what a clean stop (SIGTERM) does with the partitions:
+	// leave (default) hands them to the other members at once, as a
+	// rolling deploy or a scale-down wants; stay keeps them for this
+	// identity until its session ends, so a restart within
+	// session_timeout resumes without a rebalance.
+	OnStop string `yaml:"on_stop"`
+	// GroupProtocol is classic (default, JoinGroup/SyncGroup) or consumer
+	// (KIP-848: the broker assigns partitions and one member's death or
+	// restart never stops the others). consumer needs Kafka 4.0+.
+	GroupProtocol string `yaml:"group_protocol"`
 	// SchemaRegistry resolves the schema ids of format avro records.
 	SchemaRegistry SchemaRegistryConfig `yaml:"schema_registry"`
 	// TLS encrypts the broker connections. Default: plaintext.
@@ -218,7 +240,8 @@ func (e *ConfigError) Error() string {
 func DefaultConfig() Config {
 	return Config{
 		Source: SourceConfig{StartFrom: "earliest", SessionTimeout: Duration(45 * time.Second),
-			RebalanceTimeout: Duration(60 * time.Second), ClientID: "exactly"},
+			RebalanceTimeout: Duration(60 * time.Second), ClientID: "exactly",
+			Membership: "static", OnStop: "leave", GroupProtocol: "classic"},
 		Sink:  SinkConfig{MaxConns: 4},
 		Batch: BatchConfig{Interval: Duration(time.Second), MaxRecords: 50000, MaxBytes: 64 << 20},
 	}
@@ -272,6 +295,33 @@ func ParseConfig(r io.Reader, file string) (*Config, error) {
 	return &c, nil
 }
 
+// validateGroup checks the consumer group settings.
+func (c *Config) validateGroup(bad func(field, value, expected string) error) error {
+	src := &c.Source
+	switch src.Membership {
+	case "static", "dynamic":
+	default:
+		return bad("source.membership", src.Membership, "static or dynamic")
+	}
+	if src.InstanceID != "" && src.Membership == "dynamic" {
+		return bad("source.instance_id", src.InstanceID, "no instance_id with membership: dynamic (an instance id makes a member static)")
+	}
+	if len(src.InstanceID) > 249 || strings.ContainsFunc(src.InstanceID, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return bad("source.instance_id", src.InstanceID, "at most 249 printable characters")
+	}
+	switch src.OnStop {
+	case "leave", "stay":
+	default:
+		return bad("source.on_stop", src.OnStop, "leave (hand the partitions over at once) or stay (keep them for a restart within session_timeout)")
+	}
+	switch src.GroupProtocol {
+	case "classic", "consumer":
+	default:
+		return bad("source.group_protocol", src.GroupProtocol, "classic or consumer (KIP-848, Kafka 4.0+)")
+	}
+	return nil
+}
+
 // Validate checks the configuration, fills derived defaults and compiles
 // the topic patterns. Contradictions are refused here, not at run time.
 func (c *Config) Validate() error {
@@ -292,6 +342,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Sink.IdleTxTimeout == 0 {
 		c.Sink.IdleTxTimeout = c.Source.RebalanceTimeout.D()
+	}
+	if err := c.validateGroup(bad); err != nil {
+		return err
 	}
 	switch sf := c.Source.StartFrom; {
 	case sf == "earliest", sf == "latest", sf == "group":

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"os/signal"
 	"syscall"
 	"time"
@@ -27,6 +28,7 @@ func newRunCmd(g *globals) *cobra.Command {
 			// still means "stop cleanly", not the default instant death.
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
+			defer context.AfterFunc(ctx, func() { stopping(g) })()
 			if file == "" {
 				return usage(errMissingConfig)
 			}
@@ -48,7 +50,7 @@ func newRunCmd(g *globals) *cobra.Command {
 				}
 				return err
 			}
-			defer sink.Close()
+			defer closeBounded(sink, log)
 			src, err := kafka.NewSource(cfg, sink, log)
 			if err != nil {
 				return err
@@ -58,7 +60,8 @@ func newRunCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer served()
-			log.Info("running", "pipeline", cfg.Pipeline, "sink", cfg.Sink.Driver, "writer", sink.Writer())
+			log.Info("running", "pipeline", cfg.Pipeline, "sink", cfg.Sink.Driver, "writer", sink.Writer(),
+				"group", cfg.Source.Group, "instance_id", src.InstanceID(), "group_protocol", cfg.Source.GroupProtocol)
 			if err := src.Run(ctx); err != nil {
 				return err
 			}
@@ -69,6 +72,45 @@ func newRunCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVarP(&file, "config", "c", "", "configuration file (YAML)")
 	ops.flags(cmd)
 	return cmd
+}
+
+// stopLimit is the most a stop may take before the process gives up on
+// it; every step of a stop is bounded well within (see kafka.stopGrace),
+// so reaching it is a bug, said as one.
+var stopLimit = 9500 * time.Millisecond
+
+// stopping runs when the first SIGINT/SIGTERM arrives: a second one exits
+// at once (the ledger makes that safe: a transaction cut in the middle
+// rolls back, or it committed and the ledger says so), and so does a stop
+// that outlives stopLimit.
+func stopping(g *globals) {
+	again := make(chan os.Signal, 1)
+	signal.Notify(again, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		select {
+		case sig := <-again:
+			fmt.Fprintf(g.stderr, "exactly: %v again: exiting at once (the ledger keeps what committed)\n", sig)
+		case <-time.After(stopLimit):
+			fmt.Fprintf(g.stderr, "exactly: the stop took longer than %v: exiting (the ledger keeps what committed)\n", stopLimit)
+		}
+		os.Exit(1)
+	}()
+}
+
+// closeBounded closes the sink, waiting at most a second: database/sql
+// waits for queries in progress, and a flight abandoned at a stop against
+// an unreachable database may hold one.
+func closeBounded(sink *exactly.Sink, log *slog.Logger) {
+	done := make(chan struct{})
+	go func() {
+		sink.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+		log.Info("not waiting for the sink's connections to close")
+	}
 }
 
 // startupPatience is how long run waits for an unreachable sink database

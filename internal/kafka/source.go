@@ -61,6 +61,22 @@ type Source struct {
 	// the assigned partitions for the Observer, so lag shows even when a
 	// partition is idle. Default 5s.
 	WatermarkEvery time.Duration
+	// StallEvery is how often Run checks, and warns, why nothing moves
+	// (see watchStall). Default 10s.
+	StallEvery time.Duration
+
+	// id is the static group identity (its slot lock is held until Run
+	// returns).
+	id *identity
+	// hard is cancelled stopGrace after Run's context ends: flights still
+	// in flight then are cut (rolled back, or their outcome read from the
+	// ledger on the next start) so a stop is bounded.
+	hard       context.Context
+	cancelHard context.CancelFunc
+	// fatal is set when the member must stop (fenced by another process
+	// with its instance id).
+	fatal atomic.Pointer[error]
+	stall stallState
 }
 
 func (s *Source) obs() exactly.Observer {
@@ -87,6 +103,12 @@ type partition struct {
 // NewSource creates the Kafka client. Nothing is consumed until Run.
 func NewSource(cfg *exactly.Config, sink *exactly.Sink, log *slog.Logger, extra ...kgo.Opt) (*Source, error) {
 	s := &Source{cfg: cfg, sink: sink, log: log, parts: map[exactly.TP]*partition{}, ready: make(chan struct{})}
+	s.hard, s.cancelHard = context.WithCancel(context.Background())
+	id, err := newIdentity(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.id = id
 	patterns, literal, anyPattern := cfg.TopicPatterns()
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Source.Brokers...),
@@ -123,6 +145,14 @@ func NewSource(cfg *exactly.Config, sink *exactly.Sink, log *slog.Logger, extra 
 		// committed. Kafka Connect's default is 500ms.
 		kgo.FetchMaxWait(fetchMaxWait(cfg.Batch.Interval.D())),
 	}
+	if id.id != "" {
+		opts = append(opts, kgo.InstanceID(id.id))
+	}
+	if cfg.Source.GroupProtocol == "consumer" {
+		// KIP-848: the broker assigns (its "uniform" assignor for a
+		// sticky balancer). A broker without it falls back to classic.
+		opts = append(opts, kgo.ServerSideBalancer())
+	}
 	if anyPattern {
 		opts = append(opts, kgo.ConsumeRegex(), kgo.ConsumeTopics(patterns...))
 	} else {
@@ -130,12 +160,18 @@ func NewSource(cfg *exactly.Config, sink *exactly.Sink, log *slog.Logger, extra 
 	}
 	sec, err := securityOpts(cfg)
 	if err != nil {
+		id.release()
 		return nil, err
 	}
 	opts = append(opts, sec...)
 	opts = append(opts, extra...)
+	if id.id != "" && cfg.Source.GroupProtocol == "consumer" {
+		plain := append([]kgo.Opt{kgo.SeedBrokers(cfg.Source.Brokers...), kgo.ClientID(cfg.Source.ClientID)}, sec...)
+		releaseOldSelf(plain, cfg.Source.Group, id)
+	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
+		id.release()
 		return nil, fmt.Errorf("creating kafka client: %w", err)
 	}
 	s.cl = cl
@@ -322,12 +358,16 @@ func (s *Source) Held() int {
 // never between AllowRebalance and the next poll, when a revoke may be
 // running.
 func (s *Source) Run(ctx context.Context) error {
-	defer s.cl.Close()
+	defer s.stop()
+	// A stop gives the flights in flight stopGrace to settle, then cuts
+	// them (see settle).
+	defer context.AfterFunc(ctx, func() { time.AfterFunc(stopGrace, s.cancelHard) })()
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	if s.Observer != nil {
-		wctx, cancel := context.WithCancel(ctx)
-		defer cancel()
 		go s.watchWatermarks(wctx)
 	}
+	go s.watchStall(wctx)
 	interval := s.cfg.Batch.Interval.D()
 	slots := s.slots()
 	var (
@@ -336,13 +376,10 @@ func (s *Source) Run(ctx context.Context) error {
 		backoff   time.Duration
 		notBefore time.Time // after a failed flight, the next waits
 	)
-	// reap settles the flights that ended (with wait, all of them).
-	reap := func(wait bool) {
+	// reap applies the flights that ended.
+	reap := func() {
 		keep := flights[:0]
 		for _, fl := range flights {
-			if wait {
-				<-fl.done
-			}
 			select {
 			case <-fl.done:
 				if s.finish(fl) {
@@ -360,9 +397,12 @@ func (s *Source) Run(ctx context.Context) error {
 	}
 	for {
 		if ctx.Err() != nil {
-			reap(true)
-			s.cl.AllowRebalance()
+			s.settle(flights)
 			return nil
+		}
+		if err := s.fatal.Load(); err != nil {
+			s.settle(flights)
+			return *err
 		}
 		now := time.Now()
 		rebalance := s.rebalance.Load()
@@ -417,9 +457,10 @@ func (s *Source) Run(ctx context.Context) error {
 					stop()
 				}
 				cancel()
-				reap(true)
+				s.settle(flights)
 				return errors.New("kafka client closed")
 			}
+			s.noteMember()
 			s.handleErrors(ctx, fetches)
 			s.buffer(fetches)
 			if s.OnFetch != nil {
@@ -430,7 +471,7 @@ func (s *Source) Run(ctx context.Context) error {
 			stop()
 		}
 		cancel()
-		reap(false)
+		reap()
 	}
 }
 
@@ -552,6 +593,17 @@ func (s *Source) shareLocked() (int, int64) {
 func (s *Source) handleErrors(ctx context.Context, fetches kgo.Fetches) {
 	for _, fe := range fetches.Errors() {
 		if errors.Is(fe.Err, context.DeadlineExceeded) || errors.Is(fe.Err, context.Canceled) {
+			continue
+		}
+		if isGroupError(fe.Err) {
+			s.groupError(fe.Err)
+			continue
+		}
+		if fe.Topic == "" {
+			// Not about a partition (a client-wide error: no broker
+			// reachable, an authentication failure): say what is known.
+			s.log.Warn("kafka client error", "brokers", strings.Join(s.cfg.Source.Brokers, ","), "group", s.cfg.Source.Group, "err", fe.Err)
+			s.obs().Failed("kafka", kafkaErrorKind(fe.Err), fe.Err)
 			continue
 		}
 		tp := exactly.TP{Topic: fe.Topic, Partition: fe.Partition}
@@ -750,7 +802,7 @@ func (s *Source) fly(batches []*exactly.PartitionBatch, oldest time.Time) *fligh
 		// The transaction is not tied to the run's context: a flight in
 		// flight at shutdown finishes (commits or rolls back) instead of
 		// being cut.
-		cctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		cctx, cancel := context.WithTimeout(s.hardCtx(), 2*time.Minute)
 		defer cancel()
 		began := time.Now()
 		fl.outcomes = s.sink.Commit(cctx, batches)
@@ -816,7 +868,7 @@ func (s *Source) finish(fl *flight) (failed bool) {
 			}
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(s.hardCtx(), time.Minute)
 	defer cancel()
 	if len(rewind) > 0 {
 		s.rewind(ctx, rewind)

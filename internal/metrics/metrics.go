@@ -21,6 +21,7 @@
 //	exactly_partition_halted{topic,partition}          1 when the partition stopped (on_error: fail, offsets lost), else 0
 //	exactly_partitions_assigned                 partitions this process owns
 //	exactly_last_commit_timestamp_seconds       Unix time of the last committed batch
+//	exactly_stalled{cause}                      1 while nothing moves for this cause (broker_unreachable, waiting_for_group: records wait but the group gives this member no partition), else 0
 //	exactly_errors_total{system,kind}           errors met and survived; system db (kind: connection, conflict, data, other) or kafka (the Kafka error name, timeout, network, commit_offsets, other)
 //
 // Go runtime and process metrics (go_*, process_*) are included.
@@ -55,11 +56,13 @@ type Metrics struct {
 	next, hwm, lag, halted                               *prometheus.GaugeVec
 	assigned, lastCommit                                 prometheus.Gauge
 	errs                                                 *prometheus.CounterVec
+	stalled                                              *prometheus.GaugeVec
 
 	mu        sync.Mutex
 	parts     map[exactly.TP]*partState
 	lastErr   error
 	lastErrAt time.Time
+	stall     Stall
 	now       func() time.Time
 }
 
@@ -115,11 +118,15 @@ func New(pipeline string, route func(topic string) (table string, ok bool)) *Met
 		assigned:   f.gauge("exactly_partitions_assigned", "Partitions this process owns."),
 		lastCommit: f.gauge("exactly_last_commit_timestamp_seconds", "Unix time of the last committed batch."),
 		errs:       f.counterVec("exactly_errors_total", "Errors met and survived, by system (db, kafka) and kind.", "system", "kind"),
+		stalled:    f.gaugeVec("exactly_stalled", "1 while nothing moves for this cause (broker_unreachable, waiting_for_group), else 0.", "cause"),
 		parts:      map[exactly.TP]*partState{},
 		now:        time.Now,
 	}
 	for _, st := range []string{"committed", "failed", "fenced", "halted"} {
 		m.batches.WithLabelValues(st) // present at 0 from the start
+	}
+	for _, c := range stallCauses {
+		m.stalled.WithLabelValues(c)
 	}
 	return m
 }
@@ -388,4 +395,39 @@ func errorsAs(err error, fe **exactly.FencedError) bool { return errors.As(err, 
 func isHalt(err error) bool {
 	var re *exactly.RecordError
 	return errors.As(err, &re)
+}
+
+// stallCauses are the causes of kafka.Stall (the metrics package does not
+// import the source).
+var stallCauses = []string{"broker_unreachable", "waiting_for_group"}
+
+// Stall is why the member applies nothing although it should, as the
+// source last said (see kafka.Source.Stall).
+type Stall struct {
+	Cause, Detail string
+	Since         time.Time
+}
+
+// Stalled implements kafka.StallObserver.
+func (m *Metrics) Stalled(cause, detail string) {
+	m.mu.Lock()
+	if cause != m.stall.Cause {
+		m.stall.Since = m.now()
+	}
+	m.stall.Cause, m.stall.Detail = cause, detail
+	m.mu.Unlock()
+	for _, c := range stallCauses {
+		v := 0.0
+		if c == cause {
+			v = 1
+		}
+		m.stalled.WithLabelValues(c).Set(v)
+	}
+}
+
+// Stall returns the last stall the source reported.
+func (m *Metrics) Stall() Stall {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.stall
 }

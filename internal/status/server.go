@@ -153,6 +153,11 @@ func (s *Server) Ready(ctx context.Context) []Check {
 			stuck = append(stuck, fmt.Sprintf("%s (%s)", p.TP, p.Stuck.Truncate(time.Second)))
 		}
 	}
+	if st := s.Metrics.Stall(); st.Cause != "" {
+		add("moving", fmt.Errorf("nothing moves for %s: %s", time.Since(st.Since).Truncate(time.Second), st.Detail), "")
+	} else {
+		add("moving", nil, "nothing in the way")
+	}
 	if assigned == 0 {
 		add("partitions", errors.New("no partition assigned yet"), "")
 	} else {
