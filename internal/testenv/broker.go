@@ -106,6 +106,17 @@ func (b *Broker) Kill() {
 	b.cmd = nil
 }
 
+// Stop ends the broker cleanly (SIGTERM): its state is written to the
+// data directory, and Start brings it back with its records.
+func (b *Broker) Stop() {
+	if b.cmd == nil {
+		return
+	}
+	b.cmd.Process.Signal(syscall.SIGTERM)
+	<-b.done
+	b.cmd = nil
+}
+
 // Freeze stops the broker (SIGSTOP): connections stay open and nothing
 // answers, like a broker behind a dead network. Thaw resumes it.
 func (b *Broker) Freeze() { b.cmd.Process.Signal(syscall.SIGSTOP) }
