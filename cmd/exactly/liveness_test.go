@@ -4,8 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"io"
 	"math/rand"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -89,17 +91,7 @@ type proc struct {
 
 func (e *liveEnv) start(name, cfg string) *proc {
 	e.t.Helper()
-	cmd := exec.Command(testenv.Binary(e.t), "run", "-c", cfg, "--log-level", "info")
-	cmd.Env = append(os.Environ(), "EXACTLY_LOCK_DIR="+e.lockDir)
-	fmt.Fprintf(e.logf, "=== %s: start %s\n", time.Now().Format("15:04:05.000"), name)
-	cmd.Stdout, cmd.Stderr = e.logf, e.logf
-	if err := cmd.Start(); err != nil {
-		e.t.Fatal(err)
-	}
-	p := &proc{name: name, cmd: cmd, done: make(chan error, 1)}
-	go func() { p.done <- cmd.Wait() }()
-	e.t.Cleanup(func() { p.cmd.Process.Kill() })
-	return p
+	return e.startWith(name, cfg)
 }
 
 // kill SIGKILLs the process and waits for it.
@@ -484,4 +476,243 @@ func TestSIGTERMEndsTheRunWithinTenSeconds(t *testing.T) {
 			e.check()
 		})
 	}
+}
+
+// writer is the ledger's writer column of a process.
+func writer(p *proc) string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s:%d", host, p.cmd.Process.Pid)
+}
+
+// ownedBy counts the partitions a process committed a batch of since t.
+func (e *liveEnv) ownedBy(p *proc, since time.Time) int {
+	e.t.Helper()
+	var n int
+	if err := e.db.QueryRow(`SELECT count(DISTINCT (topic, "partition")) FROM exactly_batches
+		WHERE pipeline = $1 AND status = 'committed' AND writer = $2 AND committed_at > $3`,
+		e.pipeline, writer(p), since.UTC()).Scan(&n); err != nil {
+		e.t.Fatal(err)
+	}
+	return n
+}
+
+// TestAnotherInstanceTakesOver runs two instances (two identities) while
+// records arrive and stops one for good: killed, it holds its partitions
+// until its session ends (session_timeout, 45s by default) and the other
+// must own them within session_timeout + 5s; stopped cleanly with
+// on_stop: leave (the default) they move at once; with on_stop: stay
+// they wait for the session, kept for a restart.
+func TestAnotherInstanceTakesOver(t *testing.T) {
+	for _, how := range []string{"sigterm_leave", "sigkill", "sigterm_stay"} {
+		t.Run(how, func(t *testing.T) {
+			e := newLiveEnv(t)
+			source := ""
+			if how == "sigterm_stay" {
+				source = "on_stop: stay"
+			}
+			cfg := e.config("a", source, e.dsn)
+			stop := e.produce(300)
+			defer stop()
+			a := e.start("a", cfg)
+			if _, ok := e.waitCommit(0, time.Now(), 60*time.Second); !ok {
+				t.Fatalf("no commit within 60s\n%s", e.log())
+			}
+			b := e.start("b", cfg)
+			// Both own partitions and commit them.
+			deadline := time.Now().Add(90 * time.Second)
+			for {
+				since := time.Now().Add(-3 * time.Second)
+				na, nb := e.ownedBy(a, since), e.ownedBy(b, since)
+				if na > 0 && nb > 0 && na+nb >= 9 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the two instances never shared the 9 partitions (a %d, b %d)\n%s", na, nb, e.log())
+				}
+				time.Sleep(500 * time.Millisecond)
+			}
+			gone := time.Now()
+			if how == "sigkill" {
+				e.kill(a)
+			} else {
+				e.term(a, 10*time.Second)
+			}
+			limit := 45*time.Second + 5*time.Second
+			var took time.Duration
+			for {
+				took = time.Since(gone)
+				if e.ownedBy(b, gone) == 9 {
+					break
+				}
+				if took > limit+15*time.Second {
+					break
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			t.Logf("%s: the other instance owns all 9 partitions %v after the stop (session_timeout 45s; load %s)", how, took.Round(time.Millisecond), loadavg())
+			switch how {
+			case "sigterm_leave":
+				if took > 10*time.Second {
+					t.Errorf("on_stop: leave: took %v, want the partitions moved at once (10s allowed under load)\n%s", took, e.log())
+				}
+			case "sigkill":
+				if took > limit {
+					t.Errorf("killed: took %v, want within session_timeout + 5s = %v\n%s", took, limit, e.log())
+				}
+			case "sigterm_stay":
+				if took < 30*time.Second || took > limit {
+					t.Errorf("on_stop: stay: took %v, want the partitions kept for the session (45s) and moved by %v\n%s", took, limit, e.log())
+				}
+			}
+			stop()
+			e.caughtUp(time.Now(), 60*time.Second)
+			e.term(b, 10*time.Second)
+			e.check()
+		})
+	}
+}
+
+// TestSameInstanceIDIsFenced starts a second process with the first one's
+// configured instance id: the broker fences the first out of the group,
+// and it must exit 1 saying so (two processes with one identity would
+// otherwise take the partitions from each other forever), while the
+// second goes on committing.
+func TestSameInstanceIDIsFenced(t *testing.T) {
+	e := newLiveEnv(t)
+	cfg := e.config("a", "instance_id: pod-0", e.dsn)
+	stop := e.produce(200)
+	defer stop()
+	a := e.start("a", cfg)
+	if _, ok := e.waitCommit(0, time.Now(), 60*time.Second); !ok {
+		t.Fatalf("no commit within 60s\n%s", e.log())
+	}
+	b := e.start("b", cfg)
+	select {
+	case err := <-a.done:
+		if err == nil {
+			t.Fatalf("the fenced process exited 0, want 1\n%s", e.log())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the first process is still running 60s after another joined with its instance id\n%s", e.log())
+	}
+	if !strings.Contains(e.log(), `another process joined with this member's instance id "pod-0"`) {
+		t.Errorf("the fenced process does not say why it stopped\n%s", e.log())
+	}
+	n := e.commits()
+	if _, ok := e.waitCommit(n, time.Now(), 30*time.Second); !ok {
+		t.Fatalf("the second process does not commit\n%s", e.log())
+	}
+	stop()
+	e.caughtUp(time.Now(), 60*time.Second)
+	e.term(b, 10*time.Second)
+	e.check()
+}
+
+// TestNothingMovesIsSaid: with the broker down at start-up the process
+// must say so within seconds (issue 14: "running", then silence for
+// 150s), on the log and on /readyz; and a member the group gives no
+// partition while records wait must say it waits for the group.
+func TestNothingMovesIsSaid(t *testing.T) {
+	e := newLiveEnv(t)
+	e.broker.Stop()
+	addrA, addrB := freeAddr(t), freeAddr(t)
+	cfg := e.config("a", "", e.dsn)
+	a := e.startWith("a", cfg, "--metrics-addr", addrA)
+	began := time.Now()
+	e.waitLog(`nothing moves: no broker answers`, 15*time.Second)
+	t.Logf("broker down at start-up: said after %v (load %s)", time.Since(began).Round(time.Millisecond), loadavg())
+	readyz(t, addrA, "FAIL moving: nothing moves", "no broker answers")
+	e.broker.Start()
+	stop := e.produce(200)
+	defer stop()
+	if _, ok := e.waitCommit(0, time.Now(), 60*time.Second); !ok {
+		t.Fatalf("no commit within 60s after the broker came back\n%s", e.log())
+	}
+	readyz(t, addrA, "ok   moving: nothing in the way")
+	// a freezes holding every partition; b joins and gets none while the
+	// group waits for a.
+	a.cmd.Process.Signal(syscall.SIGSTOP)
+	b := e.startWith("b", cfg, "--metrics-addr", addrB)
+	e.waitLog(`records wait in demo.customers,demo.events,demo.orders but this member has no partition: group`, 30*time.Second)
+	readyz(t, addrB, "FAIL moving: nothing moves", "this member has no partition")
+	metric(t, addrB, `exactly_stalled{cause="waiting_for_group",pipeline="live"} 1`)
+	a.cmd.Process.Signal(syscall.SIGCONT)
+	stop()
+	e.term(a, 10*time.Second)
+	e.caughtUp(time.Now(), 90*time.Second)
+	e.term(b, 10*time.Second)
+	e.check()
+}
+
+func (e *liveEnv) startWith(name, cfg string, args ...string) *proc {
+	e.t.Helper()
+	cmd := exec.Command(testenv.Binary(e.t), append([]string{"run", "-c", cfg, "--log-level", "info"}, args...)...)
+	cmd.Env = append(os.Environ(), "EXACTLY_LOCK_DIR="+e.lockDir)
+	fmt.Fprintf(e.logf, "=== %s: start %s\n", time.Now().Format("15:04:05.000"), name)
+	cmd.Stdout, cmd.Stderr = e.logf, e.logf
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	p := &proc{name: name, cmd: cmd, done: make(chan error, 1)}
+	go func() { p.done <- cmd.Wait() }()
+	e.t.Cleanup(func() { p.cmd.Process.Kill() })
+	return p
+}
+
+// waitLog waits for s in the processes' log.
+func (e *liveEnv) waitLog(s string, limit time.Duration) {
+	e.t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		b, _ := os.ReadFile(filepath.Join(e.dir, "pipeline.log"))
+		if strings.Contains(string(b), s) {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%q not logged within %v\n%s", s, limit, e.log())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// readyz waits until /readyz holds every one of want.
+func readyz(t *testing.T, addr string, want ...string) {
+	t.Helper()
+	waitHTTP(t, "http://"+addr+"/readyz", want...)
+}
+
+func metric(t *testing.T, addr string, want ...string) {
+	t.Helper()
+	waitHTTP(t, "http://"+addr+"/metrics", want...)
+}
+
+func waitHTTP(t *testing.T, u string, want ...string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	var body string
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(u); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			body = string(b)
+			ok := true
+			for _, w := range want {
+				ok = ok && strings.Contains(body, w)
+			}
+			if ok {
+				return
+			}
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	t.Fatalf("%s never held %q:\n%s", u, want, body)
 }
