@@ -636,6 +636,14 @@ func TestNothingMovesIsSaid(t *testing.T) {
 	e.waitLog(`records wait in demo.customers,demo.events,demo.orders but this member has no partition: group`, 30*time.Second)
 	readyz(t, addrB, "FAIL moving: nothing moves", "this member has no partition")
 	metric(t, addrB, `exactly_stalled{cause="waiting_for_group",pipeline="live"} 1`)
+	var out, errOut strings.Builder
+	if code := run([]string{"status", "-c", cfg}, &out, &errOut); code != 0 {
+		t.Fatalf("exactly status: exit %d: %s", code, errOut.String())
+	}
+	if !strings.Contains(out.String(), "group live: PreparingRebalance, 2 members") ||
+		!strings.Contains(out.String(), "records wait while the group is PreparingRebalance") {
+		t.Errorf("exactly status does not say the group holds everything up:\n%s", out.String())
+	}
 	a.cmd.Process.Signal(syscall.SIGCONT)
 	stop()
 	e.term(a, 10*time.Second)

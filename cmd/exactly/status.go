@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/exactly/exactly"
+	"github.com/exactly/exactly/internal/kafka"
 )
 
 // partitionStatus is one line of exactly status.
@@ -52,12 +53,20 @@ func newStatusCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// Who holds the partitions, and whether the group is stuck:
+			// records waiting while nobody, or a rebalance, holds them.
+			group, gerr := env.kafka.Group(ctx, env.cfg.Source.Group)
 			if asJSON {
 				enc := json.NewEncoder(g.stdout)
 				enc.SetIndent("", "  ")
-				return enc.Encode(map[string]any{"pipeline": env.cfg.Pipeline, "partitions": st})
+				out := map[string]any{"pipeline": env.cfg.Pipeline, "partitions": st, "group": group}
+				if gerr != nil {
+					out["group_error"] = gerr.Error()
+				}
+				return enc.Encode(out)
 			}
 			printStatus(g, st)
+			printGroup(g, env.cfg.Source.Group, group, gerr, st)
 			return nil
 		},
 	}
@@ -163,4 +172,30 @@ func printStatus(g *globals, st []partitionStatus) {
 			opt(s.NextOffset), opt(s.HighWater), opt(s.Lag), id, at, status)
 	}
 	tw.Flush()
+}
+
+// printGroup says who holds the partitions, and why nothing moves when
+// records wait and nobody does.
+func printGroup(g *globals, name string, group *kafka.GroupState, err error, st []partitionStatus) {
+	if err != nil {
+		fmt.Fprintf(g.stdout, "\ngroup %s: %v\n", name, err)
+		return
+	}
+	fmt.Fprintf(g.stdout, "\ngroup %s: %s, %d members", name, group.State, len(group.Members))
+	for _, m := range group.Members {
+		fmt.Fprintf(g.stdout, "\n  %s@%s: %d partitions", m.ID, m.Host, m.Partitions)
+	}
+	fmt.Fprintln(g.stdout)
+	var lag int64
+	for _, s := range st {
+		if s.Lag != nil {
+			lag += *s.Lag
+		}
+	}
+	switch {
+	case lag > 0 && len(group.Members) == 0:
+		fmt.Fprintf(g.stdout, "%d records wait and no member is running\n", lag)
+	case lag > 0 && group.State != "Stable":
+		fmt.Fprintf(g.stdout, "%d records wait while the group is %s: the members apply nothing until it settles\n", lag, group.State)
+	}
 }
