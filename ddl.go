@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // ColumnDef is a column that create or evolve would add.
@@ -371,6 +372,9 @@ func (s *Sink) ensureTables(ctx context.Context, batches []*PartitionBatch) erro
 		changes []*Change
 		batches map[*PartitionBatch]bool
 	}
+	if err := s.checkNames(ctx, batches); err != nil {
+		return err
+	}
 	groups := map[string]*group{}
 	var names []string
 	for _, b := range batches {
@@ -647,8 +651,122 @@ func (s *Sink) PlanTable(ctx context.Context, topic string, sample []*Record) (*
 			continue
 		}
 		mapColumns(&rule.Columns, rule.Key, &ch)
+		if rule.Create || rule.Evolve == "add_columns" {
+			if why := s.badField(t, &ch); why != nil {
+				p.DeadLetters = append(p.DeadLetters, (&RecordError{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: why}).Error())
+				continue
+			}
+		}
 		changes = append(changes, &ch)
 	}
 	p.Change = schemaChange(rule, table, t, changes)
 	return p, nil
+}
+
+// checkNames moves the changes with a field that cannot become a column
+// (see ColumnNameError) to the dead letters, or halts their partition
+// there under on_error: fail, before any DDL is worked out: one such
+// field made CREATE TABLE or ALTER TABLE … ADD COLUMN "a"."b" fail the
+// whole flight on every try, and PostgreSQL cut a long name to 63 bytes,
+// so the column was "added" on every batch and its value never written.
+//
+// It checks every field without a column of a record whose rule says
+// create or evolve, whether or not this batch would add it, so the dead
+// letters do not depend on where batches were cut.
+func (s *Sink) checkNames(ctx context.Context, batches []*PartitionBatch) error {
+	for _, b := range batches {
+		keep := b.changes[:0]
+		for _, c := range b.changes {
+			if c.rule.Create || c.rule.Evolve == "add_columns" {
+				t, err := s.describe(ctx, c.table)
+				if err != nil {
+					return err
+				}
+				if why := s.badField(t, &c.Change); why != nil {
+					err := fmt.Errorf("table %s: %w", c.table, why)
+					if c.rule.OnError == "fail" {
+						b.haltAt(recordError(c.rec, err))
+						break
+					}
+					b.DeadLetters = append(b.DeadLetters, DeadLetter{Record: c.rec, Err: err})
+					continue
+				}
+			}
+			keep = append(keep, c)
+		}
+		b.changes = keep
+	}
+	return nil
+}
+
+// badField returns why the first field (by name) of c that has no column
+// in t (nil: no table yet) cannot become one, or nil.
+func (s *Sink) badField(t *Table, c *Change) error {
+	var bad []string
+	why := map[string]error{}
+	check := func(name string) {
+		if _, seen := why[name]; seen || (t != nil && t.Column(name) != nil) {
+			return
+		}
+		err := ColumnNameError(s.d, name)
+		why[name] = err
+		if err != nil {
+			bad = append(bad, name)
+		}
+	}
+	for n := range c.Row {
+		check(n)
+	}
+	for n := range c.Key {
+		check(n)
+	}
+	for _, f := range c.Schema {
+		check(f.Name)
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	sort.Strings(bad)
+	return why[bad[0]]
+}
+
+// ColumnNameError says why name cannot be a column of d's tables, or
+// returns nil: no name is empty, holds a NUL or a dot (Quote would make
+// "a.b" two names) or invalid UTF-8, and the dialect's own limits apply
+// (see ColumnNamer).
+func ColumnNameError(d Dialect, name string) error {
+	var why string
+	switch {
+	case name == "":
+		why = "it is empty"
+	case strings.ContainsRune(name, 0):
+		why = "it contains a NUL character"
+	case strings.Contains(name, "."):
+		why = "it contains a dot"
+	case !utf8.ValidString(name):
+		why = "it is not valid UTF-8"
+	}
+	if why == "" {
+		cn, ok := d.(ColumnNamer)
+		if !ok {
+			return nil
+		}
+		err := cn.CheckColumnName(name)
+		if err == nil {
+			return nil
+		}
+		why = err.Error()
+	}
+	return &ColumnNameErr{Name: name, Why: why}
+}
+
+// ColumnNameErr is a field whose name cannot become a column.
+type ColumnNameErr struct {
+	Name string
+	Why  string
+}
+
+func (e *ColumnNameErr) Error() string {
+	return fmt.Sprintf("field %q cannot become a column: %s; rename it with the rule's columns: mapping, or turn create and evolve off to leave it unwritten",
+		strings.ToValidUTF8(strings.ReplaceAll(clip(e.Name), "\x00", `\x00`), "\uFFFD"), e.Why)
 }

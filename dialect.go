@@ -81,6 +81,16 @@ type Dialect interface {
 	CreateTableLike(name, source string) string
 }
 
+// ColumnNamer is an optional Dialect capability: the database's own
+// limits on a column name (PostgreSQL: 63 bytes, MySQL: 64 characters,
+// SQL Server: 128), checked before create or evolve makes a column for a
+// field. Empty names, NUL characters, dots and invalid UTF-8 are refused
+// for every dialect (see ColumnNameError).
+type ColumnNamer interface {
+	// CheckColumnName says why name cannot be a column, or returns nil.
+	CheckColumnName(name string) error
+}
+
 // Statement is one SQL statement and its arguments.
 type Statement struct {
 	SQL  string

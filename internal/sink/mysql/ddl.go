@@ -1,8 +1,10 @@
 package mysql
 
 import (
+	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/exactly/exactly"
 )
@@ -102,4 +104,16 @@ func (d *Dialect) AddColumn(table string, col exactly.ColumnDef) string {
 // column types, not the keys or indexes.
 func (d *Dialect) CreateTableLike(name, source string) string {
 	return "CREATE TABLE IF NOT EXISTS " + d.Quote(name) + " AS SELECT * FROM " + d.Quote(source) + " WHERE 1 = 0"
+}
+
+// CheckColumnName implements exactly.ColumnNamer: at most 64 characters,
+// and no trailing space (error 1166, incorrect column name).
+func (*Dialect) CheckColumnName(name string) error {
+	if n := utf8.RuneCountInString(name); n > 64 {
+		return fmt.Errorf("it is %d characters long and MySQL allows at most 64", n)
+	}
+	if strings.HasSuffix(name, " ") {
+		return errors.New("it ends with a space, which MySQL refuses in a column name")
+	}
+	return nil
 }

@@ -85,3 +85,15 @@ func (d *Dialect) AddColumn(table string, col exactly.ColumnDef) string {
 func (d *Dialect) CreateTableLike(name, source string) string {
 	return "CREATE TABLE IF NOT EXISTS " + d.Quote(name) + " AS SELECT * FROM " + d.Quote(source) + " WHERE 1 = 0"
 }
+
+// maxIdentifier is PostgreSQL's NAMEDATALEN-1: a longer name is cut to it
+// with a NOTICE, so a column made for a longer field would never match it.
+const maxIdentifier = 63
+
+// CheckColumnName implements exactly.ColumnNamer.
+func (*Dialect) CheckColumnName(name string) error {
+	if len(name) > maxIdentifier {
+		return fmt.Errorf("it is %d bytes long and PostgreSQL keeps at most %d (it would cut the name)", len(name), maxIdentifier)
+	}
+	return nil
+}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/exactly/exactly"
 )
@@ -19,6 +20,7 @@ func runEdges(t *testing.T, tg Target) {
 	t.Run("StartupRace", func(t *testing.T) { testStartupRace(t, tg) })
 	t.Run("NoTruncation", func(t *testing.T) { testNoTruncation(t, tg) })
 	t.Run("SchemaDrift", func(t *testing.T) { testSchemaDrift(t, tg) })
+	t.Run("PoisonNames", func(t *testing.T) { testPoisonNames(t, tg) })
 }
 
 // testStartupRace: instances starting together on an empty database all
@@ -200,5 +202,97 @@ func testSchemaDrift(t *testing.T, tg Target) {
 	got := e.rows(table, cols[:2], key)
 	if want := expect(cols[:2], key, item(1, "a"), item(2, "b"), item(3, "c")); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("after the drop:\n got %v\nwant %v", got, want)
+	}
+}
+
+// testPoisonNames: a record whose field cannot become a column (a dot, a
+// NUL, longer than the database allows) is a dead letter, or halts its
+// partition under on_error: fail, and only that record is affected: the
+// other records of its batch and the other table of the flight apply.
+// Seen: ALTER TABLE … ADD COLUMN "a"."b" failed the whole flight forever,
+// and PostgreSQL cut a long name to 63 bytes, so the column was "added"
+// on every batch and the value never written.
+func testPoisonNames(t *testing.T, tg Target) {
+	e := newEnv(t, tg)
+	created, evolved, halted, other := uniq("poison_c"), uniq("poison_e"), uniq("poison_h"), uniq("poison_o")
+	e.table(evolved, itemCols(tg.Types), []string{"id"})
+	e.table(other, itemCols(tg.Types), []string{"id"})
+	e.rule("t.created", created, "    key: [id]\n    create: true\n    evolve: add_columns\n")
+	e.rule("t.evolved", evolved, "    key: [id]\n    evolve: add_columns\n")
+	e.rule("t.halted", halted, "    key: [id]\n    create: true\n    evolve: add_columns\n    on_error: fail\n")
+	e.rule("t.other", other, "    key: [id]\n")
+	for _, tb := range []string{created, halted} {
+		t.Cleanup(func() { e.db.Exec("DROP TABLE " + e.d.Quote(tb)) })
+	}
+	s := e.sink()
+	ctx := context.Background()
+	topics := []string{"t.created", "t.evolved", "t.halted", "t.other"}
+	for _, topic := range topics {
+		if _, err := s.SeedOffset(ctx, tpOf(topic, 0), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	long := strings.Repeat("long_name_", 13) // 130 bytes: over every limit but SQLite's
+	row := func(id int64, extra string) map[string]any {
+		r := item(id, fmt.Sprint("r", id))
+		if extra != "" {
+			r[extra] = id
+		}
+		return r
+	}
+	poison := func(topic string) *exactly.PartitionBatch {
+		b := &exactly.PartitionBatch{Topic: topic, Partition: 0, From: 0}
+		for i, extra := range []string{"", "a.b", long, "nul\x00x", "", "good_new"} {
+			r := e.up(int64(i), row(int64(i+1), extra))
+			r.Topic = topic
+			b.Records = append(b.Records, r)
+		}
+		return b
+	}
+	o := e.up(0, item(1, "o"))
+	o.Topic = "t.other"
+	batches := []*exactly.PartitionBatch{poison("t.created"), poison("t.evolved"), poison("t.halted"),
+		{Topic: "t.other", Partition: 0, From: 0, Records: []*exactly.Record{o}}}
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	outs := s.Commit(cctx, batches)
+	byTopic := map[string]exactly.Outcome{}
+	for _, out := range outs {
+		byTopic[out.Batch.Topic] = out
+	}
+	for _, topic := range topics {
+		if !byTopic[topic].Committed {
+			t.Fatalf("%s: not committed: %v", topic, byTopic[topic].Err)
+		}
+	}
+	for _, topic := range []string{"t.created", "t.evolved"} {
+		out := byTopic[topic]
+		dead := map[int64]string{}
+		for _, d := range out.Batch.DeadLetters {
+			dead[d.Record.Offset] = d.Err.Error()
+		}
+		if dead[1] == "" || dead[3] == "" || !strings.Contains(dead[1], "a.b") {
+			t.Errorf("%s: the records with fields a.b (offset 1) and nul\\x00x (offset 3) must be dead letters naming the field: %v", topic, dead)
+		}
+		if _, ok := dead[2]; ok != (e.d.Name() != "sqlite") {
+			t.Errorf("%s: a field of %d bytes: dead letter %v, want %v (%v)", topic, len(long), ok, e.d.Name() != "sqlite", dead)
+		}
+		table := map[string]string{"t.created": created, "t.evolved": evolved}[topic]
+		if n := e.count("SELECT COUNT(*) FROM " + e.d.Quote(table)); n != 6-len(dead) {
+			t.Errorf("%s: %d rows, want %d (every record but the %d dead letters)", topic, n, 6-len(dead), len(dead))
+		}
+		if n := e.count("SELECT COUNT(*) FROM "+e.d.Quote(table)+" WHERE "+e.d.Quote("good_new")+" = ?", 6); n != 1 {
+			t.Errorf("%s: the new column good_new was not added and written", topic)
+		}
+	}
+	h := byTopic["t.halted"]
+	if h.Err == nil || h.Batch.Halt == nil || h.Batch.Halt.Offset != 1 {
+		t.Errorf("on_error: fail: want a halt at offset 1, got %v", h.Err)
+	}
+	if n := e.count("SELECT COUNT(*) FROM " + e.d.Quote(halted)); n != 1 {
+		t.Errorf("on_error: fail: %d rows, want the 1 before the halt", n)
+	}
+	if n := e.count("SELECT COUNT(*) FROM " + e.d.Quote(other)); n != 1 {
+		t.Errorf("the other table of the flight: %d rows, want 1", n)
 	}
 }
