@@ -91,6 +91,15 @@ type ColumnNamer interface {
 	CheckColumnName(name string) error
 }
 
+// LockTimeouts is an optional Dialect capability: it recognises a lock
+// wait that timed out (MySQL 1205, SQL Server 1222). When a partition's
+// fence times out waiting for its exactly_offsets row, held by another
+// transaction (a paused zombie), Sink drops that partition from the
+// flight, as it drops a fenced one, and commits the rest.
+type LockTimeouts interface {
+	LockTimedOut(err error) bool
+}
+
 // Statement is one SQL statement and its arguments.
 type Statement struct {
 	SQL  string

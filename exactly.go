@@ -146,3 +146,22 @@ func (e *GapError) Error() string {
 	return fmt.Sprintf("gap: %s[%d] needs offset %d but the log starts at %d: offsets %d..%d were deleted before they were applied; %s",
 		e.Topic, e.Partition, e.Want, e.Got, e.Want, e.Got-1, e.Hint)
 }
+
+// LockTimeoutError says a batch's fence waited too long for its
+// partition's exactly_offsets row, locked by another transaction (a
+// paused member, a zombie, whose transaction the database ends after
+// sink's idle-transaction timeout): the partition was dropped from the
+// flight and is read again from the ledger offset.
+type LockTimeoutError struct {
+	Topic     string
+	Partition int32
+	From      int64
+	Err       error
+}
+
+func (e *LockTimeoutError) Error() string {
+	return fmt.Sprintf("fence of %s[%d] at %d timed out waiting for its exactly_offsets row, locked by another transaction (a paused or stuck writer?); the partition was left out of this flight and will be retried: %v",
+		e.Topic, e.Partition, e.From, e.Err)
+}
+
+func (e *LockTimeoutError) Unwrap() error { return e.Err }

@@ -324,6 +324,27 @@ func (s *Sink) Commit(ctx context.Context, batches []*PartitionBatch) []Outcome 
 			live = keep
 			continue
 		}
+		var locked *LockTimeoutError
+		if errors.As(err, &locked) {
+			// Another transaction holds the partition's offsets row past
+			// the lock wait: a paused zombie, most likely. Drop the
+			// partition as a fenced one is dropped, so it does not hold
+			// the rest of the flight hostage; it is read again and retried.
+			keep := live[:0]
+			for _, b := range live {
+				if b.Topic == locked.Topic && b.Partition == locked.Partition {
+					s.log.Warn("offsets row locked by another transaction; dropping the partition from this flight",
+						"topic", b.Topic, "partition", b.Partition, "from", b.From, "err", locked.Err)
+					s.recordFailed([]*PartitionBatch{b}, locked)
+					out = append(out, Outcome{Batch: b, Err: locked})
+				} else {
+					keep = append(keep, b)
+				}
+			}
+			live = keep
+			attempt--
+			continue
+		}
 		var refused *refusedError
 		if !isolate && errors.As(err, &refused) {
 			// A row the database refuses for its data: redo the whole
@@ -548,6 +569,9 @@ func (s *Sink) commitOnce(ctx context.Context, batches []*PartitionBatch, isolat
 			}
 			if err != nil {
 				b := batches[i]
+				if lt, ok := s.d.(LockTimeouts); ok && lt.LockTimedOut(err) {
+					return nil, &LockTimeoutError{Topic: b.Topic, Partition: b.Partition, From: b.From, Err: err}
+				}
 				return nil, fmt.Errorf("advancing offset of %s[%d] from %d to %d: %w", b.Topic, b.Partition, b.From, b.To, err)
 			}
 		}

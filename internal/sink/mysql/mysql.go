@@ -15,8 +15,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -29,7 +31,10 @@ import (
 // Dialect is the MySQL/MariaDB dialect.
 type Dialect struct{}
 
-var _ exactly.Dialect = (*Dialect)(nil)
+var (
+	_ exactly.Dialect      = (*Dialect)(nil)
+	_ exactly.LockTimeouts = (*Dialect)(nil)
+)
 
 // Name implements exactly.Dialect.
 func (*Dialect) Name() string { return "mysql" }
@@ -52,7 +57,46 @@ func (*Dialect) Open(ctx context.Context, cfg exactly.SinkConfig) (*sql.DB, erro
 		db.Close()
 		return nil, err
 	}
+	if _, set := mc.Params["idle_transaction_timeout"]; set || cfg.IdleTxTimeout <= 0 {
+		return db, nil
+	}
+	var version string
+	if err := db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("reading the server version: %w", err)
+	}
+	if !strings.Contains(strings.ToLower(version), "mariadb") {
+		return db, nil // MySQL has no idle-transaction timeout (see the README)
+	}
+	// A paused member (a zombie) must not hold its locks on the offsets
+	// rows until wait_timeout (8 hours): MariaDB ends a transaction idle
+	// this long by closing its connection, and the member that owns the
+	// partitions now proceeds.
+	db.Close()
+	mc.Params["idle_transaction_timeout"] = strconv.FormatInt(int64(math.Ceil(cfg.IdleTxTimeout.Seconds())), 10)
+	if conn, err = mysql.NewConnector(mc); err != nil {
+		return nil, fmt.Errorf("configuring the mysql driver: %w", err)
+	}
+	db = sql.OpenDB(conn)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return db, nil
+}
+
+// fenceLockWait is the session's innodb_lock_wait_timeout unless the DSN
+// sets one: how long a fence waits for an exactly_offsets row locked by
+// another transaction before its partition is dropped from the flight
+// (the server's default, 50 s, held every other partition of the flight
+// hostage that long, on every try). Table writes wait as long; a lock
+// wait timeout there retries the whole transaction.
+const fenceLockWait = 10
+
+// LockTimedOut implements exactly.LockTimeouts: 1205, lock wait timeout.
+func (*Dialect) LockTimedOut(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && me.Number == 1205
 }
 
 // Config parses a DSN and applies the settings exactly relies on:
@@ -63,6 +107,7 @@ func (*Dialect) Open(ctx context.Context, cfg exactly.SinkConfig) (*sql.DB, erro
 //     DATETIME columns hold UTC and read back as the same instant;
 //   - STRICT_ALL_TABLES added to the session's sql_mode, so a bad value is
 //     an error (and a dead letter) instead of a silently truncated row;
+//   - innodb_lock_wait_timeout 10 (see fenceLockWait);
 //   - multiStatements off;
 //   - interpolateParams on unless the DSN sets it: the statements are built
 //     client-side, saving the prepare and close round trips per chunk.
@@ -89,6 +134,9 @@ func Config(dsn string) (*mysql.Config, error) {
 	}
 	if _, ok := mc.Params["time_zone"]; !ok {
 		mc.Params["time_zone"] = "'+00:00'"
+	}
+	if _, ok := mc.Params["innodb_lock_wait_timeout"]; !ok {
+		mc.Params["innodb_lock_wait_timeout"] = strconv.Itoa(fenceLockWait)
 	}
 	if _, ok := mc.Params["sql_mode"]; !ok {
 		mc.Params["sql_mode"] = "CONCAT(@@sql_mode, ',STRICT_ALL_TABLES')"
