@@ -197,6 +197,16 @@ type item struct {
 	b   *PartitionBatch
 	c   *change
 	key []any
+	// row is what an upsert writes: its record's fields over those of
+	// the upserts of the key it superseded in the batch (merge of present
+	// fields: a record sets the columns it carries and no other).
+	row map[string]any
+	// merged says row holds fields of earlier records too.
+	merged bool
+	// pre is the delete of the key earlier in the batch that this upsert
+	// follows: it is applied first (the upsert then inserts a fresh row,
+	// as one by one), in the table's deletes write.
+	pre *item
 	// prev is the change this one superseded inside the transaction. If
 	// the database refuses this one, prev is tried in its place: the
 	// outcome is then what applying the records one by one would give.
@@ -239,16 +249,41 @@ func (w *write) sub(items []*item) *TableWrite {
 // row is an upsert item's values aligned with Columns; the key wins over
 // a differing value field.
 func (w *write) row(it *item) []any {
+	row := it.row
+	if row == nil {
+		row = it.c.Row
+	}
 	if !w.Append {
 		for i, k := range w.Keys {
-			it.c.Row[k] = it.key[i]
+			row[k] = it.key[i]
 		}
 	}
 	vals := make([]any, len(w.Columns))
 	for i, col := range w.Columns {
-		vals[i] = it.c.Row[col]
+		vals[i] = row[col]
 	}
 	return vals
+}
+
+// alone returns a write of the same table shaped for one item: the key
+// and the columns its row carries (isolating a refused row falls back to
+// a change of another shape).
+func (w *write) alone(it *item) *write {
+	tw := &TableWrite{Table: w.Table, Append: w.Append, Keys: w.Keys, Version: w.Version, Part: w.Part}
+	if it.c.Op == OpUpsert {
+		row := it.row
+		if row == nil {
+			row = it.c.Row
+		}
+		for _, c := range w.Table.Columns {
+			if _, ok := row[c.Name]; ok || contains(w.Keys, c.Name) {
+				tw.Columns = append(tw.Columns, c.Name)
+			}
+		}
+		return &write{TableWrite: tw, upserts: []*item{it}}
+	}
+	tw.Columns = w.Keys
+	return &write{TableWrite: tw, deletes: []*item{it}}
 }
 
 // items returns every item of the write, upserts first.
@@ -304,7 +339,7 @@ func (s *Sink) plan(ctx context.Context, q Querier, batches []*PartitionBatch, t
 					continue
 				}
 				a.see(c.Row)
-				a.append = append(a.append, &item{b: b, c: c})
+				a.append = append(a.append, &item{b: b, c: c, row: c.Row})
 				continue
 			}
 			kv, err := keyValues(c, a.keys)
@@ -329,42 +364,161 @@ func (s *Sink) plan(ctx context.Context, q Querier, batches []*PartitionBatch, t
 	var writes []*write
 	for _, n := range names {
 		a := accs[n]
-		w := &write{TableWrite: &TableWrite{Table: a.t, Append: a.rule.Mode == "append", Version: a.rule.Version}}
-		if w.Append {
-			w.upserts = a.append
+		if a.rule.Mode == "append" {
+			// One write per shape here too: a row inserts the columns it
+			// carries, the others take their defaults, wherever the cut.
+			for _, group := range a.shapes(a.append) {
+				w := &write{TableWrite: &TableWrite{Table: a.t, Append: true, Version: a.rule.Version, Part: len(writes)}, upserts: group}
+				w.Columns = a.columns(group[0].row)
+				writes = append(writes, w.fill())
+			}
+			continue
+		}
+		if err := s.collapse(ctx, q, a); err != nil {
+			return nil, err
+		}
+		writes = append(writes, a.writes()...)
+	}
+	return writes, nil
+}
+
+// fill sets the write's rows from its items and counts them.
+func (w *write) fill() *write {
+	full := w.sub(w.items())
+	w.Upserts, w.Deletes, w.DeleteVersions = full.Upserts, full.Deletes, full.DeleteVersions
+	for _, it := range w.items() {
+		it.count(+1)
+	}
+	return w
+}
+
+// columns are the table's columns (in table order: stable SQL text) that
+// row carries, or, for row nil, that any row of the table's changes
+// carried; key columns always.
+func (a *planAcc) columns(row map[string]any) []string {
+	var out []string
+	for _, c := range a.t.Columns {
+		keep := a.cols[c.Name]
+		if row != nil {
+			_, keep = row[c.Name]
+		}
+		if keep || contains(a.keys, c.Name) {
+			out = append(out, c.Name)
+		}
+	}
+	return out
+}
+
+// writes turns a collapsed table into its writes. A record sets the
+// columns it carries and no other (merge of present fields), so upserts
+// are written in groups of one shape: a row lacking a field another row
+// of the batch has no longer sets that column to NULL (the outcome
+// depended on where batches were cut). Deletes come first when an upsert
+// follows a delete of its key; otherwise, and with one shape (the common
+// case), it is one write as ever. Keys are distinct rows, so the order
+// of writes between different keys does not matter.
+func (a *planAcc) writes() []*write {
+	sort.Strings(a.order)
+	var ups, dels []*item
+	pre := false
+	for _, kid := range a.order {
+		it := a.last[kid]
+		if it.c.Op != OpUpsert {
+			dels = append(dels, it)
+			continue
+		}
+		if it.pre != nil {
+			it.pre.b.Skipped-- // applied after all, before the upsert
+			dels = append(dels, it.pre)
+			pre = true
+		}
+		ups = append(ups, it)
+	}
+	newWrite := func(part int) *write {
+		return &write{TableWrite: &TableWrite{Table: a.t, Keys: a.keys, Version: a.rule.Version, Part: part}}
+	}
+	shapes := a.shapes(ups)
+	var out []*write
+	if !pre && len(shapes) <= 1 {
+		w := newWrite(0)
+		w.upserts, w.deletes = ups, dels
+		if len(ups) > 0 {
+			w.Columns = a.columns(ups[0].row)
 		} else {
-			if err := s.collapse(ctx, q, a); err != nil {
-				return nil, err
-			}
-			w.Keys = a.keys
-			for _, k := range w.Keys {
-				a.cols[k] = true
-			}
-			sort.Strings(a.order)
-			for _, kid := range a.order {
-				it := a.last[kid]
-				if it.c.Op == OpUpsert {
-					w.upserts = append(w.upserts, it)
-				} else {
-					w.deletes = append(w.deletes, it)
+			w.Columns = a.keys
+		}
+		if len(ups)+len(dels) == 0 {
+			return nil
+		}
+		return []*write{w.fill()}
+	}
+	if len(dels) > 0 {
+		w := newWrite(0)
+		w.deletes, w.Columns = dels, a.keys
+		out = append(out, w.fill())
+	}
+	for _, group := range shapes {
+		w := newWrite(len(out))
+		w.upserts, w.Columns = group, a.columns(group[0].row)
+		out = append(out, w.fill())
+	}
+	return out
+}
+
+// shapes groups upserts by the table columns their rows carry, in order
+// of first appearance. One shape costs a map lookup per field, no
+// allocation.
+func (a *planAcc) shapes(ups []*item) [][]*item {
+	if len(ups) == 0 {
+		return nil
+	}
+	same := true
+	first := ups[0].row
+	n := a.width(first)
+	for _, it := range ups[1:] {
+		if a.width(it.row) != n {
+			same = false
+			break
+		}
+		for f := range it.row {
+			if a.cols[f] {
+				if _, ok := first[f]; !ok {
+					same = false
+					break
 				}
 			}
 		}
-		for _, c := range a.t.Columns { // table order: stable SQL text
-			if a.cols[c.Name] {
-				w.Columns = append(w.Columns, c.Name)
-			}
-		}
-		full := w.sub(w.items())
-		w.Upserts, w.Deletes, w.DeleteVersions = full.Upserts, full.Deletes, full.DeleteVersions
-		for _, it := range w.items() {
-			it.count(+1)
-		}
-		if len(w.Upserts)+len(w.Deletes) > 0 {
-			writes = append(writes, w)
+		if !same {
+			break
 		}
 	}
-	return writes, nil
+	if same {
+		return [][]*item{ups}
+	}
+	index := map[string]int{}
+	var out [][]*item
+	for _, it := range ups {
+		sig := strings.Join(a.columns(it.row), "\x00")
+		i, ok := index[sig]
+		if !ok {
+			i = len(out)
+			index[sig] = i
+			out = append(out, nil)
+		}
+		out[i] = append(out[i], it)
+	}
+	return out
+}
+
+// width counts a row's fields that are table columns.
+func (a *planAcc) width(row map[string]any) int {
+	n := 0
+	for f := range row {
+		if a.cols[f] {
+			n++
+		}
+	}
+	return n
 }
 
 // collapse keeps the last change per key of a table, in the order the
@@ -396,8 +550,21 @@ func (s *Sink) collapse(ctx context.Context, q Querier, a *planAcc) error {
 			}
 			prev.b.Skipped++ // superseded inside the batch
 			it.prev = prev
+			if c.Op == OpUpsert {
+				switch prev.c.Op {
+				case OpUpsert:
+					it.row, it.merged = mergeRows(prev.row, c.Row)
+					it.merged = it.merged || prev.merged
+					it.pre = prev.pre
+				default: // after a delete: a fresh row, as one by one
+					it.row, it.pre = c.Row, prev
+				}
+			}
 		} else {
 			a.order = append(a.order, kid)
+			if c.Op == OpUpsert {
+				it.row = c.Row
+			}
 		}
 		a.last[kid] = it
 		if c.Op == OpUpsert {
@@ -405,6 +572,31 @@ func (s *Sink) collapse(ctx context.Context, q Querier, a *planAcc) error {
 		}
 	}
 	return nil
+}
+
+// mergeRows is next over prev: next itself when it carries every field
+// of prev (the common case, without allocating), else a new map.
+func mergeRows(prev, next map[string]any) (map[string]any, bool) {
+	covers := len(next) >= len(prev)
+	if covers {
+		for f := range prev {
+			if _, ok := next[f]; !ok {
+				covers = false
+				break
+			}
+		}
+	}
+	if covers {
+		return next, false
+	}
+	row := make(map[string]any, len(prev)+len(next))
+	for f, v := range prev {
+		row[f] = v
+	}
+	for f, v := range next {
+		row[f] = v
+	}
+	return row, true
 }
 
 // planAcc gathers one table's changes in plan.

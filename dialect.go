@@ -284,6 +284,11 @@ type TableWrite struct {
 	Version string
 	// DeleteVersions holds, when Version is set, the version of each delete.
 	DeleteVersions []any
+	// Part numbers the writes of one table in one transaction (a table
+	// has several when its upserts carry different columns): a dialect
+	// that stages rows in a session table before running its statements
+	// must not let one part's staging overwrite another's.
+	Part int
 }
 
 // StageColumns are the columns a staging table for w needs: the written

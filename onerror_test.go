@@ -83,3 +83,27 @@ func TestOnErrorFailHaltsAtATypeConflict(t *testing.T) {
 		})
 	}
 }
+
+// A merged row (two upserts of one key carrying different fields) that the
+// database refuses is applied record by record: the record with the bad
+// value is the dead letter, the other applies, as one by one.
+func TestRefusedMergedRowIsAppliedOneByOne(t *testing.T) {
+	for _, c := range refusingCases() {
+		t.Run(c.name, func(t *testing.T) {
+			s, table, pipeline := refusingSink(t, c, "dead_letter")
+			b := commit(t, s, &exactly.PartitionBatch{Topic: "t.items", Records: []*exactly.Record{
+				{Topic: "t.items", Offset: 0, Key: []byte("1"), Value: []byte(`{"id":1,"name":"a","qty":-1}`)},
+				{Topic: "t.items", Offset: 1, Key: []byte("1"), Value: []byte(`{"id":1,"name":"b"}`)},
+			}})
+			if got, want := qtyRows(t, s.DB(), table), "1:b:0"; got != want {
+				t.Errorf("table: got %s, want %s (the second record alone)", got, want)
+			}
+			if dl := deadLetters(t, s, pipeline); len(dl) != 1 || dl[0].offset != 0 {
+				t.Errorf("dead letters: %+v, want the record at offset 0", dl)
+			}
+			if b.Upserted != 1 || b.Skipped != 0 || len(b.DeadLetters) != 1 {
+				t.Errorf("counts: upserted %d skipped %d dead %d, want 1 0 1", b.Upserted, b.Skipped, len(b.DeadLetters))
+			}
+		})
+	}
+}

@@ -453,18 +453,43 @@ func (s *Sink) isolate(ctx context.Context, tx *Tx, w *write, items []*item) err
 		return s.isolate(ctx, tx, w, items[mid:])
 	}
 	it := items[0]
+	if it.merged {
+		// The row holds fields of several records: which one the database
+		// refuses is found by applying them one by one, from the first
+		// after the delete the batch applied before (if any).
+		it.count(-1)
+		var chain []*item
+		for p := it; p != nil && p != it.pre; p = p.prev {
+			chain = append(chain, p)
+		}
+		for i := len(chain) - 1; i >= 0; i-- {
+			one := &item{b: chain[i].b, c: chain[i].c, key: chain[i].key, row: chain[i].c.Row}
+			if one.c.Op != OpUpsert {
+				one.row = nil
+			}
+			if chain[i] != it {
+				one.b.Skipped--
+			}
+			one.count(+1)
+			if err := s.isolate(ctx, tx, w.alone(one), []*item{one}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	re := recordError(it.c.rec, fmt.Errorf("writing table %s: %w", w.Table.Name, err))
 	if it.c.rule.OnError == "fail" {
 		return &haltError{b: it.b, err: re}
 	}
 	it.count(-1)
 	it.b.DeadLetters = append(it.b.DeadLetters, DeadLetter{Record: it.c.rec, Err: re})
-	if p := it.prev; p != nil {
+	if p := it.prev; p != nil && p != it.pre {
 		// What the key held before the refused change is what applying
-		// the records one by one would have left.
+		// the records one by one would have left (a delete the batch
+		// applied first is done already).
 		p.b.Skipped--
 		p.count(+1)
-		return s.isolate(ctx, tx, w, []*item{p})
+		return s.isolate(ctx, tx, w.alone(p), []*item{p})
 	}
 	return nil
 }

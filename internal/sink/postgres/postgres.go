@@ -316,7 +316,7 @@ func (*Dialect) ExecPipeline(ctx context.Context, tx *exactly.Tx, stmts []exactl
 // table and returns the statements applying it from there.
 func (d *Dialect) staged(ctx context.Context, tx *exactly.Tx, w *exactly.TableWrite) ([]exactly.Statement, error) {
 	cols := w.StageColumns()
-	stage := stageName(w.Table.Name, cols)
+	stage := stageName(w.Table.Name, cols, w.Part)
 	var def strings.Builder
 	def.WriteString(`CREATE TEMP TABLE IF NOT EXISTS ` + d.Quote(stage) + ` (exactly_op "char" NOT NULL`)
 	for _, c := range cols {
@@ -421,8 +421,11 @@ func castType(typ string) string {
 	return base + typ[len(m[0]):]
 }
 
-func stageName(table string, cols []string) string {
-	h := sha1.Sum([]byte(table + "\x00" + strings.Join(cols, "\x00")))
+// stageName names the staging table of a table's write: by its columns,
+// and by its part (see TableWrite.Part): parts are staged before any of
+// their statements runs in the pipeline, so two must never share one.
+func stageName(table string, cols []string, part int) string {
+	h := sha1.Sum([]byte(table + "\x00" + strings.Join(cols, "\x00") + "\x00" + strconv.Itoa(part)))
 	return "exactly_stage_" + hex.EncodeToString(h[:8])
 }
 

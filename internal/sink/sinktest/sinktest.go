@@ -68,6 +68,7 @@ func Run(t *testing.T, tg Target) {
 	t.Run("RefusedRow", func(t *testing.T) { testRefusedRow(t, tg) })
 	t.Run("LargeBatch", func(t *testing.T) { testLargeBatch(t, tg) })
 	t.Run("CollidingKeys", func(t *testing.T) { testCollidingKeys(t, tg) })
+	t.Run("PartialRows", func(t *testing.T) { testPartialRows(t, tg) })
 	runEdges(t, tg)
 }
 

@@ -1,0 +1,123 @@
+package sinktest
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/exactly/exactly"
+)
+
+// testPartialRows: an upsert sets the columns its record carries and no
+// other (merge of present fields), wherever the batches are cut. One stream
+// of upserts carrying random subsets of the fields, and deletes, is applied
+// one record per transaction, then once per cut position as two batches
+// (each cut in its own key range of one table); every cut must leave the
+// rows one by one leaves. Before, a row lacking a field that another upsert
+// of its batch carried set that column to NULL.
+func testPartialRows(t *testing.T, tg Target) {
+	e := newEnv(t, tg)
+	ty := tg.Types
+	cols := []col{{"k", ty.BigInt, kInt, true}, {"v", ty.BigInt, kInt, false}, {"w", ty.Text, kText, false}, {"x", ty.Text, kText, false}}
+	one, cut := uniq("partial_one"), uniq("partial_cut")
+	e.table(one, cols, []string{"k"})
+	e.table(cut, cols, []string{"k"})
+	e.rule("t.one", one, "    key: [k]\n")
+	e.rule("t.cut", cut, "    key: [k]\n")
+	s := e.sink()
+	ctx := context.Background()
+	for _, topic := range []string{"t.one", "t.cut"} {
+		if _, err := s.SeedOffset(ctx, tpOf(topic, 0), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const keys, n = 3, 14
+	type rec struct {
+		del bool
+		k   int64
+		row map[string]any
+	}
+	var nextOne, nextCut int64
+	for seed := uint64(1); seed <= 3; seed++ {
+		r := rand.New(rand.NewPCG(seed, 6))
+		stream := make([]rec, n)
+		for i := range stream {
+			x := rec{k: int64(r.IntN(keys)), del: r.IntN(5) == 0}
+			x.row = map[string]any{}
+			for _, f := range []string{"v", "w", "x"} {
+				if r.IntN(2) == 0 {
+					switch f {
+					case "v":
+						x.row[f] = int64(i)
+					default:
+						x.row[f] = fmt.Sprintf("%s%d", f, i)
+					}
+				}
+			}
+			stream[i] = x
+		}
+		recs := func(from, base int64) []*exactly.Record {
+			out := make([]*exactly.Record, n)
+			for i, x := range stream {
+				k := base + x.k
+				if x.del {
+					out[i] = e.del(from+int64(i), map[string]any{"k": k}, nil)
+					continue
+				}
+				row := map[string]any{"k": k}
+				for f, v := range x.row {
+					row[f] = v
+				}
+				out[i] = e.up(from+int64(i), row)
+			}
+			return out
+		}
+		base := int64(seed) * 1000
+		for _, rc := range recs(nextOne, base) {
+			e.mustCommit(s, "t.one", 0, nextOne, rc)
+			nextOne++
+		}
+		want := e.keyed(one, cols, base)
+		for c := 0; c <= n; c++ {
+			cb := base + int64(c+1)*10
+			all := recs(nextCut, cb)
+			for _, part := range [][]*exactly.Record{all[:c], all[c:]} {
+				if len(part) > 0 {
+					e.mustCommit(s, "t.cut", 0, nextCut, part...)
+					nextCut += int64(len(part))
+				}
+			}
+			if got := e.keyed(cut, cols, cb); got != want {
+				var desc []string
+				for _, x := range stream {
+					if x.del {
+						desc = append(desc, fmt.Sprintf("del %d", x.k))
+					} else {
+						desc = append(desc, fmt.Sprintf("up %d %v", x.k, x.row))
+					}
+				}
+				t.Fatalf("seed %d, cut after %d records: got %s, want (one by one) %s\nstream:\n  %s", seed, c, got, want, strings.Join(desc, "\n  "))
+			}
+		}
+	}
+}
+
+// keyed renders the rows of table whose key k is in [base, base+10), keys
+// shown relative to base.
+func (e *env) keyed(table string, cols []col, base int64) string {
+	e.t.Helper()
+	rows := e.rows(table, cols, []string{"k"})
+	var out []string
+	for k, line := range rows {
+		var n int64
+		fmt.Sscan(k, &n)
+		if n >= base && n < base+10 {
+			out = append(out, fmt.Sprintf("%d: %s", n-base, line[strings.Index(line, " ")+1:]))
+		}
+	}
+	sort.Strings(out)
+	return "[" + strings.Join(out, "; ") + "]"
+}
