@@ -38,6 +38,10 @@ type PartitionBatch struct {
 	// Notes say what create/evolve did to tables before this batch was
 	// applied; they go to the ledger row's notes column.
 	Notes []string
+	// Failed is the error the last attempt at this range failed with, set
+	// by the source when it retries: the same failure again writes no
+	// second failed ledger row (a missing table wrote one a second).
+	Failed string
 
 	changes []change
 	// decodeDead is how many of DeadLetters prepare found; the rest were

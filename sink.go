@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	mathrand "math/rand/v2"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -843,6 +844,11 @@ func (s *Sink) recordFailed(batches []*PartitionBatch, cause error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	msg := cause.Error()
+	// The same failure of the same range is in the ledger already.
+	batches = slices.DeleteFunc(slices.Clone(batches), func(b *PartitionBatch) bool { return b.Failed == msg })
+	if len(batches) == 0 {
+		return
+	}
 	if len(msg) > 2000 {
 		msg = msg[:2000]
 	}

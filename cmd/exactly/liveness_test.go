@@ -263,7 +263,11 @@ func TestRestartAfterSIGKILLResumesAtOnce(t *testing.T) {
 	for _, protocol := range []string{"classic", "consumer"} {
 		t.Run(protocol, func(t *testing.T) {
 			e := newLiveEnv(t)
-			cfg := e.config("a", "group_protocol: "+protocol, e.dsn)
+			source := "" // classic: the default configuration
+			if protocol == "consumer" {
+				source = "group_protocol: consumer"
+			}
+			cfg := e.config("a", source, e.dsn)
 			stop := e.produce(200)
 			defer stop()
 			p := e.start("a", cfg)
@@ -723,4 +727,52 @@ func waitHTTP(t *testing.T, u string, want ...string) {
 		time.Sleep(300 * time.Millisecond)
 	}
 	t.Fatalf("%s never held %q:\n%s", u, want, body)
+}
+
+// TestFailingTableBacksOff: a table is missing (create off). Its batches
+// fail the same way again and again: they must back off (up to 30s) and
+// write one failed ledger row per partition and error, not one a second
+// (issue 14: 10 in 15s), /readyz must name the partitions, and the other
+// tables must go on. Once the table exists everything is applied.
+func TestFailingTableBacksOff(t *testing.T) {
+	e := newLiveEnv(t)
+	if _, err := e.db.Exec("DROP TABLE " + workload.TableEvents); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	stop := e.produce(200)
+	defer stop()
+	p := e.startWith("a", e.config("a", "", e.dsn), "--metrics-addr", addr)
+	began := time.Now()
+	readyz(t, addr, "FAIL failing: batches keep failing: demo.events[")
+	time.Sleep(25*time.Second - time.Since(began))
+	var failed, healthy int
+	if err := e.db.QueryRow(`SELECT count(*) FROM exactly_batches WHERE pipeline = $1 AND status = 'failed' AND topic = $2`,
+		e.pipeline, workload.TopicEvents).Scan(&failed); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.db.QueryRow(`SELECT count(*) FROM exactly_batches WHERE pipeline = $1 AND status = 'committed' AND topic <> $2 AND committed_at > $3`,
+		e.pipeline, workload.TopicEvents, time.Now().Add(-5*time.Second).UTC()).Scan(&healthy); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("a missing table for %v: %d failed ledger rows for its 3 partitions; %d batches of the other tables committed in the last 5s (load %s)",
+		time.Since(began).Round(time.Second), failed, healthy, loadavg())
+	if failed > 6 {
+		t.Errorf("%d failed ledger rows in 25s for 3 partitions failing the same way, want one per partition and error\n%s", failed, e.log())
+	}
+	if healthy == 0 {
+		t.Errorf("the other tables stopped committing while one table fails\n%s", e.log())
+	}
+	for _, s := range workload.DDL("postgres") {
+		if strings.Contains(s, workload.TableEvents) {
+			if _, err := e.db.Exec(s); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	stop()
+	e.caughtUp(time.Now(), 60*time.Second)
+	readyz(t, addr, "ok   failing: no partition failed")
+	e.term(p, 10*time.Second)
+	e.check()
 }

@@ -98,6 +98,7 @@ type partition struct {
 	first     time.Time // when the oldest buffered record arrived
 	paused    bool      // fetching paused: the buffer holds its share
 	halted    error     // set when the partition stopped (on_error: fail, lost offsets)
+	failing   failing   // its batches fail: when to try again
 }
 
 // NewSource creates the Kafka client. Nothing is consumed until Run.
@@ -507,7 +508,7 @@ func (s *Source) busyLocked() map[string]bool {
 
 // launchable says whether a partition's buffer could go in a flight now.
 func (s *Source) launchable(p *partition, busy map[string]bool) bool {
-	return len(p.recs) > 0 && p.halted == nil && !p.inflight && !busy[p.table]
+	return len(p.recs) > 0 && p.halted == nil && !p.inflight && !busy[p.table] && !time.Now().Before(p.failing.retryAt)
 }
 
 // buffer appends polled records to their partitions' buffers, dropping
@@ -672,7 +673,7 @@ func (s *Source) launch(now time.Time, free int) []*flight {
 		if !s.launchable(p, busy) {
 			continue
 		}
-		ready = append(ready, candidate{tp: tp, table: p.table, first: p.first, records: len(p.recs), bytes: p.bytes})
+		ready = append(ready, candidate{tp: tp, table: p.table, first: p.first, records: len(p.recs), bytes: p.bytes, failing: p.failing.n > 0})
 		n += len(p.recs)
 		bytes += p.bytes
 		if oldest.IsZero() || p.first.Before(oldest) {
@@ -690,14 +691,17 @@ func (s *Source) launch(now time.Time, free int) []*flight {
 	// one decode while others write.
 	target := max(min(share, (n+free-1)/free), 1)
 	targetBytes := max(min(shareBytes, (bytes+int64(free)-1)/int64(free)), 1)
-	packed := pack(ready, free, target, targetBytes, busy == nil)
+	packed := isolateFailing(ready, free, func(ready []candidate, free int) [][]candidate {
+		return pack(ready, free, target, targetBytes, busy == nil)
+	})
 	var resume map[string][]int32
 	groups := make([][]*exactly.PartitionBatch, len(packed))
 	oldests := make([]time.Time, len(packed))
 	for i, g := range packed {
 		for _, c := range g {
 			p := s.parts[c.tp]
-			groups[i] = append(groups[i], &exactly.PartitionBatch{Topic: c.tp.Topic, Partition: c.tp.Partition, From: p.next, Records: p.recs})
+			groups[i] = append(groups[i], &exactly.PartitionBatch{Topic: c.tp.Topic, Partition: c.tp.Partition, From: p.next, Records: p.recs,
+				Failed: p.failing.last(p.next)})
 			if oldests[i].IsZero() || p.first.Before(oldests[i]) {
 				oldests[i] = p.first
 			}
@@ -739,6 +743,7 @@ type candidate struct {
 	first   time.Time // when its oldest buffered record arrived
 	records int
 	bytes   int64
+	failing bool // its last batch failed (see isolateFailing)
 }
 
 // pack fills at most n flights in turn, each until it holds target
@@ -838,6 +843,7 @@ func (s *Source) finish(fl *flight) (failed bool) {
 			p.inflight = false
 			if o.Committed {
 				p.next = b.To
+				p.failing = failing{}
 			}
 		}
 		s.mu.Unlock()
@@ -862,8 +868,12 @@ func (s *Source) finish(fl *flight) (failed bool) {
 			if errors.As(o.Err, &fe) {
 				s.log.Warn("batch fenced", "topic", b.Topic, "partition", b.Partition, "from", b.From, "stored", fe.Stored)
 			} else {
+				s.mu.Lock()
+				n, wait := p.failing.again(b.From, o.Err.Error(), time.Now())
+				s.mu.Unlock()
 				s.log.Error("batch failed; it will be read again from the ledger offset", "topic", b.Topic,
-					"partition", b.Partition, "from", b.From, "to", b.To, "batch_id", b.BatchID, "err", o.Err)
+					"partition", b.Partition, "from", b.From, "to", b.To, "batch_id", b.BatchID,
+					"failures_in_a_row", n, "retry_in", wait, "err", o.Err)
 				s.obs().Failed("db", s.sink.Dialect().Classify(o.Err).String(), o.Err)
 			}
 		}

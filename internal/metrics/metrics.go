@@ -76,8 +76,12 @@ type partState struct {
 	// covered yet; zero when nothing waits.
 	pendingSince time.Time
 	halted       error
-	commits      []commitMark // within window, oldest first
-	committed    int64        // records committed by this process
+	// failedRun counts the batches that failed since the last commit;
+	// lastFailure is the last one's error.
+	failedRun   int
+	lastFailure error
+	commits     []commitMark // within window, oldest first
+	committed   int64        // records committed by this process
 }
 
 type commitMark struct {
@@ -249,6 +253,7 @@ func (m *Metrics) Committed(outcomes []exactly.Outcome, took, waited time.Durati
 			p := m.part(tp)
 			p.lastCommit, p.committed = now, p.committed+int64(len(b.Records))
 			p.next, p.pendingSince = b.To, time.Time{}
+			p.failedRun, p.lastFailure = 0, nil
 			p.commits = append(p.commits, commitMark{at: now, records: len(b.Records)})
 			p.commits = trim(p.commits, now)
 			if p.assigned { // revoked meanwhile: another member reports it
@@ -264,6 +269,9 @@ func (m *Metrics) Committed(outcomes []exactly.Outcome, took, waited time.Durati
 			m.batches.WithLabelValues("halted").Inc()
 		default:
 			m.batches.WithLabelValues("failed").Inc()
+			p := m.part(tp)
+			p.failedRun++
+			p.lastFailure = o.Err
 		}
 	}
 	if anyCommitted {
@@ -315,6 +323,10 @@ type Partition struct {
 	// a halted partition grows it.
 	Stuck  time.Duration
 	Halted error
+	// FailedInARow counts the batches that failed since the last commit,
+	// LastFailure the last one's error.
+	FailedInARow int
+	LastFailure  error
 }
 
 // Snapshot returns every partition seen, sorted by topic and partition.
@@ -330,7 +342,8 @@ func (m *Metrics) Snapshot() []Partition {
 			n += c.records
 		}
 		s := Partition{TP: tp, Assigned: p.assigned, NextOffset: p.next, HighWatermark: p.hwm, Lag: -1,
-			RecordsPerSec: float64(n) / window.Seconds(), Committed: p.committed, LastCommit: p.lastCommit, Halted: p.halted}
+			RecordsPerSec: float64(n) / window.Seconds(), Committed: p.committed, LastCommit: p.lastCommit, Halted: p.halted,
+			FailedInARow: p.failedRun, LastFailure: p.lastFailure}
 		if p.next >= 0 && p.hwm >= 0 {
 			s.Lag = max(p.hwm-p.next, 0)
 		}

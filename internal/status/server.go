@@ -112,6 +112,10 @@ func (s *Server) Serve(ctx context.Context, addr string) (bound string, done <-c
 	return ln.Addr().String(), ch, nil
 }
 
+// FailingAfter is how many batches of a partition in a row must fail
+// before /readyz reports it (one failure is retried and usually heals).
+const FailingAfter = 3
+
 // Check is one readiness condition.
 type Check struct {
 	Name string
@@ -140,7 +144,7 @@ func (s *Server) Ready(ctx context.Context) []Check {
 		stuckAfter = 2 * time.Minute
 	}
 	assigned := 0
-	var halted, stuck []string
+	var halted, stuck, failing []string
 	for _, p := range s.Metrics.Snapshot() {
 		if !p.Assigned {
 			continue
@@ -148,6 +152,9 @@ func (s *Server) Ready(ctx context.Context) []Check {
 		assigned++
 		if p.Halted != nil {
 			halted = append(halted, p.TP.String())
+		}
+		if p.FailedInARow >= FailingAfter {
+			failing = append(failing, fmt.Sprintf("%s (%d batches in a row, last: %v)", p.TP, p.FailedInARow, p.LastFailure))
 		}
 		if p.Stuck > stuckAfter {
 			stuck = append(stuck, fmt.Sprintf("%s (%s)", p.TP, p.Stuck.Truncate(time.Second)))
@@ -167,6 +174,11 @@ func (s *Server) Ready(ctx context.Context) []Check {
 		add("halted", fmt.Errorf("halted: %s", strings.Join(halted, ", ")), "")
 	} else {
 		add("halted", nil, "no partition halted")
+	}
+	if len(failing) > 0 {
+		add("failing", fmt.Errorf("batches keep failing: %s", strings.Join(failing, "; ")), "")
+	} else {
+		add("failing", nil, fmt.Sprintf("no partition failed its last %d batches", FailingAfter))
 	}
 	if len(stuck) > 0 {
 		add("stuck", fmt.Errorf("records waiting longer than %s for a commit: %s", stuckAfter, strings.Join(stuck, ", ")), "")
