@@ -302,8 +302,18 @@ func TestRestartAfterSIGKILLResumesAtOnce(t *testing.T) {
 // everything must be applied within 30s, nothing lost or doubled, the
 // ledger chained.
 func TestTwelveSIGKILLsCatchUp(t *testing.T) {
+	for _, protocol := range []string{"classic", "consumer"} {
+		t.Run(protocol, func(t *testing.T) { twelveKills(t, protocol) })
+	}
+}
+
+func twelveKills(t *testing.T, protocol string) {
 	e := newLiveEnv(t)
-	cfg := e.config("a", "", e.dsn)
+	source := ""
+	if protocol == "consumer" {
+		source = "group_protocol: consumer"
+	}
+	cfg := e.config("a", source, e.dsn)
 	stop := e.produce(200)
 	defer stop()
 	p := e.start("a", cfg)
@@ -319,9 +329,9 @@ func TestTwelveSIGKILLsCatchUp(t *testing.T) {
 	last := time.Now()
 	stop()
 	took := e.caughtUp(last, 90*time.Second)
-	t.Logf("12 SIGKILLs: caught up %v after the last restart (load %s)", took.Round(time.Millisecond), loadavg())
+	t.Logf("%s: 12 SIGKILLs: caught up %v after the last restart (load %s)", protocol, took.Round(time.Millisecond), loadavg())
 	if took > 30*time.Second {
-		t.Errorf("caught up %v after the last restart, want within 30s", took)
+		t.Errorf("caught up %v after the last restart, want within 30s\n%s", took, e.log())
 	}
 	e.term(p, 10*time.Second)
 	e.check()
@@ -775,4 +785,36 @@ func TestFailingTableBacksOff(t *testing.T) {
 	readyz(t, addr, "ok   failing: no partition failed")
 	e.term(p, 10*time.Second)
 	e.check()
+}
+
+// TestRestartAfterSIGTERM measures a clean restart (systemctl restart, a
+// pod replaced in place) under both on_stop settings: with leave the
+// member left and rejoins, with stay it takes back the place it kept.
+func TestRestartAfterSIGTERM(t *testing.T) {
+	for _, onStop := range []string{"leave", "stay"} {
+		t.Run(onStop, func(t *testing.T) {
+			e := newLiveEnv(t)
+			cfg := e.config("a", "on_stop: "+onStop, e.dsn)
+			stop := e.produce(200)
+			defer stop()
+			p := e.start("a", cfg)
+			if _, ok := e.waitCommit(0, time.Now(), 60*time.Second); !ok {
+				t.Fatalf("no commit within 60s\n%s", e.log())
+			}
+			time.Sleep(3 * time.Second)
+			took := e.term(p, 10*time.Second)
+			n := e.commits()
+			restarted := time.Now()
+			p = e.start("a", cfg)
+			first, ok := e.waitCommit(n, restarted, 60*time.Second)
+			t.Logf("on_stop: %s: SIGTERM exit in %v, first commit %v after the restart (load %s)", onStop, took.Round(time.Millisecond), first.Round(time.Millisecond), loadavg())
+			if !ok || first > 10*time.Second {
+				t.Errorf("first commit %v after the restart, want within 5s (10s allowed under load)\n%s", first, e.log())
+			}
+			stop()
+			e.caughtUp(time.Now(), 60*time.Second)
+			e.term(p, 10*time.Second)
+			e.check()
+		})
+	}
 }

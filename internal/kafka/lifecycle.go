@@ -52,9 +52,21 @@ func (e *GroupFencedError) Unwrap() error { return e.Err }
 // fenced by another member with this instance id is fatal; the rest are
 // retried by the client and only logged, with the group's coordinates.
 func (s *Source) groupError(err error) {
-	if s.id.id != "" && (errors.Is(err, kerr.FencedInstanceID) || errors.Is(err, kerr.UnreleasedInstanceID)) {
+	if s.id.id != "" && errors.Is(err, kerr.FencedInstanceID) {
 		var fatal error = &GroupFencedError{Group: s.cfg.Source.Group, InstanceID: s.id.id, Err: err}
 		s.fatal.CompareAndSwap(nil, &fatal)
+		return
+	}
+	if errors.Is(err, kerr.UnreleasedInstanceID) {
+		// KIP-848: the broker still holds the instance id for an earlier
+		// member. Usually a process of this identity that died before its
+		// member id was kept (see releaseOldSelf): the id is released
+		// when that session ends, and the client keeps trying. Exiting
+		// would only start the same wait again.
+		s.log.Warn("the broker still holds this member's instance id for an earlier member; waiting for that session to end (session_timeout)",
+			"group", s.cfg.Source.Group, "instance_id", s.id.id,
+			"hint", "if another live process uses this instance id, give each process its own", "err", err)
+		s.obs().Failed("kafka", kafkaErrorKind(err), err)
 		return
 	}
 	s.log.Warn("consumer group error; rejoining", "group", s.cfg.Source.Group, "instance_id", s.id.id,

@@ -76,7 +76,9 @@ type Source struct {
 	// fatal is set when the member must stop (fenced by another process
 	// with its instance id).
 	fatal atomic.Pointer[error]
-	stall stallState
+	// memberMu serializes writes of the member id file.
+	memberMu sync.Mutex
+	stall    stallState
 }
 
 func (s *Source) obs() exactly.Observer {
@@ -369,6 +371,7 @@ func (s *Source) Run(ctx context.Context) error {
 		go s.watchWatermarks(wctx)
 	}
 	go s.watchStall(wctx)
+	go s.watchMember(wctx)
 	interval := s.cfg.Batch.Interval.D()
 	slots := s.slots()
 	var (
@@ -461,7 +464,6 @@ func (s *Source) Run(ctx context.Context) error {
 				s.settle(flights)
 				return errors.New("kafka client closed")
 			}
-			s.noteMember()
 			s.handleErrors(ctx, fetches)
 			s.buffer(fetches)
 			if s.OnFetch != nil {
