@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -424,6 +425,7 @@ func (a *planAcc) columns(row map[string]any) []string {
 func (a *planAcc) writes() []*write {
 	sort.Strings(a.order)
 	var ups, dels []*item
+	var layers [][]*item // later upserts of a key, each after the one before
 	pre := false
 	for _, kid := range a.order {
 		it := a.last[kid]
@@ -436,6 +438,22 @@ func (a *planAcc) writes() []*write {
 			dels = append(dels, it.pre)
 			pre = true
 		}
+		if it.merged && a.rule.Version != "" {
+			// Under a version guard a merged row would write the fields of
+			// an older upsert past the guard: one by one, an upsert older
+			// than the stored row sets nothing, and whether it is older is
+			// known only to the table. So each upsert of the key since its
+			// last delete is written alone, in order, each guarded.
+			chain := it.chain()
+			ups = append(ups, chain[0])
+			for i, one := range chain[1:] {
+				if len(layers) <= i {
+					layers = append(layers, nil)
+				}
+				layers[i] = append(layers[i], one)
+			}
+			continue
+		}
 		ups = append(ups, it)
 	}
 	newWrite := func(part int) *write {
@@ -443,7 +461,7 @@ func (a *planAcc) writes() []*write {
 	}
 	shapes := a.shapes(ups)
 	var out []*write
-	if !pre && len(shapes) <= 1 {
+	if !pre && len(shapes) <= 1 && len(layers) == 0 {
 		w := newWrite(0)
 		w.upserts, w.deletes = ups, dels
 		if len(ups) > 0 {
@@ -461,11 +479,31 @@ func (a *planAcc) writes() []*write {
 		w.deletes, w.Columns = dels, a.keys
 		out = append(out, w.fill())
 	}
-	for _, group := range shapes {
-		w := newWrite(len(out))
-		w.upserts, w.Columns = group, a.columns(group[0].row)
-		out = append(out, w.fill())
+	for _, layer := range append([][]*item{ups}, layers...) {
+		for _, group := range a.shapes(layer) {
+			w := newWrite(len(out))
+			w.upserts, w.Columns = group, a.columns(group[0].row)
+			out = append(out, w.fill())
+		}
 	}
+	return out
+}
+
+// chain returns the upserts a merged item holds, oldest first, from the
+// first after the delete applied before it (if any), each as an item of
+// its own record's fields: applied in order they are the records one by
+// one. The superseded ones are written after all, so no longer skipped;
+// none has a prev to fall back on (the one before is applied already).
+func (it *item) chain() []*item {
+	var out []*item
+	for p := it; p != nil && p != it.pre; p = p.prev {
+		one := &item{b: p.b, c: p.c, key: p.key, row: p.c.Row}
+		if p != it {
+			one.b.Skipped--
+		}
+		out = append(out, one)
+	}
+	slices.Reverse(out)
 	return out
 }
 

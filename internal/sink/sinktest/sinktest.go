@@ -69,6 +69,7 @@ func Run(t *testing.T, tg Target) {
 	t.Run("LargeBatch", func(t *testing.T) { testLargeBatch(t, tg) })
 	t.Run("CollidingKeys", func(t *testing.T) { testCollidingKeys(t, tg) })
 	t.Run("PartialRows", func(t *testing.T) { testPartialRows(t, tg) })
+	t.Run("PartialVersionedRows", func(t *testing.T) { testPartialVersionedRows(t, tg) })
 	runEdges(t, tg)
 }
 
