@@ -140,7 +140,7 @@ type NullBytes interface {
 // (PostgreSQL's INSERT … ON CONFLICT takes no gap or range locks), so the
 // partitions of one table may commit in parallel transactions. Without
 // it a table is written by one transaction at a time: InnoDB's next-key
-// locks and SQL Server's MERGE … HOLDLOCK range locks deadlock even on
+// locks and SQL Server's UPDLOCK, HOLDLOCK range locks deadlock even on
 // disjoint keys.
 type SharedTables interface {
 	SharedTables() bool

@@ -7,6 +7,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 
 	_ "github.com/go-sql-driver/mysql" // registers "mysql"
 	"github.com/jackc/pgx/v5"
+	_ "github.com/microsoft/go-mssqldb" // registers "sqlserver"
 )
 
 // CI reports whether missing services must fail tests.
@@ -67,6 +69,31 @@ func MySQLDSN(t testing.TB) string {
 	}
 	if err != nil {
 		Unavailable(t, "MariaDB/MySQL ("+dsn+")", err)
+	}
+	return dsn
+}
+
+// SQLServerDSN returns the go-mssqldb DSN of the test SQL Server
+// (EXACTLY_TEST_SQLSERVER_DSN). There is no default: .ci/services starts
+// Babelfish and .ci/run points the variable at it; anyone can point it at
+// a real SQL Server or Azure SQL database instead.
+func SQLServerDSN(t testing.TB) string {
+	t.Helper()
+	dsn := os.Getenv("EXACTLY_TEST_SQLSERVER_DSN")
+	if dsn == "" {
+		Unavailable(t, "SQL Server (EXACTLY_TEST_SQLSERVER_DSN, e.g. Babelfish: bash .ci/services)",
+			fmt.Errorf("EXACTLY_TEST_SQLSERVER_DSN is not set"))
+	}
+	db, err := sql.Open("sqlserver", dsn)
+	if err == nil {
+		// Generous: a TDS login on a loaded machine has taken seconds.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err = db.PingContext(ctx)
+		cancel()
+		db.Close()
+	}
+	if err != nil {
+		Unavailable(t, "SQL Server (EXACTLY_TEST_SQLSERVER_DSN)", err)
 	}
 	return dsn
 }
@@ -161,4 +188,39 @@ func MySQLDatabase(t testing.TB) string {
 	base, _, _ := strings.Cut(dsn, "?")
 	i := strings.LastIndex(base, "/")
 	return base[:i+1] + name + strings.TrimPrefix(dsn, base)
+}
+
+// SQLServerDatabase creates a fresh database on the test SQL Server and
+// returns a DSN (URL form) naming it, so tests whose table names are fixed
+// (the demo workload) never see each other. The database is dropped when
+// the test ends.
+func SQLServerDatabase(t testing.TB) string {
+	t.Helper()
+	dsn := SQLServerDSN(t)
+	u, err := url.Parse(dsn)
+	if err != nil || u.Scheme != "sqlserver" {
+		t.Fatalf("EXACTLY_TEST_SQLSERVER_DSN must be a sqlserver:// URL for a test that creates its own database")
+	}
+	name := fmt.Sprintf("t_%d_%d", os.Getpid(), time.Now().UnixNano()%1e12)
+	db, err := sql.Open("sqlserver", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec("CREATE DATABASE " + name); err != nil {
+		t.Fatalf("creating database %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		db, err := sql.Open("sqlserver", dsn)
+		if err == nil {
+			if _, err := db.Exec("DROP DATABASE " + name); err != nil {
+				t.Logf("dropping database %s: %v", name, err)
+			}
+			db.Close()
+		}
+	})
+	q := u.Query()
+	q.Set("database", name)
+	u.RawQuery = q.Encode()
+	return u.String()
 }

@@ -27,15 +27,13 @@ type plan struct {
 	Columns []string
 	// Rows are the bulk-copied values, converted for the driver.
 	Rows [][]any
-	// Apply are the MERGE/INSERT and the DELETE, in order.
+	// Apply are the UPDATE, the INSERT and the DELETE, in order.
 	Apply []string
 }
 
-// Apply implements exactly.Dialect: bulk copy into #temp, then one MERGE
-// WITH (HOLDLOCK) (plain INSERT for append tables) and one DELETE.
-// HOLDLOCK makes the MERGE take key-range locks: without it two
-// concurrent MERGEs can both see "not matched" and one fails with a
-// primary key violation.
+// Apply implements exactly.Dialect: bulk copy into #temp, then the
+// UPDATE and the INSERT … WHERE NOT EXISTS of upsert (a plain INSERT for
+// append tables) and one DELETE.
 func (d *Dialect) Apply(ctx context.Context, tx *exactly.Tx, w *exactly.TableWrite) error {
 	p := d.plan(w)
 	if _, err := tx.ExecContext(ctx, p.Prepare); err != nil {
@@ -109,11 +107,11 @@ func (d *Dialect) plan(w *exactly.TableWrite) *plan {
 
 	t := d.Quote(w.Table.Name)
 	if len(w.Upserts) > 0 {
-		src := "SELECT " + d.list(w.Columns, "") + " FROM " + stage + " WHERE exactly_op = 'u'"
 		if w.Append {
-			p.Apply = append(p.Apply, "INSERT INTO "+t+" ("+d.list(w.Columns, "")+") "+src+";")
+			p.Apply = append(p.Apply, "INSERT INTO "+t+" ("+d.list(w.Columns, "")+") SELECT "+d.list(w.Columns, "")+
+				" FROM "+stage+" WHERE exactly_op = 'u';")
 		} else {
-			p.Apply = append(p.Apply, d.merge(w, t, src))
+			p.Apply = append(p.Apply, d.upsert(w, t, stage)...)
 		}
 	}
 	if len(w.Deletes) > 0 {
@@ -131,9 +129,17 @@ func (d *Dialect) plan(w *exactly.TableWrite) *plan {
 	return p
 }
 
-// merge is the upsert: update matched rows (unless the stored version is
-// newer), insert the others. A MERGE must end with a semicolon.
-func (d *Dialect) merge(w *exactly.TableWrite, t, src string) string {
+// upsert is the set-based upsert, in two statements run in order: an
+// UPDATE … FROM #stage of the rows that exist (unless the stored version is
+// newer), then an INSERT … SELECT of the staged rows whose key is not
+// there. The NOT EXISTS probe reads WITH (UPDLOCK, HOLDLOCK): it takes
+// key-range locks, so a concurrent writer cannot insert the same key
+// between the probe and the insert (the failure: a primary key violation,
+// 2627, on a key that was absent a moment before). Not MERGE: it has a
+// long record of concurrency bugs on SQL Server, and Babelfish refuses it;
+// these statements run everywhere, so the ones CI runs are the ones users
+// run. A key-only table has nothing to update.
+func (d *Dialect) upsert(w *exactly.TableWrite, t, stage string) []string {
 	var on, set []string
 	isKey := map[string]bool{}
 	for _, k := range w.Keys {
@@ -142,21 +148,23 @@ func (d *Dialect) merge(w *exactly.TableWrite, t, src string) string {
 	}
 	for _, c := range w.Columns {
 		if !isKey[c] {
-			set = append(set, "t."+d.Quote(c)+" = s."+d.Quote(c))
+			set = append(set, d.Quote(c)+" = s."+d.Quote(c))
 		}
 	}
-	var sb strings.Builder
-	sb.WriteString("MERGE INTO " + t + " WITH (HOLDLOCK) AS t USING (" + src + ") AS s ON " + strings.Join(on, " AND "))
+	join := strings.Join(on, " AND ")
+	var out []string
 	if len(set) > 0 {
-		sb.WriteString(" WHEN MATCHED")
+		q := "UPDATE t SET " + strings.Join(set, ", ") + " FROM " + t + " AS t INNER JOIN " + stage + " AS s ON " + join +
+			" WHERE s.exactly_op = 'u'"
 		if w.Version != "" {
 			v := d.Quote(w.Version)
-			sb.WriteString(" AND (s." + v + " IS NULL OR t." + v + " IS NULL OR t." + v + " <= s." + v + ")")
+			q += " AND (s." + v + " IS NULL OR t." + v + " IS NULL OR t." + v + " <= s." + v + ")"
 		}
-		sb.WriteString(" THEN UPDATE SET " + strings.Join(set, ", "))
+		out = append(out, q+";")
 	}
-	sb.WriteString(" WHEN NOT MATCHED BY TARGET THEN INSERT (" + d.list(w.Columns, "") + ") VALUES (" + d.list(w.Columns, "s.") + ");")
-	return sb.String()
+	out = append(out, "INSERT INTO "+t+" ("+d.list(w.Columns, "")+") SELECT "+d.list(w.Columns, "s.")+" FROM "+stage+
+		" AS s WHERE s.exactly_op = 'u' AND NOT EXISTS (SELECT 1 FROM "+t+" AS t WITH (UPDLOCK, HOLDLOCK) WHERE "+join+");")
+	return out
 }
 
 // stageName names the session's staging table for a table and column set.

@@ -1,24 +1,21 @@
 package sqlserver_test
 
 import (
-	"os"
 	"testing"
 
 	"github.com/exactly/exactly/internal/sink/sinktest"
 	"github.com/exactly/exactly/internal/sink/sqlserver"
+	"github.com/exactly/exactly/internal/testenv"
 )
 
 // TestConformance runs the suite against the server named by
-// EXACTLY_TEST_SQLSERVER_DSN (e.g.
-// sqlserver://sa:Passw0rd!@127.0.0.1:1433?database=test). No SQL Server
-// can run on the CI machine, so without it this is the one test that
-// skips even under CI=true; the SQL text is covered by the golden tests.
-// Tests share the database: each uses its own pipeline and tables.
+// EXACTLY_TEST_SQLSERVER_DSN: under CI, Babelfish (.ci/services starts it,
+// .ci/run sets the variable); point it at a real SQL Server or Azure SQL
+// database to run the same suite there. Unset, the test skips, or fails
+// under CI=true. Tests share the database: each uses its own pipeline and
+// tables.
 func TestConformance(t *testing.T) {
-	dsn := os.Getenv("EXACTLY_TEST_SQLSERVER_DSN")
-	if dsn == "" {
-		t.Skip("EXACTLY_TEST_SQLSERVER_DSN is not set: no SQL Server to run the conformance suite against")
-	}
+	dsn := testenv.SQLServerDSN(t)
 	sinktest.Run(t, sinktest.Target{
 		Dialect: &sqlserver.Dialect{},
 		DSN:     func(*testing.T) string { return dsn },

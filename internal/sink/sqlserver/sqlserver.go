@@ -1,14 +1,16 @@
 // Package sqlserver is the SQL Server / Azure SQL dialect
 // (microsoft/go-mssqldb). A table's share of a batch is bulk-copied into a
-// session-local #temp table, then applied with one MERGE … WITH (HOLDLOCK)
-// and one DELETE … JOIN, in the one transaction Sink runs. The rule: every
-// session runs with XACT_ABORT ON and NOCOUNT OFF, so a failed statement
-// dooms its whole transaction (never a partial batch) and the fence's
-// UPDATE reports the rows it matched.
+// session-local #temp table, then applied set-based (UPDATE … FROM #stage,
+// INSERT … WHERE NOT EXISTS … WITH (UPDLOCK, HOLDLOCK), DELETE … JOIN), in
+// the one transaction Sink runs. The rule: every session runs with
+// XACT_ABORT ON and NOCOUNT OFF, so a failed statement dooms its whole
+// transaction (never a partial batch) and the fence's UPDATE reports the
+// rows it matched.
 //
-// This dialect is tested against generated SQL (testdata/*.golden) and
-// runs the conformance suite only when EXACTLY_TEST_SQLSERVER_DSN names a
-// server: it has not yet been verified against a live server here.
+// The generated SQL is pinned by testdata/*.golden; the conformance suite
+// runs live against the server EXACTLY_TEST_SQLSERVER_DSN names — in CI,
+// Babelfish for PostgreSQL (T-SQL over TDS), which is not SQL Server: see
+// the README's SQL Server section for what that does and does not show.
 package sqlserver
 
 import (
@@ -79,16 +81,68 @@ func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	ex, ok := conn.(driver.ExecerContext)
-	if !ok {
-		conn.Close()
-		return nil, errors.New("sqlserver: driver connection cannot execute statements")
-	}
-	if _, err := ex.ExecContext(ctx, sessionSQL, nil); err != nil {
+	if err := initSession(ctx, conn); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("setting session options: %w", err)
 	}
+	if mc, ok := conn.(*mssql.Conn); ok {
+		return &typedNulls{mc}, nil
+	}
 	return conn, nil
+}
+
+// typedNulls sends a nil statement parameter as a NULL nvarchar: the
+// driver sends it as TDS type NULLTYPE (0x1F) declared nvarchar(1), which
+// SQL Server takes and Babelfish refuses ("Data type 0x1F is unknown",
+// 8009, on every ledger row with a NULL column). Declared nvarchar either
+// way, so SQL Server converts the NULL exactly as before. Bulk copies
+// (mssql.CopyIn) keep their nils: the bulk protocol types each column
+// from the table.
+type typedNulls struct{ *mssql.Conn }
+
+func (c *typedNulls) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	stmt, err := c.Conn.PrepareContext(ctx, query)
+	if err != nil || strings.HasPrefix(query, "INSERTBULK") {
+		return stmt, err
+	}
+	return &typedNullStmt{stmt.(*mssql.Stmt), c.Conn}, nil
+}
+
+type typedNullStmt struct {
+	*mssql.Stmt
+	conn *mssql.Conn
+}
+
+// CheckNamedValue implements driver.NamedValueChecker.
+func (s *typedNullStmt) CheckNamedValue(nv *driver.NamedValue) error {
+	if nv.Value == nil {
+		nv.Value = sql.NullString{}
+		return nil
+	}
+	return s.conn.CheckNamedValue(nv)
+}
+
+// initSession runs sessionSQL on a fresh driver connection. go-mssqldb's
+// *Conn has no ExecContext (it was required here once, and every
+// connection was refused, to any server): a prepared statement is what it
+// offers, and the driver sends a statement without parameters as a plain
+// batch.
+func initSession(ctx context.Context, conn driver.Conn) error {
+	pc, ok := conn.(driver.ConnPrepareContext)
+	if !ok {
+		return errors.New("driver connection cannot prepare statements")
+	}
+	stmt, err := pc.PrepareContext(ctx, sessionSQL)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	ex, ok := stmt.(driver.StmtExecContext)
+	if !ok {
+		return errors.New("driver statement cannot execute with a context")
+	}
+	_, err = ex.ExecContext(ctx, nil)
+	return err
 }
 
 // Placeholder implements exactly.Dialect.
@@ -119,9 +173,16 @@ func (d *Dialect) LedgerDDL() []string {
 	ifNoTable := func(name, def string) string {
 		return "IF OBJECT_ID(" + literal(name) + ", N'U') IS NULL CREATE TABLE " + name + " (" + def + ")"
 	}
+	// The index is looked up by prefix: Babelfish lists an index in
+	// sys.indexes under its name with the table's name and a hash
+	// appended (exactly_batches_rangeexactly_ba418f…), so an equality
+	// test never found it and the second start failed with 2714. On SQL
+	// Server the prefix matches the exact name; no other index on these
+	// tables starts with it.
 	ifNoIndex := func(name, table, cols string) string {
-		return "IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE name = " + literal(name) + " AND object_id = OBJECT_ID(" +
-			literal(table) + ")) CREATE INDEX " + name + " ON " + table + " (" + cols + ")"
+		return "IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE object_id = OBJECT_ID(" + literal(table) +
+			") AND name LIKE " + literal(strings.ReplaceAll(name, "_", "[_]")+"%") + ") CREATE INDEX " + name + " ON " +
+			table + " (" + cols + ")"
 	}
 	return []string{
 		ifNoTable("exactly_offsets",
@@ -170,8 +231,11 @@ func marks(n int) string { return strings.TrimSuffix(strings.Repeat("?, ", n), "
 
 // describeSQL lists a table's columns with their full type (length,
 // precision, scale, and a collation other than the database's) and their
-// position in the primary key.
-const describeSQL = `SELECT c.name,
+// position in the primary key. The name comes from INFORMATION_SCHEMA:
+// Babelfish's sys.columns gives it lowercased (MixedCase as mixedcase,
+// and the column was never written); on SQL Server both are the name as
+// created.
+const describeSQL = `SELECT COALESCE(isc.COLUMN_NAME, c.name),
   CASE WHEN ty.name IN ('varchar', 'char', 'varbinary', 'binary')
          THEN ty.name + '(' + CASE WHEN c.max_length = -1 THEN 'max' ELSE CAST(c.max_length AS varchar(10)) END + ')'
        WHEN ty.name IN ('nvarchar', 'nchar')
@@ -189,6 +253,8 @@ FROM sys.columns c
 JOIN sys.types ty ON ty.user_type_id = c.user_type_id
 LEFT JOIN sys.indexes i ON i.object_id = c.object_id AND i.is_primary_key = 1
 LEFT JOIN sys.index_columns ic ON ic.object_id = i.object_id AND ic.index_id = i.index_id AND ic.column_id = c.column_id
+LEFT JOIN INFORMATION_SCHEMA.COLUMNS isc ON isc.TABLE_SCHEMA = OBJECT_SCHEMA_NAME(c.object_id)
+  AND isc.TABLE_NAME = OBJECT_NAME(c.object_id) AND isc.COLUMN_NAME = c.name
 WHERE c.object_id = OBJECT_ID(@p1)
 ORDER BY c.column_id`
 
