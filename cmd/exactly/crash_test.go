@@ -41,6 +41,8 @@ func newCrashEnv(t *testing.T, driver string, records int) *crashEnv {
 		e.dsn = testenv.PostgresSchema(t)
 	case "mysql":
 		e.dsn = testenv.MySQLDatabase(t)
+	case "sqlserver":
+		e.dsn = testenv.SQLServerDatabase(t)
 	}
 	var err error
 	if e.d, err = dialectFor(driver); err != nil {
@@ -185,7 +187,7 @@ func killedBySIGKILL(err error) bool {
 // COMMIT, after COMMIT but before the Kafka commit — restarts it, and
 // proves the tables equal what the topics say and the ledger chains.
 func TestSIGKILLAtEachProtocolPoint(t *testing.T) {
-	for _, driver := range []string{"sqlite", "postgres", "mysql"} {
+	for _, driver := range []string{"sqlite", "postgres", "mysql", "sqlserver"} {
 		for _, point := range []string{"before_write", "before_commit", "after_commit", "before_kafka_commit"} {
 			t.Run(driver+"/"+point, func(t *testing.T) {
 				e := newCrashEnv(t, driver, 3000)
