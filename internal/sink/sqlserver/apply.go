@@ -35,7 +35,10 @@ type plan struct {
 // UPDATE and the INSERT … WHERE NOT EXISTS of upsert (a plain INSERT for
 // append tables) and one DELETE.
 func (d *Dialect) Apply(ctx context.Context, tx *exactly.Tx, w *exactly.TableWrite) error {
-	p := d.plan(w)
+	p, err := d.plan(w)
+	if err != nil {
+		return err
+	}
 	if _, err := tx.ExecContext(ctx, p.Prepare); err != nil {
 		return fmt.Errorf("preparing staging table: %w", err)
 	}
@@ -64,10 +67,11 @@ func (d *Dialect) Apply(ctx context.Context, tx *exactly.Tx, w *exactly.TableWri
 	return nil
 }
 
-func (d *Dialect) plan(w *exactly.TableWrite) *plan {
+func (d *Dialect) plan(w *exactly.TableWrite) (*plan, error) {
 	cols := w.StageColumns()
 	stage := stageName(w.Table.Name, cols)
 	p := &plan{Stage: stage, Columns: append([]string{"exactly_op"}, cols...)}
+	var tooLong *TooLongError
 
 	var def strings.Builder
 	def.WriteString("IF OBJECT_ID(N'tempdb.." + stage + "') IS NULL CREATE TABLE " + stage + " (exactly_op CHAR(1) NOT NULL")
@@ -83,7 +87,21 @@ func (d *Dialect) plan(w *exactly.TableWrite) *plan {
 	}
 	conv := make([]func(any) any, len(cols))
 	for i, c := range cols {
-		conv[i] = converter(w.Table.Column(c))
+		col := w.Table.Column(c)
+		cv := converter(col)
+		conv[i] = cv
+		if col == nil {
+			continue
+		}
+		if check := lengthCheck(col.Type); check != nil {
+			conv[i] = func(v any) any {
+				v = cv(v)
+				if n, max, unit, long := check(v); long && tooLong == nil {
+					tooLong = &TooLongError{Table: w.Table.Name, Column: c, Length: n, Max: max, Unit: unit}
+				}
+				return v
+			}
+		}
 	}
 	for _, r := range w.Upserts {
 		row := make([]any, len(cols)+1)
@@ -126,7 +144,10 @@ func (d *Dialect) plan(w *exactly.TableWrite) *plan {
 		}
 		p.Apply = append(p.Apply, q+";")
 	}
-	return p
+	if tooLong != nil {
+		return nil, tooLong
+	}
+	return p, nil
 }
 
 // upsert is the set-based upsert, in two statements run in order: an

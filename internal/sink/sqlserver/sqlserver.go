@@ -350,6 +350,10 @@ var (
 
 // Classify implements exactly.Dialect.
 func (*Dialect) Classify(err error) exactly.ErrorKind {
+	var tl *TooLongError
+	if errors.As(err, &tl) {
+		return exactly.ErrData
+	}
 	var me mssql.Error
 	if errors.As(err, &me) {
 		// A batch may carry several errors; the most telling decides.

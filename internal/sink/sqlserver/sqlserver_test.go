@@ -100,7 +100,11 @@ func TestApplyPlans(t *testing.T) {
 			Deletes: [][]any{{int64(1), int64(1)}}}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			golden(t, "apply_"+c.name, render((&Dialect{}).plan(c.w)))
+			p, err := (&Dialect{}).plan(c.w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden(t, "apply_"+c.name, render(p))
 		})
 	}
 }
@@ -236,6 +240,40 @@ func TestUsesAzureAD(t *testing.T) {
 	} {
 		if got := UsesAzureAD(dsn); got != want {
 			t.Errorf("UsesAzureAD(%q) = %v, want %v", dsn, got, want)
+		}
+	}
+}
+
+// TestPlanRefusesTooLongValues: a value longer than its bounded column is
+// a data error naming the column before anything is sent (Babelfish
+// answered the bulk copy with an unmapped protocol error, retried
+// forever); a value that fits, or an unbounded column, passes.
+func TestPlanRefusesTooLongValues(t *testing.T) {
+	d := &Dialect{}
+	write := func(name, code any) *exactly.TableWrite {
+		return &exactly.TableWrite{Table: items, Keys: []string{"order", "line]no"},
+			Columns: []string{"order", "line]no", "name", "code", "doc"},
+			Upserts: [][]any{{int64(1), int64(1), name, code, strings.Repeat("x", 5000)}}}
+	}
+	for _, c := range []struct {
+		name, code any
+		col        string
+	}{
+		{strings.Repeat("é", 100), "ok", ""},
+		{strings.Repeat("é", 101), "ok", "name"},
+		{strings.Repeat("😀", 51), "ok", "name"}, // 102 UTF-16 code units in nvarchar(100)
+		{"ok", strings.Repeat("c", 21), "code"}, // varchar(20)
+		{"ok", strings.Repeat("c", 20), ""},
+	} {
+		_, err := d.plan(write(c.name, c.code))
+		var tl *TooLongError
+		switch {
+		case c.col == "" && err != nil:
+			t.Errorf("name %d runes, code %v: %v, want no error", len([]rune(c.name.(string))), c.code, err)
+		case c.col != "" && (!errors.As(err, &tl) || tl.Column != c.col):
+			t.Errorf("want a TooLongError for column %s, got %v", c.col, err)
+		case c.col != "" && d.Classify(fmt.Errorf("writing: %w", err)) != exactly.ErrData:
+			t.Errorf("%v is not classified as bad data", err)
 		}
 	}
 }
