@@ -316,6 +316,7 @@ var (
 		40501: true,              // service is busy
 		40197: true,              // service error processing the request (failover)
 		40540: true,              // service encountered an error
+		40544: true,              // database reached its size quota (eased by a scale-up or cleanup)
 		40143: true,              // connection could not be initialized
 		49918: true,              // not enough resources to process the request
 		49919: true,              // too many create or update operations

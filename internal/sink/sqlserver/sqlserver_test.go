@@ -13,6 +13,7 @@ import (
 	"time"
 
 	mssql "github.com/microsoft/go-mssqldb"
+	"github.com/microsoft/go-mssqldb/azuread"
 
 	"github.com/exactly/exactly"
 )
@@ -231,6 +232,24 @@ func TestClassify(t *testing.T) {
 	}
 }
 
+// TestClassifyAzureTransients: every error Azure SQL documents as
+// transient (reconfiguration, failover, throttling, resource limits) is a
+// connection error, so the partition is retried from the ledger with
+// backoff and an unknown COMMIT is read back; a deadlock is a conflict,
+// retried at once. None of them may count as bad data (a dead letter).
+func TestClassifyAzureTransients(t *testing.T) {
+	d := &Dialect{}
+	for _, n := range []int32{40613, 40197, 40501, 49918, 49919, 49920, 4060, 4221, 10928, 10929, 40540, 40544} {
+		err := fmt.Errorf("writing table t: %w", mssql.Error{Number: n, Class: 16})
+		if got := d.Classify(err); got != exactly.ErrConnection {
+			t.Errorf("Classify(error %d) = %v, want a connection error", n, got)
+		}
+	}
+	if got := d.Classify(mssql.Error{Number: 1205, Class: 13}); got != exactly.ErrConflict {
+		t.Errorf("Classify(deadlock 1205) = %v, want a conflict", got)
+	}
+}
+
 func TestUsesAzureAD(t *testing.T) {
 	for dsn, want := range map[string]bool{
 		"sqlserver://u:p@host:1433?database=db":                                                                                 false,
@@ -275,5 +294,21 @@ func TestPlanRefusesTooLongValues(t *testing.T) {
 		case c.col != "" && d.Classify(fmt.Errorf("writing: %w", err)) != exactly.ErrData:
 			t.Errorf("%v is not classified as bad data", err)
 		}
+	}
+}
+
+// TestEntraExample: examples/azuresql-entra.yaml loads, and its DSN is
+// one the azuread driver takes (parsed only: nothing is contacted).
+func TestEntraExample(t *testing.T) {
+	t.Setenv("KAFKA_PASSWORD", "x")
+	c, err := exactly.LoadConfig(filepath.Join("..", "..", "..", "examples", "azuresql-entra.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Sink.Driver != "sqlserver" || !UsesAzureAD(c.Sink.DSN) {
+		t.Fatalf("sink %s %q: want sqlserver with fedauth", c.Sink.Driver, c.Sink.DSN)
+	}
+	if _, err := azuread.NewConnector(c.Sink.DSN); err != nil {
+		t.Errorf("azuread cannot use the example's DSN: %v", err)
 	}
 }
