@@ -48,6 +48,10 @@ func TestChaosPostgres(t *testing.T) { runChaos(t, "postgres", 30*time.Second) }
 
 func TestChaosSQLite(t *testing.T) { runChaos(t, "sqlite", 20*time.Second) }
 
+// TestChaosSQLServer runs against EXACTLY_TEST_SQLSERVER_DSN (Babelfish in
+// CI) through a TDS proxy: the same faults, KILL for terminated sessions.
+func TestChaosSQLServer(t *testing.T) { runChaos(t, "sqlserver", 30*time.Second) }
+
 func runChaos(t *testing.T, driver string, short time.Duration) {
 	s := runSettings(t, short)
 	t.Logf("chaos %s: seed %d (replay with EXACTLY_CHAOS_SEED=%d), %v of faults", driver, s.seed, s.seed, s.duration)

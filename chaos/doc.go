@@ -1,6 +1,7 @@
 // Package chaos holds the chaos suite: it runs the real exactly binary as
 // child processes against an in-process kfake broker and a real sink
-// (PostgreSQL through a fault-injecting TCP proxy, or SQLite), produces a
+// (PostgreSQL, or SQL Server — Babelfish in CI — through a fault-injecting
+// TCP proxy that reads each wire protocol, or SQLite), produces a
 // checkable workload with plain and transactional producers, and injects
 // faults at random moments: SIGKILL and restart, terminated database
 // sessions, connections cut right after a COMMIT was forwarded, database

@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +23,7 @@ import (
 	"github.com/exactly/exactly"
 	"github.com/exactly/exactly/internal/sink/postgres"
 	"github.com/exactly/exactly/internal/sink/sqlite"
+	"github.com/exactly/exactly/internal/sink/sqlserver"
 	"github.com/exactly/exactly/internal/testenv"
 	"github.com/exactly/exactly/internal/workload"
 )
@@ -119,6 +121,31 @@ func newHarness(t *testing.T, driver string) *harness {
 		if !strings.Contains(checkDSN, "127.0.0.1:5432") {
 			t.Fatalf("the chaos proxy needs a DSN on 127.0.0.1:5432, got %s", checkDSN)
 		}
+	case "sqlserver":
+		// Babelfish in CI; the proxy reads TDS in the clear, so no TLS.
+		h.d = &sqlserver.Dialect{}
+		checkDSN = testenv.SQLServerDatabase(t)
+		u, err := url.Parse(checkDSN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		target := u.Host
+		if u.Port() == "" {
+			target += ":1433"
+		}
+		h.proxy, err = newPGProxy(target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.proxy.tds = true
+		t.Cleanup(h.proxy.close)
+		h.appName = fmt.Sprintf("exactly-chaos-%d-%d", os.Getpid(), time.Now().UnixNano()%1e9)
+		q := u.Query()
+		q.Set("encrypt", "disable")
+		q.Set("app name", h.appName)
+		u.RawQuery = q.Encode()
+		u.Host = h.proxy.addr()
+		h.sinkDSN = u.String()
 	case "sqlite":
 		h.d = &sqlite.Dialect{}
 		checkDSN = filepath.Join(h.dir, "sink.db")

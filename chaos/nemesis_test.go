@@ -202,6 +202,10 @@ func (n *nemesis) inject(ctx context.Context, rng *rand.Rand, kind string) {
 			n.zombie.Unlock()
 		}
 	case faultPGTerminate:
+		if h.driver == "sqlserver" {
+			n.killSessions(ctx, rng)
+			return
+		}
 		// Prefer sessions inside a transaction: that is the interesting
 		// moment, between the fence and the COMMIT.
 		q := `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1`
@@ -341,4 +345,41 @@ func (n *nemesis) fencedRows(pid int) int {
 	_ = n.h.db.QueryRow(n.h.q(`SELECT COUNT(*) FROM exactly_batches WHERE pipeline = ? AND status = 'failed' AND writer LIKE ? AND error LIKE 'fenced:%'`),
 		pipeline, fmt.Sprintf("%%:%d", pid)).Scan(&c)
 	return c
+}
+
+// killSessions is pg_terminate_backend for SQL Server: KILL the members'
+// sessions (found by their app name), preferring those inside a
+// transaction.
+func (n *nemesis) killSessions(ctx context.Context, rng *rand.Rand) {
+	h := n.h
+	q := `SELECT session_id FROM sys.dm_exec_sessions WHERE program_name = @p1`
+	if rng.Intn(5) != 0 {
+		q += ` AND open_transaction_count > 0`
+	}
+	rows, err := h.db.QueryContext(ctx, q, h.appName)
+	if err != nil {
+		if ctx.Err() == nil {
+			n.fail("listing sessions: %v", err)
+		}
+		return
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err == nil {
+			ids = append(ids, id)
+		}
+	}
+	rows.Close()
+	killed := 0
+	for _, id := range ids {
+		// A session may have ended on its own since it was listed.
+		if _, err := h.db.ExecContext(ctx, fmt.Sprintf("KILL %d", id)); err == nil {
+			killed++
+		}
+	}
+	if killed > 0 { // a fault only when it hit a session
+		n.count(faultPGTerminate)
+		h.troubled(time.Second)
+	}
 }

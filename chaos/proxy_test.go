@@ -19,6 +19,9 @@ import (
 type pgProxy struct {
 	ln     net.Listener
 	target string
+	// tds: the connections speak SQL Server's TDS, not PostgreSQL's
+	// protocol (see tdsClientToServer).
+	tds bool
 
 	mu    sync.Mutex
 	conns map[*proxyConn]bool
@@ -127,6 +130,10 @@ func (p *pgProxy) serve(cc net.Conn) {
 			}
 		}
 	}()
+	if p.tds {
+		p.tdsClientToServer(c)
+		return
+	}
 	p.clientToServer(c)
 }
 
