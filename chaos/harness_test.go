@@ -133,11 +133,10 @@ func newHarness(t *testing.T, driver string) *harness {
 		if u.Port() == "" {
 			target += ":1433"
 		}
-		h.proxy, err = newPGProxy(target)
+		h.proxy, err = newTDSProxy(target)
 		if err != nil {
 			t.Fatal(err)
 		}
-		h.proxy.tds = true
 		t.Cleanup(h.proxy.close)
 		h.appName = fmt.Sprintf("exactly-chaos-%d-%d", os.Getpid(), time.Now().UnixNano()%1e9)
 		q := u.Query()

@@ -49,12 +49,17 @@ func (c *proxyConn) close() {
 	c.server.Close()
 }
 
-func newPGProxy(target string) (*pgProxy, error) {
+func newPGProxy(target string) (*pgProxy, error) { return newProxy(target, false) }
+
+// newTDSProxy is the proxy for SQL Server's protocol.
+func newTDSProxy(target string) (*pgProxy, error) { return newProxy(target, true) }
+
+func newProxy(target string, tds bool) (*pgProxy, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	p := &pgProxy{ln: ln, target: target, conns: map[*proxyConn]bool{}}
+	p := &pgProxy{ln: ln, target: target, tds: tds, conns: map[*proxyConn]bool{}}
 	go p.accept()
 	return p, nil
 }

@@ -107,11 +107,10 @@ func TestTDSProxyCutsCommits(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer direct.Exec("DROP TABLE " + table)
-	p, err := newPGProxy(u.Host)
+	p, err := newTDSProxy(u.Host)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.tds = true
 	defer p.close()
 	q := u.Query()
 	q.Set("encrypt", "disable")
