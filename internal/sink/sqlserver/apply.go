@@ -39,6 +39,20 @@ func (d *Dialect) Apply(ctx context.Context, tx *exactly.Tx, w *exactly.TableWri
 	if err != nil {
 		return err
 	}
+	if err := d.stage(ctx, tx, p); err != nil {
+		return err
+	}
+	for _, q := range p.Apply {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("applying staged rows: %w", err)
+		}
+	}
+	return nil
+}
+
+// stage creates or empties the session's staging table and bulk-copies
+// the plan's rows into it.
+func (d *Dialect) stage(ctx context.Context, tx *exactly.Tx, p *plan) error {
 	if _, err := tx.ExecContext(ctx, p.Prepare); err != nil {
 		return fmt.Errorf("preparing staging table: %w", err)
 	}
@@ -58,11 +72,6 @@ func (d *Dialect) Apply(ctx context.Context, tx *exactly.Tx, w *exactly.TableWri
 	}
 	if err := stmt.Close(); err != nil {
 		return fmt.Errorf("bulk copying: %w", err)
-	}
-	for _, q := range p.Apply {
-		if _, err := tx.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("applying staged rows: %w", err)
-		}
 	}
 	return nil
 }

@@ -23,6 +23,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	mssql "github.com/microsoft/go-mssqldb"
@@ -61,6 +62,7 @@ func (*Dialect) Open(ctx context.Context, cfg exactly.SinkConfig) (*sql.DB, erro
 		return nil, fmt.Errorf("parsing sqlserver dsn: %w", err)
 	}
 	c.SessionInitSQL = sessionSQL
+	c.Dialer = newCountingDialer(cfg.DSN)
 	db := sql.OpenDB(&connector{c})
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
@@ -77,30 +79,46 @@ func UsesAzureAD(dsn string) bool { return strings.Contains(strings.ToLower(dsn)
 type connector struct{ *mssql.Connector }
 
 func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
-	conn, err := c.Connector.Connect(ctx)
+	trips := new(atomic.Int64)
+	dc, err := c.Connector.Connect(context.WithValue(ctx, tripsKey{}, trips))
 	if err != nil {
 		return nil, err
 	}
-	if err := initSession(ctx, conn); err != nil {
-		conn.Close()
+	if err := initSession(ctx, dc); err != nil {
+		dc.Close()
 		return nil, fmt.Errorf("setting session options: %w", err)
 	}
-	if mc, ok := conn.(*mssql.Conn); ok {
-		return &typedNulls{mc}, nil
+	if mc, ok := dc.(*mssql.Conn); ok {
+		return &conn{Conn: mc, trips: trips}, nil
 	}
-	return conn, nil
+	return dc, nil
 }
 
-// typedNulls sends a nil statement parameter as a NULL nvarchar: the
+// conn is the driver's connection with its round trips counted (see
+// roundtrips.go) and nil parameters typed.
+type conn struct {
+	*mssql.Conn
+	trips *atomic.Int64
+}
+
+// BeginTx implements driver.ConnBeginTx.
+func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	start := c.trips.Load()
+	tx, err := c.Conn.BeginTx(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &countedTx{Tx: tx, c: c, start: start}, nil
+}
+
+// typedNullStmt sends a nil statement parameter as a NULL nvarchar: the
 // driver sends it as TDS type NULLTYPE (0x1F) declared nvarchar(1), which
 // SQL Server takes and Babelfish refuses ("Data type 0x1F is unknown",
 // 8009, on every ledger row with a NULL column). Declared nvarchar either
 // way, so SQL Server converts the NULL exactly as before. Bulk copies
 // (mssql.CopyIn) keep their nils: the bulk protocol types each column
 // from the table.
-type typedNulls struct{ *mssql.Conn }
-
-func (c *typedNulls) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+func (c *conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
 	stmt, err := c.Conn.PrepareContext(ctx, query)
 	if err != nil || strings.HasPrefix(query, "INSERTBULK") {
 		return stmt, err
