@@ -117,7 +117,10 @@ func (e *crashEnv) finish(t *testing.T, n int) {
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	started := time.Now()
-	deadline := started.Add(60 * time.Second)
+	// Generous: on a loaded 2-core machine a race-built binary against
+	// Babelfish caught up in over a minute with nothing wrong (an empty
+	// log at warn level; the same case passed on a quieter machine).
+	deadline := started.Add(3 * time.Minute)
 	for !e.ledger(t).AtEnd || time.Since(started) < 2*time.Second {
 		if time.Now().After(deadline) {
 			cmd.Process.Kill()
