@@ -96,7 +96,7 @@ loads the same rows.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&sink, "sink", "", "sink DSN (postgres://…, mysql://… or a SQLite file path); default: a SQLite file in a temporary directory")
+	f.StringVar(&sink, "sink", "", "sink DSN (postgres://…, mysql://…, sqlserver://… or a SQLite file path); default: a SQLite file in a temporary directory")
 	f.StringVar(&brokers, "brokers", "", "Kafka brokers host:port,…; default: an in-process broker")
 	f.IntVar(&o.Topics, "topics", 8, "topics, one table each")
 	f.IntVar(&o.Partitions, "partitions", 8, "partitions per topic")

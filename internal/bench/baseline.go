@@ -21,6 +21,8 @@ func baseline(ctx context.Context, o Options, db *sql.DB, tables []string) (stri
 		return sqliteBaseline(ctx, o, db, tables)
 	case "mysql":
 		return mysqlBaseline(ctx, o, db, tables)
+	case "sqlserver":
+		return sqlserverBaseline(ctx, o, db, tables)
 	}
 	return "", 0, fmt.Errorf("no baseline for the %s sink yet", o.Dialect.Name())
 }

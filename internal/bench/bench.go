@@ -189,7 +189,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	for i := range tables {
 		tables[i] = fmt.Sprintf("exactly_bench_t%03d", i)
 	}
-	if err := createTables(ctx, db, tables); err != nil {
+	if err := createTables(ctx, db, o.Dialect.Name(), tables); err != nil {
 		return nil, err
 	}
 	pipeline := "bench-" + run
@@ -286,10 +286,14 @@ func createTopics(ctx context.Context, brokers []string, partitions int, topics 
 	return nil
 }
 
-func createTables(ctx context.Context, db *sql.DB, tables []string) error {
+func createTables(ctx context.Context, db *sql.DB, driver string, tables []string) error {
+	text := "TEXT"
+	if driver == "sqlserver" { // TEXT is SQL Server's deprecated LOB type
+		text = "NVARCHAR(MAX)"
+	}
 	for _, t := range tables {
 		for _, q := range []string{"DROP TABLE IF EXISTS " + t,
-			"CREATE TABLE " + t + " (id BIGINT PRIMARY KEY, name TEXT NOT NULL, amount BIGINT, payload TEXT)"} {
+			"CREATE TABLE " + t + " (id BIGINT PRIMARY KEY, name " + text + " NOT NULL, amount BIGINT, payload " + text + ")"} {
 			if _, err := db.ExecContext(ctx, q); err != nil {
 				return fmt.Errorf("creating bench table %s: %w", t, err)
 			}
@@ -311,8 +315,11 @@ func settle(ctx context.Context, db *sql.DB, driver string) {
 func truncate(ctx context.Context, db *sql.DB, driver string, tables []string) error {
 	for _, t := range tables {
 		q := "TRUNCATE " + t
-		if driver == "sqlite" {
+		switch driver {
+		case "sqlite":
 			q = "DELETE FROM " + t
+		case "sqlserver":
+			q = "TRUNCATE TABLE " + t
 		}
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("emptying %s: %w", t, err)
