@@ -5,6 +5,7 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -78,7 +79,7 @@ func (d *Dialect) stage(ctx context.Context, tx *exactly.Tx, p *plan) error {
 
 func (d *Dialect) plan(w *exactly.TableWrite) (*plan, error) {
 	cols := w.StageColumns()
-	stage := stageName(w.Table.Name, cols)
+	stage := stageName(w.Table.Name, cols, w.Part)
 	p := &plan{Stage: stage, Columns: append([]string{"exactly_op"}, cols...)}
 	var tooLong *TooLongError
 
@@ -197,9 +198,15 @@ func (d *Dialect) upsert(w *exactly.TableWrite, t, stage string) []string {
 	return out
 }
 
-// stageName names the session's staging table for a table and column set.
-func stageName(table string, cols []string) string {
-	h := sha1.Sum([]byte(table + "\x00" + strings.Join(cols, "\x00")))
+// stageName names the session's staging table for a table, column set
+// and part: pipelined (ExecPipeline), every part of a flight is staged
+// before any is applied, so two parts must never share a staging table.
+func stageName(table string, cols []string, part int) string {
+	key := table + "\x00" + strings.Join(cols, "\x00")
+	if part != 0 {
+		key += "\x00part" + strconv.Itoa(part)
+	}
+	h := sha1.Sum([]byte(key))
 	return "#exactly_stage_" + hex.EncodeToString(h[:8])
 }
 
