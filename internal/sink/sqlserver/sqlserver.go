@@ -41,8 +41,13 @@ var _ exactly.Dialect = (*Dialect)(nil)
 func (*Dialect) Name() string { return "sqlserver" }
 
 // sessionSQL is run on every new connection and after every pool reset
-// (sp_reset_connection restores the defaults).
-const sessionSQL = "SET XACT_ABORT ON; SET NOCOUNT OFF;"
+// (sp_reset_connection restores the defaults). LOCK_TIMEOUT bounds a wait
+// for a lock (SQL Server's default is forever): a paused zombie holding
+// its exactly_offsets rows in an open transaction would otherwise block
+// the partition's new owner at the fence for as long as it stays paused —
+// SQL Server has no idle-in-transaction timeout to end the zombie's
+// session. The wait ends with 1222 (see LockTimedOut).
+const sessionSQL = "SET XACT_ABORT ON; SET NOCOUNT OFF; SET LOCK_TIMEOUT 10000;"
 
 // Open implements exactly.Dialect. The DSN is any form the driver takes:
 // sqlserver://user:pass@host:1433?database=db, ADO
@@ -366,6 +371,18 @@ var (
 		8672: true,
 	}
 )
+
+var _ exactly.LockTimeouts = (*Dialect)(nil)
+
+// LockTimedOut implements exactly.LockTimeouts: 1222, lock request time
+// out period exceeded. A fence that times out drops its partition from the
+// flight (sent statement by statement); pipelined, the flight's batch
+// fails as a conflict and is retried. (Babelfish reports its lock timeout
+// as 33557097 with PostgreSQL's text, not 1222.)
+func (*Dialect) LockTimedOut(err error) bool {
+	var me mssql.Error
+	return errors.As(err, &me) && me.Number == 1222
+}
 
 // Classify implements exactly.Dialect.
 func (*Dialect) Classify(err error) exactly.ErrorKind {

@@ -312,3 +312,20 @@ func TestEntraExample(t *testing.T) {
 		t.Errorf("azuread cannot use the example's DSN: %v", err)
 	}
 }
+
+// TestLockTimedOut: 1222 is a lock timeout (a zombie's fence row), other
+// errors are not.
+func TestLockTimedOut(t *testing.T) {
+	d := &Dialect{}
+	if !d.LockTimedOut(fmt.Errorf("advancing offset: %w", mssql.Error{Number: 1222})) {
+		t.Error("1222 is not recognised as a lock timeout")
+	}
+	for _, err := range []error{mssql.Error{Number: 1205}, mssql.Error{Number: 2627}, errors.New("x")} {
+		if d.LockTimedOut(err) {
+			t.Errorf("%v taken for a lock timeout", err)
+		}
+	}
+	if !strings.Contains(sessionSQL, "SET LOCK_TIMEOUT") {
+		t.Errorf("sessions wait for locks forever: %q", sessionSQL)
+	}
+}
