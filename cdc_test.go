@@ -277,7 +277,7 @@ tables:
 				t.Fatalf("after out-of-order changes: got %s, want %s", got, want)
 			}
 			// Replaying the first batch (exactly replay) rolls nothing back.
-			if err := s.Replay(context.Background(), &exactly.PartitionBatch{Topic: "t.items", From: 0, Records: all[:3]}); err != nil {
+			if err := s.Replay(context.Background(), &exactly.PartitionBatch{Topic: "t.items", From: 0, Records: all[:3]}, next); err != nil {
 				t.Fatal(err)
 			}
 			if got, want := state(), "1:six:6 2:ten:10 3:one:1"; got != want {

@@ -25,6 +25,23 @@ func (e *ReplayRangeError) Error() string {
 		e.Topic, e.Partition, e.To-1, e.Next, e.Next)
 }
 
+// ReplayMovedError says the partition's next_offset moved while a replay
+// ran: a pipeline committed newer records meanwhile, and the replayed
+// (older) values would overwrite theirs. Nothing of the refused
+// transaction was written.
+type ReplayMovedError struct {
+	Topic     string
+	Partition int32
+	From      int64 // the refused transaction's first offset
+	Began     int64 // next_offset when the replay began
+	Now       int64 // next_offset now
+}
+
+func (e *ReplayMovedError) Error() string {
+	return fmt.Sprintf("replaying %s[%d] from offset %d: next_offset moved from %d to %d while the replay ran: a running pipeline committed newer records, and replaying older ones now would write older values over theirs; nothing of this transaction was written. Stop the pipeline (every member of its group), then replay again from offset %d",
+		e.Topic, e.Partition, e.From, e.Began, e.Now, e.From)
+}
+
 // ErrReplayAppend says a replayed record routes to an append-mode table:
 // inserting it again would duplicate the row, so replay refuses.
 var ErrReplayAppend = errors.New("append-mode tables have no key to make a replay idempotent")
@@ -36,12 +53,16 @@ var ErrReplayAppend = errors.New("append-mode tables have no key to make a repla
 // replayed range starts; b.Records are the partition's records from there,
 // in offset order, as read with read_committed.
 //
-// Replay never moves next_offset. In its transaction it updates the
-// partition's exactly_offsets row (only updated_at) under the condition
-// next_offset >= the range's end: that takes the same row lock as Commit's
-// fence, so a replay and a running pipeline's batch serialize instead of
-// interleaving, and a range the pipeline has not committed is refused with
-// a *ReplayRangeError. Dead letters are not written again (the first apply
+// Replay never moves next_offset. next is the partition's next_offset
+// when the replay began (at least the range's end). In its transaction
+// Replay updates the partition's exactly_offsets row (only updated_at)
+// under the condition next_offset = next: that takes the same row lock as
+// Commit's fence, so a replay and a pipeline's batch serialize, and it
+// refuses the transaction with a *ReplayMovedError when a pipeline
+// committed anything since the replay began (its newer values would be
+// overwritten with older ones: the condition used to be next_offset >= the
+// range's end, which let exactly that through). A range beyond next_offset
+// is refused with a *ReplayRangeError. Dead letters are not written again (the first apply
 // wrote them); the ledger row counts them. A record whose rule says
 // on_error: fail stops the replay with its *RecordError; a record routed to
 // an append-mode table stops it with ErrReplayAppend.
@@ -50,7 +71,7 @@ var ErrReplayAppend = errors.New("append-mode tables have no key to make a repla
 // an older range over newer rows writes the older values back unless the
 // table has a version column. Replaying up to next_offset ends at the
 // current state.
-func (s *Sink) Replay(ctx context.Context, b *PartitionBatch) error {
+func (s *Sink) Replay(ctx context.Context, b *PartitionBatch, next int64) error {
 	if err := s.prepare(ctx, b); err != nil {
 		return fmt.Errorf("replaying %s[%d]: %w", b.Topic, b.Partition, err)
 	}
@@ -76,18 +97,19 @@ func (s *Sink) Replay(ctx context.Context, b *PartitionBatch) error {
 	b.decodeDead = len(b.DeadLetters)
 	var err error
 	for attempt := 0; attempt < 6; attempt++ {
-		if err = s.replayOnce(ctx, b); err == nil {
+		if err = s.replayOnce(ctx, b, next); err == nil {
 			return nil
 		}
 		var re *ReplayRangeError
-		if errors.As(err, &re) || s.d.Classify(err) != ErrConflict || ctx.Err() != nil {
+		var me *ReplayMovedError
+		if errors.As(err, &re) || errors.As(err, &me) || s.d.Classify(err) != ErrConflict || ctx.Err() != nil {
 			break
 		}
 	}
 	return err
 }
 
-func (s *Sink) replayOnce(ctx context.Context, b *PartitionBatch) error {
+func (s *Sink) replayOnce(ctx context.Context, b *PartitionBatch, next int64) error {
 	batches := []*PartitionBatch{b}
 	tables, err := s.describeAll(ctx, batches)
 	if err != nil {
@@ -114,9 +136,15 @@ func (s *Sink) replayOnce(ctx context.Context, b *PartitionBatch) error {
 		}
 	}()
 	now := time.Now().UTC()
-	lock := s.rebind(fmt.Sprintf("UPDATE exactly_offsets SET %s = ? WHERE %s = ? AND %s = ? AND %s = ? AND %s >= ?",
+	if b.To > next {
+		return &ReplayRangeError{Topic: b.Topic, Partition: b.Partition, To: b.To, Next: next}
+	}
+	// The same row lock as Commit's fence; the condition is re-evaluated
+	// on the row a concurrent batch committed, so a pipeline that moved on
+	// while this transaction waited for the lock refuses it.
+	lock := s.rebind(fmt.Sprintf("UPDATE exactly_offsets SET %s = ? WHERE %s = ? AND %s = ? AND %s = ? AND %s = ?",
 		s.d.Quote("updated_at"), s.d.Quote("pipeline"), s.d.Quote("topic"), s.d.Quote("partition"), s.d.Quote("next_offset")))
-	res, err := tx.ExecContext(ctx, lock, now, s.cfg.Pipeline, b.Topic, b.Partition, b.To)
+	res, err := tx.ExecContext(ctx, lock, now, s.cfg.Pipeline, b.Topic, b.Partition, next)
 	if err != nil {
 		return fmt.Errorf("locking offsets of %s[%d] for replay: %w", b.Topic, b.Partition, err)
 	}
@@ -127,11 +155,11 @@ func (s *Sink) replayOnce(ctx context.Context, b *PartitionBatch) error {
 		if lerr != nil {
 			return lerr
 		}
-		next, ok := got[TP{b.Topic, b.Partition}]
+		now, ok := got[TP{b.Topic, b.Partition}]
 		if !ok {
-			next = -1
+			return &ReplayRangeError{Topic: b.Topic, Partition: b.Partition, To: b.To, Next: -1}
 		}
-		return &ReplayRangeError{Topic: b.Topic, Partition: b.Partition, To: b.To, Next: next}
+		return &ReplayMovedError{Topic: b.Topic, Partition: b.Partition, From: b.From, Began: next, Now: now}
 	}
 	for _, w := range writes {
 		// Rows the database refuses were dead-lettered by the first apply:

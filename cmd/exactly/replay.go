@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -31,11 +32,14 @@ and applies it again through the same code as the pipeline, in transactions of
 at most batch.max_records records, each recorded in exactly_batches with status
 "replayed". It never moves next_offset and refuses ranges beyond it.
 
-It is safe next to a running pipeline: each replay transaction locks the
-partition's exactly_offsets row, the row the pipeline's batch transaction
-fences on, so the two serialize. Without a version column on the table,
-replaying an older range writes older values over newer ones: --to defaults to
-next_offset, so a replay ends at the current state. Append-mode tables are
+It refuses a partition a member of the pipeline's consumer group owns: stop
+the pipeline first. Each replay transaction locks the partition's
+exactly_offsets row, the row the pipeline's batch transaction fences on, and
+requires next_offset to be where it was when the replay began: a pipeline
+that started meanwhile and committed newer records makes the replay stop
+before it writes older values over theirs. Without a version column on the
+table, replaying an older range writes older values over newer ones: --to
+defaults to next_offset, so a replay ends at the current state. Append-mode tables are
 refused (no key makes a second insert idempotent; use exactly dedupe).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -52,6 +56,43 @@ refused (no key makes a second insert idempotent; use exactly dedupe).`,
 	f.Int64Var(&o.to, "to", -1, "end of the range (exclusive); default: the partition's next_offset")
 	f.BoolVar(&o.dryRun, "dry-run", false, "print the range and exit without applying")
 	return cmd
+}
+
+// refuseOwned refuses when a member of the pipeline's consumer group owns
+// one of the partitions (or the group is rebalancing): what the command
+// would write, a running pipeline would write too.
+func refuseOwned(ctx context.Context, cfg *exactly.Config, what string, tps []exactly.TP) error {
+	adm, err := kafka.NewAdmin(cfg)
+	if err != nil {
+		return err
+	}
+	defer adm.Close()
+	owners, busy, err := adm.Owners(ctx, cfg.Source.Group, tps)
+	if err != nil {
+		return fmt.Errorf("checking who owns %s before %s: %w", tpsText(tps), what, err)
+	}
+	var lines []string
+	for _, tp := range tps {
+		if o, ok := owners[tp]; ok {
+			lines = append(lines, fmt.Sprintf("%s is owned by %s", tp, o))
+		}
+	}
+	if len(lines) == 0 && busy == "" {
+		return nil
+	}
+	if busy != "" {
+		lines = append(lines, busy+": it may hand the partitions out at any moment")
+	}
+	return findings("%s refused: the pipeline is running: %s. Stop every member of consumer group %s (a member that stopped without leaving holds its partitions until source.session_timeout ends), then run %s again",
+		what, strings.Join(lines, "; "), cfg.Source.Group, what)
+}
+
+func tpsText(tps []exactly.TP) string {
+	s := make([]string, len(tps))
+	for i, tp := range tps {
+		s[i] = tp.String()
+	}
+	return strings.Join(s, " ")
 }
 
 func replay(ctx context.Context, g *globals, toSet bool, o replayOpts) error {
@@ -100,6 +141,9 @@ func replay(ctx context.Context, g *globals, toSet bool, o replayOpts) error {
 	case o.from >= o.to:
 		return usage(fmt.Errorf("--from %d --to %d: the range is empty", o.from, o.to))
 	}
+	if err := refuseOwned(ctx, cfg, "replay", []exactly.TP{tp}); err != nil {
+		return err
+	}
 	bounds, err := kr.Bounds(ctx, []exactly.TP{tp})
 	if err != nil {
 		return err
@@ -134,7 +178,7 @@ func replay(ctx context.Context, g *globals, toSet bool, o replayOpts) error {
 			return nil
 		}
 		pb := &exactly.PartitionBatch{Topic: tp.Topic, Partition: tp.Partition, From: start, Records: chunk}
-		if err := sink.Replay(ctx, pb); err != nil {
+		if err := sink.Replay(ctx, pb, next); err != nil {
 			return err
 		}
 		total.records += len(pb.Records)
@@ -161,6 +205,13 @@ func replay(ctx context.Context, g *globals, toSet bool, o replayOpts) error {
 		var re *exactly.ReplayRangeError
 		if errors.As(err, &re) {
 			return usage(err)
+		}
+		var me *exactly.ReplayMovedError
+		if errors.As(err, &me) && start > o.from {
+			return fmt.Errorf("replaying %s: offsets %d..%d were replayed before the pipeline moved on; rows they changed may hold older values until those offsets are replayed again: %w", tp, o.from, start-1, err)
+		}
+		if errors.As(err, &me) {
+			return findings("%w", err)
 		}
 		return fmt.Errorf("replaying %s from offset %d (offsets before it were replayed): %w", tp, start, err)
 	}

@@ -117,7 +117,7 @@ func TestReplayRefusesUncommittedRanges(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	err = f.sink.Replay(context.Background(), &exactly.PartitionBatch{Topic: "t.items", From: 15, Records: recs})
+	err = f.sink.Replay(context.Background(), &exactly.PartitionBatch{Topic: "t.items", From: 15, Records: recs}, 20)
 	var re *exactly.ReplayRangeError
 	if !errors.As(err, &re) || re.Next != 20 || re.To != 25 {
 		t.Fatalf("Replay beyond next_offset: got %v, want a ReplayRangeError at next_offset 20", err)
