@@ -348,6 +348,16 @@ func (s *Sink) plan(ctx context.Context, q Querier, batches []*PartitionBatch, t
 				continue
 			}
 			kv, err := keyValues(c, a.keys)
+			if err != nil && c.rule.Mode == "cdc" && c.Op == OpDelete && c.rec.Value == nil {
+				// A CDC tombstone follows its key's d, which deleted the row
+				// by its before image; when the rule's key is wider than the
+				// record key the tombstone cannot name the row, on every
+				// delete: it is skipped as it was before tombstones deleted,
+				// not a dead letter per delete (or, under on_error: fail, a
+				// halt no fix of the data could lift).
+				b.Skipped++
+				continue
+			}
 			if err != nil {
 				if c.rule.OnError == "fail" {
 					// The partition halts before it (Commit ends the batch
