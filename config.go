@@ -146,6 +146,17 @@ type SinkConfig struct {
 	// exactly_offsets would only block the member that owns them now.
 	// Zero: the server's setting.
 	IdleTxTimeout time.Duration `yaml:"-"`
+	// RefusedShare: a flight in which the database refuses more than this
+	// share of the rows it writes to a table fails instead of
+	// dead-lettering them (a circuit breaker: a NOT NULL or CHECK an
+	// operator added refuses every row, and that is not the rows' fault).
+	// Default 0.5; 1 turns the breaker off.
+	RefusedShare float64 `yaml:"refused_share"`
+	// RefusedWait is how long such a flight, or one with a row refused by
+	// a foreign key (a child before its parent, from another topic), is
+	// failed and retried before the refused rows become dead letters
+	// after all. Default 5m; 0 dead-letters at once.
+	RefusedWait Duration `yaml:"refused_wait"`
 }
 
 // BatchConfig sets the micro-batch triggers.
@@ -242,7 +253,7 @@ func DefaultConfig() Config {
 		Source: SourceConfig{StartFrom: "earliest", SessionTimeout: Duration(45 * time.Second),
 			RebalanceTimeout: Duration(60 * time.Second), ClientID: "exactly",
 			Membership: "static", OnStop: "leave", GroupProtocol: "classic"},
-		Sink:  SinkConfig{MaxConns: 4},
+		Sink:  SinkConfig{MaxConns: 4, RefusedShare: 0.5, RefusedWait: Duration(5 * time.Minute)},
 		Batch: BatchConfig{Interval: Duration(time.Second), MaxRecords: 50000, MaxBytes: 64 << 20},
 	}
 }
@@ -370,6 +381,12 @@ func (c *Config) Validate() error {
 	case "", "on", "off", "local", "remote_write", "remote_apply":
 	default:
 		return bad("sink.synchronous_commit", c.Sink.SynchronousCommit, "on, off, local, remote_write or remote_apply")
+	}
+	if c.Sink.RefusedShare <= 0 || c.Sink.RefusedShare > 1 {
+		return bad("sink.refused_share", fmt.Sprint(c.Sink.RefusedShare), "a share of a flight's rows above 0 and at most 1 (1: never hold a flight for its refused rows)")
+	}
+	if c.Sink.RefusedWait < 0 {
+		return bad("sink.refused_wait", c.Sink.RefusedWait.D().String(), "a duration of 0 or more")
 	}
 	if c.Sink.MaxConns <= 0 {
 		return bad("sink.max_conns", fmt.Sprint(c.Sink.MaxConns), "a positive number of connections")

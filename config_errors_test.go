@@ -87,6 +87,8 @@ func configErrorCases() []configErrorCase {
 		edit("no dsn", "dsn: postgres://x", "dsn: ''", "sink.dsn", "a data source name for the postgres sink"),
 		edit("bad synchronous_commit", "dsn: postgres://x", "dsn: postgres://x\n  synchronous_commit: sometimes", "sink.synchronous_commit", "on, off, local"),
 		edit("no connections", "dsn: postgres://x", "dsn: postgres://x\n  max_conns: 0", "sink.max_conns", "a positive number of connections"),
+		edit("refused_share above 1", "dsn: postgres://x", "dsn: postgres://x\n  refused_share: 1.5", "sink.refused_share", "a share of a flight's rows above 0 and at most 1"),
+		edit("negative refused_wait", "dsn: postgres://x", "dsn: postgres://x\n  refused_wait: -1s", "sink.refused_wait", "a duration of 0 or more"),
 		edit("zero interval", "tables:", "batch:\n  interval: 0s\ntables:", "batch.interval", "a positive duration"),
 		edit("zero max_records", "tables:", "batch:\n  max_records: 0\ntables:", "batch.max_records", "a positive number of records"),
 		edit("zero max_bytes", "tables:", "batch:\n  max_bytes: -1\ntables:", "batch.max_bytes", "a positive number of bytes"),

@@ -100,6 +100,17 @@ type LockTimeouts interface {
 	LockTimedOut(err error) bool
 }
 
+// Constraints is an optional Dialect capability: it recognises a row
+// refused by a table's constraint rather than for its own value — a NOT
+// NULL or CHECK (which an operator may have added: then every row is
+// refused) or a foreign key (a child before its parent, which another
+// topic may bring a little later). Sink holds such refusals for
+// sink.refused_wait before it dead-letters them (see RefusedError); a bad
+// value (too long, out of range, malformed) is a dead letter at once.
+type Constraints interface {
+	Constraint(err error) (constraint, foreignKey bool)
+}
+
 // Statement is one SQL statement and its arguments.
 type Statement struct {
 	SQL  string

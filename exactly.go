@@ -165,3 +165,31 @@ func (e *LockTimeoutError) Error() string {
 }
 
 func (e *LockTimeoutError) Unwrap() error { return e.Err }
+
+// RefusedError says the database refused rows of a table write for a
+// reason that may not be the rows' own: more than sink.refused_share of
+// them (a constraint an operator added?), or a foreign key (a parent not
+// written yet?). The flight was rolled back and is retried; from Until on,
+// the refused rows become dead letters.
+type RefusedError struct {
+	Table      string
+	Refused    int
+	Rows       int
+	ForeignKey bool
+	First      *RecordError
+	Until      time.Time
+}
+
+func (e *RefusedError) Error() string {
+	why := fmt.Sprintf("the database refused %d of the %d rows written to %s", e.Refused, e.Rows, e.Table)
+	hint := "by a NOT NULL or CHECK constraint, more than sink.refused_share of them: a constraint of the table, not the rows? fix the table"
+	if e.ForeignKey {
+		hint = "a foreign key: the parent row may still come; check the parent table"
+	}
+	return fmt.Sprintf("%s (%s); the flight is retried, and its refused rows become dead letters from %s (sink.refused_wait); first: %v",
+		why, hint, e.Until.UTC().Format(time.RFC3339), e.First)
+}
+
+// Unwrap gives the database's error, not the *RecordError: the flight is
+// retried, not halted at that record.
+func (e *RefusedError) Unwrap() error { return e.First.Err }

@@ -164,7 +164,7 @@ func (s *Sink) replayOnce(ctx context.Context, b *PartitionBatch, next int64) er
 	for _, w := range writes {
 		// Rows the database refuses were dead-lettered by the first apply:
 		// isolated again here, they are counted, not written twice.
-		if err := s.isolate(ctx, tx, w, w.items()); err != nil {
+		if err := s.isolate(ctx, tx, w, w.items(), &refusals{}); err != nil {
 			return err
 		}
 	}

@@ -31,6 +31,9 @@ type Sink struct {
 	mu     sync.Mutex
 	tables map[string]*Table
 	decs   map[*TableRule]Decoder
+	// refusedSince holds, per table, when a flight writing it was first
+	// held for its refused rows (see holdRefused).
+	refusedSince map[string]time.Time
 	// nullBytes is the NULL written to a binary column (see NullBytes).
 	nullBytes any
 }
@@ -66,7 +69,7 @@ func OpenSink(ctx context.Context, cfg *Config, d Dialect, newDecoder func(*Tabl
 	host, _ := os.Hostname()
 	s := &Sink{cfg: cfg, d: d, db: db, log: log, decode: newDecoder,
 		writer: fmt.Sprintf("%s:%d", host, os.Getpid()),
-		tables: map[string]*Table{}, decs: map[*TableRule]Decoder{}}
+		tables: map[string]*Table{}, decs: map[*TableRule]Decoder{}, refusedSince: map[string]time.Time{}}
 	if nb, ok := d.(NullBytes); ok {
 		s.nullBytes = nb.NullBytes()
 	}
@@ -441,17 +444,17 @@ func (e *haltError) Unwrap() error { return e.err }
 // record becomes a dead letter (or halts its partition: on_error: fail)
 // and the other rows are applied, all in the batch's transaction, so
 // exactly-once holds for both. Cost: O(bad rows · log rows) statements.
-func (s *Sink) isolate(ctx context.Context, tx *Tx, w *write, items []*item) error {
+func (s *Sink) isolate(ctx context.Context, tx *Tx, w *write, items []*item, rc *refusals) error {
 	err := s.underSavepoint(ctx, tx, func() error { return s.d.Apply(ctx, tx, w.sub(items)) })
 	if err == nil || s.d.Classify(err) != ErrData {
 		return err
 	}
 	if len(items) > 1 {
 		mid := len(items) / 2
-		if err := s.isolate(ctx, tx, w, items[:mid]); err != nil {
+		if err := s.isolate(ctx, tx, w, items[:mid], rc); err != nil {
 			return err
 		}
-		return s.isolate(ctx, tx, w, items[mid:])
+		return s.isolate(ctx, tx, w, items[mid:], rc)
 	}
 	it := items[0]
 	if it.merged {
@@ -472,7 +475,7 @@ func (s *Sink) isolate(ctx context.Context, tx *Tx, w *write, items []*item) err
 				one.b.Skipped--
 			}
 			one.count(+1)
-			if err := s.isolate(ctx, tx, w.alone(one), []*item{one}); err != nil {
+			if err := s.isolate(ctx, tx, w.alone(one), []*item{one}, rc); err != nil {
 				return err
 			}
 		}
@@ -482,6 +485,17 @@ func (s *Sink) isolate(ctx context.Context, tx *Tx, w *write, items []*item) err
 	if it.c.rule.OnError == "fail" {
 		return &haltError{b: it.b, err: re}
 	}
+	rc.n++
+	if rc.first == nil {
+		rc.first = re
+	}
+	if cs, ok := s.d.(Constraints); ok {
+		constraint, fk := cs.Constraint(err)
+		if constraint || fk {
+			rc.constraint++
+		}
+		rc.fk = rc.fk || fk
+	}
 	it.count(-1)
 	it.b.DeadLetters = append(it.b.DeadLetters, DeadLetter{Record: it.c.rec, Err: re})
 	if p := it.prev; p != nil && p != it.pre {
@@ -490,9 +504,57 @@ func (s *Sink) isolate(ctx context.Context, tx *Tx, w *write, items []*item) err
 		// applied first is done already).
 		p.b.Skipped--
 		p.count(+1)
-		return s.isolate(ctx, tx, w.alone(p), []*item{p})
+		return s.isolate(ctx, tx, w.alone(p), []*item{p}, rc)
 	}
 	return nil
+}
+
+// refusals counts the rows the database refused in one table write.
+type refusals struct {
+	n          int
+	constraint int  // refused by a NOT NULL, CHECK or foreign key
+	fk         bool // one was refused by a foreign key
+	first      *RecordError
+}
+
+// holdRefused decides whether the rows the database refused in a table
+// write become dead letters now, or fail the flight to be retried: when
+// more than sink.refused_share of the write's rows were refused by a NOT
+// NULL or CHECK constraint (see Constraints; a circuit
+// breaker: a NOT NULL or CHECK an operator added refuses every row, and
+// dead-lettering them all while next_offset moves on would lose the
+// stream into the dead letters), or when one was refused by a foreign key
+// (a child before its parent, which another topic may still bring). The
+// flight is failed and retried for sink.refused_wait from the first such
+// flight of the table; after that the refused rows are dead letters, until
+// a flight writes the table without tripping the hold.
+func (s *Sink) holdRefused(w *write, rc *refusals, batches []*PartitionBatch) error {
+	rows := len(w.upserts) + len(w.deletes)
+	table := w.Table.Name
+	// At least two: one bad row alone in its flight is the row's fault
+	// far more often than the table's, and must not hold the partition.
+	trip := rc.fk || (rc.constraint >= 2 && float64(rc.constraint) > s.cfg.Sink.RefusedShare*float64(rows))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	since, held := s.refusedSince[table]
+	if !trip {
+		delete(s.refusedSince, table)
+		return nil
+	}
+	now := time.Now()
+	if !held {
+		since = now
+		s.refusedSince[table] = now
+	}
+	wait := s.cfg.Sink.RefusedWait.D()
+	if now.Sub(since) >= wait {
+		if wait > 0 {
+			s.log.Warn("the database kept refusing rows; they are dead letters now", "table", table,
+				"refused", rc.n, "rows", rows, "held_for", now.Sub(since).Round(time.Second), "first", rc.first)
+		}
+		return nil
+	}
+	return &RefusedError{Table: table, Refused: rc.n, Rows: rows, ForeignKey: rc.fk, First: rc.first, Until: since.Add(wait)}
 }
 
 // underSavepoint runs fn inside a savepoint, rolling back to it when fn
@@ -606,7 +668,11 @@ func (s *Sink) commitOnce(ctx context.Context, batches []*PartitionBatch, isolat
 		}
 		for _, w := range writes {
 			if isolate {
-				if err := s.isolate(ctx, tx, w, w.items()); err != nil {
+				var rc refusals
+				if err := s.isolate(ctx, tx, w, w.items(), &rc); err != nil {
+					return nil, err
+				}
+				if err := s.holdRefused(w, &rc, batches); err != nil {
 					return nil, err
 				}
 				continue

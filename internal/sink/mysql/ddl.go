@@ -6,6 +6,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/go-sql-driver/mysql"
+
 	"github.com/exactly/exactly"
 )
 
@@ -116,4 +118,15 @@ func (*Dialect) CheckColumnName(name string) error {
 		return errors.New("it ends with a space, which MySQL refuses in a column name")
 	}
 	return nil
+}
+
+// Constraint implements exactly.Constraints: 1048 column cannot be null,
+// 3819 (MySQL) and 4025 (MariaDB) check constraint, 1452 and 1216 foreign
+// key.
+func (*Dialect) Constraint(err error) (constraint, foreignKey bool) {
+	var me *mysql.MySQLError
+	if !errors.As(err, &me) {
+		return false, false
+	}
+	return me.Number == 1048 || me.Number == 3819 || me.Number == 4025, me.Number == 1452 || me.Number == 1216
 }

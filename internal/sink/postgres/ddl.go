@@ -1,8 +1,11 @@
 package postgres
 
 import (
+	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/exactly/exactly"
 )
@@ -96,4 +99,14 @@ func (*Dialect) CheckColumnName(name string) error {
 		return fmt.Errorf("it is %d bytes long and PostgreSQL keeps at most %d (it would cut the name)", len(name), maxIdentifier)
 	}
 	return nil
+}
+
+// Constraint implements exactly.Constraints: 23502 not null, 23514
+// check, 23503 foreign key.
+func (*Dialect) Constraint(err error) (constraint, foreignKey bool) {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return false, false
+	}
+	return pe.Code == "23502" || pe.Code == "23514", pe.Code == "23503"
 }

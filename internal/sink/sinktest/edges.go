@@ -2,6 +2,7 @@ package sinktest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,6 +22,7 @@ func runEdges(t *testing.T, tg Target) {
 	t.Run("NoTruncation", func(t *testing.T) { testNoTruncation(t, tg) })
 	t.Run("SchemaDrift", func(t *testing.T) { testSchemaDrift(t, tg) })
 	t.Run("PoisonNames", func(t *testing.T) { testPoisonNames(t, tg) })
+	t.Run("Refusals", func(t *testing.T) { testRefusals(t, tg) })
 }
 
 // testStartupRace: instances starting together on an empty database all
@@ -294,5 +296,87 @@ func testPoisonNames(t *testing.T, tg Target) {
 	}
 	if n := e.count("SELECT COUNT(*) FROM " + e.d.Quote(other)); n != 1 {
 		t.Errorf("the other table of the flight: %d rows, want 1", n)
+	}
+}
+
+// testRefusals: rows refused for a reason that may not be theirs are not
+// dead-lettered at once while next_offset moves on. Every row of a flight
+// refused by a NOT NULL (an operator's new constraint) fails the flight,
+// which is retried, until sink.refused_wait has passed; then they are dead
+// letters. A child before its parent (a foreign key) fails the flight
+// until the parent arrives, then commits. Dialects that do not tell
+// constraints apart (SQLite, which also enforces no foreign keys by
+// default) dead-letter at once.
+func testRefusals(t *testing.T, tg Target) {
+	e := newEnv(t, tg)
+	const wait = 4 * time.Second
+	e.sinkExtra = ", refused_wait: " + wait.String()
+	_, holds := e.d.(exactly.Constraints)
+	ty := tg.Types
+	parent, child, strict := uniq("parent"), uniq("child"), uniq("strict")
+	e.table(parent, itemCols(ty), []string{"id"})
+	stmt := "CREATE TABLE " + e.d.Quote(child) + " (id " + ty.BigInt + " NOT NULL PRIMARY KEY, pid " + ty.BigInt +
+		" NULL, FOREIGN KEY (pid) REFERENCES " + e.d.Quote(parent) + " (id))" + ty.TableSuffix
+	if _, err := e.db.Exec(stmt); err != nil {
+		t.Fatalf("%s: %v", stmt, err)
+	}
+	t.Cleanup(func() { e.db.Exec("DROP TABLE " + e.d.Quote(child)) })
+	strictCols := []col{{"id", ty.BigInt, kInt, true}, {"name", ty.Text, kText, true}}
+	e.table(strict, strictCols, []string{"id"})
+	e.rule("t.parent", parent, "    key: [id]\n")
+	e.rule("t.child", child, "    key: [id]\n")
+	e.rule("t.strict", strict, "    key: [id]\n")
+	s := e.sink()
+	for _, topic := range []string{"t.parent", "t.child", "t.strict"} {
+		if _, err := s.SeedOffset(context.Background(), tpOf(topic, 0), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadLetters := func() int {
+		return e.count("SELECT COUNT(*) FROM exactly_dead_letters WHERE pipeline = ?", e.pipeline)
+	}
+	nulls := func() []*exactly.Record {
+		return []*exactly.Record{e.up(0, map[string]any{"id": int64(1), "name": nil}), e.up(1, map[string]any{"id": int64(2), "name": nil}),
+			e.up(2, map[string]any{"id": int64(3), "name": "ok"})}
+	}
+	began := time.Now()
+	o := e.commit(s, "t.strict", 0, 0, nulls()...)
+	var re *exactly.RefusedError
+	if holds {
+		if o.Committed || !errors.As(o.Err, &re) || re.ForeignKey || re.Refused != 2 {
+			t.Fatalf("2 of 3 rows refused by NOT NULL: committed %v, err %v; want the flight held (a RefusedError)", o.Committed, o.Err)
+		}
+		if n := deadLetters(); n != 0 {
+			t.Fatalf("%d dead letters while the flight is held, want 0", n)
+		}
+		if got, _ := s.LoadOffsets(context.Background(), []exactly.TP{tpOf("t.strict", 0)}); got[tpOf("t.strict", 0)] != 0 {
+			t.Fatalf("next_offset moved to %d while the flight is held", got[tpOf("t.strict", 0)])
+		}
+		if re.Until.Sub(began) > wait+time.Minute {
+			t.Fatalf("held until %v, more than refused_wait %v after the first try", re.Until, wait)
+		}
+		time.Sleep(time.Until(re.Until) + 100*time.Millisecond)
+		o = e.commit(s, "t.strict", 0, 0, nulls()...)
+	}
+	if !o.Committed || len(o.Batch.DeadLetters) != 2 {
+		t.Fatalf("after refused_wait: committed %v with %d dead letters (%v), want committed with 2", o.Committed, len(o.Batch.DeadLetters), o.Err)
+	}
+	if n := e.count("SELECT COUNT(*) FROM " + e.d.Quote(strict)); n != 1 {
+		t.Errorf("%d rows, want the 1 not refused", n)
+	}
+
+	// A child before its parent.
+	kid := func() *exactly.Record { return e.up(0, map[string]any{"id": int64(1), "pid": int64(7)}) }
+	o = e.commit(s, "t.child", 0, 0, kid())
+	enforced := !o.Committed || len(o.Batch.DeadLetters) > 0
+	if holds && (o.Committed || !errors.As(o.Err, &re) || !re.ForeignKey) {
+		t.Fatalf("a child before its parent: committed %v, err %v; want the flight held (a foreign-key RefusedError)", o.Committed, o.Err)
+	}
+	e.mustCommit(s, "t.parent", 0, 0, e.up(0, item(7, "p")))
+	if enforced && holds {
+		e.mustCommit(s, "t.child", 0, 0, kid())
+		if n := e.count("SELECT COUNT(*) FROM " + e.d.Quote(child)); n != 1 {
+			t.Errorf("the child is not in its table after its parent came")
+		}
 	}
 }

@@ -91,6 +91,8 @@ type env struct {
 	rules    []string
 	fx       *fixture
 	db       *sql.DB
+	// sinkExtra is appended to the sink: settings, e.g. ", refused_wait: 3s".
+	sinkExtra string
 }
 
 func newEnv(t *testing.T, tg Target) *env {
@@ -112,8 +114,8 @@ func (e *env) rule(topic, table, yaml string) {
 
 func (e *env) config() *exactly.Config {
 	e.t.Helper()
-	c := fmt.Sprintf("pipeline: %s\nsource: {brokers: ['127.0.0.1:1']}\nsink: {driver: %s, dsn: '%s'}\ntables:\n%s",
-		e.pipeline, e.d.Name(), strings.ReplaceAll(e.dsn, "'", "''"), strings.Join(e.rules, ""))
+	c := fmt.Sprintf("pipeline: %s\nsource: {brokers: ['127.0.0.1:1']}\nsink: {driver: %s, dsn: '%s'%s}\ntables:\n%s",
+		e.pipeline, e.d.Name(), strings.ReplaceAll(e.dsn, "'", "''"), e.sinkExtra, strings.Join(e.rules, ""))
 	cfg, err := exactly.ParseConfig(strings.NewReader(c), "sinktest.yaml")
 	if err != nil {
 		e.t.Fatalf("test configuration: %v\n%s", err, c)
