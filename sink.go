@@ -175,6 +175,11 @@ var ledgerMigrations = []struct {
 }{
 	// notes: what create/evolve did to tables before the batch.
 	{"exactly_batches", ColumnDef{Name: "notes", Type: Type{Kind: KindText}, Nullable: true}},
+	// resolved_*: who redrove a dead letter, when, in which batch (NULL
+	// while it is open).
+	{"exactly_dead_letters", ColumnDef{Name: "resolved_at", Type: Type{Kind: KindTimestampTZ, Precision: 6}, Nullable: true}},
+	{"exactly_dead_letters", ColumnDef{Name: "resolved_by", Type: Type{Kind: KindText}, Nullable: true}},
+	{"exactly_dead_letters", ColumnDef{Name: "resolved_batch", Type: Type{Kind: KindText}, Nullable: true}},
 }
 
 func (s *Sink) decoder(rule *TableRule) Decoder {
@@ -311,6 +316,7 @@ func (s *Sink) Commit(ctx context.Context, batches []*PartitionBatch) []Outcome 
 					e = b.Halt
 				}
 				out = append(out, Outcome{Batch: b, Committed: true, Err: e})
+				s.logDeadLetters(b)
 			}
 			return out
 		}

@@ -12,7 +12,8 @@
 //   - offsets Kafka deleted (retention, DeleteRecords) before they were
 //     applied: real loss upstream, told apart from ranges deleted after they
 //     were applied (only unverifiable) and from compacted topics;
-//   - batches left failed and never covered by a committed batch.
+//   - batches left failed and never covered by a committed batch;
+//   - dead letters left open (not redriven): records the tables lack.
 package verify
 
 import (
@@ -46,6 +47,11 @@ const (
 	RetentionLoss Kind = "retention_loss"
 	// FailedUnresolved: a failed batch whose range no committed batch covers.
 	FailedUnresolved Kind = "failed_unresolved"
+	// DeadLetters: records in [From, To) sit in exactly_dead_letters,
+	// open (not redriven): the ledger counts them as handled, the tables do
+	// not hold them. Reported whatever Options.Since says: an open dead
+	// letter stays a problem until it is redriven.
+	DeadLetters Kind = "dead_letters"
 
 	// Notes, not findings: ranges that cannot be re-hashed.
 
@@ -140,6 +146,10 @@ func Run(ctx context.Context, l *exactly.Ledger, log Log, opt Options) (*Report,
 	if err != nil {
 		return nil, err
 	}
+	dead, err := l.DeadLetterCounts(ctx)
+	if err != nil {
+		return nil, err
+	}
 	compacted := map[string]bool{}
 	for i, tp := range tps {
 		b, known := bounds[tp]
@@ -156,6 +166,12 @@ func Run(ctx context.Context, l *exactly.Ledger, log Log, opt Options) (*Report,
 		}
 		if err := p.verify(ctx); err != nil {
 			return nil, err
+		}
+		if c := dead[tp]; c.Open > 0 {
+			p.add(Finding{Kind: DeadLetters, From: c.First, To: c.Last + 1,
+				Ledger: fmt.Sprintf("%d open dead letters, %d resolved", c.Open, c.Resolved),
+				Detail: fmt.Sprintf("%d records between offsets %d and %d were dead-lettered and are not in their table: see exactly_dead_letters for why, fix the cause, then exactly redrive --topic %s --partition %d",
+					c.Open, c.First, c.Last, tp.Topic, tp.Partition)})
 		}
 		rep.Partitions++
 		if opt.Progress != nil {

@@ -318,6 +318,33 @@ func TestMetricsDuringARunMatchTheLedger(t *testing.T) {
 	stop(t, e, cmd, done)
 	checkGroupHint(t, e, "crash-0", s.next)
 	checkQuietLog(t, e.log())
+	checkDeadLetterWarnings(t, e.log(), 3)
+}
+
+// checkDeadLetterWarnings checks that the bad records were each told in
+// a warning of their batch (count, first offset, redacted error), and
+// that no warning carries their payload. Regression: dead letters were
+// silent.
+func checkDeadLetterWarnings(t *testing.T, log string, want int) {
+	t.Helper()
+	got := 0
+	for _, line := range strings.Split(log, "\n") {
+		if !strings.Contains(line, `msg="records dead-lettered"`) {
+			continue
+		}
+		if !strings.Contains(line, "level=WARN") || !strings.Contains(line, "first_offset=") || !strings.Contains(line, "first_error=") {
+			t.Errorf("dead-letter warning without its coordinates: %s", line)
+		}
+		if strings.Contains(line, "not json") {
+			t.Errorf("dead-letter warning carries the record's value: %s", line)
+		}
+		_, n, _ := strings.Cut(line, " count=")
+		n, _, _ = strings.Cut(n, " ")
+		got += atoi(n)
+	}
+	if got != want {
+		t.Errorf("dead-letter warnings count %d records, want %d:\n%s", got, want, log)
+	}
 }
 
 // checkQuietLog checks that a healthy run logged no warning or error and
@@ -329,6 +356,8 @@ func checkQuietLog(t *testing.T, log string) {
 		switch {
 		case strings.Contains(line, "level=INFO"):
 			info++
+		case strings.Contains(line, `msg="records dead-lettered"`):
+			// Bad input, not an unhealthy run: see checkDeadLetterWarnings.
 		case strings.Contains(line, "level=WARN"), strings.Contains(line, "level=ERROR"):
 			t.Errorf("a healthy run logged: %s", line)
 		}

@@ -32,6 +32,10 @@ type partitionStatus struct {
 	LastBatchAt   *time.Time `json:"last_batch_at,omitempty"`
 	LastStatus    string     `json:"last_status,omitempty"`
 	LastError     string     `json:"last_error,omitempty"`
+	// DeadLetters counts the partition's open dead letters (records not
+	// in their table until redriven), DeadLettersResolved the redriven.
+	DeadLetters         int64 `json:"dead_letters"`
+	DeadLettersResolved int64 `json:"dead_letters_resolved"`
 }
 
 func newStatusCmd(g *globals) *cobra.Command {
@@ -86,6 +90,10 @@ func readStatus(ctx context.Context, env *auditEnv) ([]partitionStatus, error) {
 	if err != nil {
 		return nil, err
 	}
+	dead, err := env.ledger.DeadLetterCounts(ctx)
+	if err != nil {
+		return nil, err
+	}
 	seen := map[exactly.TP]bool{}
 	var tps []exactly.TP
 	next := map[exactly.TP]int64{}
@@ -117,7 +125,8 @@ func readStatus(ctx context.Context, env *auditEnv) ([]partitionStatus, error) {
 	}
 	out := make([]partitionStatus, 0, len(tps))
 	for _, tp := range tps {
-		s := partitionStatus{Topic: tp.Topic, Partition: tp.Partition}
+		s := partitionStatus{Topic: tp.Topic, Partition: tp.Partition,
+			DeadLetters: dead[tp].Open, DeadLettersResolved: dead[tp].Resolved}
 		if _, table, ok := env.cfg.Route(tp.Topic); ok {
 			s.Table = table
 		}
@@ -149,7 +158,7 @@ func readStatus(ctx context.Context, env *auditEnv) ([]partitionStatus, error) {
 
 func printStatus(g *globals, st []partitionStatus) {
 	tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "TOPIC\tPARTITION\tTABLE\tNEXT_OFFSET\tHIGH_WATERMARK\tLAG\tLAST_BATCH\tLAST_BATCH_AT\tSTATUS")
+	fmt.Fprintln(tw, "TOPIC\tPARTITION\tTABLE\tNEXT_OFFSET\tHIGH_WATERMARK\tLAG\tDEAD_LETTERS\tLAST_BATCH\tLAST_BATCH_AT\tSTATUS")
 	opt := func(p *int64) string {
 		if p == nil {
 			return "-"
@@ -168,8 +177,12 @@ func printStatus(g *globals, st []partitionStatus) {
 		if table == "" {
 			table = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Topic, s.Partition, table,
-			opt(s.NextOffset), opt(s.HighWater), opt(s.Lag), id, at, status)
+		dl := strconv.FormatInt(s.DeadLetters, 10)
+		if s.DeadLettersResolved > 0 {
+			dl += fmt.Sprintf(" (+%d resolved)", s.DeadLettersResolved)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Topic, s.Partition, table,
+			opt(s.NextOffset), opt(s.HighWater), opt(s.Lag), dl, id, at, status)
 	}
 	tw.Flush()
 }

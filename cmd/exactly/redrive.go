@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"os/user"
+	"sort"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/exactly/exactly"
+	"github.com/exactly/exactly/internal/kafka"
+)
+
+type redriveOpts struct {
+	file      string
+	sel       selector
+	partition int32
+	from, to  int64
+	apply     bool
+	by        string
+}
+
+func newRedriveCmd(g *globals) *cobra.Command {
+	o := redriveOpts{}
+	cmd := &cobra.Command{
+		Use:   "redrive -c FILE [--topic PATTERN] [--table PATTERN] [--partition P] [--from A] [--to B] [--apply]",
+		Short: "Re-apply open dead letters after their cause is fixed, marking them resolved in the same transaction",
+		Long: `redrive re-applies the open dead letters of the selected partitions (all by
+default), in offset order, through the same code as the pipeline: per
+partition one transaction applies them, marks them resolved (resolved_at,
+resolved_by, resolved_batch) and writes a ledger row with status "redriven".
+Without --apply it only lists what it would redrive.
+
+A dead letter is older than what the pipeline applied after it. On a table
+with a version column it is applied under the version guard. Otherwise redrive
+reads the partition from the dead letter to next_offset in Kafka and leaves
+open any dead letter whose key changed again since (it prints the newer
+offset): applying it would write an older state over a newer one. A record
+that still fails stays open with its new error. Exit 0 when every selected
+dead letter is resolved, 1 when some stay open, 2 on a usage error.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return redrive(ctx, g, o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&o.file, "config", "c", "", "configuration file (YAML)")
+	o.sel.flags(f, "default: every topic with open dead letters")
+	f.Int32Var(&o.partition, "partition", -1, "only this partition")
+	f.Int64Var(&o.from, "from", 0, "only dead letters at or after this offset")
+	f.Int64Var(&o.to, "to", 1<<62, "only dead letters before this offset (exclusive)")
+	f.BoolVar(&o.apply, "apply", false, "apply; without it redrive only lists")
+	f.StringVar(&o.by, "by", defaultBy(), "who redrives, recorded in exactly_dead_letters.resolved_by")
+	return cmd
+}
+
+// defaultBy names the person redriving: user@host.
+func defaultBy() string {
+	name := os.Getenv("USER")
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		name = u.Username
+	}
+	host, _ := os.Hostname()
+	return name + "@" + host
+}
+
+func redrive(ctx context.Context, g *globals, o redriveOpts) error {
+	if o.file == "" {
+		return usage(errMissingConfig)
+	}
+	if err := o.sel.check(); err != nil {
+		return err
+	}
+	log, err := g.logger()
+	if err != nil {
+		return err
+	}
+	cfg, err := exactly.LoadConfig(o.file)
+	if err != nil {
+		return err
+	}
+	sink, err := openSink(ctx, cfg, log) // adds the resolved_* columns to an older ledger
+	if err != nil {
+		return err
+	}
+	defer sink.Close()
+	ledger := exactly.NewLedger(sink.DB(), sink.Dialect(), cfg.Pipeline)
+	counts, err := ledger.DeadLetterCounts(ctx)
+	if err != nil {
+		return err
+	}
+	var tps []exactly.TP
+	for tp, c := range counts {
+		if c.Open > 0 && o.sel.matchTopic(cfg, tp.Topic) && (o.partition < 0 || tp.Partition == o.partition) {
+			tps = append(tps, tp)
+		}
+	}
+	exactly.SortTPs(tps)
+	kr, err := kafka.NewReader(cfg)
+	if err != nil {
+		return err
+	}
+	defer kr.Close()
+	pg := newProgress(g.stderr)
+	var open, resolved, left int
+	for i, tp := range tps {
+		dls, err := ledger.DeadLetters(ctx, tp, o.from, o.to, true)
+		if err != nil {
+			return err
+		}
+		if len(dls) == 0 {
+			continue
+		}
+		open += len(dls)
+		if !o.apply {
+			fmt.Fprintf(g.stdout, "would redrive %s: %d open dead letters, offsets %d..%d; first error: %s\n",
+				tp, len(dls), dls[0].Record.Offset, dls[len(dls)-1].Record.Offset, exactly.RedactError(errors.New(dls[0].Error)))
+			continue
+		}
+		pg.Show(false, "redrive: %d/%d partitions, %d dead letters resolved (%s)", i, len(tps), resolved, tp)
+		res, err := sink.Redrive(ctx, tp, dls, kr, o.by)
+		if err != nil {
+			pg.Done()
+			return fmt.Errorf("redriving (partitions before %s are done): %w", tp, err)
+		}
+		resolved += len(res.Resolved)
+		left += len(res.Superseded) + len(res.Failing)
+		if len(res.Resolved) > 0 {
+			fmt.Fprintf(g.stdout, "redrove %s: %d dead letters applied and resolved in batch %s (offsets %d..%d)\n",
+				tp, len(res.Resolved), res.BatchID, res.Resolved[0], res.Resolved[len(res.Resolved)-1])
+		}
+		for _, off := range sortedKeys(res.Superseded) {
+			fmt.Fprintf(g.stdout, "left open %s@%d: the pipeline applied a newer change of the same key at offset %d; applying this one would bring back an older state\n",
+				tp, off, res.Superseded[off])
+		}
+		for _, off := range sortedKeys(res.Failing) {
+			fmt.Fprintf(g.stdout, "left open %s@%d: still fails: %s\n", tp, off, res.Failing[off])
+		}
+	}
+	pg.Done()
+	switch {
+	case open == 0:
+		fmt.Fprintln(g.stdout, "no open dead letters selected")
+	case !o.apply:
+		fmt.Fprintf(g.stdout, "%d open dead letters; run again with --apply to redrive them\n", open)
+	default:
+		fmt.Fprintf(g.stdout, "%d of %d dead letters resolved, %d left open\n", resolved, open, left)
+		if left > 0 {
+			return findings("redrive: %d dead letters left open", left)
+		}
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[int64]V) []int64 {
+	out := make([]int64, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}

@@ -1,0 +1,257 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/exactly/exactly"
+	"github.com/exactly/exactly/internal/decode"
+	"github.com/exactly/exactly/internal/kafka"
+	"github.com/exactly/exactly/internal/testenv"
+)
+
+// redriveEnv is a pipeline into a table whose CHECK constraint refuses
+// the name "SECRETVALUE": the records carrying it are dead-lettered.
+type redriveEnv struct {
+	file, driver string
+	d            exactly.Dialect
+	db           *sql.DB
+	sink         *exactly.Sink
+	logs         bytes.Buffer
+}
+
+func newRedriveEnv(t *testing.T, driver string, values ...string) *redriveEnv {
+	t.Helper()
+	ctx := context.Background()
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t.items"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	e := &redriveEnv{driver: driver}
+	dir := t.TempDir()
+	dsn := filepath.Join(dir, "sink.db")
+	if driver == "postgres" {
+		dsn = testenv.PostgresSchema(t)
+	}
+	y := fmt.Sprintf(`pipeline: redrive
+source: {brokers: [%s]}
+sink: {driver: %s, dsn: '%s'}
+tables:
+  - topics: t.items
+    table: items
+    key: [id]
+`, strings.Join(cluster.ListenAddrs(), ","), driver, dsn)
+	e.file = filepath.Join(dir, "redrive.yaml")
+	if err := os.WriteFile(e.file, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := exactly.LoadConfig(e.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.d, err = dialectFor(driver); err != nil {
+		t.Fatal(err)
+	}
+	if e.sink, err = exactly.NewSink(ctx, cfg, e.d, decode.New, slog.New(slog.NewTextHandler(&e.logs, nil))); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.sink.Close() })
+	e.db = e.sink.DB()
+	e.exec(t, "CREATE TABLE items (id bigint PRIMARY KEY, name text CONSTRAINT name_ok CHECK (name <> 'SECRETVALUE'))")
+	if _, err := e.sink.SeedOffset(ctx, exactly.TP{Topic: "t.items"}, 0); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...), kgo.DefaultProduceTopic("t.items"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for _, v := range values { // "id=name"
+		id, name, _ := strings.Cut(v, "=")
+		r := &kgo.Record{Key: []byte(`{"id":` + id + `}`), Value: []byte(`{"id":` + id + `,"name":"` + name + `"}`)}
+		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kr, err := kafka.NewReader(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kr.Close()
+	var recs []*exactly.Record
+	if err := kr.Read(ctx, exactly.TP{Topic: "t.items"}, 0, int64(len(values)), func(r *exactly.Record) error {
+		recs = append(recs, r)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// One record per batch: a later change of a key never collapses with
+	// an earlier one inside a batch.
+	for _, r := range recs {
+		b := &exactly.PartitionBatch{Topic: "t.items", From: r.Offset, Records: []*exactly.Record{r}}
+		for _, o := range e.sink.Commit(ctx, []*exactly.PartitionBatch{b}) {
+			if !o.Committed {
+				t.Fatal(o.Err)
+			}
+		}
+	}
+	return e
+}
+
+func (e *redriveEnv) exec(t *testing.T, q string, args ...any) {
+	t.Helper()
+	if _, err := e.db.Exec(exactly.Rebind(e.d, q), args...); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+}
+
+func (e *redriveEnv) rows(t *testing.T) string {
+	t.Helper()
+	rs, err := e.db.Query("SELECT id, name FROM items ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	var out []string
+	for rs.Next() {
+		var id int64
+		var name string
+		if err := rs.Scan(&id, &name); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fmt.Sprintf("%d=%s", id, name))
+	}
+	return strings.Join(out, " ")
+}
+
+// fix drops the CHECK constraint that refused the records: the cause of
+// the dead letters, fixed by the operator.
+func (e *redriveEnv) fix(t *testing.T) {
+	t.Helper()
+	if e.driver == "postgres" {
+		e.exec(t, "ALTER TABLE items DROP CONSTRAINT name_ok")
+		return
+	}
+	e.exec(t, "CREATE TABLE items_fixed (id bigint PRIMARY KEY, name text)")
+	e.exec(t, "INSERT INTO items_fixed SELECT id, name FROM items")
+	e.exec(t, "DROP TABLE items")
+	e.exec(t, "ALTER TABLE items_fixed RENAME TO items")
+}
+
+// TestRedriveEndToEnd: a bad record is dead-lettered with one warning
+// that carries no payload; status counts it and verify reports it (it
+// said "OK: no findings"); after the cause is fixed, redrive applies it and
+// marks it resolved in the same transaction, and verify is clean.
+func TestRedriveEndToEnd(t *testing.T) {
+	for _, driver := range []string{"sqlite", "postgres"} {
+		t.Run(driver, func(t *testing.T) {
+			t.Parallel()
+			e := newRedriveEnv(t, driver, "1=a", "2=SECRETVALUE", "3=c")
+			if got, want := e.rows(t), "1=a 3=c"; got != want {
+				t.Fatalf("table after the run: %s, want %s", got, want)
+			}
+			logs := e.logs.String()
+			if n := strings.Count(logs, `msg="records dead-lettered"`); n != 1 ||
+				!strings.Contains(logs, "level=WARN") || !strings.Contains(logs, "count=1 first_offset=1") {
+				t.Errorf("want one WARN naming count 1 and first offset 1, got:\n%s", logs)
+			}
+			if strings.Contains(logs, "SECRETVALUE") {
+				t.Errorf("the dead-letter warning carries the record's value:\n%s", logs)
+			}
+
+			code, out, errs := runCLI("status", "-c", e.file, "--json")
+			var st struct{ Partitions []partitionStatus }
+			if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil || len(st.Partitions) != 1 {
+				t.Fatalf("status --json: exit %d, %v\n%s%s", code, err, out, errs)
+			}
+			if p := st.Partitions[0]; p.DeadLetters != 1 || p.DeadLettersResolved != 0 {
+				t.Errorf("status --json: dead letters %d open, %d resolved; want 1, 0", p.DeadLetters, p.DeadLettersResolved)
+			}
+			code, out, _ = runCLI("status", "-c", e.file)
+			if code != 0 || !strings.Contains(out, "DEAD_LETTERS") {
+				t.Errorf("status text (exit %d) has no DEAD_LETTERS column:\n%s", code, out)
+			}
+
+			code, out, errs = runCLI("verify", "-c", e.file)
+			if code != 1 || !strings.Contains(out, "FINDING dead_letters t.items[0] offsets 1..1: 1 records") || strings.Contains(out, "OK") {
+				t.Fatalf("verify with an open dead letter: exit %d, want 1 and a dead_letters finding\n%s%s", code, out, errs)
+			}
+
+			// Without --apply, nothing changes.
+			code, out, errs = runCLI("redrive", "-c", e.file)
+			if code != 0 || !strings.Contains(out, "would redrive t.items[0]: 1 open dead letters, offsets 1..1") {
+				t.Errorf("redrive dry run: exit %d\n%s%s", code, out, errs)
+			}
+			if strings.Contains(out, "SECRETVALUE") {
+				t.Errorf("redrive's listing carries the record's value:\n%s", out)
+			}
+			// Not fixed yet: it still fails, stays open, exit 1.
+			code, out, errs = runCLI("redrive", "-c", e.file, "--apply", "--by", "tester")
+			if code != 1 || !strings.Contains(out, "left open t.items[0]@1: still fails") {
+				t.Errorf("redrive before the fix: exit %d, want 1 and the record left open\n%s%s", code, out, errs)
+			}
+
+			e.fix(t)
+			code, out, errs = runCLI("redrive", "-c", e.file, "--table", "item*", "--apply", "--by", "tester")
+			if code != 0 || !strings.Contains(out, "redrove t.items[0]: 1 dead letters applied and resolved in batch") {
+				t.Fatalf("redrive after the fix: exit %d\n%s%s", code, out, errs)
+			}
+			if got, want := e.rows(t), "1=a 2=SECRETVALUE 3=c"; got != want {
+				t.Errorf("table after redrive: %s, want %s", got, want)
+			}
+			var by, batch, status string
+			var resolvedAt any
+			if err := e.db.QueryRow(`SELECT d.resolved_at, d.resolved_by, d.resolved_batch, b.status FROM exactly_dead_letters d
+				JOIN exactly_batches b ON b.batch_id = d.resolved_batch`).Scan(&resolvedAt, &by, &batch, &status); err != nil {
+				t.Fatalf("reading the resolved dead letter: %v", err)
+			}
+			if resolvedAt == nil || by != "tester" || status != "redriven" || !strings.Contains(out, batch) {
+				t.Errorf("dead letter resolved at %v by %q in batch %q (ledger status %q)", resolvedAt, by, batch, status)
+			}
+			code, out, errs = runCLI("verify", "-c", e.file)
+			if code != 0 || !strings.Contains(out, "OK: no findings") {
+				t.Errorf("verify after redrive: exit %d\n%s%s", code, out, errs)
+			}
+			code, out, _ = runCLI("status", "-c", e.file, "--json")
+			if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil || st.Partitions[0].DeadLetters != 0 || st.Partitions[0].DeadLettersResolved != 1 {
+				t.Errorf("status after redrive: %s", out)
+			}
+			// Nothing left: a second redrive does nothing.
+			if code, out, _ := runCLI("redrive", "-c", e.file, "--apply"); code != 0 || !strings.Contains(out, "no open dead letters") {
+				t.Errorf("second redrive: exit %d\n%s", code, out)
+			}
+		})
+	}
+}
+
+// TestRedriveLeavesSupersededOpen: the pipeline applied a newer change of
+// the dead letter's key after it; redriving the dead letter would write
+// the older state back, so it stays open and the table keeps the newer row.
+func TestRedriveLeavesSupersededOpen(t *testing.T) {
+	e := newRedriveEnv(t, "sqlite", "1=a", "2=SECRETVALUE", "2=newer", "3=SECRETVALUE")
+	e.fix(t)
+	code, out, errs := runCLI("redrive", "-c", e.file, "--apply")
+	if code != 1 || !strings.Contains(out, "left open t.items[0]@1: the pipeline applied a newer change of the same key at offset 2") ||
+		!strings.Contains(out, "redrove t.items[0]: 1 dead letters applied and resolved") {
+		t.Fatalf("redrive: exit %d, want 1, offset 1 left open, offset 3 resolved\n%s%s", code, out, errs)
+	}
+	if got, want := e.rows(t), "1=a 2=newer 3=SECRETVALUE"; got != want {
+		t.Errorf("table after redrive: %s, want %s", got, want)
+	}
+	// The selection: another topic selects nothing.
+	if code, out, _ := runCLI("redrive", "-c", e.file, "--topic", "other.*"); code != 0 || !strings.Contains(out, "no open dead letters") {
+		t.Errorf("redrive --topic other.*: exit %d\n%s", code, out)
+	}
+}

@@ -1,0 +1,268 @@
+package exactly
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+)
+
+// StatusRedriven is the ledger status of a batch that re-applied dead
+// letters. Its range is sparse (only the dead letters' offsets), so verify
+// neither chains nor re-hashes it.
+const StatusRedriven = "redriven"
+
+// RecordReader reads a partition's committed records (internal/kafka.Reader).
+type RecordReader interface {
+	Read(ctx context.Context, tp TP, from, to int64, fn func(*Record) error) error
+}
+
+// RedriveResult is what Redrive did with one partition's dead letters.
+type RedriveResult struct {
+	TP      TP
+	BatchID string // the redriven ledger row; "" when nothing was applied
+	// Resolved are the offsets applied and marked resolved.
+	Resolved []int64
+	// Superseded maps a dead letter's offset to the offset of a newer
+	// change of the same key the pipeline applied since: re-applying the
+	// dead letter would write an older state over it, so it stays open.
+	Superseded map[int64]int64
+	// Failing maps a dead letter's offset to why it still cannot be
+	// applied (the cause is not fixed); it stays open.
+	Failing map[int64]string
+}
+
+// ErrRedriveMoving says the pipeline kept advancing the partition while
+// redrive checked for newer changes, five times in a row.
+var ErrRedriveMoving = errors.New("the pipeline advanced the partition during each of 5 attempts; retry when it is quieter")
+
+// Redrive re-applies open dead letters of one partition (dls, in offset
+// order, all of tp), after their cause was fixed, in one transaction that
+// also marks them resolved (by, now, the batch id) and writes a ledger row
+// with status "redriven". The records go through the same prepare,
+// create/evolve, plan and Dialect.Apply as Commit; a record that still
+// fails stays open, with its new error in Failing.
+//
+// A dead letter is older than what the pipeline applied after it. On a
+// table with a version column it is applied under the version guard (an
+// older version never replaces a newer one). Otherwise Redrive reads the
+// partition from the dead letter to next_offset and leaves open any dead
+// letter whose key the pipeline changed again since (Superseded): writing
+// it would bring back an older state. The transaction locks the
+// partition's exactly_offsets row at the next_offset that read ended at,
+// so a batch the pipeline commits meanwhile cannot slip in between; if it
+// did commit first, the check is redone.
+func (s *Sink) Redrive(ctx context.Context, tp TP, dls []DeadLetterRow, later RecordReader, by string) (*RedriveResult, error) {
+	rule, table, ok := s.cfg.Route(tp.Topic)
+	if !ok {
+		return nil, fmt.Errorf("redriving %s: no table rule matches topic %q", tp, tp.Topic)
+	}
+	for attempt := 0; attempt < 5; attempt++ {
+		next, err := s.LoadOffsets(ctx, []TP{tp})
+		if err != nil {
+			return nil, err
+		}
+		n, ok := next[tp]
+		if !ok {
+			return nil, fmt.Errorf("redriving %s: the pipeline %s has no exactly_offsets row for it", tp, s.cfg.Pipeline)
+		}
+		res := &RedriveResult{TP: tp, Superseded: map[int64]int64{}, Failing: map[int64]string{}}
+		todo := dls
+		if rule.Version == "" && rule.Mode != "append" && len(dls) > 0 {
+			if todo, err = s.unsuperseded(ctx, tp, rule, table, dls, n, later, res); err != nil {
+				return nil, fmt.Errorf("redriving %s: %w", tp, err)
+			}
+		}
+		if len(todo) == 0 {
+			return res, nil
+		}
+		err = s.redriveOnce(ctx, tp, todo, n, by, res)
+		if errors.Is(err, errOffsetMoved) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("redriving %s: %w", tp, err)
+		}
+		return res, nil
+	}
+	return nil, fmt.Errorf("redriving %s: %w", tp, ErrRedriveMoving)
+}
+
+var errOffsetMoved = errors.New("next_offset moved")
+
+// unsuperseded returns the dead letters no later applied record of the
+// same key supersedes, reading [first dead letter + 1, next) of the
+// partition. Open dead letters among the later records were not applied,
+// so they supersede nothing.
+func (s *Sink) unsuperseded(ctx context.Context, tp TP, rule *TableRule, table string, dls []DeadLetterRow, next int64, later RecordReader, res *RedriveResult) ([]DeadLetterRow, error) {
+	t, err := s.Table(ctx, table)
+	if err != nil {
+		return nil, err
+	}
+	keys := keyColumns(rule, t)
+	dec := s.decoder(rule)
+	keyOf := func(r *Record) (string, bool) {
+		ch, err := dec.Decode(r)
+		if err != nil || ch.Op == OpSkip {
+			return "", false
+		}
+		mapColumns(&rule.Columns, rule.Key, &ch)
+		kv, err := keyValues(&change{rec: r, rule: rule, table: table, Change: ch}, keys)
+		if err != nil {
+			return "", false
+		}
+		return keyID(kv), true
+	}
+	open := map[int64]bool{}
+	openRows, err := NewLedger(s.db, s.d, s.cfg.Pipeline).DeadLetters(ctx, tp, dls[0].Record.Offset, next, true)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range openRows {
+		open[d.Record.Offset] = true
+	}
+	// The newest applied offset of each key after the first dead letter.
+	newest := map[string]int64{}
+	if from := dls[0].Record.Offset + 1; from < next {
+		err := later.Read(ctx, tp, from, next, func(r *Record) error {
+			if open[r.Offset] {
+				return nil
+			}
+			if k, ok := keyOf(r); ok {
+				newest[k] = r.Offset
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("reading %s %d..%d for newer changes of the dead letters' keys: %w", tp, from, next-1, err)
+		}
+	}
+	var out []DeadLetterRow
+	for _, d := range dls {
+		if k, ok := keyOf(&d.Record); ok {
+			if o, ok := newest[k]; ok && o > d.Record.Offset {
+				res.Superseded[d.Record.Offset] = o
+				continue
+			}
+		}
+		out = append(out, d) // undecodable ones fail again below, with their error
+	}
+	return out, nil
+}
+
+func (s *Sink) redriveOnce(ctx context.Context, tp TP, dls []DeadLetterRow, next int64, by string, res *RedriveResult) error {
+	// One record per offset; every open row of that offset is resolved
+	// with it.
+	var recs []*Record
+	ids := map[int64][]int64{}
+	for i := range dls {
+		r := dls[i].Record
+		if ids[r.Offset] == nil {
+			recs = append(recs, &r)
+		}
+		ids[r.Offset] = append(ids[r.Offset], dls[i].ID)
+	}
+	sort.SliceStable(recs, func(i, j int) bool { return recs[i].Offset < recs[j].Offset })
+	b := &PartitionBatch{Topic: tp.Topic, Partition: tp.Partition, From: recs[0].Offset, Records: recs}
+	if err := s.prepare(ctx, b); err != nil {
+		return err
+	}
+	b.BatchID = s.newBatchID()
+	if b.Halt != nil {
+		return b.Halt
+	}
+	if err := s.ensureTables(ctx, []*PartitionBatch{b}); err != nil {
+		return fmt.Errorf("preparing tables: %w", err)
+	}
+	b.decodeDead = len(b.DeadLetters)
+	batches := []*PartitionBatch{b}
+	tables, err := s.describeAll(ctx, batches)
+	if err != nil {
+		return err
+	}
+	writes, err := s.plan(batches, tables)
+	if err != nil {
+		return err
+	}
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("connecting to the sink: %w", err)
+	}
+	defer conn.Close()
+	sqlTx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("beginning redrive transaction: %w", err)
+	}
+	tx := &Tx{Tx: sqlTx, Conn: conn}
+	done := false
+	defer func() {
+		if !done {
+			_ = sqlTx.Rollback()
+		}
+	}()
+	now := time.Now().UTC()
+	// The same row lock as Commit's fence, at the next_offset the check
+	// for newer changes read up to: a batch committed since would have
+	// changed keys the check did not see.
+	lock := s.rebind(fmt.Sprintf("UPDATE exactly_offsets SET %s = ? WHERE %s = ? AND %s = ? AND %s = ? AND %s = ?",
+		s.d.Quote("updated_at"), s.d.Quote("pipeline"), s.d.Quote("topic"), s.d.Quote("partition"), s.d.Quote("next_offset")))
+	r, err := tx.ExecContext(ctx, lock, now, s.cfg.Pipeline, tp.Topic, tp.Partition, next)
+	if err != nil {
+		return fmt.Errorf("locking offsets of %s for redrive: %w", tp, err)
+	}
+	if n, err := r.RowsAffected(); err != nil {
+		return fmt.Errorf("locking offsets of %s for redrive: %w", tp, err)
+	} else if n != 1 {
+		return errOffsetMoved
+	}
+	for _, w := range writes {
+		// A row the database still refuses is isolated and stays open.
+		if err := s.isolate(ctx, tx, w, w.items()); err != nil {
+			return err
+		}
+	}
+	failing := map[int64]bool{}
+	for _, dl := range b.DeadLetters {
+		failing[dl.Record.Offset] = true
+		cause := dl.Err
+		if re, ok := cause.(*RecordError); ok {
+			cause = re.Err
+		}
+		res.Failing[dl.Record.Offset] = cause.Error()
+	}
+	mark := s.rebind("UPDATE exactly_dead_letters SET resolved_at = ?, resolved_by = ?, resolved_batch = ? WHERE id = ? AND resolved_at IS NULL")
+	var resolved []int64
+	for _, rec := range b.Records {
+		if failing[rec.Offset] {
+			continue
+		}
+		for _, id := range ids[rec.Offset] {
+			r, err := tx.ExecContext(ctx, mark, now, by, b.BatchID, id)
+			if err != nil {
+				return fmt.Errorf("marking dead letter %s@%d resolved: %w", tp, rec.Offset, err)
+			}
+			if n, err := r.RowsAffected(); err != nil || n != 1 {
+				// Another redrive resolved it first: this one must not
+				// apply it a second time.
+				return fmt.Errorf("marking dead letter %s@%d resolved: another redrive resolved it meanwhile (%d rows, %v)", tp, rec.Offset, n, err)
+			}
+		}
+		resolved = append(resolved, rec.Offset)
+	}
+	if len(resolved) == 0 {
+		return nil // nothing applied: roll back, no ledger row
+	}
+	if err := s.insertLedger(ctx, tx, batches, StatusRedriven, "", now); err != nil {
+		return err
+	}
+	err = sqlTx.Commit()
+	done = true
+	if err != nil {
+		if ok, rerr := s.batchRecorded(ctx, b.BatchID); rerr != nil || !ok {
+			return fmt.Errorf("committing redrive transaction: %w", err)
+		}
+	}
+	res.BatchID, res.Resolved = b.BatchID, resolved
+	return nil
+}
