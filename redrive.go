@@ -102,17 +102,14 @@ func (s *Sink) unsuperseded(ctx context.Context, tp TP, rule *TableRule, table s
 	}
 	keys := keyColumns(rule, t)
 	dec := s.decoder(rule)
-	keyOf := func(r *Record) (string, bool) {
+	keyOf := func(r *Record) ([]any, bool) {
 		ch, err := dec.Decode(r)
 		if err != nil || ch.Op == OpSkip {
-			return "", false
+			return nil, false
 		}
 		mapColumns(&rule.Columns, rule.Key, &ch)
 		kv, err := keyValues(&change{rec: r, rule: rule, table: table, Change: ch}, keys)
-		if err != nil {
-			return "", false
-		}
-		return keyID(kv), true
+		return kv, err == nil
 	}
 	open := map[int64]bool{}
 	openRows, err := NewLedger(s.db, s.d, s.cfg.Pipeline).DeadLetters(ctx, tp, dls[0].Record.Offset, next, true)
@@ -122,29 +119,66 @@ func (s *Sink) unsuperseded(ctx context.Context, tp TP, rule *TableRule, table s
 	for _, d := range openRows {
 		open[d.Record.Offset] = true
 	}
-	// The newest applied offset of each key after the first dead letter.
-	newest := map[string]int64{}
-	if from := dls[0].Record.Offset + 1; from < next {
+	// The dead letters' keys first, then a chunk of later records' keys:
+	// one keyIdentities call compares them as the database does.
+	var dlKeys [][]any
+	var dlAt []int // index in dls of each dlKeys entry
+	for i := range dls {
+		if kv, ok := keyOf(&dls[i].Record); ok {
+			dlKeys, dlAt = append(dlKeys, kv), append(dlAt, i)
+		}
+	}
+	newer := map[int]int64{} // dls index → newest later applied offset of its key
+	var chunk [][]any
+	var chunkAt []int64
+	flush := func() error {
+		if len(chunk) == 0 || len(dlKeys) == 0 {
+			chunk, chunkAt = chunk[:0], chunkAt[:0]
+			return nil
+		}
+		ids, err := s.keyIdentities(ctx, s.db, t, keys, append(append([][]any{}, dlKeys...), chunk...))
+		if err != nil {
+			return err
+		}
+		byID := map[string][]int{}
+		for j := range dlKeys {
+			byID[ids[j]] = append(byID[ids[j]], dlAt[j])
+		}
+		for j, id := range ids[len(dlKeys):] {
+			for _, i := range byID[id] {
+				if chunkAt[j] > dls[i].Record.Offset {
+					newer[i] = max(newer[i], chunkAt[j])
+				}
+			}
+		}
+		chunk, chunkAt = chunk[:0], chunkAt[:0]
+		return nil
+	}
+	if from := dls[0].Record.Offset + 1; from < next && len(dlKeys) > 0 {
 		err := later.Read(ctx, tp, from, next, func(r *Record) error {
 			if open[r.Offset] {
-				return nil
+				return nil // not applied: it supersedes nothing
 			}
-			if k, ok := keyOf(r); ok {
-				newest[k] = r.Offset
+			if kv, ok := keyOf(r); ok {
+				chunk, chunkAt = append(chunk, kv), append(chunkAt, r.Offset)
+			}
+			if len(chunk) >= 5000 {
+				return flush()
 			}
 			return nil
 		})
+		if err == nil {
+			err = flush()
+		}
 		if err != nil {
 			return nil, fmt.Errorf("reading %s %d..%d for newer changes of the dead letters' keys: %w", tp, from, next-1, err)
 		}
 	}
 	var out []DeadLetterRow
-	for _, d := range dls {
-		if k, ok := keyOf(&d.Record); ok {
-			if o, ok := newest[k]; ok && o > d.Record.Offset {
-				res.Superseded[d.Record.Offset] = o
-				continue
-			}
+	for i, d := range dls {
+		if o, ok := newer[i]; ok {
+			res.Superseded[d.Record.Offset] = o
+			continue
 		}
 		out = append(out, d) // undecodable ones fail again below, with their error
 	}
@@ -181,15 +215,15 @@ func (s *Sink) redriveOnce(ctx context.Context, tp TP, dls []DeadLetterRow, next
 	if err != nil {
 		return err
 	}
-	writes, err := s.plan(batches, tables)
-	if err != nil {
-		return err
-	}
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("connecting to the sink: %w", err)
 	}
 	defer conn.Close()
+	writes, err := s.plan(ctx, conn, batches, tables)
+	if err != nil {
+		return err
+	}
 	sqlTx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("beginning redrive transaction: %w", err)
