@@ -79,7 +79,9 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		Short:         "Kafka → SQL, every record exactly once, with a ledger that proves it",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version(),
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usage(err) })

@@ -60,12 +60,20 @@ func newRunCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer served()
+			if src.Observer == nil {
+				// Only the summary watches: it needs no watermarks, so
+				// none are listed every 5s for nobody.
+				src.WatermarkEvery = time.Hour
+			}
+			sum := newRunSummary(src.Observer)
+			src.Observer = sum
 			log.Info("running", "pipeline", cfg.Pipeline, "sink", cfg.Sink.Driver, "writer", sink.Writer(),
 				"group", cfg.Source.Group, "instance_id", src.InstanceID(), "group_protocol", cfg.Source.GroupProtocol)
 			if err := src.Run(ctx); err != nil {
+				log.Error("stopped on an error", append(sum.attrs(), "err", err)...)
 				return err
 			}
-			log.Info("stopped")
+			log.Info("stopped", sum.attrs()...)
 			return nil
 		},
 	}

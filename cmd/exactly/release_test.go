@@ -1,0 +1,65 @@
+package main
+
+import (
+	"debug/elf"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// TestVersionFlag: exactly --version names the module version, the commit
+// and the Go version (in a test binary the toolchain stamps no commit).
+func TestVersionFlag(t *testing.T) {
+	code, out, errs := runCLI("--version")
+	if code != 0 || !regexp.MustCompile(`^exactly \S+ commit \S+ .*go1\.\d+.* \w+/\w+\n$`).MatchString(out) {
+		t.Errorf("exactly --version: exit %d\n%q%s", code, out, errs)
+	}
+}
+
+// TestStaticBuildCarriesItsCommit builds the command as the container
+// recipe does (CGO_ENABLED=0, -trimpath): the binary must be static (no
+// ELF interpreter, so it runs on distroless/static or scratch) and, built
+// from a git checkout, print the checkout's commit in --version.
+func TestStaticBuildCarriesItsCommit(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the ELF check is for Linux")
+	}
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "exactly")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "./cmd/exactly")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("CGO_ENABLED=0 go build: %v\n%s", err, out)
+	}
+	f, err := elf.Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Errorf("the CGO_ENABLED=0 binary asks for an ELF interpreter: it is not static")
+		}
+	}
+	out, err := exec.Command(bin, "--version").Output()
+	if err != nil {
+		t.Fatalf("%s --version: %v", bin, err)
+	}
+	// A source tree without git (an archive) has no commit to stamp.
+	head, gerr := exec.Command("git", "-C", root, "rev-parse", "HEAD").Output()
+	if gerr == nil {
+		if want := strings.TrimSpace(string(head)); !strings.Contains(string(out), "commit "+want) {
+			t.Errorf("--version of a build at %s: %s", want, out)
+		}
+	} else if !strings.HasPrefix(string(out), "exactly ") {
+		t.Errorf("--version: %s", out)
+	}
+}
