@@ -228,6 +228,7 @@ func TestRedriveEndToEnd(t *testing.T) {
 			if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil || st.Partitions[0].DeadLetters != 0 || st.Partitions[0].DeadLettersResolved != 1 {
 				t.Errorf("status after redrive: %s", out)
 			}
+			checkLedgerViews(t, e, 3, 0)
 			// Nothing left: a second redrive does nothing.
 			if code, out, _ := runCLI("redrive", "-c", e.file, "--apply"); code != 0 || !strings.Contains(out, "no open dead letters") {
 				t.Errorf("second redrive: exit %d\n%s", code, out)
@@ -253,5 +254,32 @@ func TestRedriveLeavesSupersededOpen(t *testing.T) {
 	// The selection: another topic selects nothing.
 	if code, out, _ := runCLI("redrive", "-c", e.file, "--topic", "other.*"); code != 0 || !strings.Contains(out, "no open dead letters") {
 		t.Errorf("redrive --topic other.*: exit %d\n%s", code, out)
+	}
+}
+
+// checkLedgerViews creates the views the README offers for ad-hoc SQL
+// (PostgreSQL/SQLite text, as printed) and reads them without quoting.
+func checkLedgerViews(t *testing.T, e *redriveEnv, wantRecords, wantOpen int) {
+	t.Helper()
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(readme), "```sql\n-- PostgreSQL, SQLite\n")
+	block, _, _ = strings.Cut(block, "-- MySQL")
+	if !ok || !strings.Contains(block, "CREATE VIEW exactly_ledger") {
+		t.Fatal("README: the ledger views are gone")
+	}
+	for _, stmt := range strings.Split(block, ";") {
+		if strings.TrimSpace(stmt) != "" {
+			e.exec(t, stmt)
+		}
+	}
+	var records, open int
+	if err := e.db.QueryRow("SELECT SUM(records) FROM exactly_ledger WHERE status = 'committed' AND part = 0").Scan(&records); err != nil || records != wantRecords {
+		t.Errorf("exactly_ledger: %d committed records, %v; want %d", records, err, wantRecords)
+	}
+	if err := e.db.QueryRow("SELECT COUNT(*) FROM exactly_open_dead_letters WHERE record_offset >= 0").Scan(&open); err != nil || open != wantOpen {
+		t.Errorf("exactly_open_dead_letters: %d, %v; want %d", open, err, wantOpen)
 	}
 }
