@@ -252,7 +252,7 @@ func (s *Sink) redriveOnce(ctx context.Context, tp TP, dls []DeadLetterRow, next
 	}
 	for _, w := range writes {
 		// A row the database still refuses is isolated and stays open.
-		if err := s.isolate(ctx, tx, w, w.items()); err != nil {
+		if err := s.isolate(ctx, tx, w, w.items(), &refusals{}); err != nil {
 			return err
 		}
 	}
