@@ -437,7 +437,29 @@ func (s *Sink) ensureTables(ctx context.Context, batches []*PartitionBatch) erro
 				return fmt.Errorf("creating table %s: it is still missing after CREATE TABLE", name)
 			}
 		}
-		checks[name] = newColumnCheck(t)
+		checks[name] = newColumnCheck(t, s.d, true)
+	}
+	// Every other table the batches write gets the dialect's exact value
+	// checks (see ValueChecker), from its cached description: a record
+	// the database would refuse is dead-lettered here, before the batch
+	// is collapsed, even when a later change of its key supersedes it.
+	if _, ok := s.d.(ValueChecker); ok {
+		for _, b := range batches {
+			for i := range b.changes {
+				name := b.changes[i].table
+				if _, done := checks[name]; done {
+					continue
+				}
+				t, err := s.describe(ctx, name)
+				if err != nil {
+					return err
+				}
+				checks[name] = nil // a missing table is plan's error to report
+				if t != nil {
+					checks[name] = newColumnCheck(t, s.d, false)
+				}
+			}
+		}
 	}
 	// Only now, with no pointer into b.changes left in use, drop the
 	// changes that conflict with their columns.
@@ -498,27 +520,46 @@ func (s *Sink) skipTable(b *PartitionBatch, table string) {
 type columnCheck struct {
 	cols map[string]*Column
 	fam  map[string]Kind
+	// generic is the type-conflict check of create/evolve (conflict);
+	// exact are the dialect's value checks (ValueChecker), by column name.
+	generic bool
+	exact   []valueCheck
 }
 
-func newColumnCheck(t *Table) *columnCheck {
-	cc := &columnCheck{cols: make(map[string]*Column, len(t.Columns)), fam: make(map[string]Kind, len(t.Columns))}
+type valueCheck struct {
+	col   *Column
+	check func(any) string
+}
+
+func newColumnCheck(t *Table, d Dialect, generic bool) *columnCheck {
+	cc := &columnCheck{cols: make(map[string]*Column, len(t.Columns)), fam: make(map[string]Kind, len(t.Columns)), generic: generic}
+	vc, _ := d.(ValueChecker)
 	for i := range t.Columns {
 		c := &t.Columns[i]
 		cc.cols[c.Name] = c
 		cc.fam[c.Name] = columnFamily(c.Type)
+		if vc != nil {
+			if f := vc.ValueCheck(c); f != nil {
+				cc.exact = append(cc.exact, valueCheck{col: c, check: f})
+			}
+		}
 	}
+	sort.Slice(cc.exact, func(i, j int) bool { return cc.exact[i].col.Name < cc.exact[j].col.Name })
 	return cc
 }
 
 // checkTypes moves the batch's changes whose values conflict with the
-// type of an existing column to the dead letters, or, when the rule says
+// type of an existing column, or that the database would refuse (the
+// dialect's ValueChecker), to the dead letters, or, when the rule says
 // on_error: fail, ends the batch before the first of them and halts the
-// partition there (it was dead-lettered whatever the rule said).
+// partition there (it was dead-lettered whatever the rule said). It runs
+// on every change, before the batch is collapsed, so which records are
+// dead letters does not depend on where batches were cut.
 func (s *Sink) checkTypes(b *PartitionBatch, checks map[string]*columnCheck) {
 	keep := b.changes[:0]
 	for _, c := range b.changes {
-		if cc := checks[c.table]; cc != nil && c.Op == OpUpsert {
-			if why := cc.conflict(c.Row); why != "" {
+		if cc := checks[c.table]; cc != nil {
+			if why := cc.refused(&c.Change); why != "" {
 				err := fmt.Errorf("table %s: %s", c.table, why)
 				if c.rule.OnError == "fail" {
 					b.haltAt(recordError(c.rec, err))
@@ -531,6 +572,40 @@ func (s *Sink) checkTypes(b *PartitionBatch, checks map[string]*columnCheck) {
 		keep = append(keep, c)
 	}
 	b.changes = keep
+}
+
+// refused says why the change cannot be written, or returns "": the
+// generic type conflict of an upsert's row, then the dialect's checks of
+// its row (an upsert) or key (a delete), by column name.
+func (cc *columnCheck) refused(c *Change) string {
+	var vals map[string]any
+	switch c.Op {
+	case OpUpsert:
+		if cc.generic {
+			if why := cc.conflict(c.Row); why != "" {
+				return why
+			}
+		}
+		vals = c.Row
+	case OpDelete:
+		vals = c.Key
+	default:
+		return ""
+	}
+	for i := range cc.exact {
+		x := &cc.exact[i]
+		v, ok := vals[x.col.Name]
+		if !ok && c.Op == OpUpsert {
+			v, ok = c.Key[x.col.Name]
+		}
+		if !ok || v == nil {
+			continue
+		}
+		if why := x.check(v); why != "" {
+			return fmt.Sprintf("value refused: field %q, column %s %s: %s", x.col.Name, x.col.Name, x.col.Type, why)
+		}
+	}
+	return ""
 }
 
 // conflict names the first field (by name) whose value its column cannot

@@ -181,7 +181,10 @@ func TestRowsTheDatabaseRefusesAreDeadLetteredAndTheRestApplied(t *testing.T) {
 			}{{0, 7}, {0, 21}, {0, 22}, {1, 1}} {
 				d := dl[i]
 				coord := fmt.Sprintf("t.items[%d]@%d", w.p, w.off)
-				if d.partition != w.p || d.offset != w.off || !strings.HasPrefix(d.err, coord+": writing table "+table) {
+				// The database's refusal, or the dialect's Go check of the
+				// same value before the batch is collapsed (ValueChecker).
+				checked := strings.HasPrefix(d.err, coord+": table "+table+": value refused")
+				if d.partition != w.p || d.offset != w.off || !strings.HasPrefix(d.err, coord+": writing table "+table) && !checked {
 					t.Errorf("dead letter %d: got %+v, want %s: writing table %s: …", i, d, coord, table)
 				}
 				if strings.Count(d.err, coord) != 1 {

@@ -91,6 +91,24 @@ type ColumnNamer interface {
 	CheckColumnName(name string) error
 }
 
+// ValueChecker is an optional Dialect capability: it tells in Go, per
+// column, whether the database would refuse a value (PostgreSQL: "maybe"
+// for a boolean, 2024-13-45 for a date, 70000 for a smallint, eight
+// characters for a varchar(5)). Sink checks every record of a batch with
+// it before collapsing the batch to the last change per key, so a refused
+// record is dead-lettered even when a later change of its key supersedes
+// it and it never reaches the database: without it, the same record was a
+// dead letter or a silent skip depending on where batches were cut.
+type ValueChecker interface {
+	// ValueCheck returns the check of one column's values, or nil when
+	// the dialect can tell nothing for the column's type. Called once per
+	// table description; the check is called once per value, must not
+	// allocate in the common case, and returns why the database would
+	// refuse v (never nil), or "" when it takes v or when Go cannot tell
+	// (the database then has the last word when the record is written).
+	ValueCheck(col *Column) func(v any) string
+}
+
 // LockTimeouts is an optional Dialect capability: it recognises a lock
 // wait that timed out (MySQL 1205, SQL Server 1222). When a partition's
 // fence times out waiting for its exactly_offsets row, held by another

@@ -17,6 +17,13 @@ func TestConformance(t *testing.T) {
 		Types: sinktest.Types{BigInt: "bigint", Int: "integer", Decimal: "numeric(20,6)", Double: "double precision",
 			Text: "text", KeyText: "text", Bytes: "bytea", Bool: "boolean", Date: "date", Timestamp: "timestamptz"},
 		Collisions: collisions,
+		Refusals: []sinktest.Refusal{
+			{Type: "boolean", Good: true, Bad: "maybe"},
+			{Type: "date", Good: "2024-01-02", Bad: "2024-13-45"},
+			{Type: "varchar(5)", Good: "abc", Bad: "abcdefgh"},
+			{Type: "smallint", Good: int64(7), Bad: int64(70000)},
+			{Type: "timestamptz", Good: "2024-01-02T03:04:05Z", Bad: "not a time"},
+		},
 	})
 }
 

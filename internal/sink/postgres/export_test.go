@@ -6,3 +6,9 @@ func SetCopyThreshold(n int) (restore func()) {
 	copyThreshold = n
 	return func() { copyThreshold = old }
 }
+
+// Text and CastType are how the apply statement sends and casts a value.
+var (
+	Text     = text
+	CastType = castType
+)

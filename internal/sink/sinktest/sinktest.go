@@ -35,6 +35,15 @@ type Target struct {
 	// Collisions are key types under which different values are one row
 	// (see testCollidingKeys).
 	Collisions []Collision
+	// Refusals are column types with a value the database (or the
+	// create/evolve type check) refuses, for testRefusedValues.
+	Refusals []Refusal
+}
+
+// Refusal is a column type, a value it takes and one it refuses.
+type Refusal struct {
+	Type      string
+	Good, Bad any
 }
 
 // Types names the column type used for each kind of value.
@@ -70,6 +79,7 @@ func Run(t *testing.T, tg Target) {
 	t.Run("CollidingKeys", func(t *testing.T) { testCollidingKeys(t, tg) })
 	t.Run("PartialRows", func(t *testing.T) { testPartialRows(t, tg) })
 	t.Run("PartialVersionedRows", func(t *testing.T) { testPartialVersionedRows(t, tg) })
+	t.Run("RefusedValues", func(t *testing.T) { testRefusedValues(t, tg) })
 	runEdges(t, tg)
 }
 

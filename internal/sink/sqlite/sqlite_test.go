@@ -18,6 +18,12 @@ func TestConformance(t *testing.T) {
 		DSN:     func(t *testing.T) string { return filepath.Join(t.TempDir(), "sink.db") },
 		Types: sinktest.Types{BigInt: "INTEGER", Int: "INTEGER", Decimal: "TEXT", Double: "REAL",
 			Text: "TEXT", KeyText: "TEXT", Bytes: "BLOB", Bool: "BOOLEAN", Date: "DATE", Timestamp: "TIMESTAMP"},
+		// SQLite stores any value in a column that is not STRICT: these are
+		// refused only by the create/evolve type check.
+		Refusals: []sinktest.Refusal{
+			{Type: "BOOLEAN", Good: true, Bad: "maybe"},
+			{Type: "INTEGER", Good: int64(7), Bad: "seven"},
+		},
 		Collisions: []sinktest.Collision{
 			// INTEGER affinity stores "01", "1.0" and " 1" as the integer 1.
 			{Name: "integer", Type: "INTEGER", Keys: []any{int64(1), "01", "1", "1.0", " 1", int64(2), "2", exactly.Decimal("2.0")}},
