@@ -101,7 +101,6 @@ func (s *Source) settle(flights []*flight) {
 // stop leaves the group as source.on_stop says and closes the client,
 // each step bounded (see closeWait), then releases the slot lock.
 func (s *Source) stop() {
-	defer s.id.release()
 	defer s.cancelHard()
 	s.cl.AllowRebalance()
 	if s.id.id != "" && s.cfg.Source.OnStop == "leave" {
@@ -114,17 +113,32 @@ func (s *Source) stop() {
 		}
 		cancel()
 	}
-	closed := make(chan struct{})
-	go func() {
-		s.cl.Close()
-		close(closed)
-	}()
-	select {
-	case <-closed:
-	case <-time.After(closeWait):
+	if !closeThenRelease(s.cl.Close, s.id.release, closeWait) {
 		// Close waits for a JoinGroup or SyncGroup in progress, which the
 		// coordinator may hold for the whole rebalance timeout.
 		s.log.Info("not waiting for the Kafka client to close (a group join in progress)", "group", s.cfg.Source.Group)
+	}
+}
+
+// closeThenRelease closes the Kafka client, waiting at most wait, and
+// releases the slot lock only once the client is closed, whenever that
+// is (or when the process exits and the kernel drops the lock). Releasing
+// it at the stop, with an abandoned Close still holding a JoinGroup that
+// names this instance id, let a process started meanwhile on the host
+// take the same slot and identity, and the old join, answered after the
+// new one's, fence the newcomer out of the group (it exits).
+func closeThenRelease(closeClient, release func(), wait time.Duration) (closed bool) {
+	done := make(chan struct{})
+	go func() {
+		closeClient()
+		release()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return true
+	case <-time.After(wait):
+		return false
 	}
 }
 
