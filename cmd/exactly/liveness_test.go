@@ -890,3 +890,47 @@ func TestRestartAfterSIGTERM(t *testing.T) {
 		})
 	}
 }
+
+// TestSecondSIGTERMExitsAtOnce: a second SIGTERM during a stop ends the
+// process at once by the signal, as an operator's second Ctrl-C asks (a
+// stop, not a failure: it exited 1, which systemd's Restart=on-failure
+// answers by starting the pipeline again), and nothing is lost or doubled:
+// the pipeline started again applies every record exactly once.
+func TestSecondSIGTERMExitsAtOnce(t *testing.T) {
+	e := newLiveEnv(t)
+	proxy, proxied := newPGProxy(t, e.dsn)
+	stop := e.produce(300)
+	defer stop()
+	p := e.start("a", e.config("a", "", proxied))
+	if _, ok := e.waitCommit(0, time.Now(), 60*time.Second); !ok {
+		t.Fatalf("no commit within 60s\n%s", e.log())
+	}
+	e.running(p, 60*time.Second)
+	// A flight hangs in the network, so the first stop waits for it.
+	proxy.Cut()
+	time.Sleep(time.Second)
+	fmt.Fprintf(e.logf, "=== %s: SIGTERM twice %s\n", time.Now().Format("15:04:05.000"), p.name)
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	time.Sleep(300 * time.Millisecond)
+	began := time.Now()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("still running 30s after the second SIGTERM\n%s", e.log())
+	}
+	took := time.Since(began)
+	t.Logf("second SIGTERM → gone in %v: %v (load %s)", took.Round(time.Millisecond), p.cmd.ProcessState, loadavg())
+	ws, _ := p.cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if !ws.Signaled() || ws.Signal() != syscall.SIGTERM {
+		t.Errorf("second SIGTERM: %v, want ended by SIGTERM (143 in a shell; a stop, not a failure)\n%s", p.cmd.ProcessState, e.log())
+	}
+	if took > 3*time.Second {
+		t.Errorf("second SIGTERM: gone after %v, want at once", took)
+	}
+	stop()
+	p = e.start("a2", e.config("a2", "", e.dsn))
+	e.caughtUp(time.Now(), 90*time.Second)
+	e.term(p, 10*time.Second)
+	e.check()
+}

@@ -98,11 +98,26 @@ func stopping(g *globals) {
 		select {
 		case sig := <-again:
 			fmt.Fprintf(g.stderr, "exactly: %v again: exiting at once (the ledger keeps what committed)\n", sig)
+			dieBy(sig)
 		case <-time.After(stopLimit):
 			fmt.Fprintf(g.stderr, "exactly: the stop took longer than %v: exiting (the ledger keeps what committed)\n", stopLimit)
 		}
 		os.Exit(1)
 	}()
+}
+
+// dieBy ends the process by sig's default action, as if no handler had
+// been installed: an operator's second Ctrl-C or a supervisor's second
+// SIGTERM is a stop asked for, not a failure. Exit 1 told systemd
+// (Restart=on-failure) to start the pipeline it was stopping again, and
+// shells and Kubernetes report 130/143 for a process ended so.
+func dieBy(sig os.Signal) {
+	if s, ok := sig.(syscall.Signal); ok {
+		signal.Reset(syscall.SIGINT, syscall.SIGTERM)
+		_ = syscall.Kill(os.Getpid(), s)
+		time.Sleep(time.Second)
+		os.Exit(128 + int(s))
+	}
 }
 
 // closeBounded closes the sink, waiting at most a second: database/sql
