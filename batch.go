@@ -83,7 +83,8 @@ func (s *Sink) prepare(ctx context.Context, b *PartitionBatch) error {
 		return err
 	}
 	// A batch is one partition: one topic, one rule, one decoder.
-	rule, table, ok := s.cfg.Route(b.Topic)
+	rule, table, refused := s.cfg.Resolve(b.Topic)
+	ok := rule != nil
 	var dec Decoder
 	if ok {
 		dec = s.decoder(rule)
@@ -94,9 +95,14 @@ func (s *Sink) prepare(ctx context.Context, b *PartitionBatch) error {
 	for i, rec := range b.Records {
 		var ch Change
 		var err error
-		if !ok {
+		switch {
+		case !ok:
 			err = fmt.Errorf("no table rule matches topic %q", rec.Topic)
-		} else {
+		case refused != nil:
+			// Never written: the name would reach the ledger or
+			// another schema. Reported per the rule's on_error.
+			err = refused
+		default:
 			ch, err = dec.Decode(rec)
 			if err == nil {
 				mapColumns(&rule.Columns, rule.Key, &ch)

@@ -137,6 +137,11 @@ type SinkConfig struct {
 	// offsets covering them together, and they are read again from Kafka.
 	// Default: the server's setting.
 	SynchronousCommit string `yaml:"synchronous_commit"`
+	// AllowedSchemas, when set, lists the only schemas a rule's table may
+	// be in once $1.. are expanded from the topic (a name without a schema
+	// is always allowed: it is the connection's default). Default: any
+	// schema a template names literally.
+	AllowedSchemas []string `yaml:"allowed_schemas"`
 	// MaxConns bounds the connections used for writing. Default 4.
 	MaxConns int `yaml:"max_conns"`
 	// IdleTxTimeout is how long a batch transaction may sit idle before
@@ -487,6 +492,11 @@ func (c *Config) Validate() error {
 		if t.Table != "" && !validTableName(t.Table) {
 			return bad(f("table"), t.Table, "a table name, optionally schema-qualified, that may use $1.. from the topic pattern")
 		}
+		if !strings.Contains(t.Table, "$") && t.Table != "" {
+			if reason := c.refuseTable(t.Table, t.Table); reason != "" {
+				return bad(f("table"), t.Table, "a table name exactly may write: "+reason)
+			}
+		}
 	}
 	return nil
 }
@@ -499,21 +509,89 @@ func validTableName(s string) bool {
 // than a literal topic name.
 func IsPattern(s string) bool { return strings.ContainsAny(s, `^$*+?()[]{}|\`) }
 
+// RouteError is a topic whose rule maps it to a table name that is
+// refused: topic names are untrusted input, and $1 copies them into SQL
+// identifiers. Without this check a topic could name the ledger
+// (shop.public.exactly_offsets moved another pipeline's next_offset) or,
+// because a dotted name is quoted part by part, another schema
+// (shop.public.other.users wrote "other"."users").
+type RouteError struct {
+	Topic, Rule, Table string
+	Reason             string
+}
+
+func (e *RouteError) Error() string {
+	return fmt.Sprintf("topic %q maps to table %q through the rule for %s: refused, %s; nothing is written for it", e.Topic, e.Table, e.Rule, e.Reason)
+}
+
 // Route finds the rule for a topic and the table it maps to. ok is false
-// when no rule matches.
+// when no rule matches; table is empty when a rule matches but the name it
+// expands to is refused (Resolve tells why).
 func (c *Config) Route(topic string) (rule *TableRule, table string, ok bool) {
+	rule, table, err := c.Resolve(topic)
+	if err != nil {
+		table = ""
+	}
+	return rule, table, rule != nil
+}
+
+// Resolve finds the rule for a topic and the table it maps to, checking
+// the name after $1.. are expanded from the topic: it has as many
+// dot-separated parts as the rule's table template (no schema unless the
+// template names one), no empty part, no quoting characters, is never an
+// exactly_* table, and its schema, if any, is in sink.allowed_schemas when
+// that list is set. rule is nil when no rule matches (err is nil then);
+// err is a *RouteError when the name is refused.
+func (c *Config) Resolve(topic string) (rule *TableRule, table string, err error) {
 	for i := range c.Tables {
 		t := &c.Tables[i]
 		m := t.re.FindStringSubmatchIndex(topic)
 		if m == nil {
 			continue
 		}
-		if t.Table == "" {
-			return t, topic[strings.LastIndexByte(topic, '.')+1:], true
+		template := t.Table
+		if template == "" {
+			table = topic[strings.LastIndexByte(topic, '.')+1:]
+			template = "$0"
+		} else {
+			table = string(t.re.ExpandString(nil, t.Table, topic, m))
 		}
-		return t, string(t.re.ExpandString(nil, t.Table, topic, m)), true
+		if reason := c.refuseTable(template, table); reason != "" {
+			return t, table, &RouteError{Topic: topic, Rule: t.Topics, Table: table, Reason: reason}
+		}
+		return t, table, nil
 	}
-	return nil, "", false
+	return nil, "", nil
+}
+
+// refuseTable says why the table name expanded from template is refused,
+// or "" when it is fine.
+func (c *Config) refuseTable(template, table string) string {
+	parts := strings.Split(table, ".")
+	if want := strings.Count(template, ".") + 1; len(parts) != want {
+		if want == 1 {
+			return "the name has a schema part but the rule's table template has none"
+		}
+		return fmt.Sprintf("the name has %d dot-separated parts but the rule's table template %q has %d", len(parts), template, want)
+	}
+	for _, p := range parts {
+		if p == "" {
+			return "the name has an empty part"
+		}
+	}
+	if !validTableName(table) {
+		return "the name contains a quote, bracket, semicolon or NUL"
+	}
+	if name := parts[len(parts)-1]; strings.HasPrefix(strings.ToLower(name), "exactly_") {
+		return "exactly_* tables are the ledger's and are never written by a rule"
+	}
+	if len(parts) > 1 && len(c.Sink.AllowedSchemas) > 0 {
+		schema := strings.Join(parts[:len(parts)-1], ".")
+		if !slices.Contains(c.Sink.AllowedSchemas, schema) {
+			return fmt.Sprintf("schema %q is not in sink.allowed_schemas %v", schema, c.Sink.AllowedSchemas)
+		}
+	}
+	return ""
 }
 
 // TopicPatterns returns one anchored regular expression per rule, for a

@@ -709,8 +709,11 @@ type TablePlan struct {
 // would run for the sampled records (for example the first records the
 // pipeline would read).
 func (s *Sink) PlanTable(ctx context.Context, topic string, sample []*Record) (*TablePlan, error) {
-	rule, table, ok := s.cfg.Route(topic)
-	if !ok {
+	rule, table, err := s.cfg.Resolve(topic)
+	if err != nil {
+		return nil, err
+	}
+	if rule == nil {
 		return nil, fmt.Errorf("no table rule matches topic %q", topic)
 	}
 	p := &TablePlan{Topic: topic, Table: table, Rule: rule, Sampled: len(sample)}

@@ -152,7 +152,7 @@ func (a *adoption) fromSpark(ctx context.Context, dir string) error {
 		a.notes = append(a.notes, uncommittedNote(a.cfg.File, b)...)
 		var appendTables []string
 		for tp := range b.To {
-			if rule, table, ok := a.cfg.Route(tp.Topic); ok && rule.Mode == "append" && !slices.Contains(appendTables, table) {
+			if rule, table, ok := a.cfg.Route(tp.Topic); ok && table != "" && rule.Mode == "append" && !slices.Contains(appendTables, table) {
 				appendTables = append(appendTables, table)
 			}
 		}

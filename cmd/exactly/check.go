@@ -148,7 +148,12 @@ func check(g *globals, file string, connect bool, timeout time.Duration) error {
 		fmt.Fprintf(out, "mapping (%d topics):\n", len(topics))
 	}
 	for _, topic := range topics {
-		rule, table, _ := cfg.Route(topic)
+		rule, table, refused := cfg.Resolve(topic)
+		if refused != nil {
+			problem("%v", refused)
+			fmt.Fprintf(out, "  %-40s %3d partitions → %-30s REFUSED\n", topic, parts[topic], table)
+			continue
+		}
 		state, seen := tableState[table]
 		if !seen && db != nil {
 			t, err := d.Describe(ctx, db, table)

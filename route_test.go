@@ -1,0 +1,190 @@
+package exactly_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/exactly/exactly"
+	"github.com/exactly/exactly/internal/sink/postgres"
+	"github.com/exactly/exactly/internal/testenv"
+)
+
+// TestRoutedNamesCannotReachTheLedgerOrAnotherSchema pins issue 16: Route
+// expanded $1 from the (untrusted) topic name and validated only the
+// template, so under ^shop\.public\.(.*)$ the topic
+// shop.public.exactly_offsets upserted into the ledger (another pipeline's
+// next_offset moved from 0 to 1,000,000) and shop.public.other_schema.users
+// wrote "other_schema"."users". Both are now refused per the rule's
+// on_error and never written.
+func TestRoutedNamesCannotReachTheLedgerOrAnotherSchema(t *testing.T) {
+	for _, onError := range []string{"dead_letter", "fail"} {
+		t.Run(onError, func(t *testing.T) {
+			dsn := testenv.PostgresSchema(t)
+			other := testenv.PostgresSchema(t)
+			otherSchema := other[strings.LastIndex(other, "search_path=")+len("search_path="):]
+			victimPipe, pipeline := uniq("victim"), uniq("attacker")
+			parse := func(pipe string) *exactly.Config {
+				cfg, err := exactly.ParseConfig(strings.NewReader(fmt.Sprintf(`pipeline: %s
+source: {brokers: [127.0.0.1:1]}
+sink: {driver: postgres, dsn: '%s'}
+tables:
+  - topics: '^shop\.public\.(.*)$'
+    table: $1
+    key_from: record_key
+    on_error: %s
+`, pipe, dsn, onError)), "test.yaml")
+				if err != nil {
+					t.Fatal(err)
+				}
+				return cfg
+			}
+			ctx := context.Background()
+			d := &postgres.Dialect{}
+			victim := openSink(t, parse(victimPipe), d)
+			if _, err := victim.SeedOffset(ctx, exactly.TP{Topic: "orders", Partition: 0}, 0); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := victim.DB().Exec(fmt.Sprintf(`CREATE TABLE %s.users (id BIGINT PRIMARY KEY, name TEXT)`, otherSchema)); err != nil {
+				t.Fatal(err)
+			}
+			s := openSink(t, parse(pipeline), d)
+			ledger, users := "shop.public.exactly_offsets", "shop.public."+otherSchema+".users"
+			for _, topic := range []string{ledger, users} {
+				if _, err := s.SeedOffset(ctx, exactly.TP{Topic: topic, Partition: 0}, 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			out := s.Commit(ctx, []*exactly.PartitionBatch{
+				{Topic: ledger, From: 0, Records: []*exactly.Record{{Topic: ledger, Offset: 0,
+					Key:   []byte(fmt.Sprintf(`{"pipeline":%q,"topic":"orders","partition":0}`, victimPipe)),
+					Value: []byte(fmt.Sprintf(`{"pipeline":%q,"topic":"orders","partition":0,"next_offset":1000000,"writer":"w","updated_at":"2026-01-01T00:00:00Z"}`, victimPipe))}}},
+				{Topic: users, From: 0, Records: []*exactly.Record{{Topic: users, Offset: 0,
+					Key: []byte(`{"id":1}`), Value: []byte(`{"id":1,"name":"injected"}`)}}},
+			})
+			var next int64
+			if err := victim.DB().QueryRow(`SELECT next_offset FROM exactly_offsets WHERE pipeline = $1 AND topic = 'orders'`, victimPipe).Scan(&next); err != nil {
+				t.Fatal(err)
+			}
+			if next != 0 {
+				t.Errorf("the victim pipeline's next_offset moved to %d: a topic wrote the ledger", next)
+			}
+			var n int
+			if err := victim.DB().QueryRow(fmt.Sprintf(`SELECT COUNT(*) FROM %s.users`, otherSchema)).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if n != 0 {
+				t.Errorf("%s.users has %d rows: a topic wrote another schema", otherSchema, n)
+			}
+			if len(out) != 2 {
+				t.Fatalf("outcomes: %+v", out)
+			}
+			for _, o := range out {
+				switch onError {
+				case "dead_letter":
+					if !o.Committed || len(o.Batch.DeadLetters) != 1 {
+						t.Errorf("%s: got committed=%v dead letters %d err %v, want committed with 1 dead letter", o.Batch.Topic, o.Committed, len(o.Batch.DeadLetters), o.Err)
+						continue
+					}
+					var re *exactly.RouteError
+					if err := o.Batch.DeadLetters[0].Err; !errors.As(err, &re) {
+						t.Errorf("%s: dead letter error %v, want a *RouteError", o.Batch.Topic, err)
+					}
+				case "fail":
+					var re *exactly.RecordError
+					if o.Committed && o.Batch.Halt == nil && !errors.As(o.Err, &re) {
+						t.Errorf("%s: got committed=%v halt=%v err=%v, want the partition halted", o.Batch.Topic, o.Committed, o.Batch.Halt, o.Err)
+					}
+				}
+			}
+			if onError == "dead_letter" {
+				if got := len(deadLetters(t, s, pipeline)); got != 2 {
+					t.Errorf("dead letters: got %d, want 2", got)
+				}
+			}
+		})
+	}
+}
+
+// TestRouteRefusesNames is the table of names Resolve refuses after $1 is
+// expanded from the topic.
+func TestRouteRefusesNames(t *testing.T) {
+	cfg, err := exactly.ParseConfig(strings.NewReader(`pipeline: p
+source: {brokers: [127.0.0.1:1]}
+sink: {driver: postgres, dsn: 'postgres://x@h/db', allowed_schemas: [public, staging]}
+tables:
+  - topics: '^shop\.public\.(.*)$'
+    table: $1
+    key_from: record_key
+  - topics: '^stage\.(.*)$'
+    table: staging.$1
+    key_from: record_key
+  - topics: '^any\.(.*)$'
+    table: $1
+    key_from: record_key
+  - topics: '^default\..*$'
+    key_from: record_key
+  - topics: '^cdc\.([^.]*)\.([^.]*)$'
+    table: $1.$2
+    key_from: record_key
+`), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ topic, table, refused string }{
+		{"shop.public.users", "users", ""},
+		{"shop.public.exactly_offsets", "", "exactly_"},
+		{"shop.public.EXACTLY_Batches", "", "exactly_"},
+		{"shop.public.Exactly_dead_letters", "", "exactly_"},
+		{"shop.public.other.users", "", "schema"},
+		{"shop.public.public.users", "", "schema"},
+		{"shop.public.", "", "empty"},
+		{"stage.orders", "staging.orders", ""},
+		{"stage.a.b", "", "parts"},
+		{"stage.exactly_offsets", "", "exactly_"},
+		{"any.x", "x", ""},
+		{"default.exactly_offsets", "", "exactly_"},
+		{"default.users", "users", ""},
+		{"cdc.public.users", "public.users", ""},
+		{"cdc.secret.users", "", "allowed_schemas"},
+		{"cdc.public.exactly_offsets", "", "exactly_"},
+	} {
+		rule, table, err := cfg.Resolve(c.topic)
+		if rule == nil {
+			t.Errorf("%s: no rule", c.topic)
+			continue
+		}
+		switch {
+		case c.refused == "" && (err != nil || table != c.table):
+			t.Errorf("%s: got %q, %v; want %q", c.topic, table, err, c.table)
+		case c.refused != "" && (err == nil || !strings.Contains(err.Error(), c.refused)):
+			t.Errorf("%s: got %q, %v; want refused (%s)", c.topic, table, err, c.refused)
+		}
+	}
+}
+
+// TestTableTemplatesNamingTheLedgerAreRefused: a literal table that is
+// the ledger, or a schema outside sink.allowed_schemas, is a
+// configuration error, not a run-time refusal.
+func TestTableTemplatesNamingTheLedgerAreRefused(t *testing.T) {
+	for _, c := range []struct{ sink, table, want string }{
+		{"", "exactly_offsets", "exactly_"},
+		{"", "public.EXACTLY_BATCHES", "exactly_"},
+		{", allowed_schemas: [public]", "other.users", "allowed_schemas"},
+	} {
+		_, err := exactly.ParseConfig(strings.NewReader(fmt.Sprintf(`pipeline: p
+source: {brokers: [127.0.0.1:1]}
+sink: {driver: postgres, dsn: 'postgres://x@h/db'%s}
+tables:
+  - topics: t
+    table: %s
+    key: [id]
+`, c.sink, c.table)), "test.yaml")
+		var ce *exactly.ConfigError
+		if !errors.As(err, &ce) || ce.Field != "tables[0].table" || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("table %s: got %v, want a ConfigError on tables[0].table naming %s", c.table, err, c.want)
+		}
+	}
+}
