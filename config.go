@@ -1,15 +1,14 @@
 package exactly
 
 import (
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"net/url"
 	"os"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -91,6 +90,9 @@ type SchemaRegistryConfig struct {
 	// become dead letters: a registry replica or a restored registry may
 	// not know a schema a producer has just registered. Default 5m.
 	RetryNotFound Duration `yaml:"retry_not_found"`
+	// PasswordFile is read for Password (a mounted Kubernetes secret);
+	// one trailing newline is dropped.
+	PasswordFile string `yaml:"password_file"`
 }
 
 // TLSConfig is the Kafka client's TLS. Setting any field turns TLS on.
@@ -123,15 +125,25 @@ type SASLConfig struct {
 	// off. PLAIN sends the password as is: use it over TLS only.
 	Mechanism string `yaml:"mechanism"`
 	Username  string `yaml:"username"`
-	// Password; write ${ENV_VAR} to keep it out of the file.
+	// Password; write ${ENV_VAR}, or use PasswordFile, to keep it out of
+	// the file.
 	Password string `yaml:"password"`
+	// PasswordFile is read for Password (a mounted Kubernetes secret);
+	// one trailing newline is dropped.
+	PasswordFile string `yaml:"password_file"`
 }
 
 // SinkConfig is the database side.
 type SinkConfig struct {
 	// Driver is postgres, mysql, sqlserver or sqlite.
 	Driver string `yaml:"driver"`
-	DSN    string `yaml:"dsn"`
+	// DSN locates the database; write ${ENV_VAR}, or use DSNFile, to keep
+	// its password out of the file. Never printed in clear: see
+	// internal/secret.
+	DSN string `yaml:"dsn"`
+	// DSNFile is read for DSN (a mounted Kubernetes secret); one trailing
+	// newline is dropped.
+	DSNFile string `yaml:"dsn_file"`
 	// SynchronousCommit "off" lets PostgreSQL acknowledge a commit before it
 	// is flushed: a database crash loses the last moments of data and the
 	// offsets covering them together, and they are read again from Kafka.
@@ -277,32 +289,37 @@ func LoadConfig(path string) (*Config, error) {
 	return c, nil
 }
 
-var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
-
-// ParseConfig reads YAML from r, expands ${ENV} references, applies the
-// defaults and validates the result. file is used in error messages.
+// ParseConfig reads YAML from r, expands ${ENV} references inside its
+// values, reads the secret files (sink.dsn_file, …), applies the defaults
+// and validates the result. file is used in error messages.
 func ParseConfig(r io.Reader, file string) (*Config, error) {
 	raw, err := io.ReadAll(r)
 	if err != nil {
 		return nil, &ConfigError{File: file, Field: "file", Expected: "readable YAML (" + err.Error() + ")"}
 	}
-	var missing []string
-	raw = envRef.ReplaceAllFunc(raw, func(m []byte) []byte {
-		name := string(envRef.FindSubmatch(m)[1])
-		v, ok := os.LookupEnv(name)
-		if !ok {
-			missing = append(missing, name)
-		}
-		return []byte(v)
-	})
-	if len(missing) > 0 {
-		return nil, &ConfigError{File: file, Field: "${" + missing[0] + "}", Expected: "the environment variable to be set"}
-	}
 	c := DefaultConfig()
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
 		return nil, &ConfigError{File: file, Field: "yaml", Expected: "valid configuration YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
+	}
+	if missing := expandEnv(&doc, os.LookupEnv); len(missing) > 0 {
+		var refs []string
+		for _, m := range missing {
+			refs = append(refs, "${"+m.name+"} in "+m.field)
+		}
+		return nil, &ConfigError{File: file, Field: strings.Join(refs, ", "), Expected: "the environment variable to be set (or a default: ${NAME:-default})"}
+	}
+	if unknown := unknownFields(&doc, reflect.TypeFor[Config](), ""); len(unknown) > 0 {
+		return nil, &ConfigError{File: file, Field: "yaml", Expected: "valid configuration YAML: " + strings.Join(unknown, "; ")}
+	}
+	if doc.Kind != 0 {
+		if err := doc.Decode(&c); err != nil {
+			return nil, &ConfigError{File: file, Field: "yaml", Expected: "valid configuration YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
+		}
+	}
+	c.File = file
+	if err := c.readSecretFiles(); err != nil {
+		return nil, err
 	}
 	c.File = file
 	if err := c.Validate(); err != nil {
@@ -380,7 +397,7 @@ func (c *Config) Validate() error {
 		return bad("sink.driver", c.Sink.Driver, "one of postgres, mysql, sqlserver, sqlite")
 	}
 	if c.Sink.DSN == "" {
-		return bad("sink.dsn", "", "a data source name for the "+c.Sink.Driver+" sink")
+		return bad("sink.dsn", "", "a data source name for the "+c.Sink.Driver+" sink (or sink.dsn_file)")
 	}
 	switch c.Sink.SynchronousCommit {
 	case "", "on", "off", "local", "remote_write", "remote_apply":

@@ -71,7 +71,7 @@ func configErrorCases() []configErrorCase {
 			_, err := ParseConfig(iotest.ErrReader(errors.New("disk on fire")), "pipe.yaml")
 			return err
 		}},
-		edit("unset environment variable", "postgres://x", "${EXACTLY_SURELY_UNSET_VAR}", "${EXACTLY_SURELY_UNSET_VAR}", "the environment variable to be set"),
+		edit("unset environment variable", "postgres://x", "${EXACTLY_SURELY_UNSET_VAR}", "${EXACTLY_SURELY_UNSET_VAR} in sink.dsn", "the environment variable to be set"),
 		edit("unknown field", "tables:", "tabels: []\ntables:", "yaml", "valid configuration YAML: "),
 		edit("membership", brokers, src("  membership: sticky\n"), "source.membership", "static or dynamic"),
 		edit("instance id of a dynamic member", brokers, src("  membership: dynamic\n  instance_id: pod-0\n"), "source.instance_id", "no instance_id with membership: dynamic"),
@@ -107,6 +107,7 @@ func configErrorCases() []configErrorCase {
 		edit("bad on_error", "mode: append", "mode: append\n    on_error: ignore", "tables[1].on_error", "dead_letter or fail"),
 		edit("two fields renamed to one column", "mode: append", "mode: append\n    columns: {rename: {a: c, b: c}}", "tables[1].columns.rename", "at most one field renamed to each column"),
 		edit("bad evolve", "mode: append", "mode: append\n    evolve: everything", "tables[1].evolve", "add_columns (or leave it out)"),
+		edit("ledger table name", "table: 'app_$1'", "table: 'EXACTLY_offsets'", "tables[0].table", "a table name exactly may write: exactly_* tables"),
 		edit("bad table name", "table: 'app_$1'", "table: 'app;drop'", "tables[0].table", "a table name, optionally schema-qualified"),
 		edit("cert without key", brokers, src("  tls: {cert_file: c.pem}\n"), "source.tls.key_file", "the private key (PEM) of source.tls.cert_file"),
 		edit("key without cert", brokers, src("  tls: {key_file: k.pem}\n"), "source.tls.cert_file", "the client certificate (PEM) that goes with"),

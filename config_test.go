@@ -93,7 +93,7 @@ func TestConfigExpandsEnvironment(t *testing.T) {
 	}
 	_, err = ParseConfig(strings.NewReader(strings.Replace(validConfig, "postgres://x", "${EXACTLY_UNSET_VAR_X}", 1)), "f")
 	var ce *ConfigError
-	if !errors.As(err, &ce) || ce.Field != "${EXACTLY_UNSET_VAR_X}" {
+	if !errors.As(err, &ce) || ce.Field != "${EXACTLY_UNSET_VAR_X} in sink.dsn" {
 		t.Errorf("unset variable: got %v", err)
 	}
 }

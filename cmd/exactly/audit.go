@@ -50,6 +50,11 @@ func openAudit(ctx context.Context, file string) (*auditEnv, error) {
 		}
 	}
 	db, err := d.Open(ctx, cfg.Sink)
+	var ce *exactly.ConfigError
+	if errors.As(err, &ce) {
+		ce.File = cfg.File
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("opening %s sink: %w", d.Name(), err)
 	}

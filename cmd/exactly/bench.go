@@ -18,7 +18,8 @@ import (
 
 func newBenchCmd(g *globals) *cobra.Command {
 	var o bench.Options
-	var sink, brokers string
+	var sinkf sinkFlags
+	var brokers string
 	var asJSON bool
 	var cpuProfile string
 	cmd := &cobra.Command{
@@ -55,6 +56,10 @@ loads the same rows.`,
 			}
 			if o.Topics <= 0 || o.Partitions <= 0 || o.Records < 0 || o.Rate < 0 || o.RecordBytes < 0 || o.MaxConns <= 0 || o.Interval <= 0 {
 				return usage(fmt.Errorf("--topics, --partitions, --max-conns and --interval must be positive; --records, --rate and --record-bytes not negative"))
+			}
+			sink, err := sinkf.resolve()
+			if err != nil {
+				return err
 			}
 			if sink == "" {
 				dir, err := os.MkdirTemp("", "exactly-bench-")
@@ -96,7 +101,7 @@ loads the same rows.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&sink, "sink", "", "sink DSN (postgres://…, mysql://…, sqlserver://… or a SQLite file path); default: a SQLite file in a temporary directory")
+	sinkf.add(f, "sink DSN (postgres://…, mysql://…, sqlserver://… or a SQLite file path); default: a SQLite file in a temporary directory")
 	f.StringVar(&brokers, "brokers", "", "Kafka brokers host:port,…; default: an in-process broker")
 	f.IntVar(&o.Topics, "topics", 8, "topics, one table each")
 	f.IntVar(&o.Partitions, "partitions", 8, "partitions per topic")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"sort"
 	"strings"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/exactly/exactly"
 	"github.com/exactly/exactly/internal/decode"
 	"github.com/exactly/exactly/internal/kafka"
+	"github.com/exactly/exactly/internal/secret"
 )
 
 func newCheckCmd(g *globals) *cobra.Command {
@@ -112,6 +112,11 @@ func check(g *globals, file string, connect bool, timeout time.Duration) error {
 
 	// The sink: reachable, ledger tables, target tables.
 	db, err := d.Open(ctx, cfg.Sink)
+	var ce *exactly.ConfigError
+	if errors.As(err, &ce) {
+		ce.File = cfg.File
+		return err // a DSN that does not parse: exit 2, not "unreachable"
+	}
 	if err != nil {
 		problem("sink: opening %s: %v", cfg.Sink.Driver, err)
 	} else {
@@ -204,13 +209,5 @@ func security(s exactly.SourceConfig) string {
 	return strings.Join(parts, ", ")
 }
 
-// redact hides a DSN's password.
-func redact(dsn string) string {
-	if u, err := url.Parse(dsn); err == nil && u.User != nil {
-		return u.Redacted()
-	}
-	if strings.Contains(strings.ToLower(dsn), "password=") {
-		return "(dsn with a password, not shown)"
-	}
-	return dsn
-}
+// redact hides a DSN's password, whatever its form.
+func redact(dsn string) string { return secret.Scrub(dsn) }

@@ -16,16 +16,17 @@ import (
 )
 
 type dedupeOpts struct {
-	file, dsn, driver string
-	spec              repair.Dedupe
-	apply, unique     bool
-	asJSON            bool
+	file, driver  string
+	sink          sinkFlags
+	spec          repair.Dedupe
+	apply, unique bool
+	asJSON        bool
 }
 
 func newDedupeCmd(g *globals) *cobra.Command {
 	o := dedupeOpts{}
 	cmd := &cobra.Command{
-		Use:   "dedupe --sink DSN --table T --key COLS [--keep newest|oldest --order-by COL] [--apply] [--add-unique-key]",
+		Use:   "dedupe --sink-file FILE --table T --key COLS [--keep newest|oldest --order-by COL] [--apply] [--add-unique-key]",
 		Short: "Repair a table damaged by an at-least-once tool: one row per key, surplus rows moved to T_exactly_removed",
 		Long: `dedupe finds keys held by more than one row. By default it only prints the
 plan (keys, surplus rows, samples) and exits 1 when there is something to do,
@@ -48,7 +49,8 @@ with a NULL key column are never touched.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.dsn, "sink", "", "sink DSN (postgres://…, or a SQLite file path)")
+	o.sink.env = true
+	o.sink.add(f, "sink DSN (postgres://…, or a SQLite file path); default: $"+sinkEnv)
 	f.StringVar(&o.driver, "driver", "", "sink driver; default: told from the DSN")
 	f.StringVarP(&o.file, "config", "c", "", "take the sink from this configuration file instead of --sink")
 	f.StringVar(&o.spec.Table, "table", "", "table to repair")
@@ -68,18 +70,22 @@ func dedupe(ctx context.Context, g *globals, o dedupeOpts) error {
 	if o.unique && !o.apply {
 		return usage(errors.New("--add-unique-key changes the table: it needs --apply"))
 	}
-	sc := exactly.SinkConfig{Driver: o.driver, DSN: o.dsn}
+	dsn, err := o.sink.resolve()
+	if err != nil {
+		return err
+	}
+	sc := exactly.SinkConfig{Driver: o.driver, DSN: dsn}
 	switch {
-	case o.file != "" && o.dsn != "":
-		return usage(errors.New("give either --sink DSN or -c FILE, not both"))
+	case o.file != "" && (o.sink.dsn != "" || o.sink.file != ""):
+		return usage(errors.New("give either --sink DSN (or --sink-file) or -c FILE, not both"))
 	case o.file != "":
 		cfg, err := exactly.LoadConfig(o.file)
 		if err != nil {
 			return err
 		}
 		sc = cfg.Sink
-	case o.dsn == "":
-		return usage(errors.New("--sink DSN (or -c FILE) is required"))
+	case dsn == "":
+		return usage(errors.New("--sink-file FILE, $" + sinkEnv + ", --sink DSN or -c FILE is required"))
 	}
 	if sc.Driver == "" {
 		sc.Driver = driverOf(sc.DSN)

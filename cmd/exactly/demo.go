@@ -21,7 +21,7 @@ import (
 )
 
 type demoOpts struct {
-	sink    string
+	sinkf   sinkFlags
 	records int
 	rate    int
 	kills   int
@@ -43,7 +43,7 @@ func newDemoCmd(g *globals) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.sink, "sink", "", "sink DSN (postgres://…, mysql://user@host:3306/db, sqlserver://… or a SQLite file path); default: a SQLite file in a temporary directory")
+	o.sinkf.add(f, "sink DSN (postgres://…, mysql://user@host:3306/db, sqlserver://… or a SQLite file path); default: a SQLite file in a temporary directory")
 	f.IntVar(&o.records, "records", 30000, "records to produce")
 	f.IntVar(&o.rate, "rate", 6000, "records per second to produce")
 	f.IntVar(&o.kills, "kills", 5, "times to SIGKILL the pipeline while it runs")
@@ -86,7 +86,10 @@ func demo(ctx context.Context, g *globals, o demoOpts) error {
 	if !o.keep {
 		defer os.RemoveAll(dir)
 	}
-	dsn := o.sink
+	dsn, err := o.sinkf.resolve()
+	if err != nil {
+		return err
+	}
 	if dsn == "" {
 		dsn = filepath.Join(dir, "demo.db")
 	}

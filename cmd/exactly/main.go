@@ -16,6 +16,7 @@ import (
 
 	"github.com/exactly/exactly"
 	"github.com/exactly/exactly/internal/decode"
+	"github.com/exactly/exactly/internal/secret"
 	"github.com/exactly/exactly/internal/sink/mysql"
 	"github.com/exactly/exactly/internal/sink/postgres"
 	"github.com/exactly/exactly/internal/sink/sqlite"
@@ -44,13 +45,18 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	// Every byte the command prints goes through secret.Scrub: the
+	// structural redaction of DSNs and the configuration's own secret
+	// values, in text and in JSON (issue 16: check printed the MySQL
+	// driver form and ODBC pwd= in clear).
+	stdout, stderr = secret.Writer{W: stdout}, secret.Writer{W: stderr}
 	root := newRoot(stdout, stderr)
 	root.SetArgs(args)
 	err := root.Execute()
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintln(stderr, "exactly:", err)
+	fmt.Fprintln(stderr, "exactly:", secret.Error(err))
 	var ee *exitError
 	var ce *exactly.ConfigError
 	switch {
@@ -106,9 +112,9 @@ func (g *globals) logger() (*slog.Logger, error) {
 	opts := &slog.HandlerOptions{Level: lvl}
 	switch g.logFormat {
 	case "text":
-		return slog.New(slog.NewTextHandler(g.stderr, opts)), nil
+		return slog.New(secret.NewHandler(slog.NewTextHandler(g.stderr, opts))), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(g.stderr, opts)), nil
+		return slog.New(secret.NewHandler(slog.NewJSONHandler(g.stderr, opts))), nil
 	}
 	return nil, usage(fmt.Errorf("--log-format: got %q, expected text or json", g.logFormat))
 }
@@ -131,12 +137,15 @@ func dialectFor(driver string) (exactly.Dialect, error) {
 // openSink opens the configured sink with the standard decoders.
 func openSink(ctx context.Context, cfg *exactly.Config, log *slog.Logger) (*exactly.Sink, error) {
 	d, err := dialectFor(cfg.Sink.Driver)
-	if err != nil {
-		var ce *exactly.ConfigError
-		if errors.As(err, &ce) {
-			ce.File = cfg.File
+	if err == nil {
+		var s *exactly.Sink
+		if s, err = exactly.NewSink(ctx, cfg, d, decode.For(cfg), log); err == nil {
+			return s, nil
 		}
-		return nil, err
 	}
-	return exactly.NewSink(ctx, cfg, d, decode.For(cfg), log)
+	var ce *exactly.ConfigError
+	if errors.As(err, &ce) && ce.File == "" {
+		ce.File = cfg.File
+	}
+	return nil, err
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/exactly/exactly"
+	"github.com/exactly/exactly/internal/secret"
 )
 
 // Dialect is the MySQL/MariaDB dialect.
@@ -120,7 +121,7 @@ func Config(dsn string) (*mysql.Config, error) {
 		mc, err = mysql.ParseDSN(dsn)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("parsing mysql dsn: %w", err)
+		return nil, dsnError("mysql", "a mysql:// URL or the driver's user@tcp(host:3306)/db form", err)
 	}
 	mc.ClientFoundRows = true
 	mc.ParseTime = true
@@ -330,4 +331,13 @@ func (*Dialect) Classify(err error) exactly.ErrorKind {
 		return exactly.ErrConnection
 	}
 	return exactly.ErrOther
+}
+
+// dsnError is a DSN that does not parse: a configuration error (exit 2 at
+// once), never a connection error. The parser's error is kept as text
+// only, scrubbed: a *url.Error quotes the whole DSN, password included,
+// and satisfies net.Error, so wrapping it made Classify call it a
+// connection error that start-up retried, and logged, for two minutes.
+func dsnError(driver, forms string, err error) error {
+	return &exactly.ConfigError{Field: "sink.dsn", Expected: "a " + driver + " DSN: " + forms + " (parsing it: " + secret.Error(err) + ")"}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/exactly/exactly"
+	"github.com/exactly/exactly/internal/secret"
 )
 
 // Dialect is the PostgreSQL dialect.
@@ -43,7 +44,7 @@ func (*Dialect) Name() string { return "postgres" }
 func (*Dialect) Open(ctx context.Context, cfg exactly.SinkConfig) (*sql.DB, error) {
 	cc, err := pgx.ParseConfig(cfg.DSN)
 	if err != nil {
-		return nil, fmt.Errorf("parsing postgres dsn: %w", err)
+		return nil, dsnError("postgres", "a postgres:// URL or host=… user=… dbname=…", err)
 	}
 	if cc.RuntimeParams == nil {
 		cc.RuntimeParams = map[string]string{}
@@ -523,4 +524,13 @@ func (*Dialect) Classify(err error) exactly.ErrorKind {
 		return exactly.ErrConnection
 	}
 	return exactly.ErrConnection // not a server error: the wire failed
+}
+
+// dsnError is a DSN that does not parse: a configuration error (exit 2 at
+// once), never a connection error. The parser's error is kept as text
+// only, scrubbed: a *url.Error quotes the whole DSN, password included,
+// and satisfies net.Error, so wrapping it made Classify call it a
+// connection error that start-up retried, and logged, for two minutes.
+func dsnError(driver, forms string, err error) error {
+	return &exactly.ConfigError{Field: "sink.dsn", Expected: "a " + driver + " DSN: " + forms + " (parsing it: " + secret.Error(err) + ")"}
 }

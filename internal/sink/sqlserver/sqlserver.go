@@ -30,6 +30,7 @@ import (
 	"github.com/microsoft/go-mssqldb/azuread"
 
 	"github.com/exactly/exactly"
+	"github.com/exactly/exactly/internal/secret"
 )
 
 // Dialect is the SQL Server / Azure SQL dialect.
@@ -64,7 +65,7 @@ func (*Dialect) Open(ctx context.Context, cfg exactly.SinkConfig) (*sql.DB, erro
 		c, err = mssql.NewConnector(cfg.DSN)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("parsing sqlserver dsn: %w", err)
+		return nil, dsnError("sqlserver", "a sqlserver:// URL, an ADO or an ODBC string", err)
 	}
 	c.SessionInitSQL = sessionSQL
 	c.Dialer = newCountingDialer(cfg.DSN)
@@ -427,4 +428,13 @@ func (*Dialect) Classify(err error) exactly.ErrorKind {
 		return exactly.ErrConnection
 	}
 	return exactly.ErrOther
+}
+
+// dsnError is a DSN that does not parse: a configuration error (exit 2 at
+// once), never a connection error. The parser's error is kept as text
+// only, scrubbed: a *url.Error quotes the whole DSN, password included,
+// and satisfies net.Error, so wrapping it made Classify call it a
+// connection error that start-up retried, and logged, for two minutes.
+func dsnError(driver, forms string, err error) error {
+	return &exactly.ConfigError{Field: "sink.dsn", Expected: "a " + driver + " DSN: " + forms + " (parsing it: " + secret.Error(err) + ")"}
 }

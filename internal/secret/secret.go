@@ -1,0 +1,153 @@
+// Package secret keeps passwords out of every output: logs at every level,
+// errors, command output (text and JSON), the status page. Scrub masks the
+// password of every DSN form it recognises (URLs, the MySQL driver's
+// user:pass@tcp(host)/db, ADO/ODBC and libpq key=value strings, JSON
+// "password" fields) and every secret value Register was told about (the
+// configuration's DSN password, SASL and schema registry passwords), in the
+// encodings an output may give them (URL, JSON, Go-quoted, HTML). Its rule:
+// an output that could carry text from a DSN, a driver error or a
+// configuration value goes through Scrub, a Writer or a Handler.
+package secret
+
+import (
+	"encoding/json"
+	"html"
+	"net/url"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// Mask replaces a password; url.URL.Redacted uses the same.
+const Mask = "xxxxx"
+
+// minLen is the shortest registered secret that is masked wherever it
+// appears: masking every "ab" in every log line would garble the output
+// and tell the password anyway. Shorter ones are still masked where a DSN
+// form puts them.
+const minLen = 4
+
+var (
+	// scheme://user:PASSWORD@host — the password runs to the last @
+	// before a /, so an unencoded @ in it is still covered.
+	urlForm = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.\-]*://[^\s:@/"'<>]*:)([^\s@/]*(?:@[^\s@/]*)*)@`)
+	// user:PASSWORD@tcp(host)/db, user:PASSWORD@unix(/s)/db,
+	// user:PASSWORD@/db: the MySQL driver's form, which url.Parse reads as
+	// a scheme "user" and leaves unredacted.
+	mysqlForm = regexp.MustCompile(`(^|[\s"'=(,\[{])([^\s:@/"'(),\[\]{}]*:)(\S*?)@((?:tcp[46]?|unix|udp|pipe|memory)?\(|/)`)
+	// password=…, pwd=…, passwd=… in ADO, ODBC ({…}), libpq ('…') and
+	// URL-query strings, any case.
+	keyValueForm = regexp.MustCompile(`(?i)(\b(?:password|pwd|passwd)\s*=\s*)(\{(?:[^}]|\}\})*\}|'(?:[^'\\]|\\.|'')*'|"(?:[^"]|"")*"|[^;&\s]*)`)
+	// "password": "…" in JSON.
+	jsonForm = regexp.MustCompile(`(?i)("(?:password|pwd|passwd)"\s*:\s*)"(?:[^"\\]|\\.)*"`)
+)
+
+var (
+	mu      sync.RWMutex
+	known   = map[string]bool{}
+	ordered []string // longest first, so a secret containing another is masked whole
+	// replacer is rebuilt when a secret is registered.
+	replacer *strings.Replacer
+)
+
+// Register adds secret values to mask wherever they appear. Empty values
+// and values shorter than 4 characters are ignored (see minLen).
+func Register(values ...string) {
+	mu.Lock()
+	defer mu.Unlock()
+	changed := false
+	for _, v := range values {
+		if len(v) < minLen {
+			continue
+		}
+		for _, form := range encodings(v) {
+			if len(form) >= minLen && !known[form] {
+				known[form] = true
+				ordered = append(ordered, form)
+				changed = true
+			}
+		}
+	}
+	if !changed {
+		return
+	}
+	sort.SliceStable(ordered, func(i, j int) bool { return len(ordered[i]) > len(ordered[j]) })
+	pairs := make([]string, 0, 2*len(ordered))
+	for _, s := range ordered {
+		pairs = append(pairs, s, Mask)
+	}
+	replacer = strings.NewReplacer(pairs...)
+}
+
+// encodings are the forms an output may give a secret: as is, URL-encoded,
+// JSON- and Go-quoted, HTML-escaped.
+func encodings(v string) []string {
+	j, _ := json.Marshal(v)
+	q := strconv.Quote(v)
+	return []string{v, url.QueryEscape(v), url.PathEscape(v), string(j[1 : len(j)-1]), q[1 : len(q)-1], html.EscapeString(v)}
+}
+
+// Scrub returns s with every password it recognises masked.
+func Scrub(s string) string {
+	if s == "" {
+		return s
+	}
+	mu.RLock()
+	r := replacer
+	mu.RUnlock()
+	if r != nil {
+		s = r.Replace(s)
+	}
+	if strings.Contains(s, "@") {
+		s = urlForm.ReplaceAllString(s, "${1}"+Mask+"@")
+		s = mysqlForm.ReplaceAllString(s, "${1}${2}"+Mask+"@${4}")
+	}
+	if strings.Contains(s, "=") {
+		s = keyValueForm.ReplaceAllString(s, "${1}"+Mask)
+	}
+	if strings.Contains(s, `"`) {
+		s = jsonForm.ReplaceAllString(s, `${1}"`+Mask+`"`)
+	}
+	return s
+}
+
+// Error is err's text, scrubbed.
+func Error(err error) string {
+	if err == nil {
+		return ""
+	}
+	return Scrub(err.Error())
+}
+
+// Passwords returns the passwords a DSN (or any text) holds in the forms
+// Scrub recognises, unquoted, for Register.
+func Passwords(s string) []string {
+	var out []string
+	for _, m := range urlForm.FindAllStringSubmatch(s, -1) {
+		out = append(out, m[2])
+		if p, err := url.PathUnescape(m[2]); err == nil && p != m[2] {
+			out = append(out, p)
+		}
+	}
+	for _, m := range mysqlForm.FindAllStringSubmatch(s, -1) {
+		out = append(out, m[3])
+	}
+	for _, m := range keyValueForm.FindAllStringSubmatch(s, -1) {
+		v := m[2]
+		switch {
+		case strings.HasPrefix(v, "{") && strings.HasSuffix(v, "}") && len(v) >= 2:
+			v = strings.ReplaceAll(v[1:len(v)-1], "}}", "}")
+		case strings.HasPrefix(v, "'") && strings.HasSuffix(v, "'") && len(v) >= 2:
+			v = strings.NewReplacer(`\'`, `'`, `''`, `'`, `\\`, `\`).Replace(v[1 : len(v)-1])
+		case strings.HasPrefix(v, `"`) && strings.HasSuffix(v, `"`) && len(v) >= 2:
+			v = strings.ReplaceAll(v[1:len(v)-1], `""`, `"`)
+		}
+		out = append(out, v)
+		if p, err := url.QueryUnescape(v); err == nil && p != v {
+			out = append(out, p)
+		}
+	}
+	return out
+}

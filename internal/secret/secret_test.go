@@ -1,0 +1,107 @@
+package secret
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+// dsnForms is every DSN form exactly accepts, each with the password it
+// holds. The passwords are distinct so a leak names its form.
+var dsnForms = []struct{ name, dsn, password string }{
+	{"postgres URL", "postgres://app:Pg-S3cret@db:5432/shop?sslmode=disable", "Pg-S3cret"},
+	{"postgres URL, encoded", "postgresql://app:p%40ss%2Fw0rd@db/shop", "p@ss/w0rd"},
+	{"postgres URL, unencoded @", "postgres://app:at@sign@db/shop", "at@sign"},
+	{"postgres key=value", "host=db user=app password=Kv-S3cret dbname=shop", "Kv-S3cret"},
+	{"postgres key=value, quoted", "host=db user=app password='qu0ted s3cret' dbname=shop", "qu0ted s3cret"},
+	{"postgres URL query", "postgres://db/shop?user=app&password=Qry-S3cret&sslmode=disable", "Qry-S3cret"},
+	{"mysql URL", "mysql://app:My-S3cret@db:3306/shop", "My-S3cret"},
+	{"mysql URL with a typo (url.Error)", "mysql://app:Typo-S3cret@db:33o6/prod", "Typo-S3cret"},
+	{"mysql driver form", "app:Drv-S3cret@tcp(db:3306)/shop?parseTime=true", "Drv-S3cret"},
+	{"mysql driver form, unix", "app:Unx-S3cret@unix(/run/mysqld.sock)/shop", "Unx-S3cret"},
+	{"mysql driver form, no address", "app:NoAddr-S3cret@/shop", "NoAddr-S3cret"},
+	{"sqlserver URL", "sqlserver://sa:Ms-S3cret@db:1433?database=shop", "Ms-S3cret"},
+	{"ADO", "server=db;user id=sa;Password=Ado-S3cret;database=shop", "Ado-S3cret"},
+	{"ADO, quoted", `server=db;user id=sa;password="Ado;Q""uoted";database=shop`, `Ado;Q"uoted`},
+	{"ODBC", "odbc:server=db;uid=sa;PWD={Odbc;S3c}}ret};database=shop", "Odbc;S3c}ret"},
+	{"ODBC, lower case", "odbc:server=db;uid=sa;pwd=odbc-low3r;database=shop", "odbc-low3r"},
+	{"sqlite path", "/var/lib/exactly/sink.db", ""},
+}
+
+// outputs are the shapes in which text carrying a DSN leaves: as is, in
+// an error, quoted (%q, url.Error), in JSON.
+var outputs = []struct {
+	name string
+	wrap func(dsn string) string
+}{
+	{"as is", func(d string) string { return "sink " + d + " unreachable" }},
+	{"url.Error", func(d string) string {
+		return (&url.Error{Op: "parse", URL: d, Err: errors.New("invalid port")}).Error()
+	}},
+	{"quoted", func(d string) string { return strings.TrimSpace(strings.ReplaceAll(`dsn "`+d+`"`, "\n", " ")) }},
+}
+
+// TestScrubMasksEveryForm: structural redaction alone (nothing registered).
+func TestScrubMasksEveryForm(t *testing.T) {
+	for _, f := range dsnForms {
+		for _, o := range outputs {
+			got := Scrub(o.wrap(f.dsn))
+			if f.password != "" && (strings.Contains(got, f.password) || strings.Contains(got, url.PathEscape(f.password))) {
+				t.Errorf("%s, %s: password in %q", f.name, o.name, got)
+			}
+			if f.password == "" && got != o.wrap(f.dsn) {
+				t.Errorf("%s, %s: changed %q to %q", f.name, o.name, o.wrap(f.dsn), got)
+			}
+		}
+	}
+}
+
+func TestPasswordsFindsEachForm(t *testing.T) {
+	for _, f := range dsnForms {
+		got := Passwords(f.dsn)
+		found := false
+		for _, p := range got {
+			found = found || p == f.password
+		}
+		if f.password != "" && !found {
+			t.Errorf("%s: Passwords(%q) = %q, want it to hold %q", f.name, f.dsn, got, f.password)
+		}
+	}
+}
+
+func TestRegisteredSecretsAreMaskedInEveryEncoding(t *testing.T) {
+	s := `r3g-"<&>'-s3cret`
+	Register(s, "ab") // "ab" is too short to mask everywhere
+	for _, enc := range encodings(s) {
+		if got := Scrub("x " + enc + " y"); strings.Contains(got, enc) || !strings.Contains(got, Mask) {
+			t.Errorf("encoding %q: got %q", enc, got)
+		}
+	}
+	if got := Scrub("abc"); got != "abc" {
+		t.Errorf("a short secret masked everywhere: %q", got)
+	}
+}
+
+func TestHandlerScrubsEveryAttribute(t *testing.T) {
+	Register("H4ndler-S3cret")
+	for _, json := range []bool{false, true} {
+		var buf bytes.Buffer
+		var h slog.Handler = slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})
+		if json {
+			h = slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})
+		}
+		log := slog.New(NewHandler(h)).With("dsn", "app:Drv-S3cret@tcp(db)/x")
+		err := errors.New("dial postgres://u:Pg-S3cret@h/db: H4ndler-S3cret refused")
+		log.Debug("opening mysql://a:My-S3cret@h/db", "err", err, slog.Group("g", "pw", "password=Kv-S3cret"), "any", []string{"H4ndler-S3cret"})
+		log.Error("x", "err", err)
+		out := buf.String()
+		for _, s := range []string{"Drv-S3cret", "Pg-S3cret", "H4ndler-S3cret", "My-S3cret", "Kv-S3cret"} {
+			if strings.Contains(out, s) {
+				t.Errorf("json=%v: %s in %s", json, s, out)
+			}
+		}
+	}
+}
