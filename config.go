@@ -174,6 +174,11 @@ type SinkConfig struct {
 	// failed and retried before the refused rows become dead letters
 	// after all. Default 5m; 0 dead-letters at once.
 	RefusedWait Duration `yaml:"refused_wait"`
+	// StatementTimeout, when set, makes the database end any statement of
+	// the pool's sessions that runs longer (PostgreSQL statement_timeout).
+	// The status server's pool sets it; the sink's never does. Not
+	// configured.
+	StatementTimeout time.Duration `yaml:"-"`
 }
 
 // BatchConfig sets the micro-batch triggers.

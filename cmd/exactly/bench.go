@@ -13,7 +13,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/exactly/exactly"
 	"github.com/exactly/exactly/internal/bench"
+	"github.com/exactly/exactly/internal/kafka"
 )
 
 func newBenchCmd(g *globals) *cobra.Command {
@@ -22,6 +24,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 	var brokers string
 	var asJSON bool
 	var cpuProfile string
+	var ops opsFlags
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure throughput and commit latency against the database's own bulk-load limit, in the same run",
@@ -73,8 +76,15 @@ loads the same rows.`,
 			if o.Dialect, err = dialectFor(driverOf(sink)); err != nil {
 				return usage(err)
 			}
-			if !asJSON {
+			if !asJSON || ops.addr != "" {
 				o.Progress = func(format string, args ...any) { fmt.Fprintf(g.stderr, "bench: "+format+"\n", args...) }
+			}
+			if ops.addr != "" {
+				// The status server of exactly run, on each pipeline the
+				// bench runs: measures what the page costs the pipeline.
+				o.Serve = func(ctx context.Context, cfg *exactly.Config, sink *exactly.Sink, src *kafka.Source) (func(), error) {
+					return ops.serve(ctx, cfg, sink, src, log)
+				}
 			}
 			if cpuProfile != "" {
 				f, err := os.Create(cpuProfile)
@@ -118,6 +128,7 @@ loads the same rows.`,
 	f.BoolVar(&o.Keep, "keep", false, "keep the bench tables and ledger rows")
 	f.BoolVar(&asJSON, "json", false, "print the figures as JSON")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
+	ops.flags(cmd)
 	return cmd
 }
 

@@ -165,7 +165,7 @@ func (e *crashEnv) q(s string) string {
 func (e *crashEnv) startServed(t *testing.T, n int) (*exec.Cmd, <-chan error, string) {
 	t.Helper()
 	cmd := exec.Command(testenv.Binary(t), "run", "-c", e.config(t, n), "--log-level", "info",
-		"--metrics-addr", "127.0.0.1:0", "--status-refresh", "2s")
+		"--metrics-addr", "127.0.0.1:0", "--status-refresh", "2s", "--status-show-data", "--status-cache", "1ms")
 	logPath := filepath.Join(e.dir, "pipeline.log")
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {

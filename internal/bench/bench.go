@@ -66,6 +66,10 @@ type Options struct {
 	Log  *slog.Logger
 	// Progress, when set, receives one line per step.
 	Progress func(format string, args ...any)
+	// Serve, when set, is called with each pipeline the bench starts (as
+	// exactly run starts its status server) and its result called when the
+	// pipeline stops.
+	Serve func(ctx context.Context, cfg *exactly.Config, sink *exactly.Sink, src *kafka.Source) (stop func(), err error)
 }
 
 // Result holds the figures of one run.
@@ -405,6 +409,7 @@ type pipelineRun struct {
 	src    *kafka.Source
 	cancel context.CancelFunc
 	done   chan error
+	served func()
 }
 
 func startPipeline(ctx context.Context, o Options, cfg *exactly.Config, onCommit func([]exactly.Outcome), onFetch func(int)) (*pipelineRun, error) {
@@ -418,8 +423,15 @@ func startPipeline(ctx context.Context, o Options, cfg *exactly.Config, onCommit
 		return nil, err
 	}
 	src.OnCommit, src.OnFetch = onCommit, onFetch
+	served := func() {}
+	if o.Serve != nil {
+		if served, err = o.Serve(ctx, cfg, sink, src); err != nil {
+			sink.Close()
+			return nil, err
+		}
+	}
 	rctx, cancel := context.WithCancel(ctx)
-	p := &pipelineRun{sink: sink, src: src, cancel: cancel, done: make(chan error, 1)}
+	p := &pipelineRun{sink: sink, src: src, cancel: cancel, done: make(chan error, 1), served: served}
 	go func() { p.done <- src.Run(rctx) }()
 	return p, nil
 }
@@ -427,6 +439,7 @@ func startPipeline(ctx context.Context, o Options, cfg *exactly.Config, onCommit
 func (p *pipelineRun) stop() error {
 	p.cancel()
 	err := <-p.done
+	p.served()
 	p.sink.Close()
 	return err
 }

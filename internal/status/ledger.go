@@ -43,6 +43,7 @@ type DeadLetterRow struct {
 	Offset           int64
 	BatchID          string
 	Key, Value       string
+	KeyLen, ValueLen int // bytes, before Key and Value are cut short
 	Error, CreatedAt string
 }
 
@@ -172,6 +173,7 @@ func (l *Ledger) DeadLetters(ctx context.Context, n int) ([]DeadLetterRow, int64
 			return nil, 0, fmt.Errorf("reading exactly_dead_letters: %w", err)
 		}
 		d.Key, d.Value, d.CreatedAt = cut(string(key), 80), cut(string(val), 200), timeText(at)
+		d.KeyLen, d.ValueLen = len(key), len(val)
 		out = append(out, d)
 	}
 	return out, total, rows.Err()

@@ -9,6 +9,7 @@ package status
 
 import (
 	"context"
+	"crypto/subtle"
 	"embed"
 	"errors"
 	"fmt"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/exactly/exactly"
 	"github.com/exactly/exactly/internal/metrics"
+	"github.com/exactly/exactly/internal/secret"
 )
 
 //go:embed page.html
@@ -64,7 +66,23 @@ type Server struct {
 	Refresh time.Duration
 	// ChainEvery is how long a chain check is reused. Default 30s.
 	ChainEvery time.Duration
-	Log        *slog.Logger
+	// CacheFor is how long the page reuses what it read from the ledger
+	// and its readiness checks: fifty browsers on the page must not be
+	// fifty GROUP BYs over exactly_batches while flights wait. Default 5s.
+	CacheFor time.Duration
+	// QueryTimeout bounds each read of the ledger. Default 5s.
+	QueryTimeout time.Duration
+	// Token, when set, is required as "Authorization: Bearer TOKEN" on /
+	// and /metrics; /healthz and /readyz stay open for probes.
+	Token string
+	// ShowData shows dead-letter keys and values, and the quoted values in
+	// the database's error text. Default false: both often hold personal
+	// data, so the page shows a payload's size and masks quoted values.
+	ShowData bool
+	Log      *slog.Logger
+
+	viewMu sync.Mutex
+	view   *ledgerView
 
 	mu      sync.Mutex
 	chain   []ChainFinding
@@ -76,21 +94,51 @@ type Server struct {
 // Handler returns the routes: /, /metrics, /healthz, /readyz.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", s.Metrics.Handler())
+	mux.Handle("GET /metrics", s.auth(s.Metrics.Handler()))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.HandleFunc("GET /{$}", s.page)
+	mux.Handle("GET /{$}", s.auth(http.HandlerFunc(s.page)))
 	return mux
+}
+
+// auth requires the bearer token, when one is set.
+func (s *Server) auth(next http.Handler) http.Handler {
+	if s.Token == "" {
+		return next
+	}
+	want := []byte("Bearer " + s.Token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="exactly"`)
+			http.Error(w, "a bearer token is required (--status-token-file)", http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// ListenAddr gives an address without a host (":9108", "9108") the
+// loopback host: the page shows ledger rows and errors, and /metrics the
+// topic names, so listening on every interface is a choice written out
+// (0.0.0.0:9108), not a default.
+func ListenAddr(addr string) string {
+	if !strings.Contains(addr, ":") {
+		addr = ":" + addr
+	}
+	if host, port, err := net.SplitHostPort(addr); err == nil && host == "" {
+		return net.JoinHostPort("127.0.0.1", port)
+	}
+	return addr
 }
 
 // Serve listens on addr and serves until ctx ends. The listener is bound
 // before Serve returns its first error, so a taken port fails the command
 // at start.
 func (s *Server) Serve(ctx context.Context, addr string) (bound string, done <-chan error, err error) {
-	ln, err := net.Listen("tcp", addr)
+	ln, err := net.Listen("tcp", ListenAddr(addr))
 	if err != nil {
 		return "", nil, fmt.Errorf("listening on --metrics-addr %s: %w", addr, err)
 	}
@@ -203,7 +251,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		if !c.OK {
 			word = "FAIL"
 		}
-		fmt.Fprintf(w, "%s %s: %s\n", word, c.Name, c.Info)
+		fmt.Fprintf(w, "%s %s: %s\n", word, c.Name, secret.Scrub(c.Info))
 	}
 }
 
@@ -216,6 +264,7 @@ type Row struct {
 	Ledger Totals
 	Offset OffsetRow
 	State  string
+	Halted string // why, scrubbed
 }
 
 type pageData struct {
@@ -241,29 +290,19 @@ type pageData struct {
 }
 
 func (s *Server) page(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
-	defer cancel()
 	refresh := s.Refresh
 	if refresh <= 0 {
 		refresh = 5 * time.Second
 	}
 	d := pageData{Pipeline: s.Pipeline, Now: time.Now().UTC().Format("2006-01-02 15:04:05 UTC"), Refresh: max(int(refresh.Seconds()), 1)}
-	d.Checks = s.Ready(ctx)
+	v := s.ledgerView(r.Context())
+	d.Checks = v.checks
 	d.Ready = true
 	for _, c := range d.Checks {
 		d.Ready = d.Ready && c.OK
 	}
-	fail := func(what string, err error) {
-		d.Errors = append(d.Errors, what+": "+err.Error())
-	}
-	offsets, err := s.Ledger.Offsets(ctx)
-	if err != nil {
-		fail("offsets", err)
-	}
-	totals, err := s.Ledger.Totals(ctx)
-	if err != nil {
-		fail("totals", err)
-	}
+	d.Errors = v.errors
+	offsets, totals := v.offsets, v.totals
 	rows := map[exactly.TP]*Row{}
 	row := func(tp exactly.TP) *Row {
 		x := rows[tp]
@@ -283,6 +322,9 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request) {
 	for _, p := range s.Metrics.Snapshot() {
 		x := row(p.TP)
 		x.Live, x.Owned = p, p.Assigned
+		if p.Halted != nil {
+			x.Halted = s.text(p.Halted.Error())
+		}
 	}
 	for _, x := range rows {
 		switch {
@@ -317,18 +359,10 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request) {
 		}
 		return a.Partition < b.Partition
 	})
-	if d.Batches, err = s.Ledger.Batches(ctx, 25); err != nil {
-		fail("batches", err)
-	}
-	if d.DeadLetters, d.DeadTotal, err = s.Ledger.DeadLetters(ctx, 20); err != nil {
-		fail("dead letters", err)
-	}
-	d.Chain, d.ChainRows, d.ChainAt, err = s.chainCheck(ctx, offsets)
-	if err != nil {
-		fail("chain", err)
-	}
+	d.Batches, d.DeadLetters, d.DeadTotal = v.batches, v.dead, v.deadTotal
+	d.Chain, d.ChainRows, d.ChainAt = v.chain, v.chainRows, v.chainAt
 	if e, at := s.Metrics.LastError(); e != nil {
-		d.LastErr, d.LastErrAt = e.Error(), at
+		d.LastErr, d.LastErrAt = s.text(e.Error()), at
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	if err := pageTmpl.Execute(w, d); err != nil && s.Log != nil {

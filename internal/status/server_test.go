@@ -87,6 +87,7 @@ func TestReadinessFailsWhenRecordsWaitTooLong(t *testing.T) {
 
 func TestPageShowsChainFindings(t *testing.T) {
 	s, hs := server(t, nil)
+	s.ShowData = true // the value is shown, escaped
 	db := s.Ledger.DB
 	ins := `INSERT INTO exactly_batches (batch_id, pipeline, topic, "partition", from_offset, to_offset, min_offset, max_offset,
 		records, upserted, deleted, skipped, dead_lettered, hash, status, error, writer, started_at, committed_at)

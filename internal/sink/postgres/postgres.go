@@ -64,6 +64,9 @@ func (*Dialect) Open(ctx context.Context, cfg exactly.SinkConfig) (*sql.DB, erro
 	if _, ok := cc.RuntimeParams["idle_in_transaction_session_timeout"]; !ok && cfg.IdleTxTimeout > 0 {
 		cc.RuntimeParams["idle_in_transaction_session_timeout"] = strconv.FormatInt(cfg.IdleTxTimeout.Milliseconds(), 10)
 	}
+	if cfg.StatementTimeout > 0 {
+		cc.RuntimeParams["statement_timeout"] = strconv.FormatInt(cfg.StatementTimeout.Milliseconds(), 10)
+	}
 	db := stdlib.OpenDB(*cc)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()

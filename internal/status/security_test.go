@@ -1,0 +1,143 @@
+package status
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/exactly/exactly"
+)
+
+func TestListenAddrDefaultsToLoopback(t *testing.T) {
+	for in, want := range map[string]string{
+		":9108": "127.0.0.1:9108", "9108": "127.0.0.1:9108", "0.0.0.0:9108": "0.0.0.0:9108",
+		"127.0.0.1:0": "127.0.0.1:0", "[::1]:9108": "[::1]:9108", "10.0.0.5:9108": "10.0.0.5:9108",
+	} {
+		if got := ListenAddr(in); got != want {
+			t.Errorf("ListenAddr(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestBearerToken(t *testing.T) {
+	s, _ := server(t, nil)
+	s.Token = "t0ken"
+	h := s.Handler()
+	for _, c := range []struct {
+		path, auth string
+		want       int
+	}{
+		{"/", "", 401}, {"/metrics", "", 401}, {"/", "Bearer wrong", 401}, {"/", "t0ken", 401},
+		{"/", "Bearer t0ken", 200}, {"/metrics", "Bearer t0ken", 200},
+		{"/healthz", "", 200}, {"/readyz", "", 503}, // open for probes (503: nothing assigned)
+	} {
+		r, _ := http.NewRequest("GET", c.path, nil)
+		if c.auth != "" {
+			r.Header.Set("Authorization", c.auth)
+		}
+		w := &recorder{h: http.Header{}}
+		h.ServeHTTP(w, r)
+		if w.code != c.want {
+			t.Errorf("%s with %q: %d, want %d", c.path, c.auth, w.code, c.want)
+		}
+	}
+}
+
+type recorder struct {
+	h    http.Header
+	code int
+	body strings.Builder
+}
+
+func (r *recorder) Header() http.Header { return r.h }
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.code == 0 {
+		r.code = 200
+	}
+	return r.body.Write(b)
+}
+func (r *recorder) WriteHeader(c int) { r.code = c }
+
+// TestPageHidesPayloadsAndSecrets pins issue 16: the page showed dead-letter
+// payloads (often personal data) and the database's error text with row
+// values to anyone who could reach the port, and error text that quoted a
+// DSN. By default payloads show as sizes and quoted values are masked; a
+// DSN's password is masked always.
+func TestPageHidesPayloadsAndSecrets(t *testing.T) {
+	s, hs := server(t, nil)
+	db := s.Ledger.DB
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	if _, err := db.Exec(`INSERT INTO exactly_batches (batch_id, pipeline, topic, "partition", from_offset, to_offset, min_offset, max_offset,
+		records, upserted, deleted, skipped, dead_lettered, hash, status, error, writer, started_at, committed_at)
+		VALUES ('b1', 'p', 'orders', 0, 0, 1, 0, 0, 1, 0, 0, 0, 1, 'h', 'failed', ?, 'w', ?, ?)`,
+		`writing table orders: ERROR: invalid input syntax for type integer: "Alice Smith" (SQLSTATE 22P02); dial postgres://app:Pg-S3cret@db/shop`, now, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO exactly_dead_letters (pipeline, batch_id, topic, "partition", "offset", record_key, record_value, error, created_at)
+		VALUES ('p', 'b1', 'orders', 0, 0, 'alice@example.com', '{"ssn":"123-45-6789"}', 'orders[0]@0: Key (email)=(alice@example.com) already exists; Incorrect integer value: ''Alice Smith''', ?)`, now); err != nil {
+		t.Fatal(err)
+	}
+	s.Metrics.Failed("db", "connection", errors.New("dial app:Drv-S3cret@tcp(db:3306)/shop: refused"))
+	s.Metrics.Assigned(map[exactly.TP]int64{{Topic: "orders", Partition: 0}: 0})
+	s.Metrics.Halted(exactly.TP{Topic: "orders", Partition: 0}, errors.New(`orders[0]@0: value "Bob Jones" refused; password=Kv-S3cret`))
+	_, page := fetch(t, hs.URL+"/")
+	for _, leak := range []string{"Pg-S3cret", "Drv-S3cret", "Kv-S3cret", "alice@example.com", "123-45-6789", "Alice Smith", "Bob Jones"} {
+		if strings.Contains(page, leak) {
+			t.Errorf("the page shows %q", leak)
+		}
+	}
+	for _, want := range []string{"orders[0]@0", "(17 bytes, hidden)", "(21 bytes, hidden)", "invalid input syntax for type integer", "xxxxx"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+	_, metrics := fetch(t, hs.URL+"/metrics")
+	for _, leak := range []string{"Pg-S3cret", "Drv-S3cret", "Kv-S3cret"} {
+		if strings.Contains(metrics, leak) {
+			t.Errorf("/metrics shows %q", leak)
+		}
+	}
+
+	// --status-show-data: the values, never the passwords.
+	s.ShowData, s.view = true, nil
+	_, page = fetch(t, hs.URL+"/")
+	for _, want := range []string{"alice@example.com", "123-45-6789", "Alice Smith"} {
+		if !strings.Contains(page, want) && !strings.Contains(page, strings.ReplaceAll(want, `"`, "&#34;")) {
+			t.Errorf("with ShowData the page lacks %q", want)
+		}
+	}
+	for _, leak := range []string{"Pg-S3cret", "Drv-S3cret", "Kv-S3cret"} {
+		if strings.Contains(page, leak) {
+			t.Errorf("with ShowData the page shows %q", leak)
+		}
+	}
+}
+
+// TestPageReadsTheLedgerOncePerCacheFor: page loads within CacheFor share
+// one reading of the ledger; a row committed since shows after it.
+func TestPageReadsTheLedgerOncePerCacheFor(t *testing.T) {
+	s, hs := server(t, nil)
+	s.CacheFor = 500 * time.Millisecond
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	ins := func(id string) {
+		if _, err := s.Ledger.DB.Exec(`INSERT INTO exactly_batches (batch_id, pipeline, topic, "partition", from_offset, to_offset, min_offset, max_offset,
+		records, upserted, deleted, skipped, dead_lettered, hash, status, error, writer, started_at, committed_at)
+		VALUES (?, 'p', 'orders', 0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 'h', 'committed', NULL, 'w', ?, ?)`, id, now, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ins("first")
+	if _, page := fetch(t, hs.URL+"/"); !strings.Contains(page, `data-batch="first"`) {
+		t.Fatal("first batch not shown")
+	}
+	ins("second")
+	if _, page := fetch(t, hs.URL+"/"); strings.Contains(page, `data-batch="second"`) {
+		t.Error("the page read the ledger again within CacheFor")
+	}
+	time.Sleep(600 * time.Millisecond)
+	if _, page := fetch(t, hs.URL+"/"); !strings.Contains(page, `data-batch="second"`) {
+		t.Error("the page did not read the ledger again after CacheFor")
+	}
+}
