@@ -17,6 +17,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/exactly/exactly/internal/secret"
 )
 
 // Sink is the database side of a pipeline. Commit is the one place where a
@@ -903,7 +905,7 @@ func (s *Sink) deadLetterStatements(batches []*PartitionBatch) []Statement {
 			if r.Value != nil {
 				val = r.Value
 			}
-			msg := strings.ReplaceAll(strings.ToValidUTF8(recordError(r, dl.Err).Error(), "\uFFFD"), "\x00", "")
+			msg := strings.ReplaceAll(strings.ToValidUTF8(secret.Error(recordError(r, dl.Err)), "\uFFFD"), "\x00", "")
 			out = append(out, Statement{SQL: stmt, Args: []any{s.cfg.Pipeline, b.BatchID, r.Topic, r.Partition, r.Offset, key, val, hdr, msg, now}})
 		}
 	}
@@ -915,12 +917,13 @@ func (s *Sink) deadLetterStatements(batches []*PartitionBatch) []Statement {
 func (s *Sink) recordFailed(batches []*PartitionBatch, cause error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	msg := cause.Error()
+	raw := cause.Error()
 	// The same failure of the same range is in the ledger already.
-	batches = slices.DeleteFunc(slices.Clone(batches), func(b *PartitionBatch) bool { return b.Failed == msg })
+	batches = slices.DeleteFunc(slices.Clone(batches), func(b *PartitionBatch) bool { return b.Failed == raw })
 	if len(batches) == 0 {
 		return
 	}
+	msg := secret.Error(cause) // the ledger is read by auditors and the status page
 	if len(msg) > 2000 {
 		msg = msg[:2000]
 	}
