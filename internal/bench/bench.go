@@ -191,7 +191,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	defer db.Close()
 	tables := make([]string, o.Topics)
 	for i := range tables {
-		tables[i] = fmt.Sprintf("exactly_bench_t%03d", i)
+		tables[i] = fmt.Sprintf("exactlybench_t%03d", i)
 	}
 	if err := createTables(ctx, db, o.Dialect.Name(), tables); err != nil {
 		return nil, err
@@ -260,7 +260,7 @@ batch:
   max_records: %d
 tables:
   - topics: '^bench\.%s\.%s(\d+)$'
-    table: 'exactly_bench_t$1'
+    table: 'exactlybench_t$1'
     format: %s
     mode: %s
     key: [id]
