@@ -27,7 +27,7 @@ const Mask = "xxxxx"
 // appears: masking every "ab" in every log line would garble the output
 // and tell the password anyway. Shorter ones are still masked where a DSN
 // form puts them.
-const minLen = 4
+const minLen = 6
 
 var (
 	// scheme://user:PASSWORD@host — the password runs to the last @
@@ -53,7 +53,7 @@ var (
 )
 
 // Register adds secret values to mask wherever they appear. Empty values
-// and values shorter than 4 characters are ignored (see minLen).
+// and values shorter than 6 characters are ignored (see minLen).
 func Register(values ...string) {
 	mu.Lock()
 	defer mu.Unlock()
