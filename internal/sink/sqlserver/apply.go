@@ -82,6 +82,7 @@ func (d *Dialect) plan(w *exactly.TableWrite) (*plan, error) {
 	stage := stageName(w.Table.Name, cols, w.Part)
 	p := &plan{Stage: stage, Columns: append([]string{"exactly_op"}, cols...)}
 	var tooLong *TooLongError
+	var badType *TypeError
 
 	var def strings.Builder
 	def.WriteString("IF OBJECT_ID(N'tempdb.." + stage + "') IS NULL CREATE TABLE " + stage + " (exactly_op CHAR(1) NOT NULL")
@@ -103,7 +104,18 @@ func (d *Dialect) plan(w *exactly.TableWrite) (*plan, error) {
 		if col == nil {
 			continue
 		}
+		if check := typeCheck(col.Type); check != nil {
+			cv := conv[i]
+			conv[i] = func(v any) any {
+				v = cv(v)
+				if v != nil && !check(v) && badType == nil {
+					badType = &TypeError{Table: w.Table.Name, Column: c, Type: col.Type, Value: fmt.Sprintf("%T", v)}
+				}
+				return v
+			}
+		}
 		if check := lengthCheck(col.Type); check != nil {
+			cv := conv[i]
 			conv[i] = func(v any) any {
 				v = cv(v)
 				if n, max, unit, long := check(v); long && tooLong == nil {
@@ -156,6 +168,9 @@ func (d *Dialect) plan(w *exactly.TableWrite) (*plan, error) {
 	}
 	if tooLong != nil {
 		return nil, tooLong
+	}
+	if badType != nil {
+		return nil, badType
 	}
 	return p, nil
 }
@@ -236,6 +251,12 @@ func converter(c *exactly.Column) func(any) any {
 	switch {
 	case typ == "bit":
 		return bitValue
+	case typ == "uniqueidentifier":
+		return guidValue
+	case typ == "tinyint", typ == "smallint", typ == "int", typ == "bigint":
+		return intValue
+	case strings.HasPrefix(typ, "float"), typ == "real":
+		return floatValue
 	case typ == "date":
 		return dateValue
 	case strings.HasPrefix(typ, "datetimeoffset"):

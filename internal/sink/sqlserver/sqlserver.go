@@ -391,6 +391,10 @@ func (*Dialect) Classify(err error) exactly.ErrorKind {
 	if errors.As(err, &tl) {
 		return exactly.ErrData
 	}
+	var te *TypeError
+	if errors.As(err, &te) {
+		return exactly.ErrData
+	}
 	var me mssql.Error
 	if errors.As(err, &me) {
 		// A batch may carry several errors; the most telling decides.

@@ -329,3 +329,49 @@ func TestLockTimedOut(t *testing.T) {
 		t.Errorf("sessions wait for locks forever: %q", sessionSQL)
 	}
 }
+
+// TestPlanRefusesValuesOfTheWrongType: a value the bulk copy cannot send
+// to its column's type is a data error naming the column before anything
+// is sent. Seen live on Babelfish: a JSON string into a varbinary column
+// failed the bulk copy client-side ("invalid type for Binary column"),
+// classified as unknown, and the partition retried forever. Integers as
+// text and GUIDs as text are converted; a fraction never goes to an int;
+// an exact decimal goes to a float column (the driver took no text there);
+// text that is no decimal, or finer than the column's scale (the driver
+// refuses, it never rounds), is refused.
+func TestPlanRefusesValuesOfTheWrongType(t *testing.T) {
+	d := &Dialect{}
+	tbl := &exactly.Table{Name: "typed", Key: []string{"id"}, Columns: []exactly.Column{
+		{Name: "id", Type: "bigint"}, {Name: "blob", Type: "varbinary(100)"}, {Name: "g", Type: "uniqueidentifier"},
+		{Name: "flag", Type: "bit"}, {Name: "n", Type: "int"}, {Name: "amount", Type: "decimal(10,2)"}, {Name: "f", Type: "float"},
+	}}
+	for _, c := range []struct {
+		col string
+		v   any
+		bad bool
+	}{
+		{"blob", "AAEC", true}, {"blob", []byte{0, 1}, false}, {"blob", nil, false},
+		{"g", "6F9619FF-8B86-D011-B42D-00C04FC964FF", false}, {"g", "not-a-guid", true},
+		{"flag", "yes", true}, {"flag", true, false},
+		{"n", "42", false}, {"n", "abc", true}, {"n", exactly.Decimal("1.5"), true}, {"n", float64(1.5), true},
+		{"n", float64(3), false}, {"n", int64(7), false},
+		{"amount", "abc", true}, {"amount", exactly.Decimal("2.25"), false}, {"amount", ".5", false}, {"amount", int64(3), false},
+		{"amount", exactly.Decimal("1.234"), true}, {"amount", exactly.Decimal("1e5"), true}, {"amount", true, true},
+		{"f", exactly.Decimal("1.5"), false}, {"f", "x", true}, {"f", int64(2), false},
+	} {
+		w := &exactly.TableWrite{Table: tbl, Keys: []string{"id"}, Columns: []string{"id", c.col},
+			Upserts: [][]any{{int64(1), c.v}}}
+		_, err := d.plan(w)
+		var te *TypeError
+		switch {
+		case !c.bad && err != nil:
+			t.Errorf("%s = %#v: %v, want no error", c.col, c.v, err)
+		case c.bad && (!errors.As(err, &te) || te.Column != c.col):
+			t.Errorf("%s = %#v: want a TypeError naming the column, got %v", c.col, c.v, err)
+		case c.bad && d.Classify(fmt.Errorf("writing: %w", err)) != exactly.ErrData:
+			t.Errorf("%v is not classified as bad data", err)
+		case c.bad && strings.Contains(err.Error(), fmt.Sprint(c.v)):
+			t.Errorf("%v repeats the value", err)
+		}
+	}
+}
