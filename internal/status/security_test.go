@@ -101,7 +101,7 @@ func TestPageHidesPayloadsAndSecrets(t *testing.T) {
 	}
 
 	// --status-show-data: the values, never the passwords.
-	s.ShowData, s.view = true, nil
+	s.ShowData, s.view, s.pageBody = true, nil, nil
 	_, page = fetch(t, hs.URL+"/")
 	for _, want := range []string{"alice@example.com", "123-45-6789", "Alice Smith"} {
 		if !strings.Contains(page, want) && !strings.Contains(page, strings.ReplaceAll(want, `"`, "&#34;")) {

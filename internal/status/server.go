@@ -8,12 +8,14 @@
 package status
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"embed"
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -83,6 +85,10 @@ type Server struct {
 
 	viewMu sync.Mutex
 	view   *ledgerView
+
+	pageMu   sync.Mutex
+	pageBody []byte
+	pageAt   time.Time
 
 	mu      sync.Mutex
 	chain   []ChainFinding
@@ -289,7 +295,31 @@ type pageData struct {
 	RecentFailed int
 }
 
+// page serves the status page, rendered at most once per CacheFor: the
+// load test (50 clients reloading back to back) cost the pipeline 65% of
+// its throughput on 2 cores when every request rendered the page, though
+// the ledger reads were already shared.
 func (s *Server) page(w http.ResponseWriter, r *http.Request) {
+	s.pageMu.Lock()
+	if s.pageBody == nil || time.Since(s.pageAt) >= s.cacheFor() {
+		var buf bytes.Buffer
+		s.render(&buf, r)
+		s.pageBody, s.pageAt = buf.Bytes(), time.Now()
+	}
+	body := s.pageBody
+	s.pageMu.Unlock()
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Write(body)
+}
+
+func (s *Server) cacheFor() time.Duration {
+	if s.CacheFor <= 0 {
+		return 5 * time.Second
+	}
+	return s.CacheFor
+}
+
+func (s *Server) render(w io.Writer, r *http.Request) {
 	refresh := s.Refresh
 	if refresh <= 0 {
 		refresh = 5 * time.Second
@@ -364,7 +394,6 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request) {
 	if e, at := s.Metrics.LastError(); e != nil {
 		d.LastErr, d.LastErrAt = s.text(e.Error()), at
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	if err := pageTmpl.Execute(w, d); err != nil && s.Log != nil {
 		s.Log.Warn("rendering the status page", "err", err)
 	}
