@@ -37,8 +37,16 @@ func TestStaticBuildCarriesItsCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A source tree without git (an archive) has no commit to stamp; a
+	// checkout asks for the stamp (-buildvcs=true), since a GOFLAGS of
+	// -buildvcs=false in the environment would drop it silently.
+	head, gerr := exec.Command("git", "-C", root, "rev-parse", "HEAD").Output()
+	vcs := "-buildvcs=false"
+	if gerr == nil {
+		vcs = "-buildvcs=true"
+	}
 	bin := filepath.Join(t.TempDir(), "exactly")
-	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "./cmd/exactly")
+	cmd := exec.Command("go", "build", vcs, "-trimpath", "-o", bin, "./cmd/exactly")
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -58,8 +66,6 @@ func TestStaticBuildCarriesItsCommit(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%s --version: %v", bin, err)
 	}
-	// A source tree without git (an archive) has no commit to stamp.
-	head, gerr := exec.Command("git", "-C", root, "rev-parse", "HEAD").Output()
 	if gerr == nil {
 		if want := strings.TrimSpace(string(head)); !strings.Contains(string(out), "commit "+want) {
 			t.Errorf("--version of a build at %s: %s", want, out)
