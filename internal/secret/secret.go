@@ -24,10 +24,15 @@ import (
 const Mask = "xxxxx"
 
 // minLen is the shortest registered secret that is masked wherever it
-// appears: masking every "ab" in every log line would garble the output
-// and tell the password anyway. Shorter ones are still masked where a DSN
-// form puts them.
-const minLen = 6
+// appears; masking every "ab" in every log line would garble the output
+// and tell the password anyway. Secrets of minWordLen to minLen-1
+// characters are masked where they stand as a word of their own (not
+// inside a longer run of letters and digits); shorter ones only where a
+// DSN form puts them.
+const (
+	minLen     = 6
+	minWordLen = 4
+)
 
 var (
 	// scheme://user:PASSWORD@host — the password runs to the last @
@@ -37,6 +42,15 @@ var (
 	// user:PASSWORD@/db: the MySQL driver's form, which url.Parse reads as
 	// a scheme "user" and leaves unredacted.
 	mysqlForm = regexp.MustCompile(`(^|[\s"'=(,\[{])([^\s:@/"'(),\[\]{}]*:)(\S*?)@((?:tcp[46]?|unix|udp|pipe|memory)?\(|/)`)
+	// user:PASSWORD@host:port/db with the scheme left out (a URL pasted
+	// without "postgres://"): the password runs to the last @ before a
+	// space or /, as in urlForm.
+	bareForm = regexp.MustCompile(`(^|[\s"'=(,\[{])([^\s:@/"'(),\[\]{}]+:)([^\s@/]*(?:@[^\s@/]*)*)@([A-Za-z0-9\[])`)
+	// ;Password=my secret pass; — ADO and ODBC values run to the next ; and
+	// may hold spaces unquoted (go-mssqldb trims the ends). Only where the
+	// key starts a ;-separated pair, so a libpq "password=x dbname=y" is
+	// left to keyValueForm.
+	adoForm = regexp.MustCompile(`(?i)((?:^|;|odbc:)\s*(?:password|pwd|passwd)\s*=\s*)([^;{'"\s][^;]*)`)
 	// password=…, pwd=…, passwd=… in ADO, ODBC ({…}), libpq ('…') and
 	// URL-query strings, any case.
 	keyValueForm = regexp.MustCompile(`(?i)(\b(?:password|pwd|passwd)\s*=\s*)(\{(?:[^}]|\}\})*\}|'(?:[^'\\]|\\.|'')*'|"(?:[^"]|"")*"|[^;&\s]*)`)
@@ -50,20 +64,29 @@ var (
 	ordered []string // longest first, so a secret containing another is masked whole
 	// replacer is rebuilt when a secret is registered.
 	replacer *strings.Replacer
+	// words are the secrets of minWordLen to minLen-1 characters, masked
+	// only as words of their own (see maskWord).
+	words []string
 )
 
-// Register adds secret values to mask wherever they appear. Empty values
-// and values shorter than 6 characters are ignored (see minLen).
+// Register adds secret values to mask wherever they appear. Values of 4
+// or 5 characters are masked where they stand as a word; shorter ones are
+// ignored (see minLen).
 func Register(values ...string) {
 	mu.Lock()
 	defer mu.Unlock()
 	changed := false
 	for _, v := range values {
-		if len(v) < minLen {
+		if len(v) < minWordLen {
 			continue
 		}
 		for _, form := range encodings(v) {
-			if len(form) >= minLen && !known[form] {
+			switch {
+			case known[form] || len(form) < minWordLen:
+			case len(form) < minLen:
+				known[form] = true
+				words = append(words, form)
+			default:
 				known[form] = true
 				ordered = append(ordered, form)
 				changed = true
@@ -95,22 +118,64 @@ func Scrub(s string) string {
 		return s
 	}
 	mu.RLock()
-	r := replacer
+	r, w := replacer, words
 	mu.RUnlock()
 	if r != nil {
 		s = r.Replace(s)
 	}
+	for _, word := range w {
+		s = maskWord(s, word)
+	}
 	if strings.Contains(s, "@") {
 		s = urlForm.ReplaceAllString(s, "${1}"+Mask+"@")
 		s = mysqlForm.ReplaceAllString(s, "${1}${2}"+Mask+"@${4}")
+		s = bareForm.ReplaceAllString(s, "${1}${2}"+Mask+"@${4}")
 	}
 	if strings.Contains(s, "=") {
+		s = adoForm.ReplaceAllString(s, "${1}"+Mask)
 		s = keyValueForm.ReplaceAllString(s, "${1}"+Mask)
 	}
 	if strings.Contains(s, `"`) {
 		s = jsonForm.ReplaceAllString(s, `${1}"`+Mask+`"`)
 	}
 	return s
+}
+
+// maskWord masks each occurrence of word in s that is not part of a longer
+// run of letters and digits: a 5-character password "k9#xq" is masked in
+// "login k9#xq failed" but "abcd" is not masked inside "abcdef".
+func maskWord(s, word string) string {
+	var b strings.Builder
+	for {
+		i := strings.Index(s, word)
+		if i < 0 {
+			break
+		}
+		end := i + len(word)
+		if isWordByte(s, i-1) && isWordByte(word, 0) || isWordByte(s, end) && isWordByte(word, len(word)-1) {
+			b.WriteString(s[:i+1])
+			s = s[i+1:]
+			continue
+		}
+		b.WriteString(s[:i])
+		b.WriteString(Mask)
+		s = s[end:]
+	}
+	if b.Len() == 0 {
+		return s
+	}
+	b.WriteString(s)
+	return b.String()
+}
+
+// isWordByte reports whether s[i] is an ASCII letter or digit (false out
+// of range).
+func isWordByte(s string, i int) bool {
+	if i < 0 || i >= len(s) {
+		return false
+	}
+	c := s[i]
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }
 
 // Error is err's text, scrubbed.
@@ -133,6 +198,15 @@ func Passwords(s string) []string {
 	}
 	for _, m := range mysqlForm.FindAllStringSubmatch(s, -1) {
 		out = append(out, m[3])
+	}
+	for _, m := range bareForm.FindAllStringSubmatch(s, -1) {
+		out = append(out, m[3])
+		if p, err := url.PathUnescape(m[3]); err == nil && p != m[3] {
+			out = append(out, p)
+		}
+	}
+	for _, m := range adoForm.FindAllStringSubmatch(s, -1) {
+		out = append(out, strings.TrimSpace(m[2]))
 	}
 	for _, m := range keyValueForm.FindAllStringSubmatch(s, -1) {
 		v := m[2]

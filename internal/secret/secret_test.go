@@ -28,7 +28,30 @@ var dsnForms = []struct{ name, dsn, password string }{
 	{"ADO, quoted", `server=db;user id=sa;password="Ado;Q""uoted";database=shop`, `Ado;Q"uoted`},
 	{"ODBC", "odbc:server=db;uid=sa;PWD={Odbc;S3c}}ret};database=shop", "Odbc;S3c}ret"},
 	{"ODBC, lower case", "odbc:server=db;uid=sa;pwd=odbc-low3r;database=shop", "odbc-low3r"},
+	{"ADO, unquoted with spaces", "server=db;user id=sa;Password=my Sp4ce s3cret;database=shop", "my Sp4ce s3cret"},
+	{"ADO, unquoted with spaces, last pair", "server=db;user id=sa;Password= last Sp4ce w0rd ", "last Sp4ce w0rd"},
+	{"ODBC, unquoted with spaces", "odbc:server=db;uid=sa;pwd=0dbc Sp4ce pw;database=shop", "0dbc Sp4ce pw"},
+	{"URL without its scheme", "app:Bare-S3cret@db:5432/shop", "Bare-S3cret"},
+	{"URL without its scheme, unencoded @", "app:b@re-S3cret@db.example.com/shop", "b@re-S3cret"},
 	{"sqlite path", "/var/lib/exactly/sink.db", ""},
+}
+
+// leaks reports whether got shows password or any word of it longer than
+// two characters: a mask that covers "my" of "my Sp4ce s3cret" still
+// leaks the rest.
+func leaks(got, password string) bool {
+	if password == "" {
+		return false
+	}
+	if strings.Contains(got, password) || strings.Contains(got, url.PathEscape(password)) {
+		return true
+	}
+	for _, w := range strings.Fields(password) {
+		if len(w) > 2 && strings.Contains(got, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // outputs are the shapes in which text carrying a DSN leaves: as is, in
@@ -49,7 +72,7 @@ func TestScrubMasksEveryForm(t *testing.T) {
 	for _, f := range dsnForms {
 		for _, o := range outputs {
 			got := Scrub(o.wrap(f.dsn))
-			if f.password != "" && (strings.Contains(got, f.password) || strings.Contains(got, url.PathEscape(f.password))) {
+			if leaks(got, f.password) {
 				t.Errorf("%s, %s: password in %q", f.name, o.name, got)
 			}
 			if f.password == "" && got != o.wrap(f.dsn) {
@@ -102,6 +125,40 @@ func TestHandlerScrubsEveryAttribute(t *testing.T) {
 			if strings.Contains(out, s) {
 				t.Errorf("json=%v: %s in %s", json, s, out)
 			}
+		}
+	}
+}
+
+func TestShortSecretsAreMaskedAsWords(t *testing.T) {
+	Register("k9#x", "Zq7w1")
+	for in, want := range map[string]string{
+		"login with k9#x failed":       "login with " + Mask + " failed",
+		`password "Zq7w1" refused`:     `password "` + Mask + `" refused`,
+		"Zq7w1abc and abcZq7w1 stay":   "Zq7w1abc and abcZq7w1 stay",
+		"k9#x,Zq7w1":                   Mask + "," + Mask,
+		"ak9#x keeps its word (k9#xa)": "ak9#x keeps its word (k9#xa)",
+	} {
+		if got := Scrub(in); got != want {
+			t.Errorf("Scrub(%q) = %q, want %q", in, got, want)
+		}
+	}
+	Register("abc") // too short: masked only in DSN forms
+	if got := Scrub("abc abc"); got != "abc abc" {
+		t.Errorf("a 3-character secret masked in plain text: %q", got)
+	}
+}
+
+// TestScrubLeavesPlainTextAlone: the new forms must not eat ordinary log
+// text that merely holds a colon, an @ or a password= in prose.
+func TestScrubLeavesPlainTextAlone(t *testing.T) {
+	for _, s := range []string{
+		"broker 127.0.0.1:9092 unreachable",
+		"topic shop.orders partition 3 offset 17: key user@example.com",
+		"at 12:30:00 bob@host logged in",
+		"/var/lib/exactly/sink.db",
+	} {
+		if got := Scrub(s); got != s {
+			t.Errorf("Scrub(%q) = %q", s, got)
 		}
 	}
 }
