@@ -130,7 +130,7 @@ func check(g *globals, file string, connect bool, timeout time.Duration) error {
 	}
 	tableState := map[string]string{}
 	if db != nil {
-		for _, t := range []string{"exactly_offsets", "exactly_batches", "exactly_dead_letters"} {
+		for _, t := range []string{"exactly_offsets", "exactly_batches", "exactly_dead_letters", "exactly_pipelines"} {
 			if _, err := db.ExecContext(ctx, "SELECT COUNT(*) FROM "+t+" WHERE 1 = 0"); err != nil {
 				fmt.Fprintf(out, "  note ledger table %s is missing: exactly run creates it\n", t)
 			} else {

@@ -293,7 +293,7 @@ func resetDemo(ctx context.Context, db *sql.DB, d exactly.Dialect, driver, pipel
 			return fmt.Errorf("creating ledger tables: %w", err)
 		}
 	}
-	for _, t := range []string{"exactly_offsets", "exactly_batches", "exactly_dead_letters"} {
+	for _, t := range []string{"exactly_offsets", "exactly_batches", "exactly_dead_letters", "exactly_pipelines"} {
 		if _, err := db.ExecContext(ctx, exactly.Rebind(d, "DELETE FROM "+t+" WHERE pipeline = ?"), pipeline); err != nil {
 			return fmt.Errorf("clearing ledger rows of pipeline %s: %w", pipeline, err)
 		}

@@ -204,7 +204,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			for _, t := range tables {
 				_, _ = db.ExecContext(c, "DROP TABLE IF EXISTS "+t)
 			}
-			for _, t := range []string{"exactly_batches", "exactly_offsets", "exactly_dead_letters"} {
+			for _, t := range []string{"exactly_batches", "exactly_offsets", "exactly_dead_letters", "exactly_pipelines"} {
 				// The pipeline and its rounds: bench-RUN, bench-RUN.r2, …
 				_, _ = db.ExecContext(c, exactly.Rebind(o.Dialect, "DELETE FROM "+t+" WHERE pipeline = ? OR pipeline LIKE ?"),
 					pipeline, pipeline+".r%")

@@ -43,7 +43,13 @@ func (a *Admin) Close() { a.cl.Close() }
 // Partitions lists the partitions of every topic a table rule matches,
 // sorted by topic and partition.
 func (a *Admin) Partitions(ctx context.Context) ([]exactly.TP, error) {
-	topics, err := a.adm.ListTopics(ctx)
+	return routedPartitions(ctx, a.adm, a.cfg)
+}
+
+// routedPartitions lists the partitions of every topic a table rule of cfg
+// matches, sorted by topic and partition.
+func routedPartitions(ctx context.Context, adm *kadm.Client, cfg *exactly.Config) ([]exactly.TP, error) {
+	topics, err := adm.ListTopics(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("listing topics: %w", err)
 	}
@@ -52,7 +58,7 @@ func (a *Admin) Partitions(ctx context.Context) ([]exactly.TP, error) {
 		if td.IsInternal || strings.HasPrefix(td.Topic, "__") {
 			continue
 		}
-		if _, _, ok := a.cfg.Route(td.Topic); !ok {
+		if _, _, ok := cfg.Route(td.Topic); !ok {
 			continue
 		}
 		if td.Err != nil {
@@ -125,13 +131,30 @@ func resolveStart(ctx context.Context, adm *kadm.Client, sf, group string, tps [
 	var err error
 	switch {
 	case sf == "latest":
-		listed, err = adm.ListEndOffsets(ctx, topics...)
+		// The last stable offset, not the high watermark: the records of
+		// a transaction open now must not fall below the seed.
+		listed, err = adm.ListCommittedOffsets(ctx, topics...)
 	case strings.HasPrefix(sf, "timestamp:"):
 		ts, perr := time.Parse(time.RFC3339, strings.TrimPrefix(sf, "timestamp:"))
 		if perr != nil {
 			return nil, nil, fmt.Errorf("start_from %s: expected timestamp:<RFC3339>: %w", sf, perr)
 		}
 		listed, err = adm.ListOffsetsAfterMilli(ctx, ts.UnixMilli(), topics...)
+		if err == nil {
+			// No record at or after it: the end, the last stable
+			// offset at most (as for latest).
+			var stable kadm.ListedOffsets
+			if stable, err = adm.ListCommittedOffsets(ctx, topics...); err == nil {
+				for t, ps := range listed {
+					for p, l := range ps {
+						if st, ok := stable.Lookup(t, p); ok && st.Err == nil && l.Err == nil && st.Offset < l.Offset {
+							l.Offset = st.Offset
+							ps[p] = l
+						}
+					}
+				}
+			}
+		}
 	case sf == "group":
 		committed, cerr := adm.FetchOffsets(ctx, group)
 		if cerr != nil {

@@ -79,6 +79,10 @@ type Source struct {
 	// memberMu serializes writes of the member id file.
 	memberMu sync.Mutex
 	stall    stallState
+	// first is the pipeline's exactly_pipelines row, read (or written)
+	// on the first assignment: start_from applies only to the partitions
+	// that existed when the pipeline was first started.
+	first *exactly.PipelineRow
 }
 
 func (s *Source) obs() exactly.Observer {
@@ -236,8 +240,12 @@ func (s *Source) adjust(ctx context.Context, assigned map[string]map[int32]kgo.O
 }
 
 // startOffsets returns the stored next_offset of each partition, seeding
-// missing rows from start_from.
+// missing rows: start_from on the pipeline's first start (see
+// recordFirstStart), the log start of partitions created since.
 func (s *Source) startOffsets(ctx context.Context, tps []exactly.TP) (map[exactly.TP]int64, error) {
+	if err := s.recordFirstStart(ctx); err != nil {
+		return nil, err
+	}
 	stored, err := s.sink.LoadOffsets(ctx, tps)
 	if err != nil {
 		return nil, err
@@ -265,22 +273,71 @@ func (s *Source) startOffsets(ctx context.Context, tps []exactly.TP) (map[exactl
 	return stored, nil
 }
 
-// seedOffsets resolves start_from for partitions the ledger has never
-// seen. It is read once per partition: the seeded row is the truth from
-// then on, whatever the group or the timestamps say later.
+// recordFirstStart reads the pipeline's exactly_pipelines row and, when
+// there is none, this is the pipeline's first start: start_from is
+// resolved for every partition of every topic it reads now, and those
+// partitions are seeded with the row in one transaction (see
+// exactly.Sink.RecordFirstStart).
+func (s *Source) recordFirstStart(ctx context.Context) error {
+	if s.first != nil {
+		return nil
+	}
+	row, err := s.sink.FirstStart(ctx)
+	if err != nil {
+		return err
+	}
+	if row == nil {
+		adm := kadm.NewClient(s.cl)
+		tps, err := routedPartitions(ctx, adm, s.cfg)
+		if err != nil {
+			return err
+		}
+		seeds := map[exactly.TP]int64{}
+		if len(tps) > 0 {
+			var uncommitted []exactly.TP
+			seeds, uncommitted, err = resolveStart(ctx, adm, s.cfg.Source.StartFrom, s.cfg.Source.Group, tps)
+			if err != nil {
+				return err
+			}
+			for _, tp := range uncommitted {
+				s.log.Warn("start_from: group: the group has no committed offset for this partition; starting at the log start",
+					"group", s.cfg.Source.Group, "topic", tp.Topic, "partition", tp.Partition, "offset", seeds[tp])
+			}
+		}
+		row, err = s.sink.RecordFirstStart(ctx, s.cfg.Source.StartFrom, seeds)
+		if err != nil {
+			// Another instance recording it at the same moment (SQL
+			// Server dooms the loser's transaction): its row stands.
+			if again, aerr := s.sink.FirstStart(ctx); aerr == nil && again != nil {
+				row, err = again, nil
+			}
+		}
+		if err != nil {
+			return err
+		}
+		if row.Notes == "" {
+			s.log.Info("first start of the pipeline: start_from applied to the partitions that exist now; partitions created later start at their beginning",
+				"start_from", s.cfg.Source.StartFrom, "partitions", len(seeds))
+		}
+	}
+	s.first = row
+	return nil
+}
+
+// seedOffsets seeds partitions the ledger has never seen, created after
+// the pipeline's first start: they start at their log start, whatever
+// start_from says (start_from latest would skip the records produced to
+// them before this member was assigned them). It is read once per
+// partition: the seeded row is the truth from then on.
 func (s *Source) seedOffsets(ctx context.Context, tps []exactly.TP) (map[exactly.TP]int64, error) {
-	out, uncommitted, err := resolveStart(ctx, kadm.NewClient(s.cl), s.cfg.Source.StartFrom, s.cfg.Source.Group, tps)
+	out, _, err := resolveStart(ctx, kadm.NewClient(s.cl), "earliest", s.cfg.Source.Group, tps)
 	if err != nil {
 		return nil, err
 	}
-	for _, tp := range uncommitted {
-		s.log.Warn("start_from: group: the group has no committed offset for this partition; starting at the log start",
-			"group", s.cfg.Source.Group, "topic", tp.Topic, "partition", tp.Partition, "offset", out[tp])
-	}
 	for _, tp := range tps {
-		s.log.Debug("seeding offsets row", "topic", tp.Topic, "partition", tp.Partition, "start_from", s.cfg.Source.StartFrom, "next_offset", out[tp])
+		s.log.Info("partition created after the pipeline's first start: starting at its beginning",
+			"topic", tp.Topic, "partition", tp.Partition, "next_offset", out[tp], "first_started_at", s.first.StartedAt.Format(time.RFC3339))
 	}
-	s.log.Info("seeding offsets rows for partitions the ledger has not seen", "start_from", s.cfg.Source.StartFrom, "partitions", len(tps))
 	return out, nil
 }
 

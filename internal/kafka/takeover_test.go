@@ -237,3 +237,161 @@ func TestStartFromGroup(t *testing.T) {
 	e.run(t, cfg, nil)
 	expect(t, e.applied(t), [2]int64{7, 0}, e.next)
 }
+
+// TestStartFromLatestAppliesOnlyAtTheFirstStart: start_from applies to the
+// partitions that existed when the pipeline was first started. A
+// partition added to a topic later, and a topic matching the pattern
+// created later, start at their beginning: the records produced to them
+// before the member first sees them (up to metadata_max_age later) are
+// applied, every one of them (issue 15.3: 15 produced, 5 applied).
+func TestStartFromLatestAppliesOnlyAtTheFirstStart(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "t.first"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	brokers := c.ListenAddrs()
+	dsn := filepath.Join(t.TempDir(), "sink.db")
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	produce := func(topic string, p int32, n int) {
+		t.Helper()
+		cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		var recs []*kgo.Record
+		for i := 0; i < n; i++ {
+			recs = append(recs, &kgo.Record{Topic: topic, Partition: p, Value: []byte(fmt.Sprintf(`{"t":%q,"p":%d,"i":%d}`, topic, p, i))})
+		}
+		if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	produce("t.first", 0, 10) // before the first start: never applied
+	produce("t.first", 1, 10)
+
+	y := fmt.Sprintf(`pipeline: firststart
+source: {brokers: [%s], group: g-first, start_from: latest}
+sink: {driver: sqlite, dsn: '%s'}
+batch: {interval: 50ms}
+tables:
+  - {topics: '^t\..*$', table: events, mode: append, create: true}
+`, strings.Join(brokers, ", "), dsn)
+	cfg, err := exactly.ParseConfig(strings.NewReader(y), "firststart.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	sink, err := exactly.NewSink(context.Background(), cfg, &sqlite.Dialect{}, decode.New, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	// Metadata every 2s: the new partitions are seen soon, but after
+	// the records below were produced to them.
+	src, err := kafka.NewSource(cfg, sink, log, kgo.MetadataMinAge(500*time.Millisecond), kgo.MetadataMaxAge(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer runSource(t, src)()
+	first := []exactly.TP{{Topic: "t.first", Partition: 0}, {Topic: "t.first", Partition: 1}}
+	waitFor(t, "the first partitions are seeded", 20*time.Second, func() bool {
+		got, err := sink.LoadOffsets(context.Background(), first)
+		return err == nil && got[first[0]] == 10 && got[first[1]] == 10
+	})
+
+	adm := kadm.NewClient(cl)
+	if _, err := adm.CreatePartitions(context.Background(), 1, "t.first"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.CreateTopic(context.Background(), 2, 1, nil, "t.second"); err != nil {
+		t.Fatal(err)
+	}
+	produce("t.first", 2, 5)
+	produce("t.second", 0, 5)
+	produce("t.second", 1, 5)
+
+	count := func() int {
+		var n int
+		if err := sink.DB().QueryRow("SELECT COUNT(*) FROM events").Scan(&n); err != nil {
+			return -1
+		}
+		return n
+	}
+	later := []exactly.TP{{Topic: "t.first", Partition: 2}, {Topic: "t.second", Partition: 0}, {Topic: "t.second", Partition: 1}}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got, err := sink.LoadOffsets(context.Background(), later)
+		if err == nil && len(got) == 3 && got[later[0]] == 5 && got[later[1]] == 5 && got[later[2]] == 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("partitions created after the first start: offsets %v (%v), %d of 15 records applied; want every one", got, err, count())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := count(); n != 15 {
+		t.Errorf("%d records applied, want the 15 produced after the first start", n)
+	}
+}
+
+// TestStartFromLatestSeedsAtTheLastStableOffset: a transaction open when
+// the pipeline first starts is above its seed, so its records are applied
+// once it commits (seeded at the high watermark they were skipped).
+func TestStartFromLatestSeedsAtTheLastStableOffset(t *testing.T) {
+	e := newTakeover(t)
+	e.produce(t, 10) // before the first start: never applied
+	tx, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.TransactionalID("open-at-start"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	if err := tx.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	var recs []*kgo.Record
+	for p := int32(0); p < 2; p++ {
+		for i := 0; i < 3; i++ {
+			recs = append(recs, &kgo.Record{Topic: topic, Partition: p, Value: []byte(fmt.Sprintf(`{"p":%d,"o":%d}`, p, 10+i))})
+		}
+	}
+	if err := tx.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := e.config(t, "latest", "g-lso")
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	sink, err := exactly.NewSink(context.Background(), cfg, &sqlite.Dialect{}, decode.New, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	src, err := kafka.NewSource(cfg, sink, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runSource(t, src)
+	tps := []exactly.TP{{Topic: topic, Partition: 0}, {Topic: topic, Partition: 1}}
+	var seeded map[exactly.TP]int64
+	waitFor(t, "the partitions are seeded", 20*time.Second, func() bool {
+		seeded, err = sink.LoadOffsets(context.Background(), tps)
+		return err == nil && len(seeded) == 2
+	})
+	if seeded[tps[0]] != 10 || seeded[tps[1]] != 10 {
+		t.Errorf("seeded at %v; want 10 on both, the last stable offset (the open transaction starts there)", seeded)
+	}
+	if err := tx.EndTransaction(context.Background(), kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the transaction's records are applied", 20*time.Second, func() bool {
+		got, err := sink.LoadOffsets(context.Background(), tps)
+		return err == nil && got[tps[0]] >= 13 && got[tps[1]] >= 13
+	})
+	stop()
+	e.next = [2]int64{13, 13}
+	expect(t, e.applied(t), [2]int64{10, 10}, e.next)
+}

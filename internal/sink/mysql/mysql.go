@@ -218,6 +218,9 @@ func (*Dialect) LedgerDDL() []string {
 			"record_key LONGBLOB NULL, record_value LONGBLOB NULL, headers LONGTEXT NULL, error TEXT NOT NULL, " +
 			"created_at DATETIME(6) NOT NULL, " +
 			"INDEX exactly_dead_letters_at (pipeline, topic, `partition`, `offset`))" + tableOptions,
+		"CREATE TABLE IF NOT EXISTS exactly_pipelines (" +
+			"pipeline VARCHAR(255) NOT NULL PRIMARY KEY, started_at DATETIME(6) NOT NULL, start_from VARCHAR(255) NOT NULL, " +
+			"writer VARCHAR(255) NOT NULL, notes TEXT NULL)" + tableOptions,
 	}
 }
 

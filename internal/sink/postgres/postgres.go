@@ -108,6 +108,9 @@ func (*Dialect) LedgerDDL() []string {
 			topic text NOT NULL, "partition" integer NOT NULL, "offset" bigint NOT NULL,
 			record_key bytea, record_value bytea, headers text, error text NOT NULL, created_at timestamptz NOT NULL)`,
 		`CREATE INDEX IF NOT EXISTS exactly_dead_letters_at ON exactly_dead_letters (pipeline, topic, "partition", "offset")`,
+		`CREATE TABLE IF NOT EXISTS exactly_pipelines (
+			pipeline text PRIMARY KEY, started_at timestamptz NOT NULL, start_from text NOT NULL,
+			writer text NOT NULL, notes text)`,
 	}
 }
 

@@ -86,6 +86,9 @@ func (*Dialect) LedgerDDL() []string {
 			topic TEXT NOT NULL, "partition" INTEGER NOT NULL, "offset" INTEGER NOT NULL,
 			record_key BLOB, record_value BLOB, headers TEXT, error TEXT NOT NULL, created_at TEXT NOT NULL)`,
 		`CREATE INDEX IF NOT EXISTS exactly_dead_letters_at ON exactly_dead_letters (pipeline, topic, "partition", "offset")`,
+		`CREATE TABLE IF NOT EXISTS exactly_pipelines (
+			pipeline TEXT PRIMARY KEY, started_at TEXT NOT NULL, start_from TEXT NOT NULL,
+			writer TEXT NOT NULL, notes TEXT)`,
 	}
 }
 

@@ -228,6 +228,9 @@ func (d *Dialect) LedgerDDL() []string {
 				"record_key VARBINARY(MAX) NULL, record_value VARBINARY(MAX) NULL, headers NVARCHAR(MAX) NULL, "+
 				"error NVARCHAR(MAX) NOT NULL, created_at DATETIME2(6) NOT NULL"),
 		ifNoIndex("exactly_dead_letters_at", "exactly_dead_letters", "pipeline, topic, [partition], [offset]"),
+		ifNoTable("exactly_pipelines",
+			"pipeline NVARCHAR(100)"+keyText+" NOT NULL CONSTRAINT exactly_pipelines_pk PRIMARY KEY, started_at DATETIME2(6) NOT NULL, "+
+				"start_from NVARCHAR(255) NOT NULL, writer NVARCHAR(255) NOT NULL, notes NVARCHAR(MAX) NULL"),
 	}
 }
 
