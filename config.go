@@ -607,6 +607,12 @@ func (c *Config) refuseTable(template, table string) string {
 	if name := parts[len(parts)-1]; strings.HasPrefix(strings.ToLower(name), "exactly_") {
 		return "exactly_* tables are the ledger's and are never written by a rule"
 	}
+	// PostgreSQL searches pg_catalog before the connection's search_path:
+	// an unqualified "pg_description" is pg_catalog.pg_description, a
+	// schema no template named (with a superuser sink, pg_authid).
+	if len(parts) == 1 && c.Sink.Driver == "postgres" && strings.HasPrefix(strings.ToLower(parts[0]), "pg_") {
+		return "an unqualified pg_* name is a PostgreSQL system catalog (pg_catalog is searched before the connection's schema); name a schema in the rule's table to use such a name"
+	}
 	if len(parts) > 1 && len(c.Sink.AllowedSchemas) > 0 {
 		schema := strings.Join(parts[:len(parts)-1], ".")
 		if !slices.Contains(c.Sink.AllowedSchemas, schema) {

@@ -150,6 +150,10 @@ tables:
 		{"cdc.public.users", "public.users", ""},
 		{"cdc.secret.users", "", "allowed_schemas"},
 		{"cdc.public.exactly_offsets", "", "exactly_"},
+		{"shop.public.pg_authid", "", "pg_"},
+		{"shop.public.PG_Class", "", "pg_"},
+		{"default.pg_description", "", "pg_"},
+		{"stage.pg_things", "staging.pg_things", ""},
 	} {
 		rule, table, err := cfg.Resolve(c.topic)
 		if rule == nil {
@@ -186,5 +190,53 @@ tables:
 		if !errors.As(err, &ce) || ce.Field != "tables[0].table" || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("table %s: got %v, want a ConfigError on tables[0].table naming %s", c.table, err, c.want)
 		}
+	}
+}
+
+// TestRoutedNamesCannotReachPgCatalog: PostgreSQL searches pg_catalog
+// before the connection's search_path, so an unqualified routed name
+// that is a system catalog's (shop.pg_description under ^shop\.(.*)$ →
+// $1) wrote pg_catalog.pg_description — another schema, whatever
+// search_path and sink.allowed_schemas said. With a superuser sink an
+// append rule could have written pg_authid (a new superuser role). Found
+// by the issue 16 review: a row landed in pg_catalog.pg_description.
+func TestRoutedNamesCannotReachPgCatalog(t *testing.T) {
+	dsn := testenv.PostgresSchema(t)
+	schema := dsn[strings.LastIndex(dsn, "search_path=")+len("search_path="):]
+	pipeline := uniq("pgcat")
+	cfg, err := exactly.ParseConfig(strings.NewReader(fmt.Sprintf(`pipeline: %s
+source: {brokers: [127.0.0.1:1]}
+sink: {driver: postgres, dsn: '%s', allowed_schemas: [%s]}
+tables:
+  - topics: '^shop\.(.*)$'
+    table: $1
+    mode: append
+`, pipeline, dsn, schema)), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	s := openSink(t, cfg, &postgres.Dialect{})
+	const objoid = 999999917 // no object has it: the row would be harmless
+	t.Cleanup(func() { s.DB().Exec(`DELETE FROM pg_catalog.pg_description WHERE objoid = $1`, objoid) })
+	topic := "shop.pg_description"
+	if _, err := s.SeedOffset(ctx, exactly.TP{Topic: topic, Partition: 0}, 0); err != nil {
+		t.Fatal(err)
+	}
+	out := s.Commit(ctx, []*exactly.PartitionBatch{{Topic: topic, From: 0, Records: []*exactly.Record{{Topic: topic, Offset: 0,
+		Value: []byte(fmt.Sprintf(`{"objoid":%d,"classoid":1259,"objsubid":0,"description":"written by a topic"}`, objoid))}}}})
+	var n int
+	if err := s.DB().QueryRow(`SELECT COUNT(*) FROM pg_catalog.pg_description WHERE objoid = $1`, objoid).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("pg_catalog.pg_description has %d row(s) from topic %s: a topic wrote a system catalog", n, topic)
+	}
+	if len(out) != 1 || !out[0].Committed || len(out[0].Batch.DeadLetters) != 1 {
+		t.Fatalf("outcome: %+v, want committed with 1 dead letter", out)
+	}
+	var re *exactly.RouteError
+	if err := out[0].Batch.DeadLetters[0].Err; !errors.As(err, &re) || !strings.Contains(err.Error(), "pg_") {
+		t.Errorf("dead letter error %v, want a *RouteError about pg_* names", err)
 	}
 }
