@@ -141,3 +141,33 @@ func TestPageReadsTheLedgerOncePerCacheFor(t *testing.T) {
 		t.Error("the page did not read the ledger again after CacheFor")
 	}
 }
+
+// TestReadyzHidesRowValues: /readyz stays open when a token is set (for
+// probes) and names the last error of a partition whose batches keep
+// failing; that error is the database's, quoting row values. It showed
+// them to anyone who could reach the port, token or not, whatever
+// --status-show-data said (issue 16 review). Now as on the page: quoted
+// values masked unless ShowData, passwords always.
+func TestReadyzHidesRowValues(t *testing.T) {
+	s, hs := server(t, nil)
+	s.Token = "t0ken-for-the-page"
+	tp := exactly.TP{Topic: "orders", Partition: 0}
+	s.Metrics.Assigned(map[exactly.TP]int64{tp: 0})
+	fail := errors.New(`writing table orders: ERROR: duplicate key value violates unique constraint "orders_email" Key (email)=(alice@example.com); value "Alice Smith" refused; dial postgres://app:Pg-S3cret@db/shop`)
+	for i := 0; i < FailingAfter; i++ {
+		s.Metrics.Committed([]exactly.Outcome{{Batch: &exactly.PartitionBatch{Topic: tp.Topic, Partition: tp.Partition}, Err: fail}}, time.Millisecond, time.Millisecond)
+	}
+	code, body := fetch(t, hs.URL+"/readyz")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "batches keep failing") {
+		t.Fatalf("/readyz: %d %s, want 503 naming the failing partition", code, body)
+	}
+	for _, leak := range []string{"alice@example.com", "Alice Smith", "Pg-S3cret"} {
+		if strings.Contains(body, leak) {
+			t.Errorf("/readyz (no token needed) shows %q:\n%s", leak, body)
+		}
+	}
+	s.ShowData = true
+	if _, body = fetch(t, hs.URL+"/readyz"); !strings.Contains(body, "alice@example.com") || strings.Contains(body, "Pg-S3cret") {
+		t.Errorf("with ShowData /readyz should show the values, never the password:\n%s", body)
+	}
+}
