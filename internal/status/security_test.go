@@ -171,3 +171,23 @@ func TestReadyzHidesRowValues(t *testing.T) {
 		t.Errorf("with ShowData /readyz should show the values, never the password:\n%s", body)
 	}
 }
+
+// TestQuotedValuesWithQuotesStayHidden: a value holding its own quote
+// (O'Brien, or Go's escaped \" in the value checks' messages) ended the
+// mask early and showed the rest of the value (issue 16 review).
+func TestQuotedValuesWithQuotesStayHidden(t *testing.T) {
+	s := &Server{}
+	for _, in := range []string{
+		`value refused: field "name", column name integer: not an integer: "O\"Brien-Smith"`,
+		`Error 1366: Incorrect integer value: 'O'Brien-Smith' for column 'age' at row 1`,
+		`ERROR: invalid input syntax for type integer: "O"Brien-Smith" (SQLSTATE 22P02)`,
+		`Key (name)=(O'Brien-Smith) already exists`,
+	} {
+		if got := s.text(in); strings.Contains(got, "Brien") {
+			t.Errorf("text(%s) = %s: shows part of the value", in, got)
+		}
+	}
+	if got := s.text(`Error 1366: Incorrect integer value: 'abc' for column 'age' at row 1`); !strings.Contains(got, "for column") {
+		t.Errorf("masked too much: %s", got)
+	}
+}

@@ -95,8 +95,10 @@ func hidden(n int) string {
 }
 
 // quoted is a value a database or decoder error quotes: 'abc', "abc",
-// Key (id)=(5).
-var quoted = regexp.MustCompile(`'[^']*'|"[^"]*"|=\([^)]*\)`)
+// Key (id)=(5). A quote followed by a letter or digit does not end the
+// value (MySQL and PostgreSQL quote O'Brien as 'O'Brien' without
+// escaping it), nor does a backslash-escaped one (Go's "O\"Brien").
+var quoted = regexp.MustCompile(`'(?:[^'\\]|\\.|'[\p{L}\p{N}])*'|"(?:[^"\\]|\\.|"[\p{L}\p{N}])*"|=\([^)]*\)`)
 
 // text is what the page shows of an error: scrubbed of secrets always,
 // and without the values it quotes unless ShowData.
