@@ -56,6 +56,18 @@ var (
 	keyValueForm = regexp.MustCompile(`(?i)(\b(?:password|pwd|passwd)\s*=\s*)(\{(?:[^}]|\}\})*\}|'(?:[^'\\]|\\.|'')*'|"(?:[^"]|"")*"|[^;&\s]*)`)
 	// "password": "…" in JSON.
 	jsonForm = regexp.MustCompile(`(?i)("(?:password|pwd|passwd)"\s*:\s*)"(?:[^"\\]|\\.)*"`)
+
+	// looseURL is scheme://user:PASSWORD@ with the password run to the
+	// last @ before the query: a password holding @ # / ? or a space not
+	// percent-encoded, which a driver misreads (part of it becomes the
+	// host or the database and is quoted in its errors).
+	looseURL = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.\-]*://[^\s:@/"'<>]*:(.*)@`)
+	// looseKeyValue is an unquoted password=… run to the next key=, for a
+	// libpq string whose password holds an unquoted space.
+	looseKeyValue = regexp.MustCompile(`(?i)\b(?:password|pwd|passwd)\s*=\s*([^\s'"{;&][^;&]*?)\s*(?:\s[A-Za-z_][A-Za-z0-9_]*\s*=|[;&]|$)`)
+	// delimiters split a loosely read password into the pieces a driver
+	// may quote apart.
+	delimiters = regexp.MustCompile(`[\s@#/?:]+`)
 )
 
 var (
@@ -204,6 +216,26 @@ func Passwords(s string) []string {
 		if p, err := url.PathUnescape(m[3]); err == nil && p != m[3] {
 			out = append(out, p)
 		}
+	}
+	// A careless DSN: the whole loosely read password and its pieces
+	// (Register ignores those too short to mask).
+	loose := func(p string) {
+		if strings.ContainsAny(p, " \t@#/?:") {
+			out = append(out, p)
+			out = append(out, delimiters.Split(p, -1)...)
+		}
+	}
+	prefix := s
+	if at := strings.IndexByte(s, '@'); at >= 0 {
+		if q := strings.IndexByte(s[at:], '?'); q >= 0 {
+			prefix = s[:at+q]
+		}
+	}
+	if m := looseURL.FindStringSubmatch(prefix); m != nil {
+		loose(m[1])
+	}
+	for _, m := range looseKeyValue.FindAllStringSubmatch(s, -1) {
+		loose(m[1])
 	}
 	for _, m := range adoForm.FindAllStringSubmatch(s, -1) {
 		out = append(out, strings.TrimSpace(m[2]))
