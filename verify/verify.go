@@ -19,6 +19,7 @@ package verify
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -123,6 +124,9 @@ type Options struct {
 	// Since limits the checks to batches started at or after it (the chain
 	// is checked from the first such batch). Zero checks everything.
 	Since time.Time
+	// Select, when set, limits the verification to the partitions it
+	// returns true for (exactly verify --topic/--table).
+	Select func(exactly.TP) bool
 	// Progress, when set, is called after each partition.
 	Progress func(tp exactly.TP, done, total int, records int64)
 }
@@ -133,6 +137,9 @@ func Run(ctx context.Context, l *exactly.Ledger, log Log, opt Options) (*Report,
 	tps, err := l.Partitions(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if opt.Select != nil {
+		tps = slices.DeleteFunc(tps, func(tp exactly.TP) bool { return !opt.Select(tp) })
 	}
 	offs, err := l.Offsets(ctx)
 	if err != nil {

@@ -20,8 +20,9 @@ import (
 func newPlanCmd(g *globals) *cobra.Command {
 	var file string
 	var sample int
+	var sel selector
 	cmd := &cobra.Command{
-		Use:   "plan -c FILE",
+		Use:   "plan -c FILE [--topic PATTERN] [--table PATTERN]",
 		Short: "Dry run: per topic the table, the DDL create/evolve would run, the key, the column mapping and where each partition starts",
 		Long: `plan reads Kafka's metadata, the sink's tables and ledger, and the first
 records each partition would be read from, and prints what exactly run
@@ -31,6 +32,9 @@ Exit 1 when a topic maps to a table that is missing and not created.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if file == "" {
 				return usage(errMissingConfig)
+			}
+			if err := sel.check(); err != nil {
+				return err
 			}
 			log, err := g.logger()
 			if err != nil {
@@ -56,19 +60,27 @@ Exit 1 when a topic maps to a table that is missing and not created.`,
 				return err
 			}
 			defer adm.Close()
-			return runPlan(ctx, g, cfg, sink, adm, sample)
+			return runPlan(ctx, g, cfg, sink, adm, sample, &sel)
 		},
 	}
 	cmd.Flags().StringVarP(&file, "config", "c", "", "configuration file (YAML)")
 	cmd.Flags().IntVar(&sample, "sample", 100, "records read per partition to work out the DDL")
+	sel.flags(cmd.Flags(), "default: every topic a rule matches")
 	return cmd
 }
 
-func runPlan(ctx context.Context, g *globals, cfg *exactly.Config, sink *exactly.Sink, adm *kafka.Admin, sample int) error {
+func runPlan(ctx context.Context, g *globals, cfg *exactly.Config, sink *exactly.Sink, adm *kafka.Admin, sample int, sel *selector) error {
 	out := g.stdout
 	tps, err := adm.Partitions(ctx)
 	if err != nil {
 		return err
+	}
+	selected := ""
+	if all := tps; !sel.empty() {
+		if tps = sel.filter(cfg, tps); len(tps) == 0 {
+			return sel.matchedNothing("of the topics in Kafka the rules match", all)
+		}
+		selected = fmt.Sprintf(" (selected by %s: %d of %d)", sel, len(tps), len(all))
 	}
 	stored := map[exactly.TP]int64{}
 	if ok, err := sink.HasLedger(ctx); err != nil {
@@ -120,8 +132,8 @@ func runPlan(ctx context.Context, g *globals, cfg *exactly.Config, sink *exactly
 		byTopic[tp.Topic] = append(byTopic[tp.Topic], tp)
 	}
 	sort.Strings(topics)
-	fmt.Fprintf(out, "plan: pipeline %s · sink %s · start_from %s · %d topic(s), %d partition(s) · nothing is written\n",
-		cfg.Pipeline, cfg.Sink.Driver, cfg.Source.StartFrom, len(topics), len(tps))
+	fmt.Fprintf(out, "plan: pipeline %s · sink %s · start_from %s · %d topic(s), %d partition(s)%s · nothing is written\n",
+		cfg.Pipeline, cfg.Sink.Driver, cfg.Source.StartFrom, len(topics), len(tps), selected)
 	if len(topics) == 0 {
 		fmt.Fprintln(out, "no topic in Kafka matches the table rules")
 	}

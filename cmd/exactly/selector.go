@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"path"
 	"strings"
@@ -17,6 +18,9 @@ import (
 // `status --table 'sales_*'` is a screen, not a book.
 type selector struct {
 	topics, tables []string
+	// more names other flags that narrow the selection (replay's
+	// --partition), for messages.
+	more string
 }
 
 func (s *selector) flags(f *pflag.FlagSet, what string) {
@@ -63,4 +67,58 @@ func (s *selector) match(topic, table string) bool {
 func (s *selector) matchTopic(cfg *exactly.Config, topic string) bool {
 	_, table, _ := cfg.Route(topic)
 	return s.match(topic, table)
+}
+
+// String renders the selection as the flags that made it, for messages.
+func (s *selector) String() string {
+	var parts []string
+	for _, p := range s.topics {
+		parts = append(parts, "--topic '"+p+"'")
+	}
+	for _, p := range s.tables {
+		parts = append(parts, "--table '"+p+"'")
+	}
+	if s.more != "" {
+		parts = append(parts, s.more)
+	}
+	return strings.Join(parts, " ")
+}
+
+// filter keeps the partitions whose topic (and table, routed through cfg)
+// the selection matches.
+func (s *selector) filter(cfg *exactly.Config, tps []exactly.TP) []exactly.TP {
+	if s.empty() {
+		return tps
+	}
+	out := tps[:0:0]
+	for _, tp := range tps {
+		if s.matchTopic(cfg, tp.Topic) {
+			out = append(out, tp)
+		}
+	}
+	return out
+}
+
+// matchedNothing is the usage error for a selection that matches none of
+// the partitions a command looked at (what: "the ledger and Kafka hold"):
+// most often a typo, and printing an empty table would hide it.
+func (s *selector) matchedNothing(what string, among []exactly.TP) error {
+	topics := map[string]bool{}
+	var names []string
+	for _, tp := range among {
+		if !topics[tp.Topic] {
+			topics[tp.Topic] = true
+			names = append(names, tp.Topic)
+		}
+	}
+	msg := fmt.Sprintf("%s matches none of the %d partitions %s", s, len(among), what)
+	if len(names) > 0 {
+		const show = 5
+		if len(names) > show {
+			msg += fmt.Sprintf(" (topics %s and %d more)", strings.Join(names[:show], ", "), len(names)-show)
+		} else {
+			msg += " (topics " + strings.Join(names, ", ") + ")"
+		}
+	}
+	return usage(errors.New(msg + "; --topic matches topic names, --table the tables the rules map them to, with * ? and [a-z]"))
 }

@@ -41,11 +41,15 @@ type partitionStatus struct {
 func newStatusCmd(g *globals) *cobra.Command {
 	var file string
 	var asJSON bool
+	var sel selector
 	cmd := &cobra.Command{
-		Use:   "status -c FILE",
+		Use:   "status -c FILE [--topic PATTERN] [--table PATTERN] [--json]",
 		Short: "Per partition: table, committed next_offset, Kafka high watermark, lag, last batch",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := sel.check(); err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			env, err := openAudit(ctx, file)
@@ -53,7 +57,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer env.Close()
-			st, err := readStatus(ctx, env)
+			st, total, err := readStatus(ctx, env, &sel)
 			if err != nil {
 				return err
 			}
@@ -70,29 +74,34 @@ func newStatusCmd(g *globals) *cobra.Command {
 				return enc.Encode(out)
 			}
 			printStatus(g, st)
+			if !sel.empty() {
+				fmt.Fprintf(g.stdout, "%d of %d partitions, selected by %s\n", len(st), total, &sel)
+			}
 			printGroup(g, env.cfg.Source.Group, group, gerr, st)
 			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&file, "config", "c", "", "configuration file (YAML)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
+	sel.flags(cmd.Flags(), "default: every topic")
 	return cmd
 }
 
 // readStatus joins the ledger's partitions with the partitions of the
-// topics the configuration matches in Kafka.
-func readStatus(ctx context.Context, env *auditEnv) ([]partitionStatus, error) {
+// topics the configuration matches in Kafka, keeping the partitions sel
+// selects (a selection that matches none is a usage error).
+func readStatus(ctx context.Context, env *auditEnv, sel *selector) (st []partitionStatus, total int, err error) {
 	offs, err := env.ledger.Offsets(ctx)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	last, err := env.ledger.LastBatches(ctx)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	dead, err := env.ledger.DeadLetterCounts(ctx)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	seen := map[exactly.TP]bool{}
 	var tps []exactly.TP
@@ -110,7 +119,7 @@ func readStatus(ctx context.Context, env *auditEnv) ([]partitionStatus, error) {
 	}
 	live, err := env.kafka.Partitions(ctx, func(topic string) bool { _, _, ok := env.cfg.Route(topic); return ok })
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	for _, tp := range live {
 		if !seen[tp] {
@@ -119,9 +128,15 @@ func readStatus(ctx context.Context, env *auditEnv) ([]partitionStatus, error) {
 		}
 	}
 	exactly.SortTPs(tps)
+	total = len(tps)
+	if all := tps; !sel.empty() {
+		if tps = sel.filter(env.cfg, tps); len(tps) == 0 {
+			return nil, 0, sel.matchedNothing("the ledger and Kafka hold", all)
+		}
+	}
 	bounds, err := env.kafka.Bounds(ctx, tps)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	out := make([]partitionStatus, 0, len(tps))
 	for _, tp := range tps {
@@ -153,7 +168,7 @@ func readStatus(ctx context.Context, env *auditEnv) ([]partitionStatus, error) {
 		}
 		out = append(out, s)
 	}
-	return out, nil
+	return out, total, nil
 }
 
 func printStatus(g *globals, st []partitionStatus) {

@@ -126,6 +126,20 @@ func (b *Bar) Show(final bool, format string, args ...any) {
 	b.drawLocked(final)
 }
 
+// Clear erases the line so the command can print a result line; the next
+// Show or Add draws again.
+func (b *Bar) Clear() {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.drawn && !b.stopped {
+		fmt.Fprint(b.w, "\r\033[K")
+		b.drawn = false
+	}
+}
+
 // Done clears the line; the command then prints its result on a clean
 // line. Further calls draw nothing.
 func (b *Bar) Done() {
