@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -38,17 +41,36 @@ type partitionStatus struct {
 	DeadLettersResolved int64 `json:"dead_letters_resolved"`
 }
 
+// defaultKafkaWait bounds how long status waits for Kafka before it prints
+// the ledger half alone: an operator looking at an outage needs the ledger
+// now, not after the client's retries.
+const defaultKafkaWait = 5 * time.Second
+
 func newStatusCmd(g *globals) *cobra.Command {
 	var file string
 	var asJSON bool
 	var sel selector
+	kafkaWait := defaultKafkaWait
 	cmd := &cobra.Command{
 		Use:   "status -c FILE [--topic PATTERN] [--table PATTERN] [--json]",
 		Short: "Per partition: table, committed next_offset, Kafka high watermark, lag, last batch",
-		Args:  cobra.NoArgs,
+		Long: `status prints one line per partition: from the ledger (committed
+next_offset, open dead letters, last batch and its status) and from Kafka
+(high watermark, lag, the consumer group). It changes nothing.
+
+When Kafka does not answer within --kafka-timeout (5s), status still prints
+the ledger half, with ? for the high watermark and the lag, and
+"Kafka unreachable: <cause>" (in JSON: "kafka_error"). Exit 0 when both
+halves were read, 1 when Kafka was unreachable (the ledger half is printed),
+2 on a usage or configuration error; a ledger it cannot read is an error
+(exit 1, nothing printed).`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := sel.check(); err != nil {
 				return err
+			}
+			if kafkaWait <= 0 {
+				return usage(fmt.Errorf("--kafka-timeout: got %s, expected a positive duration like 5s", kafkaWait))
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
@@ -57,13 +79,22 @@ func newStatusCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer env.Close()
-			st, total, err := readStatus(ctx, env, &sel)
+			kctx, cancel := context.WithTimeout(ctx, kafkaWait)
+			defer cancel()
+			st, total, kerr, err := readStatus(ctx, kctx, env, &sel)
 			if err != nil {
 				return err
 			}
 			// Who holds the partitions, and whether the group is stuck:
 			// records waiting while nobody, or a rebalance, holds them.
-			group, gerr := env.kafka.Group(ctx, env.cfg.Source.Group)
+			var group *kafka.GroupState
+			var gerr error
+			if kerr == nil {
+				group, gerr = env.kafka.Group(kctx, env.cfg.Source.Group)
+			}
+			if kerr != nil {
+				kerr = &kafkaDown{wait: kafkaWait, timedOut: kctx.Err() != nil, err: kafkaCause(kctx, env.cfg, kerr)}
+			}
 			if asJSON {
 				enc := json.NewEncoder(g.stdout)
 				enc.SetIndent("", "  ")
@@ -71,37 +102,90 @@ func newStatusCmd(g *globals) *cobra.Command {
 				if gerr != nil {
 					out["group_error"] = gerr.Error()
 				}
-				return enc.Encode(out)
+				if kerr != nil {
+					out["kafka_error"] = kerr.Error()
+				}
+				if err := enc.Encode(out); err != nil {
+					return err
+				}
+			} else {
+				printStatus(g, st, kerr != nil)
+				if !sel.empty() {
+					fmt.Fprintf(g.stdout, "%d of %d partitions, selected by %s\n", len(st), total, &sel)
+				}
+				if kerr != nil {
+					printLedgerHalf(g, st, kerr)
+				} else {
+					printGroup(g, env.cfg.Source.Group, group, gerr, st)
+				}
 			}
-			printStatus(g, st)
-			if !sel.empty() {
-				fmt.Fprintf(g.stdout, "%d of %d partitions, selected by %s\n", len(st), total, &sel)
+			if kerr != nil {
+				return &exitError{code: 1, err: fmt.Errorf("status: only the ledger half is shown: %w", kerr)}
 			}
-			printGroup(g, env.cfg.Source.Group, group, gerr, st)
 			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&file, "config", "c", "", "configuration file (YAML)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
+	cmd.Flags().DurationVar(&kafkaWait, "kafka-timeout", defaultKafkaWait, "how long to wait for Kafka before printing the ledger half alone")
 	sel.flags(cmd.Flags(), "default: every topic")
 	return cmd
 }
 
+// kafkaDown is Kafka not answering status within its wait.
+type kafkaDown struct {
+	wait     time.Duration
+	timedOut bool // nothing answered within wait (not a refusal)
+	err      error
+}
+
+func (e *kafkaDown) Error() string {
+	if e.timedOut {
+		return fmt.Sprintf("Kafka unreachable: %v (no answer within %s)", e.err, e.wait)
+	}
+	return fmt.Sprintf("Kafka unreachable: %v", e.err)
+}
+
+func (e *kafkaDown) Unwrap() error { return e.err }
+
+// kafkaCause names why Kafka did not answer. The client retries until the
+// wait ends and then says only "context deadline exceeded"; a plain TCP
+// dial of the configured brokers tells a refused connection or an unknown
+// host from a broker that accepts connections but does not answer.
+func kafkaCause(kctx context.Context, cfg *exactly.Config, err error) error {
+	if !errors.Is(err, context.DeadlineExceeded) || kctx.Err() == nil {
+		return err
+	}
+	var dials []string
+	for _, b := range cfg.Source.Brokers {
+		c, derr := net.DialTimeout("tcp", b, time.Second)
+		if derr != nil {
+			dials = append(dials, derr.Error())
+			continue
+		}
+		c.Close()
+		dials = append(dials, b+" accepts connections but did not answer")
+	}
+	return errors.New(strings.Join(dials, "; "))
+}
+
 // readStatus joins the ledger's partitions with the partitions of the
 // topics the configuration matches in Kafka, keeping the partitions sel
-// selects (a selection that matches none is a usage error).
-func readStatus(ctx context.Context, env *auditEnv, sel *selector) (st []partitionStatus, total int, err error) {
+// selects (a selection that matches none is a usage error). The ledger is
+// read with ctx, Kafka with kctx: when Kafka fails, kerr says why and st
+// holds the ledger half (no high watermark, no lag).
+func readStatus(ctx, kctx context.Context, env *auditEnv, sel *selector) (st []partitionStatus, total int, kerr, err error) {
 	offs, err := env.ledger.Offsets(ctx)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	last, err := env.ledger.LastBatches(ctx)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	dead, err := env.ledger.DeadLetterCounts(ctx)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	seen := map[exactly.TP]bool{}
 	var tps []exactly.TP
@@ -117,10 +201,7 @@ func readStatus(ctx context.Context, env *auditEnv, sel *selector) (st []partiti
 			tps = append(tps, tp)
 		}
 	}
-	live, err := env.kafka.Partitions(ctx, func(topic string) bool { _, _, ok := env.cfg.Route(topic); return ok })
-	if err != nil {
-		return nil, 0, err
-	}
+	live, kerr := env.kafka.Partitions(kctx, func(topic string) bool { _, _, ok := env.cfg.Route(topic); return ok })
 	for _, tp := range live {
 		if !seen[tp] {
 			seen[tp] = true
@@ -131,12 +212,16 @@ func readStatus(ctx context.Context, env *auditEnv, sel *selector) (st []partiti
 	total = len(tps)
 	if all := tps; !sel.empty() {
 		if tps = sel.filter(env.cfg, tps); len(tps) == 0 {
-			return nil, 0, sel.matchedNothing("the ledger and Kafka hold", all)
+			what := "the ledger and Kafka hold"
+			if kerr != nil {
+				what = "the ledger holds (Kafka did not answer)"
+			}
+			return nil, 0, nil, sel.matchedNothing(what, all)
 		}
 	}
-	bounds, err := env.kafka.Bounds(ctx, tps)
-	if err != nil {
-		return nil, 0, err
+	bounds := map[exactly.TP]exactly.Bounds{}
+	if kerr == nil {
+		bounds, kerr = env.kafka.Bounds(kctx, tps)
 	}
 	out := make([]partitionStatus, 0, len(tps))
 	for _, tp := range tps {
@@ -168,10 +253,35 @@ func readStatus(ctx context.Context, env *auditEnv, sel *selector) (st []partiti
 		}
 		out = append(out, s)
 	}
-	return out, total, nil
+	return out, total, kerr, nil
 }
 
-func printStatus(g *globals, st []partitionStatus) {
+// printLedgerHalf closes a status printed without Kafka: why, and what
+// the ledger says on its own.
+func printLedgerHalf(g *globals, st []partitionStatus, kerr error) {
+	var dead, failed int64
+	var lastAt time.Time
+	for _, s := range st {
+		dead += s.DeadLetters
+		if s.LastStatus == exactly.StatusFailed {
+			failed++
+		}
+		if s.LastBatchAt != nil && s.LastBatchAt.After(lastAt) {
+			lastAt = *s.LastBatchAt
+		}
+	}
+	fmt.Fprintf(g.stdout, "\n%s\n", kerr)
+	last := "never"
+	if !lastAt.IsZero() {
+		last = lastAt.UTC().Format(time.RFC3339)
+	}
+	fmt.Fprintf(g.stdout, "ledger: %d partitions, last batch %s, %d open dead letters, %d partitions whose last batch failed; high watermarks, lag and the consumer group are unknown\n",
+		len(st), last, dead, failed)
+}
+
+// printStatus prints the partitions as a table; without Kafka (noKafka)
+// the high watermark and the lag are ?, not - (a topic gone from Kafka).
+func printStatus(g *globals, st []partitionStatus, noKafka bool) {
 	tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TOPIC\tPARTITION\tTABLE\tNEXT_OFFSET\tHIGH_WATERMARK\tLAG\tDEAD_LETTERS\tLAST_BATCH\tLAST_BATCH_AT\tSTATUS")
 	opt := func(p *int64) string {
@@ -179,6 +289,12 @@ func printStatus(g *globals, st []partitionStatus) {
 			return "-"
 		}
 		return strconv.FormatInt(*p, 10)
+	}
+	fromKafka := func(p *int64) string {
+		if noKafka {
+			return "?"
+		}
+		return opt(p)
 	}
 	for _, s := range st {
 		id, at, status := "-", "-", "-"
@@ -197,7 +313,7 @@ func printStatus(g *globals, st []partitionStatus) {
 			dl += fmt.Sprintf(" (+%d resolved)", s.DeadLettersResolved)
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Topic, s.Partition, table,
-			opt(s.NextOffset), opt(s.HighWater), opt(s.Lag), dl, id, at, status)
+			opt(s.NextOffset), fromKafka(s.HighWater), fromKafka(s.Lag), dl, id, at, status)
 	}
 	tw.Flush()
 }
