@@ -143,9 +143,51 @@ func (a *adoption) fromSpark(ctx context.Context, dir string) error {
 	if err != nil {
 		return err
 	}
+	inKafka := map[exactly.TP]bool{}
 	for _, tp := range tps {
-		if _, ok := a.want[tp]; !ok && cp.LastCommitted >= 0 {
-			a.notes = append(a.notes, fmt.Sprintf("%s is not in the checkpoint: it starts from start_from (%s) when the pipeline first sees it", tp, a.cfg.Source.StartFrom))
+		inKafka[tp] = true
+	}
+	for tp := range a.want {
+		if !inKafka[tp] {
+			a.problems = append(a.problems, fmt.Sprintf("%s is in the checkpoint but Kafka has no such partition: a different cluster, or the topic was recreated", tp))
+			delete(a.want, tp)
+		}
+	}
+	// A partition of a topic the query read that the last committed
+	// micro-batch does not list was new to Spark (added to the topic, or
+	// first planned in an uncommitted batch): Spark reads a partition it
+	// discovers from its earliest offset (KafkaOffsetReader's
+	// getOffsetRangesFromResolvedOffsets), so nothing of it is committed
+	// anywhere and it is taken over from the log start, whatever
+	// start_from says (start_from latest would skip it all).
+	sparkTopics := map[string]bool{}
+	for tp := range cp.Next {
+		sparkTopics[tp.Topic] = true
+	}
+	for _, b := range cp.Uncommitted {
+		for tp := range b.To {
+			sparkTopics[tp.Topic] = true
+		}
+	}
+	var fresh []exactly.TP
+	for _, tp := range tps {
+		if _, ok := a.want[tp]; ok || cp.LastCommitted < 0 {
+			continue
+		}
+		if sparkTopics[tp.Topic] {
+			fresh = append(fresh, tp)
+			continue
+		}
+		a.notes = append(a.notes, fmt.Sprintf("%s is not in the checkpoint: it starts from start_from (%s) when the pipeline first sees it", tp, a.cfg.Source.StartFrom))
+	}
+	if len(fresh) > 0 {
+		bounds, err := a.admin.Bounds(ctx, fresh)
+		if err != nil {
+			return err
+		}
+		for _, tp := range fresh {
+			a.want[tp] = bounds[tp].Start
+			a.notes = append(a.notes, fmt.Sprintf("%s is not in the last committed micro-batch: Spark reads a partition new to it from its earliest offset, so it starts at the log start (%d)", tp, bounds[tp].Start))
 		}
 	}
 	for _, b := range cp.Uncommitted {

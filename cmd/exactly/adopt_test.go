@@ -422,3 +422,40 @@ func TestPlanShowsTablesDDLKeysAndStarts(t *testing.T) {
 		t.Errorf("plan, evolve on: exit %d\n%s", code, out)
 	}
 }
+
+// TestAdoptSparkPartitionNewToTheCheckpoint: a partition of the query's
+// topic that the last committed micro-batch does not list (added to the
+// topic, first planned in the batch that never committed) was never
+// committed by Spark, which reads a partition it discovers from its
+// earliest offset. adopt seeds it at the log start, so start_from: latest
+// cannot skip it: before, it was left to start_from and the pipeline
+// started partition 1 at 30, losing its 30 records. A partition the
+// checkpoint has and Kafka does not is refused by name.
+func TestAdoptSparkPartitionNewToTheCheckpoint(t *testing.T) {
+	e := newAdoptEnv(t, 30)
+	file := e.config(t, "shop.yaml", ", create: true")
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, []byte(strings.Replace(string(raw), "group: exactly-shop}", "group: exactly-shop, start_from: latest}", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cp := filepath.Join(e.dir, "checkpoint")
+	sparkBatch(t, cp, 0, true, `{"shop.events":{"0":10}}`)
+	sparkBatch(t, cp, 1, false, `{"shop.events":{"0":20,"1":5}}`)
+	code, out := cli(t, "adopt", "-c", file, "--spark-checkpoint", cp, "--apply")
+	t.Log(out)
+	if code != 0 || !strings.Contains(out, "seed next_offset 0 (30 records to apply)") || !strings.Contains(out, "starts at the log start (0)") {
+		t.Fatalf("apply: exit %d\n%s", code, out)
+	}
+	e.runPipeline(t, file)
+	e.applied(t, [2]int64{10, 0})
+
+	bad := filepath.Join(e.dir, "bad")
+	sparkBatch(t, bad, 4, true, `{"shop.events":{"0":10,"1":10,"2":7}}`)
+	code, out = cli(t, "adopt", "-c", e.config(t, "other.yaml", ", create: true"), "--spark-checkpoint", bad)
+	if code != 1 || !strings.Contains(out, "shop.events[2] is in the checkpoint but Kafka has no such partition") {
+		t.Errorf("checkpoint with a partition Kafka lacks: exit %d\n%s", code, out)
+	}
+}
