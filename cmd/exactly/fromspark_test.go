@@ -163,10 +163,22 @@ func TestFromSparkPageRuns(t *testing.T) {
 		"added the unique key",                      // --add-unique-key
 		"55|55",                                     // kept rows = keys after the dedupe
 		"micro-batch 2 was planned (offsets/2) but never committed (no commits/2)",
-		"60|60", // after the takeover: every record once
+		"60|60",                         // after the takeover: every record once
+		"OK: no findings",               // verify re-read the ranges
+		"partitions committed 20 of 20", // the bench
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the page's commands did not print %q", want)
 		}
+	}
+	// The auditor's two "must return no rows" queries ran and returned
+	// none (psql reading a script exits 0 on an SQL error unless
+	// ON_ERROR_STOP is set, which the page sets: a query broken by a
+	// renamed column failed nothing before).
+	if n := strings.Count(text, "(0 rows)"); n != 2 {
+		t.Errorf("the auditor's gap and chain-end queries printed (0 rows) %d times, want 2", n)
+	}
+	if strings.Contains(text, "ERROR:") {
+		t.Errorf("an SQL statement of the page failed")
 	}
 }
