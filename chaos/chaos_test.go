@@ -163,7 +163,7 @@ func runChaos(t *testing.T, driver string, short time.Duration) {
 // ledger the chaos left: it must agree that nothing is wrong (exit 0).
 func (h *harness) auditWithVerify(t *testing.T) {
 	t.Helper()
-	out, err := exec.Command(h.bin, "verify", "-c", h.config()).CombinedOutput()
+	out, err := exec.Command(h.bin, "verify", "--all", "-c", h.config()).CombinedOutput()
 	if err != nil {
 		t.Errorf("exactly verify after the chaos: %v\n%s", err, out)
 	}
