@@ -81,6 +81,7 @@ func Run(t *testing.T, tg Target) {
 	t.Run("PartialRows", func(t *testing.T) { testPartialRows(t, tg) })
 	t.Run("PartialVersionedRows", func(t *testing.T) { testPartialVersionedRows(t, tg) })
 	t.Run("RefusedValues", func(t *testing.T) { testRefusedValues(t, tg) })
+	t.Run("IntegersInOtherColumns", func(t *testing.T) { testIntegersInOtherColumns(t, tg) })
 	runEdges(t, tg)
 }
 

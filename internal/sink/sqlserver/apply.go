@@ -265,8 +265,36 @@ func converter(c *exactly.Column) func(any) any {
 		return utcValue
 	case strings.HasPrefix(typ, "time"):
 		return clockValue
+	case strings.Contains(typ, "char"), strings.Contains(typ, "text"):
+		return textValue
+	case strings.HasPrefix(typ, "decimal"), strings.HasPrefix(typ, "numeric"):
+		return decimalValue
 	}
 	return value
+}
+
+// decimalValue sends an integer to a decimal column as its text:
+// go-mssqldb's bulk copy sends an int64 as an unscaled decimal of scale 0
+// into a column of scale s, which the server reads as 7 × 10^-s (an
+// integer 7 became 0.000000000000000007 in a DECIMAL(38,18), committed).
+// The driver parses text at the column's scale.
+func decimalValue(v any) any {
+	if x, ok := v.(int64); ok {
+		return strconv.FormatInt(x, 10)
+	}
+	return value(v)
+}
+
+// textValue sends an integer to a text column as its decimal text, as
+// SQL Server converts a bigint to nvarchar: the bulk copy sent an int64
+// as 8 raw bytes, which SQL Server would store as garbage and Babelfish
+// refuses ("invalid UTF16 byte sequence"), so a text key given integers
+// failed its flight forever.
+func textValue(v any) any {
+	if x, ok := v.(int64); ok {
+		return strconv.FormatInt(x, 10)
+	}
+	return value(v)
 }
 
 // value: exact decimals and JSON as text (the bulk copy parses decimal
