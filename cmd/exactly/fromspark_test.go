@@ -133,8 +133,8 @@ func TestFromSparkPageRuns(t *testing.T) {
 	sparkBatch(t, chk, 2, false, `{"shop.orders":{"0":30,"1":25}}`)
 
 	blocks := pageBlocks(t, filepath.Join("..", "..", "docs", "from-spark.md"))
-	if len(blocks) < 7 {
-		t.Fatalf("found %d marked shell blocks in docs/from-spark.md, want at least 7", len(blocks))
+	if len(blocks) < 9 {
+		t.Fatalf("found %d marked shell blocks in docs/from-spark.md, want at least 9", len(blocks))
 	}
 	script := "set -euo pipefail\n" + strings.Join(blocks, "\n")
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute) // the demo and a pipeline, under -race, on a loaded machine
@@ -166,6 +166,8 @@ func TestFromSparkPageRuns(t *testing.T) {
 		"60|60",                         // after the takeover: every record once
 		"OK: no findings",               // verify re-read the ranges
 		"partitions committed 20 of 20", // the bench
+		"rows that differ: 0",           // the shadow pipeline beside the taken-over table
+		"shop|60\nshop-shadow|60",       // each pipeline its own ledger
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the page's commands did not print %q", want)
