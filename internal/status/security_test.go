@@ -2,10 +2,16 @@ package status
 
 import (
 	"errors"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/exactly/exactly"
 )
@@ -189,5 +195,54 @@ func TestQuotedValuesWithQuotesStayHidden(t *testing.T) {
 	}
 	if got := s.text(`Error 1366: Incorrect integer value: 'abc' for column 'age' at row 1`); !strings.Contains(got, "for column") {
 		t.Errorf("masked too much: %s", got)
+	}
+}
+
+// countingCollector counts the gathers of a registry.
+type countingCollector struct{ n atomic.Int64 }
+
+func (c *countingCollector) Describe(chan<- *prometheus.Desc) {}
+func (c *countingCollector) Collect(chan<- prometheus.Metric) { c.n.Add(1) }
+
+// TestMetricsAreGatheredOncePerInterval: /metrics gathered every series,
+// the Go and process collectors and gzipped them per request; 50 clients
+// reading it back to back halved the pipeline's throughput on 2 cores
+// (issue 16 review). Concurrent and repeated requests within
+// MetricsEvery now share one gather, per Accept/Accept-Encoding.
+func TestMetricsAreGatheredOncePerInterval(t *testing.T) {
+	s, _ := server(t, nil)
+	s.MetricsEvery = time.Minute
+	hs := httptest.NewServer(s.Handler())
+	t.Cleanup(hs.Close)
+	c := &countingCollector{}
+	s.Metrics.Registry().MustRegister(c)
+	var wg sync.WaitGroup
+	bodies := make([]string, 50)
+	for i := range bodies {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, bodies[i] = fetch(t, hs.URL+"/metrics")
+		}()
+	}
+	wg.Wait()
+	for _, b := range bodies {
+		if !strings.Contains(b, "exactly_partitions_assigned") {
+			t.Fatalf("a /metrics response lacks exactly_partitions_assigned:\n%.300s", b)
+		}
+	}
+	if n := c.n.Load(); n != 1 {
+		t.Errorf("50 concurrent /metrics requests gathered %d times, want 1", n)
+	}
+	r, _ := http.NewRequest("GET", hs.URL+"/metrics", nil)
+	r.Header.Set("Accept-Encoding", "identity") // another encoding: its own gather
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), "exactly_partitions_assigned") || c.n.Load() != 2 {
+		t.Errorf("identity-encoded /metrics: %d gathers, body %.200s", c.n.Load(), b)
 	}
 }
