@@ -20,6 +20,16 @@ import (
 	"github.com/exactly/exactly/internal/workload"
 )
 
+// atLeastOnceChild is the command demo --at-least-once starts. The DSN
+// goes in its environment ($EXACTLY_SINK_DSN), not its arguments: every
+// user of the machine reads those (ps), and the user may have kept the
+// password off the command line with --sink-file.
+func atLeastOnceChild(exe string, brokers []string, dsn, group, failpoint string) *exec.Cmd {
+	cmd := exec.Command(exe, "at-least-once-consumer", "--brokers", strings.Join(brokers, ","), "--group", group)
+	cmd.Env = append(os.Environ(), "EXACTLY_FAILPOINT="+failpoint, sinkEnv+"="+dsn)
+	return cmd
+}
+
 // newAtLeastOnceCmd is the hidden child of demo --at-least-once: the plain
 // consumer (write, then commit offsets) that demo kills between the two.
 func newAtLeastOnceCmd(g *globals) *cobra.Command {
@@ -36,6 +46,9 @@ func newAtLeastOnceCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if dsn == "" {
+				dsn = os.Getenv(sinkEnv)
+			}
 			driver := driverOf(dsn)
 			d, err := dialectFor(driver)
 			if err != nil {
@@ -51,7 +64,7 @@ func newAtLeastOnceCmd(g *globals) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&brokers, "brokers", "", "comma-separated brokers")
-	f.StringVar(&dsn, "sink", "", "sink DSN")
+	f.StringVar(&dsn, "sink", "", "sink DSN (default $"+sinkEnv+")")
 	f.StringVar(&group, "group", "", "consumer group")
 	return cmd
 }
@@ -94,10 +107,8 @@ func demoAtLeastOnce(ctx context.Context, out io.Writer, o demoOpts, dsn, dir st
 	}
 	defer logf.Close()
 	start := func(fp string) (*exec.Cmd, error) {
-		cmd := exec.Command(exe, "at-least-once-consumer", "--brokers", strings.Join(brokers, ","), "--sink", dsn,
-			"--group", fmt.Sprintf("demo-alo-%d", o.seed))
+		cmd := atLeastOnceChild(exe, brokers, dsn, fmt.Sprintf("demo-alo-%d", o.seed), fp)
 		cmd.Stdout, cmd.Stderr = logf, logf
-		cmd.Env = append(os.Environ(), "EXACTLY_FAILPOINT="+fp)
 		return cmd, cmd.Start()
 	}
 	fmt.Fprintf(out, "at-least-once consumer (insert a poll of up to %d records, commit the transaction, then commit the offsets to Kafka):\n", workload.MicroBatch)
