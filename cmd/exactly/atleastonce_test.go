@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/exactly/exactly"
 )
 
 // TestAtLeastOnceChildKeepsTheDSNOffItsArguments: demo --at-least-once
@@ -17,5 +19,20 @@ func TestAtLeastOnceChildKeepsTheDSNOffItsArguments(t *testing.T) {
 	}
 	if !slices.Contains(cmd.Env, sinkEnv+"="+dsn) {
 		t.Errorf("the child's environment lacks %s", sinkEnv)
+	}
+}
+
+// TestDemoConfigKeepsTheDSN: the demo wrote the DSN into its pipelines'
+// configuration as is, and exactly run expands ${NAME} in values: a
+// password holding "${HOME}" became the home directory (issue 16 review).
+func TestDemoConfigKeepsTheDSN(t *testing.T) {
+	t.Setenv("EXACTLY_T_DEMO", "replaced")
+	dsn := "postgres://app:a'b${EXACTLY_T_DEMO}c$${d}#e@127.0.0.1:5432/test"
+	cfg, err := exactly.ParseConfig(strings.NewReader(demoConfig("demo", []string{"127.0.0.1:9092"}, "g", "postgres", dsn)), "demo.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Sink.DSN != dsn {
+		t.Errorf("sink.dsn = %q, want %q", cfg.Sink.DSN, dsn)
 	}
 }

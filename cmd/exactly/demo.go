@@ -129,19 +129,7 @@ func demo(ctx context.Context, g *globals, o demoOpts) error {
 		// Each start joins a fresh consumer group: the group only assigns
 		// partitions, offsets come from the ledger, so a killed member
 		// need not time out of the group before the next one starts.
-		cfg := fmt.Sprintf(`pipeline: %s
-source:
-  brokers: [%s]
-  group: demo-%d-%d
-  session_timeout: 6s
-  rebalance_timeout: 6s
-sink:
-  driver: %s
-  dsn: '%s'
-batch:
-  interval: 150ms
-  max_records: 2000
-%s`, pipeline, strings.Join(brokers, ", "), o.seed, n, driver, strings.ReplaceAll(dsn, "'", "''"), workload.Rules)
+		cfg := demoConfig(pipeline, brokers, fmt.Sprintf("demo-%d-%d", o.seed, n), driver, dsn)
 		return path, os.WriteFile(path, []byte(cfg), 0o600)
 	}
 
@@ -265,6 +253,27 @@ batch:
 		return err
 	}
 	return demoReport(out, model, tables, ledger, kills, time.Since(start), o.seed, dir, o.keep)
+}
+
+// demoConfig is the configuration each demo pipeline runs with. The DSN
+// is a single-quoted YAML value with ${ escaped as $${: exactly run
+// expands ${NAME} in values, and a password holding "${" would have been
+// cut or replaced by an environment variable's value.
+func demoConfig(pipeline string, brokers []string, group, driver, dsn string) string {
+	dsn = strings.ReplaceAll(strings.ReplaceAll(dsn, "'", "''"), "${", "$${")
+	return fmt.Sprintf(`pipeline: %s
+source:
+  brokers: [%s]
+  group: %s
+  session_timeout: 6s
+  rebalance_timeout: 6s
+sink:
+  driver: %s
+  dsn: '%s'
+batch:
+  interval: 150ms
+  max_records: 2000
+%s`, pipeline, strings.Join(brokers, ", "), group, driver, dsn, workload.Rules)
 }
 
 func startChild(exe, cfgPath, failpoint string, logf io.Writer) (*exec.Cmd, error) {
