@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -523,6 +524,20 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// identLimit is the longest identifier the driver's database takes, and
+// the length of p in its unit (0: no limit).
+func identLimit(driver, p string) (limit, n int) {
+	switch driver {
+	case "postgres":
+		return 63, len(p) // NAMEDATALEN-1 bytes
+	case "mysql":
+		return 64, utf8.RuneCountInString(p)
+	case "sqlserver":
+		return 128, utf8.RuneCountInString(p)
+	}
+	return 0, 0
+}
+
 func validTableName(s string) bool {
 	return !strings.ContainsAny(s, "\"`[];'\x00")
 }
@@ -603,6 +618,15 @@ func (c *Config) refuseTable(template, table string) string {
 	}
 	if !validTableName(table) {
 		return "the name contains a quote, bracket, semicolon or NUL"
+	}
+	// A Kafka topic name may have 249 characters. PostgreSQL cuts a longer
+	// identifier to 63 bytes without an error (two topics that differ
+	// after that write one table); MySQL refuses one over 64 characters
+	// and SQL Server over 128, and the partition retried forever.
+	for _, p := range parts {
+		if limit, n := identLimit(c.Sink.Driver, p); limit > 0 && n > limit {
+			return fmt.Sprintf("the name part %.20q… is longer than the %d %s a %s identifier may have", p, limit, map[bool]string{true: "bytes", false: "characters"}[c.Sink.Driver == "postgres"], c.Sink.Driver)
+		}
 	}
 	if name := parts[len(parts)-1]; strings.HasPrefix(strings.ToLower(name), "exactly_") {
 		return "exactly_* tables are the ledger's and are never written by a rule"

@@ -240,3 +240,44 @@ tables:
 		t.Errorf("dead letter error %v, want a *RouteError about pg_* names", err)
 	}
 }
+
+// TestRoutedNamesLongerThanTheDatabaseTakesAreRefused: a topic name may
+// have 249 characters. PostgreSQL cut a longer table name to 63 bytes
+// silently (two topics differing after that wrote one table, and the log
+// said it created the long name); MySQL refused a name over 64
+// characters at CREATE TABLE and the partition retried forever instead
+// of dead-lettering (issue 16 review, seen live on MariaDB).
+func TestRoutedNamesLongerThanTheDatabaseTakesAreRefused(t *testing.T) {
+	for _, c := range []struct {
+		driver string
+		limit  int
+	}{{"postgres", 63}, {"mysql", 64}, {"sqlserver", 128}, {"sqlite", 0}} {
+		cfg, err := exactly.ParseConfig(strings.NewReader(fmt.Sprintf(`pipeline: p
+source: {brokers: [127.0.0.1:1]}
+sink: {driver: %s, dsn: 'x'}
+tables:
+  - topics: '^shop\.(.*)$'
+    table: t_$1
+    key: [id]
+`, c.driver)), "test.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		long := strings.Repeat("a", 247)
+		if _, table, err := cfg.Resolve("shop." + long); c.limit > 0 && err == nil {
+			t.Errorf("%s: a %d-character name was routed (%s…), want refused", c.driver, len(table), table[:20])
+		} else if c.limit == 0 && err != nil {
+			t.Errorf("%s: %v, want no limit", c.driver, err)
+		}
+		if c.limit == 0 {
+			continue
+		}
+		fits := strings.Repeat("a", c.limit-2) // t_ + this is the limit
+		if _, table, err := cfg.Resolve("shop." + fits); err != nil || len(table) != c.limit {
+			t.Errorf("%s: a name of %d characters: %v", c.driver, c.limit, err)
+		}
+		if _, _, err := cfg.Resolve("shop." + fits + "b"); err == nil || !strings.Contains(err.Error(), "longer than") {
+			t.Errorf("%s: a name of %d characters: %v, want refused as too long", c.driver, c.limit+1, err)
+		}
+	}
+}
