@@ -163,7 +163,8 @@ func TestFromSparkPageRuns(t *testing.T) {
 		"added the unique key",                      // --add-unique-key
 		"55|55",                                     // kept rows = keys after the dedupe
 		"micro-batch 2 was planned (offsets/2) but never committed (no commits/2)",
-		"60|60",                         // after the takeover: every record once
+		"60|60", // after the takeover: every record once
+		"checked: the whole ledger (--all)",
 		"OK: no findings",               // verify re-read the ranges
 		"partitions committed 20 of 20", // the bench
 		"rows that differ: 0",           // the shadow pipeline beside the taken-over table
