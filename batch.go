@@ -39,6 +39,11 @@ type PartitionBatch struct {
 	// Notes say what create/evolve did to tables before this batch was
 	// applied; they go to the ledger row's notes column.
 	Notes []string
+	// Epochs says the records carry the leader epoch they were written in
+	// (the source's do): the epoch of the last one applied is stored with
+	// next_offset. Records made elsewhere have 0 there, which is not
+	// unknown.
+	Epochs bool
 	// Failed is the error the last attempt at this range failed with, set
 	// by the source when it retries: the same failure again writes no
 	// second failed ledger row (a missing table wrote one a second).

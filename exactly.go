@@ -12,6 +12,7 @@ package exactly
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -24,6 +25,10 @@ type Record struct {
 	Value     []byte // nil for a tombstone
 	Headers   []Header
 	Timestamp time.Time
+	// LeaderEpoch is the partition leader's epoch when the record was
+	// written (-1 unknown): stored with next_offset, so a restart can
+	// tell a truncated log (KIP-320).
+	LeaderEpoch int32
 }
 
 // Header is a Kafka record header.
@@ -145,6 +150,81 @@ type GapError struct {
 func (e *GapError) Error() string {
 	return fmt.Sprintf("gap: %s[%d] needs offset %d but the log starts at %d: offsets %d..%d were deleted before they were applied; %s",
 		e.Topic, e.Partition, e.Want, e.Got, e.Want, e.Got-1, e.Hint)
+}
+
+// ReseedHint is the way out of a halt that only an operator can decide:
+// the copyable command, with the configuration file when known.
+func ReseedHint(file, topic string, partition int32, to string) string {
+	c := "exactly reseed"
+	if file != "" {
+		c += " -c " + shellQuote(file)
+	}
+	return fmt.Sprintf("the partition is halted; decide where it resumes, stop the pipeline (every member of its group), then run: %s --topic %s --partition %d --to %s --reason 'TEXT' (--to earliest, latest or an offset; the move is written to the ledger with who and why)",
+		c, shellQuote(topic), partition, to)
+}
+
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-/:=@+,") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// BeyondLogEndError says a partition's stored next_offset is beyond the
+// end of its log: the topic was deleted and recreated, the cluster was
+// reset or replaced, or the log was truncated. The records the ledger
+// counts as applied are not the ones Kafka holds now; where to resume is
+// the operator's decision (exactly reseed).
+type BeyondLogEndError struct {
+	Topic     string
+	Partition int32
+	Next      int64 // next_offset from the ledger
+	End       int64 // the partition's log end (high watermark)
+	Cause     string
+	Hint      string
+}
+
+func (e *BeyondLogEndError) Error() string {
+	return fmt.Sprintf("offsets beyond the log end: %s[%d] next_offset is %d but the log ends at %d (lag %d): %s; %s",
+		e.Topic, e.Partition, e.Next, e.End, e.End-e.Next, e.Cause, e.Hint)
+}
+
+// TopicRecreatedError says the topic's id changed since the partition's
+// offsets row was seeded: the topic was deleted and created again, its
+// offsets start over and next_offset means nothing in it.
+type TopicRecreatedError struct {
+	Topic      string
+	Partition  int32
+	Next       int64
+	End        int64 // the new topic's log end; -1 unknown
+	Stored, ID string
+	Hint       string
+}
+
+func (e *TopicRecreatedError) Error() string {
+	end := ""
+	if e.End >= 0 {
+		end = fmt.Sprintf(", the new topic's log ends at %d (lag %d)", e.End, e.End-e.Next)
+	}
+	return fmt.Sprintf("topic recreated: %s[%d] has topic id %s, the ledger's offsets row was seeded in topic id %s (the topic was deleted and created again); next_offset %d counts records of the old topic%s; %s",
+		e.Topic, e.Partition, e.ID, e.Stored, e.Next, end, e.Hint)
+}
+
+// LogTruncatedError says Kafka no longer holds records the pipeline
+// applied: the log was truncated below next_offset (an unclean leader
+// election, KIP-320), seen by the leader epoch stored with next_offset.
+type LogTruncatedError struct {
+	Topic     string
+	Partition int32
+	Next      int64 // what the pipeline applied up to (exclusive)
+	Epoch     int32 // the leader epoch of the last applied record
+	ResetTo   int64 // where the log diverged
+	Hint      string
+}
+
+func (e *LogTruncatedError) Error() string {
+	return fmt.Sprintf("log truncated: %s[%d] was applied up to offset %d in leader epoch %d, but the log diverged at offset %d (an unclean leader election?): offsets %d..%d the tables hold may differ from what Kafka holds now, and records written there since would be skipped; %s",
+		e.Topic, e.Partition, e.Next, e.Epoch, e.ResetTo, e.ResetTo, e.Next-1, e.Hint)
 }
 
 // LockTimeoutError says a batch's fence waited too long for its

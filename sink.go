@@ -182,6 +182,12 @@ var ledgerMigrations = []struct {
 	{"exactly_dead_letters", ColumnDef{Name: "resolved_at", Type: Type{Kind: KindTimestampTZ, Precision: 6}, Nullable: true}},
 	{"exactly_dead_letters", ColumnDef{Name: "resolved_by", Type: Type{Kind: KindText}, Nullable: true}},
 	{"exactly_dead_letters", ColumnDef{Name: "resolved_batch", Type: Type{Kind: KindText}, Nullable: true}},
+	// leader_epoch: of the last record applied below next_offset (KIP-320:
+	// a restart seeks with it and sees a log truncated meanwhile).
+	{"exactly_offsets", ColumnDef{Name: "leader_epoch", Type: Type{Kind: KindInt32}, Nullable: true}},
+	// topic_id: the topic's id when the row was seeded (a recreated topic
+	// has another).
+	{"exactly_offsets", ColumnDef{Name: "topic_id", Type: Type{Kind: KindText}, Nullable: true}},
 }
 
 func (s *Sink) decoder(rule *TableRule) Decoder {
@@ -221,6 +227,50 @@ func (s *Sink) LoadOffsets(ctx context.Context, tps []TP) (map[TP]int64, error) 
 		out[tp] = next
 	}
 	return out, nil
+}
+
+// Position is a partition's exactly_offsets row as the source reads it.
+type Position struct {
+	Next    int64
+	Epoch   int32  // leader epoch of the last record applied; -1 unknown
+	TopicID string // the topic's id when the row was seeded; "" unknown
+}
+
+// LoadPositions returns the stored position of each partition that has a
+// row. Partitions without a row are absent from the map.
+func (s *Sink) LoadPositions(ctx context.Context, tps []TP) (map[TP]Position, error) {
+	q := s.rebind(fmt.Sprintf("SELECT %s, %s, %s FROM exactly_offsets WHERE %s = ? AND %s = ? AND %s = ?",
+		s.d.Quote("next_offset"), s.d.Quote("leader_epoch"), s.d.Quote("topic_id"), s.d.Quote("pipeline"), s.d.Quote("topic"), s.d.Quote("partition")))
+	out := make(map[TP]Position, len(tps))
+	for _, tp := range tps {
+		var p Position
+		var epoch sql.NullInt64
+		var id sql.NullString
+		err := s.db.QueryRowContext(ctx, q, s.cfg.Pipeline, tp.Topic, tp.Partition).Scan(&p.Next, &epoch, &id)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading exactly_offsets for %s: %w", tp, err)
+		}
+		p.Epoch, p.TopicID = -1, id.String
+		if epoch.Valid {
+			p.Epoch = int32(epoch.Int64)
+		}
+		out[tp] = p
+	}
+	return out, nil
+}
+
+// RecordTopicID stores the topic's id in the partition's offsets row when
+// it has none (seeded by a version without topic ids, or just seeded).
+func (s *Sink) RecordTopicID(ctx context.Context, tp TP, id string) error {
+	q := s.rebind(fmt.Sprintf("UPDATE exactly_offsets SET %s = ? WHERE %s = ? AND %s = ? AND %s = ? AND %s IS NULL",
+		s.d.Quote("topic_id"), s.d.Quote("pipeline"), s.d.Quote("topic"), s.d.Quote("partition"), s.d.Quote("topic_id")))
+	if _, err := s.db.ExecContext(ctx, q, id, s.cfg.Pipeline, tp.Topic, tp.Partition); err != nil {
+		return fmt.Errorf("recording the topic id of %s: %w", tp, err)
+	}
+	return nil
 }
 
 // SeedOffset creates the partition's offsets row at next unless a row
@@ -796,15 +846,36 @@ func (s *Sink) Forget(name string) {
 
 // fenceStatements advance each batch's offset row from From to To, only if
 // it still says From.
+// The leader epoch of the last record below To is stored with it (kept
+// when no record carries one).
 func (s *Sink) fenceStatements(batches []*PartitionBatch, now time.Time) []Statement {
-	q := s.rebind(fmt.Sprintf("UPDATE exactly_offsets SET %s = ?, %s = ?, %s = ? WHERE %s = ? AND %s = ? AND %s = ? AND %s = ?",
-		s.d.Quote("next_offset"), s.d.Quote("writer"), s.d.Quote("updated_at"),
-		s.d.Quote("pipeline"), s.d.Quote("topic"), s.d.Quote("partition"), s.d.Quote("next_offset")))
+	where := fmt.Sprintf(" WHERE %s = ? AND %s = ? AND %s = ? AND %s = ?",
+		s.d.Quote("pipeline"), s.d.Quote("topic"), s.d.Quote("partition"), s.d.Quote("next_offset"))
+	q := s.rebind(fmt.Sprintf("UPDATE exactly_offsets SET %s = ?, %s = ?, %s = ?", s.d.Quote("next_offset"), s.d.Quote("writer"), s.d.Quote("updated_at")) + where)
+	qe := s.rebind(fmt.Sprintf("UPDATE exactly_offsets SET %s = ?, %s = ?, %s = ?, %s = ?", s.d.Quote("next_offset"), s.d.Quote("writer"), s.d.Quote("updated_at"), s.d.Quote("leader_epoch")) + where)
 	out := make([]Statement, len(batches))
 	for i, b := range batches {
+		if e := lastEpoch(b); e >= 0 {
+			out[i] = Statement{SQL: qe, Args: []any{b.To, s.writer, now, e, s.cfg.Pipeline, b.Topic, b.Partition, b.From}}
+			continue
+		}
 		out[i] = Statement{SQL: q, Args: []any{b.To, s.writer, now, s.cfg.Pipeline, b.Topic, b.Partition, b.From}}
 	}
 	return out
+}
+
+// lastEpoch is the leader epoch of the batch's last record below To, -1
+// when none carries one.
+func lastEpoch(b *PartitionBatch) int32 {
+	if !b.Epochs {
+		return -1
+	}
+	for i := len(b.Records) - 1; i >= 0; i-- {
+		if r := b.Records[i]; r.Offset < b.To {
+			return r.LeaderEpoch
+		}
+	}
+	return -1
 }
 
 // fenced names the batches whose fence matched no row (affected[i] is the

@@ -239,7 +239,7 @@ func readStatus(ctx, kctx context.Context, env *auditEnv, sel *selector) (st []p
 			s.HighWater, s.LogStart = &hw, &ls
 			lag := hw - ls // never started: everything retained is to do
 			if hasNext {
-				lag = max(hw-n, 0)
+				lag = hw - n // negative: next_offset beyond the log end (a recreated topic, a reset cluster)
 				s.RetentionLost = max(ls-n, 0)
 			}
 			s.Lag = &lag
@@ -332,7 +332,7 @@ func printGroup(g *globals, name string, group *kafka.GroupState, err error, st 
 	fmt.Fprintln(g.stdout)
 	var lag int64
 	for _, s := range st {
-		if s.Lag != nil {
+		if s.Lag != nil && *s.Lag > 0 {
 			lag += *s.Lag
 		}
 	}

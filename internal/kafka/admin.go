@@ -88,6 +88,21 @@ func (a *Admin) ActiveMembers(ctx context.Context, group string) (int, error) {
 	return len(g.Members), nil
 }
 
+// TopicIDs returns the ids of the topics (base64, as the ledger stores
+// them); a topic without one (a broker before Metadata v10) is absent.
+func (a *Admin) TopicIDs(ctx context.Context, topics []string) (map[string]string, error) {
+	ids, err := topicIDs(ctx, a.adm, topics)
+	if err != nil {
+		return nil, fmt.Errorf("reading topic ids: %w", err)
+	}
+	for t, id := range ids {
+		if id == "" {
+			delete(ids, t)
+		}
+	}
+	return ids, nil
+}
+
 // Bounds are a partition's log start offset and high watermark.
 type Bounds struct{ Start, End int64 }
 

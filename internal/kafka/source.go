@@ -105,6 +105,8 @@ type partition struct {
 	paused    bool      // fetching paused: the buffer holds its share
 	halted    error     // set when the partition stopped (on_error: fail, lost offsets)
 	failing   failing   // its batches fail: when to try again
+	topicID   string    // the topic's id its offsets row was seeded in ("" unknown)
+	beyond    int       // watermark checks in a row that found next beyond the log end
 }
 
 // NewSource creates the Kafka client. Nothing is consumed until Run.
@@ -210,7 +212,7 @@ func (s *Source) adjust(ctx context.Context, assigned map[string]map[int32]kgo.O
 			tps = append(tps, exactly.TP{Topic: t, Partition: p})
 		}
 	}
-	var stored map[exactly.TP]int64
+	var stored map[exactly.TP]exactly.Position
 	var err error
 	for attempt := 0; attempt < 10; attempt++ {
 		if stored, err = s.startOffsets(ctx, tps); err == nil || ctx.Err() != nil {
@@ -223,30 +225,148 @@ func (s *Source) adjust(ctx context.Context, assigned map[string]map[int32]kgo.O
 	if err != nil {
 		return nil, err
 	}
+	halts := s.checkPositions(ctx, tps, stored)
+	next := make(map[exactly.TP]int64, len(stored))
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	for _, tp := range tps {
-		next := stored[tp]
+		pos := stored[tp]
+		next[tp] = pos.Next
 		table := tp.Topic
 		if _, t, ok := s.cfg.Route(tp.Topic); ok {
 			table = t
 		}
-		s.parts[tp] = &partition{table: table, next: next}
-		assigned[tp.Topic][tp.Partition] = kgo.NewOffset().At(next).WithEpoch(-1)
+		s.parts[tp] = &partition{table: table, next: pos.Next, topicID: pos.TopicID}
+		// With the leader epoch of the last applied record the client
+		// checks the log was not truncated below next_offset while the
+		// pipeline was down (KIP-320): *kgo.ErrDataLoss if it was.
+		assigned[tp.Topic][tp.Partition] = kgo.NewOffset().At(pos.Next).WithEpoch(pos.Epoch)
 	}
+	s.mu.Unlock()
 	s.log.Debug("partitions assigned", "count", len(tps))
-	s.obs().Assigned(stored)
+	s.obs().Assigned(next)
+	for _, tp := range sortedKeys(halts) {
+		s.obs().Failed("kafka", haltKind(halts[tp]), halts[tp])
+		s.halt(tp, halts[tp])
+	}
 	return assigned, nil
+}
+
+// checkPositions compares the stored positions of newly assigned
+// partitions with Kafka: a topic whose id is not the one the row was
+// seeded in was recreated, a next_offset beyond the log end counts records
+// Kafka does not hold (a recreated topic on a broker without ids, a reset
+// or another cluster). Those partitions halt at once (see
+// exactly.TopicRecreatedError, exactly.BeyondLogEndError). A row without a
+// topic id gets the topic's. When Kafka cannot be asked, nothing halts
+// here: the fetch's OFFSET_OUT_OF_RANGE and the watermark watch still do.
+func (s *Source) checkPositions(ctx context.Context, tps []exactly.TP, stored map[exactly.TP]exactly.Position) map[exactly.TP]error {
+	adm := kadm.NewClient(s.cl)
+	topics := topicsOf(tps)
+	ids, err := topicIDs(ctx, adm, topics)
+	if err != nil {
+		s.log.Warn("reading topic ids of newly assigned partitions", "topics", strings.Join(topics, ","), "err", err)
+	}
+	ends, err := adm.ListEndOffsets(ctx, topics...)
+	if err != nil {
+		s.log.Warn("reading the log end of newly assigned partitions", "topics", strings.Join(topics, ","), "err", err)
+	}
+	halts := map[exactly.TP]error{}
+	for _, tp := range tps {
+		pos := stored[tp]
+		end := int64(-1)
+		if l, ok := ends.Lookup(tp.Topic, tp.Partition); ok && l.Err == nil {
+			end = l.Offset
+		}
+		id := ids[tp.Topic]
+		switch {
+		case id != "" && pos.TopicID != "" && id != pos.TopicID:
+			halts[tp] = s.recreated(tp, pos.Next, end, pos.TopicID, id)
+		case end >= 0 && pos.Next > end:
+			halts[tp] = s.beyondEnd(tp, pos.Next, end)
+		case id != "" && pos.TopicID == "":
+			if err := s.sink.RecordTopicID(ctx, tp, id); err != nil {
+				s.log.Warn("recording the topic id", "topic", tp.Topic, "partition", tp.Partition, "err", err)
+				continue
+			}
+			pos.TopicID = id
+			stored[tp] = pos
+		}
+	}
+	return halts
+}
+
+func (s *Source) recreated(tp exactly.TP, next, end int64, stored, id string) error {
+	return &exactly.TopicRecreatedError{Topic: tp.Topic, Partition: tp.Partition, Next: next, End: end, Stored: stored, ID: id,
+		Hint: exactly.ReseedHint(s.cfg.File, tp.Topic, tp.Partition, "earliest")}
+}
+
+func (s *Source) beyondEnd(tp exactly.TP, next, end int64) error {
+	return &exactly.BeyondLogEndError{Topic: tp.Topic, Partition: tp.Partition, Next: next, End: end,
+		Cause: "the topic was deleted and recreated, the cluster was reset or replaced, or the log was truncated: the records the ledger counts as applied are not the ones Kafka holds",
+		Hint:  exactly.ReseedHint(s.cfg.File, tp.Topic, tp.Partition, "earliest")}
+}
+
+// haltKind names a halt's cause for the errors metric.
+func haltKind(err error) string {
+	var (
+		re *exactly.TopicRecreatedError
+		be *exactly.BeyondLogEndError
+		te *exactly.LogTruncatedError
+	)
+	switch {
+	case errors.As(err, &re):
+		return "topic_recreated"
+	case errors.As(err, &be):
+		return "beyond_log_end"
+	case errors.As(err, &te):
+		return "log_truncated"
+	}
+	return "offset_out_of_range"
+}
+
+// topicIDs returns the ids of the topics that have one (Metadata v10+).
+func topicIDs(ctx context.Context, adm *kadm.Client, topics []string) (map[string]string, error) {
+	out := map[string]string{}
+	if len(topics) == 0 {
+		return out, nil
+	}
+	md, err := adm.ListTopics(ctx, topics...)
+	if err != nil {
+		return out, err
+	}
+	for t, d := range md {
+		if d.Err == nil {
+			out[t] = idString(d.ID)
+		}
+	}
+	return out, nil
+}
+
+// idString is a topic id as stored in the ledger: base64, "" for none.
+func idString(id [16]byte) string {
+	if id == ([16]byte{}) {
+		return ""
+	}
+	return kadm.TopicID(id).String()
+}
+
+func sortedKeys(m map[exactly.TP]error) []exactly.TP {
+	out := make([]exactly.TP, 0, len(m))
+	for tp := range m {
+		out = append(out, tp)
+	}
+	exactly.SortTPs(out)
+	return out
 }
 
 // startOffsets returns the stored next_offset of each partition, seeding
 // missing rows: start_from on the pipeline's first start (see
 // recordFirstStart), the log start of partitions created since.
-func (s *Source) startOffsets(ctx context.Context, tps []exactly.TP) (map[exactly.TP]int64, error) {
+func (s *Source) startOffsets(ctx context.Context, tps []exactly.TP) (map[exactly.TP]exactly.Position, error) {
 	if err := s.recordFirstStart(ctx); err != nil {
 		return nil, err
 	}
-	stored, err := s.sink.LoadOffsets(ctx, tps)
+	stored, err := s.sink.LoadPositions(ctx, tps)
 	if err != nil {
 		return nil, err
 	}
@@ -264,11 +384,16 @@ func (s *Source) startOffsets(ctx context.Context, tps []exactly.TP) (map[exactl
 		return nil, err
 	}
 	for _, tp := range missing {
-		next, err := s.sink.SeedOffset(ctx, tp, seeds[tp])
-		if err != nil {
+		if _, err := s.sink.SeedOffset(ctx, tp, seeds[tp]); err != nil {
 			return nil, err
 		}
-		stored[tp] = next
+	}
+	seeded, err := s.sink.LoadPositions(ctx, missing)
+	if err != nil {
+		return nil, err
+	}
+	for tp, pos := range seeded {
+		stored[tp] = pos
 	}
 	return stored, nil
 }
@@ -424,9 +549,7 @@ func (s *Source) Run(ctx context.Context) error {
 	defer context.AfterFunc(ctx, func() { time.AfterFunc(stopGrace, s.cancelHard) })()
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if s.Observer != nil {
-		go s.watchWatermarks(wctx)
-	}
+	go s.watchWatermarks(wctx)
 	go s.watchStall(wctx)
 	go s.watchMember(wctx)
 	interval := s.cfg.Batch.Interval.D()
@@ -587,15 +710,32 @@ func (s *Source) buffer(fetches kgo.Fetches) {
 			s.obs().Fetched(o.tp, o.n, o.highWat)
 		}
 	}()
+	// Halts found below run after the unlock (halt takes mu).
+	halts := map[exactly.TP]error{}
+	defer func() {
+		for _, tp := range sortedKeys(halts) {
+			s.obs().Failed("kafka", haltKind(halts[tp]), halts[tp])
+			s.halt(tp, halts[tp])
+		}
+	}()
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	shareRecs, shareBytes := s.shareLocked()
 	var pause map[string][]int32
+	ids := map[string]string{}
+	fetches.EachTopic(func(t kgo.FetchTopic) { ids[t.Topic] = idString(t.TopicID) })
 	fetches.EachPartition(func(ft kgo.FetchTopicPartition) {
 		tp := exactly.TP{Topic: ft.Topic, Partition: ft.Partition}
 		p := s.parts[tp]
 		if p == nil || p.halted != nil {
+			return
+		}
+		if id := ids[ft.Topic]; id != "" && p.topicID != "" && id != p.topicID && len(ft.Records) > 0 {
+			// Records of another topic of the same name: the topic
+			// was recreated while this member owned it. Not one of
+			// them is applied.
+			halts[tp] = s.recreated(tp, p.next, ft.HighWatermark, p.topicID, id)
 			return
 		}
 		before := len(p.recs)
@@ -614,7 +754,7 @@ func (s *Source) buffer(fetches kgo.Fetches) {
 			}
 			rec := &slab[i]
 			*rec = exactly.Record{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset,
-				Key: r.Key, Value: r.Value, Timestamp: r.Timestamp}
+				Key: r.Key, Value: r.Value, Timestamp: r.Timestamp, LeaderEpoch: r.LeaderEpoch}
 			for _, h := range r.Headers {
 				rec.Headers = append(rec.Headers, exactly.Header{Key: h.Key, Value: h.Value})
 			}
@@ -667,20 +807,38 @@ func (s *Source) handleErrors(ctx context.Context, fetches kgo.Fetches) {
 			continue
 		}
 		tp := exactly.TP{Topic: fe.Topic, Partition: fe.Partition}
+		var dl *kgo.ErrDataLoss
+		if errors.As(fe.Err, &dl) {
+			s.dataLoss(tp, dl)
+			continue
+		}
 		if errors.Is(fe.Err, kerr.OffsetOutOfRange) {
 			s.mu.Lock()
 			p := s.parts[tp]
+			var next int64
+			if p != nil {
+				next = p.next
+			}
 			s.mu.Unlock()
 			if p == nil || p.halted != nil {
 				continue
 			}
-			gap := &exactly.GapError{Topic: tp.Topic, Partition: tp.Partition, Want: p.next, Got: -1,
-				Hint: "the partition is halted; run exactly verify, then re-seed with exactly adopt or accept the loss"}
-			if starts, err := kadm.NewClient(s.cl).ListStartOffsets(ctx, tp.Topic); err == nil {
+			adm := kadm.NewClient(s.cl)
+			if ends, err := adm.ListEndOffsets(ctx, tp.Topic); err == nil {
+				if l, ok := ends.Lookup(tp.Topic, tp.Partition); ok && l.Err == nil && next > l.Offset {
+					be := s.beyondEnd(tp, next, l.Offset)
+					s.obs().Failed("kafka", haltKind(be), be)
+					s.halt(tp, be)
+					continue
+				}
+			}
+			gap := &exactly.GapError{Topic: tp.Topic, Partition: tp.Partition, Want: next, Got: -1}
+			if starts, err := adm.ListStartOffsets(ctx, tp.Topic); err == nil {
 				if l, ok := starts.Lookup(tp.Topic, tp.Partition); ok {
 					gap.Got = l.Offset
 				}
 			}
+			gap.Hint = "run exactly verify, then accept the loss: " + exactly.ReseedHint(s.cfg.File, tp.Topic, tp.Partition, fmt.Sprint(max(gap.Got, 0)))
 			s.obs().Failed("kafka", "offset_out_of_range", gap)
 			s.halt(tp, gap)
 			continue
@@ -688,6 +846,47 @@ func (s *Source) handleErrors(ctx context.Context, fetches kgo.Fetches) {
 		s.log.Warn("fetch error", "topic", fe.Topic, "partition", fe.Partition, "err", fe.Err)
 		s.obs().Failed("kafka", kafkaErrorKind(fe.Err), fe.Err)
 	}
+}
+
+// dataLoss handles franz-go's report that the log was truncated below
+// what it had consumed (KIP-320; an unclean leader election): it moved the
+// cursor back to where the log diverged. When that is below what the
+// pipeline applied, or may have applied in the flight in progress, the
+// partition halts: the tables hold records Kafka no longer has, and the
+// records written in their place would be skipped (buffer drops what is
+// below the expected offset). Otherwise only buffered records were lost:
+// they are dropped and read again from the new position.
+func (s *Source) dataLoss(tp exactly.TP, dl *kgo.ErrDataLoss) {
+	s.mu.Lock()
+	p := s.parts[tp]
+	if p == nil || p.halted != nil {
+		s.mu.Unlock()
+		return
+	}
+	applied := p.next
+	if p.inflight {
+		applied = p.flightTo
+	}
+	if dl.ResetTo >= applied {
+		keep := p.recs[:0]
+		for _, r := range p.recs {
+			if r.Offset < dl.ResetTo {
+				keep = append(keep, r)
+			}
+		}
+		clear(p.recs[len(keep):])
+		p.recs = keep
+		s.mu.Unlock()
+		s.log.Warn("log truncated above the applied offset: buffered records dropped and read again", "topic", tp.Topic, "partition", tp.Partition,
+			"applied_to", applied, "reset_to", dl.ResetTo, "consumed_to", dl.ConsumedTo)
+		return
+	}
+	next := p.next
+	s.mu.Unlock()
+	err := &exactly.LogTruncatedError{Topic: tp.Topic, Partition: tp.Partition, Next: next, Epoch: dl.ConsumedToEpoch, ResetTo: dl.ResetTo,
+		Hint: exactly.ReseedHint(s.cfg.File, tp.Topic, tp.Partition, fmt.Sprint(dl.ResetTo))}
+	s.obs().Failed("kafka", haltKind(err), err)
+	s.halt(tp, err)
 }
 
 // halt stops a partition: its buffer is dropped and fetching paused.
@@ -760,7 +959,7 @@ func (s *Source) launch(now time.Time, free int) []*flight {
 		for _, c := range g {
 			p := s.parts[c.tp]
 			groups[i] = append(groups[i], &exactly.PartitionBatch{Topic: c.tp.Topic, Partition: c.tp.Partition, From: p.next, Records: p.recs,
-				Failed: p.failing.last(p.next)})
+				Failed: p.failing.last(p.next), Epochs: true})
 			if oldests[i].IsZero() || p.first.Before(oldests[i]) {
 				oldests[i] = p.first
 			}
@@ -976,7 +1175,7 @@ func (s *Source) finish(fl *flight) (failed bool) {
 // commit and moves their fetch position there. Until the database answers
 // the partitions stay paused, so nothing is read from a wrong position.
 func (s *Source) rewind(ctx context.Context, tps []exactly.TP) {
-	stored, err := s.sink.LoadOffsets(ctx, tps)
+	stored, err := s.sink.LoadPositions(ctx, tps)
 	set := map[string]map[int32]kgo.EpochOffset{}
 	var resume map[string][]int32
 	s.mu.Lock()
@@ -993,15 +1192,16 @@ func (s *Source) rewind(ctx context.Context, tps []exactly.TP) {
 			}
 			resume[tp.Topic] = append(resume[tp.Topic], tp.Partition)
 		}
+		epoch := int32(-1)
 		if err == nil {
-			if next, ok := stored[tp]; ok {
-				p.next = next
+			if pos, ok := stored[tp]; ok {
+				p.next, epoch = pos.Next, pos.Epoch
 			}
 		}
 		if set[tp.Topic] == nil {
 			set[tp.Topic] = map[int32]kgo.EpochOffset{}
 		}
-		set[tp.Topic][tp.Partition] = kgo.EpochOffset{Epoch: -1, Offset: p.next}
+		set[tp.Topic][tp.Partition] = kgo.EpochOffset{Epoch: epoch, Offset: p.next}
 	}
 	s.mu.Unlock()
 	if err != nil {
@@ -1027,7 +1227,12 @@ func (s *Source) Ping(ctx context.Context) error {
 // watchWatermarks reports the high watermark of every assigned partition
 // to the Observer every WatermarkEvery, so lag is known for partitions
 // that receive nothing (fetch responses only carry it when they carry
-// records).
+// records). It also halts an owned partition whose topic was recreated
+// (another topic id) or whose next_offset is beyond the log end on two
+// checks in a row (a reset cluster, a recreated topic on a broker
+// without ids): the client fetches from next_offset in a log that ends
+// below it and gets nothing, so without this check the member stayed
+// ready with lag 0 and never applied the new records.
 func (s *Source) watchWatermarks(ctx context.Context) {
 	every := s.WatermarkEvery
 	if every <= 0 {
@@ -1057,6 +1262,7 @@ func (s *Source) watchWatermarks(ctx context.Context) {
 		}
 		lctx, cancel := context.WithTimeout(ctx, every)
 		ends, err := adm.ListEndOffsets(lctx, names...)
+		ids, _ := topicIDs(lctx, adm, names) // none when it fails: the ends still tell
 		cancel()
 		if err != nil {
 			if ctx.Err() == nil {
@@ -1065,18 +1271,35 @@ func (s *Source) watchWatermarks(ctx context.Context) {
 			}
 			continue
 		}
+		halts := map[exactly.TP]error{}
 		ends.Each(func(o kadm.ListedOffset) {
 			if o.Err != nil {
 				return
 			}
 			tp := exactly.TP{Topic: o.Topic, Partition: o.Partition}
 			s.mu.Lock()
-			_, mine := s.parts[tp]
+			p, mine := s.parts[tp]
+			if mine && p.halted == nil {
+				switch id := ids[tp.Topic]; {
+				case id != "" && p.topicID != "" && id != p.topicID:
+					halts[tp] = s.recreated(tp, p.next, o.Offset, p.topicID, id)
+				case o.Offset < p.next:
+					if p.beyond++; p.beyond >= 2 {
+						halts[tp] = s.beyondEnd(tp, p.next, o.Offset)
+					}
+				default:
+					p.beyond = 0
+				}
+			}
 			s.mu.Unlock()
 			if mine {
 				s.obs().Fetched(tp, 0, o.Offset)
 			}
 		})
+		for _, tp := range sortedKeys(halts) {
+			s.obs().Failed("kafka", haltKind(halts[tp]), halts[tp])
+			s.halt(tp, halts[tp])
+		}
 	}
 }
 

@@ -26,6 +26,7 @@ const topic = "t.events"
 // append table (created by the pipeline) shows every applied record as
 // one row: a record applied twice is two rows.
 type takeover struct {
+	cluster *kfake.Cluster
 	brokers []string
 	dsn     string
 	next    [2]int64 // records produced per partition
@@ -38,7 +39,7 @@ func newTakeover(t *testing.T) *takeover {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	return &takeover{brokers: c.ListenAddrs(), dsn: filepath.Join(t.TempDir(), "sink.db"),
+	return &takeover{cluster: c, brokers: c.ListenAddrs(), dsn: filepath.Join(t.TempDir(), "sink.db"),
 		base: time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC)}
 }
 
@@ -394,4 +395,30 @@ func TestStartFromLatestSeedsAtTheLastStableOffset(t *testing.T) {
 	stop()
 	e.next = [2]int64{13, 13}
 	expect(t, e.applied(t), [2]int64{10, 10}, e.next)
+}
+
+// client is a plain client of the broker, closed when the test ends.
+func (e *takeover) client(t *testing.T) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+// appliedCount is how many rows the events table holds.
+func (e *takeover) appliedCount(t *testing.T) int {
+	t.Helper()
+	sink, err := exactly.NewSink(context.Background(), e.config(t, "earliest", "x"), &sqlite.Dialect{}, decode.New, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	var n int
+	if err := sink.DB().QueryRow("SELECT COUNT(*) FROM events").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -29,6 +29,7 @@ package metrics
 
 import (
 	"errors"
+	"math"
 	"net/http"
 	"sort"
 	"strconv"
@@ -164,7 +165,9 @@ func (m *Metrics) setOffsetsLocked(tp exactly.TP, p *partState) {
 		m.hwm.WithLabelValues(l...).Set(float64(p.hwm))
 	}
 	if p.next >= 0 && p.hwm >= 0 {
-		m.lag.WithLabelValues(l...).Set(float64(max(p.hwm-p.next, 0)))
+		// Negative when next_offset is beyond the log end (a recreated
+		// topic, a reset cluster): shown, not hidden as 0.
+		m.lag.WithLabelValues(l...).Set(float64(p.hwm - p.next))
 	}
 }
 
@@ -304,6 +307,9 @@ func trim(c []commitMark, now time.Time) []commitMark {
 	return c[i:]
 }
 
+// LagUnknown is Partition.Lag when the lag is not known.
+const LagUnknown = math.MinInt64
+
 // Partition is a snapshot of one partition for the status page and the
 // readiness check.
 type Partition struct {
@@ -311,7 +317,7 @@ type Partition struct {
 	Assigned      bool
 	NextOffset    int64 // -1 unknown
 	HighWatermark int64 // -1 unknown
-	Lag           int64 // -1 unknown
+	Lag           int64 // LagUnknown when unknown; negative when next_offset is beyond the log end
 	// RecordsPerSec is the committed records per second over the last minute.
 	RecordsPerSec float64
 	// Committed counts the records this process committed.
@@ -341,11 +347,11 @@ func (m *Metrics) Snapshot() []Partition {
 		for _, c := range p.commits {
 			n += c.records
 		}
-		s := Partition{TP: tp, Assigned: p.assigned, NextOffset: p.next, HighWatermark: p.hwm, Lag: -1,
+		s := Partition{TP: tp, Assigned: p.assigned, NextOffset: p.next, HighWatermark: p.hwm, Lag: LagUnknown,
 			RecordsPerSec: float64(n) / window.Seconds(), Committed: p.committed, LastCommit: p.lastCommit, Halted: p.halted,
 			FailedInARow: p.failedRun, LastFailure: p.lastFailure}
 		if p.next >= 0 && p.hwm >= 0 {
-			s.Lag = max(p.hwm-p.next, 0)
+			s.Lag = p.hwm - p.next
 		}
 		if !p.pendingSince.IsZero() {
 			s.Stuck = now.Sub(p.pendingSince)

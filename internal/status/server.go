@@ -45,6 +45,12 @@ var pageTmpl = template.Must(template.New("page.html").Funcs(template.FuncMap{
 		}
 		return time.Since(t).Truncate(100*time.Millisecond).String() + " ago"
 	},
+	"lag": func(v int64) string {
+		if v == metrics.LagUnknown {
+			return "?"
+		}
+		return fmt.Sprint(v)
+	},
 	"off": func(v int64) string {
 		if v < 0 {
 			return "?"
@@ -389,7 +395,7 @@ func (s *Server) render(w io.Writer, r *http.Request) {
 	row := func(tp exactly.TP) *Row {
 		x := rows[tp]
 		if x == nil {
-			x = &Row{TP: tp, Live: metrics.Partition{TP: tp, NextOffset: -1, HighWatermark: -1, Lag: -1}}
+			x = &Row{TP: tp, Live: metrics.Partition{TP: tp, NextOffset: -1, HighWatermark: -1, Lag: metrics.LagUnknown}}
 			x.Offset.NextOffset = -1
 			rows[tp] = x
 		}

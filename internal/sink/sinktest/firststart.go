@@ -67,3 +67,86 @@ func testFirstStart(t *testing.T, tg Target) {
 		t.Errorf("offsets of an existing ledger after the record: %v; want only its own row", got)
 	}
 }
+
+// testPositions: the leader epoch of the last applied record is stored
+// with next_offset (a batch whose records carry none keeps it), a topic id
+// is recorded once, and a reseed moves next_offset with a ledger row of
+// status reseeded (who, why, from, to) in one transaction, clearing the
+// epoch and replacing the topic id.
+func testPositions(t *testing.T, tg Target) {
+	ctx := context.Background()
+	e := newEnv(t, tg)
+	table := uniq("pos")
+	e.table(table, itemCols(tg.Types), []string{"id"})
+	e.rule("t.pos", table, "    key: [id]\n")
+	s := e.sink()
+	tp := tpOf("t.pos", 0)
+	if _, err := s.SeedOffset(ctx, tp, 0); err != nil {
+		t.Fatal(err)
+	}
+	r := e.up(0, item(1, "a"))
+	r.Topic, r.Partition, r.LeaderEpoch = tp.Topic, tp.Partition, 7
+	out := s.Commit(ctx, []*exactly.PartitionBatch{{Topic: tp.Topic, Partition: tp.Partition, From: 0, Records: []*exactly.Record{r}, Epochs: true}})
+	if len(out) != 1 || !out[0].Committed {
+		t.Fatalf("commit: %+v", out)
+	}
+	pos, err := s.LoadPositions(ctx, []exactly.TP{tp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := pos[tp]; p.Next != 1 || p.Epoch != 7 || p.TopicID != "" {
+		t.Errorf("position after a batch in epoch 7: %+v; want next 1, epoch 7, no topic id", p)
+	}
+	if err := s.RecordTopicID(ctx, tp, "AAAAAAAAAAAAAAAAAAAAAA=="); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordTopicID(ctx, tp, "BBBBBBBBBBBBBBBBBBBBBB=="); err != nil {
+		t.Fatal(err)
+	}
+	r2 := e.up(1, item(2, "b"))
+	r2.Topic, r2.Partition = tp.Topic, tp.Partition
+	if out := e.commit(s, tp.Topic, tp.Partition, 1, r2); !out.Committed {
+		t.Fatalf("commit without epochs: %v", out.Err)
+	}
+	pos, err = s.LoadPositions(ctx, []exactly.TP{tp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := pos[tp]; p.Next != 2 || p.Epoch != 7 || p.TopicID != "AAAAAAAAAAAAAAAAAAAAAA==" {
+		t.Errorf("position: %+v; want next 2, epoch 7 kept, the first topic id recorded", p)
+	}
+
+	from, id, err := s.Reseed(ctx, exactly.Reseed{TP: tp, To: 0, TopicID: "CCCCCCCCCCCCCCCCCCCCCC==", Who: "ops@host", Why: "topic recreated"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if from != 2 || id == "" {
+		t.Errorf("reseed returned from %d, id %q; want from 2 and a batch id", from, id)
+	}
+	pos, err = s.LoadPositions(ctx, []exactly.TP{tp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := pos[tp]; p.Next != 0 || p.Epoch != -1 || p.TopicID != "CCCCCCCCCCCCCCCCCCCCCC==" {
+		t.Errorf("position after the reseed: %+v; want next 0, no epoch, the new topic id", p)
+	}
+	rows, err := exactly.NewLedger(e.db, e.d, e.pipeline).Batches(ctx, tp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for _, b := range rows {
+		if b.Status == exactly.StatusReseeded {
+			found = true
+			if b.BatchID != id || b.From != 2 || b.To != 0 || b.Writer != "ops@host" || b.Records != 0 {
+				t.Errorf("reseeded row %+v; want %s from 2 to 0 by ops@host", b, id)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no reseeded ledger row among %d", len(rows))
+	}
+	if _, _, err := s.Reseed(ctx, exactly.Reseed{TP: tpOf("t.pos", 9), To: 0, Who: "ops@host", Why: "x"}); err == nil {
+		t.Errorf("reseeding a partition without an offsets row succeeded")
+	}
+}

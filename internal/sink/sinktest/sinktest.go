@@ -66,6 +66,7 @@ type Types struct {
 func Run(t *testing.T, tg Target) {
 	t.Run("Ledger", func(t *testing.T) { testLedger(t, tg) })
 	t.Run("FirstStart", func(t *testing.T) { testFirstStart(t, tg) })
+	t.Run("Positions", func(t *testing.T) { testPositions(t, tg) })
 	t.Run("Fencing", func(t *testing.T) { testFencing(t, tg) })
 	t.Run("Replay", func(t *testing.T) { testReplay(t, tg) })
 	t.Run("WriteModes", func(t *testing.T) { testWriteModes(t, tg) })
