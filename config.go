@@ -134,6 +134,12 @@ type SASLConfig struct {
 	PasswordFile string `yaml:"password_file"`
 }
 
+// The values of sink.flights.
+const (
+	FlightsAdaptive = "adaptive"
+	FlightsFixed    = "fixed"
+)
+
 // SinkConfig is the database side.
 type SinkConfig struct {
 	// Driver is postgres, mysql, sqlserver or sqlite.
@@ -157,6 +163,11 @@ type SinkConfig struct {
 	AllowedSchemas []string `yaml:"allowed_schemas"`
 	// MaxConns bounds the connections used for writing. Default 4.
 	MaxConns int `yaml:"max_conns"`
+	// Flights is "adaptive" (the default): how many transactions are in
+	// flight at once, up to MaxConns, is chosen at run time from the
+	// records/s the database commits with each number; or "fixed": always
+	// MaxConns when there is work for them.
+	Flights string `yaml:"flights"`
 	// IdleTxTimeout is how long a batch transaction may sit idle before
 	// the database ends it; derived from source.rebalance_timeout by
 	// Validate, not configured. A member paused mid-transaction (a
@@ -276,7 +287,7 @@ func DefaultConfig() Config {
 		Source: SourceConfig{StartFrom: "earliest", SessionTimeout: Duration(45 * time.Second),
 			RebalanceTimeout: Duration(60 * time.Second), ClientID: "exactly",
 			Membership: "static", OnStop: "leave", GroupProtocol: "classic"},
-		Sink:  SinkConfig{MaxConns: 4, RefusedShare: 0.5, RefusedWait: Duration(5 * time.Minute)},
+		Sink:  SinkConfig{MaxConns: 4, Flights: FlightsAdaptive, RefusedShare: 0.5, RefusedWait: Duration(5 * time.Minute)},
 		Batch: BatchConfig{Interval: Duration(time.Second), MaxRecords: 50000, MaxBytes: 64 << 20},
 	}
 }
@@ -418,6 +429,13 @@ func (c *Config) Validate() error {
 	}
 	if c.Sink.MaxConns <= 0 {
 		return bad("sink.max_conns", fmt.Sprint(c.Sink.MaxConns), "a positive number of connections")
+	}
+	switch c.Sink.Flights {
+	case "":
+		c.Sink.Flights = FlightsAdaptive
+	case FlightsAdaptive, FlightsFixed:
+	default:
+		return bad("sink.flights", c.Sink.Flights, FlightsAdaptive+" or "+FlightsFixed)
 	}
 	if c.Batch.Interval.D() <= 0 {
 		return bad("batch.interval", c.Batch.Interval.D().String(), "a positive duration like 5s")

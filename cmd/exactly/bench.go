@@ -123,6 +123,7 @@ loads the same rows.`,
 	f.DurationVar(&o.Interval, "interval", time.Second, "batch.interval")
 	f.IntVar(&o.MaxRecords, "max-records", 50000, "batch.max_records")
 	f.IntVar(&o.MaxConns, "max-conns", 4, "sink.max_conns")
+	f.StringVar(&o.Flights, "flights", "adaptive", "sink.flights: adaptive (transactions in flight chosen at run time, up to --max-conns) or fixed (always --max-conns)")
 	f.StringVar(&o.SynchronousCommit, "synchronous-commit", "", "sink.synchronous_commit (PostgreSQL), e.g. off")
 	f.IntVar(&o.Rounds, "rounds", 1, "repeat baseline and pipeline over the same records; report the round with the median ratio")
 	f.BoolVar(&o.Keep, "keep", false, "keep the bench tables and ledger rows")
@@ -138,8 +139,8 @@ func report(w io.Writer, r *bench.Result) {
 	if r.Format != bench.FormatJSON {
 		format = "  format=" + r.Format // the rows in Debezium events: ~B/record is the row's
 	}
-	fmt.Fprintf(w, "exactly bench  sink=%s  %d topics × %d partitions  ~%d B/record%s  max_conns=%d  interval=%s  load=%s\n",
-		r.Driver, r.Topics, r.Partitions, r.RecordBytes, format, r.MaxConns, r.Interval, r.LoadAvg)
+	fmt.Fprintf(w, "exactly bench  sink=%s  %d topics × %d partitions  ~%d B/record%s  max_conns=%d (%s)  interval=%s  load=%s\n",
+		r.Driver, r.Topics, r.Partitions, r.RecordBytes, format, r.MaxConns, r.Flights, r.Interval, r.LoadAvg)
 	fmt.Fprintf(w, "pipeline: %s\n", r.Pipeline)
 	if t := r.Throughput; t != nil {
 		fmt.Fprintf(w, "\nthroughput (%d records, upsert, exactly once)\n", t.Records)

@@ -57,6 +57,8 @@ type Options struct {
 	MaxRecords        int
 	MaxConns          int
 	SynchronousCommit string
+	// Flights is sink.flights: adaptive (default) or fixed.
+	Flights string
 	// Rounds repeats the baseline and the pipeline over the same records
 	// (default 1); the headline figures are the round with the median
 	// ratio, so one round disturbed by another process does not decide.
@@ -80,6 +82,7 @@ type Result struct {
 	RecordBytes int         `json:"record_bytes"`
 	Format      string      `json:"format"`
 	MaxConns    int         `json:"max_conns"`
+	Flights     string      `json:"flights"`
 	Interval    string      `json:"batch_interval"`
 	Pipeline    string      `json:"pipeline_mode"`
 	LoadAvg     string      `json:"loadavg_at_start"`
@@ -161,7 +164,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		o.Progress = func(string, ...any) {}
 	}
 	res := &Result{Driver: o.Dialect.Name(), Topics: o.Topics, Partitions: o.Partitions, RecordBytes: o.RecordBytes, Format: o.Format,
-		MaxConns: o.MaxConns, Interval: o.Interval.String(), LoadAvg: loadAvg(),
+		MaxConns: o.MaxConns, Flights: o.Flights, Interval: o.Interval.String(), LoadAvg: loadAvg(),
 		Pipeline: "in-process kafka.Source + exactly.Sink (the code exactly run runs)"}
 	brokers := o.Brokers
 	run := strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
@@ -268,6 +271,9 @@ tables:
 		o.MaxConns, o.Interval, o.MaxRecords, run, phase, o.Format, mode)
 	if o.SynchronousCommit != "" {
 		y = strings.Replace(y, "  max_conns:", "  synchronous_commit: "+o.SynchronousCommit+"\n  max_conns:", 1)
+	}
+	if o.Flights != "" {
+		y = strings.Replace(y, "  max_conns:", "  flights: "+o.Flights+"\n  max_conns:", 1)
 	}
 	return exactly.ParseConfig(strings.NewReader(y), "bench")
 }

@@ -32,6 +32,8 @@ type Source struct {
 	sink *exactly.Sink
 	log  *slog.Logger
 	cl   *kgo.Client
+	// limit is how many flights may be in flight (see flightLimit).
+	limit *flightLimit
 	// ready is closed once cl is set: the group may assign partitions
 	// (and call adjust, which uses cl) before kgo.NewClient returns.
 	ready chan struct{}
@@ -112,6 +114,7 @@ type partition struct {
 // NewSource creates the Kafka client. Nothing is consumed until Run.
 func NewSource(cfg *exactly.Config, sink *exactly.Sink, log *slog.Logger, extra ...kgo.Opt) (*Source, error) {
 	s := &Source{cfg: cfg, sink: sink, log: log, parts: map[exactly.TP]*partition{}, ready: make(chan struct{})}
+	s.limit = newFlightLimit(cfg.Sink.MaxConns, cfg.Sink.Flights == exactly.FlightsFixed, s.flightLimitChanged)
 	s.hard, s.cancelHard = context.WithCancel(context.Background())
 	id, err := newIdentity(cfg)
 	if err != nil {
@@ -553,7 +556,6 @@ func (s *Source) Run(ctx context.Context) error {
 	go s.watchStall(wctx)
 	go s.watchMember(wctx)
 	interval := s.cfg.Batch.Interval.D()
-	slots := s.slots()
 	var (
 		flights   []*flight
 		blocked   bool // a poll returned since the last AllowRebalance
@@ -566,6 +568,7 @@ func (s *Source) Run(ctx context.Context) error {
 		for _, fl := range flights {
 			select {
 			case <-fl.done:
+				s.limit.ended(time.Now(), fl.committed(), len(flights)-1)
 				if s.finish(fl) {
 					backoff = min(max(2*backoff, 100*time.Millisecond), 5*time.Second)
 					notBefore = time.Now().Add(backoff)
@@ -589,6 +592,8 @@ func (s *Source) Run(ctx context.Context) error {
 			return *err
 		}
 		now := time.Now()
+		s.limit.tick(now, len(flights))
+		slots := s.slots()
 		rebalance := s.rebalance.Load()
 		if blocked && !rebalance && len(flights) < slots && !now.Before(notBefore) {
 			flights = append(flights, s.launch(now, slots-len(flights))...)
@@ -901,14 +906,40 @@ func (s *Source) halt(tp exactly.TP, err error) {
 	s.obs().Halted(tp, err)
 }
 
-// slots is how many flights may be in flight: sink.max_conns.
-func (s *Source) slots() int { return max(s.cfg.Sink.MaxConns, 1) }
+// slots is how many flights may be in flight now: sink.max_conns, or
+// fewer as the adaptive limit finds best (see flightLimit).
+func (s *Source) slots() int { return s.limit.Limit() }
+
+// FlightLimitObserver is told the adaptive flight limit when it is first
+// used and whenever it changes. An Observer may implement it.
+type FlightLimitObserver interface {
+	FlightLimit(limit, max int)
+}
+
+func (s *Source) flightLimitChanged(limit, max int) {
+	s.log.Debug("flight limit", "limit", limit, "max_conns", max)
+	if o, ok := s.obs().(FlightLimitObserver); ok {
+		o.FlightLimit(limit, max)
+	}
+}
 
 // flight is one transaction's batches being committed.
 type flight struct {
 	ctx      context.Context // done when the transaction settled
 	done     <-chan struct{}
 	outcomes []exactly.Outcome
+}
+
+// committed is how many offsets the flight's committed batches covered
+// (read once done is closed).
+func (fl *flight) committed() int64 {
+	var n int64
+	for _, o := range fl.outcomes {
+		if o.Committed {
+			n += o.Batch.To - o.Batch.From
+		}
+	}
+	return n
 }
 
 // launch starts up to free flights when batches are due: the buffered

@@ -22,6 +22,8 @@
 //	exactly_partitions_assigned                 partitions this process owns
 //	exactly_last_commit_timestamp_seconds       Unix time of the last committed batch
 //	exactly_stalled{cause}                      1 while nothing moves for this cause (broker_unreachable, waiting_for_group: records wait but the group gives this member no partition), else 0
+//	exactly_flight_limit                        transactions allowed in flight at once now (sink.flights: adaptive chooses it between 1 and sink.max_conns)
+//	exactly_flight_limit_max                    sink.max_conns
 //	exactly_errors_total{system,kind}           errors met and survived; system db (kind: connection, conflict, data, other) or kafka (the Kafka error name, timeout, network, commit_offsets, other)
 //
 // Go runtime and process metrics (go_*, process_*) are included.
@@ -58,12 +60,14 @@ type Metrics struct {
 	assigned, lastCommit                                 prometheus.Gauge
 	errs                                                 *prometheus.CounterVec
 	stalled                                              *prometheus.GaugeVec
+	flightLimit, flightMax                               prometheus.Gauge
 
 	mu        sync.Mutex
 	parts     map[exactly.TP]*partState
 	lastErr   error
 	lastErrAt time.Time
 	stall     Stall
+	limit     [2]int // flight limit and max_conns; 0 until reported
 	now       func() time.Time
 }
 
@@ -107,25 +111,27 @@ func New(pipeline string, route func(topic string) (table string, ok bool)) *Met
 			}
 			return "(unrouted)"
 		},
-		consumed:   f.counterVec("exactly_records_consumed_total", "Records read from Kafka into a batch buffer; a re-read after a failed batch counts again.", "table"),
-		committed:  f.counterVec("exactly_records_committed_total", "Records in committed batches (exactly_batches.records).", "table"),
-		applied:    f.counterVec("exactly_records_applied_total", "Rows upserted or appended by committed batches (exactly_batches.upserted).", "table"),
-		deleted:    f.counterVec("exactly_records_deleted_total", "Rows deleted by committed batches (exactly_batches.deleted).", "table"),
-		skipped:    f.counterVec("exactly_records_skipped_total", "Records superseded inside a batch or carrying no change (exactly_batches.skipped).", "table"),
-		dead:       f.counterVec("exactly_records_dead_lettered_total", "Records written to exactly_dead_letters (exactly_batches.dead_lettered).", "table"),
-		batches:    f.counterVec("exactly_batches_total", "Partition batches by outcome: committed, failed, fenced, halted.", "status"),
-		batchDur:   f.histogram("exactly_batch_duration_seconds", "One Sink.Commit call (decode, write, ledger, COMMIT) for all partitions of a flight."),
-		commitLat:  f.histogram("exactly_commit_latency_seconds", "From fetching the oldest record of a flight to its durable COMMIT."),
-		next:       f.gaugeVec("exactly_partition_next_offset", "exactly_offsets.next_offset as last committed or read.", "topic", "partition"),
-		hwm:        f.gaugeVec("exactly_partition_high_watermark", "The partition's high watermark in Kafka.", "topic", "partition"),
-		lag:        f.gaugeVec("exactly_partition_lag", "High watermark minus next_offset: records not yet applied.", "topic", "partition"),
-		halted:     f.gaugeVec("exactly_partition_halted", "1 when the partition stopped (on_error: fail, offsets lost), else 0.", "topic", "partition"),
-		assigned:   f.gauge("exactly_partitions_assigned", "Partitions this process owns."),
-		lastCommit: f.gauge("exactly_last_commit_timestamp_seconds", "Unix time of the last committed batch."),
-		errs:       f.counterVec("exactly_errors_total", "Errors met and survived, by system (db, kafka) and kind.", "system", "kind"),
-		stalled:    f.gaugeVec("exactly_stalled", "1 while nothing moves for this cause (broker_unreachable, waiting_for_group), else 0.", "cause"),
-		parts:      map[exactly.TP]*partState{},
-		now:        time.Now,
+		consumed:    f.counterVec("exactly_records_consumed_total", "Records read from Kafka into a batch buffer; a re-read after a failed batch counts again.", "table"),
+		committed:   f.counterVec("exactly_records_committed_total", "Records in committed batches (exactly_batches.records).", "table"),
+		applied:     f.counterVec("exactly_records_applied_total", "Rows upserted or appended by committed batches (exactly_batches.upserted).", "table"),
+		deleted:     f.counterVec("exactly_records_deleted_total", "Rows deleted by committed batches (exactly_batches.deleted).", "table"),
+		skipped:     f.counterVec("exactly_records_skipped_total", "Records superseded inside a batch or carrying no change (exactly_batches.skipped).", "table"),
+		dead:        f.counterVec("exactly_records_dead_lettered_total", "Records written to exactly_dead_letters (exactly_batches.dead_lettered).", "table"),
+		batches:     f.counterVec("exactly_batches_total", "Partition batches by outcome: committed, failed, fenced, halted.", "status"),
+		batchDur:    f.histogram("exactly_batch_duration_seconds", "One Sink.Commit call (decode, write, ledger, COMMIT) for all partitions of a flight."),
+		commitLat:   f.histogram("exactly_commit_latency_seconds", "From fetching the oldest record of a flight to its durable COMMIT."),
+		next:        f.gaugeVec("exactly_partition_next_offset", "exactly_offsets.next_offset as last committed or read.", "topic", "partition"),
+		hwm:         f.gaugeVec("exactly_partition_high_watermark", "The partition's high watermark in Kafka.", "topic", "partition"),
+		lag:         f.gaugeVec("exactly_partition_lag", "High watermark minus next_offset: records not yet applied.", "topic", "partition"),
+		halted:      f.gaugeVec("exactly_partition_halted", "1 when the partition stopped (on_error: fail, offsets lost), else 0.", "topic", "partition"),
+		assigned:    f.gauge("exactly_partitions_assigned", "Partitions this process owns."),
+		lastCommit:  f.gauge("exactly_last_commit_timestamp_seconds", "Unix time of the last committed batch."),
+		errs:        f.counterVec("exactly_errors_total", "Errors met and survived, by system (db, kafka) and kind.", "system", "kind"),
+		stalled:     f.gaugeVec("exactly_stalled", "1 while nothing moves for this cause (broker_unreachable, waiting_for_group), else 0.", "cause"),
+		flightLimit: f.gauge("exactly_flight_limit", "Transactions allowed in flight at once now (sink.flights: adaptive chooses it between 1 and sink.max_conns)."),
+		flightMax:   f.gauge("exactly_flight_limit_max", "sink.max_conns: the most transactions in flight at once."),
+		parts:       map[exactly.TP]*partState{},
+		now:         time.Now,
 	}
 	for _, st := range []string{"committed", "failed", "fenced", "halted"} {
 		m.batches.WithLabelValues(st) // present at 0 from the start
@@ -442,6 +448,23 @@ func (m *Metrics) Stalled(cause, detail string) {
 		}
 		m.stalled.WithLabelValues(c).Set(v)
 	}
+}
+
+// FlightLimit implements kafka.FlightLimitObserver.
+func (m *Metrics) FlightLimit(limit, max int) {
+	m.mu.Lock()
+	m.limit = [2]int{limit, max}
+	m.mu.Unlock()
+	m.flightLimit.Set(float64(limit))
+	m.flightMax.Set(float64(max))
+}
+
+// Flights returns the flight limit and sink.max_conns last reported (0, 0
+// before the source reported any).
+func (m *Metrics) Flights() (limit, max int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.limit[0], m.limit[1]
 }
 
 // Stall returns the last stall the source reported.

@@ -122,7 +122,7 @@ func TestEveryDocumentedMetricIsRegistered(t *testing.T) {
 		"exactly_records_deleted_total", "exactly_records_skipped_total", "exactly_records_dead_lettered_total", "exactly_batches_total",
 		"exactly_batch_duration_seconds", "exactly_commit_latency_seconds", "exactly_partition_next_offset",
 		"exactly_partition_high_watermark", "exactly_partition_lag", "exactly_partition_halted", "exactly_partitions_assigned",
-		"exactly_last_commit_timestamp_seconds", "exactly_errors_total", "exactly_stalled"}
+		"exactly_last_commit_timestamp_seconds", "exactly_errors_total", "exactly_stalled", "exactly_flight_limit", "exactly_flight_limit_max"}
 	for _, n := range documented {
 		if !have[n] {
 			t.Errorf("%s is documented but not exported", n)

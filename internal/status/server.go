@@ -351,6 +351,9 @@ type pageData struct {
 	LastErr      string
 	LastErrAt    time.Time
 	RecentFailed int
+	// FlightLimit of FlightMax transactions may be in flight now (0 before
+	// the source reported it).
+	FlightLimit, FlightMax int
 }
 
 // page serves the status page, rendered at most once per CacheFor: the
@@ -452,6 +455,7 @@ func (s *Server) render(w io.Writer, r *http.Request) {
 	if e, at := s.Metrics.LastError(); e != nil {
 		d.LastErr, d.LastErrAt = s.text(e.Error()), at
 	}
+	d.FlightLimit, d.FlightMax = s.Metrics.Flights()
 	if err := pageTmpl.Execute(w, d); err != nil && s.Log != nil {
 		s.Log.Warn("rendering the status page", "err", err)
 	}

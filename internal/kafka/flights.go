@@ -1,0 +1,196 @@
+package kafka
+
+import (
+	"sync"
+	"time"
+)
+
+// flightLimit chooses how many flights may be in flight at once, between
+// 1 and sink.max_conns, from what the database does: a 2-core database
+// beside the pipeline writes fastest with 1 or 2 transactions at a time
+// (more only contend for its cores), a 32-core Azure SQL with 8. One
+// default cannot suit both, so the limit climbs the hill of committed
+// records/s (the way .NET's thread pool sizes itself):
+//
+//   - Time is cut into windows of at least minWindow and a few flights.
+//     A window counts only when the pipeline was saturated through it:
+//     flights in flight at the limit at least 90% of the time. Otherwise
+//     the limit was not what held records back, and nothing is learnt.
+//   - A saturated window's rate (records committed per second) updates an
+//     average kept for the limit it ran at.
+//   - The limit moves one step at a time toward the best limit measured:
+//     the smallest whose average is within 3% of the highest (fewer
+//     connections for the same rate leave the database room). A neighbour
+//     of the best never measured is tried first, and every probeEvery
+//     windows at the best a neighbour is measured again, so the limit
+//     follows a database whose load changes.
+//   - A window whose rate falls below half the average of its limit means
+//     the workload changed (other tables, a database under other load): the
+//     averages of the other limits are forgotten and measured anew.
+//
+// Failed flights commit no records and so count against the limit they
+// ran at. With sink.flights: fixed the limit is sink.max_conns.
+type flightLimit struct {
+	mu    sync.Mutex
+	max   int
+	fixed bool
+	cur   int
+
+	// the window being measured
+	start    time.Time
+	last     time.Time // the last tick
+	records  int64
+	done     int     // flights ended in the window
+	occupied float64 // ∫ min(in flight, cur) dt, in seconds
+
+	avg          []float64 // average rate per limit (index: limit); 0 = not measured
+	sinceProbe   int
+	probeUp      bool
+	onChange     func(limit, max int)
+	reportedOnce bool
+}
+
+const (
+	minWindow   = 300 * time.Millisecond
+	probeEvery  = 8
+	saturated   = 0.9
+	closeEnough = 0.97
+)
+
+// newFlightLimit starts adaptive limits at 2 (or max_conns if lower):
+// the measured best on a small database, and one step from 1 or 3.
+func newFlightLimit(maxConns int, fixed bool, onChange func(limit, max int)) *flightLimit {
+	maxConns = max(maxConns, 1)
+	l := &flightLimit{max: maxConns, fixed: fixed, cur: maxConns, avg: make([]float64, maxConns+1), onChange: onChange}
+	if !fixed {
+		l.cur = min(2, maxConns)
+	}
+	return l
+}
+
+// Limit is how many flights may be in flight now.
+func (l *flightLimit) Limit() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.report()
+	return l.cur
+}
+
+// report tells onChange the limit the first time it is asked for.
+func (l *flightLimit) report() {
+	if !l.reportedOnce && l.onChange != nil {
+		l.reportedOnce = true
+		l.onChange(l.cur, l.max)
+	}
+}
+
+// tick accounts the time since the last tick with inFlight flights in
+// flight. The Run loop calls it on every turn.
+func (l *flightLimit) tick(now time.Time, inFlight int) {
+	if l.fixed {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.start.IsZero() {
+		l.start, l.last = now, now
+		return
+	}
+	if dt := now.Sub(l.last).Seconds(); dt > 0 {
+		l.occupied += dt * float64(min(inFlight, l.cur))
+	}
+	l.last = now
+}
+
+// ended accounts a flight that ended, having committed records, and
+// closes the window when it is long enough.
+func (l *flightLimit) ended(now time.Time, records int64, inFlight int) {
+	if l.fixed {
+		return
+	}
+	l.tick(now, inFlight+1) // it was in flight until now
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.records += records
+	l.done++
+	elapsed := now.Sub(l.start)
+	if elapsed < minWindow || l.done < 2*l.cur+2 {
+		return
+	}
+	secs := elapsed.Seconds()
+	full := l.occupied/(secs*float64(l.cur)) >= saturated
+	rate := float64(l.records) / secs
+	l.start, l.last, l.records, l.done, l.occupied = now, now, 0, 0, 0
+	if !full {
+		return
+	}
+	l.learn(rate)
+}
+
+// learn takes a saturated window's rate at the current limit and moves
+// the limit.
+func (l *flightLimit) learn(rate float64) {
+	cur := l.cur
+	switch a := l.avg[cur]; {
+	case a == 0:
+		l.avg[cur] = rate
+	case rate < a/2:
+		// The workload changed: what the other limits did is stale.
+		clear(l.avg)
+		l.avg[cur] = rate
+	default:
+		l.avg[cur] = (a + rate) / 2
+	}
+	best := l.best()
+	next := best
+	switch {
+	case best < l.max && l.avg[best+1] == 0:
+		next = best + 1
+	case best > 1 && l.avg[best-1] == 0:
+		next = best - 1
+	case cur == best:
+		l.sinceProbe++
+		if l.sinceProbe >= probeEvery {
+			l.sinceProbe = 0
+			l.probeUp = !l.probeUp
+			switch {
+			case l.probeUp && best < l.max:
+				next = best + 1
+			case best > 1:
+				next = best - 1
+			case best < l.max:
+				next = best + 1
+			}
+		}
+	}
+	switch { // one step at a time
+	case next > cur:
+		next = cur + 1
+	case next < cur:
+		next = cur - 1
+	}
+	if next != cur {
+		l.cur = next
+		if l.onChange != nil {
+			l.onChange(next, l.max)
+		}
+	}
+}
+
+// best is the smallest limit whose average rate is within closeEnough of
+// the highest measured; the current limit when none is measured.
+func (l *flightLimit) best() int {
+	top := 0.0
+	for _, a := range l.avg {
+		top = max(top, a)
+	}
+	if top == 0 {
+		return l.cur
+	}
+	for n := 1; n <= l.max; n++ {
+		if l.avg[n] >= closeEnough*top {
+			return n
+		}
+	}
+	return l.cur
+}
