@@ -542,6 +542,17 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// systemSchema tells whether a (lower-case) schema is one of a
+// database's own: PostgreSQL's pg_* and information_schema, MySQL's mysql,
+// sys, performance_schema, SQL Server's sys and INFORMATION_SCHEMA.
+func systemSchema(s string) bool {
+	switch s {
+	case "information_schema", "mysql", "sys", "performance_schema":
+		return true
+	}
+	return strings.HasPrefix(s, "pg_")
+}
+
 // identLimit is the longest identifier the driver's database takes, and
 // the length of p in its unit (0: no limit).
 func identLimit(driver, p string) (limit, n int) {
@@ -654,6 +665,13 @@ func (c *Config) refuseTable(template, table string) string {
 	// schema no template named (with a superuser sink, pg_authid).
 	if len(parts) == 1 && c.Sink.Driver == "postgres" && strings.HasPrefix(strings.ToLower(parts[0]), "pg_") {
 		return "an unqualified pg_* name is a PostgreSQL system catalog (pg_catalog is searched before the connection's schema); name a schema in the rule's table to use such a name"
+	}
+	// A schema the topic chose is never the database's own: with a
+	// superuser sink cdc.pg_catalog.pg_authid under $1.$2 wrote roles.
+	if tparts := strings.Split(template, "."); len(parts) > 1 && strings.Contains(strings.Join(tparts[:len(tparts)-1], "."), "$") {
+		if schema := strings.ToLower(strings.Join(parts[:len(parts)-1], ".")); systemSchema(schema) {
+			return fmt.Sprintf("schema %q is a system schema; the rule's table template takes its schema from the topic", schema)
+		}
 	}
 	if len(parts) > 1 && len(c.Sink.AllowedSchemas) > 0 {
 		schema := strings.Join(parts[:len(parts)-1], ".")

@@ -281,3 +281,40 @@ tables:
 		}
 	}
 }
+
+// TestSchemasFromTheTopicAreNeverSystemSchemas: under a template whose
+// schema part comes from the topic ($1.$2) and no sink.allowed_schemas,
+// a topic cdc.pg_catalog.pg_authid or cdc.mysql.user named a system
+// schema: with a superuser sink, the database's own users (issue 16
+// review). A template naming such a schema literally is the operator's
+// choice and stays allowed.
+func TestSchemasFromTheTopicAreNeverSystemSchemas(t *testing.T) {
+	for _, driver := range []string{"postgres", "mysql", "sqlserver"} {
+		cfg, err := exactly.ParseConfig(strings.NewReader(fmt.Sprintf(`pipeline: p
+source: {brokers: [127.0.0.1:1]}
+sink: {driver: %s, dsn: 'x'}
+tables:
+  - topics: '^cdc\.([^.]*)\.([^.]*)$'
+    table: $1.$2
+    key: [id]
+  - topics: '^lit\.([^.]*)$'
+    table: information_schema.$1
+    key: [id]
+`, driver)), "test.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, topic := range []string{"cdc.pg_catalog.pg_authid", "cdc.PG_CATALOG.pg_class", "cdc.pg_toast.x", "cdc.information_schema.tables",
+			"cdc.INFORMATION_SCHEMA.x", "cdc.mysql.user", "cdc.sys.objects", "cdc.performance_schema.setup_actors"} {
+			if _, table, err := cfg.Resolve(topic); err == nil || !strings.Contains(err.Error(), "system schema") {
+				t.Errorf("%s: %s → %q, %v; want refused (system schema)", driver, topic, table, err)
+			}
+		}
+		if _, table, err := cfg.Resolve("cdc.sales.orders"); err != nil || table != "sales.orders" {
+			t.Errorf("%s: cdc.sales.orders → %q, %v", driver, table, err)
+		}
+		if _, table, err := cfg.Resolve("lit.columns"); err != nil || table != "information_schema.columns" {
+			t.Errorf("%s: a literal schema in the template: %q, %v", driver, table, err)
+		}
+	}
+}
