@@ -1,6 +1,7 @@
 package status
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -244,5 +245,37 @@ func TestMetricsAreGatheredOncePerInterval(t *testing.T) {
 	resp.Body.Close()
 	if !strings.Contains(string(b), "exactly_partitions_assigned") || c.n.Load() != 2 {
 		t.Errorf("identity-encoded /metrics: %d gathers, body %.200s", c.n.Load(), b)
+	}
+}
+
+// TestReadyzPingsOncePerInterval: /readyz is open without a token and
+// pinged a broker (through the pipeline's own Kafka client) and the
+// database on every request: 157 µs of the pipeline process's CPU each,
+// half a core under 50 clients (issue 16 review). Requests within
+// MetricsEvery share one round of pings; the in-memory checks stay fresh.
+func TestReadyzPingsOncePerInterval(t *testing.T) {
+	s, _ := server(t, nil)
+	s.MetricsEvery = time.Minute
+	var pings atomic.Int64
+	s.PingKafka = func(context.Context) error { pings.Add(1); return nil }
+	hs := httptest.NewServer(s.Handler())
+	t.Cleanup(hs.Close)
+	var wg sync.WaitGroup
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, body := fetch(t, hs.URL+"/readyz"); !strings.Contains(body, "kafka: a broker answered") {
+				t.Errorf("/readyz: %s", body)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := pings.Load(); n != 1 {
+		t.Errorf("50 concurrent /readyz pinged Kafka %d times, want 1", n)
+	}
+	s.Metrics.Assigned(map[exactly.TP]int64{{Topic: "orders", Partition: 0}: 0})
+	if code, body := fetch(t, hs.URL+"/readyz"); code != http.StatusOK {
+		t.Errorf("after an assignment /readyz answered %d (the in-memory checks must not be cached):\n%s", code, body)
 	}
 }
