@@ -3,6 +3,7 @@ package exactly
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -11,6 +12,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -262,12 +264,17 @@ func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(),
 // D returns the time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
 
-// ConfigError names the file, the field and what is expected.
+// ConfigError names the file (and line, when the file sets the field),
+// the field and what is expected.
 type ConfigError struct {
 	File     string
+	Line     int // 0: not known, or the field is not in the file
 	Field    string
 	Value    string
 	Expected string
+	// Problem, when set, is said instead of got/expected: "unknown field;
+	// did you mean max_records?".
+	Problem string
 }
 
 func (e *ConfigError) Error() string {
@@ -275,7 +282,15 @@ func (e *ConfigError) Error() string {
 	if file == "" {
 		file = "configuration"
 	}
-	if e.Value != "" {
+	if e.Line > 0 {
+		file += ":" + strconv.Itoa(e.Line)
+	}
+	switch {
+	case e.Problem != "" && e.Field == "yaml": // the text, not a field
+		return fmt.Sprintf("%s: %s", file, e.Problem)
+	case e.Problem != "":
+		return fmt.Sprintf("%s: %s: %s", file, e.Field, e.Problem)
+	case e.Value != "":
 		return fmt.Sprintf("%s: %s: got %q, expected %s", file, e.Field, e.Value, e.Expected)
 	}
 	return fmt.Sprintf("%s: %s: expected %s", file, e.Field, e.Expected)
@@ -317,32 +332,67 @@ func ParseConfig(r io.Reader, file string) (*Config, error) {
 	c := DefaultConfig()
 	var doc yaml.Node
 	if err := yaml.Unmarshal(raw, &doc); err != nil {
-		return nil, &ConfigError{File: file, Field: "yaml", Expected: "valid configuration YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
+		return nil, yamlSyntaxError(file, err)
 	}
-	if missing := expandEnv(&doc, os.LookupEnv); len(missing) > 0 {
-		var refs []string
-		for _, m := range missing {
-			refs = append(refs, "${"+m.name+"} in "+m.field)
+	// Every problem the document shows before decoding, in line order:
+	// unset variables, unknown keys, values of the wrong kind.
+	var errs ConfigErrors
+	unset := map[string]bool{}
+	for _, m := range expandEnv(&doc, os.LookupEnv) {
+		unset[m.field] = true
+		errs = append(errs, &ConfigError{File: file, Line: m.line, Field: m.field,
+			Problem: "${" + m.name + "} is not set (set it, or give a default: ${" + m.name + ":-default})"})
+	}
+	for _, e := range checkDocument(&doc, reflect.TypeFor[Config](), "", file) {
+		if !unset[e.Field] { // max_conns: ${CONNS} unset is not also "" not a number
+			errs = append(errs, e)
 		}
-		return nil, &ConfigError{File: file, Field: strings.Join(refs, ", "), Expected: "the environment variable to be set (or a default: ${NAME:-default})"}
 	}
-	if unknown := unknownFields(&doc, reflect.TypeFor[Config](), ""); len(unknown) > 0 {
-		return nil, &ConfigError{File: file, Field: "yaml", Expected: "valid configuration YAML: " + strings.Join(unknown, "; ")}
+	if len(errs) > 0 {
+		slices.SortStableFunc(errs, func(a, b *ConfigError) int { return a.Line - b.Line })
+		if len(errs) == 1 {
+			return nil, errs[0]
+		}
+		return nil, errs
 	}
 	if doc.Kind != 0 {
 		if err := doc.Decode(&c); err != nil {
-			return nil, &ConfigError{File: file, Field: "yaml", Expected: "valid configuration YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
+			return nil, yamlSyntaxError(file, err)
 		}
 	}
 	c.File = file
 	if err := c.readSecretFiles(); err != nil {
-		return nil, err
+		return nil, withLine(err, &doc)
 	}
 	c.File = file
 	if err := c.Validate(); err != nil {
-		return nil, err
+		return nil, withLine(err, &doc)
 	}
 	return &c, nil
+}
+
+// yamlSyntaxError turns the YAML library's "yaml: line 3: …" into the
+// file's line.
+func yamlSyntaxError(file string, err error) error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	e := &ConfigError{File: file, Field: "yaml", Problem: "not valid YAML: " + msg}
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		if n, tail, ok := strings.Cut(rest, ": "); ok {
+			if line, err := strconv.Atoi(n); err == nil {
+				e.Line, e.Problem = line, "not valid YAML: "+tail
+			}
+		}
+	}
+	return e
+}
+
+// withLine adds the line of the field a *ConfigError names.
+func withLine(err error, doc *yaml.Node) error {
+	var ce *ConfigError
+	if errors.As(err, &ce) && ce.Line == 0 {
+		ce.Line = lineOf(doc, ce.Field)
+	}
+	return err
 }
 
 // validateGroup checks the consumer group settings.

@@ -71,14 +71,15 @@ func configErrorCases() []configErrorCase {
 			_, err := ParseConfig(iotest.ErrReader(errors.New("disk on fire")), "pipe.yaml")
 			return err
 		}},
-		edit("unset environment variable", "postgres://x", "${EXACTLY_SURELY_UNSET_VAR}", "${EXACTLY_SURELY_UNSET_VAR} in sink.dsn", "the environment variable to be set"),
-		edit("unknown field", "tables:", "tabels: []\ntables:", "yaml", "valid configuration YAML: "),
+		edit("unset environment variable", "postgres://x", "${EXACTLY_SURELY_UNSET_VAR}", "sink.dsn", "${EXACTLY_SURELY_UNSET_VAR} is not set"),
+		edit("unknown field", "tables:", "tabels: []\ntables:", "tabels", "unknown field; did you mean tables?"),
+		edit("yaml syntax", "tables:", " nope: [\ntables:", "yaml", "not valid YAML: "),
 		edit("membership", brokers, src("  membership: sticky\n"), "source.membership", "static or dynamic"),
 		edit("instance id of a dynamic member", brokers, src("  membership: dynamic\n  instance_id: pod-0\n"), "source.instance_id", "no instance_id with membership: dynamic"),
 		edit("instance id with a newline", brokers, src("  instance_id: \"pod\\n0\"\n"), "source.instance_id", "at most 249 printable characters"),
 		edit("on_stop", brokers, src("  on_stop: linger\n"), "source.on_stop", "leave (hand the partitions over at once) or stay"),
 		edit("group protocol", brokers, src("  group_protocol: share\n"), "source.group_protocol", "classic or consumer (KIP-848, Kafka 4.0+)"),
-		edit("bad duration", "tables:", "batch:\n  interval: soon\ntables:", "yaml", "a duration like 500ms"),
+		edit("bad duration", "tables:", "batch:\n  interval: soon\ntables:", "batch.interval", "a duration like 500ms"),
 		edit("no pipeline", "pipeline: shop\n", "", "pipeline", "a pipeline name"),
 		edit("no brokers", brokers, "  brokers: []\n", "source.brokers", "at least one broker address"),
 		edit("bad start timestamp", brokers, src("  start_from: timestamp:yesterday\n"), "source.start_from", "timestamp:<RFC3339>, e.g."),
@@ -136,7 +137,7 @@ func TestEveryConfigErrorNamesFileFieldAndExpectation(t *testing.T) {
 			if ce.Field != tc.field {
 				t.Errorf("field %q, want %q (%v)", ce.Field, tc.field, err)
 			}
-			if ce.File == "" || !strings.HasPrefix(err.Error(), ce.File+": ") {
+			if ce.File == "" || !strings.HasPrefix(err.Error(), ce.File+":") {
 				t.Errorf("message %q does not start with the file name", err)
 			}
 			if !strings.Contains(err.Error(), tc.msg) {

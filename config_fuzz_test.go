@@ -25,7 +25,7 @@ tables:
 		c, err := ParseConfig(strings.NewReader(data), "fuzz.yaml")
 		if err != nil {
 			var ce *ConfigError
-			if !errors.As(err, &ce) || ce.File != "fuzz.yaml" || ce.Field == "" || !strings.HasPrefix(err.Error(), "fuzz.yaml: ") {
+			if !errors.As(err, &ce) || ce.File != "fuzz.yaml" || ce.Field == "" || !strings.HasPrefix(err.Error(), "fuzz.yaml:") {
 				t.Fatalf("refusal is not a ConfigError naming the file and field: %#v", err)
 			}
 			return

@@ -2,9 +2,7 @@ package exactly
 
 import (
 	"fmt"
-	"reflect"
 	"regexp"
-	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -13,8 +11,11 @@ import (
 // envRef is ${NAME}, ${NAME:-default} or the escape $${ (a literal ${).
 var envRef = regexp.MustCompile(`\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}`)
 
-// unsetVar is one ${NAME} without a value, and the field it is in.
-type unsetVar struct{ name, field string }
+// unsetVar is one ${NAME} without a value, and the field and line it is in.
+type unsetVar struct {
+	name, field string
+	line        int
+}
 
 // expandEnv replaces ${NAME} and ${NAME:-default} inside the scalar values
 // of the parsed document, never in the YAML text: a value from the
@@ -54,7 +55,7 @@ func expandEnv(doc *yaml.Node, lookup func(string) (string, bool)) []unsetVar {
 				if strings.Contains(m, ":-") {
 					return sub[2]
 				}
-				missing = append(missing, unsetVar{sub[1], path})
+				missing = append(missing, unsetVar{sub[1], path, n.Line})
 				return ""
 			})
 			// A plain ${N} that expands to a number or a boolean stays one
@@ -76,58 +77,4 @@ func joinPath(path, key string) string {
 		return key
 	}
 	return path + "." + key
-}
-
-// unknownFields names every mapping key of the document that has no field
-// in the configuration types (yaml.v3's KnownFields only applies to a
-// Decoder reading text, and the expanded document is decoded from nodes).
-func unknownFields(n *yaml.Node, t reflect.Type, path string) []string {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if n.Kind == yaml.DocumentNode {
-		var out []string
-		for _, c := range n.Content {
-			out = append(out, unknownFields(c, t, path)...)
-		}
-		return out
-	}
-	if n.Kind == yaml.AliasNode && n.Alias != nil {
-		return unknownFields(n.Alias, t, path)
-	}
-	if reflect.PointerTo(t).Implements(reflect.TypeFor[yaml.Unmarshaler]()) {
-		return nil
-	}
-	var out []string
-	switch {
-	case n.Kind == yaml.MappingNode && t.Kind() == reflect.Struct:
-		fields := map[string]reflect.Type{}
-		var names []string
-		for i := 0; i < t.NumField(); i++ {
-			f := t.Field(i)
-			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-			if !f.IsExported() || name == "-" {
-				continue
-			}
-			if name == "" {
-				name = strings.ToLower(f.Name)
-			}
-			fields[name] = f.Type
-			names = append(names, name)
-		}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k := n.Content[i]
-			ft, ok := fields[k.Value]
-			if !ok {
-				out = append(out, "line "+strconv.Itoa(k.Line)+": unknown field "+joinPath(path, k.Value)+" (expected one of "+strings.Join(names, ", ")+")")
-				continue
-			}
-			out = append(out, unknownFields(n.Content[i+1], ft, joinPath(path, k.Value))...)
-		}
-	case n.Kind == yaml.SequenceNode && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array):
-		for i, c := range n.Content {
-			out = append(out, unknownFields(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i))...)
-		}
-	}
-	return out
 }

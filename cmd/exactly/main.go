@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -56,7 +57,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintln(stderr, "exactly:", secret.Error(err))
+	// Every problem of a configuration file on a line of its own.
+	for _, line := range strings.Split(secret.Error(err), "\n") {
+		fmt.Fprintln(stderr, "exactly:", line)
+	}
 	var ee *exitError
 	var ce *exactly.ConfigError
 	switch {

@@ -18,8 +18,8 @@ func TestExitCodes(t *testing.T) {
 		code int
 		msg  string
 	}{
-		{"config error names file and field", []string{"run", "-c", bad}, 2, bad + ": sink.driver: got \"oracle\""},
-		{"missing config file", []string{"run", "-c", filepath.Join(dir, "nope.yaml")}, 2, "nope.yaml: file"},
+		{"config error names file, line and field", []string{"run", "-c", bad}, 2, bad + ":3: sink.driver: got \"oracle\""},
+		{"missing config file", []string{"run", "-c", filepath.Join(dir, "absent.yaml")}, 2, "absent.yaml: file"},
 		{"missing -c", []string{"run"}, 2, "-c FILE"},
 		{"unknown flag", []string{"run", "--frobnicate"}, 2, "unknown flag"},
 		{"unknown command", []string{"frobnicate"}, 2, "unknown command"},
