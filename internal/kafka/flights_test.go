@@ -7,7 +7,9 @@ import (
 )
 
 // curves are databases as the limiter sees them: committed records/s at
-// each number of transactions in flight (index 1..8).
+// each number of transactions in flight (index 1..8). While the pipeline
+// is behind, a flight's oldest record waits about as long as the backlog
+// takes to drain: the inverse of the rate (see waitOf).
 var curves = map[string][]float64{
 	"2 cores beside the pipeline (best 2)": {0, 110e3, 150e3, 120e3, 105e3, 90e3, 80e3, 75e3, 70e3},
 	"one writer is best":                   {0, 100e3, 80e3, 60e3, 50e3, 45e3, 40e3, 35e3, 30e3},
@@ -15,39 +17,57 @@ var curves = map[string][]float64{
 	"flat from 3 on (fewest wins)":         {0, 50e3, 80e3, 100e3, 101e3, 100e3, 101e3, 100e3, 99e3},
 }
 
-// best is the limit with the highest rate, the fewest within 3% of it.
-func bestOf(curve []float64) int {
-	top := 0.0
-	for _, r := range curve {
-		top = max(top, r)
-	}
+func waitOf(curve []float64) []float64 {
+	w := make([]float64, len(curve))
 	for n := 1; n < len(curve); n++ {
-		if curve[n] >= closeEnough*top {
-			return n
-		}
+		w[n] = 1e5 / curve[n]
 	}
-	return 0
+	return w
 }
 
-// run feeds l windows measured on curve with ±noise, returning the limit
-// of each window.
-func run(l *flightLimit, curve []float64, windows int, noise float64, rng *rand.Rand) []int {
+// keepingUp is 800 tables at 3,000 records/s: every limit commits what
+// arrives, but in more flights the oldest record of each waits less, until
+// the database's cores are busy.
+var keepingUp = struct{ rate, wait []float64 }{
+	rate: []float64{0, 3000, 3000, 3000, 3000, 3000, 3000, 3000, 3000},
+	wait: []float64{0, 3.0, 1.6, 1.1, 0.8, 0.75, 0.74, 0.74, 0.76},
+}
+
+// bestOf is the limit with the highest rate, the fewest within 3% of it
+// whose wait is within 20% of the least.
+func bestOf(rate, wait []float64) int {
+	l := &flightLimit{max: len(rate) - 1, avg: rate, lat: wait}
+	return l.best()
+}
+
+// run feeds l windows measured on rate and wait with ±noise, returning
+// the limit of each window.
+func run(l *flightLimit, rate, wait []float64, windows int, noise float64, rng *rand.Rand) []int {
 	var seen []int
 	for range windows {
 		seen = append(seen, l.cur)
-		l.learn(curve[l.cur] * (1 + noise*(2*rng.Float64()-1)))
+		l.learn(rate[l.cur]*(1+noise*(2*rng.Float64()-1)), wait[l.cur]*(1+noise*(2*rng.Float64()-1)))
 	}
 	return seen
 }
 
 func TestFlightLimitFindsTheBestLimit(t *testing.T) {
+	type load struct{ rate, wait []float64 }
+	loads := map[string]load{"800 tables keeping up at 3,000 records/s (best 4)": {keepingUp.rate, keepingUp.wait}}
 	for name, curve := range curves {
+		loads[name] = load{curve, waitOf(curve)}
+	}
+	for name, ld := range loads {
 		t.Run(name, func(t *testing.T) {
-			best := bestOf(curve)
+			curve := ld.rate
+			best := bestOf(ld.rate, ld.wait)
+			if want := name[len(name)-2]; best != int(want-'0') && want >= '0' && want <= '9' {
+				t.Fatalf("the curve's best is %d, its name says %c", best, want)
+			}
 			for seed := range uint64(20) {
 				rng := rand.New(rand.NewPCG(seed, 7))
 				l := newFlightLimit(8, false, nil)
-				seen := run(l, curve, 60, 0.02, rng)
+				seen := run(l, ld.rate, ld.wait, 60, 0.02, rng)
 				// After the first 20 windows (about 6 s), the limit sits at
 				// the best most of the time and only probes a neighbour.
 				at, off := 0, 0
@@ -63,14 +83,17 @@ func TestFlightLimitFindsTheBestLimit(t *testing.T) {
 					t.Fatalf("seed %d: best %d, limits %v", seed, best, seen)
 				}
 				// The records it committed are within 5% of the best fixed
-				// limit's over the same windows (the bar).
-				var got, want float64
+				// limit's over the same windows (the bar), and
+				// they waited at most 10% longer.
+				var got, want, waited, least float64
 				for _, n := range seen[20:] {
 					got += curve[n]
 					want += curve[best]
+					waited += ld.wait[n]
+					least += ld.wait[best]
 				}
-				if got < 0.95*want {
-					t.Fatalf("seed %d: %.0f%% of the best fixed limit's records; limits %v", seed, 100*got/want, seen)
+				if got < 0.95*want || waited > 1.1*least {
+					t.Fatalf("seed %d: %.0f%% of the best fixed limit's records, %.0f%% of its wait; limits %v", seed, 100*got/want, 100*waited/least, seen)
 				}
 			}
 		})
@@ -81,7 +104,8 @@ func TestFlightLimitFindsTheBestLimit(t *testing.T) {
 func TestFlightLimitFollowsAChangingDatabase(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	l := newFlightLimit(8, false, nil)
-	run(l, curves["a 32-core server (best 8)"], 40, 0.02, rng)
+	big := curves["a 32-core server (best 8)"]
+	run(l, big, waitOf(big), 40, 0.02, rng)
 	if l.cur < 7 {
 		t.Fatalf("on the large server the limit is %d, want 7-8", l.cur)
 	}
@@ -89,7 +113,8 @@ func TestFlightLimitFollowsAChangingDatabase(t *testing.T) {
 	// at every limit, and more writers only hurt.
 	// It must get there within a few windows, by forgetting what the
 	// other limits did before, not by wearing each average down in turn.
-	seen := run(l, curves["one writer is best"], 30, 0.02, rng)
+	busy := curves["one writer is best"]
+	seen := run(l, busy, waitOf(busy), 30, 0.02, rng)
 	for i, n := range seen[12:] {
 		if n > 2 {
 			t.Fatalf("window %d after the change runs at %d; limits %v", 12+i, n, seen)
@@ -107,7 +132,7 @@ func TestFlightLimitLearnsOnlyWhenSaturated(t *testing.T) {
 	for range 100 {
 		now = now.Add(50 * time.Millisecond)
 		l.tick(now.Add(-25*time.Millisecond), 1)
-		l.ended(now, 1000, 0) // one flight at a time, never two
+		l.ended(now, 1000, time.Second, 0) // one flight at a time, never two
 	}
 	if l.cur != 2 || l.avg[2] != 0 {
 		t.Fatalf("unsaturated windows moved the limit to %d (averages %v)", l.cur, l.avg)
@@ -116,7 +141,7 @@ func TestFlightLimitLearnsOnlyWhenSaturated(t *testing.T) {
 	for range 100 {
 		now = now.Add(25 * time.Millisecond)
 		l.tick(now, 2)
-		l.ended(now, 1000, 1)
+		l.ended(now, 1000, time.Second, 1)
 	}
 	if l.avg[2] == 0 {
 		t.Fatalf("saturated windows taught nothing: %v", l.avg)
@@ -130,7 +155,7 @@ func TestFixedFlightLimitIsMaxConns(t *testing.T) {
 	for range 200 {
 		now = now.Add(10 * time.Millisecond)
 		l.tick(now, 4)
-		l.ended(now, 1000, 3)
+		l.ended(now, 1000, time.Second, 3)
 	}
 	if got := l.Limit(); got != 4 || reported != [2]int{4, 4} {
 		t.Fatalf("fixed limit %d, reported %v; want 4 of 4", got, reported)

@@ -568,7 +568,7 @@ func (s *Source) Run(ctx context.Context) error {
 		for _, fl := range flights {
 			select {
 			case <-fl.done:
-				s.limit.ended(time.Now(), fl.committed(), len(flights)-1)
+				s.limit.ended(time.Now(), fl.committed(), fl.waited, len(flights)-1)
 				if s.finish(fl) {
 					backoff = min(max(2*backoff, 100*time.Millisecond), 5*time.Second)
 					notBefore = time.Now().Add(backoff)
@@ -928,6 +928,7 @@ type flight struct {
 	ctx      context.Context // done when the transaction settled
 	done     <-chan struct{}
 	outcomes []exactly.Outcome
+	waited   time.Duration // from fetching its oldest record to settling
 }
 
 // committed is how many offsets the flight's committed batches covered
@@ -1109,7 +1110,8 @@ func (s *Source) fly(batches []*exactly.PartitionBatch, oldest time.Time) *fligh
 		}
 		// Told at once, before the poll loop picks the flight up, so the
 		// metrics trail the ledger by as little as possible.
-		s.obs().Committed(fl.outcomes, time.Since(began), time.Since(oldest))
+		fl.waited = time.Since(oldest)
+		s.obs().Committed(fl.outcomes, time.Since(began), fl.waited)
 	}()
 	return fl
 }
