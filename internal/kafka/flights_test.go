@@ -122,8 +122,9 @@ func TestFlightLimitFollowsAChangingDatabase(t *testing.T) {
 	}
 }
 
-// Windows in which the flights did not fill the limit teach nothing: the
-// database was not what held records back.
+// Windows in which the flights did not fill the limit teach nothing (the
+// database was not what held records back) and raise the limit toward
+// max_conns: spare room is used to commit each wave of records sooner.
 func TestFlightLimitLearnsOnlyWhenSaturated(t *testing.T) {
 	l := newFlightLimit(8, false, nil)
 	t0 := time.Unix(0, 0)
@@ -134,14 +135,15 @@ func TestFlightLimitLearnsOnlyWhenSaturated(t *testing.T) {
 		l.tick(now.Add(-25*time.Millisecond), 1)
 		l.ended(now, 1000, time.Second, 0) // one flight at a time, never two
 	}
-	if l.cur != 2 || l.avg[2] != 0 {
-		t.Fatalf("unsaturated windows moved the limit to %d (averages %v)", l.cur, l.avg)
+	if l.cur != 8 || l.avg[2] != 0 {
+		t.Fatalf("unsaturated windows: limit %d (want max_conns, 8), averages %v", l.cur, l.avg)
 	}
-	// Saturated: two flights always in flight, each ending every 50 ms.
+	// Saturated: every flight always in flight, each ending every 50 ms.
+	l.cur = 2
 	for range 100 {
 		now = now.Add(25 * time.Millisecond)
-		l.tick(now, 2)
-		l.ended(now, 1000, time.Second, 1)
+		l.tick(now, l.cur)
+		l.ended(now, 1000, time.Second, l.cur-1)
 	}
 	if l.avg[2] == 0 {
 		t.Fatalf("saturated windows taught nothing: %v", l.avg)
