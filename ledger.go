@@ -15,6 +15,7 @@ const (
 	StatusCommitted = "committed"
 	StatusFailed    = "failed"
 	StatusReplayed  = "replayed"
+	// StatusReseeded: see Sink.Reseed (declared with it).
 )
 
 // BatchRow is one row of exactly_batches, as audit commands read it.
@@ -35,6 +36,7 @@ type BatchRow struct {
 	Writer       string
 	StartedAt    time.Time
 	CommittedAt  time.Time // zero unless committed or replayed
+	Notes        string    // create/evolve notes; a reseed's reason
 }
 
 // TP returns the row's topic partition.
@@ -91,7 +93,7 @@ func (l *Ledger) Offsets(ctx context.Context) ([]OffsetRow, error) {
 }
 
 var batchRowColumns = []string{"batch_id", "topic", "partition", "from_offset", "to_offset", "min_offset", "max_offset",
-	"records", "upserted", "deleted", "skipped", "dead_lettered", "hash", "status", "error", "writer", "started_at", "committed_at"}
+	"records", "upserted", "deleted", "skipped", "dead_lettered", "hash", "status", "error", "writer", "started_at", "committed_at", "notes"}
 
 func (l *Ledger) columns(prefix string) string {
 	q := make([]string, len(batchRowColumns))
@@ -104,11 +106,11 @@ func (l *Ledger) columns(prefix string) string {
 func scanBatch(rows *sql.Rows, extra ...any) (BatchRow, error) {
 	var b BatchRow
 	var minO, maxO sql.NullInt64
-	var errText sql.NullString
+	var errText, notes sql.NullString
 	var started, committed any
 	dest := append([]any{&b.BatchID, &b.Topic, &b.Partition, &b.From, &b.To, &minO, &maxO,
 		&b.Records, &b.Upserted, &b.Deleted, &b.Skipped, &b.DeadLettered, &b.Hash, &b.Status, &errText,
-		&b.Writer, &started, &committed}, extra...)
+		&b.Writer, &started, &committed, &notes}, extra...)
 	if err := rows.Scan(dest...); err != nil {
 		return b, err
 	}
@@ -119,7 +121,7 @@ func scanBatch(rows *sql.Rows, extra ...any) (BatchRow, error) {
 	if maxO.Valid {
 		b.Max = maxO.Int64
 	}
-	b.Error = errText.String
+	b.Error, b.Notes = errText.String, notes.String
 	b.StartedAt, b.CommittedAt = asTime(started), asTime(committed)
 	return b, nil
 }
@@ -127,10 +129,16 @@ func scanBatch(rows *sql.Rows, extra ...any) (BatchRow, error) {
 // BatchSpan returns the lowest and highest from_offset of a partition's
 // exactly_batches rows and how many there are (0 when none).
 func (l *Ledger) BatchSpan(ctx context.Context, tp TP) (lo, hi, n int64, err error) {
-	q := Rebind(l.d, fmt.Sprintf("SELECT MIN(from_offset), MAX(from_offset), COUNT(*) FROM exactly_batches WHERE pipeline = ? AND topic = ? AND %s = ?",
+	return l.BatchSpanAfter(ctx, tp, "")
+}
+
+// BatchSpanAfter is BatchSpan of the rows whose batch_id sorts after
+// after (batch ids sort by time): the rows written since a reseed.
+func (l *Ledger) BatchSpanAfter(ctx context.Context, tp TP, after string) (lo, hi, n int64, err error) {
+	q := Rebind(l.d, fmt.Sprintf("SELECT MIN(from_offset), MAX(from_offset), COUNT(*) FROM exactly_batches WHERE pipeline = ? AND topic = ? AND %s = ? AND batch_id > ?",
 		l.d.Quote("partition")))
 	var minO, maxO sql.NullInt64
-	if err := l.db.QueryRowContext(ctx, q, l.pipeline, tp.Topic, tp.Partition).Scan(&minO, &maxO, &n); err != nil {
+	if err := l.db.QueryRowContext(ctx, q, l.pipeline, tp.Topic, tp.Partition, after).Scan(&minO, &maxO, &n); err != nil {
 		return 0, 0, 0, fmt.Errorf("reading exactly_batches of %s: %w", tp, err)
 	}
 	return minO.Int64, maxO.Int64, n, nil
@@ -147,9 +155,15 @@ func (l *Ledger) Batches(ctx context.Context, tp TP) ([]BatchRow, error) {
 // page of the partition's ledger, read with the exactly_batches_range
 // index, so a long ledger is audited in bounded memory.
 func (l *Ledger) BatchesFrom(ctx context.Context, tp TP, lo, hi int64) ([]BatchRow, error) {
-	q := Rebind(l.d, fmt.Sprintf("SELECT %s FROM exactly_batches WHERE pipeline = ? AND topic = ? AND %s = ? AND from_offset >= ? AND from_offset < ? ORDER BY from_offset, started_at, batch_id",
+	return l.BatchesFromAfter(ctx, tp, lo, hi, "")
+}
+
+// BatchesFromAfter is BatchesFrom of the rows whose batch_id sorts after
+// after: the rows written since a reseed.
+func (l *Ledger) BatchesFromAfter(ctx context.Context, tp TP, lo, hi int64, after string) ([]BatchRow, error) {
+	q := Rebind(l.d, fmt.Sprintf("SELECT %s FROM exactly_batches WHERE pipeline = ? AND topic = ? AND %s = ? AND from_offset >= ? AND from_offset < ? AND batch_id > ? ORDER BY from_offset, started_at, batch_id",
 		l.columns(""), l.d.Quote("partition")))
-	rows, err := l.db.QueryContext(ctx, q, l.pipeline, tp.Topic, tp.Partition, lo, hi)
+	rows, err := l.db.QueryContext(ctx, q, l.pipeline, tp.Topic, tp.Partition, lo, hi, after)
 	if err != nil {
 		return nil, fmt.Errorf("reading exactly_batches of %s: %w", tp, err)
 	}
@@ -164,6 +178,29 @@ func (l *Ledger) BatchesFrom(ctx context.Context, tp TP, lo, hi int64) ([]BatchR
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("reading exactly_batches of %s: %w", tp, err)
+	}
+	return out, nil
+}
+
+// Reseeds returns the pipeline's reseeded rows (exactly reseed), oldest
+// first (by batch id, which sorts by time).
+func (l *Ledger) Reseeds(ctx context.Context) ([]BatchRow, error) {
+	q := Rebind(l.d, fmt.Sprintf("SELECT %s FROM exactly_batches WHERE pipeline = ? AND status = ? ORDER BY batch_id", l.columns("")))
+	rows, err := l.db.QueryContext(ctx, q, l.pipeline, StatusReseeded)
+	if err != nil {
+		return nil, fmt.Errorf("reading reseeded rows: %w", err)
+	}
+	defer rows.Close()
+	var out []BatchRow
+	for rows.Next() {
+		b, err := scanBatch(rows)
+		if err != nil {
+			return nil, fmt.Errorf("reading reseeded rows: %w", err)
+		}
+		out = append(out, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading reseeded rows: %w", err)
 	}
 	return out, nil
 }

@@ -61,6 +61,11 @@ const (
 	DeletedAfterApply Kind = "deleted_after_apply"
 	// Compacted: the topic is compacted and the range lost records to it.
 	Compacted Kind = "compacted"
+	// Reseeded: an operator moved next_offset with exactly reseed (a
+	// recreated topic, a reset cluster, a truncated log); the ledger row
+	// says who, why, from and to. The chain is checked from there: the
+	// rows before it were written against the log as it was then.
+	Reseeded Kind = "reseeded"
 )
 
 // Finding is one problem, with its coordinates.
@@ -157,6 +162,14 @@ func Run(ctx context.Context, l *exactly.Ledger, log Log, opt Options) (*Report,
 	if err != nil {
 		return nil, err
 	}
+	reseeds := map[exactly.TP][]exactly.BatchRow{}
+	rs, err := l.Reseeds(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rs {
+		reseeds[r.TP()] = append(reseeds[r.TP()], r)
+	}
 	compacted := map[string]bool{}
 	for i, tp := range tps {
 		b, known := bounds[tp]
@@ -171,6 +184,7 @@ func Run(ctx context.Context, l *exactly.Ledger, log Log, opt Options) (*Report,
 		if n, ok := next[tp]; ok {
 			p.next, p.hasNext = n, true
 		}
+		p.reseeds = reseeds[tp]
 		if err := p.verify(ctx); err != nil {
 			return nil, err
 		}
@@ -206,6 +220,10 @@ type partition struct {
 	end    int64
 	cover  []span              // committed ranges, merged
 	failed []*exactly.BatchRow // failed batches in the window
+
+	// reseeds are the partition's reseeded rows, oldest first: the chain
+	// is checked from the last one, which explains the break.
+	reseeds []exactly.BatchRow
 }
 
 type span struct{ from, to int64 }
@@ -244,16 +262,28 @@ func (p *partition) note(f Finding) {
 }
 
 func (p *partition) verify(ctx context.Context) error {
-	lo, hi, n, err := p.ledger.BatchSpan(ctx, p.tp)
+	after := ""
+	for i := range p.reseeds {
+		r := &p.reseeds[i]
+		p.note(Finding{Kind: Reseeded, From: min(r.From, r.To), To: max(r.From, r.To), BatchID: r.BatchID,
+			Ledger: fmt.Sprintf("next_offset %d -> %d by %s at %s", r.From, r.To, r.Writer, r.StartedAt.Format(time.RFC3339)),
+			Detail: fmt.Sprintf("exactly reseed moved next_offset from %d to %d (by %s at %s, reason: %s): the chain restarts at %d; the ledger rows before it were written against the log as it was then and are not re-checked",
+				r.From, r.To, r.Writer, r.StartedAt.Format(time.RFC3339), r.Notes, r.To)})
+	}
+	p.end = -1
+	if n := len(p.reseeds); n > 0 {
+		last := p.reseeds[n-1]
+		after, p.prev, p.end = last.BatchID, &last, last.To
+	}
+	lo, hi, n, err := p.ledger.BatchSpanAfter(ctx, p.tp, after)
 	if err != nil {
 		return err
 	}
-	p.end = -1
 	if n > 0 {
 		// Pages of the offset space holding about pageRows rows each.
 		width := max(1, (hi-lo+1)*pageRows/n)
 		for start := lo; start <= hi; start += width {
-			rows, err := p.ledger.BatchesFrom(ctx, p.tp, start, start+width)
+			rows, err := p.ledger.BatchesFromAfter(ctx, p.tp, start, start+width, after)
 			if err != nil {
 				return err
 			}

@@ -95,10 +95,14 @@ halves were read, 1 when Kafka was unreachable (the ledger half is printed),
 			if kerr != nil {
 				kerr = &kafkaDown{wait: kafkaWait, timedOut: kctx.Err() != nil, err: kafkaCause(kctx, env.cfg, kerr)}
 			}
+			reseeds, err := selectedReseeds(ctx, env, st)
+			if err != nil {
+				return err
+			}
 			if asJSON {
 				enc := json.NewEncoder(g.stdout)
 				enc.SetIndent("", "  ")
-				out := map[string]any{"pipeline": env.cfg.Pipeline, "partitions": st, "group": group}
+				out := map[string]any{"pipeline": env.cfg.Pipeline, "partitions": st, "group": group, "reseeds": reseeds}
 				if gerr != nil {
 					out["group_error"] = gerr.Error()
 				}
@@ -110,6 +114,7 @@ halves were read, 1 when Kafka was unreachable (the ledger half is printed),
 				}
 			} else {
 				printStatus(g, st, kerr != nil)
+				printReseeds(g, reseeds)
 				if !sel.empty() {
 					fmt.Fprintf(g.stdout, "%d of %d partitions, selected by %s\n", len(st), total, &sel)
 				}
@@ -130,6 +135,50 @@ halves were read, 1 when Kafka was unreachable (the ledger half is printed),
 	cmd.Flags().DurationVar(&kafkaWait, "kafka-timeout", defaultKafkaWait, "how long to wait for Kafka before printing the ledger half alone")
 	sel.flags(cmd.Flags(), "default: every topic")
 	return cmd
+}
+
+// reseedStatus is one exactly reseed of a shown partition.
+type reseedStatus struct {
+	Topic     string    `json:"topic"`
+	Partition int32     `json:"partition"`
+	From      int64     `json:"from"`
+	To        int64     `json:"to"`
+	By        string    `json:"by"`
+	At        time.Time `json:"at"`
+	Reason    string    `json:"reason"`
+	BatchID   string    `json:"batch_id"`
+}
+
+// selectedReseeds returns the reseeded ledger rows of the partitions st
+// shows, oldest first.
+func selectedReseeds(ctx context.Context, env *auditEnv, st []partitionStatus) ([]reseedStatus, error) {
+	rows, err := env.ledger.Reseeds(ctx)
+	if err != nil {
+		return nil, err
+	}
+	shown := map[exactly.TP]bool{}
+	for _, s := range st {
+		shown[exactly.TP{Topic: s.Topic, Partition: s.Partition}] = true
+	}
+	out := []reseedStatus{}
+	for _, r := range rows {
+		if shown[r.TP()] {
+			out = append(out, reseedStatus{Topic: r.Topic, Partition: r.Partition, From: r.From, To: r.To, By: r.Writer,
+				At: r.StartedAt, Reason: r.Notes, BatchID: r.BatchID})
+		}
+	}
+	return out, nil
+}
+
+func printReseeds(g *globals, rs []reseedStatus) {
+	if len(rs) == 0 {
+		return
+	}
+	fmt.Fprintf(g.stdout, "\nreseeded (exactly reseed):\n")
+	for _, r := range rs {
+		fmt.Fprintf(g.stdout, "  %s[%d] next_offset %d -> %d by %s at %s: %s (ledger row %s)\n",
+			r.Topic, r.Partition, r.From, r.To, r.By, r.At.Format(time.RFC3339), r.Reason, r.BatchID)
+	}
 }
 
 // kafkaDown is Kafka not answering status within its wait.
