@@ -60,8 +60,9 @@ func check(g *globals, file string, connect bool, timeout time.Duration) error {
 		}
 		return err
 	}
+	decoderFor := decode.For(cfg) // avro rules need the registry client, not a connection to it
 	for i := range cfg.Tables {
-		if _, err := decode.New(&cfg.Tables[i]); err != nil {
+		if _, err := decoderFor(&cfg.Tables[i]); err != nil {
 			return &exactly.ConfigError{File: cfg.File, Field: fmt.Sprintf("tables[%d]", i), Value: cfg.Tables[i].Topics, Expected: err.Error()}
 		}
 	}

@@ -113,3 +113,19 @@ func TestCheckConnectsWithSCRAM(t *testing.T) {
 		t.Errorf("wrong password: exit %d, want 1\n%s%s", code, out, errs)
 	}
 }
+
+// An Avro rule is valid with a schema registry: check built decoders with
+// the registry-less factory and refused every Avro configuration ("format
+// avro needs source.schema_registry.url") although run accepted it.
+func TestCheckAcceptsAvroRules(t *testing.T) {
+	brokers, dsn := checkEnv(t)
+	avro := "tables:\n  - topics: demo.customers\n    format: avro\n    key: [id]\n"
+	withRegistry := writeCheckConfig(t, brokers, dsn, "  schema_registry: {url: 'http://127.0.0.1:1'}\n", avro)
+	if code, out, errs := runCheck(t, "-c", withRegistry); code != 0 || !strings.Contains(out, "valid") {
+		t.Fatalf("avro with a registry: exit %d\n%s%s", code, out, errs)
+	}
+	without := writeCheckConfig(t, brokers, dsn, "", avro)
+	if code, _, errs := runCheck(t, "-c", without); code != 2 || !strings.Contains(errs, "schema_registry") {
+		t.Fatalf("avro without a registry: exit %d, want 2 naming schema_registry; stderr %q", code, errs)
+	}
+}
