@@ -64,18 +64,23 @@ Stop the old pipeline first.`,
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			a := &adoption{cfg: cfg, log: log, out: g.stdout, g: g}
+			a := &adoption{cfg: cfg, log: log, out: g.stdout, g: g, pg: newProgress(g)}
+			defer a.pg.Done()
 			switch {
 			case checkpoint != "":
+				a.pg.Show(true, "adopt: reading the Spark checkpoint %s…", checkpoint)
 				err = a.fromSpark(ctx, checkpoint)
 			case group != "":
+				a.pg.Show(true, "adopt: reading consumer group %s's offsets…", group)
 				err = a.fromKafka(ctx, "group", group)
 			default:
+				a.pg.Show(true, "adopt: finding the first offset at or after %s in every partition…", timestamp)
 				err = a.fromKafka(ctx, "timestamp:"+timestamp, "")
 			}
 			if err != nil {
 				return err
 			}
+			a.pg.Show(true, "adopt: comparing %d partitions with Kafka and the ledger…", len(a.want))
 			return a.finish(ctx, apply)
 		},
 	}
@@ -100,6 +105,7 @@ type adoption struct {
 	problems []string
 	admin    *kafka.Admin
 	g        *globals
+	pg       *progress
 }
 
 func (a *adoption) openAdmin() error {
@@ -335,6 +341,7 @@ func (a *adoption) finish(ctx context.Context, apply bool) error {
 		}
 		rows = append(rows, r)
 	}
+	a.pg.Clear()
 	fmt.Fprintf(a.out, "adopt: pipeline %s takes over from %s\n\n", a.cfg.Pipeline, a.source)
 	tw := tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TOPIC\tPARTITION\tSTART AT\tKAFKA OFFSETS\tLEDGER\tACTION")
@@ -367,16 +374,19 @@ func (a *adoption) finish(ctx context.Context, apply bool) error {
 	w.SetWriter("exactly adopt: " + a.source)
 	sort.Slice(seed, func(i, j int) bool { return seed[i].String() < seed[j].String() })
 	raced := 0
-	for _, tp := range seed {
+	for i, tp := range seed {
+		a.pg.Show(i == len(seed)-1, "adopt: seeding offsets rows: %d/%d (%s)", i+1, len(seed), tp)
 		got, err := w.SeedOffset(ctx, tp, a.want[tp])
 		if err != nil {
 			return err
 		}
 		if got != a.want[tp] {
 			raced++
+			a.pg.Clear()
 			fmt.Fprintf(a.out, "%s: another writer created the row first at %d; it stays\n", tp, got)
 		}
 	}
+	a.pg.Clear()
 	fmt.Fprintf(a.out, "\nseeded %d offsets row(s). Start the pipeline with: exactly run -c %s\n", len(seed)-raced, a.cfg.File)
 	if raced > 0 {
 		return findings("adopt: %d row(s) were created by another writer meanwhile", raced)

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 
@@ -76,4 +75,9 @@ func (e *auditEnv) Close() {
 // prints nothing.
 type progress struct{ *prog.Bar }
 
-func newProgress(w io.Writer) *progress { return &progress{prog.New(w, "", 0)} }
+func newProgress(g *globals) *progress {
+	if !g.tty {
+		return &progress{nil} // a nil Bar draws nothing
+	}
+	return &progress{prog.Always(g.stderr, "", 0)}
+}

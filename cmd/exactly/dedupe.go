@@ -99,7 +99,7 @@ func dedupe(ctx context.Context, g *globals, o dedupeOpts) error {
 		return fmt.Errorf("opening %s sink: %w", d.Name(), err)
 	}
 	defer db.Close()
-	pg := newProgress(g.stderr)
+	pg := newProgress(g)
 	pg.Show(true, "dedupe %s: reading duplicates…", o.spec.Table)
 	if !o.apply {
 		p, err := repair.PlanDedupe(ctx, db, d, o.spec)

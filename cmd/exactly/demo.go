@@ -150,6 +150,8 @@ func demo(ctx context.Context, g *globals, o demoOpts) error {
 
 	points := []string{"", "before_commit", "after_commit", "before_write", ""}
 	kills := 0
+	pg := newProgress(g)
+	defer pg.Done()
 	for i := 0; i < o.kills; i++ {
 		cfgPath, err := writeConfig(i)
 		if err != nil {
@@ -176,6 +178,7 @@ func demo(ctx context.Context, g *globals, o demoOpts) error {
 		if fp != "" {
 			alive += 4 * time.Second // time to start, join and reach the failpoint
 		}
+		pg.Show(true, "demo: pipeline start %d of %d running, to be killed %s…", i+1, o.kills+1, how)
 		exited := make(chan struct{})
 		go func() { _ = child.Wait(); close(exited) }()
 		select {
@@ -188,6 +191,7 @@ func demo(ctx context.Context, g *globals, o demoOpts) error {
 			}
 		}
 		kills++
+		pg.Clear()
 		fmt.Fprintf(out, "  kill %d: SIGKILL %s after %s\n", kills, how, time.Since(start).Round(time.Millisecond))
 	}
 	if err := <-produced; err != nil {
@@ -213,8 +217,17 @@ func demo(ctx context.Context, g *globals, o demoOpts) error {
 	started := time.Now()
 	deadline := started.Add(90 * time.Second)
 	var ledger *workload.Ledger
+	var total int64
+	for _, parts := range ends {
+		for _, end := range parts {
+			total += end
+		}
+	}
 	for {
 		ledger, err = workload.CheckLedger(ctx, db, d, pipeline, ends)
+		if err == nil {
+			pg.Show(false, "demo: pipeline start %d of %d catching up: %d records applied, Kafka holds %d offsets", o.kills+1, o.kills+1, ledger.Records, total)
+		}
 		// The ledger may be complete before the last start has even set
 		// up its signal handling; give it a moment so the SIGTERM below
 		// tests a clean stop, not a kill during start-up.
@@ -231,6 +244,7 @@ func demo(ctx context.Context, g *globals, o demoOpts) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+	pg.Show(true, "demo: stopping the pipeline (SIGTERM), then checking every table against Kafka…")
 	_ = child.Process.Signal(syscall.SIGTERM)
 	if err := <-exited; err != nil {
 		return findings("the pipeline did not stop cleanly on SIGTERM: %v (log: %s)", err, logf.Name())
@@ -252,6 +266,7 @@ func demo(ctx context.Context, g *globals, o demoOpts) error {
 	if err != nil {
 		return err
 	}
+	pg.Done()
 	return demoReport(out, model, tables, ledger, kills, time.Since(start), o.seed, dir, o.keep)
 }
 

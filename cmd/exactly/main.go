@@ -17,6 +17,7 @@ import (
 
 	"github.com/exactly/exactly"
 	"github.com/exactly/exactly/internal/decode"
+	prog "github.com/exactly/exactly/internal/progress"
 	"github.com/exactly/exactly/internal/secret"
 	"github.com/exactly/exactly/internal/sink/mysql"
 	"github.com/exactly/exactly/internal/sink/postgres"
@@ -50,8 +51,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// structural redaction of DSNs and the configuration's own secret
 	// values, in text and in JSON (issue 16: check printed the MySQL
 	// driver form and ODBC pwd= in clear).
+	// Whether stderr is a terminal is asked of the writer the process
+	// was given: the secret.Writer around it is never one (the progress
+	// lines were never drawn because of that).
+	tty := stderrIsTerminal(stderr)
 	stdout, stderr = secret.Writer{W: stdout}, secret.Writer{W: stderr}
 	root := newRoot(stdout, stderr)
+	root.tty = tty
 	root.SetArgs(args)
 	err := root.Execute()
 	if err == nil {
@@ -74,15 +80,27 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 1
 }
 
+// stderrIsTerminal tells whether the progress lines are drawn; tests put
+// a function here that says yes for a buffer.
+var stderrIsTerminal = prog.IsTerminal
+
 // globals are the flags every subcommand shares.
 type globals struct {
 	logLevel  string
 	logFormat string
 	stdout    io.Writer
 	stderr    io.Writer
+	// tty: stderr is a terminal, so commands draw a progress line there.
+	tty bool
 }
 
-func newRoot(stdout, stderr io.Writer) *cobra.Command {
+// rootCmd is the exactly command and what its subcommands share.
+type rootCmd struct {
+	*cobra.Command
+	*globals
+}
+
+func newRoot(stdout, stderr io.Writer) rootCmd {
 	g := &globals{stdout: stdout, stderr: stderr}
 	root := &cobra.Command{
 		Use:           "exactly",
@@ -100,7 +118,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(newRunCmd(g), newDemoCmd(g), newStatusCmd(g), newVerifyCmd(g), newReplayCmd(g), newDedupeCmd(g))
 	root.AddCommand(newAdoptCmd(g), newPlanCmd(g), newBenchCmd(g))
 	root.AddCommand(newCheckCmd(g), newAtLeastOnceCmd(g), newRedriveCmd(g), newReseedCmd(g))
-	return root
+	return rootCmd{root, g}
 }
 
 func isFlagError(err error) bool {

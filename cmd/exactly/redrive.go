@@ -108,7 +108,7 @@ func redrive(ctx context.Context, g *globals, o redriveOpts) error {
 		return err
 	}
 	defer kr.Close()
-	pg := newProgress(g.stderr)
+	pg := newProgress(g)
 	var open, resolved, left int
 	for i, tp := range tps {
 		dls, err := ledger.DeadLetters(ctx, tp, o.from, o.to, true)
@@ -130,6 +130,7 @@ func redrive(ctx context.Context, g *globals, o redriveOpts) error {
 			pg.Done()
 			return fmt.Errorf("redriving (partitions before %s are done): %w", tp, err)
 		}
+		pg.Clear()
 		resolved += len(res.Resolved)
 		left += len(res.Superseded) + len(res.Failing)
 		if len(res.Resolved) > 0 {

@@ -214,7 +214,7 @@ func replay(ctx context.Context, g *globals, toSet bool, o replayOpts) error {
 		}
 		return nil
 	}
-	pg := newProgress(g.stderr)
+	pg := newProgress(g)
 	defer pg.Done()
 	for i, r := range ranges {
 		if err := replayOne(ctx, g, cfg, sink, kr, r, pg, fmt.Sprintf("%d/%d", i+1, len(ranges))); err != nil {

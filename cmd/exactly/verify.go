@@ -63,7 +63,7 @@ partition and offsets), 2 on a usage or configuration error.`,
 			if !sel.empty() {
 				opt.Select = func(tp exactly.TP) bool { return sel.matchTopic(env.cfg, tp.Topic) }
 			}
-			pg := newProgress(g.stderr)
+			pg := newProgress(g)
 			opt.Progress = func(tp exactly.TP, done, total int, records int64) {
 				pg.Show(done == total, "verify: %d/%d partitions, %d records re-read (%s)", done, total, records, tp)
 			}

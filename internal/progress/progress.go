@@ -25,6 +25,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/mattn/go-isatty"
 )
 
 // Bar is one progress line. Its methods are safe for concurrent use.
@@ -42,6 +44,7 @@ type Bar struct {
 	now     func() time.Time
 	stopped bool
 	text    string // set by Show: drawn instead of the computed line
+	shown   string // the line on the screen
 }
 
 // New returns a bar for total units of work (0 when the total is not
@@ -60,14 +63,14 @@ func Always(w io.Writer, label string, total int64) *Bar {
 	return &Bar{w: w, label: label, total: total, start: now, every: 200 * time.Millisecond, now: time.Now}
 }
 
-// IsTerminal reports whether w is a character device (a terminal).
+// IsTerminal reports whether w is a terminal: a file the terminal ioctl
+// answers for (not merely a character device: /dev/null is one).
 func IsTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	if !ok || f == nil {
 		return false
 	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	return isatty.IsTerminal(f.Fd())
 }
 
 // Add counts n more units done and redraws at most every 200 ms.
@@ -164,8 +167,11 @@ func (b *Bar) drawLocked(force bool) {
 	if line == "" {
 		line = b.lineLocked(now)
 	}
+	if b.drawn && line == b.shown {
+		return // the same line again: nothing to redraw
+	}
 	fmt.Fprint(b.w, "\r\033[K"+line)
-	b.drawn = true
+	b.drawn, b.shown = true, line
 }
 
 // lineLocked renders "label [#####.....]  45%  450/1000  12.3/s  eta 45s  note".

@@ -103,3 +103,16 @@ func TestDrawsOnARealTerminal(t *testing.T) {
 	b.Show(true, "tty: drawn on a terminal")
 	time.Sleep(500 * time.Millisecond)
 }
+
+func TestClearAndSameLine(t *testing.T) {
+	var buf bytes.Buffer
+	b := Always(&buf, "", 0)
+	b.Show(true, "replay 1/2")
+	b.Show(true, "replay 1/2") // the same line: not drawn again
+	b.Clear()
+	b.Show(true, "replay 1/2") // after a Clear it is
+	b.Done()
+	if got, want := buf.String(), "\r\033[Kreplay 1/2\r\033[K\r\033[Kreplay 1/2\r\033[K"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
