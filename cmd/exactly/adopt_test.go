@@ -459,3 +459,29 @@ func TestAdoptSparkPartitionNewToTheCheckpoint(t *testing.T) {
 		t.Errorf("checkpoint with a partition Kafka lacks: exit %d\n%s", code, out)
 	}
 }
+
+// TestPlanAfterTheFirstStart: once the pipeline's first start is recorded,
+// plan says a partition without a ledger row starts at its beginning (as
+// the pipeline does), not where start_from says.
+func TestPlanAfterTheFirstStart(t *testing.T) {
+	e := newAdoptEnv(t, 10)
+	file := e.config(t, "plan.yaml", ", create: true")
+	cfg, err := exactly.LoadConfig(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	sink, err := openSink(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sink.RecordFirstStart(ctx, "latest", map[exactly.TP]int64{{Topic: adoptTopic, Partition: 0}: 10}); err != nil {
+		t.Fatal(err)
+	}
+	sink.Close()
+	code, out := cli(t, "plan", "-c", file)
+	if code != 0 || !strings.Contains(out, "partition 0: starts at 10 (ledger)") ||
+		!strings.Contains(out, "partition 1: starts at 0 (created after the pipeline's first start (") {
+		t.Errorf("plan after the first start: exit %d\n%s", code, out)
+	}
+}

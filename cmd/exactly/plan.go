@@ -96,10 +96,28 @@ func runPlan(ctx context.Context, g *globals, cfg *exactly.Config, sink *exactly
 			missing = append(missing, tp)
 		}
 	}
+	// start_from applies at the pipeline's first start only: once it
+	// is recorded (or the ledger already has offsets rows, made by an
+	// earlier version or by adopt), a partition without a row was created
+	// since and starts at its beginning.
+	started := ""
+	if ok, err := sink.HasLedger(ctx); err != nil {
+		return err
+	} else if ok {
+		if first, err := sink.FirstStart(ctx); err == nil && first != nil {
+			started = "created after the pipeline's first start (" + first.StartedAt.Format(time.RFC3339) + "): its beginning"
+		} else if offs, err := exactly.NewLedger(sink.DB(), sink.Dialect(), cfg.Pipeline).Offsets(ctx); err == nil && len(offs) > 0 {
+			started = "not in the ledger, which has rows of other partitions: its beginning"
+		}
+	}
 	seeds := map[exactly.TP]int64{}
 	var uncommitted []exactly.TP
 	if len(missing) > 0 {
-		if seeds, uncommitted, err = adm.StartOffsets(ctx, cfg.Source.StartFrom, cfg.Source.Group, missing); err != nil {
+		sf := cfg.Source.StartFrom
+		if started != "" {
+			sf = "earliest"
+		}
+		if seeds, uncommitted, err = adm.StartOffsets(ctx, sf, cfg.Source.Group, missing); err != nil {
 			return err
 		}
 	}
@@ -185,6 +203,9 @@ func runPlan(ctx context.Context, g *globals, cfg *exactly.Config, sink *exactly
 			from := "ledger"
 			if _, ok := stored[tp]; !ok {
 				from = "start_from " + cfg.Source.StartFrom + ", no ledger row yet"
+				if started != "" {
+					from = started
+				}
 				if contains(uncommitted, tp) {
 					from += "; the group has no offset for it: log start"
 				}

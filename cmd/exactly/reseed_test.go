@@ -25,6 +25,7 @@ import (
 // next_offset with a reseeded ledger row (who, why, from, to), the
 // restarted pipeline applies the new topic's records, exactly verify is
 // clean and explains the break with that row, and exactly status shows it.
+// A member restarted before the reseed halts the partitions again at once.
 // Before: the running member stayed ready with lag 0 and never applied
 // the new records; a restart halted with "offsets N..-1 were deleted … re-
 // seed with exactly adopt", and adopt refused every partition.
@@ -117,6 +118,20 @@ func TestReseedEndToEnd(t *testing.T) {
 	errOut.Reset()
 	if code := run(reseed, &out, &errOut); code == 0 || !strings.Contains(errOut.String(), "is owned by") {
 		t.Errorf("reseed while the pipeline runs: exit %d, %q; want refused, naming the owner", code, errOut.String())
+	}
+	e.term(p, 10*time.Second)
+	// A restart halts them again at once, on assignment, with the same
+	// cause (before: "offsets N..-1 were deleted … re-seed with exactly
+	// adopt", which refused every partition).
+	restarted := time.Now()
+	p = e.startWith("a", cfg, "--metrics-addr", addr)
+	readyz(t, addr, "FAIL halted", "demo.events[0]", "demo.events[1]", "demo.events[2]")
+	t.Logf("restarted member: demo.events halted %v after the start (load %s)", time.Since(restarted).Round(time.Millisecond), loadavg())
+	if n := strings.Count(e.log(), "topic recreated: demo.events[0]"); n < 2 {
+		t.Errorf("the restarted member did not halt demo.events[0] as recreated (%d halts logged)\n%s", n, e.log())
+	}
+	if strings.Contains(e.log(), "were deleted") {
+		t.Errorf("a recreated topic was reported as deleted offsets\n%s", e.log())
 	}
 	e.term(p, 10*time.Second)
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(500 * time.Millisecond) {
