@@ -30,6 +30,7 @@ var leakForms = []struct{ name, driver, dsn, password string }{
 	{"postgres URL, @ # / not encoded", "postgres", "postgres://app:Zq9x@Kx7w#Jm3v/Pt5r@127.0.0.1:1/shop?connect_timeout=2", "Zq9x@Kx7w#Jm3v/Pt5r"},
 	{"postgres URL, a space not encoded", "postgres", "postgres://app:Sp4c Pa55w0rd@127.0.0.1:1/shop?connect_timeout=2", "Sp4c Pa55w0rd"},
 	{"mysql URL, @ / not encoded", "mysql", "mysql://app:My4x@Mz7w/Mq3v@127.0.0.1:1/shop", "My4x@Mz7w/Mq3v"},
+	{"mysql driver form, a space", "mysql", "app:Drv4 Sp4ce@tcp(127.0.0.1:1)/shop", "Drv4 Sp4ce"},
 	{"libpq key=value, a space not quoted", "postgres", "host=127.0.0.1 port=1 user=app password=Kv4x Sp4cePw dbname=shop connect_timeout=2", "Kv4x Sp4cePw"},
 }
 

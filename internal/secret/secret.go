@@ -62,6 +62,10 @@ var (
 	// percent-encoded, which a driver misreads (part of it becomes the
 	// host or the database and is quoted in its errors).
 	looseURL = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.\-]*://[^\s:@/"'<>]*:(.*)@`)
+	// looseMySQL is the MySQL driver's user:PASSWORD@net(addr)/db read as
+	// the driver reads it: the password runs from the first : to the last
+	// @ before net(addr)/db, and may hold spaces, @ and / unencoded.
+	looseMySQL = regexp.MustCompile(`^[^\s:@/]*:(.*)@(?:(?:tcp[46]?|unix|udp|pipe|memory)?\([^()]*\))?/[^/]*$`)
 	// looseKeyValue is an unquoted password=… run to the next key=, for a
 	// libpq string whose password holds an unquoted space.
 	looseKeyValue = regexp.MustCompile(`(?i)\b(?:password|pwd|passwd)\s*=\s*([^\s'"{;&][^;&]*?)\s*(?:\s[A-Za-z_][A-Za-z0-9_]*\s*=|[;&]|$)`)
@@ -232,6 +236,9 @@ func Passwords(s string) []string {
 		}
 	}
 	if m := looseURL.FindStringSubmatch(prefix); m != nil {
+		loose(m[1])
+	}
+	if m := looseMySQL.FindStringSubmatch(s); m != nil {
 		loose(m[1])
 	}
 	for _, m := range looseKeyValue.FindAllStringSubmatch(s, -1) {
