@@ -144,15 +144,22 @@ func (l *Ledger) DeadLetters(ctx context.Context, tp TP, from, to int64, openOnl
 }
 
 // quoted matches a quoted run of text in an error message: where drivers
-// and decoders put the offending value ('abc', "not json").
-var quoted = regexp.MustCompile(`"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|` + "`[^`]*`")
+// and decoders put the offending value ('abc', "not json", PostgreSQL's
+// Key (id)=(5)). A quote followed by a letter or digit does not end it:
+// MySQL and PostgreSQL quote O'Brien as 'O'Brien' without escaping.
+var quoted = regexp.MustCompile(`"(?:[^"\\]|\\.|"[\p{L}\p{N}])*"|'(?:[^'\\]|\\.|'[\p{L}\p{N}])*'|` + "`[^`]*`" + `|=\([^)]*\)`)
 
 // RedactError is an error's message fit for a log line: every quoted
 // run (where drivers and decoders put the offending value) is replaced by
 // "…", and the message is cut at 300 bytes. The whole message stays in
 // exactly_dead_letters.error, beside the record; logs carry no payload.
 func RedactError(err error) string {
-	s := quoted.ReplaceAllStringFunc(err.Error(), func(q string) string { return q[:1] + "…" + q[len(q)-1:] })
+	s := quoted.ReplaceAllStringFunc(err.Error(), func(q string) string {
+		if q[0] == '=' {
+			return "=(…)"
+		}
+		return q[:1] + "…" + q[len(q)-1:]
+	})
 	if len(s) > 300 {
 		s = strings.ToValidUTF8(s[:300], "") + "…"
 	}
