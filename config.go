@@ -231,12 +231,20 @@ type TableRule struct {
 	Version string `yaml:"version"`
 	// Create makes a missing table from the record schema. Default false.
 	Create bool `yaml:"create"`
-	// Evolve "add_columns" adds nullable columns for new fields. Default off.
+	// Evolve "add_columns" adds nullable columns for new fields; "widen"
+	// also widens a column whose type was inferred from values when a
+	// later value does not fit it (integer → float, decimal or text), so
+	// the table's types do not depend on where batches were cut. Default
+	// off.
 	Evolve  string        `yaml:"evolve"`
 	Columns ColumnMapping `yaml:"columns"`
 
 	re *regexp.Regexp
 }
+
+// AddsColumns says whether the rule's evolve adds columns for new fields
+// (add_columns, and widen, which also widens them).
+func (t *TableRule) AddsColumns() bool { return t.Evolve == "add_columns" || t.Evolve == "widen" }
 
 // ColumnMapping selects and renames fields.
 type ColumnMapping struct {
@@ -576,9 +584,9 @@ func (c *Config) Validate() error {
 			return bad(f("on_error"), t.OnError, "dead_letter or fail")
 		}
 		switch t.Evolve {
-		case "", "add_columns":
+		case "", "add_columns", "widen":
 		default:
-			return bad(f("evolve"), t.Evolve, "add_columns (or leave it out)")
+			return bad(f("evolve"), t.Evolve, "add_columns or widen (or leave it out)")
 		}
 		if t.Table != "" && !validTableName(t.Table) {
 			return bad(f("table"), t.Table, "a table name, optionally schema-qualified, that may use $1.. from the topic pattern")

@@ -107,7 +107,7 @@ func configErrorCases() []configErrorCase {
 		edit("bad key_from", "mode: append", "mode: append\n    key_from: header", "tables[1].key_from", "record_key or value"),
 		edit("bad on_error", "mode: append", "mode: append\n    on_error: ignore", "tables[1].on_error", "dead_letter or fail"),
 		edit("two fields renamed to one column", "mode: append", "mode: append\n    columns: {rename: {a: c, b: c}}", "tables[1].columns.rename", "at most one field renamed to each column"),
-		edit("bad evolve", "mode: append", "mode: append\n    evolve: everything", "tables[1].evolve", "add_columns (or leave it out)"),
+		edit("bad evolve", "mode: append", "mode: append\n    evolve: everything", "tables[1].evolve", "add_columns or widen (or leave it out)"),
 		edit("ledger table name", "table: 'app_$1'", "table: 'EXACTLY_offsets'", "tables[0].table", "a table name exactly may write: exactly_* tables"),
 		edit("bad table name", "table: 'app_$1'", "table: 'app;drop'", "tables[0].table", "a table name, optionally schema-qualified"),
 		edit("cert without key", brokers, src("  tls: {cert_file: c.pem}\n"), "source.tls.key_file", "the private key (PEM) of source.tls.cert_file"),

@@ -2,6 +2,7 @@ package exactly
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -31,10 +32,18 @@ type SchemaChange struct {
 	Add []ColumnDef
 	// Ignored are fields with no column that stay unwritten (evolve off).
 	Ignored []string
+	// Widen are the existing columns evolve: widen changes, with their
+	// new types.
+	Widen []ColumnDef
+
+	table *Table    // the description the change was worked out from
+	fold  *widening // evolve: widen's fold, or nil
 }
 
 // Empty says no DDL is needed.
-func (sc *SchemaChange) Empty() bool { return len(sc.Create) == 0 && len(sc.Add) == 0 }
+func (sc *SchemaChange) Empty() bool {
+	return len(sc.Create) == 0 && len(sc.Add) == 0 && len(sc.Widen) == 0
+}
 
 // Statements returns the DDL text, as the dialect writes it.
 func (sc *SchemaChange) Statements(d Dialect) []string {
@@ -44,6 +53,11 @@ func (sc *SchemaChange) Statements(d Dialect) []string {
 	}
 	for _, c := range sc.Add {
 		out = append(out, d.AddColumn(sc.Table, c))
+	}
+	if wd, ok := d.(Widener); ok {
+		for _, c := range sc.Widen {
+			out = append(out, wd.WidenColumn(sc.table, c.Name, c.Type)...)
+		}
 	}
 	return out
 }
@@ -109,6 +123,17 @@ func (ft *fieldTypes) add(c *Change) {
 	for _, name := range keys {
 		if _, inRow := c.Row[name]; !inRow {
 			value(name, c.Key[name])
+		}
+	}
+}
+
+// drop forgets a field: no column is made for it.
+func (ft *fieldTypes) drop(name string) {
+	delete(ft.types, name)
+	for i, n := range ft.order {
+		if n == name {
+			ft.order = append(ft.order[:i], ft.order[i+1:]...)
+			break
 		}
 	}
 }
@@ -270,18 +295,44 @@ func clip(s string) string {
 // schemaChange works out the DDL one table needs for the given changes
 // (already column-mapped). t is the table's description, nil when it does
 // not exist.
-func schemaChange(rule *TableRule, table string, t *Table, changes []*Change) *SchemaChange {
-	sc := &SchemaChange{Table: table, Exists: t != nil}
-	if t != nil && !hasNewField(t, changes) {
+func schemaChange(d Dialect, rule *TableRule, table string, t *Table, changes []*Change) *SchemaChange {
+	sc := &SchemaChange{Table: table, Exists: t != nil, table: t}
+	var w *widening
+	if rule.Evolve == "widen" {
+		w = foldWiden(d, t, changes)
+		sc.fold = w
+		sc.Widen = w.widened()
+	}
+	if t != nil && len(sc.Widen) == 0 && !hasNewField(t, changes) {
 		return sc // the common case: every field has its column
 	}
 	ft := newFieldTypes()
 	rows := 0
 	for _, c := range changes {
+		if w != nil && (w.refused[c] != "" || w.skipped[c]) {
+			continue // a dead letter, or a delete before the table exists
+		}
 		if c.Op == OpUpsert || len(c.Schema) > 0 {
 			ft.add(c)
 			if c.Op == OpUpsert {
 				rows++
+			}
+		}
+	}
+	if w != nil {
+		// The fold's types, not the batch's join: a field's type is what
+		// its values made it in read order. A field seen only as null
+		// waits for its first value (evolve adds its column then), so
+		// one batch does not make text what a later batch would make an
+		// integer.
+		for n, typ := range w.state {
+			if _, ok := ft.types[n]; ok && !ft.schema[n] {
+				ft.types[n] = typ
+			}
+		}
+		for _, n := range append([]string(nil), ft.order...) {
+			if ft.types[n].Kind == KindUnknown && !ft.schema[n] && !contains(rule.Key, n) {
+				ft.drop(n)
 			}
 		}
 	}
@@ -345,7 +396,7 @@ func schemaChange(rule *TableRule, table string, t *Table, changes []*Change) *S
 		if t.Column(n) != nil {
 			continue
 		}
-		if rule.Evolve == "add_columns" {
+		if rule.AddsColumns() {
 			sc.Add = append(sc.Add, ft.def(n)) // always nullable: old rows have no value
 		} else {
 			sc.Ignored = append(sc.Ignored, n)
@@ -395,13 +446,14 @@ func (s *Sink) ensureTables(ctx context.Context, batches []*PartitionBatch) erro
 	}
 	sort.Strings(names)
 	checks := map[string]*columnCheck{}
+	folds := map[*Change]fold{}
 	for _, name := range names {
 		g := groups[name]
 		t, err := s.describe(ctx, name)
 		if err != nil {
 			return err
 		}
-		sc := schemaChange(g.rule, name, t, g.changes)
+		sc := schemaChange(s.d, g.rule, name, t, g.changes)
 		if !sc.Empty() {
 			// The cached description may be stale (another instance
 			// created or evolved the table): look again before acting.
@@ -409,7 +461,15 @@ func (s *Sink) ensureTables(ctx context.Context, batches []*PartitionBatch) erro
 			if t, err = s.describe(ctx, name); err != nil {
 				return err
 			}
-			sc = schemaChange(g.rule, name, t, g.changes)
+			sc = schemaChange(s.d, g.rule, name, t, g.changes)
+		}
+		if w := sc.fold; w != nil {
+			for c, why := range w.refused {
+				folds[c] = fold{refused: why}
+			}
+			for c := range w.skipped {
+				folds[c] = fold{skipped: true}
+			}
 		}
 		if t == nil && len(sc.Create) == 0 {
 			if g.rule.Create && !hasRows(g.changes) {
@@ -464,9 +524,45 @@ func (s *Sink) ensureTables(ctx context.Context, batches []*PartitionBatch) erro
 	// Only now, with no pointer into b.changes left in use, drop the
 	// changes that conflict with their columns.
 	for _, b := range batches {
+		s.applyFolds(b, folds)
 		s.checkTypes(b, checks)
 	}
 	return nil
+}
+
+// fold is evolve: widen's verdict on one change.
+type fold struct {
+	refused string // why the change cannot be written
+	skipped bool   // a delete before its table exists: changes nothing
+}
+
+// applyFolds dead-letters the changes evolve: widen refused (or halts
+// the partition before the first under on_error: fail) and turns its
+// deletes from a table that did not exist yet into skips.
+func (s *Sink) applyFolds(b *PartitionBatch, folds map[*Change]fold) {
+	if len(folds) == 0 {
+		return
+	}
+	keep := b.changes[:0]
+	for i := range b.changes {
+		f, ok := folds[&b.changes[i].Change] // read before keep overwrites index i
+		c := b.changes[i]
+		switch {
+		case ok && f.refused != "":
+			err := fmt.Errorf("table %s: %s", c.table, f.refused)
+			if c.rule.OnError == "fail" {
+				b.haltAt(recordError(c.rec, err))
+				b.changes = keep
+				return
+			}
+			b.DeadLetters = append(b.DeadLetters, DeadLetter{Record: c.rec, Err: err})
+			continue
+		case ok && f.skipped:
+			c.Op = OpSkip
+		}
+		keep = append(keep, c)
+	}
+	b.changes = keep
 }
 
 // hasNewField reports whether any change carries a field the table has
@@ -659,8 +755,55 @@ func (s *Sink) runDDL(ctx context.Context, sc *SchemaChange) (string, error) {
 		parts = append(parts, fmt.Sprintf("added column %s %s NULL to %s", c.Name, typ, sc.Table))
 		s.log.Info("added column", "table", sc.Table, "column", c.Name, "type", typ)
 	}
+	if len(sc.Widen) > 0 {
+		wd, ok := s.d.(Widener)
+		if !ok {
+			return "", fmt.Errorf("widening columns of table %s: the %s dialect cannot widen a column (evolve: widen)", sc.Table, s.d.Name())
+		}
+		for _, c := range sc.Widen {
+			// Described again for each: a rebuild (SQLite) writes every
+			// column, the ones just added or widened included.
+			t, err := s.d.Describe(ctx, s.db, sc.Table)
+			if err != nil {
+				return "", fmt.Errorf("describing table %s: %w", sc.Table, err)
+			}
+			if t == nil || t.Column(c.Name) == nil {
+				return "", fmt.Errorf("widening column %s of table %s: the column is gone", c.Name, sc.Table)
+			}
+			key := contains(t.Key, c.Name)
+			want := normType(s.d.ColumnType(c.Type, key))
+			if stmt, err := s.widenColumn(ctx, wd.WidenColumn(t, c.Name, c.Type)); err != nil {
+				nt, derr := s.d.Describe(ctx, s.db, sc.Table)
+				if derr != nil || nt == nil || nt.Column(c.Name) == nil || normType(nt.Column(c.Name).Type) != want {
+					s.Forget(sc.Table)
+					return "", fmt.Errorf("widening column %s of table %s to %s: %w (statement: %s)", c.Name, sc.Table, want, err, stmt)
+				}
+				// another instance widened it
+			}
+			from := t.Column(c.Name).Type
+			parts = append(parts, fmt.Sprintf("widened column %s of %s from %s to %s", c.Name, sc.Table, from, want))
+			s.log.Info("widened column", "table", sc.Table, "column", c.Name, "from", from, "to", want)
+		}
+	}
 	s.Forget(sc.Table)
 	return "evolve: " + strings.Join(parts, "; "), nil
+}
+
+// widenColumn runs one column's widening statements in a transaction of
+// their own: SQLite's rebuild must never stop between DROP and RENAME.
+// It returns the statement that failed.
+func (s *Sink) widenColumn(ctx context.Context, stmts []string) (string, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return "BEGIN", err
+	}
+	for _, stmt := range stmts {
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			tx.Rollback()
+			return stmt, err
+		}
+	}
+	return "COMMIT", tx.Commit()
 }
 
 func contains(list []string, s string) bool {
@@ -722,6 +865,7 @@ func (s *Sink) PlanTable(ctx context.Context, topic string, sample []*Record) (*
 		return nil, fmt.Errorf("describing table %s: %w", table, err)
 	}
 	var changes []*Change
+	var records []*Record
 	for _, r := range sample {
 		ch, err := s.decoder(rule).Decode(r)
 		if err != nil {
@@ -729,15 +873,24 @@ func (s *Sink) PlanTable(ctx context.Context, topic string, sample []*Record) (*
 			continue
 		}
 		mapColumns(&rule.Columns, rule.Key, &ch)
-		if rule.Create || rule.Evolve == "add_columns" {
+		if rule.Create || rule.AddsColumns() {
 			if why := s.badField(t, &ch); why != nil {
 				p.DeadLetters = append(p.DeadLetters, (&RecordError{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: why}).Error())
 				continue
 			}
 		}
 		changes = append(changes, &ch)
+		records = append(records, r)
 	}
-	p.Change = schemaChange(rule, table, t, changes)
+	p.Change = schemaChange(s.d, rule, table, t, changes)
+	if w := p.Change.fold; w != nil {
+		for i, c := range changes {
+			if why := w.refused[c]; why != "" {
+				r := records[i]
+				p.DeadLetters = append(p.DeadLetters, (&RecordError{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: errors.New(why)}).Error())
+			}
+		}
+	}
 	return p, nil
 }
 
@@ -755,7 +908,7 @@ func (s *Sink) checkNames(ctx context.Context, batches []*PartitionBatch) error 
 	for _, b := range batches {
 		keep := b.changes[:0]
 		for _, c := range b.changes {
-			if c.rule.Create || c.rule.Evolve == "add_columns" {
+			if c.rule.Create || c.rule.AddsColumns() {
 				t, err := s.describe(ctx, c.table)
 				if err != nil {
 					return err

@@ -592,3 +592,43 @@ func TestKeyFromEndToEnd(t *testing.T) {
 		}
 	}
 }
+
+// TestPlanShowsWidening: exactly plan works out evolve: widen's DDL from
+// its sample as a run would: a table whose key was 1 then "abc" is
+// created with a text key (the order of the values, not the batch, made
+// it text), an existing bigint column given "many" is widened, and a
+// value no widening fits (text for a decimal) is listed among the dead
+// letters.
+func TestPlanShowsWidening(t *testing.T) {
+	for _, c := range ddlCases() {
+		t.Run(c.name, func(t *testing.T) {
+			table := uniq("plw")
+			cfg := ddlConfig(t, c, "  - {topics: t.plw, table: "+table+", key: [id], create: true, evolve: widen}\n")
+			s := ddlSink(t, c, cfg, decode.New)
+			ctx := context.Background()
+			p, err := s.PlanTable(ctx, "t.plw", records("t.plw", 0, `{"id":1,"n":2}`, `{"id":"abc","n":3}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ddl := strings.Join(p.Change.Statements(s.Dialect()), "; ")
+			if text := c.d.ColumnType(exactly.Type{Kind: exactly.KindText}, true); !strings.Contains(ddl, "id") || !strings.Contains(ddl, text) {
+				t.Errorf("create from 1 then \"abc\": %s, want id %s", ddl, text)
+			}
+			commit(t, s, &exactly.PartitionBatch{Topic: "t.plw", Records: records("t.plw", 0, `{"id":1,"n":2,"m":1.5}`)})
+			p, err = s.PlanTable(ctx, "t.plw", records("t.plw", 1, `{"id":2,"n":"many"}`, `{"id":3,"m":"x"}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(p.Change.Widen) != 1 || p.Change.Widen[0].Name != "n" || p.Change.Widen[0].Type.Kind != exactly.KindText {
+				t.Errorf("widen: %+v, want n to text", p.Change.Widen)
+			}
+			if c.name == "sqlite" { // SQLite keeps decimals as TEXT: "x" fits
+				if len(p.DeadLetters) != 0 {
+					t.Errorf("dead letters: %q, want none", p.DeadLetters)
+				}
+			} else if len(p.DeadLetters) != 1 || !strings.Contains(p.DeadLetters[0], `field "m" holds text "x"`) {
+				t.Errorf("dead letters: %q, want m's text in a decimal column", p.DeadLetters)
+			}
+		})
+	}
+}

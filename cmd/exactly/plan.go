@@ -174,6 +174,9 @@ func runPlan(ctx context.Context, g *globals, cfg *exactly.Config, sink *exactly
 		fmt.Fprintf(out, "\n%s → table %s (%s)\n", topic, p.Table, state)
 		fmt.Fprintf(out, "  format %s · mode %s · key %s · on_error %s\n", r.Format, r.Mode, describeKey(r), r.OnError)
 		fmt.Fprintf(out, "  columns: %s\n", describeColumns(r))
+		if r.Create || r.Evolve != "" {
+			fmt.Fprintf(out, "  types: %s\n", describeTypes(r))
+		}
 		switch {
 		case !p.Change.Empty():
 			fmt.Fprintf(out, "  DDL (from %d sampled record(s)):\n", p.Sampled)
@@ -283,7 +286,11 @@ func describeColumns(r *exactly.TableRule) string {
 		parts = append(parts, "every field to the column of the same name")
 	}
 	evolve := "evolve off: fields without a column are ignored"
-	if r.Evolve != "" {
+	switch r.Evolve {
+	case "widen":
+		evolve = "evolve widen: fields without a column become nullable columns, and an integer column widens to float, decimal or text when a value needs it"
+	case "":
+	default:
 		evolve = "evolve " + r.Evolve + ": fields without a column become nullable columns"
 	}
 	create := "create off"
@@ -291,4 +298,14 @@ func describeColumns(r *exactly.TableRule) string {
 		create = "create on"
 	}
 	return strings.Join(parts, "; ") + " · " + create + " · " + evolve
+}
+
+// describeTypes says where the types of the columns create and evolve
+// make come from, and whether they depend on where batches were cut.
+func describeTypes(r *exactly.TableRule) string {
+	const schema = "from the record schema when it has one; "
+	if r.Evolve == "widen" {
+		return schema + "otherwise inferred from the values in the order they were read, an integer column widened (never narrowed) when a later value needs float, decimal or text, a value no widening fits dead-lettered: the same stream gives the same types wherever batches are cut"
+	}
+	return schema + "otherwise inferred from the values of the first batch that makes the column: they depend on where batches were cut (a stray \"abc\" in it makes text what would be bigint); evolve: widen makes them not"
 }

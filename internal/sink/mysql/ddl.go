@@ -130,3 +130,22 @@ func (*Dialect) Constraint(err error) (constraint, foreignKey bool) {
 	}
 	return me.Number == 1048 || me.Number == 3819 || me.Number == 4025, me.Number == 1452 || me.Number == 1216
 }
+
+var _ exactly.Widener = (*Dialect)(nil)
+
+// WidenColumn implements exactly.Widener: MODIFY COLUMN with the column's
+// nullability (MODIFY would otherwise make it nullable). A key column
+// becomes VARCHAR(255) for text, as create makes it; the primary key
+// stays. MySQL converts an integer to DECIMAL(65,30), DOUBLE and text as
+// it converts an integer written there.
+func (d *Dialect) WidenColumn(t *exactly.Table, col string, to exactly.Type) []string {
+	key := false
+	for _, k := range t.Key {
+		key = key || k == col
+	}
+	null := " NULL"
+	if c := t.Column(col); c != nil && !c.Nullable {
+		null = " NOT NULL"
+	}
+	return []string{"ALTER TABLE " + d.Quote(t.Name) + " MODIFY COLUMN " + d.Quote(col) + " " + d.ColumnType(to, key) + null}
+}

@@ -110,3 +110,16 @@ func (*Dialect) Constraint(err error) (constraint, foreignKey bool) {
 	}
 	return pe.Code == "23502" || pe.Code == "23514", pe.Code == "23503"
 }
+
+var _ exactly.Widener = (*Dialect)(nil)
+
+// WidenColumn implements exactly.Widener: ALTER COLUMN … TYPE with the
+// cast that writes each stored value as the new type's input function
+// reads its text (an integer 12 becomes numeric 12, double 12, text
+// "12"). It rewrites the table under an ACCESS EXCLUSIVE lock; a key
+// column's index is rebuilt with it.
+func (d *Dialect) WidenColumn(t *exactly.Table, col string, to exactly.Type) []string {
+	typ := d.ColumnType(to, false)
+	return []string{"ALTER TABLE " + d.Quote(t.Name) + " ALTER COLUMN " + d.Quote(col) + " TYPE " + typ +
+		" USING " + d.Quote(col) + "::" + typ}
+}

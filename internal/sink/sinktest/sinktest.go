@@ -83,6 +83,7 @@ func Run(t *testing.T, tg Target) {
 	t.Run("PartialVersionedRows", func(t *testing.T) { testPartialVersionedRows(t, tg) })
 	t.Run("RefusedValues", func(t *testing.T) { testRefusedValues(t, tg) })
 	t.Run("IntegersInOtherColumns", func(t *testing.T) { testIntegersInOtherColumns(t, tg) })
+	t.Run("WidenedTypes", func(t *testing.T) { testWidenedTypes(t, tg) })
 	runEdges(t, tg)
 }
 

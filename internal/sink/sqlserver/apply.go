@@ -79,7 +79,7 @@ func (d *Dialect) stage(ctx context.Context, tx *exactly.Tx, p *plan) error {
 
 func (d *Dialect) plan(w *exactly.TableWrite) (*plan, error) {
 	cols := w.StageColumns()
-	stage := stageName(w.Table.Name, cols, w.Part)
+	stage := stageName(w.Table, cols, w.Part)
 	p := &plan{Stage: stage, Columns: append([]string{"exactly_op"}, cols...)}
 	var tooLong *TooLongError
 	var badType *TypeError
@@ -216,8 +216,14 @@ func (d *Dialect) upsert(w *exactly.TableWrite, t, stage string) []string {
 // stageName names the session's staging table for a table, column set
 // and part: pipelined (ExecPipeline), every part of a flight is staged
 // before any is applied, so two parts must never share a staging table.
-func stageName(table string, cols []string, part int) string {
-	key := table + "\x00" + strings.Join(cols, "\x00")
+func stageName(t *exactly.Table, cols []string, part int) string {
+	key := t.Name
+	for _, c := range cols {
+		// The column's type too: a session keeps its #temp table, and
+		// after a column was widened (evolve: widen) or altered, a stale
+		// staging column of the old type refused the new values.
+		key += "\x00" + c + "\x00" + stageType(t.Column(c))
+	}
 	if part != 0 {
 		key += "\x00part" + strconv.Itoa(part)
 	}
@@ -278,11 +284,67 @@ func converter(c *exactly.Column) func(any) any {
 // into a column of scale s, which the server reads as 7 × 10^-s (an
 // integer 7 became 0.000000000000000007 in a DECIMAL(38,18), committed).
 // The driver parses text at the column's scale.
+//
+// A number in exponent notation (JSON's 1e3, 2.5E-2) is sent as its
+// plain digits: the driver parses only plain text and refused it, so a
+// valid number was a dead letter on SQL Server alone.
 func decimalValue(v any) any {
-	if x, ok := v.(int64); ok {
+	switch x := v.(type) {
+	case int64:
 		return strconv.FormatInt(x, 10)
+	case exactly.Decimal:
+		if p, ok := plainDigits(string(x)); ok {
+			return p
+		}
+	case string:
+		if p, ok := plainDigits(strings.TrimSpace(x)); ok {
+			return p
+		}
 	}
 	return value(v)
+}
+
+// plainDigits writes a decimal number in exponent notation without it
+// ("1.5e3" → "1500", "-2.5E-2" → "-0.025"); ok is false for any other
+// text, and for exponents beyond what a decimal(38) could hold.
+func plainDigits(s string) (string, bool) {
+	i := strings.IndexAny(s, "eE")
+	if i <= 0 {
+		return "", false
+	}
+	exp, err := strconv.Atoi(s[i+1:])
+	if err != nil || exp > 80 || exp < -80 {
+		return "", false
+	}
+	m := s[:i]
+	sign := ""
+	if m[0] == '+' || m[0] == '-' {
+		if m[0] == '-' {
+			sign = "-"
+		}
+		m = m[1:]
+	}
+	intPart, frac, _ := strings.Cut(m, ".")
+	digits := intPart + frac
+	if digits == "" || strings.Trim(digits, "0123456789") != "" {
+		return "", false
+	}
+	point := len(intPart) + exp // digits before the point
+	switch {
+	case point <= 0:
+		digits = strings.Repeat("0", 1-point) + digits
+		point = 1
+	case point > len(digits):
+		digits += strings.Repeat("0", point-len(digits))
+	}
+	out := strings.TrimLeft(digits[:point], "0")
+	if out == "" {
+		out = "0"
+	}
+	if f := digits[point:]; f != "" {
+		out += "." + f
+	}
+	return sign + out, true
 }
 
 // textValue sends an integer to a text column as its decimal text, as

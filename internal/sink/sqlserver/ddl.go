@@ -99,3 +99,39 @@ func (d *Dialect) CreateTableLike(name, source string) string {
 	return "IF OBJECT_ID(" + literal(d.Quote(name)) + ", N'U') IS NULL SELECT * INTO " + d.Quote(name) +
 		" FROM " + src + " WHERE 1 = 0 UNION ALL SELECT * FROM " + src + " WHERE 1 = 0"
 }
+
+var _ exactly.Widener = (*Dialect)(nil)
+
+// WidenColumn implements exactly.Widener: ALTER COLUMN, with the column's
+// nullability set by the session's ANSI null default rather than a NULL
+// or NOT NULL in the statement (SQL Server takes both; Babelfish refuses
+// NULL and NOT NULL in ALTER COLUMN, and keeps the nullability, which is
+// what the session default gives on SQL Server). SQL Server refuses to
+// change a column its primary key holds (5074), so for a key column one
+// batch drops the primary key constraint, widens the column and adds the
+// constraint again under its own name (Sink runs it in a transaction).
+// SQL Server converts an integer to DECIMAL(38,18), FLOAT and NVARCHAR as
+// it converts an integer written there.
+func (d *Dialect) WidenColumn(t *exactly.Table, col string, to exactly.Type) []string {
+	key := false
+	for _, k := range t.Key {
+		key = key || k == col
+	}
+	null := "SET ANSI_NULL_DFLT_ON ON; "
+	if c := t.Column(col); c != nil && !c.Nullable {
+		null = "SET ANSI_NULL_DFLT_OFF ON; "
+	}
+	table := d.Quote(t.Name)
+	alter := "ALTER TABLE " + table + " ALTER COLUMN " + d.Quote(col) + " " + d.ColumnType(to, key) + "; "
+	if !key {
+		return []string{null + alter + "SET ANSI_NULL_DFLT_ON ON"}
+	}
+	inner := func(s string) string { return strings.ReplaceAll(s, "'", "''") }
+	return []string{null +
+		"DECLARE @pk sysname = (SELECT name FROM sys.key_constraints WHERE parent_object_id = OBJECT_ID(" + literal(table) + ") AND type = 'PK'); " +
+		"DECLARE @sql nvarchar(max); " +
+		"IF @pk IS NOT NULL BEGIN SET @sql = N'ALTER TABLE " + inner(table) + " DROP CONSTRAINT ' + QUOTENAME(@pk); EXEC(@sql) END; " +
+		alter +
+		"IF @pk IS NOT NULL BEGIN SET @sql = N'ALTER TABLE " + inner(table) + " ADD CONSTRAINT ' + QUOTENAME(@pk) + N' PRIMARY KEY (" +
+		inner(d.list(t.Key, "")) + ")'; EXEC(@sql) END; SET ANSI_NULL_DFLT_ON ON"}
+}

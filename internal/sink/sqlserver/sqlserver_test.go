@@ -356,7 +356,7 @@ func TestPlanRefusesValuesOfTheWrongType(t *testing.T) {
 		{"n", "42", false}, {"n", "abc", true}, {"n", exactly.Decimal("1.5"), true}, {"n", float64(1.5), true},
 		{"n", float64(3), false}, {"n", int64(7), false},
 		{"amount", "abc", true}, {"amount", exactly.Decimal("2.25"), false}, {"amount", ".5", false}, {"amount", int64(3), false},
-		{"amount", exactly.Decimal("1.234"), true}, {"amount", exactly.Decimal("1e5"), true}, {"amount", true, true},
+		{"amount", exactly.Decimal("1.234"), true}, {"amount", exactly.Decimal("1e5"), false}, {"amount", exactly.Decimal("1e-3"), true}, {"amount", true, true},
 		{"f", exactly.Decimal("1.5"), false}, {"f", "x", true}, {"f", int64(2), false},
 	} {
 		w := &exactly.TableWrite{Table: tbl, Keys: []string{"id"}, Columns: []string{"id", c.col},
