@@ -347,6 +347,9 @@ func ParseConfig(r io.Reader, file string) (*Config, error) {
 	var errs ConfigErrors
 	unset := map[string]bool{}
 	for _, m := range expandEnv(&doc, os.LookupEnv) {
+		if m.field == "" {
+			m.field = "configuration" // the document is a lone value
+		}
 		unset[m.field] = true
 		errs = append(errs, &ConfigError{File: file, Line: m.line, Field: m.field,
 			Problem: "${" + m.name + "} is not set (set it, or give a default: ${" + m.name + ":-default})"})
@@ -358,6 +361,11 @@ func ParseConfig(r io.Reader, file string) (*Config, error) {
 	}
 	if len(errs) > 0 {
 		slices.SortStableFunc(errs, func(a, b *ConfigError) int { return a.Line - b.Line })
+		const most = 50 // a file of garbage is not a book of errors
+		if len(errs) > most {
+			rest := len(errs) - most
+			errs = append(errs[:most], &ConfigError{File: file, Line: errs[most].Line, Field: "yaml", Problem: fmt.Sprintf("and %d more problems", rest)})
+		}
 		if len(errs) == 1 {
 			return nil, errs[0]
 		}

@@ -94,7 +94,11 @@ func checkDocument(n *yaml.Node, t reflect.Type, path, file string) []*ConfigErr
 			k := n.Content[i]
 			ft, ok := fields[k.Value]
 			if !ok {
-				e := &ConfigError{File: file, Line: k.Line, Field: joinPath(path, k.Value)}
+				key := k.Value
+				if key == "" {
+					key = `""`
+				}
+				e := &ConfigError{File: file, Line: k.Line, Field: joinPath(path, key)}
 				if near := nearest(k.Value, names); near != "" {
 					e.Problem = "unknown field; did you mean " + near + "?"
 				} else {

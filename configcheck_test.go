@@ -3,6 +3,7 @@ package exactly
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -66,5 +67,20 @@ func TestSuggestions(t *testing.T) {
 		if got := suggestDuration(in); got != want {
 			t.Errorf("suggestDuration(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestConfigErrorsAreCapped: a file of garbage gives 50 problems and a
+// count of the rest, not one line per key.
+func TestConfigErrorsAreCapped(t *testing.T) {
+	var sb strings.Builder
+	sb.WriteString("pipeline: p\n")
+	for i := 0; i < 500; i++ {
+		fmt.Fprintf(&sb, "junk%d: 1\n", i)
+	}
+	_, err := ParseConfig(strings.NewReader(sb.String()), "junk.yaml")
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) != 51 || lines[50] != "junk.yaml:52: and 450 more problems" {
+		t.Errorf("%d lines, last %q", len(lines), lines[len(lines)-1])
 	}
 }
