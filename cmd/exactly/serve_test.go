@@ -437,9 +437,12 @@ func stop(t *testing.T, e *crashEnv, cmd *exec.Cmd, done <-chan error) {
 }
 
 var (
-	rowRe  = regexp.MustCompile(`(?s)<tr data-tp="([^"]+)">(.*?)</tr>`)
-	cellRe = regexp.MustCompile(`data-k="([a-z]+)">([^<]*)<`)
-	idRe   = regexp.MustCompile(`id="([a-z-]+)">([^<]*)<`)
+	rowRe = regexp.MustCompile(`(?s)<tr class="p" data-tp="([^"]+)"[^>]*>(.*?)</tr>`)
+	tdRe  = regexp.MustCompile(`<td[^>]*>([^<]*)<`)
+	// partCols are the cells of a partition's line on the status page.
+	partCols = []string{"topic", "partition", "state", "next", "hwm", "lag", "rate", "committed", "records", "upserted", "deleted", "dead", "open", "failed", "last", "writer"}
+	cellRe   = regexp.MustCompile(`data-k="([a-z]+)">([^<]*)<`)
+	idRe     = regexp.MustCompile(`id="([a-z-]+)">([^<]*)<`)
 )
 
 // TestStatusPageShowsTheLedger loads the status page of a running
@@ -473,8 +476,10 @@ func TestStatusPageShowsTheLedger(t *testing.T) {
 	for _, r := range rows {
 		tp := r[1]
 		cells := map[string]string{}
-		for _, c := range cellRe.FindAllStringSubmatch(r[2], -1) {
-			cells[c[1]] = strings.TrimSpace(c[2])
+		for i, c := range tdRe.FindAllStringSubmatch(r[2], -1) {
+			if i < len(partCols) {
+				cells[partCols[i]] = strings.TrimSpace(c[1])
+			}
 		}
 		want := map[string]int64{"next": s.next[tp], "committed": s.batchesTP[tp], "records": s.recordsTP[tp], "dead": s.dlTP[tp]}
 		for k, w := range want {

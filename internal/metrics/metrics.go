@@ -147,6 +147,10 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
+// Table returns the table a topic's records go to, "(unrouted)" when no
+// rule matches: the status page rolls partitions up by it.
+func (m *Metrics) Table(topic string) string { return m.route(topic) }
+
 // Registry returns the registry, for tests and extra collectors.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 

@@ -279,3 +279,45 @@ func TestReadyzPingsOncePerInterval(t *testing.T) {
 		t.Errorf("after an assignment /readyz answered %d (the in-memory checks must not be cached):\n%s", code, body)
 	}
 }
+
+// TestHostileTopicNamesRenderInert: topic names are untrusted input and
+// reach the page as table names, data attributes and partition lines. A
+// topic named <script>alert(1)</script>, or one that closes an attribute,
+// shows as text; the page's one script is its own, allowed by hash in the
+// Content-Security-Policy.
+func TestHostileTopicNamesRenderInert(t *testing.T) {
+	s, hs := server(t, nil)
+	for _, topic := range []string{`<script>alert(1)</script>`, `x" onmouseover="alert(2)" y='`, `</tbody></table><img src=x onerror=alert(3)>`} {
+		s.Metrics.Assigned(map[exactly.TP]int64{{Topic: topic, Partition: 0}: 0})
+		if _, err := s.Ledger.DB.Exec(`INSERT INTO exactly_offsets (pipeline, topic, "partition", next_offset, writer, updated_at) VALUES ('p', ?, 0, 0, 'w', '')`, topic); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp, err := http.Get(hs.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	page := string(b)
+	for _, bad := range []string{`<script>alert`, `onmouseover="alert`, `<img`} {
+		if strings.Contains(page, bad) {
+			t.Errorf("the page holds %q", bad)
+		}
+	}
+	if n := strings.Count(page, "<script"); n != 1 {
+		t.Errorf("%d <script elements, want the page's own", n)
+	}
+	if !strings.Contains(page, `data-table="&lt;script&gt;alert(1)&lt;/script&gt;"`) || !strings.Contains(page, `&gt;&lt;img src=x onerror=alert(3)&gt;`) {
+		t.Error("a hostile topic's table is missing or escaped otherwise")
+	}
+	csp := resp.Header.Get("Content-Security-Policy")
+	for _, want := range []string{"default-src 'none'", "script-src '" + sha(pageJS) + "'", "style-src '" + sha(pageCSS) + "'"} {
+		if !strings.Contains(csp, want) {
+			t.Errorf("Content-Security-Policy %q lacks %q", csp, want)
+		}
+	}
+	if !strings.Contains(page, "<script>"+pageJS+"</script>") || !strings.Contains(page, "<style>"+pageCSS+"</style>") {
+		t.Error("the inline script or style differs from what its hash covers")
+	}
+}

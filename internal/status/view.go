@@ -16,6 +16,7 @@ type ledgerView struct {
 	checks    []Check
 	offsets   []OffsetRow
 	totals    map[exactly.TP]*Totals
+	openDead  map[exactly.TP]int64
 	batches   []BatchRow
 	dead      []DeadLetterRow
 	deadTotal int64
@@ -63,6 +64,14 @@ func (s *Server) ledgerView(ctx context.Context) *ledgerView {
 	}
 	fail("offsets", read(func(ctx context.Context) (err error) { v.offsets, err = s.Ledger.Offsets(ctx); return }))
 	fail("totals", read(func(ctx context.Context) (err error) { v.totals, err = s.Ledger.Totals(ctx); return }))
+	fail("dead letter counts", read(func(ctx context.Context) error {
+		counts, err := exactly.NewLedger(s.Ledger.DB, s.Ledger.Dialect, s.Ledger.Pipeline).DeadLetterCounts(ctx)
+		v.openDead = make(map[exactly.TP]int64, len(counts))
+		for tp, c := range counts {
+			v.openDead[tp] = c.Open
+		}
+		return err
+	}))
 	fail("batches", read(func(ctx context.Context) (err error) { v.batches, err = s.Ledger.Batches(ctx, 25); return }))
 	fail("dead letters", read(func(ctx context.Context) (err error) {
 		v.dead, v.deadTotal, err = s.Ledger.DeadLetters(ctx, 20)
