@@ -37,6 +37,12 @@ type Source struct {
 	// ready is closed once cl is set: the group may assign partitions
 	// (and call adjust, which uses cl) before kgo.NewClient returns.
 	ready chan struct{}
+	// started is closed when Run starts: the fields set between
+	// NewSource and Run (Observer, OnCommit, OnFetch) are read by the
+	// group's callbacks, which the client may run as soon as it is
+	// created, so adjust waits for it.
+	started   chan struct{}
+	startOnce sync.Once
 
 	// mu guards parts. With BlockRebalanceOnPoll the group callbacks run
 	// only while the poll loop is outside poll-to-AllowRebalance, but the
@@ -113,7 +119,7 @@ type partition struct {
 
 // NewSource creates the Kafka client. Nothing is consumed until Run.
 func NewSource(cfg *exactly.Config, sink *exactly.Sink, log *slog.Logger, extra ...kgo.Opt) (*Source, error) {
-	s := &Source{cfg: cfg, sink: sink, log: log, parts: map[exactly.TP]*partition{}, ready: make(chan struct{})}
+	s := &Source{cfg: cfg, sink: sink, log: log, parts: map[exactly.TP]*partition{}, ready: make(chan struct{}), started: make(chan struct{})}
 	s.limit = newFlightLimit(cfg.Sink.MaxConns, cfg.Sink.Flights == exactly.FlightsFixed, s.flightLimitChanged)
 	s.hard, s.cancelHard = context.WithCancel(context.Background())
 	id, err := newIdentity(cfg)
@@ -209,6 +215,11 @@ func heartbeatInterval(session time.Duration) time.Duration {
 // so a short database outage is retried here first.
 func (s *Source) adjust(ctx context.Context, assigned map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
 	<-s.ready
+	select {
+	case <-s.started:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	var tps []exactly.TP
 	for t, ps := range assigned {
 		for p := range ps {
@@ -546,6 +557,7 @@ func (s *Source) Held() int {
 // never between AllowRebalance and the next poll, when a revoke may be
 // running.
 func (s *Source) Run(ctx context.Context) error {
+	s.startOnce.Do(func() { close(s.started) })
 	defer s.stop()
 	// A stop gives the flights in flight stopGrace to settle, then cuts
 	// them (see settle).
