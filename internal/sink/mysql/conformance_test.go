@@ -3,6 +3,7 @@ package mysql_test
 import (
 	"testing"
 
+	"github.com/exactly/exactly"
 	"github.com/exactly/exactly/internal/sink/mysql"
 	"github.com/exactly/exactly/internal/sink/sinktest"
 	"github.com/exactly/exactly/internal/testenv"
@@ -20,6 +21,13 @@ func TestConformance(t *testing.T) {
 		Dialect: &mysql.Dialect{},
 		DSN:     func(t *testing.T) string { return testenv.MySQLDatabase(t) },
 		Types:   types,
+		Refusals: []sinktest.Refusal{
+			{Type: "BOOLEAN", Good: true, Bad: "maybe"},
+			{Type: "DATE", Good: "2024-01-02", Bad: "2024-13-45"},
+			{Type: "VARCHAR(5)", Good: "abc", Bad: "abcdefgh"},
+			{Type: "SMALLINT", Good: int64(7), Bad: int64(70000)},
+			{Type: "DECIMAL(5,2)", Good: exactly.Decimal("1.25"), Bad: exactly.Decimal("12345.6")},
+		},
 		Collisions: []sinktest.Collision{
 			// The default collation: case- and accent-insensitive, PAD SPACE.
 			{Name: "general_ci", Type: "VARCHAR(20)", Keys: []any{"abc", "ABC", "abc ", "àbc", "Abc", "abd", "ÀBD"}},

@@ -3,6 +3,7 @@ package sqlserver_test
 import (
 	"testing"
 
+	"github.com/exactly/exactly"
 	"github.com/exactly/exactly/internal/sink/sinktest"
 	"github.com/exactly/exactly/internal/sink/sqlserver"
 	"github.com/exactly/exactly/internal/testenv"
@@ -22,5 +23,13 @@ func TestConformance(t *testing.T) {
 		Types: sinktest.Types{BigInt: "BIGINT", Int: "INT", Decimal: "DECIMAL(20,6)", Double: "FLOAT",
 			Text: "NVARCHAR(MAX)", KeyText: "NVARCHAR(100)", Bytes: "VARBINARY(MAX)", Bool: "BIT", Date: "DATE",
 			Timestamp: "DATETIMEOFFSET(6)"},
+		Refusals: []sinktest.Refusal{
+			{Type: "BIT", Good: true, Bad: "maybe"},
+			{Type: "NVARCHAR(5)", Good: "abc", Bad: "abcdefgh"},
+			{Type: "SMALLINT", Good: int64(7), Bad: int64(70000)},
+			{Type: "INT", Good: int64(7), Bad: "seven"},
+			{Type: "DECIMAL(10,2)", Good: exactly.Decimal("1.25"), Bad: exactly.Decimal("1.255")},
+			{Type: "VARBINARY(MAX)", Good: []byte("ok"), Bad: "text"},
+		},
 	})
 }
