@@ -107,7 +107,7 @@ func TestCheckConnectsWithSCRAM(t *testing.T) {
 	if strings.Contains(out, "pa55") {
 		t.Error("check printed the password")
 	}
-	wrong := writeCheckConfig(t, brokers, dsn, "  sasl: {mechanism: SCRAM-SHA-512, username: auditor, password: nope}\n", workload.Rules)
+	wrong := writeCheckConfig(t, brokers, dsn, "  sasl: {mechanism: SCRAM-SHA-512, username: auditor, password: n0t-the-pa55word}\n", workload.Rules)
 	code, out, errs = runCheck(t, "-c", wrong, "--connect", "--timeout", "3s")
 	if code != 1 || !strings.Contains(out, "FAIL kafka") {
 		t.Errorf("wrong password: exit %d, want 1\n%s%s", code, out, errs)

@@ -27,6 +27,8 @@ import (
 	"time"
 
 	"github.com/mattn/go-isatty"
+
+	"github.com/exactly/exactly/internal/secret"
 )
 
 // Bar is one progress line. Its methods are safe for concurrent use.
@@ -138,7 +140,7 @@ func (b *Bar) Clear() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.drawn && !b.stopped {
-		fmt.Fprint(b.w, "\r\033[K")
+		fmt.Fprint(b.w, secret.ClearLine)
 		b.drawn = false
 	}
 }
@@ -152,7 +154,7 @@ func (b *Bar) Done() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.drawn && !b.stopped {
-		fmt.Fprint(b.w, "\r\033[K")
+		fmt.Fprint(b.w, secret.ClearLine)
 	}
 	b.stopped = true
 }
@@ -170,7 +172,7 @@ func (b *Bar) drawLocked(force bool) {
 	if b.drawn && line == b.shown {
 		return // the same line again: nothing to redraw
 	}
-	fmt.Fprint(b.w, "\r\033[K"+line)
+	fmt.Fprint(b.w, secret.ClearLine+line)
 	b.drawn, b.shown = true, line
 }
 

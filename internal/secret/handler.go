@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
+	"unicode"
 )
 
 // Handler scrubs every record before the handler it wraps sees it: the
@@ -71,13 +73,53 @@ func Attr(a slog.Attr) slog.Attr {
 // Writer scrubs what is written through it, one Write at a time: fmt,
 // encoding/json and tabwriter write a value whole, so a DSN is never split
 // over two writes. It is the backstop for command output (text and JSON).
+//
+// It also shows control characters as escapes (ESC as \x1b): text from
+// topics (record values and keys in stored errors and dead letters, topic
+// names) is untrusted and reaches an operator's terminal through status,
+// verify and redrive, where an escape sequence could rewrite the screen,
+// hide a line or set the window title. Newlines and tabs pass, and so does
+// ClearLine at the start of a write, the progress line's own control.
 type Writer struct{ W io.Writer }
+
+// ClearLine returns the cursor to the start of the line and clears it
+// (internal/progress writes it before each update).
+const ClearLine = "\r\x1b[K"
 
 // Write implements io.Writer.
 func (w Writer) Write(p []byte) (int, error) {
-	s := Scrub(string(p))
-	if _, err := io.WriteString(w.W, s); err != nil {
+	s := string(p)
+	lead := ""
+	if strings.HasPrefix(s, ClearLine) {
+		lead, s = ClearLine, s[len(ClearLine):]
+	}
+	if _, err := io.WriteString(w.W, lead+Inert(Scrub(s))); err != nil {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// Inert returns s with its control characters but newline and tab written
+// as escapes (\x1b, \x0d, \u009b), so that printing it cannot move the
+// cursor or send a terminal command.
+func Inert(s string) string {
+	if strings.IndexFunc(s, isControl) < 0 {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case !isControl(r):
+			b.WriteRune(r)
+		case r < 0x80:
+			fmt.Fprintf(&b, "\\x%02x", r)
+		default:
+			fmt.Fprintf(&b, "\\u%04x", r)
+		}
+	}
+	return b.String()
+}
+
+func isControl(r rune) bool {
+	return r != '\n' && r != '\t' && unicode.IsControl(r)
 }

@@ -162,3 +162,31 @@ func TestScrubLeavesPlainTextAlone(t *testing.T) {
 		}
 	}
 }
+
+// Text from topics reaches the operator's terminal (stored errors, dead
+// letters, topic names): a Writer shows its control characters as escapes
+// and keeps only newlines, tabs and the progress line's ClearLine.
+func TestWriterMakesControlCharactersInert(t *testing.T) {
+	var buf bytes.Buffer
+	w := Writer{W: &buf}
+	evil := "dead letter: value \x1b]0;pwned\x07 \x1b[2J\x1b[1A hidden\rover \u009b31m\x7f end\n\tnext line"
+	if _, err := w.Write([]byte(evil)); err != nil {
+		t.Fatal(err)
+	}
+	got := buf.String()
+	if strings.ContainsAny(got, "\x1b\x07\r\x7f\u009b") {
+		t.Fatalf("control characters reached the terminal: %q", got)
+	}
+	for _, want := range []string{`\x1b]0;pwned\x07`, `\x1b[2J`, `hidden\x0dover`, `\u009b31m`, `\x7f end`, "\n\tnext line"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output lacks %q: %q", want, got)
+		}
+	}
+	buf.Reset()
+	if _, err := w.Write([]byte(ClearLine + "verify 3/8 \x1b[31m")); err != nil {
+		t.Fatal(err)
+	}
+	if got := buf.String(); got != ClearLine+`verify 3/8 \x1b[31m` {
+		t.Fatalf("progress line: %q", got)
+	}
+}
