@@ -24,7 +24,7 @@ func newAdoptCmd(g *globals) *cobra.Command {
 	var file, checkpoint, group, timestamp string
 	var apply bool
 	cmd := &cobra.Command{
-		Use:   "adopt -c FILE (--spark-checkpoint DIR | --group G | --timestamp T) [--apply]",
+		Use:   "adopt -c FILE (--spark-checkpoint DIR|URL | --group G | --timestamp T) [--apply]",
 		Short: "Take over a running pipeline: seed exactly_offsets from a Spark checkpoint, a consumer group or a timestamp",
 		Long: `adopt seeds exactly_offsets for the partitions the ledger has no row for, so
 that exactly starts where the pipeline it replaces stopped: at the last
@@ -85,7 +85,7 @@ Stop the old pipeline first.`,
 		},
 	}
 	cmd.Flags().StringVarP(&file, "config", "c", "", "configuration file (YAML)")
-	cmd.Flags().StringVar(&checkpoint, "spark-checkpoint", "", "a Spark Structured Streaming checkpoint directory (with offsets/ and commits/)")
+	cmd.Flags().StringVar(&checkpoint, "spark-checkpoint", "", "a Spark Structured Streaming checkpoint (with offsets/ and commits/): a directory, or in Azure storage abfss://CONTAINER@ACCOUNT.dfs.core.windows.net/PATH or https://ACCOUNT.blob.core.windows.net/CONTAINER/PATH[?SAS] (auth: SAS, AZURE_STORAGE_KEY, AZURE_STORAGE_CONNECTION_STRING or Entra ID)")
 	cmd.Flags().StringVar(&group, "group", "", "a Kafka consumer group whose committed offsets to start from")
 	cmd.Flags().StringVar(&timestamp, "timestamp", "", "start each partition at its first record at or after this RFC3339 time")
 	cmd.Flags().BoolVar(&apply, "apply", false, "write exactly_offsets (default: print the plan only)")
@@ -122,8 +122,18 @@ func (a *adoption) openAdmin() error {
 
 // fromSpark takes the end offsets of the checkpoint's last committed
 // micro-batch.
-func (a *adoption) fromSpark(ctx context.Context, dir string) error {
-	cp, err := spark.Read(dir)
+func (a *adoption) fromSpark(ctx context.Context, where string) error {
+	var st spark.Store = spark.Dir(where)
+	if spark.IsURL(where) {
+		az, err := spark.OpenAzure(where)
+		if err != nil {
+			return usage(err)
+		}
+		st = az
+		a.notes = append(a.notes, "read the checkpoint from Azure storage with "+az.Auth)
+	}
+	dir := st.Where("")
+	cp, err := spark.ReadStore(ctx, st)
 	if err != nil {
 		return findings("%w", err)
 	}
@@ -371,7 +381,7 @@ func (a *adoption) finish(ctx context.Context, apply bool) error {
 		return err
 	}
 	defer w.Close()
-	w.SetWriter("exactly adopt: " + a.source)
+	w.SetWriter(writerName("exactly adopt: " + a.source))
 	sort.Slice(seed, func(i, j int) bool { return seed[i].String() < seed[j].String() })
 	raced := 0
 	for i, tp := range seed {
@@ -392,4 +402,15 @@ func (a *adoption) finish(ctx context.Context, apply bool) error {
 		return findings("adopt: %d row(s) were created by another writer meanwhile", raced)
 	}
 	return nil
+}
+
+// writerName fits the ledger's writer column (VARCHAR(255) on MySQL and
+// SQL Server): a checkpoint URL in ADLS is easily longer. The end (the
+// micro-batch) is kept.
+func writerName(s string) string {
+	r := []rune(s)
+	if len(r) <= 255 {
+		return s
+	}
+	return "exactly adopt: …" + string(r[len(r)-(255-len([]rune("exactly adopt: …"))):])
 }

@@ -17,9 +17,11 @@ package spark
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -31,6 +33,8 @@ import (
 
 // Checkpoint is what a checkpoint's logs say about the Kafka offsets.
 type Checkpoint struct {
+	// Dir is where the checkpoint is: a directory, or a storage URL
+	// without its query (a SAS token is a secret).
 	Dir string
 	// LastCommitted is the id of the last micro-batch with both an offsets
 	// and a commits file; -1 when no batch was ever committed.
@@ -54,17 +58,68 @@ type Batch struct {
 	From, To map[exactly.TP]int64
 }
 
+// Store is where a checkpoint's files are: a local directory (Dir) or a
+// blob container (Azure). Names are slash-separated and relative to the
+// checkpoint's root.
+type Store interface {
+	// List returns the names of the files directly under dir; a
+	// directory that does not exist is an error wrapping fs.ErrNotExist,
+	// or no names.
+	List(ctx context.Context, dir string) ([]string, error)
+	// ReadFile returns the content of the file name.
+	ReadFile(ctx context.Context, name string) ([]byte, error)
+	// Where says where name is, for messages: never a secret.
+	Where(name string) string
+}
+
+// Dir is a checkpoint in a local (or mounted) directory.
+type Dir string
+
+// List implements Store.
+func (d Dir) List(_ context.Context, dir string) ([]string, error) {
+	ents, err := os.ReadDir(filepath.Join(string(d), filepath.FromSlash(dir)))
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range ents {
+		if !e.IsDir() {
+			out = append(out, e.Name())
+		}
+	}
+	return out, nil
+}
+
+// ReadFile implements Store.
+func (d Dir) ReadFile(_ context.Context, name string) ([]byte, error) {
+	return os.ReadFile(filepath.Join(string(d), filepath.FromSlash(name)))
+}
+
+// Where implements Store.
+func (d Dir) Where(name string) string {
+	if name == "" {
+		return string(d)
+	}
+	return filepath.Join(string(d), filepath.FromSlash(name))
+}
+
 // Read reads dir's offsets/ and commits/ logs.
 func Read(dir string) (*Checkpoint, error) {
-	offsetIDs, err := batchIDs(filepath.Join(dir, "offsets"))
+	return ReadStore(context.Background(), Dir(dir))
+}
+
+// ReadStore reads the offsets/ and commits/ logs of the checkpoint in st.
+func ReadStore(ctx context.Context, st Store) (*Checkpoint, error) {
+	dir := st.Where("")
+	offsetIDs, err := batchIDs(ctx, st, "offsets")
 	if err != nil {
 		return nil, err
 	}
 	if len(offsetIDs) == 0 {
 		return nil, fmt.Errorf("reading Spark checkpoint %s: no offsets/N files: not a Structured Streaming checkpoint, or no micro-batch was ever planned", dir)
 	}
-	commitIDs, err := batchIDs(filepath.Join(dir, "commits"))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
+	commitIDs, err := batchIDs(ctx, st, "commits")
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
 	committed := map[int64]bool{}
@@ -78,7 +133,7 @@ func Read(dir string) (*Checkpoint, error) {
 		}
 	}
 	if cp.LastCommitted >= 0 {
-		cp.Next, cp.Ignored, err = readOffsets(dir, cp.LastCommitted)
+		cp.Next, cp.Ignored, err = readOffsets(ctx, st, cp.LastCommitted)
 		if err != nil {
 			return nil, err
 		}
@@ -88,7 +143,7 @@ func Read(dir string) (*Checkpoint, error) {
 		if id <= cp.LastCommitted {
 			continue
 		}
-		to, _, err := readOffsets(dir, id)
+		to, _, err := readOffsets(ctx, st, id)
 		if err != nil {
 			return nil, err
 		}
@@ -108,17 +163,14 @@ func Read(dir string) (*Checkpoint, error) {
 
 // batchIDs lists the batch files of a metadata log directory, sorted.
 // Spark's own temporary and checksum files (.N.crc, .tmp) are skipped.
-func batchIDs(dir string) ([]int64, error) {
-	ents, err := os.ReadDir(dir)
+func batchIDs(ctx context.Context, st Store, dir string) ([]int64, error) {
+	names, err := st.List(ctx, dir)
 	if err != nil {
-		return nil, fmt.Errorf("reading Spark checkpoint log %s: %w", dir, err)
+		return nil, fmt.Errorf("reading Spark checkpoint log %s: %w", st.Where(dir), err)
 	}
 	var ids []int64
-	for _, e := range ents {
-		if e.IsDir() {
-			continue
-		}
-		id, err := strconv.ParseInt(e.Name(), 10, 64)
+	for _, name := range names {
+		id, err := strconv.ParseInt(name, 10, 64)
 		if err != nil || id < 0 {
 			continue
 		}
@@ -130,9 +182,10 @@ func batchIDs(dir string) ([]int64, error) {
 
 // readOffsets parses offsets/id and returns the Kafka partitions' end
 // offsets of that batch, merged over every Kafka source of the query.
-func readOffsets(dir string, id int64) (map[exactly.TP]int64, []string, error) {
-	path := filepath.Join(dir, "offsets", strconv.FormatInt(id, 10))
-	raw, err := os.ReadFile(path)
+func readOffsets(ctx context.Context, st Store, id int64) (map[exactly.TP]int64, []string, error) {
+	name := "offsets/" + strconv.FormatInt(id, 10)
+	path := st.Where(name)
+	raw, err := st.ReadFile(ctx, name)
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading Spark offsets file: %w", err)
 	}
