@@ -49,7 +49,9 @@
     var order = bodies.map(function (b, i) { return i; });
     order.sort(function (x, y) {
       if (k !== 'name') {
-        var d = val(bodies[y], k) - val(bodies[x], k);
+        // The worst first: the most lag, dead letters, failed batches and
+        // records/s; the oldest last commit (a table that stopped).
+        var d = k === 'last' ? val(bodies[x], k) - val(bodies[y], k) : val(bodies[y], k) - val(bodies[x], k);
         if (d) { return d; }
       }
       return names[x] < names[y] ? -1 : names[x] > names[y] ? 1 : 0;

@@ -211,7 +211,8 @@ const (
 
 // TestStatusPageWith800Tables loads the page of a pipeline with 800 tables
 // (2,400 partitions) in headless Chromium: the roll-up shows 800 tables,
-// sorting by lag puts the laggiest first, the filter narrows to the typed
+// sorting by lag puts the laggiest first and by last commit the
+// stalest, the filter narrows to the typed
 // table, hostile topic names stay text, and the page's weight and render
 // time stay under their budgets. EXACTLY_TEST_SCREENSHOT names where the
 // screenshot goes (else the test's artifacts).
@@ -287,7 +288,7 @@ func TestStatusPageWith800Tables(t *testing.T) {
 
 	// The filter, as typed: the script sets the box from the fragment and
 	// runs its input handler.
-	dom, err = testenv.Browse(context.Background(), t, b.hs.URL+"/#q=tbl_0421", "")
+	dom, err = testenv.Browse(context.Background(), t, b.hs.URL+"/#q=tbl_0421&sort=last", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,6 +303,20 @@ func TestStatusPageWith800Tables(t *testing.T) {
 	}
 	if !strings.Contains(dom, `id="shown">1 of 800 tables<`) {
 		t.Errorf("the count of tables shown does not say 1 of 800")
+	}
+	// Sorted by last commit, the table that committed longest ago first.
+	var last []int64
+	for _, tb := range tbodyRe.FindAllStringSubmatch(dom, -1) {
+		n, _ := strconv.ParseInt(regexp.MustCompile(`data-last="(\d+)"`).FindStringSubmatch(tb[2])[1], 10, 64)
+		last = append(last, n)
+	}
+	for i := 1; i < len(last); i++ {
+		if last[i] < last[i-1] {
+			t.Fatalf("sorted by last commit, table %d committed at %d, before the one above it (%d)", i, last[i], last[i-1])
+		}
+	}
+	if len(last) != 800 || last[0] == last[len(last)-1] {
+		t.Errorf("sorted by last commit: %d tables, first %v last %v", len(last), last[:1], last[len(last)-1:])
 	}
 }
 
