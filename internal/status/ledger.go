@@ -192,24 +192,53 @@ type ChainFinding struct {
 // next_offset were committed after that read and are left for the next
 // check. It reads every committed row: callers cache it.
 func (l *Ledger) Chain(ctx context.Context, offsets []OffsetRow) ([]ChainFinding, int64, error) {
-	rows, err := l.DB.QueryContext(ctx, l.q(`SELECT topic, "partition", from_offset, to_offset FROM exactly_batches
-		WHERE pipeline = ? AND status IN ('committed', 'replayed') ORDER BY topic, "partition", from_offset, to_offset`), l.Pipeline)
+	// Committed rows chain; a replayed row re-applies a committed range
+	// (by design, not an overlap); a reseeded row restarts the chain where
+	// exactly reseed moved next_offset, as verify reads them. batch_id
+	// sorts in the order rows were written.
+	rows, err := l.DB.QueryContext(ctx, l.q(`SELECT topic, "partition", from_offset, to_offset, status, batch_id FROM exactly_batches
+		WHERE pipeline = ? AND status IN ('committed', 'reseeded') ORDER BY topic, "partition", from_offset, to_offset`), l.Pipeline)
 	if err != nil {
 		return nil, 0, fmt.Errorf("reading the batch chain: %w", err)
 	}
 	defer rows.Close()
+	type row struct {
+		tp         exactly.TP
+		from, to   int64
+		status, id string
+	}
+	var all []row
+	reseed := map[exactly.TP]row{} // the last reseed of each partition
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.tp.Topic, &r.tp.Partition, &r.from, &r.to, &r.status, &r.id); err != nil {
+			return nil, 0, fmt.Errorf("reading the batch chain: %w", err)
+		}
+		if r.status == "reseeded" {
+			if last, ok := reseed[r.tp]; !ok || r.id > last.id {
+				reseed[r.tp] = r
+			}
+			continue
+		}
+		all = append(all, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, err
+	}
 	var out []ChainFinding
 	next := make(map[exactly.TP]int64, len(offsets))
 	for _, o := range offsets {
 		next[o.TP] = o.NextOffset
 	}
 	last := map[exactly.TP]int64{}
+	for tp, r := range reseed {
+		last[tp] = r.to
+	}
 	var n int64
-	for rows.Next() {
-		var tp exactly.TP
-		var from, to int64
-		if err := rows.Scan(&tp.Topic, &tp.Partition, &from, &to); err != nil {
-			return nil, 0, fmt.Errorf("reading the batch chain: %w", err)
+	for _, r := range all {
+		tp, from, to := r.tp, r.from, r.to
+		if rs, ok := reseed[tp]; ok && r.id < rs.id {
+			continue // written against the log as it was before the reseed
 		}
 		if nx, ok := next[tp]; ok && from >= nx && to > from {
 			continue // committed after the offsets were read
@@ -226,9 +255,6 @@ func (l *Ledger) Chain(ctx context.Context, offsets []OffsetRow) ([]ChainFinding
 		if to > prev || !ok {
 			last[tp] = to
 		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, 0, err
 	}
 	for _, o := range offsets {
 		if end, ok := last[o.TP]; ok && end != o.NextOffset {

@@ -136,3 +136,51 @@ func TestPageShowsChainFindings(t *testing.T) {
 		t.Error("a record value reached the page unescaped")
 	}
 }
+
+// The page's chain follows the ledger as verify does: a replayed row
+// re-applies a committed range by design (not an overlap), and a reseeded
+// row restarts the chain where exactly reseed moved next_offset (not a gap).
+// It reported "overlap … (offsets applied twice?)" after any replay.
+func TestChainAfterReplayAndReseed(t *testing.T) {
+	s, _ := server(t, nil)
+	db := s.Ledger.DB
+	ins := `INSERT INTO exactly_batches (batch_id, pipeline, topic, "partition", from_offset, to_offset, min_offset, max_offset,
+		records, upserted, deleted, skipped, dead_lettered, hash, status, error, writer, started_at, committed_at)
+		VALUES (?, 'p', 'orders', 0, ?, ?, ?, ?, ?, 0, 0, 0, 0, 'h', ?, NULL, 'w', ?, ?)`
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	for _, r := range []struct {
+		id       string
+		from, to int64
+		status   string
+	}{
+		{"b1", 0, 10, "committed"},
+		{"b2", 10, 20, "committed"},
+		{"b3", 5, 15, "replayed"},  // exactly replay of 5..14
+		{"b4", 20, 100, "reseeded"}, // the topic was recreated: next_offset 20 -> 100
+		{"b5", 100, 110, "committed"},
+	} {
+		if _, err := db.Exec(ins, r.id, r.from, r.to, r.from, r.to-1, r.to-r.from, r.status, now, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	offsets := []OffsetRow{{TP: exactly.TP{Topic: "orders", Partition: 0}, NextOffset: 110}}
+	findings, _, err := s.Ledger.Chain(context.Background(), offsets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(findings) != 0 {
+		t.Fatalf("a replay and a reseed are not chain breaks: %v", findings)
+	}
+	// A real break after the reseed is still found.
+	if _, err := db.Exec(ins, "b6", 112, 120, 112, 119, 8, "committed", now, now); err != nil {
+		t.Fatal(err)
+	}
+	offsets[0].NextOffset = 120
+	findings, _, err = s.Ledger.Chain(context.Background(), offsets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(findings) != 1 || !strings.Contains(findings[0].Problem, "gap: offsets 110..111") {
+		t.Fatalf("the gap after the reseed: %v", findings)
+	}
+}
