@@ -59,7 +59,7 @@ func TestTopicAndTableSelect(t *testing.T) {
 		{"status", "-c", f.file, "--table", "sale_*"},
 		{"verify", "-c", f.file, "--topic", "sales"},
 		{"plan", "-c", f.file, "--topic", "hr.people", "--table", "sales_*"},
-		{"replay", "-c", f.file, "--topic", "nope.*", "--from", "0"},
+		{"replay", "-c", f.file, "--topic", "absent.*", "--from", "0"},
 		{"replay", "-c", f.file, "--topic", "hr.people", "--partition", "7", "--from", "0"},
 	} {
 		code, out, errs := runCLI(args...)
