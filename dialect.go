@@ -155,6 +155,36 @@ type Pipeliner interface {
 	ExecPipeline(ctx context.Context, tx *Tx, stmts []Statement) ([]int64, error)
 }
 
+// StatementError is an ExecPipeline error the dialect traced to one of the
+// statements it was given: Index is the failing statement's position in
+// stmts. Sink uses it to tell which partition's fence timed out waiting
+// for a lock (see LockTimeouts), so a pipelined flight drops that
+// partition alone, as it does sent statement by statement.
+type StatementError struct {
+	Index int
+	Err   error
+}
+
+func (e *StatementError) Error() string { return e.Err.Error() }
+func (e *StatementError) Unwrap() error { return e.Err }
+
+// MultiRowInserts is an optional Pipeliner capability: Sink sends a
+// flight's ledger rows and dead letters as multi-row INSERT … VALUES
+// statements of at most MaxInsertRows(columns) rows each, instead of one
+// statement per row (SQL Server: 2,100 parameters per request and 1,000
+// rows per VALUES list bound them).
+type MultiRowInserts interface {
+	MaxInsertRows(columns int) int
+}
+
+// RoundTripCounter is implemented by a driver connection (reached through
+// sql.Conn.Raw) that counts its round trips to the database: Sink reports
+// the round trips of each flight's transactions in Outcome.RoundTrips and
+// at debug level.
+type RoundTripCounter interface {
+	RoundTrips() int64
+}
+
 // NullBytes is implemented by a dialect whose driver needs a typed NULL
 // for binary columns: Sink writes NullBytes() instead of nil into
 // exactly_dead_letters.record_key/record_value. (go-mssqldb sends an

@@ -301,6 +301,11 @@ type Outcome struct {
 	// Err says why not: a *FencedError, a halt (*RecordError), or the
 	// transaction's error.
 	Err error
+	// RoundTrips are the round trips to the database the Commit call's
+	// batch transactions took, every attempt counted (the same for every
+	// outcome of the call), when the driver counts them
+	// (RoundTripCounter); 0 otherwise.
+	RoundTrips int64
 }
 
 // Commit applies the batches in one transaction: per partition the fence
@@ -314,14 +319,24 @@ type Outcome struct {
 // ctx bounds the whole call; a transaction in flight when ctx ends is
 // rolled back by the database, and its outcome is read back from the
 // ledger before Commit returns.
-func (s *Sink) Commit(ctx context.Context, batches []*PartitionBatch) []Outcome {
+func (s *Sink) Commit(ctx context.Context, batches []*PartitionBatch) (out []Outcome) {
+	var trips int64
+	counted := false
+	defer func() {
+		if !counted {
+			return
+		}
+		for i := range out {
+			out[i].RoundTrips = trips
+		}
+		s.log.Debug("flight round trips", "round_trips", trips, "partitions", len(batches))
+	}()
 	sort.Slice(batches, func(i, j int) bool {
 		if batches[i].Topic != batches[j].Topic {
 			return batches[i].Topic < batches[j].Topic
 		}
 		return batches[i].Partition < batches[j].Partition
 	})
-	var out []Outcome
 	live := make([]*PartitionBatch, 0, len(batches))
 	for _, b := range batches {
 		b.BatchID = s.newBatchID()
@@ -360,7 +375,11 @@ func (s *Sink) Commit(ctx context.Context, batches []*PartitionBatch) []Outcome 
 	live = keep
 	isolate := false
 	for attempt := 0; len(live) > 0; attempt++ {
-		fenced, err := s.commitOnce(ctx, live, isolate)
+		fenced, n, err := s.commitOnce(ctx, live, isolate)
+		if n >= 0 {
+			trips += n
+			counted = true
+		}
 		if err == nil {
 			for _, b := range live {
 				var e error
@@ -642,16 +661,37 @@ func (s *Sink) underSavepoint(ctx context.Context, tx *Tx, fn func() error) erro
 // With isolate, every table write runs under a savepoint and rows the
 // database refuses are isolated (see isolate); without it, such a refusal
 // returns a *refusedError and the caller retries with isolate.
-func (s *Sink) commitOnce(ctx context.Context, batches []*PartitionBatch, isolate bool) (map[TP]*FencedError, error) {
+//
+// trips are the round trips the transaction took, from BEGIN to COMMIT or
+// ROLLBACK, when the driver counts them (RoundTripCounter), else -1.
+func (s *Sink) commitOnce(ctx context.Context, batches []*PartitionBatch, isolate bool) (_ map[TP]*FencedError, trips int64, _ error) {
+	trips = -1
 	tables, err := s.describeAll(ctx, batches)
 	if err != nil {
-		return nil, err
+		return nil, trips, err
 	}
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("connecting to the sink: %w", err)
+		return nil, trips, fmt.Errorf("connecting to the sink: %w", err)
 	}
 	defer conn.Close()
+	fenced, err := s.commitOn(ctx, conn, batches, tables, isolate, &trips)
+	return fenced, trips, err
+}
+
+// roundTrips reads the driver connection's round-trip counter, or -1.
+func roundTrips(conn *sql.Conn) int64 {
+	n := int64(-1)
+	_ = conn.Raw(func(dc any) error {
+		if c, ok := dc.(RoundTripCounter); ok {
+			n = c.RoundTrips()
+		}
+		return nil
+	})
+	return n
+}
+
+func (s *Sink) commitOn(ctx context.Context, conn *sql.Conn, batches []*PartitionBatch, tables map[string]*Table, isolate bool, trips *int64) (map[TP]*FencedError, error) {
 	// Planned on the transaction's connection, before it begins: a
 	// question about key equality (KeyEquality.SameKeys) may need a
 	// session-local table, and must not abort the transaction.
@@ -659,6 +699,7 @@ func (s *Sink) commitOnce(ctx context.Context, batches []*PartitionBatch, isolat
 	if err != nil {
 		return nil, err
 	}
+	start := roundTrips(conn)
 	sqlTx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("beginning batch transaction: %w", err)
@@ -668,6 +709,11 @@ func (s *Sink) commitOnce(ctx context.Context, batches []*PartitionBatch, isolat
 	defer func() {
 		if !committed {
 			_ = sqlTx.Rollback()
+		}
+		if start >= 0 {
+			if end := roundTrips(conn); end >= start {
+				*trips = end - start
+			}
 		}
 	}()
 	Failpoint("before_write")
@@ -693,10 +739,21 @@ func (s *Sink) commitOnce(ctx context.Context, batches []*PartitionBatch, isolat
 			}
 			stmts = append(stmts, st...)
 		}
-		stmts = append(stmts, s.deadLetterStatements(batches)...)
-		stmts = append(stmts, s.ledgerStatements(batches, "committed", "", now)...)
+		var multi MultiRowInserts
+		if mr, ok := s.d.(MultiRowInserts); ok {
+			multi = mr
+		}
+		stmts = append(stmts, s.insertStatements("exactly_dead_letters", deadLetterColumns, s.deadLetterRows(batches), multi)...)
+		stmts = append(stmts, s.insertStatements("exactly_batches", ledgerColumns, s.ledgerRows(batches, "committed", "", now), multi)...)
 		n, err := pl.ExecPipeline(ctx, tx, stmts)
 		if err != nil {
+			var se *StatementError
+			if lt, ok := s.d.(LockTimeouts); ok && lt.LockTimedOut(err) && errors.As(err, &se) && se.Index >= 0 && se.Index < len(batches) {
+				// The fence of this partition waited too long for its
+				// offsets row: dropped alone, as sent statement by statement.
+				b := batches[se.Index]
+				return nil, &LockTimeoutError{Topic: b.Topic, Partition: b.Partition, From: b.From, Err: err}
+			}
 			err = fmt.Errorf("writing batch transaction: %w", err)
 			if s.d.Classify(err) == ErrData {
 				return nil, &refusedError{err}
@@ -912,8 +969,31 @@ var ledgerColumns = []string{"batch_id", "pipeline", "topic", "partition", "from
 	"hash", "status", "error", "writer", "started_at", "committed_at", "notes"}
 
 func (s *Sink) ledgerStatements(batches []*PartitionBatch, status, errText string, now time.Time) []Statement {
-	stmt := s.insertSQL("exactly_batches", ledgerColumns)
-	out := make([]Statement, len(batches))
+	return s.insertStatements("exactly_batches", ledgerColumns, s.ledgerRows(batches, status, errText, now), nil)
+}
+
+// insertStatements inserts rows (aligned with cols) into table: one
+// statement per row, or multi-row statements of as many rows as multi
+// allows.
+func (s *Sink) insertStatements(table string, cols []string, rows [][]any, multi MultiRowInserts) []Statement {
+	per := 1
+	if multi != nil {
+		per = max(multi.MaxInsertRows(len(cols)), 1)
+	}
+	var out []Statement
+	for start := 0; start < len(rows); start += per {
+		chunk := rows[start:min(start+per, len(rows))]
+		var args []any
+		for _, r := range chunk {
+			args = append(args, r...)
+		}
+		out = append(out, Statement{SQL: s.insertSQLRows(table, cols, len(chunk)), Args: args})
+	}
+	return out
+}
+
+func (s *Sink) ledgerRows(batches []*PartitionBatch, status, errText string, now time.Time) [][]any {
+	out := make([][]any, len(batches))
 	for i, b := range batches {
 		var committedAt any
 		if status == "committed" || status == "replayed" {
@@ -927,9 +1007,9 @@ func (s *Sink) ledgerStatements(batches []*PartitionBatch, status, errText strin
 		if len(b.Notes) > 0 {
 			notes = strings.Join(b.Notes, "\n")
 		}
-		out[i] = Statement{SQL: stmt, Args: []any{b.BatchID, s.cfg.Pipeline, b.Topic, b.Partition, b.From, b.To,
+		out[i] = []any{b.BatchID, s.cfg.Pipeline, b.Topic, b.Partition, b.From, b.To,
 			nullOffset(b.MinOffset), nullOffset(b.MaxOffset), len(b.Records), b.Upserted, b.Deleted, b.Skipped,
-			len(b.DeadLetters), b.Hash, status, errv, s.writer, b.StartedAt, committedAt, notes}}
+			len(b.DeadLetters), b.Hash, status, errv, s.writer, b.StartedAt, committedAt, notes}
 	}
 	return out
 }
@@ -954,8 +1034,11 @@ func nullOffset(o int64) any {
 var deadLetterColumns = []string{"pipeline", "batch_id", "topic", "partition", "offset", "record_key", "record_value", "headers", "error", "created_at"}
 
 func (s *Sink) deadLetterStatements(batches []*PartitionBatch) []Statement {
-	var out []Statement
-	stmt := s.insertSQL("exactly_dead_letters", deadLetterColumns)
+	return s.insertStatements("exactly_dead_letters", deadLetterColumns, s.deadLetterRows(batches), nil)
+}
+
+func (s *Sink) deadLetterRows(batches []*PartitionBatch) [][]any {
+	var out [][]any
 	now := time.Now().UTC()
 	for _, b := range batches {
 		for _, dl := range b.DeadLetters {
@@ -977,7 +1060,7 @@ func (s *Sink) deadLetterStatements(batches []*PartitionBatch) []Statement {
 				val = r.Value
 			}
 			msg := strings.ReplaceAll(strings.ToValidUTF8(secret.Error(recordError(r, dl.Err)), "\uFFFD"), "\x00", "")
-			out = append(out, Statement{SQL: stmt, Args: []any{s.cfg.Pipeline, b.BatchID, r.Topic, r.Partition, r.Offset, key, val, hdr, msg, now}})
+			out = append(out, []any{s.cfg.Pipeline, b.BatchID, r.Topic, r.Partition, r.Offset, key, val, hdr, msg, now})
 		}
 	}
 	return out
@@ -1006,14 +1089,19 @@ func (s *Sink) recordFailed(batches []*PartitionBatch, cause error) {
 	}
 }
 
-func (s *Sink) insertSQL(table string, cols []string) string {
+func (s *Sink) insertSQL(table string, cols []string) string { return s.insertSQLRows(table, cols, 1) }
+
+// insertSQLRows is an INSERT of rows rows of cols.
+func (s *Sink) insertSQLRows(table string, cols []string, rows int) string {
 	q := make([]string, len(cols))
 	ph := make([]string, len(cols))
 	for i, c := range cols {
 		q[i] = s.d.Quote(c)
 		ph[i] = "?"
 	}
-	return s.rebind(fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s)", table, strings.Join(q, ", "), strings.Join(ph, ", ")))
+	row := "(" + strings.Join(ph, ", ") + ")"
+	values := strings.TrimSuffix(strings.Repeat(row+", ", rows), ", ")
+	return s.rebind(fmt.Sprintf("INSERT INTO %s (%s) VALUES %s", table, strings.Join(q, ", "), values))
 }
 
 // rebind turns ? placeholders into the dialect's.

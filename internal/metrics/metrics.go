@@ -15,6 +15,7 @@
 //	exactly_batches_total{status}               partition batches by outcome: committed, failed, fenced, halted
 //	exactly_batch_duration_seconds              histogram: one Sink.Commit call (decode, write, ledger, COMMIT) for all partitions of a flight
 //	exactly_commit_latency_seconds              histogram: from fetching the oldest record of a flight to its durable COMMIT
+//	exactly_sink_round_trips                    histogram: round trips to the database of one flight's transactions, every attempt counted (SQL Server; other drivers do not count them)
 //	exactly_partition_next_offset{topic,partition}     exactly_offsets.next_offset as last committed or read
 //	exactly_partition_high_watermark{topic,partition}  the partition's high watermark in Kafka
 //	exactly_partition_lag{topic,partition}             high watermark minus next_offset: records not yet applied
@@ -55,7 +56,7 @@ type Metrics struct {
 
 	consumed, committed, applied, deleted, skipped, dead *prometheus.CounterVec
 	batches                                              *prometheus.CounterVec
-	batchDur, commitLat                                  prometheus.Histogram
+	batchDur, commitLat, roundTrips                      prometheus.Histogram
 	next, hwm, lag, halted                               *prometheus.GaugeVec
 	assigned, lastCommit                                 prometheus.Gauge
 	errs                                                 *prometheus.CounterVec
@@ -111,15 +112,17 @@ func New(pipeline string, route func(topic string) (table string, ok bool)) *Met
 			}
 			return "(unrouted)"
 		},
-		consumed:    f.counterVec("exactly_records_consumed_total", "Records read from Kafka into a batch buffer; a re-read after a failed batch counts again.", "table"),
-		committed:   f.counterVec("exactly_records_committed_total", "Records in committed batches (exactly_batches.records).", "table"),
-		applied:     f.counterVec("exactly_records_applied_total", "Rows upserted or appended by committed batches (exactly_batches.upserted).", "table"),
-		deleted:     f.counterVec("exactly_records_deleted_total", "Rows deleted by committed batches (exactly_batches.deleted).", "table"),
-		skipped:     f.counterVec("exactly_records_skipped_total", "Records superseded inside a batch or carrying no change (exactly_batches.skipped).", "table"),
-		dead:        f.counterVec("exactly_records_dead_lettered_total", "Records written to exactly_dead_letters (exactly_batches.dead_lettered).", "table"),
-		batches:     f.counterVec("exactly_batches_total", "Partition batches by outcome: committed, failed, fenced, halted.", "status"),
-		batchDur:    f.histogram("exactly_batch_duration_seconds", "One Sink.Commit call (decode, write, ledger, COMMIT) for all partitions of a flight."),
-		commitLat:   f.histogram("exactly_commit_latency_seconds", "From fetching the oldest record of a flight to its durable COMMIT."),
+		consumed:  f.counterVec("exactly_records_consumed_total", "Records read from Kafka into a batch buffer; a re-read after a failed batch counts again.", "table"),
+		committed: f.counterVec("exactly_records_committed_total", "Records in committed batches (exactly_batches.records).", "table"),
+		applied:   f.counterVec("exactly_records_applied_total", "Rows upserted or appended by committed batches (exactly_batches.upserted).", "table"),
+		deleted:   f.counterVec("exactly_records_deleted_total", "Rows deleted by committed batches (exactly_batches.deleted).", "table"),
+		skipped:   f.counterVec("exactly_records_skipped_total", "Records superseded inside a batch or carrying no change (exactly_batches.skipped).", "table"),
+		dead:      f.counterVec("exactly_records_dead_lettered_total", "Records written to exactly_dead_letters (exactly_batches.dead_lettered).", "table"),
+		batches:   f.counterVec("exactly_batches_total", "Partition batches by outcome: committed, failed, fenced, halted.", "status"),
+		batchDur:  f.histogram("exactly_batch_duration_seconds", "One Sink.Commit call (decode, write, ledger, COMMIT) for all partitions of a flight."),
+		commitLat: f.histogram("exactly_commit_latency_seconds", "From fetching the oldest record of a flight to its durable COMMIT."),
+		roundTrips: f.histogramBuckets("exactly_sink_round_trips", "Round trips to the database of one flight's transactions, every attempt counted (drivers that count them: SQL Server).",
+			[]float64{1, 2, 3, 4, 6, 8, 12, 16, 25, 50, 100, 250, 500, 1000, 2500, 5000}),
 		next:        f.gaugeVec("exactly_partition_next_offset", "exactly_offsets.next_offset as last committed or read.", "topic", "partition"),
 		hwm:         f.gaugeVec("exactly_partition_high_watermark", "The partition's high watermark in Kafka.", "topic", "partition"),
 		lag:         f.gaugeVec("exactly_partition_lag", "High watermark minus next_offset: records not yet applied.", "topic", "partition"),
@@ -245,6 +248,9 @@ func (m *Metrics) Fetched(tp exactly.TP, records int, highWatermark int64) {
 // Committed implements exactly.Observer.
 func (m *Metrics) Committed(outcomes []exactly.Outcome, took, waited time.Duration) {
 	m.batchDur.Observe(took.Seconds())
+	if len(outcomes) > 0 && outcomes[0].RoundTrips > 0 { // the same for every outcome of the call
+		m.roundTrips.Observe(float64(outcomes[0].RoundTrips))
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()
@@ -413,6 +419,12 @@ func (f promauto) gauge(name, help string) prometheus.Gauge {
 func (f promauto) histogram(name, help string) prometheus.Histogram {
 	h := prometheus.NewHistogram(prometheus.HistogramOpts{Name: name, Help: help, ConstLabels: f.labels,
 		Buckets: prometheus.ExponentialBuckets(0.005, 2, 15)})
+	f.reg.MustRegister(h)
+	return h
+}
+
+func (f promauto) histogramBuckets(name, help string, buckets []float64) prometheus.Histogram {
+	h := prometheus.NewHistogram(prometheus.HistogramOpts{Name: name, Help: help, ConstLabels: f.labels, Buckets: buckets})
 	f.reg.MustRegister(h)
 	return h
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/exactly/exactly"
 )
@@ -122,7 +123,7 @@ func TestEveryDocumentedMetricIsRegistered(t *testing.T) {
 		"exactly_records_deleted_total", "exactly_records_skipped_total", "exactly_records_dead_lettered_total", "exactly_batches_total",
 		"exactly_batch_duration_seconds", "exactly_commit_latency_seconds", "exactly_partition_next_offset",
 		"exactly_partition_high_watermark", "exactly_partition_lag", "exactly_partition_halted", "exactly_partitions_assigned",
-		"exactly_last_commit_timestamp_seconds", "exactly_errors_total", "exactly_stalled", "exactly_flight_limit", "exactly_flight_limit_max"}
+		"exactly_last_commit_timestamp_seconds", "exactly_errors_total", "exactly_stalled", "exactly_flight_limit", "exactly_flight_limit_max", "exactly_sink_round_trips"}
 	for _, n := range documented {
 		if !have[n] {
 			t.Errorf("%s is documented but not exported", n)
@@ -133,5 +134,24 @@ func TestEveryDocumentedMetricIsRegistered(t *testing.T) {
 		if strings.HasPrefix(n, "exactly_") {
 			t.Errorf("%s is exported but not documented", n)
 		}
+	}
+}
+
+// TestRoundTripsPerFlight: a Commit call's round trips (the same on every
+// outcome) are one observation; a driver that does not count them adds
+// none.
+func TestRoundTripsPerFlight(t *testing.T) {
+	m := New("p", route)
+	b := func(p int32) *exactly.PartitionBatch {
+		return &exactly.PartitionBatch{Topic: "shop.orders", Partition: p, From: 0, To: 1, Records: make([]*exactly.Record, 1)}
+	}
+	m.Committed([]exactly.Outcome{{Batch: b(0), Committed: true, RoundTrips: 3}, {Batch: b(1), Committed: true, RoundTrips: 3}}, time.Second, time.Second)
+	m.Committed([]exactly.Outcome{{Batch: b(0), Committed: true}}, time.Second, time.Second)
+	var pb dto.Metric
+	if err := m.roundTrips.Write(&pb); err != nil {
+		t.Fatal(err)
+	}
+	if h := pb.GetHistogram(); h.GetSampleCount() != 1 || h.GetSampleSum() != 3 {
+		t.Errorf("exactly_sink_round_trips: %d observations summing %v, want 1 of 3", h.GetSampleCount(), h.GetSampleSum())
 	}
 }

@@ -78,3 +78,7 @@ func (t *countedTx) end(what string, err error) error {
 
 func (t *countedTx) Commit() error   { return t.end("commit", t.Tx.Commit()) }
 func (t *countedTx) Rollback() error { return t.end("rollback", t.Tx.Rollback()) }
+
+// RoundTrips implements exactly.RoundTripCounter: the round trips of the
+// connection since it was opened.
+func (c *conn) RoundTrips() int64 { return c.trips.Load() }
