@@ -30,7 +30,20 @@ type plan struct {
 	Rows [][]any
 	// Apply are the UPDATE, the INSERT and the DELETE, in order.
 	Apply []string
+	// Inline is the same write as one statement reading its rows from
+	// VALUES lists of parameters, for a write small enough to go as
+	// parameters (see inline, inlineArg), or nil. Pipelined (Statements)
+	// it replaces the staging table, the bulk copy and their round trips.
+	Inline *exactly.Statement
 }
+
+// maxInlineParams bounds the parameters of an inline write: with the
+// flight's other statements it still fits SQL Server's 2,100 per request.
+const maxInlineParams = 1500
+
+// maxValuesRows is SQL Server's limit on the rows of one INSERT …
+// VALUES.
+const maxValuesRows = 1000
 
 // Apply implements exactly.Dialect: bulk copy into #temp, then the
 // UPDATE and the INSERT … WHERE NOT EXISTS of upsert (a plain INSERT for
@@ -145,13 +158,39 @@ func (d *Dialect) plan(w *exactly.TableWrite) (*plan, error) {
 		p.Rows = append(p.Rows, row)
 	}
 
+	p.Apply = d.applySQL(w, stagedIn(stage))
+	if tooLong != nil {
+		return nil, tooLong
+	}
+	if badType != nil {
+		return nil, badType
+	}
+	p.Inline = d.inline(w, cols, p.Rows)
+	return p, nil
+}
+
+// source is where the apply statements read a write's staged rows of
+// one operation ('u' or 'd'): a FROM item aliased s, and the condition
+// that picks the operation's rows ("" for all).
+type source func(op string) (from, cond string)
+
+// stagedIn reads them from a staging table with an exactly_op column.
+func stagedIn(stage string) source {
+	return func(op string) (string, string) { return stage + " AS s", "s.exactly_op = '" + op + "'" }
+}
+
+// applySQL are the statements applying a write's staged rows to the
+// target table: the upsert (or the append), then the delete.
+func (d *Dialect) applySQL(w *exactly.TableWrite, src source) []string {
+	var out []string
 	t := d.Quote(w.Table.Name)
 	if len(w.Upserts) > 0 {
 		if w.Append {
-			p.Apply = append(p.Apply, "INSERT INTO "+t+" ("+d.list(w.Columns, "")+") SELECT "+d.list(w.Columns, "")+
-				" FROM "+stage+" WHERE exactly_op = 'u';")
+			from, cond := src("u")
+			out = append(out, "INSERT INTO "+t+" ("+d.list(w.Columns, "")+") SELECT "+d.list(w.Columns, "s.")+
+				" FROM "+from+where(cond)+";")
 		} else {
-			p.Apply = append(p.Apply, d.upsert(w, t, stage)...)
+			out = append(out, d.upsert(w, t, src)...)
 		}
 	}
 	if len(w.Deletes) > 0 {
@@ -159,20 +198,93 @@ func (d *Dialect) plan(w *exactly.TableWrite) (*plan, error) {
 		for _, k := range w.Keys {
 			on = append(on, "t."+d.Quote(k)+" = s."+d.Quote(k))
 		}
-		q := "DELETE t FROM " + t + " AS t INNER JOIN " + stage + " AS s ON " + strings.Join(on, " AND ") + " WHERE s.exactly_op = 'd'"
-		if w.Version != "" {
-			v := d.Quote(w.Version)
-			q += " AND (s." + v + " IS NULL OR t." + v + " IS NULL OR t." + v + " <= s." + v + ")"
+		from, cond := src("d")
+		out = append(out, "DELETE t FROM "+t+" AS t INNER JOIN "+from+" ON "+strings.Join(on, " AND ")+where(cond, d.versionGuard(w))+";")
+	}
+	return out
+}
+
+// where is a WHERE clause of the conditions that are not "", or "".
+func where(conds ...string) string {
+	var c []string
+	for _, x := range conds {
+		if x != "" {
+			c = append(c, x)
 		}
-		p.Apply = append(p.Apply, q+";")
 	}
-	if tooLong != nil {
-		return nil, tooLong
+	if len(c) == 0 {
+		return ""
 	}
-	if badType != nil {
-		return nil, badType
+	return " WHERE " + strings.Join(c, " AND ")
+}
+
+// versionGuard is the condition that the staged version is not older
+// than the stored one, or "" without a version column.
+func (d *Dialect) versionGuard(w *exactly.TableWrite) string {
+	if w.Version == "" {
+		return ""
 	}
-	return p, nil
+	v := d.Quote(w.Version)
+	return "(s." + v + " IS NULL OR t." + v + " IS NULL OR t." + v + " <= s." + v + ")"
+}
+
+// inline is the write as one statement of the apply statements alone,
+// each reading the write's rows from a derived table, (VALUES …) AS s,
+// every value a parameter cast to its column's type (a NULL a typed NULL
+// literal); the UPDATE and the INSERT of an upsert read the same
+// parameters. No staging table: a #temp or a table variable per table
+// per flight is an object created in tempdb, 800 a flight at 800 tables.
+// Nil when the write has more than maxInlineParams values or a value
+// inlineArg cannot send exactly as the bulk copy would store it: that
+// write is bulk-copied, so a value is stored the same whichever way its
+// batch was cut.
+func (d *Dialect) inline(w *exactly.TableWrite, cols []string, rows [][]any) *exactly.Statement {
+	if len(rows) == 0 || len(rows)*len(cols) > maxInlineParams {
+		return nil
+	}
+	// The column types as CAST takes them: a parameter's type is its Go
+	// value's, a bare NULL is an int where every row of a VALUES list
+	// holds NULL, and an int converts to no date or time type.
+	types := make([]string, len(cols))
+	for i, c := range cols {
+		types[i] = "nvarchar(max)" // no such column: its name is refused by the apply
+		if col := w.Table.Column(c); col != nil {
+			types[i] = col.Type
+			if k := strings.Index(strings.ToLower(types[i]), " collate "); k >= 0 {
+				types[i] = types[i][:k]
+			}
+		}
+	}
+	var args []any
+	values := map[string]*strings.Builder{"u": {}, "d": {}}
+	for _, r := range rows {
+		sb := values[r[0].(string)]
+		if sb.Len() == 0 {
+			sb.WriteString("(VALUES ")
+		} else {
+			sb.WriteString(", ")
+		}
+		sb.WriteString("(")
+		for i, v := range r[1:] {
+			if i > 0 {
+				sb.WriteString(", ")
+			}
+			if v == nil {
+				sb.WriteString("CAST(NULL AS " + types[i] + ")")
+				continue
+			}
+			a, ok := inlineArg(types[i], v)
+			if !ok {
+				return nil
+			}
+			args = append(args, a)
+			sb.WriteString("CAST(@p" + strconv.Itoa(len(args)) + " AS " + types[i] + ")")
+		}
+		sb.WriteString(")")
+	}
+	alias := ") AS s (" + d.list(cols, "") + ")"
+	src := func(op string) (string, string) { return values[op].String() + alias, "" }
+	return &exactly.Statement{SQL: strings.Join(d.applySQL(w, src), " "), Args: args}
 }
 
 // upsert is the set-based upsert, in two statements run in order: an
@@ -185,7 +297,7 @@ func (d *Dialect) plan(w *exactly.TableWrite) (*plan, error) {
 // long record of concurrency bugs on SQL Server, and Babelfish refuses it;
 // these statements run everywhere, so the ones CI runs are the ones users
 // run. A key-only table has nothing to update.
-func (d *Dialect) upsert(w *exactly.TableWrite, t, stage string) []string {
+func (d *Dialect) upsert(w *exactly.TableWrite, t string, src source) []string {
 	var on, set []string
 	isKey := map[string]bool{}
 	for _, k := range w.Keys {
@@ -198,18 +310,14 @@ func (d *Dialect) upsert(w *exactly.TableWrite, t, stage string) []string {
 		}
 	}
 	join := strings.Join(on, " AND ")
+	from, cond := src("u")
 	var out []string
 	if len(set) > 0 {
-		q := "UPDATE t SET " + strings.Join(set, ", ") + " FROM " + t + " AS t INNER JOIN " + stage + " AS s ON " + join +
-			" WHERE s.exactly_op = 'u'"
-		if w.Version != "" {
-			v := d.Quote(w.Version)
-			q += " AND (s." + v + " IS NULL OR t." + v + " IS NULL OR t." + v + " <= s." + v + ")"
-		}
-		out = append(out, q+";")
+		out = append(out, "UPDATE t SET "+strings.Join(set, ", ")+" FROM "+t+" AS t INNER JOIN "+from+" ON "+join+
+			where(cond, d.versionGuard(w))+";")
 	}
-	out = append(out, "INSERT INTO "+t+" ("+d.list(w.Columns, "")+") SELECT "+d.list(w.Columns, "s.")+" FROM "+stage+
-		" AS s WHERE s.exactly_op = 'u' AND NOT EXISTS (SELECT 1 FROM "+t+" AS t WITH (UPDLOCK, HOLDLOCK) WHERE "+join+");")
+	out = append(out, "INSERT INTO "+t+" ("+d.list(w.Columns, "")+") SELECT "+d.list(w.Columns, "s.")+" FROM "+from+
+		where(cond, "NOT EXISTS (SELECT 1 FROM "+t+" AS t WITH (UPDLOCK, HOLDLOCK) WHERE "+join+")")+";")
 	return out
 }
 

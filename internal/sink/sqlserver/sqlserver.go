@@ -1,8 +1,9 @@
 // Package sqlserver is the SQL Server / Azure SQL dialect
-// (microsoft/go-mssqldb). A table's share of a batch is bulk-copied into a
-// session-local #temp table, then applied set-based (UPDATE … FROM #stage,
-// INSERT … WHERE NOT EXISTS … WITH (UPDLOCK, HOLDLOCK), DELETE … JOIN), in
-// the one transaction Sink runs. The rule: every session runs with
+// (microsoft/go-mssqldb). A table's share of a batch is staged — a small
+// one as VALUES lists of parameters inside the flight's T-SQL batch, a
+// larger one bulk-copied into a session-local #temp table — then applied
+// set-based (UPDATE … FROM the stage, INSERT … WHERE NOT EXISTS … WITH
+// (UPDLOCK, HOLDLOCK), DELETE … JOIN), in the one transaction Sink runs. The rule: every session runs with
 // XACT_ABORT ON and NOCOUNT OFF, so a failed statement dooms its whole
 // transaction (never a partial batch) and the fence's UPDATE reports the
 // rows it matched.
@@ -380,9 +381,10 @@ var _ exactly.LockTimeouts = (*Dialect)(nil)
 
 // LockTimedOut implements exactly.LockTimeouts: 1222, lock request time
 // out period exceeded. A fence that times out drops its partition from the
-// flight (sent statement by statement); pipelined, the flight's batch
-// fails as a conflict and is retried. (Babelfish reports its lock timeout
-// as 33557097 with PostgreSQL's text, not 1222.)
+// flight: sent statement by statement, Sink knows the fence; pipelined,
+// ExecPipeline names it by the error's line in the batch
+// (exactly.StatementError). (Babelfish reports its lock timeout as
+// 33557097 with PostgreSQL's text, not 1222.)
 func (*Dialect) LockTimedOut(err error) bool {
 	var me mssql.Error
 	return errors.As(err, &me) && me.Number == 1222

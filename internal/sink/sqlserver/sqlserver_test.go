@@ -62,6 +62,26 @@ func render(p *plan) string {
 	for i, q := range p.Apply {
 		fmt.Fprintf(&sb, "-- apply %d\n%s\n", i+1, q)
 	}
+	if p.Inline == nil {
+		sb.WriteString("-- not inline: bulk-copied when pipelined\n")
+		return sb.String()
+	}
+	fmt.Fprintf(&sb, "-- inline, pipelined\n%s\n", p.Inline.SQL)
+	vals := make([]string, len(p.Inline.Args))
+	for i, v := range p.Inline.Args {
+		switch x := v.(type) {
+		case nil:
+			vals[i] = "NULL"
+		case []byte:
+			vals[i] = fmt.Sprintf("[]byte(%x)", x)
+			if x == nil {
+				vals[i] = "[]byte(NULL)"
+			}
+		default:
+			vals[i] = fmt.Sprintf("%T(%v)", v, v)
+		}
+	}
+	sb.WriteString("   " + strings.Join(vals, ", ") + "\n")
 	return sb.String()
 }
 

@@ -2,10 +2,12 @@ package sqlserver
 
 import (
 	"fmt"
+	"math"
 	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	mssql "github.com/microsoft/go-mssqldb"
 )
@@ -129,3 +131,112 @@ func intValue(v any) any {
 	}
 	return v
 }
+
+// inlineArg is the parameter that stores v in a column of type typ
+// exactly as the bulk copy stores it, and true; false when there is no
+// such parameter (the write is then bulk-copied). v is already converted
+// (converter). The server converts each parameter to the staging column's
+// type; only conversions that are exact and independent of session
+// settings are used: integers in the column's range, bits, floats, decimal
+// text (typeCheck bounded its scale), Unicode text, ASCII text for
+// non-Unicode columns (the bulk copy sends a varchar's bytes as they are,
+// the server converts nvarchar into the column's code page: they agree on
+// ASCII only), bytes, GUIDs as text, and dates and times as ISO 8601 text
+// cut to the column's fractional digits, as the bulk copy cuts them.
+func inlineArg(typ string, v any) (any, bool) {
+	l := strings.ToLower(typ)
+	if i := strings.Index(l, " collate "); i >= 0 {
+		l = l[:i]
+	}
+	binary := strings.HasPrefix(l, "binary") || strings.HasPrefix(l, "varbinary") || l == "image"
+	if v == nil {
+		return nil, true // sent as a NULL literal
+	}
+	switch {
+	case l == "tinyint", l == "smallint", l == "int", l == "bigint":
+		n, ok := v.(int64)
+		if !ok {
+			return nil, false
+		}
+		lo, hi, ranged := intRange(l)
+		return n, !ranged || n >= lo && n <= hi
+	case l == "bit":
+		b, ok := v.(bool)
+		return b, ok
+	case strings.HasPrefix(l, "float"), l == "real":
+		switch x := v.(type) {
+		case float64:
+			return x, !math.IsNaN(x) && !math.IsInf(x, 0)
+		case int64:
+			// Exact as a float64, so the server's conversion and the
+			// driver's agree.
+			return float64(x), x > -1<<53 && x < 1<<53
+		}
+	case strings.HasPrefix(l, "decimal"), strings.HasPrefix(l, "numeric"):
+		switch x := v.(type) {
+		case string:
+			return x, true
+		case int64:
+			return strconv.FormatInt(x, 10), true
+		}
+	case strings.HasPrefix(l, "nvarchar"), strings.HasPrefix(l, "nchar"), l == "ntext", l == "":
+		s, ok := v.(string)
+		return s, ok
+	case strings.HasPrefix(l, "varchar"), strings.HasPrefix(l, "char"), l == "text":
+		s, ok := v.(string)
+		if !ok {
+			return nil, false
+		}
+		for i := 0; i < len(s); i++ {
+			if s[i] >= 0x80 {
+				return nil, false
+			}
+		}
+		return s, true
+	case binary:
+		b, ok := v.([]byte)
+		return b, ok
+	case l == "uniqueidentifier":
+		if g, ok := v.(mssql.UniqueIdentifier); ok {
+			return g.String(), true
+		}
+	case l == "date":
+		switch x := v.(type) {
+		case time.Time:
+			return x.Format("2006-01-02"), x.Year() >= 1 && x.Year() <= 9999
+		case string: // the bulk copy parses YYYY-MM-DD
+			t, err := time.Parse("2006-01-02", x)
+			return x, err == nil && t.Year() >= 1
+		}
+	case strings.HasPrefix(l, "datetime2"), strings.HasPrefix(l, "datetimeoffset"), strings.HasPrefix(l, "time"):
+		t, ok := v.(time.Time)
+		if !ok || t.Year() < 1 || t.Year() > 9999 {
+			return nil, false
+		}
+		scale := 7
+		if m := timeScale.FindStringSubmatch(l); m != nil {
+			scale, _ = strconv.Atoi(m[1])
+		}
+		frac := ""
+		if scale > 0 {
+			frac = "." + strings.Repeat("0", scale) // Format cuts, never rounds
+		}
+		switch {
+		case strings.HasPrefix(l, "datetimeoffset"):
+			// As a datetimeoffset parameter (the driver's for a
+			// time.Time), cut to the column's digits: Babelfish has no
+			// implicit conversion from text to datetimeoffset.
+			if _, off := t.Zone(); off%60 != 0 {
+				return nil, false
+			}
+			return t.Truncate(time.Duration(math.Pow10(9 - scale))), true
+		case strings.HasPrefix(l, "datetime2"):
+			return t.Format("2006-01-02T15:04:05" + frac), true
+		default:
+			return t.Format("15:04:05" + frac), true
+		}
+	}
+	return nil, false
+}
+
+var timeScale = regexp.MustCompile(`^\w+\((\d)\)`)
