@@ -28,8 +28,9 @@ func newRunSummary(next exactly.Observer) *runSummary {
 }
 
 var (
-	_ exactly.Observer    = (*runSummary)(nil)
-	_ kafka.StallObserver = (*runSummary)(nil)
+	_ exactly.Observer          = (*runSummary)(nil)
+	_ kafka.StallObserver       = (*runSummary)(nil)
+	_ kafka.FlightLimitObserver = (*runSummary)(nil)
 )
 
 // Stalled forwards to the observer it wraps: without it the metrics'
@@ -37,6 +38,14 @@ var (
 func (s *runSummary) Stalled(cause, detail string) {
 	if so, ok := s.next.(kafka.StallObserver); ok {
 		so.Stalled(cause, detail)
+	}
+}
+
+// FlightLimit forwards to the observer it wraps, for the same reason:
+// exactly_flight_limit and the status page's card.
+func (s *runSummary) FlightLimit(limit, max int) {
+	if fo, ok := s.next.(kafka.FlightLimitObserver); ok {
+		fo.FlightLimit(limit, max)
 	}
 }
 
