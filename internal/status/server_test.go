@@ -155,7 +155,7 @@ func TestChainAfterReplayAndReseed(t *testing.T) {
 	}{
 		{"b1", 0, 10, "committed"},
 		{"b2", 10, 20, "committed"},
-		{"b3", 5, 15, "replayed"},  // exactly replay of 5..14
+		{"b3", 5, 15, "replayed"},   // exactly replay of 5..14
 		{"b4", 20, 100, "reseeded"}, // the topic was recreated: next_offset 20 -> 100
 		{"b5", 100, 110, "committed"},
 	} {
