@@ -44,12 +44,14 @@ var ErrRedriveMoving = errors.New("the pipeline advanced the partition during ea
 // create/evolve, plan and Dialect.Apply as Commit; a record that still
 // fails stays open, with its new error in Failing.
 //
-// A dead letter is older than what the pipeline applied after it. On a
-// table with a version column it is applied under the version guard (an
-// older version never replaces a newer one). Otherwise Redrive reads the
-// partition from the dead letter to next_offset and leaves open any dead
-// letter whose key the pipeline changed again since (Superseded): writing
-// it would bring back an older state. The transaction locks the
+// A dead letter is older than what the pipeline applied after it. Redrive
+// reads the partition from the dead letter to next_offset and leaves open
+// any dead letter whose key the pipeline changed again since (Superseded):
+// writing it would bring back an older state. On a table with a version
+// column a later upsert does not supersede it: the version guard decides
+// (an older version never replaces a newer one); a later delete does,
+// since a deleted row keeps no version to compare with, and so does any
+// later change when either carries no version (a tombstone). The transaction locks the
 // partition's exactly_offsets row at the next_offset that read ended at,
 // so a batch the pipeline commits meanwhile cannot slip in between; if it
 // did commit first, the check is redone.
@@ -69,7 +71,7 @@ func (s *Sink) Redrive(ctx context.Context, tp TP, dls []DeadLetterRow, later Re
 		}
 		res := &RedriveResult{TP: tp, Superseded: map[int64]int64{}, Failing: map[int64]string{}}
 		todo := dls
-		if rule.Version == "" && rule.Mode != "append" && len(dls) > 0 {
+		if rule.Mode != "append" && len(dls) > 0 {
 			if todo, err = s.unsuperseded(ctx, tp, rule, table, dls, n, later, res); err != nil {
 				return nil, fmt.Errorf("redriving %s: %w", tp, err)
 			}
@@ -102,15 +104,25 @@ func (s *Sink) unsuperseded(ctx context.Context, tp TP, rule *TableRule, table s
 	}
 	keys := keyColumns(rule, t)
 	dec := s.decoder(rule)
-	keyOf := func(r *Record) ([]any, bool) {
+	// guarded reports whether the version guard orders a later change
+	// against a dead letter: both carry a version and the later one is
+	// not a delete (a deleted row keeps no version to compare with, and a
+	// tombstone carries none). Without a version column nothing is.
+	type keyed struct {
+		kv      []any
+		guarded bool // an upsert or delete carrying a version
+		upsert  bool
+	}
+	keyOf := func(r *Record) (keyed, bool) {
 		ch, err := dec.Decode(r)
 		if err != nil || ch.Op == OpSkip {
-			return nil, false
+			return keyed{}, false
 		}
 		mapColumns(&rule.Columns, rule.Key, &ch)
 		kv, err := keyValues(&change{rec: r, rule: rule, table: table, Change: ch}, keys)
-		return kv, err == nil
+		return keyed{kv: kv, guarded: rule.Version != "" && ch.Version != nil, upsert: ch.Op == OpUpsert}, err == nil
 	}
+	guarded := func(dl, later keyed) bool { return dl.guarded && later.guarded && later.upsert }
 	open := map[int64]bool{}
 	openRows, err := NewLedger(s.db, s.d, s.cfg.Pipeline).DeadLetters(ctx, tp, dls[0].Record.Offset, next, true)
 	if err != nil {
@@ -123,35 +135,38 @@ func (s *Sink) unsuperseded(ctx context.Context, tp TP, rule *TableRule, table s
 	// one keyIdentities call compares them as the database does.
 	var dlKeys [][]any
 	var dlAt []int // index in dls of each dlKeys entry
+	var dlKeyed []keyed
 	for i := range dls {
-		if kv, ok := keyOf(&dls[i].Record); ok {
-			dlKeys, dlAt = append(dlKeys, kv), append(dlAt, i)
+		if k, ok := keyOf(&dls[i].Record); ok {
+			dlKeys, dlAt, dlKeyed = append(dlKeys, k.kv), append(dlAt, i), append(dlKeyed, k)
 		}
 	}
 	newer := map[int]int64{} // dls index → newest later applied offset of its key
 	var chunk [][]any
 	var chunkAt []int64
+	var chunkKeyed []keyed
 	flush := func() error {
 		if len(chunk) == 0 || len(dlKeys) == 0 {
-			chunk, chunkAt = chunk[:0], chunkAt[:0]
+			chunk, chunkAt, chunkKeyed = chunk[:0], chunkAt[:0], chunkKeyed[:0]
 			return nil
 		}
 		ids, err := s.keyIdentities(ctx, s.db, t, keys, append(append([][]any{}, dlKeys...), chunk...))
 		if err != nil {
 			return err
 		}
-		byID := map[string][]int{}
+		byID := map[string][]int{} // key identity → indexes in dlKeys
 		for j := range dlKeys {
-			byID[ids[j]] = append(byID[ids[j]], dlAt[j])
+			byID[ids[j]] = append(byID[ids[j]], j)
 		}
 		for j, id := range ids[len(dlKeys):] {
-			for _, i := range byID[id] {
-				if chunkAt[j] > dls[i].Record.Offset {
+			for _, k := range byID[id] {
+				i := dlAt[k]
+				if chunkAt[j] > dls[i].Record.Offset && !guarded(dlKeyed[k], chunkKeyed[j]) {
 					newer[i] = max(newer[i], chunkAt[j])
 				}
 			}
 		}
-		chunk, chunkAt = chunk[:0], chunkAt[:0]
+		chunk, chunkAt, chunkKeyed = chunk[:0], chunkAt[:0], chunkKeyed[:0]
 		return nil
 	}
 	if from := dls[0].Record.Offset + 1; from < next && len(dlKeys) > 0 {
@@ -159,8 +174,8 @@ func (s *Sink) unsuperseded(ctx context.Context, tp TP, rule *TableRule, table s
 			if open[r.Offset] {
 				return nil // not applied: it supersedes nothing
 			}
-			if kv, ok := keyOf(r); ok {
-				chunk, chunkAt = append(chunk, kv), append(chunkAt, r.Offset)
+			if k, ok := keyOf(r); ok {
+				chunk, chunkAt, chunkKeyed = append(chunk, k.kv), append(chunkAt, r.Offset), append(chunkKeyed, k)
 			}
 			if len(chunk) >= 5000 {
 				return flush()

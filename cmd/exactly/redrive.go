@@ -36,11 +36,12 @@ partition one transaction applies them, marks them resolved (resolved_at,
 resolved_by, resolved_batch) and writes a ledger row with status "redriven".
 Without --apply it only lists what it would redrive.
 
-A dead letter is older than what the pipeline applied after it. On a table
-with a version column it is applied under the version guard. Otherwise redrive
+A dead letter is older than what the pipeline applied after it: redrive
 reads the partition from the dead letter to next_offset in Kafka and leaves
 open any dead letter whose key changed again since (it prints the newer
-offset): applying it would write an older state over a newer one. A record
+offset): applying it would write an older state over a newer one. On a table
+with a version column a later upsert with a version leaves it to the version
+guard; a later delete still leaves it open (a deleted row keeps no version). A record
 that still fails stays open with its new error. Exit 0 when every selected
 dead letter is resolved, 1 when some stay open, 2 on a usage error.`,
 		Args: cobra.NoArgs,

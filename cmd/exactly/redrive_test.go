@@ -25,6 +25,7 @@ import (
 // the name "SECRETVALUE": the records carrying it are dead-lettered.
 type redriveEnv struct {
 	file, driver string
+	versioned    bool // items has a column v (fix keeps it)
 	d            exactly.Dialect
 	db           *sql.DB
 	sink         *exactly.Sink
@@ -33,13 +34,25 @@ type redriveEnv struct {
 
 func newRedriveEnv(t *testing.T, driver string, values ...string) *redriveEnv {
 	t.Helper()
+	var recs []*kgo.Record
+	for _, v := range values { // "id=name"
+		id, name, _ := strings.Cut(v, "=")
+		recs = append(recs, &kgo.Record{Key: []byte(`{"id":` + id + `}`), Value: []byte(`{"id":` + id + `,"name":"` + name + `"}`)})
+	}
+	return newRedriveEnvWith(t, driver, "key: [id]", "CREATE TABLE items (id bigint PRIMARY KEY, name text CONSTRAINT name_ok CHECK (name <> 'SECRETVALUE'))", recs)
+}
+
+// newRedriveEnvWith is newRedriveEnv with the rule's options (YAML
+// inside the rule), the table's CREATE statement and the records given.
+func newRedriveEnvWith(t *testing.T, driver, rule, create string, records []*kgo.Record) *redriveEnv {
+	t.Helper()
 	ctx := context.Background()
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t.items"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(cluster.Close)
-	e := &redriveEnv{driver: driver}
+	e := &redriveEnv{driver: driver, versioned: strings.Contains(rule, "version: v")}
 	dir := t.TempDir()
 	dsn := filepath.Join(dir, "sink.db")
 	if driver == "postgres" {
@@ -51,8 +64,8 @@ sink: {driver: %s, dsn: '%s'}
 tables:
   - topics: t.items
     table: items
-    key: [id]
-`, strings.Join(cluster.ListenAddrs(), ","), driver, dsn)
+    %s
+`, strings.Join(cluster.ListenAddrs(), ","), driver, dsn, rule)
 	e.file = filepath.Join(dir, "redrive.yaml")
 	if err := os.WriteFile(e.file, []byte(y), 0o600); err != nil {
 		t.Fatal(err)
@@ -69,7 +82,7 @@ tables:
 	}
 	t.Cleanup(func() { e.sink.Close() })
 	e.db = e.sink.DB()
-	e.exec(t, "CREATE TABLE items (id bigint PRIMARY KEY, name text CONSTRAINT name_ok CHECK (name <> 'SECRETVALUE'))")
+	e.exec(t, create)
 	if _, err := e.sink.SeedOffset(ctx, exactly.TP{Topic: "t.items"}, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -78,9 +91,7 @@ tables:
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	for _, v := range values { // "id=name"
-		id, name, _ := strings.Cut(v, "=")
-		r := &kgo.Record{Key: []byte(`{"id":` + id + `}`), Value: []byte(`{"id":` + id + `,"name":"` + name + `"}`)}
+	for _, r := range records {
 		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
 			t.Fatal(err)
 		}
@@ -91,7 +102,7 @@ tables:
 	}
 	defer kr.Close()
 	var recs []*exactly.Record
-	if err := kr.Read(ctx, exactly.TP{Topic: "t.items"}, 0, int64(len(values)), func(r *exactly.Record) error {
+	if err := kr.Read(ctx, exactly.TP{Topic: "t.items"}, 0, int64(len(records)), func(r *exactly.Record) error {
 		recs = append(recs, r)
 		return nil
 	}); err != nil {
@@ -144,8 +155,12 @@ func (e *redriveEnv) fix(t *testing.T) {
 		e.exec(t, "ALTER TABLE items DROP CONSTRAINT name_ok")
 		return
 	}
-	e.exec(t, "CREATE TABLE items_fixed (id bigint PRIMARY KEY, name text)")
-	e.exec(t, "INSERT INTO items_fixed SELECT id, name FROM items")
+	fixed := "CREATE TABLE items_fixed (id bigint PRIMARY KEY, name text)"
+	if e.versioned {
+		fixed = "CREATE TABLE items_fixed (id bigint PRIMARY KEY, name text, v bigint)"
+	}
+	e.exec(t, fixed)
+	e.exec(t, "INSERT INTO items_fixed SELECT * FROM items")
 	e.exec(t, "DROP TABLE items")
 	e.exec(t, "ALTER TABLE items_fixed RENAME TO items")
 }
@@ -254,6 +269,50 @@ func TestRedriveLeavesSupersededOpen(t *testing.T) {
 	// The selection: another topic selects nothing.
 	if code, out, _ := runCLI("redrive", "-c", e.file, "--topic", "other.*"); code != 0 || !strings.Contains(out, "no open dead letters") {
 		t.Errorf("redrive --topic other.*: exit %d\n%s", code, out)
+	}
+}
+
+// TestRedriveNeverUndoesANewerDelete: on a table with a version column a
+// dead letter is applied under the version guard, but a delete leaves no
+// row to hold a version: the dead-lettered update of a key the pipeline
+// deleted since was applied and brought the deleted row back (exit 0,
+// the row present, verify clean). A later delete now leaves it open, as
+// on a table without a version; a later upsert with a version still lets
+// the guard decide.
+func TestRedriveNeverUndoesANewerDelete(t *testing.T) {
+	for _, driver := range []string{"sqlite", "postgres"} {
+		t.Run(driver, func(t *testing.T) {
+			t.Parallel()
+			rec := func(id, value string) *kgo.Record {
+				r := &kgo.Record{Key: []byte(`{"id":` + id + `}`)}
+				if value != "" {
+					r.Value = []byte(`{"id":` + id + `,` + value + `}`)
+				}
+				return r
+			}
+			e := newRedriveEnvWith(t, driver, "key: [id]\n    version: v",
+				"CREATE TABLE items (id bigint PRIMARY KEY, name text CONSTRAINT name_ok CHECK (name <> 'SECRETVALUE'), v bigint)",
+				[]*kgo.Record{
+					rec("1", `"name":"a","v":1`),
+					rec("2", `"name":"b","v":1`),
+					rec("2", `"name":"SECRETVALUE","v":2`), // 2: dead letter
+					rec("2", ""),                           // 3: the tombstone deletes id 2
+					rec("4", `"name":"SECRETVALUE","v":1`), // 4: dead letter
+					rec("4", `"name":"d2","v":2`),          // 5: newer version, applied
+				})
+			if got, want := e.rows(t), "1=a 4=d2"; got != want {
+				t.Fatalf("table after the run: %s, want %s", got, want)
+			}
+			e.fix(t)
+			code, out, errs := runCLI("redrive", "-c", e.file, "--apply")
+			if code != 1 || !strings.Contains(out, "left open t.items[0]@2: the pipeline applied a newer change of the same key at offset 3") ||
+				!strings.Contains(out, "redrove t.items[0]: 1 dead letters applied and resolved") {
+				t.Errorf("redrive: exit %d, want 1, offset 2 left open (deleted at 3), offset 4 resolved under the guard\n%s%s", code, out, errs)
+			}
+			if got, want := e.rows(t), "1=a 4=d2"; got != want {
+				t.Errorf("table after redrive: %s, want %s (id 2 was deleted after its dead letter)", got, want)
+			}
+		})
 	}
 }
 
