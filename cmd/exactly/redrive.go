@@ -97,6 +97,18 @@ func redrive(ctx context.Context, g *globals, o redriveOpts) error {
 	if err != nil {
 		return err
 	}
+	if !o.sel.empty() {
+		// A selection that matches no partition of the ledger is most
+		// often a typo: refuse it as status and verify do, rather than
+		// say there is nothing to redrive.
+		all, err := ledger.Partitions(ctx)
+		if err != nil {
+			return err
+		}
+		if len(o.sel.filter(cfg, all)) == 0 {
+			return o.sel.matchedNothing("the ledger holds", all)
+		}
+	}
 	var tps []exactly.TP
 	for tp, c := range counts {
 		if c.Open > 0 && o.sel.matchTopic(cfg, tp.Topic) && (o.partition < 0 || tp.Partition == o.partition) {
