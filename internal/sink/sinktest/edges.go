@@ -304,9 +304,10 @@ func testPoisonNames(t *testing.T, tg Target) {
 // refused by a NOT NULL (an operator's new constraint) fails the flight,
 // which is retried, until sink.refused_wait has passed; then they are dead
 // letters. A child before its parent (a foreign key) fails the flight
-// until the parent arrives, then commits. Dialects that do not tell
-// constraints apart (SQLite, which also enforces no foreign keys by
-// default) dead-letter at once.
+// until the parent arrives, then commits. A dialect whose database
+// enforces foreign keys must tell constraints apart (SQL Server did not:
+// the child was a dead letter at once); SQLite, which enforces no foreign
+// keys by default, dead-letters NOT NULL refusals at once.
 func testRefusals(t *testing.T, tg Target) {
 	e := newEnv(t, tg)
 	const wait = 4 * time.Second
@@ -369,6 +370,9 @@ func testRefusals(t *testing.T, tg Target) {
 	kid := func() *exactly.Record { return e.up(0, map[string]any{"id": int64(1), "pid": int64(7)}) }
 	o = e.commit(s, "t.child", 0, 0, kid())
 	enforced := !o.Committed || len(o.Batch.DeadLetters) > 0
+	if enforced && !holds {
+		t.Fatalf("the database refused a child before its parent, and the dialect cannot tell a foreign key from a bad value (exactly.Constraints): the child was dead-lettered at once (%v)", o.Err)
+	}
 	if holds && (o.Committed || !errors.As(o.Err, &re) || !re.ForeignKey) {
 		t.Fatalf("a child before its parent: committed %v, err %v; want the flight held (a foreign-key RefusedError)", o.Committed, o.Err)
 	}

@@ -304,10 +304,13 @@ func (d *Dialect) upsert(w *exactly.TableWrite, t string, src source) []string {
 		isKey[k] = true
 		on = append(on, "t."+d.Quote(k)+" = s."+d.Quote(k))
 	}
+	// Key columns are set too: under a case-insensitive collation 'abc'
+	// and 'ABC' are one row, and the row's key is spelt as its last
+	// change spelt it, as on the other dialects (an update that left the
+	// key alone kept the spelling of the first insert, so one record per
+	// transaction and one batch left different keys).
 	for _, c := range w.Columns {
-		if !isKey[c] {
-			set = append(set, d.Quote(c)+" = s."+d.Quote(c))
-		}
+		set = append(set, d.Quote(c)+" = s."+d.Quote(c))
 	}
 	join := strings.Join(on, " AND ")
 	from, cond := src("u")

@@ -23,6 +23,17 @@ func TestConformance(t *testing.T) {
 		Types: sinktest.Types{BigInt: "BIGINT", Int: "INT", Decimal: "DECIMAL(20,6)", Double: "FLOAT",
 			Text: "NVARCHAR(MAX)", KeyText: "NVARCHAR(100)", Bytes: "VARBINARY(MAX)", Bool: "BIT", Date: "DATE",
 			Timestamp: "DATETIMEOFFSET(6)"},
+		Collisions: []sinktest.Collision{
+			// The database default: SQL_Latin1_General_CP1_CI_AS on SQL
+			// Server and Babelfish, case-insensitive, accent-sensitive,
+			// trailing spaces ignored.
+			{Name: "default_ci", Type: "NVARCHAR(20)", Keys: []any{"abc", "ABC", "abc ", "Abc", "àbc", "ÀBC", "abd", "ABD  "}},
+			{Name: "ci_ai", Type: "NVARCHAR(20) COLLATE Latin1_General_CI_AI", Keys: []any{"abc", "ABC", "àbc", "ÀBC ", "abd"}},
+			{Name: "bin2", Type: "NVARCHAR(20) COLLATE Latin1_General_100_BIN2", Keys: []any{"ab", "ab ", "AB", "ab  ", "àb"}},
+			{Name: "varchar_ci", Type: "VARCHAR(20)", Keys: []any{"abc", "ABC", "abc ", "abd", "ABD"}},
+			{Name: "bigint", Type: "BIGINT", Keys: []any{int64(1), "01", "1", int64(2), "2", "002"}},
+			{Name: "default_ci_versioned", Type: "NVARCHAR(20)", Versioned: true, Keys: []any{"abc", "ABC", "àbc", "abd"}},
+		},
 		Refusals: []sinktest.Refusal{
 			{Type: "BIT", Good: true, Bad: "maybe"},
 			{Type: "NVARCHAR(5)", Good: "abc", Bad: "abcdefgh"},

@@ -258,8 +258,9 @@ func (d *Dialect) list(cols []string, prefix string) string {
 func marks(n int) string { return strings.TrimSuffix(strings.Repeat("?, ", n), ", ") }
 
 // describeSQL lists a table's columns with their full type (length,
-// precision, scale, and a collation other than the database's) and their
-// position in the primary key. The name comes from INFORMATION_SCHEMA:
+// precision, scale, and a collation other than the database's), their
+// position in the primary key and their collation (the database's
+// included, for KeyEquality). The name comes from INFORMATION_SCHEMA:
 // Babelfish's sys.columns gives it lowercased (MixedCase as mixedcase,
 // and the column was never written); on SQL Server both are the name as
 // created.
@@ -276,7 +277,7 @@ const describeSQL = `SELECT COALESCE(isc.COLUMN_NAME, c.name),
   + CASE WHEN c.collation_name IS NOT NULL
           AND c.collation_name <> CAST(DATABASEPROPERTYEX(DB_NAME(), 'Collation') AS sysname)
          THEN ' COLLATE ' + c.collation_name ELSE '' END,
-  c.is_nullable, ic.key_ordinal
+  c.is_nullable, ic.key_ordinal, COALESCE(c.collation_name, '')
 FROM sys.columns c
 JOIN sys.types ty ON ty.user_type_id = c.user_type_id
 LEFT JOIN sys.indexes i ON i.object_id = c.object_id AND i.is_primary_key = 1
@@ -298,7 +299,7 @@ func (d *Dialect) Describe(ctx context.Context, q exactly.Querier, table string)
 	for rows.Next() {
 		var c exactly.Column
 		var pos sql.NullInt64
-		if err := rows.Scan(&c.Name, &c.Type, &c.Nullable, &pos); err != nil {
+		if err := rows.Scan(&c.Name, &c.Type, &c.Nullable, &pos, &c.Collation); err != nil {
 			return nil, err
 		}
 		t.Columns = append(t.Columns, c)

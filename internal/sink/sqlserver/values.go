@@ -1,9 +1,12 @@
 package sqlserver
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"strings"
+
+	mssql "github.com/microsoft/go-mssqldb"
 
 	"github.com/exactly/exactly"
 )
@@ -59,4 +62,34 @@ func intRange(typ string) (lo, hi int64, ok bool) {
 		return math.MinInt32, math.MaxInt32, true
 	}
 	return 0, 0, false
+}
+
+var _ exactly.Constraints = (*Dialect)(nil)
+
+// Constraint implements exactly.Constraints: 515 cannot insert NULL (a
+// NOT NULL), 547 a conflict with a FOREIGN KEY or a CHECK constraint,
+// told apart by the message, which names the kind of constraint (SQL
+// Server: "conflicted with the FOREIGN KEY constraint"; Babelfish, which
+// maps PostgreSQL's 23503 and 23514 to 547 with PostgreSQL's text:
+// "violates foreign key constraint").
+func (*Dialect) Constraint(err error) (constraint, foreignKey bool) {
+	var me mssql.Error
+	if !errors.As(err, &me) {
+		return false, false
+	}
+	nums := []mssql.Error{me}
+	nums = append(nums, me.All...)
+	for _, e := range nums {
+		switch e.Number {
+		case 515:
+			constraint = true
+		case 547:
+			if strings.Contains(strings.ToLower(e.Message), "foreign key") {
+				foreignKey = true
+			} else {
+				constraint = true
+			}
+		}
+	}
+	return constraint, foreignKey
 }
