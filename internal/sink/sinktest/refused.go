@@ -23,8 +23,10 @@ import (
 // create/evolve type check).
 func testRefusedValues(t *testing.T, tg Target) {
 	if len(tg.Refusals) == 0 {
-		t.Log("the target declares no refused values")
-		return
+		// Every dialect has values its database refuses: a target without
+		// them left MySQL/MariaDB and SQL Server unchecked, and their dead
+		// letters depended on the cut.
+		t.Fatalf("the target declares no refused values")
 	}
 	for _, mode := range []string{"plain", "create"} {
 		t.Run(mode, func(t *testing.T) {
