@@ -46,13 +46,19 @@ func newIdentity(cfg *exactly.Config) (*identity, error) {
 	if err != nil || host == "" {
 		return nil, fmt.Errorf("deriving the group instance id: reading the hostname: %w (set source.instance_id)", err)
 	}
-	dir := lockDir()
+	dir, shared := lockDir()
 	if err := os.MkdirAll(dir, 0o777); err != nil {
 		return nil, fmt.Errorf("deriving the group instance id: creating the slot lock directory %s: %w (set source.instance_id or EXACTLY_LOCK_DIR)", dir, err)
 	}
-	// Shared by every user of the host, like /tmp: two users running one
-	// group must not both be slot 0.
-	_ = os.Chmod(dir, 0o1777)
+	if shared {
+		// Shared by every user of the host, like /tmp (sticky: no user
+		// removes another's lock): two users running one group must not
+		// both be slot 0. os.Chmod takes os.ModeSticky, not 0o1000: 0o1777
+		// made it 0777, where any user could unlink a live process's lock
+		// and take its slot. A directory EXACTLY_LOCK_DIR names is the
+		// operator's and keeps its mode.
+		_ = os.Chmod(dir, 0o777|os.ModeSticky)
+	}
 	base := groupBase(src.Group)
 	for slot := 0; slot < maxSlots; slot++ {
 		path := filepath.Join(dir, fmt.Sprintf("%s.%d.lock", base, slot))
@@ -77,16 +83,18 @@ func groupBase(group string) string {
 // memberFile is where the member id of a static identity is kept.
 func memberFile(group, id string) string {
 	sum := sha256.Sum256([]byte(id))
-	return filepath.Join(lockDir(), groupBase(group)+"."+safeName(id, 60)+"-"+hex.EncodeToString(sum[:4])+".member")
+	dir, _ := lockDir()
+	return filepath.Join(dir, groupBase(group)+"."+safeName(id, 60)+"-"+hex.EncodeToString(sum[:4])+".member")
 }
 
 // lockDir is where slot locks live: EXACTLY_LOCK_DIR, else
 // $TMPDIR/exactly-slots.
-func lockDir() string {
+// shared is true for the default one, which every user of the host uses.
+func lockDir() (dir string, shared bool) {
 	if d := os.Getenv("EXACTLY_LOCK_DIR"); d != "" {
-		return d
+		return d, false
 	}
-	return filepath.Join(os.TempDir(), "exactly-slots")
+	return filepath.Join(os.TempDir(), "exactly-slots"), true
 }
 
 // safeName keeps letters, digits, '-', '_' and '.' of s, at most n bytes.
