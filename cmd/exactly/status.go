@@ -79,12 +79,23 @@ halves were read, 1 when Kafka was unreachable (the ledger half is printed),
 				return err
 			}
 			defer env.Close()
-			kctx, cancel := context.WithTimeout(ctx, kafkaWait)
-			defer cancel()
-			st, total, kerr, err := readStatus(ctx, kctx, env, &sel)
+			// The wait for Kafka starts at the first Kafka request, after
+			// the ledger is read: a slow database must not use it up and
+			// make a healthy broker look unreachable.
+			var kctx context.Context
+			cancel := context.CancelFunc(func() {})
+			defer func() { cancel() }()
+			kafkaCtx := func() context.Context {
+				if kctx == nil {
+					kctx, cancel = context.WithTimeout(ctx, kafkaWait)
+				}
+				return kctx
+			}
+			st, total, kerr, err := readStatus(ctx, kafkaCtx, env, &sel)
 			if err != nil {
 				return err
 			}
+			kctx = kafkaCtx()
 			// Who holds the partitions, and whether the group is stuck:
 			// records waiting while nobody, or a rebalance, holds them.
 			var group *kafka.GroupState
@@ -221,9 +232,10 @@ func kafkaCause(kctx context.Context, cfg *exactly.Config, err error) error {
 // readStatus joins the ledger's partitions with the partitions of the
 // topics the configuration matches in Kafka, keeping the partitions sel
 // selects (a selection that matches none is a usage error). The ledger is
-// read with ctx, Kafka with kctx: when Kafka fails, kerr says why and st
-// holds the ledger half (no high watermark, no lag).
-func readStatus(ctx, kctx context.Context, env *auditEnv, sel *selector) (st []partitionStatus, total int, kerr, err error) {
+// read with ctx, then Kafka with kafkaCtx() (its wait starts there): when
+// Kafka fails, kerr says why and st holds the ledger half (no high
+// watermark, no lag).
+func readStatus(ctx context.Context, kafkaCtx func() context.Context, env *auditEnv, sel *selector) (st []partitionStatus, total int, kerr, err error) {
 	offs, err := env.ledger.Offsets(ctx)
 	if err != nil {
 		return nil, 0, nil, err
@@ -250,6 +262,7 @@ func readStatus(ctx, kctx context.Context, env *auditEnv, sel *selector) (st []p
 			tps = append(tps, tp)
 		}
 	}
+	kctx := kafkaCtx()
 	live, kerr := env.kafka.Partitions(kctx, func(topic string) bool { _, _, ok := env.cfg.Route(topic); return ok })
 	for _, tp := range live {
 		if !seen[tp] {

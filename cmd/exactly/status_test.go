@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/exactly/exactly"
@@ -144,4 +145,58 @@ tables:
 		t.Errorf("status took %s with the broker frozen, want the default 5s wait and a 1s probe", took)
 	}
 	t.Logf("broker frozen: status answered in %s", took.Round(time.Millisecond))
+}
+
+// TestStatusKafkaWaitStartsAtKafka: --kafka-timeout is how long status
+// waits for Kafka, not for the database. It started before the ledger was
+// read, so a slow ledger read (here a lock held for 2 s; in production an
+// Azure SQL database resuming from pause, or a long exactly_batches) used
+// up the wait and status said "Kafka unreachable: … accepts connections
+// but did not answer" and exited 1 while the broker was fine.
+func TestStatusKafkaWaitStartsAtKafka(t *testing.T) {
+	ctx := context.Background()
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t.items"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "slow.yaml")
+	y := fmt.Sprintf(`pipeline: slow
+source: {brokers: [%s]}
+sink: {driver: postgres, dsn: '%s'}
+tables:
+  - topics: t.items
+    table: items
+    key: [id]
+`, cluster.ListenAddrs()[0], testenv.PostgresSchema(t))
+	if err := os.WriteFile(file, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := exactly.LoadConfig(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := dialectFor("postgres")
+	sink, err := exactly.NewSink(ctx, cfg, d, decode.New, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	if _, err := sink.SeedOffset(ctx, exactly.TP{Topic: "t.items"}, 0); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := sink.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec("LOCK TABLE exactly_offsets IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	released := time.AfterFunc(2*time.Second, func() { _ = tx.Rollback() })
+	defer released.Stop()
+	code, out, errs := runCLI("status", "-c", file, "--kafka-timeout", "1s")
+	if code != 0 || strings.Contains(out+errs, "Kafka unreachable") || !strings.Contains(out, "group slow") {
+		t.Errorf("status with a slow ledger and Kafka up: exit %d, want 0 and the Kafka half\n%s%s", code, out, errs)
+	}
 }
