@@ -247,7 +247,8 @@ func (p *partition) add(f Finding) {
 func (p *partition) note(f Finding) {
 	f.Topic, f.Partition = p.tp.Topic, p.tp.Partition
 	f.Batches = 1
-	if n := len(p.rep.Notes); n > 0 {
+	// A reseed is an operator's act with its own who and why: never merged.
+	if n := len(p.rep.Notes); n > 0 && f.Kind != Reseeded {
 		last := &p.rep.Notes[n-1]
 		if last.Kind == f.Kind && last.Topic == f.Topic && last.Partition == f.Partition && f.From <= last.To {
 			last.To = max(last.To, f.To)

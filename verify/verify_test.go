@@ -339,3 +339,32 @@ func TestVerifyPagedLedger(t *testing.T) {
 			paged.Rehashed, paged.Records, paged.Batches, whole.Rehashed, whole.Records, whole.Batches)
 	}
 }
+
+// TestVerifyNamesEveryReseed: two reseeds of one partition are two notes,
+// each with its own who, why, from and to. They were merged into one note
+// by range (as notes of a long compacted stretch are): verify printed the
+// first reseed's text — "the chain restarts at 30" — and dropped the
+// second, the one the chain restarts from, with its reason.
+func TestVerifyNamesEveryReseed(t *testing.T) {
+	e := newEnv(t, "sqlite", 50, 10)
+	ctx := context.Background()
+	tp := exactly.TP{Topic: topic}
+	for _, r := range []exactly.Reseed{{TP: tp, To: 30, Who: "ann@h", Why: "first"}, {TP: tp, To: 20, Who: "bob@h", Why: "second"}} {
+		if _, _, err := e.sink.Reseed(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.commit(20, 50, 10)
+	rep := e.verify()
+	want(t, rep)
+	var got []string
+	for _, n := range rep.Notes {
+		if n.Kind == verify.Reseeded {
+			got = append(got, n.Detail)
+		}
+	}
+	if len(got) != 2 || !strings.Contains(got[0], "from 50 to 30") || !strings.Contains(got[0], "first") ||
+		!strings.Contains(got[1], "from 30 to 20") || !strings.Contains(got[1], "bob@h") || !strings.Contains(got[1], "second") {
+		t.Errorf("reseeded notes:\n%s\nwant two: 50 -> 30 by ann (first), 30 -> 20 by bob (second)", strings.Join(got, "\n"))
+	}
+}
