@@ -213,7 +213,9 @@ func argKey(v any) (any, bool) {
 	case string, int64, int, int32, int16, int8, bool, sql.NullString, mssql.UniqueIdentifier:
 		return x, true
 	case float64:
-		return x, !math.IsNaN(x)
+		// By its bits: -0.0 == 0.0 as a map key, and a -0.0 sent as an
+		// earlier 0.0's parameter lost its sign (NaN is never == itself).
+		return floatKey(math.Float64bits(x)), true
 	case time.Time:
 		// Equal instants in different zones are different
 		// datetimeoffset values.
@@ -231,6 +233,7 @@ type (
 	nullKey      struct{}
 	nullBytesKey struct{}
 	timeKey      string
+	floatKey     uint64
 	bytesKey     string
 )
 
