@@ -192,14 +192,23 @@ func (b *batch) exec(ctx context.Context, tx *exactly.Tx, affected []int64) (err
 
 // errorLine is the line of the batch the error was raised on: the first
 // error of severity 11 or more the server sent (a batch aborted under
-// XACT_ABORT may add its own errors after the cause).
+// XACT_ABORT may add its own errors after the cause), or 0 (no statement)
+// when that error was raised inside a module (ProcName: a trigger on the
+// target table, a function), whose line numbers count the module's lines,
+// not the batch's: a lock timeout on line 3 of a trigger was the fence on
+// line 2-3, and dropped partition 0 as a fence that timed out.
 func errorLine(me mssql.Error) int {
+	first := me
 	for _, e := range me.All {
 		if e.Class >= 11 {
-			return int(e.LineNo)
+			first = e
+			break
 		}
 	}
-	return int(me.LineNo)
+	if first.ProcName != "" {
+		return 0
+	}
+	return int(first.LineNo)
 }
 
 // argKey is the identity under which a parameter value is sent once per

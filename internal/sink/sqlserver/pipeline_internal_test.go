@@ -78,6 +78,14 @@ func TestStatementAtLine(t *testing.T) {
 	if got := errorLine(me); got != 5 {
 		t.Errorf("errorLine: %d, want the first error's 5", got)
 	}
+	// Raised in a trigger of the target table: SQL Server names the
+	// trigger (ProcName) and counts its lines, which name no statement of
+	// the batch. (Babelfish names no procedure: line 3 of a trigger came
+	// back as line 3, the first fence's.)
+	me = mssql.Error{Number: 1222, Class: 16, LineNo: 3, ProcName: "items_audit", All: []mssql.Error{{Number: 1222, Class: 16, LineNo: 3, ProcName: "items_audit"}}}
+	if got := b.statementAt(errorLine(me)); got != -1 {
+		t.Errorf("an error on line 3 of a trigger names statement %d of the batch, want none", got)
+	}
 }
 
 // TestLockTimeoutOfAPipelinedStatement: a 1222 traced to its statement is
