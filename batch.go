@@ -48,6 +48,10 @@ type PartitionBatch struct {
 	// by the source when it retries: the same failure again writes no
 	// second failed ledger row (a missing table wrote one a second).
 	Failed string
+	// Resolved counts the open dead letters of the range Replay applied
+	// again (their cause since fixed) and marked resolved in its
+	// transaction.
+	Resolved int
 
 	changes []change
 	// decodeDead is how many of DeadLetters prepare found; the rest were

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 )
 
@@ -168,6 +169,10 @@ func (s *Sink) replayOnce(ctx context.Context, b *PartitionBatch, next int64) er
 			return err
 		}
 	}
+	resolved, err := s.resolveReplayed(ctx, tx, b, now)
+	if err != nil {
+		return err
+	}
 	if err := s.insertLedger(ctx, tx, batches, StatusReplayed, "", now); err != nil {
 		return err
 	}
@@ -180,7 +185,45 @@ func (s *Sink) replayOnce(ctx context.Context, b *PartitionBatch, next int64) er
 		}
 		return fmt.Errorf("committing replay transaction: %w", err)
 	}
+	b.Resolved = resolved
 	return nil
+}
+
+// resolveReplayed marks resolved, by the replay's ledger row, the open
+// dead letters at the offsets of b the replay applied: a record dead-
+// lettered by the pipeline whose cause was fixed since is in its table
+// now, and an open dead letter would have status and verify say it is
+// not (and redrive apply it again). The offsets that failed again stay
+// open. It sets b.Resolved when the transaction commits.
+func (s *Sink) resolveReplayed(ctx context.Context, tx *Tx, b *PartitionBatch, now time.Time) (int, error) {
+	if len(b.Records) == 0 {
+		return 0, nil
+	}
+	_, resolvable, err := NewLedger(s.db, s.d, s.cfg.Pipeline).resolvable(ctx)
+	if err != nil || !resolvable {
+		return 0, err
+	}
+	failing := make([]int64, 0, len(b.DeadLetters))
+	for _, dl := range b.DeadLetters {
+		failing = append(failing, dl.Record.Offset)
+	}
+	sort.Slice(failing, func(i, j int) bool { return failing[i] < failing[j] })
+	mark := s.rebind(fmt.Sprintf("UPDATE exactly_dead_letters SET resolved_at = ?, resolved_by = ?, resolved_batch = ? WHERE %s = ? AND %s = ? AND %s = ? AND %s >= ? AND %s < ? AND resolved_at IS NULL",
+		s.d.Quote("pipeline"), s.d.Quote("topic"), s.d.Quote("partition"), s.d.Quote("offset"), s.d.Quote("offset")))
+	n := 0
+	lo, end := b.Records[0].Offset, b.Records[len(b.Records)-1].Offset+1
+	for _, hi := range append(failing, end) {
+		if hi > lo {
+			r, err := tx.ExecContext(ctx, mark, now, s.writer, b.BatchID, s.cfg.Pipeline, b.Topic, b.Partition, lo, hi)
+			if err != nil {
+				return 0, fmt.Errorf("marking the dead letters replay applied in %s[%d] resolved: %w", b.Topic, b.Partition, err)
+			}
+			k, _ := r.RowsAffected()
+			n += int(k)
+		}
+		lo = max(lo, hi+1)
+	}
+	return n, nil
 }
 
 // batchRecorded reports whether a ledger row with the batch id exists.

@@ -281,6 +281,48 @@ func TestRedriveLeavesSupersededOpen(t *testing.T) {
 	}
 }
 
+// TestReplayResolvesTheDeadLettersItApplies: the issue's first complaint,
+// "after the cause is fixed, replay re-applies the record but its
+// dead-letter row stays, and nothing marks it resolved", was still so with
+// redrive in place: the row was in its table while status counted an open
+// dead letter and verify reported it "not in their table". Replay now
+// marks the dead letters it applied resolved by its ledger row, in its
+// transaction; one that still fails stays open.
+func TestReplayResolvesTheDeadLettersItApplies(t *testing.T) {
+	for _, driver := range []string{"sqlite", "postgres"} {
+		t.Run(driver, func(t *testing.T) {
+			t.Parallel()
+			e := newRedriveEnv(t, driver, "1=a", "2=SECRETVALUE", "3=c", "4=SECRETVALUE")
+			// Not fixed yet: replay applies nothing new and resolves nothing.
+			code, out, errs := runCLI("replay", "-c", e.file, "--topic", "t.items", "--from", "0")
+			if code != 0 || strings.Contains(out, "marked resolved") {
+				t.Fatalf("replay before the fix: exit %d\n%s%s", code, out, errs)
+			}
+			e.fix(t)
+			code, out, errs = runCLI("replay", "-c", e.file, "--topic", "t.items", "--from", "2")
+			if code != 0 || !strings.Contains(out, "1 open dead letters of the range applied and marked resolved") {
+				t.Fatalf("replay after the fix: exit %d\n%s%s", code, out, errs)
+			}
+			if got, want := e.rows(t), "1=a 3=c 4=SECRETVALUE"; got != want {
+				t.Errorf("table after replay: %s, want %s", got, want)
+			}
+			var open, resolved int
+			var batch, status string
+			if err := e.db.QueryRow(`SELECT COUNT(*) FROM exactly_dead_letters WHERE resolved_at IS NULL`).Scan(&open); err != nil || open != 1 {
+				t.Errorf("open dead letters after replay: %d, %v; want 1 (offset 1, outside the range)", open, err)
+			}
+			if err := e.db.QueryRow(`SELECT COUNT(*), MAX(d.resolved_batch), MAX(b.status) FROM exactly_dead_letters d
+				JOIN exactly_batches b ON b.batch_id = d.resolved_batch`).Scan(&resolved, &batch, &status); err != nil ||
+				resolved != 1 || status != "replayed" || !strings.Contains(out, batch) {
+				t.Errorf("resolved by replay: %d in batch %q (%s), %v\n%s", resolved, batch, status, err, out)
+			}
+			if code, out, _ := runCLI("verify", "-c", e.file); code != 1 || !strings.Contains(out, "FINDING dead_letters t.items[0] offsets 1..1") || strings.Contains(out, "3..3") {
+				t.Errorf("verify after replay: exit %d, want only offset 1 reported\n%s", code, out)
+			}
+		})
+	}
+}
+
 // TestRedriveNeverUndoesANewerDelete: on a table with a version column a
 // dead letter is applied under the version guard, but a delete leaves no
 // row to hold a version: the dead-lettered update of a key the pipeline

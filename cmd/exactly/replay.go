@@ -231,7 +231,7 @@ func replay(ctx context.Context, g *globals, toSet bool, o replayOpts) error {
 // progress line where it is among the selected partitions.
 func replayOne(ctx context.Context, g *globals, cfg *exactly.Config, sink *exactly.Sink, kr *kafka.Reader, r replayRange, pg *progress, step string) error {
 	tp := r.tp
-	var total struct{ records, upserted, deleted, txs int }
+	var total struct{ records, upserted, deleted, txs, resolved int }
 	var ids []string
 	start := r.from
 	var chunk []*exactly.Record
@@ -246,6 +246,7 @@ func replayOne(ctx context.Context, g *globals, cfg *exactly.Config, sink *exact
 		total.records += len(pb.Records)
 		total.upserted += pb.Upserted
 		total.deleted += pb.Deleted
+		total.resolved += pb.Resolved
 		total.txs++
 		ids = append(ids, pb.BatchID)
 		start, chunk = pb.To, nil
@@ -282,6 +283,9 @@ func replayOne(ctx context.Context, g *globals, cfg *exactly.Config, sink *exact
 		tp, r.from, r.to-1, total.records, total.txs, total.upserted, total.deleted, r.next)
 	for _, id := range ids {
 		fmt.Fprintf(g.stdout, "  ledger row %s status replayed\n", id)
+	}
+	if total.resolved > 0 {
+		fmt.Fprintf(g.stdout, "  %d open dead letters of the range applied and marked resolved\n", total.resolved)
 	}
 	return nil
 }
