@@ -118,6 +118,10 @@ type partition struct {
 }
 
 // NewSource creates the Kafka client. Nothing is consumed until Run.
+// metadataMaxAge is how often the client refreshes its metadata at the
+// latest: how soon a new partition or topic, or a recreated one, is seen.
+const metadataMaxAge = 15 * time.Second
+
 func NewSource(cfg *exactly.Config, sink *exactly.Sink, log *slog.Logger, extra ...kgo.Opt) (*Source, error) {
 	s := &Source{cfg: cfg, sink: sink, log: log, parts: map[exactly.TP]*partition{}, ready: make(chan struct{}), started: make(chan struct{})}
 	s.limit = newFlightLimit(cfg.Sink.MaxConns, cfg.Sink.Flights == exactly.FlightsFixed, s.flightLimitChanged)
@@ -162,6 +166,14 @@ func NewSource(cfg *exactly.Config, sink *exactly.Sink, log *slog.Logger, extra 
 		// default stalled a paused partition for 5s after its batch
 		// committed. Kafka Connect's default is 500ms.
 		kgo.FetchMaxWait(fetchMaxWait(cfg.Batch.Interval.D())),
+		// A partition added to a topic, a topic created to match a
+		// pattern, or one deleted and created again is seen at the next
+		// metadata refresh: with franz-go's 5 min default (Kafka's
+		// metadata.max.age.ms) their records waited up to 5 min with
+		// /readyz ready and no warning, and a recreated topic under a
+		// pattern rule went unassigned, not halted, as long. One Metadata
+		// request per member every 15s.
+		kgo.MetadataMaxAge(metadataMaxAge),
 	}
 	if id.id != "" {
 		opts = append(opts, kgo.InstanceID(id.id))

@@ -341,6 +341,86 @@ tables:
 	}
 }
 
+// TestTopicChangesNoticedWithTheDefaultMetadataAge: with the default
+// configuration (no tuned client), a partition added to a topic and a
+// topic created to match a pattern while the pipeline runs are applied
+// within seconds. The client noticed them only at its metadata refresh,
+// franz-go's default 5 minutes: seen live, 20 records of two added
+// partitions waited 4m55s with /readyz ready and no warning, and a topic
+// recreated under a pattern rule stayed unassigned — not halted, not
+// ready-failing — for 2m40s.
+func TestTopicChangesNoticedWithTheDefaultMetadataAge(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "m.first"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	brokers := c.ListenAddrs()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	produce := func(topic string, p int32, n int) {
+		t.Helper()
+		cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		var recs []*kgo.Record
+		for i := 0; i < n; i++ {
+			recs = append(recs, &kgo.Record{Topic: topic, Partition: p, Value: []byte(fmt.Sprintf(`{"t":%q,"p":%d,"i":%d}`, topic, p, i))})
+		}
+		if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	produce("m.first", 0, 3)
+	y := fmt.Sprintf(`pipeline: metaage
+source: {brokers: [%s], group: g-metaage}
+sink: {driver: sqlite, dsn: '%s'}
+tables:
+  - {topics: '^m\..*$', table: events, mode: append, create: true}
+`, strings.Join(brokers, ", "), filepath.Join(t.TempDir(), "sink.db"))
+	cfg, err := exactly.ParseConfig(strings.NewReader(y), "metaage.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	sink, err := exactly.NewSink(context.Background(), cfg, &sqlite.Dialect{}, decode.New, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	src, err := kafka.NewSource(cfg, sink, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer runSource(t, src)()
+	first := exactly.TP{Topic: "m.first"}
+	waitFor(t, "m.first[0] applied", 30*time.Second, func() bool {
+		got, err := sink.LoadOffsets(context.Background(), []exactly.TP{first})
+		return err == nil && got[first] == 3
+	})
+	adm := kadm.NewClient(cl)
+	if _, err := adm.CreatePartitions(context.Background(), 1, "m.first"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.CreateTopic(context.Background(), 1, 1, nil, "m.second"); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	produce("m.first", 1, 4)
+	produce("m.second", 0, 4)
+	later := []exactly.TP{{Topic: "m.first", Partition: 1}, {Topic: "m.second"}}
+	waitFor(t, "the added partition and the new topic applied", 45*time.Second, func() bool {
+		got, err := sink.LoadOffsets(context.Background(), later)
+		return err == nil && got[later[0]] == 4 && got[later[1]] == 4
+	})
+	t.Logf("added partition and new topic applied %v after they were produced to", time.Since(began).Round(100*time.Millisecond))
+}
+
 // TestStartFromLatestSeedsAtTheLastStableOffset: a transaction open when
 // the pipeline first starts is above its seed, so its records are applied
 // once it commits (seeded at the high watermark they were skipped).
