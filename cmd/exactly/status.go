@@ -401,7 +401,8 @@ func printGroup(g *globals, name string, group *kafka.GroupState, err error, st 
 	switch {
 	case lag > 0 && len(group.Members) == 0:
 		fmt.Fprintf(g.stdout, "%d records wait and no member is running\n", lag)
-	case lag > 0 && group.State != "Stable":
+	case lag > 0 && group.State != "Stable" && group.Protocol != "consumer":
+		// A KIP-848 group reconciling keeps applying what it owns.
 		fmt.Fprintf(g.stdout, "%d records wait while the group is %s: the members apply nothing until it settles\n", lag, group.State)
 	}
 }

@@ -154,26 +154,18 @@ func (s *Source) unappliedRecords(ctx context.Context) (int64, []string, error) 
 // members.
 func (s *Source) describeGroup(ctx context.Context) string {
 	group := s.cfg.Source.Group
-	dg, err := kadm.NewClient(s.cl).DescribeGroups(ctx, group)
+	g, err := describeGroup(ctx, kadm.NewClient(s.cl), group)
 	if err != nil {
 		return fmt.Sprintf("group %q: describing it: %v", group, err)
 	}
-	d, ok := dg[group]
-	if !ok || d.Err != nil {
-		return fmt.Sprintf("group %q: describing it: %v", group, d.Err)
-	}
-	members := make([]string, 0, len(d.Members))
-	for _, m := range d.Members {
-		name := m.MemberID
-		if m.InstanceID != nil {
-			name = *m.InstanceID
-		}
-		members = append(members, name+"@"+m.ClientHost)
+	members := make([]string, 0, len(g.Members))
+	for _, m := range g.Members {
+		members = append(members, m.ID+"@"+m.Host)
 	}
 	sort.Strings(members)
 	me := s.id.id
 	if me == "" {
 		me, _ = s.cl.GroupMetadata()
 	}
-	return fmt.Sprintf("group %q is %s with %d members [%s] (this member: %s)", group, d.State, len(members), strings.Join(members, " "), me)
+	return fmt.Sprintf("group %q is %s with %d members [%s] (this member: %s)", group, g.State, len(members), strings.Join(members, " "), me)
 }

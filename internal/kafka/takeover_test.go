@@ -502,3 +502,52 @@ func (e *takeover) appliedCount(t *testing.T) int {
 	}
 	return n
 }
+
+// TestGroupDescribesAConsumerProtocolGroup: exactly status and the
+// "nothing moves" warning describe a group_protocol: consumer group by its
+// KIP-848 members. They asked DescribeGroups only, where such a group has
+// no member (kfake: Stable, 0 members), so status said "N records wait and
+// no member is running" beside a live member owning every partition
+// (seen live: a member frozen with SIGSTOP, 30 records waiting).
+func TestGroupDescribesAConsumerProtocolGroup(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "k.events"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	y := fmt.Sprintf(`pipeline: kip848
+source: {brokers: [%s], group: g-kip848, group_protocol: consumer, instance_id: pod-0}
+sink: {driver: sqlite, dsn: '%s'}
+tables:
+  - {topics: k.events, table: events, mode: append, create: true}
+`, strings.Join(c.ListenAddrs(), ", "), filepath.Join(t.TempDir(), "sink.db"))
+	cfg, err := exactly.ParseConfig(strings.NewReader(y), "kip848.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	sink, err := exactly.NewSink(context.Background(), cfg, &sqlite.Dialect{}, decode.New, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	src, err := kafka.NewSource(cfg, sink, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer runSource(t, src)()
+	waitFor(t, "both partitions assigned", 30*time.Second, func() bool { return src.Assigned() == 2 })
+	r, err := kafka.NewReader(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var g *kafka.GroupState
+	waitFor(t, "the group described with its member", 10*time.Second, func() bool {
+		g, err = r.Group(context.Background(), "g-kip848")
+		return err == nil && len(g.Members) == 1 && g.Members[0].Partitions == 2
+	})
+	if m := g.Members[0]; m.ID != "pod-0" || !m.Static || g.Protocol != "consumer" {
+		t.Errorf("group %+v, member %+v: want the static member pod-0 of a consumer-protocol group", g, m)
+	}
+}
