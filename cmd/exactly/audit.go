@@ -79,5 +79,7 @@ func newProgress(g *globals) *progress {
 	if !g.tty {
 		return &progress{nil} // a nil Bar draws nothing
 	}
-	return &progress{prog.Always(g.stderr, "", 0)}
+	bar := prog.Always(g.stderr, "", 0)
+	bar.SetWidth(func() int { return prog.TerminalWidth(g.ttyOut) })
+	return &progress{bar}
 }

@@ -55,9 +55,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// was given: the secret.Writer around it is never one (the progress
 	// lines were never drawn because of that).
 	tty := stderrIsTerminal(stderr)
+	rawStderr := stderr
 	stdout, stderr = secret.Writer{W: stdout}, secret.Writer{W: stderr}
 	root := newRoot(stdout, stderr)
 	root.tty = tty
+	root.ttyOut = rawStderr
 	root.SetArgs(args)
 	err := root.Execute()
 	if err == nil {
@@ -92,6 +94,9 @@ type globals struct {
 	stderr    io.Writer
 	// tty: stderr is a terminal, so commands draw a progress line there.
 	tty bool
+	// ttyOut is the stderr the process was given, asked for the
+	// terminal's width at each progress draw.
+	ttyOut io.Writer
 }
 
 // rootCmd is the exactly command and what its subcommands share.

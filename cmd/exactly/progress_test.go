@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/exactly/exactly/internal/testenv"
 )
@@ -83,5 +84,30 @@ func TestProgressOnARealTerminal(t *testing.T) {
 	}
 	if b, err := os.ReadFile(errFile); err != nil || len(b) != 0 {
 		t.Errorf("verify with stderr to a file wrote %q there (%v)", b, err)
+	}
+}
+
+// TestProgressFitsANarrowTerminal: in a terminal of 30 columns every
+// progress line verify draws fits in 29 (a longer one wraps, and its
+// redraw erases only the last row, leaving the others on the screen).
+func TestProgressFitsANarrowTerminal(t *testing.T) {
+	script, err := exec.LookPath("script")
+	if err != nil {
+		testenv.Unavailable(t, "script(1), for a pseudo-terminal", err)
+	}
+	bin := testenv.Binary(t)
+	f := newFleetFixture(t)
+	out, err := exec.Command(script, "-qec", "stty cols 30; "+bin+" verify -c "+f.file, "/dev/null").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "OK: no findings") {
+		t.Fatalf("verify in a terminal: %v\n%s", err, out)
+	}
+	pieces := strings.Split(string(out), "\r\033[K")
+	if len(pieces) < 3 {
+		t.Fatalf("verify drew no progress line:\n%q", out)
+	}
+	for _, p := range pieces[1 : len(pieces)-1] { // each drawn line, up to the next draw
+		if n := utf8.RuneCountInString(p); n > 29 || strings.ContainsAny(p, "\r\n") {
+			t.Errorf("progress line of %d columns in a terminal of 30: %q", n, p)
+		}
 	}
 }

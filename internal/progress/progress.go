@@ -25,8 +25,10 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mattn/go-isatty"
+	"golang.org/x/sys/unix"
 
 	"github.com/exactly/exactly/internal/secret"
 )
@@ -47,6 +49,44 @@ type Bar struct {
 	stopped bool
 	text    string // set by Show: drawn instead of the computed line
 	shown   string // the line on the screen
+	width   func() int
+}
+
+// SetWidth tells the bar how many columns the terminal has (0: unknown),
+// asked at each draw: a longer line is cut to fit. A line that wraps
+// cannot be erased by the carriage return and erase-line that redraw it,
+// so every redraw of a long line (a long topic name) left a row behind.
+func (b *Bar) SetWidth(width func() int) {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.width = width
+}
+
+// TerminalWidth returns the columns of the terminal w is, 0 when w is not
+// a terminal or does not say.
+func TerminalWidth(w io.Writer) int {
+	f, ok := w.(*os.File)
+	if !ok || f == nil {
+		return 0
+	}
+	ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ)
+	if err != nil {
+		return 0
+	}
+	return int(ws.Col)
+}
+
+// fit cuts line to at most width-1 columns (the last column left free:
+// some terminals wrap on writing it), ending it with "…".
+func fit(line string, width int) string {
+	if width < 2 || utf8.RuneCountInString(line) < width {
+		return line
+	}
+	r := []rune(line)
+	return string(r[:width-2]) + "…"
 }
 
 // New returns a bar for total units of work (0 when the total is not
@@ -55,7 +95,9 @@ func New(w io.Writer, label string, total int64) *Bar {
 	if !IsTerminal(w) {
 		return nil
 	}
-	return Always(w, label, total)
+	b := Always(w, label, total)
+	b.width = func() int { return TerminalWidth(w) }
+	return b
 }
 
 // Always returns a bar that draws on w whatever w is (tests, a forced
@@ -168,6 +210,9 @@ func (b *Bar) drawLocked(force bool) {
 	line := b.text
 	if line == "" {
 		line = b.lineLocked(now)
+	}
+	if b.width != nil {
+		line = fit(line, b.width())
 	}
 	if b.drawn && line == b.shown {
 		return // the same line again: nothing to redraw

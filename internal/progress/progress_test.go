@@ -116,3 +116,18 @@ func TestClearAndSameLine(t *testing.T) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
+
+// TestLongLinesAreCutToTheTerminal: a line wider than the terminal wraps,
+// and the carriage return and erase-line of the next draw clear only its
+// last row: every redraw left a row of the old line on the screen.
+func TestLongLinesAreCutToTheTerminal(t *testing.T) {
+	var buf bytes.Buffer
+	b := Always(&buf, "", 0)
+	b.SetWidth(func() int { return 20 })
+	b.Show(true, "verify: 1/800 partitions (erp.sales.dbo.order_lines[0])")
+	b.Show(true, "short")
+	b.Done()
+	if got, want := buf.String(), "\r\033[Kverify: 1/800 part…\r\033[Kshort\r\033[K"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
