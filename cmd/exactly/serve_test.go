@@ -222,16 +222,24 @@ func TestMetricsDuringARunMatchTheLedger(t *testing.T) {
 	cmd, done, addr := e.startServed(t, 0)
 	get(t, "http://"+addr+"/healthz", http.StatusOK)
 
-	// More records arrive while we watch.
+	// More records arrive while we watch, for about 3 s.
 	produced := make(chan error, 1)
 	go func() {
-		produced <- workload.Produce(context.Background(), e.brokers, workload.NewGenerator(7, 100), 3000, 3000)
+		produced <- workload.Produce(context.Background(), e.brokers, workload.NewGenerator(7, 100), 3000, 1000)
 	}()
 	scrapes := 0
 	// A commit is in the ledger a moment before the process has counted
-	// it, so a scrape may trail the reading just before it, but never the
-	// one taken a scrape earlier, and never exceeds the reading after it.
-	prev := e.sums(t)
+	// it, and /metrics is gathered at most once a second (shared by the
+	// requests within it: status.Server.MetricsEvery), so a scrape may
+	// trail the ledger by that second; never by more than a reading taken
+	// over a second before it, and it never exceeds the reading after it.
+	type reading struct {
+		at   time.Time
+		sums *ledgerSums
+	}
+	history := []reading{{time.Now(), e.sums(t)}}
+	const stale = 1200 * time.Millisecond // the gather's second, and the scrape's own time
+	compared := 0
 	// Scrape while records are produced, and at least three times.
 	for waiting := true; waiting || scrapes < 3; {
 		select {
@@ -242,10 +250,19 @@ func TestMetricsDuringARunMatchTheLedger(t *testing.T) {
 			waiting = false
 		default:
 		}
-		before := e.sums(t)
+		scraped := time.Now()
 		m := scrape(t, addr)
 		after := e.sums(t)
 		scrapes++
+		prev := history[0].sums // the newest reading at least stale before the scrape
+		for _, r := range history {
+			if r.at.Before(scraped.Add(-stale)) {
+				prev = r.sums
+			}
+		}
+		if prev != history[0].sums {
+			compared++
+		}
 		got := sum(m, "exactly_batches_total", map[string]string{"status": "committed"})
 		if got < float64(prev.committedBatches) || got > float64(after.committedBatches) {
 			t.Errorf("scrape %d: exactly_batches_total{committed} = %v, the ledger held %d a scrape earlier and %d after", scrapes, got, prev.committedBatches, after.committedBatches)
@@ -256,10 +273,13 @@ func TestMetricsDuringARunMatchTheLedger(t *testing.T) {
 				t.Errorf("scrape %d: records committed to %s = %v, the ledger held %d a scrape earlier and %d after", scrapes, table, got, prev.records[table], after.records[table])
 			}
 		}
-		prev = before
+		history = append(history, reading{time.Now(), after})
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Logf("%d scrapes during the run, each within the ledger readings around it", scrapes)
+	if compared < 3 {
+		t.Errorf("only %d of %d scrapes came over a second into the run: too few to check how far they trail", compared, scrapes)
+	}
+	t.Logf("%d scrapes during the run, each within the ledger readings around it (%d over a second into it)", scrapes, compared)
 
 	var err error
 	if e.ends, err = workload.EndOffsets(context.Background(), e.brokers, workload.Topics...); err != nil {
