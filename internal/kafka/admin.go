@@ -341,8 +341,13 @@ func (a *Admin) Owners(ctx context.Context, group string, tps []exactly.TP) (own
 			for _, m := range g.Members {
 				for t, ps := range m.Assignment {
 					for p := range ps {
-						if tp := (exactly.TP{Topic: t, Partition: p}); want[tp] {
-							owners[tp] = Owner{Member: m.MemberID, Instance: deref(m.InstanceID), Client: m.ClientID, Host: m.ClientHost}
+						for tp := range want {
+							// A broker may name the topic by its id only
+							// (kfake does; kadm keeps no id): a partition
+							// of an unnamed topic is taken as owned.
+							if tp.Partition == p && (tp.Topic == t || t == "") {
+								owners[tp] = Owner{Member: m.MemberID, Instance: deref(m.InstanceID), Client: m.ClientID, Host: m.ClientHost}
+							}
 						}
 					}
 				}

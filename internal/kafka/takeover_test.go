@@ -551,3 +551,57 @@ tables:
 		t.Errorf("group %+v, member %+v: want the static member pod-0 of a consumer-protocol group", g, m)
 	}
 }
+
+// TestOwnersOfAConsumerProtocolGroup: reseed and replay refuse a partition
+// a member of a group_protocol: consumer group owns. kfake names the
+// topics of a KIP-848 assignment by id only, which kadm keeps as "", so
+// Owners found no owner and exactly reseed moved next_offset under a
+// running member (seen live: 'reseeded r14.c[0] … 884 -> 884' with the
+// member owning all 3 partitions).
+func TestOwnersOfAConsumerProtocolGroup(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "o.events"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	y := fmt.Sprintf(`pipeline: owners848
+source: {brokers: [%s], group: g-owners848, group_protocol: consumer, instance_id: pod-0}
+sink: {driver: sqlite, dsn: '%s'}
+tables:
+  - {topics: o.events, table: events, mode: append, create: true}
+`, strings.Join(c.ListenAddrs(), ", "), filepath.Join(t.TempDir(), "sink.db"))
+	cfg, err := exactly.ParseConfig(strings.NewReader(y), "owners848.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	sink, err := exactly.NewSink(context.Background(), cfg, &sqlite.Dialect{}, decode.New, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	src, err := kafka.NewSource(cfg, sink, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runSource(t, src)
+	waitFor(t, "both partitions assigned", 30*time.Second, func() bool { return src.Assigned() == 2 })
+	adm, err := kafka.NewAdmin(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	tps := []exactly.TP{{Topic: "o.events", Partition: 0}, {Topic: "o.events", Partition: 1}}
+	owners, busy, err := adm.Owners(context.Background(), "g-owners848", tps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(owners) != 2 || owners[tps[0]].Instance != "pod-0" {
+		t.Errorf("owners %v (busy %q), want both partitions owned by pod-0", owners, busy)
+	}
+	stop()
+	waitFor(t, "no owner once the member left", 10*time.Second, func() bool {
+		owners, _, err := adm.Owners(context.Background(), "g-owners848", tps)
+		return err == nil && len(owners) == 0
+	})
+}
