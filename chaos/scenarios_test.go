@@ -353,8 +353,11 @@ func TestAmbiguousCommitWhileDatabaseStaysDown(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, "postgres")
 	gen := workload.NewGenerator(13, 100)
-	h.produce(t, gen, 300)
+	first := h.produce(t, gen, 300)
 	in := h.start(0, "")
+	// Armed once batches commit: the first COMMIT of a new pipeline is its
+	// first start's (exactly_pipelines), not a batch's.
+	h.waitLedger(t, first, 60*time.Second)
 	h.proxy.downAfterCut.Store(int64(5 * time.Second))
 	h.proxy.cutAfter.Store(1)
 	ends := h.produce(t, gen, 700)
