@@ -239,78 +239,58 @@ func (s *Sink) redriveOnce(ctx context.Context, tp TP, dls []DeadLetterRow, next
 	if err != nil {
 		return err
 	}
-	sqlTx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("beginning redrive transaction: %w", err)
-	}
-	tx := &Tx{Tx: sqlTx, Conn: conn}
-	done := false
-	defer func() {
-		if !done {
-			_ = sqlTx.Rollback()
-		}
-	}()
-	now := time.Now().UTC()
-	// The same row lock as Commit's fence, at the next_offset the check
-	// for newer changes read up to: a batch committed since would have
-	// changed keys the check did not see.
-	lock := s.rebind(fmt.Sprintf("UPDATE exactly_offsets SET %s = ? WHERE %s = ? AND %s = ? AND %s = ? AND %s = ?",
-		s.d.Quote("updated_at"), s.d.Quote("pipeline"), s.d.Quote("topic"), s.d.Quote("partition"), s.d.Quote("next_offset")))
-	r, err := tx.ExecContext(ctx, lock, now, s.cfg.Pipeline, tp.Topic, tp.Partition, next)
-	if err != nil {
-		return fmt.Errorf("locking offsets of %s for redrive: %w", tp, err)
-	}
-	if n, err := r.RowsAffected(); err != nil {
-		return fmt.Errorf("locking offsets of %s for redrive: %w", tp, err)
-	} else if n != 1 {
-		return errOffsetMoved
-	}
-	for _, w := range writes {
-		// A row the database still refuses is isolated and stays open.
-		if err := s.isolate(ctx, tx, w, w.items(), &refusals{}); err != nil {
-			return err
-		}
-	}
-	failing := map[int64]bool{}
-	for _, dl := range b.DeadLetters {
-		failing[dl.Record.Offset] = true
-		cause := dl.Err
-		if re, ok := cause.(*RecordError); ok {
-			cause = re.Err
-		}
-		res.Failing[dl.Record.Offset] = cause.Error()
-	}
-	mark := s.rebind("UPDATE exactly_dead_letters SET resolved_at = ?, resolved_by = ?, resolved_batch = ? WHERE id = ? AND resolved_at IS NULL")
 	var resolved []int64
-	for _, rec := range b.Records {
-		if failing[rec.Offset] {
-			continue
-		}
-		for _, id := range ids[rec.Offset] {
-			r, err := tx.ExecContext(ctx, mark, now, by, b.BatchID, id)
-			if err != nil {
-				return fmt.Errorf("marking dead letter %s@%d resolved: %w", tp, rec.Offset, err)
+	err = s.inTx(ctx, conn, witness{"redrive", b.BatchID, StatusRedriven, batches}, func(tx *Tx) error {
+		now := time.Now().UTC()
+		// The same row lock as Commit's fence, at the next_offset the
+		// check for newer changes read up to: a batch committed since
+		// would have changed keys the check did not see.
+		if err := s.lockOffsets(ctx, tx, tp, next, now); err != nil {
+			if errors.Is(err, errOffsetMoved) {
+				return err
 			}
-			if n, err := r.RowsAffected(); err != nil || n != 1 {
-				// Another redrive resolved it first: this one must not
-				// apply it a second time.
-				return fmt.Errorf("marking dead letter %s@%d resolved: another redrive resolved it meanwhile (%d rows, %v)", tp, rec.Offset, n, err)
+			return fmt.Errorf("locking offsets of %s for redrive: %w", tp, err)
+		}
+		for _, w := range writes {
+			// A row the database still refuses is isolated and stays open.
+			if err := s.isolate(ctx, tx, w, w.items(), &refusals{}); err != nil {
+				return err
 			}
 		}
-		resolved = append(resolved, rec.Offset)
-	}
-	if len(resolved) == 0 {
-		return nil // nothing applied: roll back, no ledger row
-	}
-	if err := s.insertLedger(ctx, tx, batches, StatusRedriven, "", now); err != nil {
+		failing := map[int64]bool{}
+		for _, dl := range b.DeadLetters {
+			failing[dl.Record.Offset] = true
+			cause := dl.Err
+			if re, ok := cause.(*RecordError); ok {
+				cause = re.Err
+			}
+			res.Failing[dl.Record.Offset] = cause.Error()
+		}
+		mark := s.rebind("UPDATE exactly_dead_letters SET resolved_at = ?, resolved_by = ?, resolved_batch = ? WHERE id = ? AND resolved_at IS NULL")
+		for _, rec := range b.Records {
+			if failing[rec.Offset] {
+				continue
+			}
+			for _, id := range ids[rec.Offset] {
+				r, err := tx.ExecContext(ctx, mark, now, by, b.BatchID, id)
+				if err != nil {
+					return fmt.Errorf("marking dead letter %s@%d resolved: %w", tp, rec.Offset, err)
+				}
+				if n, err := r.RowsAffected(); err != nil || n != 1 {
+					// Another redrive resolved it first: this one must not
+					// apply it a second time.
+					return fmt.Errorf("marking dead letter %s@%d resolved: another redrive resolved it meanwhile (%d rows, %v)", tp, rec.Offset, n, err)
+				}
+			}
+			resolved = append(resolved, rec.Offset)
+		}
+		if len(resolved) == 0 {
+			return errNothingToCommit // nothing applied: roll back, no ledger row
+		}
+		return s.insertLedger(ctx, tx, batches, StatusRedriven, "", now)
+	})
+	if err != nil || len(resolved) == 0 {
 		return err
-	}
-	err = sqlTx.Commit()
-	done = true
-	if err != nil {
-		if ok, rerr := s.batchRecorded(ctx, b.BatchID); rerr != nil || !ok {
-			return fmt.Errorf("committing redrive transaction: %w", err)
-		}
 	}
 	res.BatchID, res.Resolved = b.BatchID, resolved
 	return nil

@@ -125,67 +125,69 @@ func (s *Sink) replayOnce(ctx context.Context, b *PartitionBatch, next int64) er
 	if err != nil {
 		return err
 	}
-	sqlTx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("beginning replay transaction: %w", err)
-	}
-	tx := &Tx{Tx: sqlTx, Conn: conn}
-	done := false
-	defer func() {
-		if !done {
-			_ = sqlTx.Rollback()
-		}
-	}()
-	now := time.Now().UTC()
 	if b.To > next {
 		return &ReplayRangeError{Topic: b.Topic, Partition: b.Partition, To: b.To, Next: next}
 	}
-	// The same row lock as Commit's fence; the condition is re-evaluated
-	// on the row a concurrent batch committed, so a pipeline that moved on
-	// while this transaction waited for the lock refuses it.
-	lock := s.rebind(fmt.Sprintf("UPDATE exactly_offsets SET %s = ? WHERE %s = ? AND %s = ? AND %s = ? AND %s = ?",
-		s.d.Quote("updated_at"), s.d.Quote("pipeline"), s.d.Quote("topic"), s.d.Quote("partition"), s.d.Quote("next_offset")))
-	res, err := tx.ExecContext(ctx, lock, now, s.cfg.Pipeline, b.Topic, b.Partition, next)
-	if err != nil {
-		return fmt.Errorf("locking offsets of %s[%d] for replay: %w", b.Topic, b.Partition, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("locking offsets of %s[%d] for replay: %w", b.Topic, b.Partition, err)
-	} else if n != 1 {
-		got, lerr := s.LoadOffsets(ctx, []TP{{b.Topic, b.Partition}})
-		if lerr != nil {
-			return lerr
+	resolved := 0
+	err = s.inTx(ctx, conn, witness{"replay", b.BatchID, StatusReplayed, batches}, func(tx *Tx) error {
+		now := time.Now().UTC()
+		// The same row lock as Commit's fence; the condition is
+		// re-evaluated on the row a concurrent batch committed, so a
+		// pipeline that moved on while this transaction waited for the
+		// lock refuses it.
+		if err := s.lockOffsets(ctx, tx, TP{b.Topic, b.Partition}, next, now); err != nil {
+			if !errors.Is(err, errOffsetMoved) {
+				return fmt.Errorf("locking offsets of %s[%d] for replay: %w", b.Topic, b.Partition, err)
+			}
+			got, lerr := s.LoadOffsets(ctx, []TP{{b.Topic, b.Partition}})
+			if lerr != nil {
+				return lerr
+			}
+			now, ok := got[TP{b.Topic, b.Partition}]
+			if !ok {
+				return &ReplayRangeError{Topic: b.Topic, Partition: b.Partition, To: b.To, Next: -1}
+			}
+			return &ReplayMovedError{Topic: b.Topic, Partition: b.Partition, From: b.From, Began: next, Now: now}
 		}
-		now, ok := got[TP{b.Topic, b.Partition}]
-		if !ok {
-			return &ReplayRangeError{Topic: b.Topic, Partition: b.Partition, To: b.To, Next: -1}
+		for _, w := range writes {
+			// Rows the database refuses were dead-lettered by the first
+			// apply: isolated again here, they are counted, not written
+			// twice.
+			if err := s.isolate(ctx, tx, w, w.items(), &refusals{}); err != nil {
+				return err
+			}
 		}
-		return &ReplayMovedError{Topic: b.Topic, Partition: b.Partition, From: b.From, Began: next, Now: now}
-	}
-	for _, w := range writes {
-		// Rows the database refuses were dead-lettered by the first apply:
-		// isolated again here, they are counted, not written twice.
-		if err := s.isolate(ctx, tx, w, w.items(), &refusals{}); err != nil {
+		n, err := s.resolveReplayed(ctx, tx, b, now)
+		if err != nil {
 			return err
 		}
-	}
-	resolved, err := s.resolveReplayed(ctx, tx, b, now)
+		resolved = n
+		return s.insertLedger(ctx, tx, batches, StatusReplayed, "", now)
+	})
 	if err != nil {
 		return err
-	}
-	if err := s.insertLedger(ctx, tx, batches, StatusReplayed, "", now); err != nil {
-		return err
-	}
-	err = sqlTx.Commit()
-	done = true
-	if err != nil {
-		// The outcome is unknown: the ledger row is the witness.
-		if ok, rerr := s.batchRecorded(ctx, b.BatchID); rerr == nil && ok {
-			return nil
-		}
-		return fmt.Errorf("committing replay transaction: %w", err)
 	}
 	b.Resolved = resolved
+	return nil
+}
+
+// lockOffsets takes the row lock of Commit's fence on a partition's
+// exactly_offsets row, at the next_offset the caller read: errOffsetMoved
+// when another writer moved it since (the caller's reads are stale).
+func (s *Sink) lockOffsets(ctx context.Context, tx *Tx, tp TP, next int64, now time.Time) error {
+	lock := s.rebind(fmt.Sprintf("UPDATE exactly_offsets SET %s = ? WHERE %s = ? AND %s = ? AND %s = ? AND %s = ?",
+		s.d.Quote("updated_at"), s.d.Quote("pipeline"), s.d.Quote("topic"), s.d.Quote("partition"), s.d.Quote("next_offset")))
+	res, err := tx.ExecContext(ctx, lock, now, s.cfg.Pipeline, tp.Topic, tp.Partition, next)
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n != 1 {
+		return errOffsetMoved
+	}
 	return nil
 }
 
@@ -224,11 +226,4 @@ func (s *Sink) resolveReplayed(ctx context.Context, tx *Tx, b *PartitionBatch, n
 		lo = max(lo, hi+1)
 	}
 	return n, nil
-}
-
-// batchRecorded reports whether a ledger row with the batch id exists.
-func (s *Sink) batchRecorded(ctx context.Context, id string) (bool, error) {
-	var n int
-	err := s.db.QueryRowContext(ctx, s.rebind("SELECT COUNT(*) FROM exactly_batches WHERE batch_id = ?"), id).Scan(&n)
-	return n > 0, err
 }

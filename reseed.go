@@ -40,42 +40,45 @@ func (e *ReseedMovedError) Error() string {
 // and the topic id replaced by r.TopicID. It returns the old next_offset
 // and the ledger row's batch id.
 func (s *Sink) Reseed(ctx context.Context, r Reseed) (from int64, batchID string, err error) {
-	tx, err := s.db.BeginTx(ctx, nil)
+	conn, err := s.db.Conn(ctx)
 	if err != nil {
-		return 0, "", fmt.Errorf("reseeding %s: %w", r.TP, err)
+		return 0, "", fmt.Errorf("reseeding %s: connecting to the sink: %w", r.TP, err)
 	}
-	defer tx.Rollback() //nolint:errcheck // after Commit a no-op
-	sel := s.rebind(fmt.Sprintf("SELECT next_offset FROM exactly_offsets WHERE pipeline = ? AND topic = ? AND %s = ?", s.d.Quote("partition")))
-	if err := tx.QueryRowContext(ctx, sel, s.cfg.Pipeline, r.Topic, r.Partition).Scan(&from); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return 0, "", fmt.Errorf("reseeding %s: the pipeline %s has no exactly_offsets row for it: it starts where start_from says on its first assignment, nothing to reseed", r.TP, s.cfg.Pipeline)
-		}
-		return 0, "", fmt.Errorf("reseeding %s: %w", r.TP, err)
-	}
-	now := time.Now().UTC()
-	var topicID any
-	if r.TopicID != "" {
-		topicID = r.TopicID
-	}
-	upd := s.rebind(fmt.Sprintf("UPDATE exactly_offsets SET next_offset = ?, leader_epoch = NULL, topic_id = ?, writer = ?, updated_at = ? WHERE pipeline = ? AND topic = ? AND %s = ? AND next_offset = ?",
-		s.d.Quote("partition")))
-	res, err := tx.ExecContext(ctx, upd, r.To, topicID, r.Who, now, s.cfg.Pipeline, r.Topic, r.Partition, from)
-	if err != nil {
-		return 0, "", fmt.Errorf("reseeding %s: %w", r.TP, err)
-	}
-	if n, err := res.RowsAffected(); err == nil && n != 1 {
-		stored := int64(-1)
-		_ = tx.QueryRowContext(ctx, sel, s.cfg.Pipeline, r.Topic, r.Partition).Scan(&stored)
-		return 0, "", &ReseedMovedError{TP: r.TP, Want: from, Stored: stored}
-	}
+	defer conn.Close()
 	batchID = s.newBatchID()
-	ins := s.insertSQL("exactly_batches", ledgerColumns)
-	if _, err := tx.ExecContext(ctx, ins, batchID, s.cfg.Pipeline, r.Topic, r.Partition, from, r.To,
-		nil, nil, 0, 0, 0, 0, 0, "", StatusReseeded, nil, r.Who, now, now, r.Why); err != nil {
-		return 0, "", fmt.Errorf("reseeding %s: writing the ledger row: %w", r.TP, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return 0, "", fmt.Errorf("reseeding %s: %w", r.TP, err)
+	err = s.inTx(ctx, conn, witness{"reseed", batchID, StatusReseeded, nil}, func(tx *Tx) error {
+		sel := s.rebind(fmt.Sprintf("SELECT next_offset FROM exactly_offsets WHERE pipeline = ? AND topic = ? AND %s = ?", s.d.Quote("partition")))
+		if err := tx.QueryRowContext(ctx, sel, s.cfg.Pipeline, r.Topic, r.Partition).Scan(&from); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("reseeding %s: the pipeline %s has no exactly_offsets row for it: it starts where start_from says on its first assignment, nothing to reseed", r.TP, s.cfg.Pipeline)
+			}
+			return fmt.Errorf("reseeding %s: %w", r.TP, err)
+		}
+		now := time.Now().UTC()
+		var topicID any
+		if r.TopicID != "" {
+			topicID = r.TopicID
+		}
+		upd := s.rebind(fmt.Sprintf("UPDATE exactly_offsets SET next_offset = ?, leader_epoch = NULL, topic_id = ?, writer = ?, updated_at = ? WHERE pipeline = ? AND topic = ? AND %s = ? AND next_offset = ?",
+			s.d.Quote("partition")))
+		res, err := tx.ExecContext(ctx, upd, r.To, topicID, r.Who, now, s.cfg.Pipeline, r.Topic, r.Partition, from)
+		if err != nil {
+			return fmt.Errorf("reseeding %s: %w", r.TP, err)
+		}
+		if n, err := res.RowsAffected(); err == nil && n != 1 {
+			stored := int64(-1)
+			_ = tx.QueryRowContext(ctx, sel, s.cfg.Pipeline, r.Topic, r.Partition).Scan(&stored)
+			return &ReseedMovedError{TP: r.TP, Want: from, Stored: stored}
+		}
+		ins := s.insertSQL("exactly_batches", ledgerColumns)
+		if _, err := tx.ExecContext(ctx, ins, batchID, s.cfg.Pipeline, r.Topic, r.Partition, from, r.To,
+			nil, nil, 0, 0, 0, 0, 0, "", StatusReseeded, nil, r.Who, now, now, r.Why); err != nil {
+			return fmt.Errorf("reseeding %s: writing the ledger row: %w", r.TP, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, "", err
 	}
 	return from, batchID, nil
 }

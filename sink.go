@@ -700,24 +700,38 @@ func (s *Sink) commitOn(ctx context.Context, conn *sql.Conn, batches []*Partitio
 		return nil, err
 	}
 	start := roundTrips(conn)
-	sqlTx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("beginning batch transaction: %w", err)
-	}
-	tx := &Tx{Tx: sqlTx, Conn: conn}
-	committed := false
-	defer func() {
-		if !committed {
-			_ = sqlTx.Rollback()
-		}
-		if start >= 0 {
+	if start >= 0 {
+		defer func() {
 			if end := roundTrips(conn); end >= start {
 				*trips = end - start
 			}
+		}()
+	}
+	var fenced map[TP]*FencedError
+	err = s.inTx(ctx, conn, witness{"batch", batches[0].BatchID, StatusCommitted, batches}, func(tx *Tx) error {
+		var werr error
+		fenced, werr = s.writeFlight(ctx, tx, batches, writes, isolate)
+		if werr != nil {
+			return werr
 		}
-	}()
-	Failpoint("before_write")
+		if fenced != nil {
+			return errors.New("fenced")
+		}
+		Failpoint("before_commit")
+		return nil
+	})
+	if err != nil {
+		return fenced, err
+	}
+	Failpoint("after_commit")
+	return nil, nil
+}
 
+// writeFlight writes a flight in its transaction: the fences first, then
+// the tables, dead letters and ledger rows. It returns the partitions a
+// fence found moved on (the transaction must roll back).
+func (s *Sink) writeFlight(ctx context.Context, tx *Tx, batches []*PartitionBatch, writes []*write, isolate bool) (map[TP]*FencedError, error) {
+	Failpoint("before_write")
 	// The fence first: it locks the offset rows in a fixed order, so a
 	// zombie holding a stale From blocks here, then finds 0 rows and rolls
 	// back instead of applying its batch a second time.
@@ -761,7 +775,7 @@ func (s *Sink) commitOn(ctx context.Context, conn *sql.Conn, batches []*Partitio
 			return nil, err
 		}
 		if fenced := s.fenced(ctx, tx, batches, n[:len(batches)]); fenced != nil {
-			return fenced, errors.New("fenced")
+			return fenced, nil
 		}
 	} else {
 		n := make([]int64, len(fences))
@@ -779,7 +793,7 @@ func (s *Sink) commitOn(ctx context.Context, conn *sql.Conn, batches []*Partitio
 			}
 		}
 		if fenced := s.fenced(ctx, tx, batches, n); fenced != nil {
-			return fenced, errors.New("fenced")
+			return fenced, nil
 		}
 		for _, w := range writes {
 			if isolate {
@@ -807,53 +821,7 @@ func (s *Sink) commitOn(ctx context.Context, conn *sql.Conn, batches []*Partitio
 			return nil, fmt.Errorf("writing ledger rows: %w", err)
 		}
 	}
-	Failpoint("before_commit")
-	err = sqlTx.Commit()
-	committed = true
-	if err != nil {
-		// The outcome is unknown: the COMMIT may have reached the server.
-		// Never retry blindly; the ledger is the witness.
-		ok, rerr := s.resolveCommit(ctx, batches)
-		if rerr != nil {
-			return nil, fmt.Errorf("commit outcome unknown (%v) and reading it back failed: %w", err, rerr)
-		}
-		if !ok {
-			return nil, fmt.Errorf("committing batch transaction: %w", err)
-		}
-		s.log.Warn("commit reported an error but the ledger shows it committed", "batches", Ranges(batches), "err", err)
-	}
-	Failpoint("after_commit")
 	return nil, nil
-}
-
-// resolveCommit reads back the outcome of a transaction whose COMMIT
-// failed. Its own ledger rows are the witness: they exist with status
-// committed if and only if the transaction committed (the offsets are not:
-// another writer may have moved them on since, either way). It retries the
-// read until ctx ends, because guessing either way loses or doubles.
-func (s *Sink) resolveCommit(ctx context.Context, batches []*PartitionBatch) (bool, error) {
-	q := s.rebind(fmt.Sprintf("SELECT COUNT(*) FROM exactly_batches WHERE %s = ? AND %s = ?",
-		s.d.Quote("batch_id"), s.d.Quote("status")))
-	delay := 100 * time.Millisecond
-	for {
-		var n int
-		err := s.db.QueryRowContext(ctx, q, batches[0].BatchID, "committed").Scan(&n)
-		if err == nil {
-			return n == 1, nil
-		}
-		if ctx.Err() != nil {
-			return false, err
-		}
-		s.log.Warn("reading back the outcome of an interrupted COMMIT", "batch_id", batches[0].BatchID, "batches", Ranges(batches), "err", err)
-		select {
-		case <-ctx.Done():
-			return false, err
-		case <-time.After(delay):
-		}
-		if delay < 2*time.Second {
-			delay *= 2
-		}
-	}
 }
 
 func (s *Sink) describeAll(ctx context.Context, batches []*PartitionBatch) (map[string]*Table, error) {
