@@ -47,6 +47,8 @@ const (
 	// applied; they can never be applied.
 	RetentionLoss Kind = "retention_loss"
 	// FailedUnresolved: a failed batch whose range no committed batch covers.
+	// Reported whatever Options.Since says when the range reaches beyond
+	// next_offset: its records are still not applied.
 	FailedUnresolved Kind = "failed_unresolved"
 	// DeadLetters: records in [From, To) sit in exactly_dead_letters,
 	// open (not redriven): the ledger counts them as handled, the tables do
@@ -313,7 +315,10 @@ func (p *partition) page(ctx context.Context, rows []exactly.BatchRow) error {
 				return err
 			}
 		case exactly.StatusFailed:
-			if p.in(b) {
+			// Before the window too when its range reaches beyond
+			// next_offset: records not applied since, a stuck partition,
+			// stays a problem whatever the window (as dead letters do).
+			if p.in(b) || !p.hasNext || b.To > p.next {
 				c := *b // not a pointer into the page: it is dropped after
 				p.failed = append(p.failed, &c)
 			}

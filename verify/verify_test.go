@@ -302,6 +302,29 @@ func TestVerifyRealFailedBatch(t *testing.T) {
 	want(t, e.verify())
 }
 
+// TestVerifySinceStillReportsAStuckRange: a batch that failed before the
+// window and that no committed batch covers since means records not
+// applied for that long (the partition is stuck): the default window
+// (the last 24 h) hid it, with the worst cases (the oldest) hidden first.
+// Like an open dead letter it is reported whatever the window; a failed
+// batch before the window whose range was committed since is not.
+func TestVerifySinceStillReportsAStuckRange(t *testing.T) {
+	e := newEnv(t, "sqlite", 20, 10)
+	e.produce(5) // offsets 20..24
+	old := time.Now().Add(-48 * time.Hour).UTC()
+	for i, r := range [][2]int64{{10, 20}, {20, 25}} { // 10..19 was committed since; 20..24 never
+		e.exec(`INSERT INTO exactly_batches (batch_id, pipeline, topic, "partition", from_offset, to_offset,
+			records, upserted, deleted, skipped, dead_lettered, hash, status, error, writer, started_at)
+			VALUES (?, 'audit', ?, 0, ?, ?, 5, 0, 0, 0, 0, '', 'failed', 'writing batch: disk full', 'w', ?)`,
+			fmt.Sprintf("0000000000000-failed00-00000%d", i), topic, r[0], r[1], old)
+	}
+	rep, err := verify.Run(context.Background(), exactly.NewLedger(e.db, e.d, "audit"), e.reader, verify.Options{Since: time.Now().Add(-time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want(t, rep, verify.Finding{Kind: verify.FailedUnresolved, From: 20, To: 25})
+}
+
 // TestVerifyPagedLedger tampers in several ways at once and checks that
 // reading the ledger a page at a time (here about one row per page) finds
 // exactly what one big page finds: the chain, coverage of failed batches
