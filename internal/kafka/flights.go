@@ -19,7 +19,10 @@ import (
 //     steps up toward max_conns: more, smaller flights commit each wave of
 //     due records sooner (the latency of 800 tables at a few thousand
 //     records/s), and a database they would crowd saturates the flights
-//     again, which brings the limit back down.
+//     again, which brings the limit back down. A window the flights
+//     fill less than half the time closes after one flight per slot (a
+//     wave of due records), so the climb takes a batch.interval per step,
+//     not three.
 //   - A saturated window's rate (records committed per second) updates an
 //     average kept for the limit it ran at.
 //   - The limit moves one step at a time toward the best limit measured:
@@ -65,6 +68,7 @@ const (
 	minWindow   = 300 * time.Millisecond
 	probeEvery  = 8
 	saturated   = 0.9
+	idle        = 0.5
 	closeEnough = 0.97
 	slowerOK    = 1.2
 )
@@ -129,11 +133,18 @@ func (l *flightLimit) ended(now time.Time, records int64, waited time.Duration, 
 	l.waited += waited.Seconds()
 	l.done++
 	elapsed := now.Sub(l.start)
-	if elapsed < minWindow || l.done < 2*l.cur+2 {
+	if elapsed < minWindow || l.done < l.cur {
 		return
 	}
 	secs := elapsed.Seconds()
-	full := l.occupied/(secs*float64(l.cur)) >= saturated
+	occupancy := l.occupied / (secs * float64(l.cur))
+	if l.done < 2*l.cur+2 && occupancy >= idle {
+		// A rate wants a few flights per limit; a window the flights
+		// left plainly idle (a wave of due records every batch.interval)
+		// steps up after one wave.
+		return
+	}
+	full := occupancy >= saturated
 	rate, wait := float64(l.records)/secs, l.waited/float64(l.done)
 	l.start, l.last, l.records, l.done, l.occupied, l.waited = now, now, 0, 0, 0, 0
 	if !full {

@@ -163,3 +163,44 @@ func TestFixedFlightLimitIsMaxConns(t *testing.T) {
 		t.Fatalf("fixed limit %d, reported %v; want 4 of 4", got, reported)
 	}
 }
+
+// keepUpWaves drives l as the Run loop does when the pipeline keeps up:
+// every interval a wave of due records goes out in l.cur flights at once,
+// each settling after took. It returns how many waves it took the limit
+// to reach max_conns, or -1.
+func keepUpWaves(l *flightLimit, interval, took time.Duration, waves int) int {
+	t0 := time.Unix(0, 0)
+	l.tick(t0, 0)
+	for w := range waves {
+		if l.cur == l.max {
+			return w
+		}
+		at := t0.Add(time.Duration(w) * interval)
+		l.tick(at, 0)
+		n := l.cur
+		for i := range n {
+			l.ended(at.Add(took), 500, interval+took, n-1-i)
+		}
+	}
+	return -1
+}
+
+// A pipeline that keeps up, its flights busy a fifth of the time: each
+// batch.interval's wave of flights is plainly idle time for the database,
+// and the limit steps up once per wave. It took three waves per step (a
+// window wanted 2·limit+2 flights, a rate's worth): with batch.interval
+// 5s and max_conns 8, 90 s from the start at 2 to 8, during which 800
+// tables' records waited in too few flights (the latency the step-up is
+// for).
+func TestFlightLimitStepsUpOncePerIdleWave(t *testing.T) {
+	for _, c := range []struct {
+		max      int
+		interval time.Duration
+	}{{4, time.Second}, {8, time.Second}, {8, 5 * time.Second}} {
+		l := newFlightLimit(c.max, false, nil)
+		waves := keepUpWaves(l, c.interval, c.interval/5, 100)
+		if waves < 0 || waves > c.max {
+			t.Errorf("max_conns %d, batch.interval %v: the limit reached max_conns after %d waves, want at most %d; at %d", c.max, c.interval, waves, c.max, l.cur)
+		}
+	}
+}
