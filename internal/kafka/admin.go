@@ -103,6 +103,17 @@ func (a *Admin) TopicIDs(ctx context.Context, topics []string) (map[string]strin
 	return ids, nil
 }
 
+// noPartition names a partition Kafka did not list: its topic is gone, or
+// has fewer partitions now (deleted and created again with fewer). It was
+// "listing offsets of t[2]: <nil>".
+func noPartition(tp exactly.TP, listed kadm.ListedOffsets) error {
+	n := len(listed[tp.Topic])
+	if n == 0 {
+		return fmt.Errorf("%s: Kafka has no topic %s", tp, tp.Topic)
+	}
+	return fmt.Errorf("%s: Kafka has no partition %d of %s: the topic has %d partitions (deleted and created again with fewer?)", tp, tp.Partition, tp.Topic, n)
+}
+
 // Bounds are a partition's log start offset and high watermark.
 type Bounds struct{ Start, End int64 }
 
@@ -121,7 +132,10 @@ func (a *Admin) Bounds(ctx context.Context, tps []exactly.TP) (map[exactly.TP]Bo
 	for _, tp := range tps {
 		s, ok1 := starts.Lookup(tp.Topic, tp.Partition)
 		e, ok2 := ends.Lookup(tp.Topic, tp.Partition)
-		if !ok1 || !ok2 || s.Err != nil || e.Err != nil {
+		if !ok1 || !ok2 {
+			return nil, noPartition(tp, starts)
+		}
+		if s.Err != nil || e.Err != nil {
 			return nil, fmt.Errorf("listing offsets of %s: %v", tp, errors.Join(s.Err, e.Err))
 		}
 		out[tp] = Bounds{Start: s.Offset, End: e.Offset}
@@ -186,7 +200,10 @@ func resolveStart(ctx context.Context, adm *kadm.Client, sf, group string, tps [
 				continue
 			}
 			l, ok := starts.Lookup(tp.Topic, tp.Partition)
-			if !ok || l.Err != nil {
+			if !ok {
+				return nil, nil, noPartition(tp, starts)
+			}
+			if l.Err != nil {
 				return nil, nil, fmt.Errorf("listing start offset of %s: %v", tp, l.Err)
 			}
 			out[tp] = l.Offset
@@ -201,7 +218,10 @@ func resolveStart(ctx context.Context, adm *kadm.Client, sf, group string, tps [
 	}
 	for _, tp := range tps {
 		l, ok := listed.Lookup(tp.Topic, tp.Partition)
-		if !ok || l.Err != nil {
+		if !ok {
+			return nil, nil, noPartition(tp, listed)
+		}
+		if l.Err != nil {
 			return nil, nil, fmt.Errorf("listing offsets of %s for start_from %s: %v", tp, sf, l.Err)
 		}
 		out[tp] = l.Offset

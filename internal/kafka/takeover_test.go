@@ -605,3 +605,34 @@ tables:
 		return err == nil && len(owners) == 0
 	})
 }
+
+// TestBoundsNameAPartitionKafkaLacks: a partition the ledger has and Kafka
+// no longer does (the topic recreated with fewer partitions) is named, not
+// "listing offsets of r14.s[2]: <nil>" (seen live from exactly reseed).
+func TestBoundsNameAPartitionKafkaLacks(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "b.events"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cfg, err := exactly.ParseConfig(strings.NewReader(fmt.Sprintf("pipeline: b\nsource: {brokers: [%s], group: g-b}\nsink: {driver: sqlite, dsn: x.db}\ntables:\n  - {topics: b.events, table: events, mode: append}\n",
+		strings.Join(c.ListenAddrs(), ", "))), "b.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	adm, err := kafka.NewAdmin(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	for _, tp := range []exactly.TP{{Topic: "b.events", Partition: 2}, {Topic: "b.gone", Partition: 0}} {
+		_, err := adm.Bounds(context.Background(), []exactly.TP{tp})
+		if err == nil || strings.Contains(err.Error(), "<nil>") || !strings.Contains(err.Error(), "Kafka has no") {
+			t.Errorf("Bounds(%s): %v, want it named as missing", tp, err)
+		}
+		_, _, err = adm.StartOffsets(context.Background(), "latest", "g-b", []exactly.TP{tp})
+		if err == nil || strings.Contains(err.Error(), "<nil>") {
+			t.Errorf("StartOffsets(%s): %v, want it named as missing", tp, err)
+		}
+	}
+}
