@@ -485,3 +485,33 @@ func TestPlanAfterTheFirstStart(t *testing.T) {
 		t.Errorf("plan after the first start: exit %d\n%s", code, out)
 	}
 }
+
+// TestPlanSaysWhichPartitionsHalt: plan agrees with run about a partition
+// whose offsets row the log no longer agrees with. Run halts it when
+// assigned; plan said "partition 0: starts at 899 (ledger) · Kafka 0..6 ·
+// 0 to read" (seen live after a cluster reset), which reads as caught up.
+func TestPlanSaysWhichPartitionsHalt(t *testing.T) {
+	e := newAdoptEnv(t, 10)
+	file := e.config(t, "plan.yaml", ", create: true")
+	cfg, err := exactly.LoadConfig(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	sink, err := openSink(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sink.RecordFirstStart(ctx, "earliest", map[exactly.TP]int64{{Topic: adoptTopic, Partition: 0}: 25, {Topic: adoptTopic, Partition: 1}: 5}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sink.DB().Exec(`UPDATE exactly_offsets SET topic_id = 'AAAAAAAAAAAAAAAAAAAAAA==' WHERE "partition" = 1`); err != nil {
+		t.Fatal(err)
+	}
+	sink.Close()
+	code, out := cli(t, "plan", "-c", file)
+	if code != 1 || !strings.Contains(out, "partition 0: HALTS when assigned: offsets beyond the log end: next_offset 25, the log ends at 10 (lag -15)") ||
+		!strings.Contains(out, "partition 1: HALTS when assigned: topic recreated: "+adoptTopic+"[1] has topic id ") {
+		t.Errorf("plan with rows the log disagrees with: exit %d, want 1\n%s", code, out)
+	}
+}

@@ -83,10 +83,21 @@ func runPlan(ctx context.Context, g *globals, cfg *exactly.Config, sink *exactly
 		selected = fmt.Sprintf(" (selected by %s: %d of %d)", sel, len(tps), len(all))
 	}
 	stored := map[exactly.TP]int64{}
+	seededIn := map[exactly.TP]string{} // the topic id each offsets row was seeded in
 	if ok, err := sink.HasLedger(ctx); err != nil {
 		return err
 	} else if ok {
-		if stored, err = sink.LoadOffsets(ctx, tps); err != nil {
+		pos, err := sink.LoadPositions(ctx, tps)
+		if err != nil {
+			return err
+		}
+		for tp, p := range pos {
+			stored[tp], seededIn[tp] = p.Next, p.TopicID
+		}
+	}
+	var topicIDs map[string]string
+	if len(seededIn) > 0 {
+		if topicIDs, err = adm.TopicIDs(ctx, topicsOf(tps)); err != nil {
 			return err
 		}
 	}
@@ -213,14 +224,51 @@ func runPlan(ctx context.Context, g *globals, cfg *exactly.Config, sink *exactly
 					from += "; the group has no offset for it: log start"
 				}
 			}
+			// What run does with a row the log no longer agrees with: it
+			// halts the partition at assignment (plan said "starts at
+			// 899 (ledger) · Kafka 0..6 · 0 to read").
+			if halt := planHalt(tp, start[tp], b, seededIn[tp], topicIDs[tp.Topic]); halt != "" {
+				failing++
+				fmt.Fprintf(out, "  partition %d: HALTS when assigned: %s · Kafka %d..%d; see exactly reseed\n",
+					tp.Partition, halt, b.Start, b.End)
+				continue
+			}
 			fmt.Fprintf(out, "  partition %d: starts at %d (%s) · Kafka %d..%d · %d to read\n",
 				tp.Partition, start[tp], from, b.Start, b.End, max(0, b.End-start[tp]))
 		}
 	}
 	if failing > 0 {
-		return findings("plan: %d table(s) missing with create off", failing)
+		return findings("plan: %d problem(s): tables missing with create off, partitions that halt", failing)
 	}
 	return nil
+}
+
+// planHalt says why run halts a partition with an offsets row at
+// assignment, as the source does: a topic of another id than the row was
+// seeded in, a next_offset beyond the log end, or below the log start
+// (records deleted before they were applied). "" when it does not.
+func planHalt(tp exactly.TP, next int64, b kafka.Bounds, seededIn, now string) string {
+	switch {
+	case seededIn != "" && now != "" && seededIn != now:
+		return fmt.Sprintf("topic recreated: %s has topic id %s, the offsets row was seeded in %s; next_offset %d (lag %d)", tp, now, seededIn, next, b.End-next)
+	case next > b.End:
+		return fmt.Sprintf("offsets beyond the log end: next_offset %d, the log ends at %d (lag %d)", next, b.End, b.End-next)
+	case next < b.Start:
+		return fmt.Sprintf("offsets %d..%d were deleted before they were applied (the log starts at %d)", next, b.Start-1, b.Start)
+	}
+	return ""
+}
+
+func topicsOf(tps []exactly.TP) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, tp := range tps {
+		if !seen[tp.Topic] {
+			seen[tp.Topic] = true
+			out = append(out, tp.Topic)
+		}
+	}
+	return out
 }
 
 // openLookingSink opens the sink for a command that only looks. A SQLite
