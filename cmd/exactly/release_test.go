@@ -74,3 +74,58 @@ func TestStaticBuildCarriesItsCommit(t *testing.T) {
 		t.Errorf("--version: %s", out)
 	}
 }
+
+// TestDockerContextKeepsTrackedFiles: the image's build stage runs go build
+// in the context with .git, and go build stamps vcs.modified when a
+// tracked file is missing, so .dockerignore leaving out the tests,
+// testdata and chaos made every image say "commit …+dirty" (seen: a clone
+// without those files built "exactly v0.0.0-…+dirty commit ae022cd…+dirty").
+// No .dockerignore pattern may match a file git tracks.
+func TestDockerContextKeepsTrackedFiles(t *testing.T) {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := exec.Command("git", "-C", root, "ls-files").Output()
+	if err != nil {
+		t.Skipf("not a git checkout: %v", err) // an archive: nothing is stamped
+	}
+	ignore, err := os.ReadFile(filepath.Join(root, ".dockerignore"))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	// matches reports whether a .dockerignore pattern (path.Match syntax,
+	// "**/" for any depth) excludes path or a directory above it.
+	matches := func(pat, path string) bool {
+		parts := strings.Split(path, "/")
+		for i := 1; i <= len(parts); i++ {
+			prefix := strings.Join(parts[:i], "/")
+			if ok, _ := filepath.Match(pat, prefix); ok {
+				return true
+			}
+			if rest, ok := strings.CutPrefix(pat, "**/"); ok {
+				for j := 0; j < i; j++ {
+					if ok, _ := filepath.Match(rest, strings.Join(parts[j:i], "/")); ok {
+						return true
+					}
+				}
+			}
+		}
+		return false
+	}
+	for _, line := range strings.Split(string(ignore), "\n") {
+		pat := strings.TrimPrefix(strings.TrimSpace(line), "/")
+		if pat == "" || strings.HasPrefix(pat, "#") || strings.HasPrefix(pat, "!") {
+			continue
+		}
+		var hit []string
+		for _, f := range strings.Split(strings.TrimSpace(string(files)), "\n") {
+			if matches(pat, f) {
+				hit = append(hit, f)
+			}
+		}
+		if len(hit) > 0 {
+			t.Errorf(".dockerignore %q leaves out %d tracked files (%s…): the image's --version says +dirty", pat, len(hit), hit[0])
+		}
+	}
+}
