@@ -341,14 +341,21 @@ func (s *Server) pings(ctx context.Context) (kafkaErr, dbErr error) {
 	s.pingMu.Lock()
 	defer s.pingMu.Unlock()
 	if s.pingAt.IsZero() || time.Since(s.pingAt) >= every {
-		// Not the request's context: the result is shared.
+		// Not the request's context: the result is shared. Both at
+		// once, each with the whole 3 s: a broker that does not answer
+		// must not use up the database's time and fail its check too.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
 		defer cancel()
-		s.kafkaErr = nil
-		if s.PingKafka != nil {
-			s.kafkaErr = s.PingKafka(ctx)
-		}
+		kafkaDone := make(chan error, 1)
+		go func() {
+			if s.PingKafka == nil {
+				kafkaDone <- nil
+				return
+			}
+			kafkaDone <- s.PingKafka(ctx)
+		}()
 		s.dbErr = s.Ledger.DB.PingContext(ctx)
+		s.kafkaErr = <-kafkaDone
 		s.pingAt = time.Now()
 	}
 	return s.kafkaErr, s.dbErr

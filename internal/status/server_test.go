@@ -184,3 +184,17 @@ func TestChainAfterReplayAndReseed(t *testing.T) {
 		t.Fatalf("the gap after the reseed: %v", findings)
 	}
 }
+
+// TestReadinessBlamesOnlyKafkaWhenKafkaHangs: the two pings shared one 3 s
+// deadline, Kafka's first, so a broker that accepts connections and does
+// not answer used it up and /readyz and the page said "FAIL database:
+// context deadline exceeded" too, with the database fine (seen live: the
+// kfake broker stopped with SIGSTOP under exactly run on PostgreSQL).
+func TestReadinessBlamesOnlyKafkaWhenKafkaHangs(t *testing.T) {
+	s, hs := server(t, nil)
+	s.PingKafka = func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }
+	code, body := fetch(t, hs.URL+"/readyz")
+	if code != 503 || !strings.Contains(body, "FAIL kafka: context deadline exceeded") || !strings.Contains(body, "ok   database: the sink answered") {
+		t.Errorf("/readyz with Kafka hanging: %d\n%s", code, body)
+	}
+}
