@@ -340,7 +340,7 @@ func ParseConfig(r io.Reader, file string) (*Config, error) {
 	c := DefaultConfig()
 	var doc yaml.Node
 	if err := yaml.Unmarshal(raw, &doc); err != nil {
-		return nil, yamlSyntaxError(file, err)
+		return nil, yamlSyntaxError(file, err, raw)
 	}
 	// Every problem the document shows before decoding, in line order:
 	// unset variables, unknown keys, values of the wrong kind.
@@ -373,7 +373,7 @@ func ParseConfig(r io.Reader, file string) (*Config, error) {
 	}
 	if doc.Kind != 0 {
 		if err := doc.Decode(&c); err != nil {
-			return nil, yamlSyntaxError(file, err)
+			return nil, yamlSyntaxError(file, err, nil)
 		}
 	}
 	c.File = file
@@ -388,18 +388,39 @@ func ParseConfig(r io.Reader, file string) (*Config, error) {
 }
 
 // yamlSyntaxError turns the YAML library's "yaml: line 3: …" into the
-// file's line.
-func yamlSyntaxError(file string, err error) error {
+// file's line. For "did not find expected key" the library names the line
+// the mapping starts on, not the line that breaks it (a key indented one
+// space too far, ten lines below): with the source at hand, the line is
+// the first one whose addition makes the document fail the same way.
+func yamlSyntaxError(file string, err error, src []byte) error {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	e := &ConfigError{File: file, Field: "yaml", Problem: "not valid YAML: " + msg}
 	if rest, ok := strings.CutPrefix(msg, "line "); ok {
 		if n, tail, ok := strings.Cut(rest, ": "); ok {
 			if line, err := strconv.Atoi(n); err == nil {
 				e.Line, e.Problem = line, "not valid YAML: "+tail
+				if tail == "did not find expected key" && src != nil {
+					e.Line = breakingLine(src, line, tail)
+				}
 			}
 		}
 	}
 	return e
+}
+
+// breakingLine returns the first line at or after from whose addition
+// to the lines before it makes the YAML fail with the message want
+// (from when none does).
+func breakingLine(src []byte, from int, want string) int {
+	lines := strings.SplitAfter(string(src), "\n")
+	for k := from; k <= len(lines); k++ {
+		var n yaml.Node
+		err := yaml.Unmarshal([]byte(strings.Join(lines[:k], "")), &n)
+		if err != nil && strings.HasSuffix(err.Error(), ": "+want) {
+			return k
+		}
+	}
+	return from
 }
 
 // withLine adds the line of the field a *ConfigError names.

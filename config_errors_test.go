@@ -307,3 +307,16 @@ func TestExampleConfigsAreValid(t *testing.T) {
 		}
 	}
 }
+
+// TestYAMLIndentErrorNamesTheBreakingLine: a key indented one space off
+// makes the YAML library say "line N: did not find expected key" with N
+// the line its mapping starts on (source:, six lines up), not the line
+// that breaks it; the error now names the line the operator must fix.
+func TestYAMLIndentErrorNamesTheBreakingLine(t *testing.T) {
+	y := "pipeline: p\nsource:\n  brokers: [a:1]\n  group: g\n  sasl:\n    mechanism: PLAIN\n    username: u\n   password: x\nsink: {driver: sqlite, dsn: x.db}\ntables: []\n"
+	_, err := ParseConfig(strings.NewReader(y), "p.yaml")
+	var ce *ConfigError
+	if !errors.As(err, &ce) || ce.Line != 8 || !strings.HasPrefix(err.Error(), "p.yaml:8: not valid YAML: did not find expected key") {
+		t.Errorf("got %v, want p.yaml:8 (the line indented wrongly)", err)
+	}
+}
