@@ -24,6 +24,7 @@ type reseedOpts struct {
 	to         string
 	reason     string
 	dryRun     bool
+	rewind     bool
 }
 
 func newReseedCmd(g *globals) *cobra.Command {
@@ -43,7 +44,10 @@ and the topic's current id recorded. exactly verify explains the break in the
 chain with that row; exactly status shows it.
 
 It refuses a partition a member of the pipeline's consumer group owns (or
-while the group rebalances): stop the pipeline first.`,
+while the group rebalances): stop the pipeline first. It refuses to move
+next_offset back on the same topic while the log still holds it (the
+records in between would be applied a second time: duplicates in append
+tables) unless --rewind says the log was rewritten.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -58,6 +62,7 @@ while the group rebalances): stop the pipeline first.`,
 	f.StringVar(&o.to, "to", "", "where the partitions resume: earliest, latest or an offset")
 	f.StringVar(&o.reason, "reason", "", "why (required; written to the ledger row)")
 	f.BoolVar(&o.dryRun, "dry-run", false, "print the moves and exit without writing")
+	f.BoolVar(&o.rewind, "rewind", false, "allow moving next_offset back on a log that still holds it (records re-applied: after an unclean leader election rewrote the log)")
 	return cmd
 }
 
@@ -151,6 +156,14 @@ func reseed(ctx context.Context, g *globals, o reseedOpts) error {
 			return usage(fmt.Errorf("--to %d: %s holds offsets %d..%d (log start %d, last stable offset %d); reseed within them", offset, tp, b.Start, latest[tp], b.Start, latest[tp]))
 		default:
 			to[tp] = offset
+		}
+	}
+	for _, tp := range tps {
+		st, b := stored[tp], bounds[tp]
+		sameTopic := st.TopicID == "" || ids[o.topic] == "" || st.TopicID == ids[o.topic]
+		if sameTopic && st.Next <= b.End && to[tp] < st.Next && !o.rewind {
+			return usage(fmt.Errorf("%s: --to %d is below next_offset %d, and the log (offsets %d..%d, the same topic) still holds what was applied: records %d..%d would be applied a second time (duplicates in append tables, older values in upsert tables without a version). This partition is not beyond its log's end; to re-apply a range use exactly replay. If the log was truncated and rewritten after an unclean leader election, pass --rewind",
+				tp, to[tp], st.Next, b.Start, b.End, to[tp], st.Next-1))
 		}
 	}
 	if err := refuseOwned(ctx, cfg, "reseed", tps); err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +14,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/exactly/exactly"
+	"github.com/exactly/exactly/internal/decode"
+	"github.com/exactly/exactly/internal/sink/sqlite"
 	"github.com/exactly/exactly/internal/workload"
 )
 
@@ -194,4 +199,58 @@ func TestReseedEndToEnd(t *testing.T) {
 
 func errorsIsExists(err error) bool {
 	return err != nil && strings.Contains(err.Error(), kerr.TopicAlreadyExists.Message)
+}
+
+// TestReseedRefusesToRewindAHealthyPartition (issue 14 review): reseed
+// moved next_offset back on a partition whose log still held what was
+// applied — re-applying those records (duplicates in an append table) with
+// an audit row that made verify say OK. It now refuses unless --rewind says
+// the log was rewritten; a move forward, or to a log that no longer holds
+// next_offset, needs no flag.
+func TestReseedRefusesToRewindAHealthyPartition(t *testing.T) {
+	brokers, dsn := checkEnv(t)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(brokers, ",")...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var recs []*kgo.Record
+	for i := 0; i < 10; i++ {
+		recs = append(recs, &kgo.Record{Topic: workload.TopicEvents, Partition: 0, Value: []byte(fmt.Sprintf(`{"event_id": %d}`, i))})
+	}
+	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	file := writeCheckConfig(t, brokers, dsn, "", workload.Rules)
+	cfg, err := exactly.LoadConfig(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := exactly.OpenSink(context.Background(), cfg, &sqlite.Dialect{}, decode.New, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	tp := exactly.TP{Topic: workload.TopicEvents, Partition: 0}
+	if err := s.EnsureLedger(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SeedOffset(context.Background(), tp, 8); err != nil {
+		t.Fatal(err)
+	}
+	reseed := func(to string, extra ...string) (int, string) {
+		return cli(t, append([]string{"reseed", "-c", file, "--topic", workload.TopicEvents, "--partition", "0", "--to", to, "--reason", "test"}, extra...)...)
+	}
+	if code, out := reseed("earliest"); code != 2 || !strings.Contains(out, "--rewind") || !strings.Contains(out, "records 0..7 would be applied a second time") {
+		t.Fatalf("rewinding a healthy partition: exit %d, want 2 and a refusal naming --rewind:\n%s", code, out)
+	}
+	if got, _ := s.LoadOffsets(context.Background(), []exactly.TP{tp}); got[tp] != 8 {
+		t.Fatalf("a refused reseed moved next_offset to %d", got[tp])
+	}
+	if code, out := reseed("earliest", "--rewind"); code != 0 || !strings.Contains(out, "next_offset 8 -> 0") {
+		t.Fatalf("--rewind: exit %d\n%s", code, out)
+	}
+	if code, out := reseed("latest"); code != 0 || !strings.Contains(out, "next_offset 0 -> 10") {
+		t.Fatalf("a move forward: exit %d\n%s", code, out)
+	}
 }
