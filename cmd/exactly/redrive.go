@@ -155,7 +155,7 @@ func redrive(ctx context.Context, g *globals, o redriveOpts) error {
 				tp, off, res.Superseded[off])
 		}
 		for _, off := range sortedKeys(res.Failing) {
-			fmt.Fprintf(g.stdout, "left open %s@%d: still fails: %s\n", tp, off, res.Failing[off])
+			fmt.Fprintf(g.stdout, "left open %s@%d: still fails: %s\n", tp, off, exactly.RedactError(errors.New(res.Failing[off])))
 		}
 	}
 	pg.Done()

@@ -323,6 +323,19 @@ func TestReplayResolvesTheDeadLettersItApplies(t *testing.T) {
 	}
 }
 
+// TestRedriveStillFailingCarriesNoPayload: the dry run's listing masks
+// the quoted values of a dead letter's error, but --apply printed the
+// error of a record that still fails whole, the value with it ("not an
+// integer: "SECRETVALUE"").
+func TestRedriveStillFailingCarriesNoPayload(t *testing.T) {
+	e := newRedriveEnvWith(t, "postgres", "key: [id]", "CREATE TABLE items (id bigint PRIMARY KEY, name bigint)",
+		[]*kgo.Record{{Key: []byte(`{"id":1}`), Value: []byte(`{"id":1,"name":"SECRETVALUE"}`)}})
+	code, out, errs := runCLI("redrive", "-c", e.file, "--apply")
+	if code != 1 || !strings.Contains(out, "left open t.items[0]@0: still fails: ") || strings.Contains(out+errs, "SECRETVALUE") {
+		t.Errorf("redrive of a record that still fails: exit %d, want 1, the record named and no value\n%s%s", code, out, errs)
+	}
+}
+
 // TestRedriveNeverUndoesANewerDelete: on a table with a version column a
 // dead letter is applied under the version guard, but a delete leaves no
 // row to hold a version: the dead-lettered update of a key the pipeline
