@@ -158,7 +158,7 @@ func (d *Dialect) plan(w *exactly.TableWrite) (*plan, error) {
 		p.Rows = append(p.Rows, row)
 	}
 
-	p.Apply = d.applySQL(w, stagedIn(stage))
+	p.Apply = d.applySQL(w, d.stagedIn(stage, w.Table, cols))
 	if tooLong != nil {
 		return nil, tooLong
 	}
@@ -175,8 +175,43 @@ func (d *Dialect) plan(w *exactly.TableWrite) (*plan, error) {
 type source func(op string) (from, cond string)
 
 // stagedIn reads them from a staging table with an exactly_op column.
-func stagedIn(stage string) source {
-	return func(op string) (string, string) { return stage + " AS s", "s.exactly_op = '" + op + "'" }
+// Its code-page text columns are staged as Unicode (see stageType) and
+// read back converted to the column's code page, as a varchar(max): an
+// assignment to a shorter column still refuses what does not fit (CAST to
+// varchar(n) would cut it), and the join compares varchar with varchar
+// (a varchar key column compared with nvarchar is converted row by row,
+// no index seek under a SQL collation).
+func (d *Dialect) stagedIn(stage string, t *exactly.Table, cols []string) source {
+	from := stage + " AS s"
+	var conv bool
+	sel := []string{"s0.exactly_op"}
+	for _, c := range cols {
+		if codePageText(t.Column(c)) {
+			conv = true
+			sel = append(sel, "CAST(s0."+d.Quote(c)+" AS VARCHAR(MAX)) AS "+d.Quote(c))
+		} else {
+			sel = append(sel, "s0."+d.Quote(c))
+		}
+	}
+	if conv {
+		from = "(SELECT " + strings.Join(sel, ", ") + " FROM " + stage + " AS s0) AS s"
+	}
+	return func(op string) (string, string) { return from, "s.exactly_op = '" + op + "'" }
+}
+
+// codePageText says whether a column holds text in a code page: char,
+// varchar, text. go-mssqldb's bulk copy sends a string to such a column as
+// its UTF-8 bytes, which the server reads in the column's code page: 'café'
+// was stored as 'cafÃ©' under SQL_Latin1_General_CP1_CI_AS (1252), and
+// 'façade' (7 bytes) did not fit a char(6). Staged as nvarchar, the text
+// travels as UTF-16 and the server converts it, as it converts an inline
+// parameter.
+func codePageText(c *exactly.Column) bool {
+	if c == nil {
+		return false
+	}
+	l := strings.ToLower(c.Type)
+	return strings.HasPrefix(l, "varchar") || strings.HasPrefix(l, "char") || l == "text" || strings.HasPrefix(l, "text ")
 }
 
 // applySQL are the statements applying a write's staged rows to the
@@ -352,6 +387,14 @@ func stageType(c *exactly.Column) string {
 	}
 	typ := c.Type
 	l := strings.ToLower(typ)
+	if codePageText(c) {
+		// Unicode on the wire (see codePageText), the column's collation
+		// kept: converting to varchar uses its code page.
+		typ = "NVARCHAR(MAX)"
+		if i := strings.Index(l, " collate "); i >= 0 {
+			typ += c.Type[i:]
+		}
+	}
 	if (strings.Contains(l, "char") || strings.Contains(l, "text")) && !strings.Contains(l, " collate ") {
 		typ += " COLLATE DATABASE_DEFAULT"
 	}

@@ -207,7 +207,12 @@ func TestConverters(t *testing.T) {
 func TestStageTypeKeepsCollations(t *testing.T) {
 	for typ, want := range map[string]string{
 		"nvarchar(100)": "nvarchar(100) COLLATE DATABASE_DEFAULT",
-		"varchar(20) COLLATE Latin1_General_CS_AS": "varchar(20) COLLATE Latin1_General_CS_AS",
+		// Code-page text is staged as Unicode (see codePageText), in the
+		// column's collation.
+		"varchar(20) COLLATE Latin1_General_CS_AS": "NVARCHAR(MAX) COLLATE Latin1_General_CS_AS",
+		"varchar(20)":       "NVARCHAR(MAX) COLLATE DATABASE_DEFAULT",
+		"char(6)":           "NVARCHAR(MAX) COLLATE DATABASE_DEFAULT",
+		"text":              "NVARCHAR(MAX) COLLATE DATABASE_DEFAULT",
 		"bigint":            "bigint",
 		"datetimeoffset(6)": "datetimeoffset(6)",
 	} {
