@@ -532,9 +532,19 @@ func parseTime(v any) any {
 		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 			return t
 		}
+		// Text without a zone, as SQL Server itself reads it (the bulk
+		// copy parses only "YYYY-MM-DD hh:mm:ss" followed by a zone).
+		for _, layout := range naiveLayouts {
+			if t, err := time.Parse(layout, s); err == nil {
+				return t
+			}
+		}
 	}
 	return v
 }
+
+// naiveLayouts are the zone-less spellings of an instant taken as UTC.
+var naiveLayouts = []string{"2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05.999999999"}
 
 // instantValue keeps the zone: datetimeoffset stores it.
 func instantValue(v any) any {

@@ -63,9 +63,12 @@ func typeCheck(typ string) func(v any) bool {
 			return false
 		}
 	case strings.HasPrefix(l, "decimal"), strings.HasPrefix(l, "numeric"):
-		scale := 0
-		if m := decimalType.FindStringSubmatch(l); m != nil && m[1] != "" {
-			scale, _ = strconv.Atoi(m[1])
+		scale, precision := 0, 18 // SQL Server's decimal is decimal(18,0)
+		if m := decimalType.FindStringSubmatch(l); m != nil {
+			precision, _ = strconv.Atoi(m[1])
+			if m[2] != "" {
+				scale, _ = strconv.Atoi(m[2])
+			}
 		}
 		return func(v any) bool {
 			switch x := v.(type) {
@@ -73,21 +76,67 @@ func typeCheck(typ string) func(v any) bool {
 				return true
 			case string:
 				// The driver parses the text itself and refuses a
-				// fraction finer than the column's scale (it never rounds).
+				// fraction finer than the column's scale (it never rounds);
+				// more integer digits than precision - scale the server
+				// refuses (8115, arithmetic overflow), after the
+				// collapse, so a superseded record was only skipped.
 				m := decimalText.FindStringSubmatch(x)
-				return m != nil && len(m[1])+len(m[2]) <= scale
+				return m != nil && len(m[2])+len(m[3]) <= scale &&
+					len(strings.TrimLeft(m[1], "0")) <= precision-scale
 			}
 			return false
 		}
 	case strings.HasPrefix(l, "binary"), strings.HasPrefix(l, "varbinary"), l == "image":
 		return func(v any) bool { _, ok := v.([]byte); return ok }
+	case strings.HasPrefix(l, "nchar"), strings.HasPrefix(l, "nvarchar"), l == "ntext",
+		strings.HasPrefix(l, "char"), strings.HasPrefix(l, "varchar"), l == "text":
+		// The driver encodes text, bytes and integers; a bool, a float
+		// or a time it refuses ("invalid type for nvarchar column").
+		return func(v any) bool {
+			switch v.(type) {
+			case string, []byte, int, int8, int16, int32, int64:
+				return true
+			}
+			return false
+		}
+	case l == "date":
+		return driverTime(bulkDateLayout)
+	case l == "time" || strings.HasPrefix(l, "time("):
+		return driverTime(bulkTimeLayout)
+	case strings.HasPrefix(l, "datetime"), l == "smalldatetime":
+		return driverTime(bulkDateTimeLayout)
 	}
 	return nil
 }
 
+// The layouts go-mssqldb's bulk copy parses text of a date, time and
+// datetime/datetime2/datetimeoffset column with (bulkcopy.go); it refuses
+// other text, and any value that is neither text nor a time.Time, with a
+// plain error.
+const (
+	bulkDateLayout     = "2006-01-02"
+	bulkTimeLayout     = "15:04:05.9999999"
+	bulkDateTimeLayout = "2006-01-02 15:04:05.999999999Z07:00"
+)
+
+// driverTime accepts what the bulk copy sends to a column whose text it
+// parses with layout: a time.Time, or text that layout parses.
+func driverTime(layout string) func(v any) bool {
+	return func(v any) bool {
+		switch x := v.(type) {
+		case time.Time:
+			return true
+		case string:
+			_, err := time.Parse(layout, x)
+			return err == nil
+		}
+		return false
+	}
+}
+
 var (
-	decimalType = regexp.MustCompile(`^(?:decimal|numeric)\s*\(\s*\d+\s*(?:,\s*(\d+)\s*)?\)`)
-	decimalText = regexp.MustCompile(`^[+-]?(?:\d+(?:\.(\d*))?|\.(\d+))$`)
+	decimalType = regexp.MustCompile(`^(?:decimal|numeric)\s*\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)`)
+	decimalText = regexp.MustCompile(`^[+-]?(?:(\d+)(?:\.(\d*))?|\.(\d+))$`)
 )
 
 // floatValue sends a number given as text or as an exact decimal to a
