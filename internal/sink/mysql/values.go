@@ -109,7 +109,11 @@ func intCheck(lo, hi, uhi int64, unsigned bool) func(any) string {
 			}
 			p, ok := exactly.IntText(s)
 			if !ok {
-				return "" // "1.0", "0x1F", " 1e3": MySQL's own reading
+				if !numericText.MatchString(s) {
+					// "12abc", "0x1F", "1 2": strict mode's 1265/1366.
+					return "not an integer: " + quote(s)
+				}
+				return "" // "1.5", "1e3": MySQL rounds them
 			}
 			n, _ = strconv.ParseInt(p, 10, 64)
 		}
@@ -119,6 +123,10 @@ func intCheck(lo, hi, uhi int64, unsigned bool) func(any) string {
 		return ""
 	}
 }
+
+// numericText is a number as MySQL reads one from text without a
+// warning: sign, digits, a fraction, an exponent.
+var numericText = regexp.MustCompile(`^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$`)
 
 var plainDecimal = regexp.MustCompile(`^[+-]?(\d*)(?:\.\d*)?$`)
 
@@ -142,7 +150,10 @@ func decimalCheck(intDigits int, unsigned bool) func(any) string {
 		}
 		m := plainDecimal.FindStringSubmatch(s)
 		if m == nil {
-			return "" // exponents and other spellings: MySQL's own reading
+			if !numericText.MatchString(s) {
+				return "not a number: " + quote(s) // "12abc", "0x1F": 1265
+			}
+			return "" // exponents: MySQL's own reading
 		}
 		if unsigned && strings.HasPrefix(s, "-") && strings.Trim(s, "-0.") != "" {
 			return "out of range for an unsigned decimal: " + quote(s)
