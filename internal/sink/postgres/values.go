@@ -1,7 +1,10 @@
 package postgres
 
 import (
+	"fmt"
 	"math"
+	"math/big"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -40,6 +43,14 @@ func (*Dialect) ValueCheck(col *exactly.Column) func(any) string {
 		return checkDate
 	case typ == "text" || typ == "character varying":
 		return checkText
+	case typ == "numeric":
+		return checkNumeric(0, 0)
+	}
+	if rest, ok := strings.CutPrefix(typ, "numeric("); ok {
+		var p, sc int
+		if _, err := fmt.Sscanf(rest, "%d,%d)", &p, &sc); err == nil && p > 0 && sc >= 0 && sc <= p {
+			return checkNumeric(p, sc)
+		}
 	}
 	for _, p := range []string{"character varying(", "character("} {
 		if rest, ok := strings.CutPrefix(typ, p); ok {
@@ -147,6 +158,63 @@ func checkInt(v any, lo, hi int64) string {
 		return "out of range for the column's integer type: " + quote(s)
 	}
 	return ""
+}
+
+// numberText is numeric_in's plain form: sign, digits with an optional
+// point, an optional exponent (after trimming).
+var numberText = regexp.MustCompile(`^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$`)
+
+// checkNumeric follows numeric_in and apply_typmod: text that is not a
+// number (22P02), and, for numeric(p,s), a value that rounded to s
+// fraction digits has more than p-s integer digits ("numeric field
+// overflow", 22003); more fraction digits are rounded, not refused.
+// NaN is taken; Infinity only by an unconstrained numeric.
+func checkNumeric(p, scale int) func(any) string {
+	return func(v any) string {
+		if _, ok := v.(bool); ok {
+			return "not a number: a boolean"
+		}
+		s := trim(textForm(v))
+		switch strings.ToLower(strings.TrimLeft(s, "+-")) {
+		case "nan":
+			if strings.ContainsAny(s, "+-") {
+				return "not a number: " + quote(s)
+			}
+			return ""
+		case "infinity", "inf":
+			if p > 0 {
+				return "numeric field overflow: " + quote(s) + " in numeric(" + strconv.Itoa(p) + "," + strconv.Itoa(scale) + ")"
+			}
+			return ""
+		}
+		if !numberText.MatchString(s) {
+			return "not a number: " + quote(s)
+		}
+		if p == 0 {
+			return ""
+		}
+		r, ok := new(big.Rat).SetString(s)
+		if !ok {
+			return "" // numeric_in's own reading
+		}
+		// Round half away from zero to scale digits, then count the
+		// integer digits.
+		pow := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(scale)), nil)
+		scaled := new(big.Rat).Mul(new(big.Rat).Abs(r), new(big.Rat).SetInt(pow))
+		q, m := new(big.Int).QuoRem(scaled.Num(), scaled.Denom(), new(big.Int))
+		if new(big.Int).Mul(m, big.NewInt(2)).Cmp(scaled.Denom()) >= 0 {
+			q.Add(q, big.NewInt(1))
+		}
+		intPart := new(big.Int).Quo(q, pow)
+		digits := 0
+		if intPart.Sign() != 0 {
+			digits = len(intPart.String())
+		}
+		if digits > p-scale {
+			return "numeric field overflow: " + quote(s) + " has " + strconv.Itoa(digits) + " integer digits, numeric(" + strconv.Itoa(p) + "," + strconv.Itoa(scale) + ") holds " + strconv.Itoa(p-scale)
+		}
+		return ""
+	}
 }
 
 // checkDate refuses, for date and timestamp columns, what PostgreSQL

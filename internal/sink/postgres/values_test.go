@@ -42,6 +42,10 @@ func TestValueCheckAgreesWithPostgreSQL(t *testing.T) {
 		"character varying(5)":     {"abc", "abcde", "abcdef", "abcde   ", "abcde  x", "ééééé", "éééééé", int64(12345), int64(123456), true, "a\x00b"},
 		"character(3)":             {"abc", "abcd", "abc ", "ab"},
 		"text":                     {"anything", "a\x00b", ""},
+		"numeric(5,2)": {int64(999), int64(1000), int64(-999), "999.99", "999.994", "999.995", "-999.995", "12345.6", "1e2", "1e3", "1.5e-3",
+			" 7 ", "+7", ".5", "5.", "12abc", "0x1F", "", "NaN", "nan", "Infinity", "-Infinity", "1 2", "--1", exactly.Decimal("123.456"), 2.5, true},
+		"numeric(2,2)": {".99", ".995", "0.5", "1", "-0.994"},
+		"numeric":      {"1e300", "12abc", "Infinity", "NaN", "0.1234567890123456789012345678901234567", int64(-5)},
 	}
 	for typ, vals := range cases {
 		check := d.ValueCheck(&exactly.Column{Name: "c", Type: typ})
