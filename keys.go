@@ -209,3 +209,35 @@ func IntText(v any) (string, bool) {
 	}
 	return s, true
 }
+
+// PadSpaceKeys is the KeyClassFunc of a text column under a binary PAD
+// SPACE collation (MySQL's *_bin, SQL Server's *_BIN and *_BIN2): trailing
+// spaces do not count. text reads a key value as the column receives it.
+func PadSpaceKeys(text func(any) (string, bool)) KeyClassFunc {
+	return func(v any) (string, KeyMatch) {
+		s, ok := text(v)
+		if !ok {
+			return "", KeyUnknown
+		}
+		return strings.TrimRight(s, " "), KeyBucket
+	}
+}
+
+// CaseFoldKeys is the KeyClassFunc of a text column under a case-
+// insensitive PAD SPACE collation: for printable ASCII, Go can say which
+// keys fall together (case and trailing spaces do not count); anything
+// else (accents, other scripts) is asked of the database.
+func CaseFoldKeys(text func(any) (string, bool)) KeyClassFunc {
+	return func(v any) (string, KeyMatch) {
+		s, ok := text(v)
+		if !ok {
+			return "", KeyUnknown
+		}
+		for i := 0; i < len(s); i++ {
+			if s[i] < 0x20 || s[i] > 0x7e {
+				return "", KeyUnknown
+			}
+		}
+		return strings.ToLower(strings.TrimRight(s, " ")), KeyBucket
+	}
+}

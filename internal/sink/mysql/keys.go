@@ -45,9 +45,9 @@ func (d *Dialect) KeyClass(t *exactly.Table, name string) exactly.KeyClassFunc {
 		if strings.Contains(coll, "nopad") || strings.Contains(coll, "_0900_") {
 			return binClass
 		}
-		return padBinClass
+		return exactly.PadSpaceKeys(keyText)
 	case caseInsensitive.MatchString(coll):
-		return ciClass
+		return exactly.CaseFoldKeys(keyText)
 	}
 	return nil
 }
@@ -86,26 +86,6 @@ func binClass(v any) (string, exactly.KeyMatch) {
 		return s, exactly.KeyExact
 	}
 	return "", exactly.KeyUnknown
-}
-
-func padBinClass(v any) (string, exactly.KeyMatch) {
-	if s, ok := keyText(v); ok {
-		return strings.TrimRight(s, " "), exactly.KeyBucket
-	}
-	return "", exactly.KeyUnknown
-}
-
-func ciClass(v any) (string, exactly.KeyMatch) {
-	s, ok := keyText(v)
-	if !ok {
-		return "", exactly.KeyUnknown
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] > 0x7e {
-			return "", exactly.KeyUnknown
-		}
-	}
-	return strings.ToLower(strings.TrimRight(s, " ")), exactly.KeyBucket
 }
 
 // SameKeys implements exactly.KeyEquality: the keys go into a temporary

@@ -36,9 +36,9 @@ func (d *Dialect) KeyClass(t *exactly.Table, name string) exactly.KeyClassFunc {
 	case !strings.Contains(typ, "char"):
 		return nil
 	case strings.HasSuffix(coll, "_BIN") || strings.HasSuffix(coll, "_BIN2"):
-		return padClass
+		return exactly.PadSpaceKeys(keyTextOf)
 	case strings.Contains(coll, "_CI_") || strings.HasSuffix(coll, "_CI"):
-		return ciClass
+		return exactly.CaseFoldKeys(keyTextOf)
 	}
 	return nil
 }
@@ -61,26 +61,6 @@ func keyTextOf(v any) (string, bool) {
 		return strconv.FormatInt(x, 10), true
 	}
 	return "", false
-}
-
-func padClass(v any) (string, exactly.KeyMatch) {
-	if s, ok := keyTextOf(v); ok {
-		return strings.TrimRight(s, " "), exactly.KeyBucket
-	}
-	return "", exactly.KeyUnknown
-}
-
-func ciClass(v any) (string, exactly.KeyMatch) {
-	s, ok := keyTextOf(v)
-	if !ok {
-		return "", exactly.KeyUnknown
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] > 0x7e {
-			return "", exactly.KeyUnknown
-		}
-	}
-	return strings.ToLower(strings.TrimRight(s, " ")), exactly.KeyBucket
 }
 
 // SameKeys implements exactly.KeyEquality: the keys go into a #temp table
