@@ -23,8 +23,10 @@ import (
 //     fill less than half the time closes after one flight per slot (a
 //     wave of due records), so the climb takes a batch.interval per step,
 //     not three.
+//
 //   - A saturated window's rate (records committed per second) updates an
 //     average kept for the limit it ran at.
+//
 //   - The limit moves one step at a time toward the best limit measured:
 //     among those whose average is within 3% of the highest, the smallest
 //     whose flights' oldest records waited (from fetch to commit) at most
@@ -36,9 +38,14 @@ import (
 //     of the best never measured is tried first, and every probeEvery
 //     windows at the best a neighbour is measured again, so the limit
 //     follows a database whose load changes.
+//
 //   - A window whose rate falls below half the average of its limit means
 //     the workload changed (other tables, a database under other load): the
 //     averages of the other limits are forgotten and measured anew.
+//
+//   - The first window is not measured: it holds the start (tables
+//     created, fetches ramping up), which would step the limit up before
+//     the database was ever busy.
 //
 // Failed flights commit no records and so count against the limit they
 // ran at. With sink.flights: fixed the limit is sink.max_conns.
@@ -59,6 +66,7 @@ type flightLimit struct {
 	avg          []float64 // average rate per limit (index: limit); 0 = not measured
 	lat          []float64 // average wait of a flight's oldest record per limit, seconds
 	sinceProbe   int
+	warm         bool // the first window, the start's, has closed
 	probeUp      bool
 	onChange     func(limit, max int)
 	reportedOnce bool
@@ -147,6 +155,12 @@ func (l *flightLimit) ended(now time.Time, records int64, waited time.Duration, 
 	full := occupancy >= saturated
 	rate, wait := float64(l.records)/secs, l.waited/float64(l.done)
 	l.start, l.last, l.records, l.done, l.occupied, l.waited = now, now, 0, 0, 0, 0
+	if !l.warm {
+		// The first window holds the start: tables created, fetches
+		// ramping up, caches cold. It says nothing of the limit.
+		l.warm = true
+		return
+	}
 	if !full {
 		if l.cur < l.max {
 			l.set(l.cur + 1)

@@ -204,3 +204,32 @@ func TestFlightLimitStepsUpOncePerIdleWave(t *testing.T) {
 		}
 	}
 }
+
+// The first window holds the start (tables created, fetches ramping up):
+// its flights leave the limit idle part of the time though the database
+// will be saturated once records flow. It stepped the limit up from 2 to
+// 3 in the bench's first 1.2 s (occupancy 0.41), and a short run never
+// came back down.
+func TestFlightLimitHoldsThroughTheStart(t *testing.T) {
+	l := newFlightLimit(4, false, nil)
+	t0 := time.Unix(0, 0)
+	l.tick(t0, 0)
+	// The start: two flights over 1.2 s, the limit filled 40% of it.
+	l.tick(t0.Add(720*time.Millisecond), 0)
+	l.tick(t0.Add(1200*time.Millisecond), 2)
+	l.ended(t0.Add(1200*time.Millisecond), 20000, time.Second, 1)
+	l.ended(t0.Add(1200*time.Millisecond), 20000, time.Second, 0)
+	if l.cur != 2 {
+		t.Fatalf("the start's window moved the limit to %d", l.cur)
+	}
+	// Then the next unsaturated window does step up.
+	now := t0.Add(1200 * time.Millisecond)
+	for range 4 {
+		now = now.Add(200 * time.Millisecond)
+		l.tick(now.Add(-100*time.Millisecond), 1)
+		l.ended(now, 1000, time.Second, 0)
+	}
+	if l.cur != 3 {
+		t.Fatalf("after the start, an idle window left the limit at %d, want 3", l.cur)
+	}
+}
