@@ -272,38 +272,6 @@ func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(),
 // D returns the time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
 
-// ConfigError names the file (and line, when the file sets the field),
-// the field and what is expected.
-type ConfigError struct {
-	File     string
-	Line     int // 0: not known, or the field is not in the file
-	Field    string
-	Value    string
-	Expected string
-	// Problem, when set, is said instead of got/expected: "unknown field;
-	// did you mean max_records?".
-	Problem string
-}
-
-func (e *ConfigError) Error() string {
-	file := e.File
-	if file == "" {
-		file = "configuration"
-	}
-	if e.Line > 0 {
-		file += ":" + strconv.Itoa(e.Line)
-	}
-	switch {
-	case e.Problem != "" && e.Field == "yaml": // the text, not a field
-		return fmt.Sprintf("%s: %s", file, e.Problem)
-	case e.Problem != "":
-		return fmt.Sprintf("%s: %s: %s", file, e.Field, e.Problem)
-	case e.Value != "":
-		return fmt.Sprintf("%s: %s: got %q, expected %s", file, e.Field, e.Value, e.Expected)
-	}
-	return fmt.Sprintf("%s: %s: expected %s", file, e.Field, e.Expected)
-}
-
 // DefaultConfig returns a configuration with every default filled in.
 func DefaultConfig() Config {
 	return Config{
@@ -661,21 +629,6 @@ func validTableName(s string) bool {
 // IsPattern tells whether a topics value is a regular expression rather
 // than a literal topic name.
 func IsPattern(s string) bool { return strings.ContainsAny(s, `^$*+?()[]{}|\`) }
-
-// RouteError is a topic whose rule maps it to a table name that is
-// refused: topic names are untrusted input, and $1 copies them into SQL
-// identifiers. Without this check a topic could name the ledger
-// (shop.public.exactly_offsets moved another pipeline's next_offset) or,
-// because a dotted name is quoted part by part, another schema
-// (shop.public.other.users wrote "other"."users").
-type RouteError struct {
-	Topic, Rule, Table string
-	Reason             string
-}
-
-func (e *RouteError) Error() string {
-	return fmt.Sprintf("topic %q maps to table %q through the rule for %s: refused, %s; nothing is written for it", e.Topic, e.Table, e.Rule, e.Reason)
-}
 
 // Route finds the rule for a topic and the table it maps to. ok is false
 // when no rule matches; table is empty when a rule matches but the name it

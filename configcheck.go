@@ -12,27 +12,6 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// ConfigErrors is every problem found in one configuration file, in line
-// order: a person fixes them in one pass, not one per run.
-type ConfigErrors []*ConfigError
-
-func (es ConfigErrors) Error() string {
-	lines := make([]string, len(es))
-	for i, e := range es {
-		lines[i] = e.Error()
-	}
-	return strings.Join(lines, "\n")
-}
-
-// Unwrap lets errors.As find the first *ConfigError.
-func (es ConfigErrors) Unwrap() []error {
-	out := make([]error, len(es))
-	for i, e := range es {
-		out[i] = e
-	}
-	return out
-}
-
 // checkDocument names every problem of the parsed (and expanded) document
 // that decoding would either stop at or ignore: keys with no field (with
 // the nearest field name), values of the wrong kind (a duration without a

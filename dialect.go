@@ -155,19 +155,6 @@ type Pipeliner interface {
 	ExecPipeline(ctx context.Context, tx *Tx, stmts []Statement) ([]int64, error)
 }
 
-// StatementError is an ExecPipeline error the dialect traced to one of the
-// statements it was given: Index is the failing statement's position in
-// stmts. Sink uses it to tell which partition's fence timed out waiting
-// for a lock (see LockTimeouts), so a pipelined flight drops that
-// partition alone, as it does sent statement by statement.
-type StatementError struct {
-	Index int
-	Err   error
-}
-
-func (e *StatementError) Error() string { return e.Err.Error() }
-func (e *StatementError) Unwrap() error { return e.Err }
-
 // MultiRowInserts is an optional Pipeliner capability: Sink sends a
 // flight's ledger rows and dead letters as multi-row INSERT … VALUES
 // statements of at most MaxInsertRows(columns) rows each, instead of one

@@ -8,45 +8,6 @@ import (
 	"time"
 )
 
-// ReplayRangeError says a replay range reaches beyond what the pipeline has
-// committed: those records belong to the pipeline, which applies them (and
-// records them in the chain) itself.
-type ReplayRangeError struct {
-	Topic     string
-	Partition int32
-	To        int64 // the end of the replayed range (exclusive)
-	Next      int64 // exactly_offsets.next_offset; -1 when the partition has no row
-}
-
-func (e *ReplayRangeError) Error() string {
-	if e.Next < 0 {
-		return fmt.Sprintf("replaying %s[%d]: the pipeline has never committed this partition; nothing to replay", e.Topic, e.Partition)
-	}
-	return fmt.Sprintf("replaying %s[%d] up to offset %d: exactly_offsets.next_offset is %d; replay only re-applies committed offsets (below %d), the pipeline applies the rest",
-		e.Topic, e.Partition, e.To-1, e.Next, e.Next)
-}
-
-// ReplayMovedError says the partition's next_offset moved while a replay
-// ran: a pipeline committed newer records meanwhile, and the replayed
-// (older) values would overwrite theirs. Nothing of the refused
-// transaction was written.
-type ReplayMovedError struct {
-	Topic     string
-	Partition int32
-	From      int64 // the refused transaction's first offset
-	Began     int64 // next_offset when the replay began
-	Now       int64 // next_offset now
-}
-
-func (e *ReplayMovedError) Error() string {
-	return fmt.Sprintf("replaying %s[%d] from offset %d: next_offset moved from %d to %d while the replay ran: a running pipeline committed newer records, and replaying older ones now would write older values over theirs; nothing of this transaction was written. Stop the pipeline (every member of its group), then replay again from offset %d",
-		e.Topic, e.Partition, e.From, e.Began, e.Now, e.From)
-}
-
-// ErrReplayAppend says a replayed record routes to an append-mode table:
-// inserting it again would duplicate the row, so replay refuses.
-var ErrReplayAppend = errors.New("append-mode tables have no key to make a replay idempotent")
-
 // Replay re-applies records of one partition that the pipeline already
 // committed, in one transaction: the records go through the same prepare,
 // create/evolve, plan and Dialect.Apply as Commit, and a ledger row with

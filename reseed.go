@@ -22,18 +22,6 @@ type Reseed struct {
 	Why     string // --reason
 }
 
-// ReseedMovedError is a reseed whose partition's next_offset changed
-// between the read and the update (a member applied a batch meanwhile).
-type ReseedMovedError struct {
-	TP
-	Want, Stored int64
-}
-
-func (e *ReseedMovedError) Error() string {
-	return fmt.Sprintf("reseeding %s: next_offset moved from %d to %d while reseeding (a member of the pipeline is running?); nothing was changed",
-		e.TP, e.Want, e.Stored)
-}
-
 // Reseed moves the partition's next_offset to r.To and writes an
 // exactly_batches row of status reseeded (from the old next_offset to
 // r.To, who, why) in one transaction. The stored leader epoch is cleared

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Widener is an optional Dialect capability, needed by evolve: widen: it
@@ -250,4 +251,50 @@ func (w *widening) widened() []ColumnDef {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// inferType is the conservative inference for values without a schema:
+// JSON true/false → bool, an integer → int64, any other number → decimal
+// (exact, scale unstated), a string → text (never guessed to be a date),
+// an object or array → json. time.Time (from decoders that know) →
+// timestamptz, bytes → bytes.
+func inferType(v any) Type {
+	switch v.(type) {
+	case bool:
+		return Type{Kind: KindBool}
+	case int64, int32, int:
+		return Type{Kind: KindInt64}
+	case float64, float32:
+		return Type{Kind: KindFloat64}
+	case Decimal:
+		return Type{Kind: KindDecimal, Scale: -1}
+	case string:
+		return Type{Kind: KindText}
+	case []byte:
+		return Type{Kind: KindBytes}
+	case time.Time:
+		return Type{Kind: KindTimestampTZ}
+	case JSON:
+		return Type{Kind: KindJSON}
+	}
+	return Type{Kind: KindText}
+}
+
+// widen merges two inferred types: numbers widen int64 → float64 →
+// decimal, any other disagreement becomes text.
+func widen(a, b Type) Type {
+	switch {
+	case a.Kind == KindUnknown:
+		return b
+	case b.Kind == KindUnknown || a == b:
+		return a
+	}
+	rank := map[Kind]int{KindInt64: 1, KindFloat64: 2, KindDecimal: 3}
+	if rank[a.Kind] > 0 && rank[b.Kind] > 0 {
+		if rank[a.Kind] > rank[b.Kind] {
+			return a
+		}
+		return b
+	}
+	return Type{Kind: KindText}
 }

@@ -1,0 +1,517 @@
+package exactly
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// item is one row of a table write and the change it came from, so that a
+// row the database refuses can be traced back to its record.
+type item struct {
+	b   *PartitionBatch
+	c   *change
+	key []any
+	// row is what an upsert writes: its record's fields over those of
+	// the upserts of the key it superseded in the batch (merge of present
+	// fields: a record sets the columns it carries and no other).
+	row map[string]any
+	// merged says row holds fields of earlier records too.
+	merged bool
+	// pre is the delete of the key earlier in the batch that this upsert
+	// follows: it is applied first (the upsert then inserts a fresh row,
+	// as one by one), in the table's deletes write.
+	pre *item
+	// prev is the change this one superseded inside the transaction. If
+	// the database refuses this one, prev is tried in its place: the
+	// outcome is then what applying the records one by one would give.
+	prev *item
+}
+
+// write is one table's share of a transaction and its items: Upserts[i]
+// came from upserts[i], Deletes[i] from deletes[i].
+type write struct {
+	*TableWrite
+	upserts, deletes []*item
+}
+
+// sub returns the write restricted to the given items, in their order.
+func (w *write) sub(items []*item) *TableWrite {
+	tw := &TableWrite{Table: w.Table, Append: w.Append, Keys: w.Keys, Columns: w.Columns, Version: w.Version}
+	ups := 0
+	for _, it := range items {
+		if it.c.Op == OpUpsert {
+			ups++
+		}
+	}
+	tw.Upserts = make([][]any, 0, ups)
+	if ups < len(items) {
+		tw.Deletes = make([][]any, 0, len(items)-ups)
+	}
+	for _, it := range items {
+		if it.c.Op == OpUpsert {
+			tw.Upserts = append(tw.Upserts, w.row(it))
+		} else {
+			tw.Deletes = append(tw.Deletes, it.key)
+			if tw.Version != "" {
+				tw.DeleteVersions = append(tw.DeleteVersions, it.c.Version)
+			}
+		}
+	}
+	return tw
+}
+
+// row is an upsert item's values aligned with Columns; the key wins over
+// a differing value field.
+func (w *write) row(it *item) []any {
+	row := it.row
+	if row == nil {
+		row = it.c.Row
+	}
+	if !w.Append {
+		for i, k := range w.Keys {
+			row[k] = it.key[i]
+		}
+	}
+	vals := make([]any, len(w.Columns))
+	for i, col := range w.Columns {
+		vals[i] = row[col]
+	}
+	return vals
+}
+
+// alone returns a write of the same table shaped for one item: the key
+// and the columns its row carries (isolating a refused row falls back to
+// a change of another shape).
+func (w *write) alone(it *item) *write {
+	tw := &TableWrite{Table: w.Table, Append: w.Append, Keys: w.Keys, Version: w.Version, Part: w.Part}
+	if it.c.Op == OpUpsert {
+		row := it.row
+		if row == nil {
+			row = it.c.Row
+		}
+		for _, c := range w.Table.Columns {
+			if _, ok := row[c.Name]; ok || contains(w.Keys, c.Name) {
+				tw.Columns = append(tw.Columns, c.Name)
+			}
+		}
+		return &write{TableWrite: tw, upserts: []*item{it}}
+	}
+	tw.Columns = w.Keys
+	return &write{TableWrite: tw, deletes: []*item{it}}
+}
+
+// items returns every item of the write, upserts first.
+func (w *write) items() []*item {
+	return append(append(make([]*item, 0, len(w.upserts)+len(w.deletes)), w.upserts...), w.deletes...)
+}
+
+// count moves an item's batch counters: +1 when it is written, -1 when it
+// is taken back (dead-lettered).
+func (it *item) count(d int) {
+	if it.c.Op == OpUpsert {
+		it.b.Upserted += d
+	} else {
+		it.b.Deleted += d
+	}
+}
+
+// plan collapses the changes of all batches into one write per table, the
+// last change per key winning (with a version column: the newest version,
+// the later offset on a tie), and counts upserted, deleted and skipped per
+// batch. Keys are the same when the database holds them to be the same row
+// (see KeyEquality; q answers the questions the dialect cannot), so the
+// outcome is that of applying the records one by one in offset order even
+// under a case-insensitive collation. Tables are returned sorted by name,
+// rows by key identity, so concurrent writers lock in the same order. Dead
+// letters found while planning (a missing key) replace those of an earlier
+// attempt.
+func (s *Sink) plan(ctx context.Context, q Querier, batches []*PartitionBatch, tables map[string]*Table) ([]*write, error) {
+	accs := map[string]*planAcc{}
+	for _, b := range batches {
+		b.Upserted, b.Deleted, b.Skipped = 0, 0, 0
+		b.DeadLetters = b.DeadLetters[:b.decodeDead]
+	}
+	for _, b := range batches {
+		for i := range b.changes {
+			c := &b.changes[i]
+			if c.Op == OpSkip {
+				b.Skipped++
+				continue
+			}
+			a := accs[c.table]
+			if a == nil {
+				t := tables[c.table]
+				a = &planAcc{t: t, rule: c.rule, cols: map[string]bool{}, last: map[string]*item{}}
+				if c.rule.Mode != "append" {
+					a.keys = keyColumns(c.rule, t)
+				}
+				accs[c.table] = a
+			}
+			if c.rule.Mode == "append" {
+				if c.Op != OpUpsert {
+					b.Skipped++ // a tombstone has nothing to append
+					continue
+				}
+				a.see(c.Row)
+				a.append = append(a.append, &item{b: b, c: c, row: c.Row})
+				continue
+			}
+			kv, err := keyValues(c, a.keys)
+			if err != nil && c.rule.Mode == "cdc" && c.Op == OpDelete && c.rec.Value == nil {
+				// A CDC tombstone follows its key's d, which deleted the row
+				// by its before image; when the rule's key is wider than the
+				// record key the tombstone cannot name the row, on every
+				// delete: it is skipped as it was before tombstones deleted,
+				// not a dead letter per delete (or, under on_error: fail, a
+				// halt no fix of the data could lift).
+				b.Skipped++
+				continue
+			}
+			if err != nil {
+				if c.rule.OnError == "fail" {
+					// The partition halts before it (Commit ends the batch
+					// there); it was dead-lettered whatever the rule said.
+					return nil, &haltError{b: b, err: recordError(c.rec, err)}
+				}
+				// Not decodable into a key: a dead letter like any bad record.
+				b.DeadLetters = append(b.DeadLetters, DeadLetter{Record: c.rec, Err: err})
+				continue
+			}
+			a.items = append(a.items, &item{b: b, c: c, key: kv})
+		}
+	}
+	names := make([]string, 0, len(accs))
+	for n := range accs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var writes []*write
+	for _, n := range names {
+		a := accs[n]
+		if a.rule.Mode == "append" {
+			// One write per shape here too: a row inserts the columns it
+			// carries, the others take their defaults, wherever the cut.
+			for _, group := range a.shapes(a.append) {
+				w := &write{TableWrite: &TableWrite{Table: a.t, Append: true, Version: a.rule.Version, Part: len(writes)}, upserts: group}
+				w.Columns = a.columns(group[0].row)
+				writes = append(writes, w.fill())
+			}
+			continue
+		}
+		if err := s.collapse(ctx, q, a); err != nil {
+			return nil, err
+		}
+		writes = append(writes, a.writes()...)
+	}
+	return writes, nil
+}
+
+// fill sets the write's rows from its items and counts them.
+func (w *write) fill() *write {
+	full := w.sub(w.items())
+	w.Upserts, w.Deletes, w.DeleteVersions = full.Upserts, full.Deletes, full.DeleteVersions
+	for _, it := range w.items() {
+		it.count(+1)
+	}
+	return w
+}
+
+// columns are the table's columns (in table order: stable SQL text) that
+// row carries, or, for row nil, that any row of the table's changes
+// carried; key columns always.
+func (a *planAcc) columns(row map[string]any) []string {
+	var out []string
+	for _, c := range a.t.Columns {
+		keep := a.cols[c.Name]
+		if row != nil {
+			_, keep = row[c.Name]
+		}
+		if keep || contains(a.keys, c.Name) {
+			out = append(out, c.Name)
+		}
+	}
+	return out
+}
+
+// writes turns a collapsed table into its writes. A record sets the
+// columns it carries and no other (merge of present fields), so upserts
+// are written in groups of one shape: a row lacking a field another row
+// of the batch has no longer sets that column to NULL (the outcome
+// depended on where batches were cut). Deletes come first when an upsert
+// follows a delete of its key; otherwise, and with one shape (the common
+// case), it is one write as ever. Keys are distinct rows, so the order
+// of writes between different keys does not matter.
+func (a *planAcc) writes() []*write {
+	sort.Strings(a.order)
+	var ups, dels []*item
+	var layers [][]*item // later upserts of a key, each after the one before
+	pre := false
+	for _, kid := range a.order {
+		it := a.last[kid]
+		if it.c.Op != OpUpsert {
+			dels = append(dels, it)
+			continue
+		}
+		if it.pre != nil {
+			it.pre.b.Skipped-- // applied after all, before the upsert
+			dels = append(dels, it.pre)
+			pre = true
+		}
+		if it.merged && a.rule.Version != "" {
+			// Under a version guard a merged row would write the fields of
+			// an older upsert past the guard: one by one, an upsert older
+			// than the stored row sets nothing, and whether it is older is
+			// known only to the table. So each upsert of the key since its
+			// last delete is written alone, in order, each guarded.
+			chain := it.chain()
+			ups = append(ups, chain[0])
+			for i, one := range chain[1:] {
+				if len(layers) <= i {
+					layers = append(layers, nil)
+				}
+				layers[i] = append(layers[i], one)
+			}
+			continue
+		}
+		ups = append(ups, it)
+	}
+	newWrite := func(part int) *write {
+		return &write{TableWrite: &TableWrite{Table: a.t, Keys: a.keys, Version: a.rule.Version, Part: part}}
+	}
+	shapes := a.shapes(ups)
+	var out []*write
+	if !pre && len(shapes) <= 1 && len(layers) == 0 {
+		w := newWrite(0)
+		w.upserts, w.deletes = ups, dels
+		if len(ups) > 0 {
+			w.Columns = a.columns(ups[0].row)
+		} else {
+			w.Columns = a.keys
+		}
+		if len(ups)+len(dels) == 0 {
+			return nil
+		}
+		return []*write{w.fill()}
+	}
+	if len(dels) > 0 {
+		w := newWrite(0)
+		w.deletes, w.Columns = dels, a.keys
+		out = append(out, w.fill())
+	}
+	for _, layer := range append([][]*item{ups}, layers...) {
+		for _, group := range a.shapes(layer) {
+			w := newWrite(len(out))
+			w.upserts, w.Columns = group, a.columns(group[0].row)
+			out = append(out, w.fill())
+		}
+	}
+	return out
+}
+
+// chain returns the upserts a merged item holds, oldest first, from the
+// first after the delete applied before it (if any), each as an item of
+// its own record's fields: applied in order they are the records one by
+// one. The superseded ones are written after all, so no longer skipped;
+// none has a prev to fall back on (the one before is applied already).
+func (it *item) chain() []*item {
+	var out []*item
+	for p := it; p != nil && p != it.pre; p = p.prev {
+		one := &item{b: p.b, c: p.c, key: p.key, row: p.c.Row}
+		if p != it {
+			one.b.Skipped--
+		}
+		out = append(out, one)
+	}
+	slices.Reverse(out)
+	return out
+}
+
+// shapes groups upserts by the table columns their rows carry, in order
+// of first appearance. One shape costs a map lookup per field, no
+// allocation.
+func (a *planAcc) shapes(ups []*item) [][]*item {
+	if len(ups) == 0 {
+		return nil
+	}
+	same := true
+	first := ups[0].row
+	n := a.width(first)
+	for _, it := range ups[1:] {
+		if a.width(it.row) != n {
+			same = false
+			break
+		}
+		for f := range it.row {
+			if a.cols[f] {
+				if _, ok := first[f]; !ok {
+					same = false
+					break
+				}
+			}
+		}
+		if !same {
+			break
+		}
+	}
+	if same {
+		return [][]*item{ups}
+	}
+	index := map[string]int{}
+	var out [][]*item
+	for _, it := range ups {
+		sig := strings.Join(a.columns(it.row), "\x00")
+		i, ok := index[sig]
+		if !ok {
+			i = len(out)
+			index[sig] = i
+			out = append(out, nil)
+		}
+		out[i] = append(out[i], it)
+	}
+	return out
+}
+
+// width counts a row's fields that are table columns.
+func (a *planAcc) width(row map[string]any) int {
+	n := 0
+	for f := range row {
+		if a.cols[f] {
+			n++
+		}
+	}
+	return n
+}
+
+// collapse keeps the last change per key of a table, in the order the
+// changes came (offset order within a partition), keys being compared as
+// the database compares them.
+func (s *Sink) collapse(ctx context.Context, q Querier, a *planAcc) error {
+	tuples := make([][]any, len(a.items))
+	for i, it := range a.items {
+		tuples[i] = it.key
+	}
+	ids, err := s.keyIdentities(ctx, q, a.t, a.keys, tuples)
+	if err != nil {
+		return err
+	}
+	vfam := KindUnknown // versions compare as their column does
+	if col := a.t.Column(a.rule.Version); col != nil {
+		vfam = columnFamily(col.Type)
+	}
+	for i, it := range a.items {
+		b, c, kid := it.b, it.c, ids[i]
+		if prev := a.last[kid]; prev != nil {
+			if c.rule.Version != "" && c.Version != nil && prev.c.Version != nil && compareVersionsAs(vfam, c.Version, prev.c.Version) < 0 {
+				// Older than what the batch already holds for the key:
+				// it cannot win, in the batch or in the table. (A change
+				// without a version supersedes, as the SQL guard lets it
+				// through: IS NULL OR stored <= new.)
+				b.Skipped++
+				continue
+			}
+			prev.b.Skipped++ // superseded inside the batch
+			it.prev = prev
+			if c.Op == OpUpsert {
+				switch prev.c.Op {
+				case OpUpsert:
+					it.row, it.merged = mergeRows(prev.row, c.Row)
+					it.merged = it.merged || prev.merged
+					it.pre = prev.pre
+				default: // after a delete: a fresh row, as one by one
+					it.row, it.pre = c.Row, prev
+				}
+			}
+		} else {
+			a.order = append(a.order, kid)
+			if c.Op == OpUpsert {
+				it.row = c.Row
+			}
+		}
+		a.last[kid] = it
+		if c.Op == OpUpsert {
+			a.see(c.Row)
+		}
+	}
+	return nil
+}
+
+// mergeRows is next over prev: next itself when it carries every field
+// of prev (the common case, without allocating), else a new map.
+func mergeRows(prev, next map[string]any) (map[string]any, bool) {
+	covers := len(next) >= len(prev)
+	if covers {
+		for f := range prev {
+			if _, ok := next[f]; !ok {
+				covers = false
+				break
+			}
+		}
+	}
+	if covers {
+		return next, false
+	}
+	row := make(map[string]any, len(prev)+len(next))
+	for f, v := range prev {
+		row[f] = v
+	}
+	for f, v := range next {
+		row[f] = v
+	}
+	return row, true
+}
+
+// planAcc gathers one table's changes in plan.
+type planAcc struct {
+	t    *Table
+	rule *TableRule
+	// cols says, for every field name seen in a row, whether the table
+	// has that column: the rows written carry the columns seen.
+	cols map[string]bool
+	// keys are the key columns (not for append tables); items the keyed
+	// changes in the order they came, before collapsing.
+	keys   []string
+	items  []*item
+	order  []string
+	last   map[string]*item
+	append []*item
+}
+
+// see notes the fields of a row: one map lookup per field once the
+// names are known, not a search of the table's columns per field.
+func (a *planAcc) see(row map[string]any) {
+	for name := range row {
+		if _, ok := a.cols[name]; !ok {
+			a.cols[name] = a.t.Column(name) != nil
+		}
+	}
+}
+
+// keyColumns are the rule's key, or the table's primary key.
+func keyColumns(rule *TableRule, t *Table) []string {
+	if len(rule.Key) > 0 {
+		return rule.Key
+	}
+	return t.Key
+}
+
+// keyValues takes the key columns from the decoded key, or from the row.
+func keyValues(c *change, keys []string) ([]any, error) {
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("%w: table has no primary key and the rule names no key columns", errKeyMissing)
+	}
+	vals := make([]any, len(keys))
+	for i, k := range keys {
+		v, ok := c.Key[k]
+		if !ok && c.rule.KeyFrom != "record_key" {
+			v, ok = c.Row[k]
+		}
+		if !ok || v == nil {
+			return nil, fmt.Errorf("%w: key column %q is absent or null", errKeyMissing, k)
+		}
+		vals[i] = v
+	}
+	return vals, nil
+}

@@ -1,0 +1,305 @@
+package exactly
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sort"
+)
+
+// Outcome is what happened to one partition batch in Commit.
+type Outcome struct {
+	Batch *PartitionBatch
+	// Committed is true when the batch's rows, ledger row and offset
+	// advance are durable.
+	Committed bool
+	// Err says why not: a *FencedError, a halt (*RecordError), or the
+	// transaction's error.
+	Err error
+	// RoundTrips are the round trips to the database the Commit call's
+	// batch transactions took, every attempt counted (the same for every
+	// outcome of the call), when the driver counts them
+	// (RoundTripCounter); 0 otherwise.
+	RoundTrips int64
+}
+
+// Commit applies the batches in one transaction: per partition the fence
+// (the offset row must still say From), then every table's rows, the dead
+// letters, the ledger rows and the offset advance to To. A fenced
+// partition is dropped and the rest retried, so one stale partition does
+// not cost the others their cycle. A transaction that fails is recorded as
+// failed in the ledger and its batches reported as not committed; the
+// caller re-reads them from the stored offsets.
+//
+// ctx bounds the whole call; a transaction in flight when ctx ends is
+// rolled back by the database, and its outcome is read back from the
+// ledger before Commit returns.
+func (s *Sink) Commit(ctx context.Context, batches []*PartitionBatch) (out []Outcome) {
+	var trips int64
+	counted := false
+	defer func() {
+		if !counted {
+			return
+		}
+		for i := range out {
+			out[i].RoundTrips = trips
+		}
+		s.log.Debug("flight round trips", "round_trips", trips, "partitions", len(batches))
+	}()
+	sort.Slice(batches, func(i, j int) bool {
+		if batches[i].Topic != batches[j].Topic {
+			return batches[i].Topic < batches[j].Topic
+		}
+		return batches[i].Partition < batches[j].Partition
+	})
+	live := make([]*PartitionBatch, 0, len(batches))
+	for _, b := range batches {
+		b.BatchID = s.newBatchID()
+		if err := s.prepare(ctx, b); err != nil {
+			s.recordFailed([]*PartitionBatch{b}, err)
+			out = append(out, Outcome{Batch: b, Err: err})
+			continue
+		}
+		if len(b.Records) == 0 {
+			// Nothing before the halting record: nothing to commit.
+			out = append(out, Outcome{Batch: b, Err: b.Halt})
+			continue
+		}
+		live = append(live, b)
+	}
+	if err := s.ensureTables(ctx, live); err != nil {
+		s.log.Error("preparing tables (create/evolve)", "batches", Ranges(live), "err", err)
+		s.recordFailed(live, err)
+		s.forgetTables(live)
+		for _, b := range live {
+			out = append(out, Outcome{Batch: b, Err: err})
+		}
+		return out
+	}
+	keep := live[:0]
+	for _, b := range live {
+		b.decodeDead = len(b.DeadLetters) // with ensureTables' type conflicts
+		if len(b.Records) == 0 {
+			// A type conflict under on_error: fail at the first record:
+			// nothing before it to commit.
+			out = append(out, Outcome{Batch: b, Err: b.Halt})
+			continue
+		}
+		keep = append(keep, b)
+	}
+	live = keep
+	isolate := false
+	for attempt := 0; len(live) > 0; attempt++ {
+		fenced, n, err := s.commitOnce(ctx, live, isolate)
+		if n >= 0 {
+			trips += n
+			counted = true
+		}
+		if err == nil {
+			for _, b := range live {
+				var e error
+				if b.Halt != nil {
+					e = b.Halt
+				}
+				out = append(out, Outcome{Batch: b, Committed: true, Err: e})
+				s.logDeadLetters(b)
+			}
+			return out
+		}
+		if len(fenced) > 0 {
+			keep := live[:0]
+			for _, b := range live {
+				if fe, ok := fenced[TP{b.Topic, b.Partition}]; ok {
+					// The audit trail shows the stale attempt and who won.
+					s.recordFailed([]*PartitionBatch{b}, fe)
+					out = append(out, Outcome{Batch: b, Err: fe})
+				} else {
+					keep = append(keep, b)
+				}
+			}
+			live = keep
+			continue
+		}
+		var locked *LockTimeoutError
+		if errors.As(err, &locked) {
+			// Another transaction holds the partition's offsets row past
+			// the lock wait: a paused zombie, most likely. Drop the
+			// partition as a fenced one is dropped, so it does not hold
+			// the rest of the flight hostage; it is read again and retried.
+			keep := live[:0]
+			for _, b := range live {
+				if b.Topic == locked.Topic && b.Partition == locked.Partition {
+					s.log.Warn("offsets row locked by another transaction; dropping the partition from this flight",
+						"topic", b.Topic, "partition", b.Partition, "from", b.From, "err", locked.Err)
+					s.recordFailed([]*PartitionBatch{b}, locked)
+					out = append(out, Outcome{Batch: b, Err: locked})
+				} else {
+					keep = append(keep, b)
+				}
+			}
+			live = keep
+			attempt--
+			continue
+		}
+		var refused *refusedError
+		if !isolate && errors.As(err, &refused) {
+			// A row the database refuses for its data: redo the whole
+			// transaction with each table write under a savepoint, so the
+			// row is found and dead-lettered and the rest still applies.
+			s.log.Debug("the database refused a row; isolating it", "err", err)
+			isolate = true
+			attempt--
+			continue
+		}
+		var he *haltError
+		if errors.As(err, &he) {
+			// on_error: fail for a row the database refused: the batch ends
+			// before that record and the partition halts there.
+			b := he.b
+			keep := b.Records[:0]
+			for _, r := range b.Records {
+				if r.Offset < he.err.Offset {
+					keep = append(keep, r)
+				}
+			}
+			b.Records = keep
+			perr := s.prepare(ctx, b)
+			if perr == nil {
+				perr = s.ensureTables(ctx, []*PartitionBatch{b})
+				b.decodeDead = len(b.DeadLetters)
+			}
+			if b.Halt == nil || b.Halt.Offset >= he.err.Offset {
+				b.Halt = he.err
+			}
+			if perr != nil || len(b.Records) == 0 {
+				if perr == nil {
+					perr = b.Halt
+				}
+				out = append(out, Outcome{Batch: b, Err: perr})
+				next := live[:0]
+				for _, x := range live {
+					if x != b {
+						next = append(next, x)
+					}
+				}
+				live = next
+			}
+			attempt--
+			continue
+		}
+		if s.d.Classify(err) == ErrConflict && attempt < 5 && ctx.Err() == nil {
+			s.log.Debug("retrying batch transaction after a conflict", "err", err, "attempt", attempt+1)
+			continue
+		}
+		s.recordFailed(live, err)
+		s.forgetTables(live)
+		for _, b := range live {
+			out = append(out, Outcome{Batch: b, Err: err})
+		}
+		return out
+	}
+	return out
+}
+
+// forgetTables drops the cached descriptions of the tables the batches
+// write, after a failure that was neither a fence nor a conflict: an
+// operator may have renamed or dropped a column, and the next try must
+// see the table as it is now (the cache lived as long as the process,
+// and every flight touching the table failed until a restart).
+func (s *Sink) forgetTables(batches []*PartitionBatch) {
+	for _, b := range batches {
+		for i := range b.changes {
+			s.Forget(b.changes[i].table)
+		}
+	}
+}
+
+// commitOnce runs one transaction. It returns the fenced partitions (the
+// transaction then rolled back) or an error; nil, nil means committed.
+//
+// With isolate, every table write runs under a savepoint and rows the
+// database refuses are isolated (see isolate); without it, such a refusal
+// returns a *refusedError and the caller retries with isolate.
+//
+// trips are the round trips the transaction took, from BEGIN to COMMIT or
+// ROLLBACK, when the driver counts them (RoundTripCounter), else -1.
+func (s *Sink) commitOnce(ctx context.Context, batches []*PartitionBatch, isolate bool) (_ map[TP]*FencedError, trips int64, _ error) {
+	trips = -1
+	tables, err := s.describeAll(ctx, batches)
+	if err != nil {
+		return nil, trips, err
+	}
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return nil, trips, fmt.Errorf("connecting to the sink: %w", err)
+	}
+	defer conn.Close()
+	fenced, err := s.commitOn(ctx, conn, batches, tables, isolate, &trips)
+	return fenced, trips, err
+}
+
+// roundTrips reads the driver connection's round-trip counter, or -1.
+func roundTrips(conn *sql.Conn) int64 {
+	n := int64(-1)
+	_ = conn.Raw(func(dc any) error {
+		if c, ok := dc.(RoundTripCounter); ok {
+			n = c.RoundTrips()
+		}
+		return nil
+	})
+	return n
+}
+
+func (s *Sink) commitOn(ctx context.Context, conn *sql.Conn, batches []*PartitionBatch, tables map[string]*Table, isolate bool, trips *int64) (map[TP]*FencedError, error) {
+	// Planned on the transaction's connection, before it begins: a
+	// question about key equality (KeyEquality.SameKeys) may need a
+	// session-local table, and must not abort the transaction.
+	writes, err := s.plan(ctx, conn, batches, tables)
+	if err != nil {
+		return nil, err
+	}
+	start := roundTrips(conn)
+	if start >= 0 {
+		defer func() {
+			if end := roundTrips(conn); end >= start {
+				*trips = end - start
+			}
+		}()
+	}
+	var fenced map[TP]*FencedError
+	err = s.inTx(ctx, conn, witness{"batch", batches[0].BatchID, StatusCommitted, batches}, func(tx *Tx) error {
+		var werr error
+		fenced, werr = s.writeFlight(ctx, tx, batches, writes, isolate)
+		if werr != nil {
+			return werr
+		}
+		if fenced != nil {
+			return errors.New("fenced")
+		}
+		Failpoint("before_commit")
+		return nil
+	})
+	if err != nil {
+		return fenced, err
+	}
+	Failpoint("after_commit")
+	return nil, nil
+}
+
+func (s *Sink) describeAll(ctx context.Context, batches []*PartitionBatch) (map[string]*Table, error) {
+	out := map[string]*Table{}
+	for _, b := range batches {
+		for _, c := range b.changes {
+			if out[c.table] != nil || c.Op == OpSkip {
+				continue
+			}
+			t, err := s.Table(ctx, c.table)
+			if err != nil {
+				return nil, err
+			}
+			out[c.table] = t
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,254 @@
+package exactly
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// isolate applies items under a savepoint. When the database refuses them
+// for their data (ErrData: a bad value, a constraint), it rolls back to the
+// savepoint and bisects until each refused row stands alone; that row's
+// record becomes a dead letter (or halts its partition: on_error: fail)
+// and the other rows are applied, all in the batch's transaction, so
+// exactly-once holds for both. Cost: O(bad rows · log rows) statements.
+func (s *Sink) isolate(ctx context.Context, tx *Tx, w *write, items []*item, rc *refusals) error {
+	err := s.underSavepoint(ctx, tx, func() error { return s.d.Apply(ctx, tx, w.sub(items)) })
+	if err == nil || s.d.Classify(err) != ErrData {
+		return err
+	}
+	if len(items) > 1 {
+		mid := len(items) / 2
+		if err := s.isolate(ctx, tx, w, items[:mid], rc); err != nil {
+			return err
+		}
+		return s.isolate(ctx, tx, w, items[mid:], rc)
+	}
+	it := items[0]
+	if it.merged {
+		// The row holds fields of several records: which one the database
+		// refuses is found by applying them one by one, from the first
+		// after the delete the batch applied before (if any).
+		it.count(-1)
+		var chain []*item
+		for p := it; p != nil && p != it.pre; p = p.prev {
+			chain = append(chain, p)
+		}
+		for i := len(chain) - 1; i >= 0; i-- {
+			one := &item{b: chain[i].b, c: chain[i].c, key: chain[i].key, row: chain[i].c.Row}
+			if one.c.Op != OpUpsert {
+				one.row = nil
+			}
+			if chain[i] != it {
+				one.b.Skipped--
+			}
+			one.count(+1)
+			if err := s.isolate(ctx, tx, w.alone(one), []*item{one}, rc); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	re := recordError(it.c.rec, fmt.Errorf("writing table %s: %w", w.Table.Name, err))
+	if it.c.rule.OnError == "fail" {
+		return &haltError{b: it.b, err: re}
+	}
+	rc.n++
+	if rc.first == nil {
+		rc.first = re
+	}
+	if cs, ok := s.d.(Constraints); ok {
+		constraint, fk := cs.Constraint(err)
+		if constraint || fk {
+			rc.constraint++
+		}
+		rc.fk = rc.fk || fk
+	}
+	it.count(-1)
+	it.b.DeadLetters = append(it.b.DeadLetters, DeadLetter{Record: it.c.rec, Err: re})
+	if p := it.prev; p != nil && p != it.pre {
+		// What the key held before the refused change is what applying
+		// the records one by one would have left (a delete the batch
+		// applied first is done already).
+		p.b.Skipped--
+		p.count(+1)
+		return s.isolate(ctx, tx, w.alone(p), []*item{p}, rc)
+	}
+	return nil
+}
+
+// refusals counts the rows the database refused in one table write.
+type refusals struct {
+	n          int
+	constraint int  // refused by a NOT NULL, CHECK or foreign key
+	fk         bool // one was refused by a foreign key
+	first      *RecordError
+}
+
+// holdRefused decides whether the rows the database refused in a table
+// write become dead letters now, or fail the flight to be retried: when
+// more than sink.refused_share of the write's rows were refused by a NOT
+// NULL or CHECK constraint (see Constraints; a circuit
+// breaker: a NOT NULL or CHECK an operator added refuses every row, and
+// dead-lettering them all while next_offset moves on would lose the
+// stream into the dead letters), or when one was refused by a foreign key
+// (a child before its parent, which another topic may still bring). The
+// flight is failed and retried for sink.refused_wait from the first such
+// flight of the table; after that the refused rows are dead letters, until
+// a flight writes the table without tripping the hold.
+func (s *Sink) holdRefused(w *write, rc *refusals, batches []*PartitionBatch) error {
+	rows := len(w.upserts) + len(w.deletes)
+	table := w.Table.Name
+	// At least two: one bad row alone in its flight is the row's fault
+	// far more often than the table's, and must not hold the partition.
+	trip := rc.fk || (rc.constraint >= 2 && float64(rc.constraint) > s.cfg.Sink.RefusedShare*float64(rows))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	since, held := s.refusedSince[table]
+	if !trip {
+		delete(s.refusedSince, table)
+		return nil
+	}
+	now := time.Now()
+	if !held {
+		since = now
+		s.refusedSince[table] = now
+	}
+	wait := s.cfg.Sink.RefusedWait.D()
+	if now.Sub(since) >= wait {
+		if wait > 0 {
+			s.log.Warn("the database kept refusing rows; they are dead letters now", "table", table,
+				"refused", rc.n, "rows", rows, "held_for", now.Sub(since).Round(time.Second), "first", rc.first)
+		}
+		return nil
+	}
+	return &RefusedError{Table: table, Refused: rc.n, Rows: rows, ForeignKey: rc.fk, First: rc.first, Until: since.Add(wait)}
+}
+
+// underSavepoint runs fn inside a savepoint, rolling back to it when fn
+// fails. Savepoints are never nested: each is released before the next.
+func (s *Sink) underSavepoint(ctx context.Context, tx *Tx, fn func() error) error {
+	set, rollback, release := s.d.Savepoint("exactly_isolate")
+	if _, err := tx.ExecContext(ctx, set); err != nil {
+		return fmt.Errorf("setting savepoint: %w", err)
+	}
+	ferr := fn()
+	if ferr != nil {
+		if _, err := tx.ExecContext(ctx, rollback); err != nil {
+			return fmt.Errorf("rolling back to savepoint after %v: %w", ferr, err)
+		}
+	}
+	if release != "" {
+		if _, err := tx.ExecContext(ctx, release); err != nil {
+			return fmt.Errorf("releasing savepoint: %w", err)
+		}
+	}
+	return ferr
+}
+
+// writeFlight writes a flight in its transaction: the fences first, then
+// the tables, dead letters and ledger rows. It returns the partitions a
+// fence found moved on (the transaction must roll back).
+func (s *Sink) writeFlight(ctx context.Context, tx *Tx, batches []*PartitionBatch, writes []*write, isolate bool) (map[TP]*FencedError, error) {
+	Failpoint("before_write")
+	// The fence first: it locks the offset rows in a fixed order, so a
+	// zombie holding a stale From blocks here, then finds 0 rows and rolls
+	// back instead of applying its batch a second time.
+	now := time.Now().UTC()
+	fences := s.fenceStatements(batches, now)
+	if pl, ok := s.d.(Pipeliner); ok && !isolate {
+		// One round trip: fences, writes, dead letters and ledger rows.
+		// A fenced partition's writes run too, and are rolled back with
+		// the transaction before anything commits.
+		stmts := fences
+		for _, w := range writes {
+			st, err := pl.Statements(ctx, tx, w.TableWrite)
+			if err != nil {
+				err = fmt.Errorf("staging table %s: %w", w.Table.Name, err)
+				if s.d.Classify(err) == ErrData {
+					return nil, &refusedError{err}
+				}
+				return nil, err
+			}
+			stmts = append(stmts, st...)
+		}
+		var multi MultiRowInserts
+		if mr, ok := s.d.(MultiRowInserts); ok {
+			multi = mr
+		}
+		stmts = append(stmts, s.insertStatements("exactly_dead_letters", deadLetterColumns, s.deadLetterRows(batches), multi)...)
+		stmts = append(stmts, s.insertStatements("exactly_batches", ledgerColumns, s.ledgerRows(batches, "committed", "", now), multi)...)
+		n, err := pl.ExecPipeline(ctx, tx, stmts)
+		if err != nil {
+			var se *StatementError
+			if lt, ok := s.d.(LockTimeouts); ok && lt.LockTimedOut(err) && errors.As(err, &se) && se.Index >= 0 && se.Index < len(batches) {
+				// The fence of this partition waited too long for its
+				// offsets row: dropped alone, as sent statement by statement.
+				b := batches[se.Index]
+				return nil, &LockTimeoutError{Topic: b.Topic, Partition: b.Partition, From: b.From, Err: err}
+			}
+			err = fmt.Errorf("writing batch transaction: %w", err)
+			if s.d.Classify(err) == ErrData {
+				return nil, &refusedError{err}
+			}
+			return nil, err
+		}
+		if fenced := s.fenced(ctx, tx, batches, n[:len(batches)]); fenced != nil {
+			return fenced, nil
+		}
+	} else {
+		n := make([]int64, len(fences))
+		for i, st := range fences {
+			res, err := tx.ExecContext(ctx, st.SQL, st.Args...)
+			if err == nil {
+				n[i], err = res.RowsAffected()
+			}
+			if err != nil {
+				b := batches[i]
+				if lt, ok := s.d.(LockTimeouts); ok && lt.LockTimedOut(err) {
+					return nil, &LockTimeoutError{Topic: b.Topic, Partition: b.Partition, From: b.From, Err: err}
+				}
+				return nil, fmt.Errorf("advancing offset of %s[%d] from %d to %d: %w", b.Topic, b.Partition, b.From, b.To, err)
+			}
+		}
+		if fenced := s.fenced(ctx, tx, batches, n); fenced != nil {
+			return fenced, nil
+		}
+		for _, w := range writes {
+			if isolate {
+				var rc refusals
+				if err := s.isolate(ctx, tx, w, w.items(), &rc); err != nil {
+					return nil, err
+				}
+				if err := s.holdRefused(w, &rc, batches); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			if err := s.d.Apply(ctx, tx, w.TableWrite); err != nil {
+				err = fmt.Errorf("writing table %s: %w", w.Table.Name, err)
+				if s.d.Classify(err) == ErrData {
+					return nil, &refusedError{err}
+				}
+				return nil, err
+			}
+		}
+		if err := s.execAll(ctx, tx, s.deadLetterStatements(batches)); err != nil {
+			return nil, fmt.Errorf("writing dead letters: %w", err)
+		}
+		if err := s.execAll(ctx, tx, s.ledgerStatements(batches, "committed", "", now)); err != nil {
+			return nil, fmt.Errorf("writing ledger rows: %w", err)
+		}
+	}
+	return nil, nil
+}
+
+func (s *Sink) execAll(ctx context.Context, q Querier, stmts []Statement) error {
+	for _, st := range stmts {
+		if _, err := q.ExecContext(ctx, st.SQL, st.Args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
