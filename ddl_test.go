@@ -62,9 +62,9 @@ func ddlConfig(t *testing.T, c ddlCase, rule string) *exactly.Config {
 	return cfg
 }
 
-func ddlSink(t *testing.T, c ddlCase, cfg *exactly.Config, dec func(*exactly.TableRule) (exactly.Decoder, error)) *exactly.Sink {
+func ddlSink(t *testing.T, c ddlCase, cfg *exactly.Config) *exactly.Sink {
 	t.Helper()
-	s, err := exactly.NewSink(context.Background(), cfg, c.d, dec, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s, err := exactly.NewSink(context.Background(), cfg, c.d, decode.For(cfg), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +179,7 @@ func TestCreateTableFromDebeziumSchema(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			table := uniq("orders")
 			cfg := ddlConfig(t, c, "  - {topics: db.public.orders, table: "+table+", format: debezium, key: [id], create: true, evolve: add_columns}\n")
-			s := ddlSink(t, c, cfg, decode.New)
+			s := ddlSink(t, c, cfg)
 			const topic = "db.public.orders"
 			b := commit(t, s, &exactly.PartitionBatch{Topic: topic, Records: []*exactly.Record{
 				dbzRecord(topic, 0, dbzFields, "r", map[string]any{"id": 1, "price": "BM4=", // 1230, scale 2
@@ -255,7 +255,7 @@ func TestEvolveAddsNullableColumnMidStream(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			table := uniq("people")
 			cfg := ddlConfig(t, c, "  - {topics: t.people, table: "+table+", key: [id], create: true, evolve: add_columns}\n")
-			s := ddlSink(t, c, cfg, decode.New)
+			s := ddlSink(t, c, cfg)
 			b1 := commit(t, s, &exactly.PartitionBatch{Topic: "t.people", Records: records("t.people", 0,
 				`{"id":1,"name":"a"}`, `{"id":2,"name":"b","score":1.5}`)})
 			if got, want := describe(t, s, table), map[string]string{
@@ -335,7 +335,7 @@ func TestTypeConflictIsDeadLettered(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			table := uniq("stock")
 			cfg := ddlConfig(t, c, "  - {topics: t.stock, table: "+table+", key: [id], create: true, evolve: add_columns}\n")
-			s := ddlSink(t, c, cfg, decode.New)
+			s := ddlSink(t, c, cfg)
 			commit(t, s, &exactly.PartitionBatch{Topic: "t.stock", Records: records("t.stock", 0, `{"id":1,"qty":5}`)})
 			b := commit(t, s, &exactly.PartitionBatch{Topic: "t.stock", From: 1, Records: records("t.stock", 1,
 				`{"id":2,"qty":"lots"}`, `{"id":3,"qty":7}`, `{"id":4,"qty":{"n":1}}`)})
@@ -368,7 +368,7 @@ func TestColumnMapping(t *testing.T) {
 			table := uniq("users")
 			cfg := ddlConfig(t, c, "  - topics: t.users\n    table: "+table+"\n    key: [user_id]\n    create: true\n"+
 				"    columns: {exclude: [password], rename: {id: user_id, name: full_name}}\n")
-			s := ddlSink(t, c, cfg, decode.New)
+			s := ddlSink(t, c, cfg)
 			commit(t, s, &exactly.PartitionBatch{Topic: "t.users", Records: []*exactly.Record{
 				{Topic: "t.users", Offset: 0, Key: []byte(`{"id":1}`), Value: []byte(`{"id":1,"name":"Ann","password":"x"}`)},
 				{Topic: "t.users", Offset: 1, Key: []byte(`{"id":2}`), Value: []byte(`{"id":2,"name":"Bob","password":"y"}`)},
@@ -402,7 +402,7 @@ func TestColumnMapping(t *testing.T) {
 		c := ddlCases()[0]
 		table := uniq("narrow")
 		cfg := ddlConfig(t, c, "  - {topics: t.n, table: "+table+", key: [id], create: true, evolve: add_columns, columns: {include: [a]}}\n")
-		s := ddlSink(t, c, cfg, decode.New)
+		s := ddlSink(t, c, cfg)
 		commit(t, s, &exactly.PartitionBatch{Topic: "t.n", Records: records("t.n", 0, `{"id":1,"a":"x","b":"y"}`)})
 		if got, want := describe(t, s, table), "id INTEGER NOT NULL, a TEXT key id"; got != want {
 			t.Errorf("include keeps the key and the included fields only: got %s, want %s", got, want)
@@ -435,7 +435,7 @@ func TestExistingLedgerGainsNotesColumn(t *testing.T) {
 				t.Fatal(err)
 			}
 			for i := 0; i < 2; i++ { // the second open finds the column in place
-				s := ddlSink(t, c, cfg, decode.New)
+				s := ddlSink(t, c, cfg)
 				var n int
 				if err := s.DB().QueryRow(exactly.Rebind(c.d, "SELECT COUNT(*) FROM exactly_batches WHERE pipeline = ? AND notes IS NULL"), cfg.Pipeline).Scan(&n); err != nil || n != 1 {
 					t.Errorf("open %d: old ledger row with notes column: %d %v", i, n, err)
@@ -463,7 +463,7 @@ func concurrentCreateAndEvolve(t *testing.T, c ddlCase) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return ddlSink(t, c, cfg, decode.New)
+		return ddlSink(t, c, cfg)
 	}
 	a, b := open(), open()
 	for round, field := range []string{"", "extra"} {
@@ -522,7 +522,7 @@ func BenchmarkCommitSchemaManaged(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			s, err := exactly.NewSink(context.Background(), cfg, c.d, decode.New, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			s, err := exactly.NewSink(context.Background(), cfg, c.d, decode.For(cfg), slog.New(slog.NewTextHandler(io.Discard, nil)))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -573,7 +573,7 @@ func TestKeyFromEndToEnd(t *testing.T) {
 		if tc.keyFrom != "" {
 			kf = ", key_from: " + tc.keyFrom
 		}
-		s := ddlSink(t, c, ddlConfig(t, c, "  - {topics: t.k, table: "+table+", key: [id], create: true"+kf+"}\n"), decode.New)
+		s := ddlSink(t, c, ddlConfig(t, c, "  - {topics: t.k, table: "+table+", key: [id], create: true"+kf+"}\n"))
 		commit(t, s, &exactly.PartitionBatch{Topic: "t.k", Records: []*exactly.Record{
 			{Topic: "t.k", Offset: 0, Key: []byte(tc.key), Value: []byte(`{"id":1,"name":"x"}`)}}})
 		var ids []int64
@@ -604,7 +604,7 @@ func TestPlanShowsWidening(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			table := uniq("plw")
 			cfg := ddlConfig(t, c, "  - {topics: t.plw, table: "+table+", key: [id], create: true, evolve: widen}\n")
-			s := ddlSink(t, c, cfg, decode.New)
+			s := ddlSink(t, c, cfg)
 			ctx := context.Background()
 			p, err := s.PlanTable(ctx, "t.plw", records("t.plw", 0, `{"id":1,"n":2}`, `{"id":"abc","n":3}`))
 			if err != nil {

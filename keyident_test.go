@@ -46,7 +46,7 @@ func identitySink(t *testing.T, c identityCase, dec exactly.Decoder, rule string
 	if err != nil {
 		t.Fatal(err)
 	}
-	newDec := decode.New
+	newDec := decode.For(cfg)
 	if dec != nil {
 		newDec = func(*exactly.TableRule) (exactly.Decoder, error) { return dec, nil }
 	}

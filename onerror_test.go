@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/exactly/exactly"
-	"github.com/exactly/exactly/internal/decode"
 )
 
 // haltedAt commits one batch and requires it to have committed the
@@ -65,7 +64,7 @@ func TestOnErrorFailHaltsAtATypeConflict(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			table := uniq("stockfail")
 			cfg := ddlConfig(t, c, "  - {topics: t.stock, table: "+table+", key: [id], create: true, evolve: add_columns, on_error: fail}\n")
-			s := ddlSink(t, c, cfg, decode.New)
+			s := ddlSink(t, c, cfg)
 			commit(t, s, &exactly.PartitionBatch{Topic: "t.stock", Records: records("t.stock", 0, `{"id":1,"qty":5}`)})
 			haltedAt(t, s, &exactly.PartitionBatch{Topic: "t.stock", From: 1, Records: records("t.stock", 1,
 				`{"id":2,"qty":7}`, `{"id":3,"qty":"lots"}`, `{"id":4,"qty":8}`)}, 2)

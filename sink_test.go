@@ -58,7 +58,7 @@ tables:
 
 func openSink(t *testing.T, cfg *exactly.Config, d exactly.Dialect) *exactly.Sink {
 	t.Helper()
-	s, err := exactly.NewSink(context.Background(), cfg, d, decode.New, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s, err := exactly.NewSink(context.Background(), cfg, d, decode.For(cfg), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

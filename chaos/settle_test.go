@@ -34,7 +34,7 @@ func TestAmbiguousReseedCommitIsReadBack(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	s, err := exactly.OpenSink(ctx, cfg, &postgres.Dialect{}, decode.New, log)
+	s, err := exactly.OpenSink(ctx, cfg, &postgres.Dialect{}, decode.For(cfg), log)
 	if err != nil {
 		t.Fatal(err)
 	}

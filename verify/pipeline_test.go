@@ -76,7 +76,7 @@ tables:
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	d := &sqlite.Dialect{}
-	sink, err := exactly.NewSink(ctx, cfg, d, decode.New, log)
+	sink, err := exactly.NewSink(ctx, cfg, d, decode.For(cfg), log)
 	if err != nil {
 		t.Fatal(err)
 	}

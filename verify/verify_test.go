@@ -70,7 +70,7 @@ tables:
 	if e.cfg, err = exactly.ParseConfig(strings.NewReader(y), "audit.yaml"); err != nil {
 		t.Fatal(err)
 	}
-	if e.sink, err = exactly.NewSink(ctx, e.cfg, e.d, decode.New, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+	if e.sink, err = exactly.NewSink(ctx, e.cfg, e.d, decode.For(e.cfg), slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.sink.Close() })

@@ -112,7 +112,7 @@ func (e *adoptEnv) offsets(t *testing.T, file string) map[exactly.TP]int64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := exactly.OpenSink(context.Background(), cfg, &sqlite.Dialect{}, decode.New, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s, err := exactly.OpenSink(context.Background(), cfg, &sqlite.Dialect{}, decode.For(cfg), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +136,7 @@ func (e *adoptEnv) runPipeline(t *testing.T, file string) {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	sink, err := exactly.NewSink(context.Background(), cfg, &sqlite.Dialect{}, decode.New, log)
+	sink, err := exactly.NewSink(context.Background(), cfg, &sqlite.Dialect{}, decode.For(cfg), log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +171,8 @@ func (e *adoptEnv) runPipeline(t *testing.T, file string) {
 // from[p] to the end exactly once and nothing before.
 func (e *adoptEnv) applied(t *testing.T, from [2]int64) {
 	t.Helper()
-	s, err := exactly.OpenSink(context.Background(), &exactly.Config{Sink: exactly.SinkConfig{DSN: e.dsn, MaxConns: 1}}, &sqlite.Dialect{}, decode.New, nil)
+	cfg := &exactly.Config{Sink: exactly.SinkConfig{DSN: e.dsn, MaxConns: 1}}
+	s, err := exactly.OpenSink(context.Background(), cfg, &sqlite.Dialect{}, decode.For(cfg), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -405,7 +406,7 @@ func TestPlanShowsTablesDDLKeysAndStarts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := exactly.OpenSink(context.Background(), cfg, &sqlite.Dialect{}, decode.New, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s, err := exactly.OpenSink(context.Background(), cfg, &sqlite.Dialect{}, decode.For(cfg), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -75,7 +75,7 @@ tables:
 	if f.d, err = dialectFor(driver); err != nil {
 		t.Fatal(err)
 	}
-	if f.sink, err = exactly.NewSink(ctx, cfg, f.d, decode.New, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+	if f.sink, err = exactly.NewSink(ctx, cfg, f.d, decode.For(cfg), slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.sink.Close() })

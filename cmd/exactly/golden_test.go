@@ -104,7 +104,7 @@ tables:
 		t.Fatal(err)
 	}
 	d, _ := dialectFor("sqlite")
-	if f.sink, err = exactly.NewSink(ctx, cfg, d, decode.New, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+	if f.sink, err = exactly.NewSink(ctx, cfg, d, decode.For(cfg), slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.sink.Close() })

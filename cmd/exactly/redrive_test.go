@@ -77,7 +77,7 @@ tables:
 	if e.d, err = dialectFor(driver); err != nil {
 		t.Fatal(err)
 	}
-	if e.sink, err = exactly.NewSink(ctx, cfg, e.d, decode.New, slog.New(slog.NewTextHandler(&e.logs, nil))); err != nil {
+	if e.sink, err = exactly.NewSink(ctx, cfg, e.d, decode.For(cfg), slog.New(slog.NewTextHandler(&e.logs, nil))); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.sink.Close() })

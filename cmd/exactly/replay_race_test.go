@@ -96,7 +96,7 @@ func TestReplayRefusedWhileAPipelineOwnsThePartition(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	sink, err := exactly.NewSink(context.Background(), cfg, f.d, decode.New, log)
+	sink, err := exactly.NewSink(context.Background(), cfg, f.d, decode.For(cfg), log)
 	if err != nil {
 		t.Fatal(err)
 	}

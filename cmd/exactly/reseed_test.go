@@ -226,7 +226,7 @@ func TestReseedRefusesToRewindAHealthyPartition(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := exactly.OpenSink(context.Background(), cfg, &sqlite.Dialect{}, decode.New, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s, err := exactly.OpenSink(context.Background(), cfg, &sqlite.Dialect{}, decode.For(cfg), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

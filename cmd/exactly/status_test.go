@@ -47,7 +47,7 @@ tables:
 		t.Fatal(err)
 	}
 	d, _ := dialectFor("sqlite")
-	sink, err := exactly.NewSink(ctx, cfg, d, decode.New, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	sink, err := exactly.NewSink(ctx, cfg, d, decode.For(cfg), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +178,7 @@ tables:
 		t.Fatal(err)
 	}
 	d, _ := dialectFor("postgres")
-	sink, err := exactly.NewSink(ctx, cfg, d, decode.New, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	sink, err := exactly.NewSink(ctx, cfg, d, decode.For(cfg), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

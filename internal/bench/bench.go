@@ -419,7 +419,7 @@ type pipelineRun struct {
 }
 
 func startPipeline(ctx context.Context, o Options, cfg *exactly.Config, onCommit func([]exactly.Outcome), onFetch func(int)) (*pipelineRun, error) {
-	sink, err := exactly.NewSink(ctx, cfg, o.Dialect, decode.New, o.Log)
+	sink, err := exactly.NewSink(ctx, cfg, o.Dialect, decode.For(cfg), o.Log)
 	if err != nil {
 		return nil, err
 	}

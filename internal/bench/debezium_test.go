@@ -12,11 +12,12 @@ import (
 // row and key its plain JSON record does, so both formats load the same
 // tables and the baseline stays the same.
 func TestDebeziumRecordsCarryTheRows(t *testing.T) {
-	plain, err := decode.New(&exactly.TableRule{Format: "json", Key: []string{"id"}})
+	newDecoder := decode.For(&exactly.Config{})
+	plain, err := newDecoder(&exactly.TableRule{Format: "json", Key: []string{"id"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	dbz, err := decode.New(&exactly.TableRule{Format: "debezium", Mode: "cdc", Key: []string{"id"}})
+	dbz, err := newDecoder(&exactly.TableRule{Format: "debezium", Mode: "cdc", Key: []string{"id"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,8 +16,10 @@ import (
 	"github.com/exactly/exactly"
 )
 
-// For returns the decoder factory of a configuration. Avro rules share one
-// schema registry client (source.schema_registry) and its schema cache.
+// For returns the decoder factory of a configuration: the one way to build
+// a table rule's decoder. Avro rules share one schema registry client
+// (source.schema_registry) and its schema cache, made on the first avro
+// rule; a configuration without avro rules needs no registry.
 func For(cfg *exactly.Config) func(*exactly.TableRule) (exactly.Decoder, error) {
 	var (
 		once   sync.Once
@@ -25,32 +27,23 @@ func For(cfg *exactly.Config) func(*exactly.TableRule) (exactly.Decoder, error) 
 		regErr error
 	)
 	return func(rule *exactly.TableRule) (exactly.Decoder, error) {
-		if rule.Format != "avro" {
-			return New(rule)
+		switch rule.Format {
+		case "json", "":
+			return &JSON{Key: rule.Key, KeyFrom: rule.KeyFrom, Version: rule.Version}, nil
+		case "debezium":
+			return NewDebezium(rule), nil
+		case "avro":
+			if cfg.Source.SchemaRegistry.URL == "" {
+				return nil, errors.New("format avro needs source.schema_registry.url")
+			}
+			once.Do(func() { reg, regErr = NewRegistry(cfg.Source.SchemaRegistry) })
+			if regErr != nil {
+				return nil, regErr
+			}
+			return NewAvro(rule, reg), nil
 		}
-		if cfg.Source.SchemaRegistry.URL == "" {
-			return nil, errors.New("format avro needs source.schema_registry.url")
-		}
-		once.Do(func() { reg, regErr = NewRegistry(cfg.Source.SchemaRegistry) })
-		if regErr != nil {
-			return nil, regErr
-		}
-		return NewAvro(rule, reg), nil
+		return nil, fmt.Errorf("format %q is not supported", rule.Format)
 	}
-}
-
-// New returns the decoder for a table rule's format. Formats that need a
-// schema registry (avro) are built by For, which knows the configuration.
-func New(rule *exactly.TableRule) (exactly.Decoder, error) {
-	switch rule.Format {
-	case "json", "":
-		return &JSON{Key: rule.Key, KeyFrom: rule.KeyFrom, Version: rule.Version}, nil
-	case "debezium":
-		return NewDebezium(rule), nil
-	case "avro":
-		return nil, errors.New("format avro needs source.schema_registry.url")
-	}
-	return nil, fmt.Errorf("format %q is not supported", rule.Format)
 }
 
 // JSON decodes a JSON object per record value; a null value (tombstone)

@@ -27,7 +27,7 @@ func TestMemoryStaysBoundedWhileTheDatabaseIsStuck(t *testing.T) {
 	cfg := e.config(t, "earliest", "stuck")
 	cfg.Batch.MaxRecords = 1000
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	sink, err := exactly.NewSink(context.Background(), cfg, &sqlite.Dialect{}, decode.New, log)
+	sink, err := exactly.NewSink(context.Background(), cfg, &sqlite.Dialect{}, decode.For(cfg), log)
 	if err != nil {
 		t.Fatal(err)
 	}

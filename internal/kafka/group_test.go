@@ -100,7 +100,7 @@ tables:
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	sink, err := exactly.NewSink(context.Background(), cfg, d, decode.New, log)
+	sink, err := exactly.NewSink(context.Background(), cfg, d, decode.For(cfg), log)
 	if err != nil {
 		t.Fatal(err)
 	}

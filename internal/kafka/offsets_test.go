@@ -64,7 +64,7 @@ func TestTruncatedLogHaltsAfterRestart(t *testing.T) {
 	e.run(t, cfg, nil)
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	sink, err := exactly.NewSink(ctx, cfg, &sqlite.Dialect{}, decode.New, log)
+	sink, err := exactly.NewSink(ctx, cfg, &sqlite.Dialect{}, decode.For(cfg), log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func TestRecreatedTopicHaltsThePartition(t *testing.T) {
 	cfg := e.config(t, "earliest", "g-recreate")
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	sink, err := exactly.NewSink(ctx, cfg, &sqlite.Dialect{}, decode.New, log)
+	sink, err := exactly.NewSink(ctx, cfg, &sqlite.Dialect{}, decode.For(cfg), log)
 	if err != nil {
 		t.Fatal(err)
 	}

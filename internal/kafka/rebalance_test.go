@@ -49,7 +49,7 @@ func TestRebalanceWaitsNoLongerThanItMust(t *testing.T) {
 // test ends.
 func startMember(t *testing.T, cfg *exactly.Config) *kafka.Source {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	sink, err := exactly.NewSink(context.Background(), cfg, &sqlite.Dialect{}, decode.New, log)
+	sink, err := exactly.NewSink(context.Background(), cfg, &sqlite.Dialect{}, decode.For(cfg), log)
 	if err != nil {
 		t.Fatal(err)
 	}

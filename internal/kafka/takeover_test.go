@@ -88,7 +88,7 @@ tables:
 func (e *takeover) run(t *testing.T, cfg *exactly.Config, whileRunning func()) {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	sink, err := exactly.NewSink(context.Background(), cfg, &sqlite.Dialect{}, decode.New, log)
+	sink, err := exactly.NewSink(context.Background(), cfg, &sqlite.Dialect{}, decode.For(cfg), log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +137,8 @@ func runSource(t *testing.T, src *kafka.Source) (stop func()) {
 // fails on any record applied twice.
 func (e *takeover) applied(t *testing.T) [2][]int64 {
 	t.Helper()
-	sink, err := exactly.NewSink(context.Background(), e.config(t, "earliest", "x"), &sqlite.Dialect{}, decode.New, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	cfg := e.config(t, "earliest", "x")
+	sink, err := exactly.NewSink(context.Background(), cfg, &sqlite.Dialect{}, decode.For(cfg), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,7 +289,7 @@ tables:
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	sink, err := exactly.NewSink(context.Background(), cfg, &sqlite.Dialect{}, decode.New, log)
+	sink, err := exactly.NewSink(context.Background(), cfg, &sqlite.Dialect{}, decode.For(cfg), log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -388,7 +389,7 @@ tables:
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	sink, err := exactly.NewSink(context.Background(), cfg, &sqlite.Dialect{}, decode.New, log)
+	sink, err := exactly.NewSink(context.Background(), cfg, &sqlite.Dialect{}, decode.For(cfg), log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -446,7 +447,7 @@ func TestStartFromLatestSeedsAtTheLastStableOffset(t *testing.T) {
 	}
 	cfg := e.config(t, "latest", "g-lso")
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	sink, err := exactly.NewSink(context.Background(), cfg, &sqlite.Dialect{}, decode.New, log)
+	sink, err := exactly.NewSink(context.Background(), cfg, &sqlite.Dialect{}, decode.For(cfg), log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -491,7 +492,8 @@ func (e *takeover) client(t *testing.T) *kgo.Client {
 // appliedCount is how many rows the events table holds.
 func (e *takeover) appliedCount(t *testing.T) int {
 	t.Helper()
-	sink, err := exactly.NewSink(context.Background(), e.config(t, "earliest", "x"), &sqlite.Dialect{}, decode.New, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	cfg := e.config(t, "earliest", "x")
+	sink, err := exactly.NewSink(context.Background(), cfg, &sqlite.Dialect{}, decode.For(cfg), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -526,7 +528,7 @@ tables:
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	sink, err := exactly.NewSink(context.Background(), cfg, &sqlite.Dialect{}, decode.New, log)
+	sink, err := exactly.NewSink(context.Background(), cfg, &sqlite.Dialect{}, decode.For(cfg), log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -575,7 +577,7 @@ tables:
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	sink, err := exactly.NewSink(context.Background(), cfg, &sqlite.Dialect{}, decode.New, log)
+	sink, err := exactly.NewSink(context.Background(), cfg, &sqlite.Dialect{}, decode.For(cfg), log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -111,7 +111,7 @@ tables:
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	s, err := exactly.NewSink(ctx, cfg, &mysql.Dialect{}, decode.New, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s, err := exactly.NewSink(ctx, cfg, &mysql.Dialect{}, decode.For(cfg), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +219,7 @@ tables:
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	s, err := exactly.NewSink(ctx, cfg, &mysql.Dialect{}, decode.New, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s, err := exactly.NewSink(ctx, cfg, &mysql.Dialect{}, decode.For(cfg), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,12 +43,12 @@ tables:
 	}
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	owner, err := exactly.NewSink(ctx, cfg, &mysql.Dialect{}, decode.New, log)
+	owner, err := exactly.NewSink(ctx, cfg, &mysql.Dialect{}, decode.For(cfg), log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer owner.Close()
-	zombie, err := exactly.NewSink(ctx, cfg, &mysql.Dialect{}, decode.New, log)
+	zombie, err := exactly.NewSink(ctx, cfg, &mysql.Dialect{}, decode.For(cfg), log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,7 +28,7 @@ tables:
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := exactly.NewSink(context.Background(), cfg, &postgres.Dialect{}, decode.New, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s, err := exactly.NewSink(context.Background(), cfg, &postgres.Dialect{}, decode.For(cfg), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
