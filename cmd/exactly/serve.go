@@ -15,7 +15,7 @@ import (
 	"github.com/exactly/exactly/internal/kafka"
 	"github.com/exactly/exactly/internal/metrics"
 	"github.com/exactly/exactly/internal/secret"
-	"github.com/exactly/exactly/internal/status"
+	"github.com/exactly/exactly/internal/statuspage"
 )
 
 // opsFlags are exactly run's flags for metrics, health and the status page.
@@ -73,10 +73,10 @@ func (o *opsFlags) serve(ctx context.Context, cfg *exactly.Config, sink *exactly
 	db.SetMaxOpenConns(2)
 	db.SetMaxIdleConns(2)
 	db.SetConnMaxIdleTime(time.Minute)
-	srv := &status.Server{
+	srv := &statuspage.Server{
 		Pipeline:     cfg.Pipeline,
 		Metrics:      m,
-		Ledger:       &status.Ledger{DB: db, Dialect: sink.Dialect(), Pipeline: cfg.Pipeline},
+		Ledger:       &statuspage.Ledger{DB: db, Dialect: sink.Dialect(), Pipeline: cfg.Pipeline},
 		PingKafka:    src.Ping,
 		StuckAfter:   o.stuckAfter,
 		Refresh:      o.refresh,

@@ -230,7 +230,7 @@ func TestMetricsDuringARunMatchTheLedger(t *testing.T) {
 	scrapes := 0
 	// A commit is in the ledger a moment before the process has counted
 	// it, and /metrics is gathered at most once a second (shared by the
-	// requests within it: status.Server.MetricsEvery), so a scrape may
+	// requests within it: statuspage.Server.MetricsEvery), so a scrape may
 	// trail the ledger by that second; never by more than a reading taken
 	// over a second before it, and it never exceeds the reading after it.
 	type reading struct {

@@ -1,11 +1,11 @@
-// Package status serves what an operator and an auditor look at over
+// Package statuspage serves what an operator and an auditor look at over
 // HTTP: /metrics (Prometheus), /healthz (the process is alive), /readyz
 // (Kafka and the database answer, partitions are assigned, none is halted
 // or stuck) and a status page on / that shows, per partition, lag and
 // throughput next to the ledger's own rows: the last batches, the dead
 // letters and a check of the batch chain. It reads the ledger and never
 // writes anything.
-package status
+package statuspage
 
 import (
 	"bytes"
@@ -564,6 +564,25 @@ func (s *Server) render(w io.Writer, r *http.Request) {
 		d.Ready = d.Ready && c.OK
 	}
 	d.Errors = v.errors
+	rows := s.partitionRows(v)
+	d.rollUp(rows, s.Metrics.Table)
+	d.Partitions = len(rows)
+	d.Collapsed = len(rows) > collapseOver
+	d.Charts = s.charts(now)
+	d.Batches, d.DeadLetters, d.DeadTotal = v.batches, v.dead, v.deadTotal
+	d.Chain, d.ChainRows, d.ChainAt = v.chain, v.chainRows, v.chainAt
+	if e, at := s.Metrics.LastError(); e != nil {
+		d.LastErr, d.LastErrAt = s.text(e.Error()), at
+	}
+	d.FlightLimit, d.FlightMax = s.Metrics.Flights()
+	if err := pageTmpl.Execute(w, d); err != nil && s.Log != nil {
+		s.Log.Warn("rendering the status page", "err", err)
+	}
+}
+
+// partitionRows joins, per partition, what the ledger holds (v) with
+// what this process sees (its metrics), and names each partition's state.
+func (s *Server) partitionRows(v *ledgerView) map[exactly.TP]*Row {
 	rows := map[exactly.TP]*Row{}
 	row := func(tp exactly.TP) *Row {
 		x := rows[tp]
@@ -590,8 +609,6 @@ func (s *Server) render(w io.Writer, r *http.Request) {
 			x.Halted = s.text(p.Halted.Error())
 		}
 	}
-	tables := map[string]*TableRow{}
-	topics := map[string]map[string]bool{}
 	for _, x := range rows {
 		switch {
 		case x.Live.Halted != nil:
@@ -611,6 +628,17 @@ func (s *Server) render(w io.Writer, r *http.Request) {
 		if x.Live.LastCommit.After(x.LastCommit) {
 			x.LastCommit = x.Live.LastCommit
 		}
+	}
+	return rows
+}
+
+// rollUp sums the partitions into the page's totals and into one line
+// per table (tableOf names a topic's table), tables sorted by name and
+// partitions by topic and number.
+func (d *pageData) rollUp(rows map[exactly.TP]*Row, tableOf func(topic string) string) {
+	tables := map[string]*TableRow{}
+	topics := map[string]map[string]bool{}
+	for _, x := range rows {
 		if x.Owned && x.Live.Lag > 0 {
 			d.Lag += x.Live.Lag
 		}
@@ -623,7 +651,7 @@ func (s *Server) render(w io.Writer, r *http.Request) {
 		d.Sum.Deleted += x.Ledger.Deleted
 		d.Sum.DeadLettered += x.Ledger.DeadLettered
 
-		name := s.Metrics.Table(x.Topic)
+		name := tableOf(x.Topic)
 		t := tables[name]
 		if t == nil {
 			t = &TableRow{Name: name, Lag: -1, State: "ok"}
@@ -658,18 +686,6 @@ func (s *Server) render(w io.Writer, r *http.Request) {
 		d.Tables = append(d.Tables, *t)
 	}
 	sort.Slice(d.Tables, func(i, j int) bool { return d.Tables[i].Name < d.Tables[j].Name })
-	d.Partitions = len(rows)
-	d.Collapsed = len(rows) > collapseOver
-	d.Charts = s.charts(now)
-	d.Batches, d.DeadLetters, d.DeadTotal = v.batches, v.dead, v.deadTotal
-	d.Chain, d.ChainRows, d.ChainAt = v.chain, v.chainRows, v.chainAt
-	if e, at := s.Metrics.LastError(); e != nil {
-		d.LastErr, d.LastErrAt = s.text(e.Error()), at
-	}
-	d.FlightLimit, d.FlightMax = s.Metrics.Flights()
-	if err := pageTmpl.Execute(w, d); err != nil && s.Log != nil {
-		s.Log.Warn("rendering the status page", "err", err)
-	}
 }
 
 // chainCheck returns the last chain check, running a new one when the
