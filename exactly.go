@@ -77,8 +77,8 @@ type Change struct {
 	Version any
 	// Schema describes Row's fields, in schema order, when the record
 	// carries a schema (a Debezium/Connect JSON schema, an Avro schema):
-	// auto-create and evolve then take column types from it (see
-	// ConnectType, AvroType) instead of inferring them from values.
+	// auto-create and evolve then take column types from it instead of
+	// inferring them from values.
 	// Decoders may share one slice between records; nobody modifies it.
 	// Nil when the record has no schema.
 	Schema []Field

@@ -415,7 +415,7 @@ func avroField(f *avro.Field) exactly.Field {
 // avroType prefers the Connect name Debezium's Avro converter records.
 func avroType(s avro.Schema) exactly.Type {
 	if name, params := connectName(s); name != "" {
-		if t := exactly.ConnectType(connectPrimitive(s.Type()), name, params); t.Kind != exactly.KindUnknown {
+		if t := connectType(connectPrimitive(s.Type()), name, params); t.Kind != exactly.KindUnknown {
 			return t
 		}
 	}
@@ -426,7 +426,7 @@ func avroType(s avro.Schema) exactly.Type {
 			precision, scale = dl.Precision(), dl.Scale()
 		}
 	}
-	return exactly.AvroType(string(s.Type()), logical, precision, scale)
+	return avroLogicalType(string(s.Type()), logical, precision, scale)
 }
 
 func connectPrimitive(t avro.Type) string {

@@ -222,7 +222,7 @@ func fieldsOf(s *connectSchema) []exactly.Field {
 		if f == nil {
 			continue
 		}
-		out = append(out, exactly.Field{Name: f.Field, Type: exactly.ConnectType(f.Type, f.Name, f.Parameters), Nullable: f.Optional})
+		out = append(out, exactly.Field{Name: f.Field, Type: connectType(f.Type, f.Name, f.Parameters), Nullable: f.Optional})
 	}
 	return out
 }

@@ -88,7 +88,7 @@ func refJSONEnvelope(b []byte) (*envelope, error) {
 		}
 		env.sourceFields = fieldsOf(schema.field("source"))
 		if ts := schema.field("ts_ms"); ts != nil {
-			t := exactly.ConnectType(ts.Type, ts.Name, ts.Parameters)
+			t := connectType(ts.Type, ts.Name, ts.Parameters)
 			env.tsType = &t
 		}
 	}

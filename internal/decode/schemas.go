@@ -42,7 +42,7 @@ func compile(raw string, s *connectSchema) *compiledSchema {
 		c.afterFields = []exactly.Field{}
 	}
 	if c.tsMs != nil {
-		t := exactly.ConnectType(c.tsMs.Type, c.tsMs.Name, c.tsMs.Parameters)
+		t := connectType(c.tsMs.Type, c.tsMs.Name, c.tsMs.Parameters)
 		c.tsType = &t
 	}
 	return c
