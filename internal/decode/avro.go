@@ -513,6 +513,8 @@ func readDatum(s avro.Schema, b []byte) (any, error) {
 	return v, nil
 }
 
+// readValue decodes one value written with s. depth bounds nesting and
+// items counts the array and map items read so far, against maxItems.
 func readValue(r *avro.Reader, s avro.Schema, depth int, items *int) (any, error) {
 	if depth > maxDepth {
 		return nil, errors.New("decoding Avro: nested deeper than 64 levels")
@@ -521,48 +523,13 @@ func readValue(r *avro.Reader, s avro.Schema, depth int, items *int) (any, error
 		return nil, fmt.Errorf("decoding Avro: %v", r.Error)
 	}
 	s = deref(s)
-	name, params := connectName(s)
-	var logical avro.LogicalSchema
-	if lt, ok := s.(avro.LogicalTypeSchema); ok {
-		logical = lt.Logical()
-	}
-	lname := ""
-	if logical != nil {
-		lname = string(logical.Type())
-	}
 	switch s.Type() {
 	case avro.Null:
 		return nil, nil
 	case avro.Boolean:
 		return r.ReadBool(), nil
 	case avro.Int, avro.Long:
-		var i int64
-		if s.Type() == avro.Int {
-			i = int64(r.ReadInt())
-		} else {
-			i = r.ReadLong()
-		}
-		if r.Error != nil {
-			return nil, fmt.Errorf("decoding Avro: %v", r.Error)
-		}
-		if name != "" {
-			return integer(name, i)
-		}
-		switch lname {
-		case "date":
-			return integer(dbzDate, i)
-		case "time-millis":
-			return integer(dbzTime, i)
-		case "time-micros":
-			return integer(dbzMicroTime, i)
-		case "timestamp-millis", "local-timestamp-millis":
-			return integer(dbzTimestamp, i)
-		case "timestamp-micros", "local-timestamp-micros":
-			return integer(dbzMicroTimestamp, i)
-		case "timestamp-nanos", "local-timestamp-nanos":
-			return integer(dbzNanoTimestamp, i)
-		}
-		return i, nil
+		return readInteger(r, s)
 	case avro.Float:
 		return float64(r.ReadFloat()), nil
 	case avro.Double:
@@ -572,47 +539,22 @@ func readValue(r *avro.Reader, s avro.Schema, depth int, items *int) (any, error
 		if r.Error != nil {
 			return nil, fmt.Errorf("decoding Avro: %v", r.Error)
 		}
+		name, _ := connectName(s)
 		return text(name, str)
 	case avro.Bytes, avro.Fixed:
-		var b []byte
-		if f, ok := s.(*avro.FixedSchema); ok {
-			b = make([]byte, f.Size())
-			r.Read(b)
-		} else {
-			b = append([]byte(nil), r.ReadBytes()...)
-		}
-		if r.Error != nil {
-			return nil, fmt.Errorf("decoding Avro: %v", r.Error)
-		}
-		if dl, ok := logical.(*avro.DecimalLogicalSchema); ok {
-			return DecimalFromBytes(b, dl.Scale()), nil
-		}
-		if name == connectDecimal {
-			scale, err := decimalScale(params)
-			if err != nil {
-				return nil, err
-			}
-			return DecimalFromBytes(b, scale), nil
-		}
-		return b, nil
+		return readBytes(r, s)
 	case avro.Enum:
 		syms := s.(*avro.EnumSchema).Symbols()
-		i := int(r.ReadInt())
-		if r.Error != nil {
-			return nil, fmt.Errorf("decoding Avro: %v", r.Error)
-		}
-		if i < 0 || i >= len(syms) {
-			return nil, fmt.Errorf("decoding Avro: enum index %d out of range", i)
+		i, err := readIndex(r, int64(r.ReadInt()), len(syms), "enum")
+		if err != nil {
+			return nil, err
 		}
 		return syms[i], nil
 	case avro.Union:
 		types := s.(*avro.UnionSchema).Types()
-		i := r.ReadLong()
-		if r.Error != nil {
-			return nil, fmt.Errorf("decoding Avro: %v", r.Error)
-		}
-		if i < 0 || i >= int64(len(types)) {
-			return nil, fmt.Errorf("decoding Avro: union index %d out of range", i)
+		i, err := readIndex(r, r.ReadLong(), len(types), "union")
+		if err != nil {
+			return nil, err
 		}
 		return readValue(r, types[i], depth+1, items)
 	case avro.Record:
@@ -625,10 +567,100 @@ func readValue(r *avro.Reader, s avro.Schema, depth int, items *int) (any, error
 			return avroVariableScaleDecimal(v)
 		}
 		return readRecord(r, rs, depth, items)
-	case avro.Array:
+	case avro.Array, avro.Map:
+		return readCollection(r, s, depth, items)
+	}
+	return nil, fmt.Errorf("decoding Avro: unsupported schema type %s", s.Type())
+}
+
+// logicalOf returns s's Avro logical type, or nil.
+func logicalOf(s avro.Schema) avro.LogicalSchema {
+	if lt, ok := s.(avro.LogicalTypeSchema); ok {
+		return lt.Logical()
+	}
+	return nil
+}
+
+// readInteger reads an int or long: a date, time or timestamp when its
+// connect.name or Avro logical type says so (connect.name first).
+func readInteger(r *avro.Reader, s avro.Schema) (any, error) {
+	var i int64
+	if s.Type() == avro.Int {
+		i = int64(r.ReadInt())
+	} else {
+		i = r.ReadLong()
+	}
+	if r.Error != nil {
+		return nil, fmt.Errorf("decoding Avro: %v", r.Error)
+	}
+	if name, _ := connectName(s); name != "" {
+		return integer(name, i)
+	}
+	lname := ""
+	if logical := logicalOf(s); logical != nil {
+		lname = string(logical.Type())
+	}
+	switch lname {
+	case "date":
+		return integer(dbzDate, i)
+	case "time-millis":
+		return integer(dbzTime, i)
+	case "time-micros":
+		return integer(dbzMicroTime, i)
+	case "timestamp-millis", "local-timestamp-millis":
+		return integer(dbzTimestamp, i)
+	case "timestamp-micros", "local-timestamp-micros":
+		return integer(dbzMicroTimestamp, i)
+	case "timestamp-nanos", "local-timestamp-nanos":
+		return integer(dbzNanoTimestamp, i)
+	}
+	return i, nil
+}
+
+// readBytes reads bytes or fixed: a decimal when its Avro logical type or
+// its connect.name says so (the logical type first).
+func readBytes(r *avro.Reader, s avro.Schema) (any, error) {
+	var b []byte
+	if f, ok := s.(*avro.FixedSchema); ok {
+		b = make([]byte, f.Size())
+		r.Read(b)
+	} else {
+		b = append([]byte(nil), r.ReadBytes()...)
+	}
+	if r.Error != nil {
+		return nil, fmt.Errorf("decoding Avro: %v", r.Error)
+	}
+	if dl, ok := logicalOf(s).(*avro.DecimalLogicalSchema); ok {
+		return DecimalFromBytes(b, dl.Scale()), nil
+	}
+	if name, params := connectName(s); name == connectDecimal {
+		scale, err := decimalScale(params)
+		if err != nil {
+			return nil, err
+		}
+		return DecimalFromBytes(b, scale), nil
+	}
+	return b, nil
+}
+
+// readIndex checks an enum symbol's or union branch's index i, just read,
+// against the n there are.
+func readIndex(r *avro.Reader, i int64, n int, what string) (int, error) {
+	if r.Error != nil {
+		return 0, fmt.Errorf("decoding Avro: %v", r.Error)
+	}
+	if i < 0 || i >= int64(n) {
+		return 0, fmt.Errorf("decoding Avro: %s index %d out of range", what, i)
+	}
+	return int(i), nil
+}
+
+// readCollection reads an array (as []any, never nil) or a map.
+func readCollection(r *avro.Reader, s avro.Schema, depth int, items *int) (any, error) {
+	if as, ok := s.(*avro.ArraySchema); ok {
 		var out []any
 		err := readBlocks(r, items, func() error {
-			v, err := readValue(r, s.(*avro.ArraySchema).Items(), depth+1, items)
+			v, err := readValue(r, as.Items(), depth+1, items)
 			out = append(out, v)
 			return err
 		})
@@ -636,17 +668,15 @@ func readValue(r *avro.Reader, s avro.Schema, depth int, items *int) (any, error
 			out = []any{}
 		}
 		return out, err
-	case avro.Map:
-		out := map[string]any{}
-		err := readBlocks(r, items, func() error {
-			k := string(r.ReadBytes())
-			v, err := readValue(r, s.(*avro.MapSchema).Values(), depth+1, items)
-			out[k] = v
-			return err
-		})
-		return out, err
 	}
-	return nil, fmt.Errorf("decoding Avro: unsupported schema type %s", s.Type())
+	out := map[string]any{}
+	err := readBlocks(r, items, func() error {
+		k := string(r.ReadBytes())
+		v, err := readValue(r, s.(*avro.MapSchema).Values(), depth+1, items)
+		out[k] = v
+		return err
+	})
+	return out, err
 }
 
 func readRecord(r *avro.Reader, rs *avro.RecordSchema, depth int, items *int) (map[string]any, error) {
