@@ -273,112 +273,118 @@ func (s *Source) Run(ctx context.Context) error {
 	go s.watchWatermarks(wctx)
 	go s.watchStall(wctx)
 	go s.watchMember(wctx)
-	interval := s.cfg.Batch.Interval.D()
-	var (
-		flights   []*flight
-		blocked   bool // a poll returned since the last AllowRebalance
-		backoff   time.Duration
-		notBefore time.Time // after a failed flight, the next waits
-	)
-	// reap applies the flights that ended.
-	reap := func() {
-		keep := flights[:0]
-		for _, fl := range flights {
-			select {
-			case <-fl.done:
-				s.limit.ended(time.Now(), fl.committed(), fl.waited, len(flights)-1)
-				if s.finish(fl) {
-					backoff = min(max(2*backoff, 100*time.Millisecond), 5*time.Second)
-					notBefore = time.Now().Add(backoff)
-				} else {
-					backoff = 0
-				}
-			default:
-				keep = append(keep, fl)
-			}
-		}
-		clear(flights[len(keep):])
-		flights = keep
-	}
+	var r runState
 	for {
 		if ctx.Err() != nil {
-			s.settle(flights)
+			s.settle(r.flights)
 			return nil
 		}
 		if err := s.fatal.Load(); err != nil {
-			s.settle(flights)
+			s.settle(r.flights)
 			return *err
 		}
 		now := time.Now()
-		s.limit.tick(now, len(flights))
+		s.limit.tick(now, len(r.flights))
 		slots := s.slots()
 		rebalance := s.rebalance.Load()
-		if blocked && !rebalance && len(flights) < slots && !now.Before(notBefore) {
-			flights = append(flights, s.launch(now, slots-len(flights))...)
+		if r.blocked && !rebalance && len(r.flights) < slots && !now.Before(r.notBefore) {
+			r.flights = append(r.flights, s.launch(now, slots-len(r.flights))...)
 		}
-		if blocked && len(flights) == 0 {
+		if r.blocked && len(r.flights) == 0 {
 			// Nothing in flight: let a waiting rebalance run now
 			// (revoking only buffered records), or an idle member would
 			// hold the whole group up.
 			s.rebalance.Store(false)
 			s.cl.AllowRebalance()
-			blocked, rebalance = false, false
+			r.blocked, rebalance = false, false
 		}
-		s.mu.Lock()
-		buffered, bytes, oldest := s.bufferedLocked()
-		s.mu.Unlock()
-		full := buffered >= s.cfg.Batch.MaxRecords || bytes >= s.cfg.Batch.MaxBytes
-
-		// Wait for records, for a flight to end, or for the next batch to
-		// fall due, whichever comes first. A flight's end is always a
-		// wake-up; a due time is one only when a flight could be
-		// launched then, or a past due time would spin.
-		wake := now.Add(interval)
-		if due := oldest.Add(interval); !oldest.IsZero() && len(flights) < slots && !rebalance && due.Before(wake) {
-			wake = due
+		if closed := s.poll(ctx, &r, now, slots, rebalance); closed {
+			s.settle(r.flights)
+			return errors.New("kafka client closed")
 		}
-		if notBefore.After(wake) {
-			wake = notBefore
-		}
-		pctx, cancel := context.WithDeadline(ctx, wake)
-		stops := make([]func() bool, 0, len(flights))
-		for _, fl := range flights {
-			stops = append(stops, context.AfterFunc(fl.ctx, cancel))
-		}
-		if full {
-			if len(flights) > 0 || blocked || now.Before(notBefore) {
-				<-pctx.Done()
-			} else {
-				// Block rebalances without taking records: a poll with
-				// a cancelled context returns at once, holding them.
-				cctx, ccancel := context.WithCancel(ctx)
-				ccancel()
-				s.cl.PollRecords(cctx, 1)
-				blocked = true
-			}
-		} else {
-			fetches := s.cl.PollRecords(pctx, s.cfg.Batch.MaxRecords-buffered)
-			blocked = true
-			if fetches.IsClientClosed() {
-				for _, stop := range stops {
-					stop()
-				}
-				cancel()
-				s.settle(flights)
-				return errors.New("kafka client closed")
-			}
-			s.handleErrors(ctx, fetches)
-			s.buffer(fetches)
-			if s.OnFetch != nil {
-				s.OnFetch(fetches.NumRecords())
-			}
-		}
-		for _, stop := range stops {
-			stop()
-		}
-		cancel()
-		reap()
+		s.reap(&r)
 	}
+}
+
+// runState is what Run's loop carries from one turn to the next.
+type runState struct {
+	flights   []*flight
+	blocked   bool // a poll returned since the last AllowRebalance
+	backoff   time.Duration
+	notBefore time.Time // after a failed flight, the next waits
+}
+
+// poll waits for records, for a flight to end, or for the next batch to
+// fall due, whichever comes first, and buffers what a poll returned. A
+// flight's end is always a wake-up; a due time is one only when a flight
+// could be launched then, or a past due time would spin. When the buffers
+// are full nothing is polled (backpressure). It reports whether the client
+// was closed.
+func (s *Source) poll(ctx context.Context, r *runState, now time.Time, slots int, rebalance bool) (closed bool) {
+	interval := s.cfg.Batch.Interval.D()
+	s.mu.Lock()
+	buffered, bytes, oldest := s.bufferedLocked()
+	s.mu.Unlock()
+	full := buffered >= s.cfg.Batch.MaxRecords || bytes >= s.cfg.Batch.MaxBytes
+
+	wake := now.Add(interval)
+	if due := oldest.Add(interval); !oldest.IsZero() && len(r.flights) < slots && !rebalance && due.Before(wake) {
+		wake = due
+	}
+	if r.notBefore.After(wake) {
+		wake = r.notBefore
+	}
+	pctx, cancel := context.WithDeadline(ctx, wake)
+	defer cancel()
+	for _, fl := range r.flights {
+		defer context.AfterFunc(fl.ctx, cancel)()
+	}
+	if full {
+		if len(r.flights) > 0 || r.blocked || now.Before(r.notBefore) {
+			<-pctx.Done()
+		} else {
+			// Block rebalances without taking records: a poll with
+			// a cancelled context returns at once, holding them.
+			cctx, ccancel := context.WithCancel(ctx)
+			ccancel()
+			s.cl.PollRecords(cctx, 1)
+			r.blocked = true
+		}
+		return false
+	}
+	fetches := s.cl.PollRecords(pctx, s.cfg.Batch.MaxRecords-buffered)
+	r.blocked = true
+	if fetches.IsClientClosed() {
+		return true
+	}
+	s.handleErrors(ctx, fetches)
+	s.buffer(fetches)
+	if s.OnFetch != nil {
+		s.OnFetch(fetches.NumRecords())
+	}
+	return false
+}
+
+// reap applies the flights that ended. After a failed one the next flight
+// waits, twice as long after each failure in a row (100ms to 5s).
+func (s *Source) reap(r *runState) {
+	keep := r.flights[:0]
+	for _, fl := range r.flights {
+		select {
+		case <-fl.done:
+			s.limit.ended(time.Now(), fl.committed(), fl.waited, len(r.flights)-1)
+			if s.finish(fl) {
+				r.backoff = min(max(2*r.backoff, 100*time.Millisecond), 5*time.Second)
+				r.notBefore = time.Now().Add(r.backoff)
+			} else {
+				r.backoff = 0
+			}
+		default:
+			keep = append(keep, fl)
+		}
+	}
+	clear(r.flights[len(keep):])
+	r.flights = keep
 }
 
 // Ping reaches a broker: the readiness check of the status server.
