@@ -9,14 +9,18 @@ import (
 	"context"
 	"crypto/sha1"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -506,30 +510,53 @@ func (*Dialect) Savepoint(name string) (set, rollback, release string) {
 	return "SAVEPOINT " + name, "ROLLBACK TO SAVEPOINT " + name, "RELEASE SAVEPOINT " + name
 }
 
-// Classify implements exactly.Dialect.
+// Classify implements exactly.Dialect. A server error is classified by its
+// SQLSTATE. Of the rest, only what says the connection failed or timed out
+// is ErrConnection: a dial error, the network, pgconn's own errors of the
+// wire and of the connection's state, database/sql's bad connection. The
+// caller's cancellation, a value pgx cannot encode, a scan, a
+// configuration error and the sink's own errors are ErrOther: taken for a
+// lost connection, start-up waited two minutes for a database that was
+// there all along.
 func (*Dialect) Classify(err error) exactly.ErrorKind {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
-		switch {
-		case pe.Code == "40P01" || pe.Code == "40001":
-			return exactly.ErrConflict
-		case strings.HasPrefix(pe.Code, "22") || strings.HasPrefix(pe.Code, "23"),
-			// 21000: "ON CONFLICT DO UPDATE command cannot affect row a
-			// second time", two rows of one write the same row to the
-			// database. Sink asks SameKeys so that it does not happen;
-			// should it still, isolating rows ends it, where "other"
-			// retried the flight forever.
-			pe.Code == "21000":
-			return exactly.ErrData
-		case strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03":
-			return exactly.ErrConnection
-		}
-		return exactly.ErrOther
+		return classifyServer(pe)
 	}
-	if errors.Is(err, sql.ErrConnDone) || errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err) {
+	var (
+		ce   *pgconn.ConnectError
+		ne   net.Error
+		wire interface{ SafeToRetry() bool } // implemented by pgconn's own errors only
+	)
+	switch {
+	case errors.Is(err, context.Canceled):
+		return exactly.ErrOther
+	case errors.As(err, &ce), pgconn.Timeout(err), errors.Is(err, context.DeadlineExceeded), errors.As(err, &wire),
+		errors.As(err, &ne), errors.Is(err, net.ErrClosed), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.EPIPE),
+		errors.Is(err, driver.ErrBadConn), errors.Is(err, sql.ErrConnDone):
 		return exactly.ErrConnection
 	}
-	return exactly.ErrConnection // not a server error: the wire failed
+	return exactly.ErrOther
+}
+
+// classifyServer classifies an error the server reported, by its SQLSTATE.
+func classifyServer(pe *pgconn.PgError) exactly.ErrorKind {
+	switch {
+	case pe.Code == "40P01" || pe.Code == "40001":
+		return exactly.ErrConflict
+	case strings.HasPrefix(pe.Code, "22") || strings.HasPrefix(pe.Code, "23"),
+		// 21000: "ON CONFLICT DO UPDATE command cannot affect row a
+		// second time", two rows of one write the same row to the
+		// database. Sink asks SameKeys so that it does not happen;
+		// should it still, isolating rows ends it, where "other"
+		// retried the flight forever.
+		pe.Code == "21000":
+		return exactly.ErrData
+	case strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03":
+		return exactly.ErrConnection
+	}
+	return exactly.ErrOther
 }
 
 // dsnError is a DSN that does not parse: a configuration error (exit 2 at
