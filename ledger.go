@@ -321,3 +321,122 @@ type Bounds struct {
 	End    int64 // high watermark
 	Stable int64 // last stable offset: what a read_committed consumer can reach
 }
+
+// Ping checks that the ledger's database answers.
+func (l *Ledger) Ping(ctx context.Context) error { return l.db.PingContext(ctx) }
+
+// limit keeps the first n rows of a SELECT: TOP for SQL Server, LIMIT
+// elsewhere.
+func (l *Ledger) limit(s string, n int) string {
+	if l.d.Name() == "sqlserver" {
+		return strings.Replace(s, "SELECT ", "SELECT TOP ("+strconv.Itoa(n)+") ", 1)
+	}
+	return s + " LIMIT " + strconv.Itoa(n)
+}
+
+// BatchTotals sums a partition's exactly_batches rows.
+type BatchTotals struct {
+	Committed, Failed, Replayed int64 // rows by status
+	Records, Upserted, Deleted  int64 // of committed and replayed batches
+	DeadLettered                int64
+}
+
+// Totals sums exactly_batches per partition.
+func (l *Ledger) Totals(ctx context.Context) (map[TP]*BatchTotals, error) {
+	p := l.d.Quote("partition")
+	q := Rebind(l.d, fmt.Sprintf(`SELECT topic, %s, status, COUNT(*), SUM(records), SUM(upserted), SUM(deleted), SUM(dead_lettered)
+		FROM exactly_batches WHERE pipeline = ? GROUP BY topic, %s, status`, p, p))
+	rows, err := l.db.QueryContext(ctx, q, l.pipeline)
+	if err != nil {
+		return nil, fmt.Errorf("summing exactly_batches: %w", err)
+	}
+	defer rows.Close()
+	out := map[TP]*BatchTotals{}
+	for rows.Next() {
+		var tp TP
+		var status string
+		var n, recs, ups, dels, dl int64
+		if err := rows.Scan(&tp.Topic, &tp.Partition, &status, &n, &recs, &ups, &dels, &dl); err != nil {
+			return nil, fmt.Errorf("summing exactly_batches: %w", err)
+		}
+		t := out[tp]
+		if t == nil {
+			t = &BatchTotals{}
+			out[tp] = t
+		}
+		switch status {
+		case StatusCommitted, StatusReplayed:
+			if status == StatusCommitted {
+				t.Committed += n
+			} else {
+				t.Replayed += n
+			}
+			t.Records += recs
+			t.Upserted += ups
+			t.Deleted += dels
+			t.DeadLettered += dl
+		case StatusFailed:
+			t.Failed += n
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("summing exactly_batches: %w", err)
+	}
+	return out, nil
+}
+
+// RecentBatches returns the newest n rows of exactly_batches, of every
+// partition, newest first.
+func (l *Ledger) RecentBatches(ctx context.Context, n int) ([]BatchRow, error) {
+	q := Rebind(l.d, l.limit(fmt.Sprintf("SELECT %s FROM exactly_batches WHERE pipeline = ? ORDER BY started_at DESC, batch_id DESC", l.columns("")), n))
+	rows, err := l.db.QueryContext(ctx, q, l.pipeline)
+	if err != nil {
+		return nil, fmt.Errorf("reading exactly_batches: %w", err)
+	}
+	defer rows.Close()
+	var out []BatchRow
+	for rows.Next() {
+		b, err := scanBatch(rows)
+		if err != nil {
+			return nil, fmt.Errorf("reading exactly_batches: %w", err)
+		}
+		out = append(out, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading exactly_batches: %w", err)
+	}
+	return out, nil
+}
+
+// RecentDeadLetters returns the newest n dead letters of every partition
+// (without headers and resolution) and how many there are in all.
+func (l *Ledger) RecentDeadLetters(ctx context.Context, n int) ([]DeadLetterRow, int64, error) {
+	var total int64
+	q := Rebind(l.d, "SELECT COUNT(*) FROM exactly_dead_letters WHERE pipeline = ?")
+	if err := l.db.QueryRowContext(ctx, q, l.pipeline).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("counting exactly_dead_letters: %w", err)
+	}
+	p, off := l.d.Quote("partition"), l.d.Quote("offset")
+	q = Rebind(l.d, l.limit(fmt.Sprintf(`SELECT id, topic, %s, %s, batch_id, record_key, record_value, error, created_at
+		FROM exactly_dead_letters WHERE pipeline = ? ORDER BY created_at DESC, topic, %s, %s DESC`, p, off, p, off), n))
+	rows, err := l.db.QueryContext(ctx, q, l.pipeline)
+	if err != nil {
+		return nil, 0, fmt.Errorf("reading exactly_dead_letters: %w", err)
+	}
+	defer rows.Close()
+	var out []DeadLetterRow
+	for rows.Next() {
+		var d DeadLetterRow
+		var at any
+		r := &d.Record
+		if err := rows.Scan(&d.ID, &r.Topic, &r.Partition, &r.Offset, &d.BatchID, &r.Key, &r.Value, &d.Error, &at); err != nil {
+			return nil, 0, fmt.Errorf("reading exactly_dead_letters: %w", err)
+		}
+		d.CreatedAt = asTime(at)
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("reading exactly_dead_letters: %w", err)
+	}
+	return out, total, nil
+}

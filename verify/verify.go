@@ -217,9 +217,7 @@ type partition struct {
 	next      int64
 	hasNext   bool
 
-	// The chain so far: the last committed batch and the highest to_offset.
-	prev   *exactly.BatchRow
-	end    int64
+	links  *exactly.Chain      // the committed batches so far (exactly's chain rule)
 	cover  []span              // committed ranges, merged
 	failed []*exactly.BatchRow // failed batches in the window
 
@@ -273,10 +271,10 @@ func (p *partition) verify(ctx context.Context) error {
 			Detail: fmt.Sprintf("exactly reseed moved next_offset from %d to %d (by %s at %s, reason: %s): the chain restarts at %d; the ledger rows before it were written against the log as it was then and are not re-checked",
 				r.From, r.To, r.Writer, r.StartedAt.Format(time.RFC3339), r.Notes, r.To)})
 	}
-	p.end = -1
+	p.links = exactly.NewChain(p.tp, nil)
 	if n := len(p.reseeds); n > 0 {
-		last := p.reseeds[n-1]
-		after, p.prev, p.end = last.BatchID, &last, last.To
+		last := &p.reseeds[n-1]
+		after, p.links = last.BatchID, exactly.NewChain(p.tp, last)
 	}
 	lo, hi, n, err := p.ledger.BatchSpanAfter(ctx, p.tp, after)
 	if err != nil {
@@ -331,25 +329,22 @@ func (p *partition) page(ctx context.Context, rows []exactly.BatchRow) error {
 }
 
 // chain checks that a committed batch follows the previous one without gap
-// or overlap.
+// or overlap; a break before the window (Options.Since) is not reported.
 func (p *partition) chain(ctx context.Context, b *exactly.BatchRow) error {
-	if prev := p.prev; prev != nil && p.in(b) {
-		end := p.end
-		switch {
-		case b.From > end:
-			if err := p.gap(ctx, prev, b, end, b.From); err != nil {
+	if brk, broke := p.links.Add(b); broke && brk.Prev != nil && p.in(b) {
+		prev, end := brk.Prev, brk.End
+		switch brk.Kind {
+		case exactly.ChainGap:
+			if err := p.gap(ctx, prev, b, brk.From, brk.To); err != nil {
 				return err
 			}
-		case b.From < end:
-			p.add(Finding{Kind: Overlap, From: b.From, To: min(end, b.To), BatchID: b.BatchID, OtherBatchID: prev.BatchID,
+		case exactly.ChainOverlap:
+			p.add(Finding{Kind: Overlap, From: brk.From, To: brk.To, BatchID: b.BatchID, OtherBatchID: prev.BatchID,
 				Ledger: fmt.Sprintf("batch %s starts at %d, previous batch %s ended at %d", b.BatchID, b.From, prev.BatchID, end),
 				Detail: fmt.Sprintf("offsets %d..%d were applied by two committed batches (%s and %s): their records took effect twice unless every table they touch upserts by key",
-					b.From, min(end, b.To)-1, prev.BatchID, b.BatchID)})
+					brk.From, brk.To-1, prev.BatchID, b.BatchID)})
 		}
 	}
-	p.end = max(p.end, b.To)
-	c := *b
-	p.prev = &c
 	if n := len(p.cover); n > 0 && b.From <= p.cover[n-1].to {
 		p.cover[n-1].to = max(p.cover[n-1].to, b.To)
 	} else {
@@ -360,20 +355,22 @@ func (p *partition) chain(ctx context.Context, b *exactly.BatchRow) error {
 
 // tail checks that the last committed batch ends at next_offset.
 func (p *partition) tail() {
-	prev, end := p.prev, p.end
-	if !p.hasNext || prev == nil {
+	if !p.hasNext || p.links.Last() == nil {
 		return
 	}
-	switch {
-	case p.next > end:
-		p.add(Finding{Kind: NextOffsetMismatch, From: end, To: p.next, BatchID: prev.BatchID,
-			Ledger: fmt.Sprintf("next_offset %d, last committed batch ends at %d", p.next, end),
-			Detail: fmt.Sprintf("exactly_offsets.next_offset is %d but the committed batches end at %d: offsets %d..%d count as applied with no batch recording them", p.next, end, end, p.next-1)})
-	case p.next < end:
-		p.add(Finding{Kind: NextOffsetMismatch, From: p.next, To: end, BatchID: prev.BatchID,
-			Ledger: fmt.Sprintf("next_offset %d, last committed batch ends at %d", p.next, end),
-			Detail: fmt.Sprintf("exactly_offsets.next_offset is %d but committed batches reach %d: the pipeline will apply offsets %d..%d a second time", p.next, end, p.next, end-1)})
+	brk, broke := p.links.Close(p.next)
+	if !broke {
+		return
 	}
+	end := brk.End
+	f := Finding{Kind: NextOffsetMismatch, From: brk.From, To: brk.To, BatchID: brk.Prev.BatchID,
+		Ledger: fmt.Sprintf("next_offset %d, last committed batch ends at %d", p.next, end)}
+	if p.next > end {
+		f.Detail = fmt.Sprintf("exactly_offsets.next_offset is %d but the committed batches end at %d: offsets %d..%d count as applied with no batch recording them", p.next, end, end, p.next-1)
+	} else {
+		f.Detail = fmt.Sprintf("exactly_offsets.next_offset is %d but committed batches reach %d: the pipeline will apply offsets %d..%d a second time", p.next, end, p.next, end-1)
+	}
+	p.add(f)
 }
 
 // gap reports a chain break [from, to) between prev and b, telling what

@@ -76,7 +76,7 @@ func (o *opsFlags) serve(ctx context.Context, cfg *exactly.Config, sink *exactly
 	srv := &statuspage.Server{
 		Pipeline:     cfg.Pipeline,
 		Metrics:      m,
-		Ledger:       &statuspage.Ledger{DB: db, Dialect: sink.Dialect(), Pipeline: cfg.Pipeline},
+		Ledger:       exactly.NewLedger(db, sink.Dialect(), cfg.Pipeline),
 		PingKafka:    src.Ping,
 		StuckAfter:   o.stuckAfter,
 		Refresh:      o.refresh,

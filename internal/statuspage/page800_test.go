@@ -70,7 +70,7 @@ func bigPipeline(t *testing.T) *bigPage {
 		b.topicOf[name] = "cdc.shop." + name
 	}
 	m := metrics.New("p", func(topic string) (string, bool) { return strings.TrimPrefix(topic, "cdc.shop."), true })
-	s := &Server{Pipeline: "p", Metrics: m, Ledger: &Ledger{DB: db, Dialect: d, Pipeline: "p"},
+	s := &Server{Pipeline: "p", Metrics: m, Ledger: exactly.NewLedger(db, d, "p"),
 		PingKafka: func(context.Context) error { return nil }, SampleEvery: 30 * time.Second}
 	b.s = s
 

@@ -74,7 +74,7 @@ func (r *recorder) WriteHeader(c int) { r.code = c }
 // DSN's password is masked always.
 func TestPageHidesPayloadsAndSecrets(t *testing.T) {
 	s, hs := server(t, nil)
-	db := s.Ledger.DB
+	db := ledgerDB(s)
 	now := time.Now().UTC().Format(time.RFC3339Nano)
 	if _, err := db.Exec(`INSERT INTO exactly_batches (batch_id, pipeline, topic, "partition", from_offset, to_offset, min_offset, max_offset,
 		records, upserted, deleted, skipped, dead_lettered, hash, status, error, writer, started_at, committed_at)
@@ -129,7 +129,7 @@ func TestPageReadsTheLedgerOncePerCacheFor(t *testing.T) {
 	s.CacheFor = 500 * time.Millisecond
 	now := time.Now().UTC().Format(time.RFC3339Nano)
 	ins := func(id string) {
-		if _, err := s.Ledger.DB.Exec(`INSERT INTO exactly_batches (batch_id, pipeline, topic, "partition", from_offset, to_offset, min_offset, max_offset,
+		if _, err := ledgerDB(s).Exec(`INSERT INTO exactly_batches (batch_id, pipeline, topic, "partition", from_offset, to_offset, min_offset, max_offset,
 		records, upserted, deleted, skipped, dead_lettered, hash, status, error, writer, started_at, committed_at)
 		VALUES (?, 'p', 'orders', 0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 'h', 'committed', NULL, 'w', ?, ?)`, id, now, now); err != nil {
 			t.Fatal(err)
@@ -289,7 +289,7 @@ func TestHostileTopicNamesRenderInert(t *testing.T) {
 	s, hs := server(t, nil)
 	for _, topic := range []string{`<script>alert(1)</script>`, `x" onmouseover="alert(2)" y='`, `</tbody></table><img src=x onerror=alert(3)>`} {
 		s.Metrics.Assigned(map[exactly.TP]int64{{Topic: topic, Partition: 0}: 0})
-		if _, err := s.Ledger.DB.Exec(`INSERT INTO exactly_offsets (pipeline, topic, "partition", next_offset, writer, updated_at) VALUES ('p', ?, 0, 0, 'w', '')`, topic); err != nil {
+		if _, err := ledgerDB(s).Exec(`INSERT INTO exactly_offsets (pipeline, topic, "partition", next_offset, writer, updated_at) VALUES ('p', ?, 0, 0, 'w', '')`, topic); err != nil {
 			t.Fatal(err)
 		}
 	}

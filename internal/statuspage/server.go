@@ -68,6 +68,7 @@ var pageTmpl = template.Must(template.New("page.html").Funcs(template.FuncMap{
 		}
 		return fmt.Sprint(v)
 	},
+	"stamp": stamp,
 	"off": func(v int64) string {
 		if v < 0 {
 			return "?"
@@ -80,7 +81,7 @@ var pageTmpl = template.Must(template.New("page.html").Funcs(template.FuncMap{
 type Server struct {
 	Pipeline string
 	Metrics  *metrics.Metrics
-	Ledger   *Ledger
+	Ledger   *exactly.Ledger
 	// PingKafka reaches a broker (Source.Ping).
 	PingKafka func(ctx context.Context) error
 	// StuckAfter is how long fetched records may wait for a commit before
@@ -131,7 +132,7 @@ type Server struct {
 	kafkaErr, dbErr error
 
 	mu      sync.Mutex
-	chain   []ChainFinding
+	chain   []exactly.ChainBreak
 	chainN  int64
 	chainAt time.Time
 	chainEr error
@@ -354,7 +355,7 @@ func (s *Server) pings(ctx context.Context) (kafkaErr, dbErr error) {
 			}
 			kafkaDone <- s.PingKafka(ctx)
 		}()
-		s.dbErr = s.Ledger.DB.PingContext(ctx)
+		s.dbErr = s.Ledger.Ping(ctx)
 		s.kafkaErr = <-kafkaDone
 		s.pingAt = time.Now()
 	}
@@ -388,8 +389,8 @@ type Row struct {
 	exactly.TP
 	Live   metrics.Partition
 	Owned  bool
-	Ledger Totals
-	Offset OffsetRow
+	Ledger exactly.BatchTotals
+	Offset exactly.OffsetRow
 	// OpenDead counts the partition's dead letters not yet redriven.
 	OpenDead   int64
 	LastCommit time.Time // the ledger's updated_at or this process's last commit
@@ -435,13 +436,13 @@ type pageData struct {
 	Partitions   int
 	Collapsed    bool
 	Charts       []Chart
-	Sum          Totals
+	Sum          exactly.BatchTotals
 	Lag          int64
 	Rate         float64
-	Batches      []BatchRow
-	DeadLetters  []DeadLetterRow
+	Batches      []exactly.BatchRow
+	DeadLetters  []deadLetter
 	DeadTotal    int64
-	Chain        []ChainFinding
+	Chain        []exactly.ChainBreak
 	ChainRows    int64
 	ChainAt      string
 	Errors       []string
@@ -531,9 +532,6 @@ func (s *Server) cacheFor() time.Duration {
 	return s.CacheFor
 }
 
-// lastCommitLayout is how ledger times reach the page (timeText).
-const lastCommitLayout = "2006-01-02 15:04:05.000"
-
 // severity orders states for a table's roll-up: the worst partition's.
 func severity(state string) int {
 	switch {
@@ -588,7 +586,7 @@ func (s *Server) partitionRows(v *ledgerView) map[exactly.TP]*Row {
 		x := rows[tp]
 		if x == nil {
 			x = &Row{TP: tp, Live: metrics.Partition{TP: tp, NextOffset: -1, HighWatermark: -1, Lag: metrics.LagUnknown}}
-			x.Offset.NextOffset = -1
+			x.Offset.Next = -1
 			rows[tp] = x
 		}
 		return x
@@ -622,9 +620,7 @@ func (s *Server) partitionRows(v *ledgerView) map[exactly.TP]*Row {
 		default:
 			x.State = "ok"
 		}
-		if t, err := time.Parse(lastCommitLayout, x.Offset.UpdatedAt); err == nil {
-			x.LastCommit = t
-		}
+		x.LastCommit = x.Offset.UpdatedAt
 		if x.Live.LastCommit.After(x.LastCommit) {
 			x.LastCommit = x.Live.LastCommit
 		}
@@ -690,7 +686,7 @@ func (d *pageData) rollUp(rows map[exactly.TP]*Row, tableOf func(topic string) s
 
 // chainCheck returns the last chain check, running a new one when the
 // last is older than ChainEvery.
-func (s *Server) chainCheck(ctx context.Context, offsets []OffsetRow) ([]ChainFinding, int64, string, error) {
+func (s *Server) chainCheck(ctx context.Context, offsets []exactly.OffsetRow) ([]exactly.ChainBreak, int64, string, error) {
 	every := s.ChainEvery
 	if every <= 0 {
 		every = 30 * time.Second
@@ -698,7 +694,7 @@ func (s *Server) chainCheck(ctx context.Context, offsets []OffsetRow) ([]ChainFi
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.chainAt.IsZero() || time.Since(s.chainAt) > every {
-		s.chain, s.chainN, s.chainEr = s.Ledger.Chain(ctx, offsets)
+		s.chain, s.chainN, s.chainEr = s.Ledger.CheckChains(ctx, offsets)
 		s.chainAt = time.Now()
 	}
 	return s.chain, s.chainN, s.chainAt.UTC().Format("15:04:05 UTC"), s.chainEr

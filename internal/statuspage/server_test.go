@@ -2,12 +2,14 @@ package statuspage
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,11 +33,21 @@ func server(t *testing.T, kafkaErr error) (*Server, *httptest.Server) {
 		}
 	}
 	m := metrics.New("p", func(topic string) (string, bool) { return topic, true })
-	s := &Server{Pipeline: "p", Metrics: m, Ledger: &Ledger{DB: db, Dialect: d, Pipeline: "p"},
+	s := &Server{Pipeline: "p", Metrics: m, Ledger: exactly.NewLedger(db, d, "p"),
 		PingKafka: func(context.Context) error { return kafkaErr }}
+	testDBs.Store(s, db)
 	hs := httptest.NewServer(s.Handler())
 	t.Cleanup(hs.Close)
 	return s, hs
+}
+
+// testDBs holds the database under each test server's ledger, for tests
+// that write ledger rows (the page only reads).
+var testDBs sync.Map
+
+func ledgerDB(s *Server) *sql.DB {
+	db, _ := testDBs.Load(s)
+	return db.(*sql.DB)
 }
 
 func fetch(t *testing.T, url string) (int, string) {
@@ -88,7 +100,7 @@ func TestReadinessFailsWhenRecordsWaitTooLong(t *testing.T) {
 func TestPageShowsChainFindings(t *testing.T) {
 	s, hs := server(t, nil)
 	s.ShowData = true // the value is shown, escaped
-	db := s.Ledger.DB
+	db := ledgerDB(s)
 	ins := `INSERT INTO exactly_batches (batch_id, pipeline, topic, "partition", from_offset, to_offset, min_offset, max_offset,
 		records, upserted, deleted, skipped, dead_lettered, hash, status, error, writer, started_at, committed_at)
 		VALUES (?, 'p', 'orders', 0, ?, ?, ?, ?, ?, 0, 0, 0, 0, 'h', ?, ?, 'w', ?, ?)`
@@ -143,7 +155,7 @@ func TestPageShowsChainFindings(t *testing.T) {
 // It reported "overlap … (offsets applied twice?)" after any replay.
 func TestChainAfterReplayAndReseed(t *testing.T) {
 	s, _ := server(t, nil)
-	db := s.Ledger.DB
+	db := ledgerDB(s)
 	ins := `INSERT INTO exactly_batches (batch_id, pipeline, topic, "partition", from_offset, to_offset, min_offset, max_offset,
 		records, upserted, deleted, skipped, dead_lettered, hash, status, error, writer, started_at, committed_at)
 		VALUES (?, 'p', 'orders', 0, ?, ?, ?, ?, ?, 0, 0, 0, 0, 'h', ?, NULL, 'w', ?, ?)`
@@ -163,8 +175,8 @@ func TestChainAfterReplayAndReseed(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	offsets := []OffsetRow{{TP: exactly.TP{Topic: "orders", Partition: 0}, NextOffset: 110}}
-	findings, _, err := s.Ledger.Chain(context.Background(), offsets)
+	offsets := []exactly.OffsetRow{{TP: exactly.TP{Topic: "orders", Partition: 0}, Next: 110}}
+	findings, _, err := s.Ledger.CheckChains(context.Background(), offsets)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,12 +187,12 @@ func TestChainAfterReplayAndReseed(t *testing.T) {
 	if _, err := db.Exec(ins, "b6", 112, 120, 112, 119, 8, "committed", now, now); err != nil {
 		t.Fatal(err)
 	}
-	offsets[0].NextOffset = 120
-	findings, _, err = s.Ledger.Chain(context.Background(), offsets)
+	offsets[0].Next = 120
+	findings, _, err = s.Ledger.CheckChains(context.Background(), offsets)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(findings) != 1 || !strings.Contains(findings[0].Problem, "gap: offsets 110..111") {
+	if len(findings) != 1 || !strings.Contains(findings[0].Problem(), "gap: offsets 110..111") {
 		t.Fatalf("the gap after the reseed: %v", findings)
 	}
 }

@@ -14,13 +14,13 @@ import (
 type ledgerView struct {
 	at        time.Time
 	checks    []Check
-	offsets   []OffsetRow
-	totals    map[exactly.TP]*Totals
+	offsets   []exactly.OffsetRow
+	totals    map[exactly.TP]*exactly.BatchTotals
 	openDead  map[exactly.TP]int64
-	batches   []BatchRow
-	dead      []DeadLetterRow
+	batches   []exactly.BatchRow
+	dead      []deadLetter
 	deadTotal int64
-	chain     []ChainFinding
+	chain     []exactly.ChainBreak
 	chainRows int64
 	chainAt   string
 	errors    []string
@@ -65,17 +65,21 @@ func (s *Server) ledgerView(ctx context.Context) *ledgerView {
 	fail("offsets", read(func(ctx context.Context) (err error) { v.offsets, err = s.Ledger.Offsets(ctx); return }))
 	fail("totals", read(func(ctx context.Context) (err error) { v.totals, err = s.Ledger.Totals(ctx); return }))
 	fail("dead letter counts", read(func(ctx context.Context) error {
-		counts, err := exactly.NewLedger(s.Ledger.DB, s.Ledger.Dialect, s.Ledger.Pipeline).DeadLetterCounts(ctx)
+		counts, err := s.Ledger.DeadLetterCounts(ctx)
 		v.openDead = make(map[exactly.TP]int64, len(counts))
 		for tp, c := range counts {
 			v.openDead[tp] = c.Open
 		}
 		return err
 	}))
-	fail("batches", read(func(ctx context.Context) (err error) { v.batches, err = s.Ledger.Batches(ctx, 25); return }))
-	fail("dead letters", read(func(ctx context.Context) (err error) {
-		v.dead, v.deadTotal, err = s.Ledger.DeadLetters(ctx, 20)
-		return
+	fail("batches", read(func(ctx context.Context) (err error) { v.batches, err = s.Ledger.RecentBatches(ctx, 25); return }))
+	fail("dead letters", read(func(ctx context.Context) error {
+		rows, total, err := s.Ledger.RecentDeadLetters(ctx, 20)
+		for i := range rows {
+			v.dead = append(v.dead, newDeadLetter(&rows[i]))
+		}
+		v.deadTotal = total
+		return err
 	}))
 	fail("chain", read(func(ctx context.Context) (err error) {
 		v.chain, v.chainRows, v.chainAt, err = s.chainCheck(ctx, v.offsets)

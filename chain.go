@@ -1,0 +1,210 @@
+package exactly
+
+import (
+	"context"
+	"fmt"
+)
+
+// The chain rule, the one every audit applies (verify, exactly status, the
+// status page, the workload checker): per partition, the committed
+// batches in from_offset order follow each other without gap or overlap
+// (each from_offset is the previous to_offset), and the last one ends at
+// exactly_offsets.next_offset. A replayed row re-applies a committed range
+// by design and a failed row applied nothing: neither is in the chain. A
+// reseeded row restarts it where exactly reseed moved next_offset; the
+// rows written before it (against the log as it was then) are not in it.
+
+// ChainBreakKind names a break in a partition's chain.
+type ChainBreakKind string
+
+const (
+	// ChainGap: offsets [From, To) are in no committed batch.
+	ChainGap ChainBreakKind = "gap"
+	// ChainOverlap: offsets [From, To) are in two committed batches.
+	ChainOverlap ChainBreakKind = "overlap"
+	// ChainNextOffset: next_offset is not where the last committed batch
+	// ends; [From, To) lies between the two.
+	ChainNextOffset ChainBreakKind = "next_offset"
+)
+
+// ChainBreak is a break in a partition's chain of committed batches.
+type ChainBreak struct {
+	TP
+	Kind     ChainBreakKind
+	From, To int64 // the offsets concerned, [From, To)
+	// End is where the chain ended before the break: the highest
+	// to_offset of the committed batches before Batch.
+	End int64
+	// Next is exactly_offsets.next_offset (ChainNextOffset only).
+	Next int64
+	// Prev is the committed (or reseeded) row the chain ended with before
+	// the break; Batch the row that breaks it (nil for ChainNextOffset).
+	Prev, Batch *BatchRow
+}
+
+// Problem says what the break means, in a sentence.
+func (b ChainBreak) Problem() string {
+	switch b.Kind {
+	case ChainGap:
+		return fmt.Sprintf("gap: offsets %d..%d are in no committed batch", b.From, b.To-1)
+	case ChainOverlap:
+		return fmt.Sprintf("overlap: a batch starts at %d but the previous one ended at %d (offsets applied twice?)", b.From, b.End)
+	}
+	return fmt.Sprintf("next_offset is %d but the last committed batch ends at %d", b.Next, b.End)
+}
+
+func (b ChainBreak) String() string { return fmt.Sprintf("%s: %s", b.TP, b.Problem()) }
+
+// Chain follows one partition's chain of committed batches, one row at a
+// time, so a ledger of any length is checked in bounded memory.
+type Chain struct {
+	tp      TP
+	started bool
+	end     int64     // the highest to_offset so far
+	last    *BatchRow // the last committed or reseeded row taken
+}
+
+// NewChain starts the chain of tp at its last reseeded row, or, when
+// reseed is nil, at its first committed batch.
+func NewChain(tp TP, reseed *BatchRow) *Chain {
+	c := &Chain{tp: tp}
+	if reseed != nil {
+		r := *reseed
+		c.started, c.end, c.last = true, r.To, &r
+	}
+	return c
+}
+
+// NewChainFrom starts the chain of tp at offset start: the first committed
+// batch must begin there (a topic read from its beginning).
+func NewChainFrom(tp TP, start int64) *Chain {
+	return &Chain{tp: tp, started: true, end: start}
+}
+
+// Started reports whether the chain has an end yet: a committed batch or
+// a reseed was taken, or it was started at an offset.
+func (c *Chain) Started() bool { return c.started }
+
+// End is the highest to_offset of the committed batches taken.
+func (c *Chain) End() int64 { return c.end }
+
+// Last is the last committed (or reseeded) row the chain took; nil before
+// the first.
+func (c *Chain) Last() *BatchRow { return c.last }
+
+// Add takes the partition's next committed batch (in from_offset order)
+// and returns the break it makes, if any. Rows of another status must not
+// be given (see the rule above).
+func (c *Chain) Add(b *BatchRow) (ChainBreak, bool) {
+	brk, broke := ChainBreak{TP: c.tp, End: c.end, Prev: c.last, Batch: b}, false
+	if c.started {
+		switch {
+		case b.From > c.end:
+			brk.Kind, brk.From, brk.To, broke = ChainGap, c.end, b.From, true
+		case b.From < c.end:
+			brk.Kind, brk.From, brk.To, broke = ChainOverlap, b.From, min(c.end, b.To), true
+		}
+	}
+	if !c.started || b.To > c.end {
+		c.end = b.To
+	}
+	c.started = true
+	r := *b
+	c.last = &r
+	return brk, broke
+}
+
+// Close checks that the chain ends at next_offset. A chain that never
+// started has nothing to compare.
+func (c *Chain) Close(next int64) (ChainBreak, bool) {
+	if !c.started || next == c.end {
+		return ChainBreak{}, false
+	}
+	return ChainBreak{TP: c.tp, Kind: ChainNextOffset, From: min(next, c.end), To: max(next, c.end),
+		End: c.end, Next: next, Prev: c.last}, true
+}
+
+// CheckChains checks the chain of every partition of the pipeline and
+// returns its breaks and how many committed rows it followed. offsets
+// must have been read before (Offsets): a row starting at or past a
+// partition's next_offset was committed after that read by a running
+// pipeline and is left for the next check, so a live ledger does not look
+// broken. Rows are read in from_offset order, one partition after
+// another, without holding them.
+func (l *Ledger) CheckChains(ctx context.Context, offsets []OffsetRow) ([]ChainBreak, int64, error) {
+	reseeds, err := l.Reseeds(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	last := map[TP]*BatchRow{} // the last reseed of each partition
+	for i := range reseeds {
+		last[reseeds[i].TP()] = &reseeds[i]
+	}
+	next := make(map[TP]int64, len(offsets))
+	for _, o := range offsets {
+		next[o.TP] = o.Next
+	}
+	chains := map[TP]*Chain{}
+	chain := func(tp TP) *Chain {
+		c := chains[tp]
+		if c == nil {
+			c = NewChain(tp, last[tp])
+			chains[tp] = c
+		}
+		return c
+	}
+	var out []ChainBreak
+	var n int64
+	err = l.eachCommitted(ctx, func(b *BatchRow) {
+		tp := b.TP()
+		if rs := last[tp]; rs != nil && b.BatchID < rs.BatchID {
+			return // written against the log as it was before the reseed
+		}
+		if nx, ok := next[tp]; ok && b.From >= nx && b.To > b.From {
+			return // committed after the offsets were read
+		}
+		n++
+		if brk, ok := chain(tp).Add(b); ok {
+			out = append(out, brk)
+		}
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	for _, o := range offsets {
+		if c := chains[o.TP]; c != nil {
+			if brk, ok := c.Close(o.Next); ok {
+				out = append(out, brk)
+			}
+		} else if rs := last[o.TP]; rs != nil {
+			if brk, ok := NewChain(o.TP, rs).Close(o.Next); ok {
+				out = append(out, brk)
+			}
+		}
+	}
+	return out, n, nil
+}
+
+// eachCommitted calls fn with every committed row of the pipeline, by
+// partition, in from_offset order.
+func (l *Ledger) eachCommitted(ctx context.Context, fn func(*BatchRow)) error {
+	p := l.d.Quote("partition")
+	q := Rebind(l.d, fmt.Sprintf("SELECT %s FROM exactly_batches WHERE pipeline = ? AND status = ? ORDER BY topic, %s, from_offset, started_at, batch_id",
+		l.columns(""), p))
+	rows, err := l.db.QueryContext(ctx, q, l.pipeline, StatusCommitted)
+	if err != nil {
+		return fmt.Errorf("reading the batch chain: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		b, err := scanBatch(rows)
+		if err != nil {
+			return fmt.Errorf("reading the batch chain: %w", err)
+		}
+		fn(&b)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("reading the batch chain: %w", err)
+	}
+	return nil
+}
