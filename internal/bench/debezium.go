@@ -68,3 +68,15 @@ func (r row) debezium() (key, value []byte) {
 	value = append(value, `,"xmin":null},"op":"c","ts_ms":1764123331456,"transaction":null}}`...)
 	return key, value
 }
+
+// Record is the key and value bench produces for record i in format, its
+// row's JSON about recordBytes long: the Go benchmarks of the record path
+// (BenchmarkRecordPath in the root package) decode what bench produces.
+func Record(format string, i int64, recordBytes int) (key, value []byte, err error) {
+	enc, err := encoder(format)
+	if err != nil {
+		return nil, nil, err
+	}
+	key, value = enc(makeRow(i, recordBytes))
+	return key, value, nil
+}

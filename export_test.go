@@ -1,0 +1,21 @@
+package exactly
+
+import "context"
+
+// PlanForBench runs batches through what a flight does before its
+// transaction (route, decode, range hash, collapse by key, and the rows
+// handed to the dialect) with no database: the record-path benchmarks
+// (recordpath_bench_test.go) measure the pipeline's own CPU per format.
+func PlanForBench(ctx context.Context, cfg *Config, newDecoder func(*TableRule) (Decoder, error), tables map[string]*Table, batches []*PartitionBatch) (rows int, err error) {
+	s := &Sink{cfg: cfg, decode: newDecoder, tables: tables, decs: map[*TableRule]Decoder{}}
+	for _, b := range batches {
+		if err := s.prepare(ctx, b); err != nil {
+			return 0, err
+		}
+	}
+	writes, err := s.plan(ctx, nil, batches, tables)
+	for _, w := range writes {
+		rows += len(w.TableWrite.Upserts) + len(w.TableWrite.Deletes)
+	}
+	return rows, err
+}
