@@ -84,7 +84,7 @@ func (p *objectParser) members(out []member) ([]member, error) {
 		if p.b[p.i] != '"' {
 			return nil, p.unexpected("looking for beginning of object key string")
 		}
-		k, err := p.string()
+		k, err := p.name()
 		if err != nil {
 			return nil, err
 		}
@@ -360,6 +360,23 @@ func (p *objectParser) string() (string, error) {
 	}
 	p.i = len(p.b)
 	return "", errEOF
+}
+
+// name reads a member name as string does, the same few names of a
+// topic's records shared through names rather than copied per record.
+func (p *objectParser) name() (string, error) {
+	start := p.i + 1
+	for i := start; i < len(p.b); i++ {
+		c := p.b[i]
+		if c == '"' {
+			p.i = i + 1
+			return names.get(p.b[start:i]), nil
+		}
+		if c == '\\' || c < ' ' || c >= utf8.RuneSelf {
+			break
+		}
+	}
+	return p.string()
 }
 
 // skipString reads over the rest of a string, validating its escapes, up
