@@ -1,6 +1,7 @@
 package exactly
 
 import (
+	"reflect"
 	"testing"
 	"time"
 )
@@ -30,5 +31,48 @@ func TestCompareVersionsRefusesHugeExponents(t *testing.T) {
 		if got := compareVersions(c.a, c.b); got != c.want {
 			t.Errorf("compareVersions(%v, %v) = %d, want %d", c.a, c.b, got, c.want)
 		}
+	}
+}
+
+// shapes groups upserts by the table columns their rows carry: rows with
+// the same fields are one shape, and so are rows that differ only in
+// fields the table lacks; a row lacking a column, or carrying one the
+// others lack, starts a shape of its own, in order of first appearance.
+func TestShapesGroupByTableColumns(t *testing.T) {
+	tbl := &Table{Name: "t", Key: []string{"id"}, Columns: []Column{{Name: "id"}, {Name: "a"}, {Name: "b"}}}
+	a := &planAcc{t: tbl, cols: map[string]bool{}, keys: []string{"id"}}
+	rows := []map[string]any{
+		{"id": 1, "a": 1, "b": 1},
+		{"id": 2, "a": 2, "b": 2},
+		{"id": 3, "a": 3, "b": 3, "extra": 3}, // not a column: same shape
+		{"id": 4, "a": 4},                     // lacks b
+		{"id": 5, "b": 5, "x": 5},             // lacks a
+		{"id": 6, "a": 6, "y": 6},             // lacks b, another non-column
+		{"id": 7, "b": 7, "a": 7},
+	}
+	var ups []*item
+	for _, r := range rows {
+		a.see(r)
+		ups = append(ups, &item{row: r})
+	}
+	ids := func(groups [][]*item) [][]int {
+		var out [][]int
+		for _, g := range groups {
+			var one []int
+			for _, it := range g {
+				one = append(one, it.row["id"].(int))
+			}
+			out = append(out, one)
+		}
+		return out
+	}
+	if got, want := ids(a.shapes(ups)), [][]int{{1, 2, 3, 7}, {4, 6}, {5}}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("shapes %v, want %v", got, want)
+	}
+	if got, want := ids(a.shapes(ups[:3])), [][]int{{1, 2, 3}}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("shapes %v, want %v", got, want)
+	}
+	if got, want := ids(a.shapes([]*item{ups[2], ups[0]})), [][]int{{3, 1}}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("shapes %v, want %v", got, want)
 	}
 }

@@ -336,29 +336,54 @@ func (a *planAcc) shapes(ups []*item) [][]*item {
 	if len(ups) == 0 {
 		return nil
 	}
-	same := true
 	first := ups[0].row
-	n := a.width(first)
+	n := -1 // first's width, counted when a row's fields differ from first's
 	for _, it := range ups[1:] {
-		if a.width(it.row) != n {
-			same = false
-			break
+		if sameFields(it.row, first) {
+			continue // the same fields, so the same columns
 		}
-		for f := range it.row {
-			if a.cols[f] {
-				if _, ok := first[f]; !ok {
-					same = false
-					break
-				}
+		if n < 0 {
+			n = a.width(first)
+		}
+		if !a.sameColumns(it.row, first, n) {
+			return a.groupShapes(ups)
+		}
+	}
+	return [][]*item{ups}
+}
+
+// sameFields reports whether two rows have the same fields: the common
+// case, one lookup per field.
+func sameFields(row, first map[string]any) bool {
+	if len(row) != len(first) {
+		return false
+	}
+	for f := range row {
+		if _, ok := first[f]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// sameColumns reports whether row carries the table columns first does,
+// n of them.
+func (a *planAcc) sameColumns(row, first map[string]any, n int) bool {
+	if a.width(row) != n {
+		return false
+	}
+	for f := range row {
+		if a.cols[f] {
+			if _, ok := first[f]; !ok {
+				return false
 			}
 		}
-		if !same {
-			break
-		}
 	}
-	if same {
-		return [][]*item{ups}
-	}
+	return true
+}
+
+// groupShapes groups upserts whose rows carry different columns.
+func (a *planAcc) groupShapes(ups []*item) [][]*item {
 	index := map[string]int{}
 	var out [][]*item
 	for _, it := range ups {
