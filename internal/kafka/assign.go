@@ -288,7 +288,7 @@ func (s *Source) seedOffsets(ctx context.Context, tps []exactly.TP) (map[exactly
 func (s *Source) drop(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
 	s.mu.Lock()
 	var tps []exactly.TP
-	var resume map[string][]int32
+	var resume fetchSet
 	for t, ps := range lost {
 		for _, p := range ps {
 			tp := exactly.TP{Topic: t, Partition: p}
@@ -296,18 +296,13 @@ func (s *Source) drop(_ context.Context, _ *kgo.Client, lost map[string][]int32)
 			if q := s.parts[tp]; q != nil && (q.paused || q.halted != nil) {
 				// A pause outlives the assignment: lift it, or the
 				// partition would stay silent if it came back here.
-				if resume == nil {
-					resume = map[string][]int32{}
-				}
-				resume[t] = append(resume[t], p)
+				resume.add(tp)
 			}
 			delete(s.parts, tp)
 		}
 	}
 	s.mu.Unlock()
-	if resume != nil {
-		s.cl.ResumeFetchPartitions(resume)
-	}
+	s.resume(resume)
 	s.log.Debug("partitions revoked", "count", len(tps))
 	s.obs().Revoked(tps)
 }

@@ -75,10 +75,11 @@ func (s *Source) buffer(fetches kgo.Fetches) {
 		}
 	}()
 	now := time.Now()
+	slots := s.slots() // before mu: the flight limit may tell the observer
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	shareRecs, shareBytes := s.shareLocked()
-	var pause map[string][]int32
+	c := batchCaps(s.cfg.Batch, slots, len(s.parts))
+	var pause fetchSet
 	ids := map[string]string{}
 	fetches.EachTopic(func(t kgo.FetchTopic) { ids[t.Topic] = idString(t.TopicID) })
 	fetches.EachPartition(func(ft kgo.FetchTopicPartition) {
@@ -120,27 +121,12 @@ func (s *Source) buffer(fetches kgo.Fetches) {
 			p.recs = append(p.recs, rec)
 			p.bytes += int64(len(r.Key) + len(r.Value))
 		}
-		if !p.paused && (len(p.recs) >= shareRecs || p.bytes >= shareBytes) {
+		if !p.paused && (len(p.recs) >= c.partition || p.bytes >= c.partitionBytes) {
 			p.paused = true
-			if pause == nil {
-				pause = map[string][]int32{}
-			}
-			pause[tp.Topic] = append(pause[tp.Topic], tp.Partition)
+			pause.add(tp)
 		}
 	})
-	if pause != nil {
-		s.cl.PauseFetchPartitions(pause)
-	}
-}
-
-// shareLocked is the most one partition may buffer before it is paused:
-// twice its fair share of the batch caps, and never less than a useful
-// batch.
-func (s *Source) shareLocked() (int, int64) {
-	n := max(len(s.parts), 1)
-	recs := max(2*s.cfg.Batch.MaxRecords/n, min(s.cfg.Batch.MaxRecords, 1000))
-	bytes := max(2*s.cfg.Batch.MaxBytes/int64(n), min(s.cfg.Batch.MaxBytes, 1<<20))
-	return recs, bytes
+	s.pause(pause)
 }
 
 // handleErrors logs fetch errors with their coordinates. An out-of-range
@@ -252,7 +238,41 @@ func (s *Source) halt(tp exactly.TP, err error) {
 		p.halted, p.recs, p.bytes = err, nil, 0
 	}
 	s.mu.Unlock()
-	s.cl.PauseFetchPartitions(map[string][]int32{tp.Topic: {tp.Partition}})
+	s.pause(fetchSet{tp.Topic: {tp.Partition}})
 	s.log.Error("partition halted", "topic", tp.Topic, "partition", tp.Partition, "err", err)
 	s.obs().Halted(tp, err)
+}
+
+// fetchSet collects, under mu, the partitions whose fetching is to be
+// paused or resumed, for one call of the client after the unlock.
+type fetchSet map[string][]int32
+
+func (f *fetchSet) add(tp exactly.TP) {
+	if *f == nil {
+		*f = fetchSet{}
+	}
+	(*f)[tp.Topic] = append((*f)[tp.Topic], tp.Partition)
+}
+
+// unpause lifts p's pause, adding it to resume, when it is paused: its
+// buffer went in a flight or was dropped, so it may fetch its share again.
+func (p *partition) unpause(tp exactly.TP, resume *fetchSet) {
+	if p.paused {
+		p.paused = false
+		resume.add(tp)
+	}
+}
+
+// pause pauses fetching the partitions of f, if any.
+func (s *Source) pause(f fetchSet) {
+	if len(f) > 0 {
+		s.cl.PauseFetchPartitions(f)
+	}
+}
+
+// resume resumes fetching the partitions of f, if any.
+func (s *Source) resume(f fetchSet) {
+	if len(f) > 0 {
+		s.cl.ResumeFetchPartitions(f)
+	}
 }

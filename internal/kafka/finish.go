@@ -107,7 +107,7 @@ func (s *Source) finish(fl *flight) (failed bool) {
 func (s *Source) rewind(ctx context.Context, tps []exactly.TP) {
 	stored, err := s.sink.LoadPositions(ctx, tps)
 	set := map[string]map[int32]kgo.EpochOffset{}
-	var resume map[string][]int32
+	var resume fetchSet
 	s.mu.Lock()
 	for _, tp := range tps {
 		p := s.parts[tp]
@@ -115,13 +115,7 @@ func (s *Source) rewind(ctx context.Context, tps []exactly.TP) {
 			continue
 		}
 		p.recs, p.bytes = nil, 0
-		if p.paused {
-			p.paused = false
-			if resume == nil {
-				resume = map[string][]int32{}
-			}
-			resume[tp.Topic] = append(resume[tp.Topic], tp.Partition)
-		}
+		p.unpause(tp, &resume)
 		epoch := int32(-1)
 		if err == nil {
 			if pos, ok := stored[tp]; ok {
@@ -141,7 +135,5 @@ func (s *Source) rewind(ctx context.Context, tps []exactly.TP) {
 		s.obs().Failed("db", s.sink.Dialect().Classify(err).String(), err)
 	}
 	s.cl.SetOffsets(set)
-	if resume != nil {
-		s.cl.ResumeFetchPartitions(resume)
-	}
+	s.resume(resume)
 }

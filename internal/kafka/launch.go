@@ -73,7 +73,8 @@ func (s *Source) launch(now time.Time, free int) []*flight {
 			oldest = p.first
 		}
 	}
-	share, shareBytes := max(s.cfg.Batch.MaxRecords/slots, 1), max(s.cfg.Batch.MaxBytes/int64(slots), 1)
+	c := batchCaps(s.cfg.Batch, slots, len(s.parts))
+	share, shareBytes := c.flight, c.flightBytes
 	due := n > 0 && (n >= share || bytes >= shareBytes || !now.Before(oldest.Add(s.cfg.Batch.Interval.D())))
 	if !due {
 		s.mu.Unlock()
@@ -87,7 +88,7 @@ func (s *Source) launch(now time.Time, free int) []*flight {
 	packed := isolateFailing(ready, free, func(ready []candidate, free int) [][]candidate {
 		return pack(ready, free, target, targetBytes, busy == nil)
 	})
-	var resume map[string][]int32
+	var resume fetchSet
 	groups := make([][]*exactly.PartitionBatch, len(packed))
 	oldests := make([]time.Time, len(packed))
 	for i, g := range packed {
@@ -100,19 +101,11 @@ func (s *Source) launch(now time.Time, free int) []*flight {
 			}
 			p.inflight, p.flightTo, p.inflightN = true, p.recs[len(p.recs)-1].Offset+1, len(p.recs)
 			p.recs, p.bytes = nil, 0
-			if p.paused {
-				p.paused = false
-				if resume == nil {
-					resume = map[string][]int32{}
-				}
-				resume[c.tp.Topic] = append(resume[c.tp.Topic], c.tp.Partition)
-			}
+			p.unpause(c.tp, &resume)
 		}
 	}
 	s.mu.Unlock()
-	if resume != nil {
-		s.cl.ResumeFetchPartitions(resume)
-	}
+	s.resume(resume)
 	if s.log.Enabled(context.Background(), slog.LevelDebug) {
 		for _, g := range groups {
 			n := 0

@@ -153,7 +153,7 @@ func NewSource(cfg *exactly.Config, sink *exactly.Sink, log *slog.Logger, extra 
 		// Bound the client's own buffer: one fetch of at most a quarter
 		// of batch.max_bytes, and small per-partition slices, so 800
 		// partitions do not each hold a MiB.
-		kgo.FetchMaxBytes(int32(min(max(cfg.Batch.MaxBytes/4, 1<<20), 32<<20))),
+		kgo.FetchMaxBytes(batchCaps(cfg.Batch, 1, 1).fetchBytes),
 		kgo.FetchMaxPartitionBytes(256 << 10),
 		// A fetch the broker holds open delays every partition resumed
 		// meanwhile (a resume does not interrupt it): franz-go's 5s
@@ -324,8 +324,9 @@ func (s *Source) poll(ctx context.Context, r *runState, now time.Time, slots int
 	interval := s.cfg.Batch.Interval.D()
 	s.mu.Lock()
 	buffered, bytes, oldest := s.bufferedLocked()
+	c := batchCaps(s.cfg.Batch, slots, len(s.parts))
 	s.mu.Unlock()
-	full := buffered >= s.cfg.Batch.MaxRecords || bytes >= s.cfg.Batch.MaxBytes
+	full := buffered >= c.held || bytes >= c.heldBytes
 
 	wake := now.Add(interval)
 	if due := oldest.Add(interval); !oldest.IsZero() && len(r.flights) < slots && !rebalance && due.Before(wake) {
@@ -352,7 +353,7 @@ func (s *Source) poll(ctx context.Context, r *runState, now time.Time, slots int
 		}
 		return false
 	}
-	fetches := s.cl.PollRecords(pctx, s.cfg.Batch.MaxRecords-buffered)
+	fetches := s.cl.PollRecords(pctx, c.held-buffered)
 	r.blocked = true
 	if fetches.IsClientClosed() {
 		return true
