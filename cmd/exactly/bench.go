@@ -16,6 +16,7 @@ import (
 	"github.com/exactly/exactly"
 	"github.com/exactly/exactly/internal/bench"
 	"github.com/exactly/exactly/internal/kafka"
+	"github.com/exactly/exactly/internal/metrics"
 )
 
 func newBenchCmd(g *globals) *cobra.Command {
@@ -82,8 +83,10 @@ loads the same rows.`,
 			if ops.addr != "" {
 				// The status server of exactly run, on each pipeline the
 				// bench runs: measures what the page costs the pipeline.
-				o.Serve = func(ctx context.Context, cfg *exactly.Config, sink *exactly.Sink, src *kafka.Source) (func(), error) {
-					return ops.serve(ctx, cfg, sink, src, log)
+				o.Observer = func(cfg *exactly.Config) exactly.Observer { return ops.metrics(cfg) }
+				o.Serve = func(ctx context.Context, cfg *exactly.Config, sink *exactly.Sink, src *kafka.Source, obs exactly.Observer) (func(), error) {
+					m, _ := obs.(*metrics.Metrics)
+					return ops.serve(ctx, cfg, sink, src, m, log)
 				}
 			}
 			if cpuProfile != "" {

@@ -51,22 +51,22 @@ func newRunCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer closeBounded(sink, log)
-			src, err := kafka.NewSource(cfg, sink, log)
+			// Without metrics only the summary watches: it needs no
+			// watermarks, so none are listed every 5s for nobody.
+			m := ops.metrics(cfg)
+			sum, every := newRunSummary(nil), time.Hour
+			if m != nil {
+				sum, every = newRunSummary(m), 0
+			}
+			src, err := kafka.NewSource(cfg, sink, log, kafka.Observe(sum), kafka.WatermarkEvery(every))
 			if err != nil {
 				return err
 			}
-			served, err := ops.serve(ctx, cfg, sink, src, log)
+			served, err := ops.serve(ctx, cfg, sink, src, m, log)
 			if err != nil {
 				return err
 			}
 			defer served()
-			if src.Observer == nil {
-				// Only the summary watches: it needs no watermarks, so
-				// none are listed every 5s for nobody.
-				src.WatermarkEvery = time.Hour
-			}
-			sum := newRunSummary(src.Observer)
-			src.Observer = sum
 			log.Info("running", "pipeline", cfg.Pipeline, "sink", cfg.Sink.Driver, "writer", sink.Writer(),
 				"group", cfg.Source.Group, "instance_id", src.InstanceID(), "group_protocol", cfg.Source.GroupProtocol)
 			if err := src.Run(ctx); err != nil {

@@ -38,18 +38,25 @@ func (o *opsFlags) flags(cmd *cobra.Command) {
 	f.DurationVar(&o.refresh, "status-refresh", 5*time.Second, "how often the status page reloads itself")
 }
 
-// serve starts the metrics and status server when --metrics-addr is set
-// and attaches the metrics to the source. The returned func waits for the
-// server to stop after ctx ends.
-func (o *opsFlags) serve(ctx context.Context, cfg *exactly.Config, sink *exactly.Sink, src *kafka.Source, log *slog.Logger) (func(), error) {
+// metrics returns the metrics the source is to tell (kafka.Observe) when
+// --metrics-addr is set, else nil.
+func (o *opsFlags) metrics(cfg *exactly.Config) *metrics.Metrics {
 	if o.addr == "" {
-		return func() {}, nil
+		return nil
 	}
-	m := metrics.New(cfg.Pipeline, func(topic string) (string, bool) {
+	return metrics.New(cfg.Pipeline, func(topic string) (string, bool) {
 		_, table, ok := cfg.Route(topic)
 		return table, ok
 	})
-	src.Observer = m
+}
+
+// serve starts the metrics and status server of m, the source's metrics
+// (see metrics), when --metrics-addr is set. The returned func waits for
+// the server to stop after ctx ends.
+func (o *opsFlags) serve(ctx context.Context, cfg *exactly.Config, sink *exactly.Sink, src *kafka.Source, m *metrics.Metrics, log *slog.Logger) (func(), error) {
+	if o.addr == "" || m == nil {
+		return func() {}, nil
+	}
 	var token string
 	if o.tokenFile != "" {
 		b, err := os.ReadFile(o.tokenFile)

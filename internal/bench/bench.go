@@ -68,10 +68,14 @@ type Options struct {
 	Log  *slog.Logger
 	// Progress, when set, receives one line per step.
 	Progress func(format string, args ...any)
-	// Serve, when set, is called with each pipeline the bench starts (as
-	// exactly run starts its status server) and its result called when the
+	// Observer, when set, makes the observer of each pipeline the bench
+	// starts (kafka.Observe), as exactly run makes its metrics.
+	Observer func(cfg *exactly.Config) exactly.Observer
+	// Serve, when set, is called with each pipeline the bench starts and
+	// the observer Observer made for it (nil without Observer), as exactly
+	// run starts its status server, and its result called when the
 	// pipeline stops.
-	Serve func(ctx context.Context, cfg *exactly.Config, sink *exactly.Sink, src *kafka.Source) (stop func(), err error)
+	Serve func(ctx context.Context, cfg *exactly.Config, sink *exactly.Sink, src *kafka.Source, obs exactly.Observer) (stop func(), err error)
 }
 
 // Result holds the figures of one run.
@@ -423,15 +427,20 @@ func startPipeline(ctx context.Context, o Options, cfg *exactly.Config, onCommit
 	if err != nil {
 		return nil, err
 	}
-	src, err := kafka.NewSource(cfg, sink, o.Log)
+	opts := []kafka.Option{kafka.OnCommit(onCommit), kafka.OnFetch(onFetch)}
+	var obs exactly.Observer
+	if o.Observer != nil {
+		obs = o.Observer(cfg)
+		opts = append(opts, kafka.Observe(obs))
+	}
+	src, err := kafka.NewSource(cfg, sink, o.Log, opts...)
 	if err != nil {
 		sink.Close()
 		return nil, err
 	}
-	src.OnCommit, src.OnFetch = onCommit, onFetch
 	served := func() {}
 	if o.Serve != nil {
-		if served, err = o.Serve(ctx, cfg, sink, src); err != nil {
+		if served, err = o.Serve(ctx, cfg, sink, src, obs); err != nil {
 			sink.Close()
 			return nil, err
 		}

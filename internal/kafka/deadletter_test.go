@@ -184,11 +184,10 @@ func (e *badInput) run(t *testing.T, cfg *exactly.Config, onCommit func([]exactl
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sink.Close() })
-	src, err := kafka.NewSource(cfg, sink, log)
+	src, err := kafka.NewSource(cfg, sink, log, kafka.OnCommit(onCommit))
 	if err != nil {
 		t.Fatal(err)
 	}
-	src.OnCommit = onCommit
 	defer runSource(t, src)()
 	var tps []exactly.TP
 	for tp := range e.produced {

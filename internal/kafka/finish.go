@@ -95,8 +95,8 @@ func (s *Source) finish(fl *flight) (failed bool) {
 			}
 		})
 	}
-	if s.OnCommit != nil {
-		s.OnCommit(fl.outcomes)
+	if s.opt.onCommit != nil {
+		s.opt.onCommit(fl.outcomes)
 	}
 	return failed
 }

@@ -105,7 +105,7 @@ tables:
 		t.Fatal(err)
 	}
 	defer sink.Close()
-	s := &Source{cfg: cfg, sink: sink, log: log, parts: map[exactly.TP]*partition{},
+	s := &Source{cfg: cfg, sink: sink, log: log, opt: newOptions(nil), parts: map[exactly.TP]*partition{},
 		limit: newFlightLimit(cfg.Sink.MaxConns, true, nil)} // the flights this test counts assume max_conns slots
 	now := time.Now()
 	add := func(topic string, part int32, n int, inflight bool, arrived time.Time) {

@@ -23,10 +23,7 @@ import (
 // below it and gets nothing, so without this check the member stayed
 // ready with lag 0 and never applied the new records.
 func (s *Source) watchWatermarks(ctx context.Context) {
-	every := s.WatermarkEvery
-	if every <= 0 {
-		every = 5 * time.Second
-	}
+	every := s.opt.watermarkEvery
 	adm := kadm.NewClient(s.cl)
 	t := time.NewTicker(every)
 	defer t.Stop()

@@ -87,11 +87,10 @@ func TestTruncatedLogHaltsAfterRestart(t *testing.T) {
 	}
 
 	h := &halts{}
-	src, err := kafka.NewSource(cfg, sink, log)
+	src, err := kafka.NewSource(cfg, sink, log, kafka.Observe(h))
 	if err != nil {
 		t.Fatal(err)
 	}
-	src.Observer = h
 	stop := runSource(t, src)
 	defer stop()
 	waitFor(t, "partition 0 halts with the truncation", 20*time.Second, func() bool { return h.get(tps[0]) != nil })
@@ -140,11 +139,10 @@ func TestRecreatedTopicHaltsThePartition(t *testing.T) {
 	tps := []exactly.TP{{Topic: topic, Partition: 0}, {Topic: topic, Partition: 1}}
 	start := func() (*halts, func()) {
 		h := &halts{}
-		src, err := kafka.NewSource(cfg, sink, log)
+		src, err := kafka.NewSource(cfg, sink, log, kafka.Observe(h))
 		if err != nil {
 			t.Fatal(err)
 		}
-		src.Observer = h
 		return h, runSource(t, src)
 	}
 	h, stop := start()

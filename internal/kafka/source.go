@@ -31,10 +31,9 @@ type Source struct {
 	// ready is closed once cl is set: the group may assign partitions
 	// (and call adjust, which uses cl) before kgo.NewClient returns.
 	ready chan struct{}
-	// started is closed when Run starts: the fields set between
-	// NewSource and Run (Observer, OnCommit, OnFetch) are read by the
-	// group's callbacks, which the client may run as soon as it is
-	// created, so adjust waits for it.
+	// started is closed when Run starts: the group's callbacks may run as
+	// soon as the client is created, and adjust waits for it so nothing
+	// is assigned, or read from the sink, before Run.
 	started   chan struct{}
 	startOnce sync.Once
 
@@ -49,23 +48,8 @@ type Source struct {
 	// settled and AllowRebalance has been called.
 	rebalance atomic.Bool
 
-	// OnCommit, when set, is called after each database commit with its
-	// outcomes (tests and metrics).
-	OnCommit func([]exactly.Outcome)
-	// OnFetch, when set, is called on the polling goroutine with the number
-	// of records each poll returned (benchmarks and metrics).
-	OnFetch func(records int)
-
-	// Observer, when set before Run, is told about assignments, fetches,
-	// commits, halts and errors (metrics, status page).
-	Observer exactly.Observer
-	// WatermarkEvery is how often Run refreshes the high watermarks of
-	// the assigned partitions for the Observer, so lag shows even when a
-	// partition is idle. Default 5s.
-	WatermarkEvery time.Duration
-	// StallEvery is how often Run checks, and warns, why nothing moves
-	// (see watchStall). Default 10s.
-	StallEvery time.Duration
+	// opt is what NewSource's options set (see Option).
+	opt options
 
 	// id is the static group identity (its slot lock is held until Run
 	// returns).
@@ -87,12 +71,7 @@ type Source struct {
 	first *exactly.PipelineRow
 }
 
-func (s *Source) obs() exactly.Observer {
-	if s.Observer == nil {
-		return exactly.NopObserver{}
-	}
-	return s.Observer
-}
+func (s *Source) obs() exactly.Observer { return s.opt.observer }
 
 // partition is an assigned partition's state.
 type partition struct {
@@ -111,13 +90,13 @@ type partition struct {
 	beyond    int       // watermark checks in a row that found next beyond the log end
 }
 
-// NewSource creates the Kafka client. Nothing is consumed until Run.
 // metadataMaxAge is how often the client refreshes its metadata at the
 // latest: how soon a new partition or topic, or a recreated one, is seen.
 const metadataMaxAge = 15 * time.Second
 
-func NewSource(cfg *exactly.Config, sink *exactly.Sink, log *slog.Logger, extra ...kgo.Opt) (*Source, error) {
-	s := &Source{cfg: cfg, sink: sink, log: log, parts: map[exactly.TP]*partition{}, ready: make(chan struct{}), started: make(chan struct{})}
+// NewSource creates the Kafka client. Nothing is consumed until Run.
+func NewSource(cfg *exactly.Config, sink *exactly.Sink, log *slog.Logger, opts ...Option) (*Source, error) {
+	s := &Source{cfg: cfg, sink: sink, log: log, opt: newOptions(opts), parts: map[exactly.TP]*partition{}, ready: make(chan struct{}), started: make(chan struct{})}
 	s.limit = newFlightLimit(cfg.Sink.MaxConns, cfg.Sink.Flights == exactly.FlightsFixed, s.flightLimitChanged)
 	s.hard, s.cancelHard = context.WithCancel(context.Background())
 	id, err := newIdentity(cfg)
@@ -125,6 +104,30 @@ func NewSource(cfg *exactly.Config, sink *exactly.Sink, log *slog.Logger, extra 
 		return nil, err
 	}
 	s.id = id
+	sec, err := securityOpts(cfg)
+	if err != nil {
+		id.release()
+		return nil, err
+	}
+	kopts := append(append(s.consumerOpts(), sec...), s.opt.client...)
+	if id.id != "" && cfg.Source.GroupProtocol == "consumer" {
+		plain := append([]kgo.Opt{kgo.SeedBrokers(cfg.Source.Brokers...), kgo.ClientID(cfg.Source.ClientID)}, sec...)
+		releaseOldSelf(plain, cfg.Source.Group, id)
+	}
+	cl, err := kgo.NewClient(kopts...)
+	if err != nil {
+		id.release()
+		return nil, fmt.Errorf("creating kafka client: %w", err)
+	}
+	s.cl = cl
+	close(s.ready)
+	return s, nil
+}
+
+// consumerOpts are the client options of the group member, without
+// source.tls and source.sasl.
+func (s *Source) consumerOpts() []kgo.Opt {
+	cfg, id := s.cfg, s.id
 	patterns, literal, anyPattern := cfg.TopicPatterns()
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Source.Brokers...),
@@ -182,25 +185,7 @@ func NewSource(cfg *exactly.Config, sink *exactly.Sink, log *slog.Logger, extra 
 	} else {
 		opts = append(opts, kgo.ConsumeTopics(literal...))
 	}
-	sec, err := securityOpts(cfg)
-	if err != nil {
-		id.release()
-		return nil, err
-	}
-	opts = append(opts, sec...)
-	opts = append(opts, extra...)
-	if id.id != "" && cfg.Source.GroupProtocol == "consumer" {
-		plain := append([]kgo.Opt{kgo.SeedBrokers(cfg.Source.Brokers...), kgo.ClientID(cfg.Source.ClientID)}, sec...)
-		releaseOldSelf(plain, cfg.Source.Group, id)
-	}
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		id.release()
-		return nil, fmt.Errorf("creating kafka client: %w", err)
-	}
-	s.cl = cl
-	close(s.ready)
-	return s, nil
+	return opts
 }
 
 // fetchMaxWait is how long the broker may hold a fetch open waiting for
@@ -360,8 +345,8 @@ func (s *Source) poll(ctx context.Context, r *runState, now time.Time, slots int
 	}
 	s.handleErrors(ctx, fetches)
 	s.buffer(fetches)
-	if s.OnFetch != nil {
-		s.OnFetch(fetches.NumRecords())
+	if s.opt.onFetch != nil {
+		s.opt.onFetch(fetches.NumRecords())
 	}
 	return false
 }

@@ -52,10 +52,7 @@ func (s *Source) Stall() Stall {
 // broker at start-up logged "running" and then nothing for 150s, and a
 // member left without partitions by a stuck group said nothing at all.
 func (s *Source) watchStall(ctx context.Context) {
-	every := s.StallEvery
-	if every <= 0 {
-		every = 10 * time.Second
-	}
+	every := s.opt.stallEvery
 	first := min(3*time.Second, every)
 	t := time.NewTimer(first)
 	defer t.Stop()
@@ -90,7 +87,7 @@ func (s *Source) setStall(cause, detail string) {
 	case prev.Cause != "":
 		s.log.Info("moving again", "was", prev.Cause, "for", time.Since(prev.Since).Round(time.Second))
 	}
-	if so, ok := s.Observer.(StallObserver); ok {
+	if so, ok := s.obs().(StallObserver); ok {
 		so.Stalled(cause, detail)
 	}
 }

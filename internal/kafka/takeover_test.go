@@ -296,7 +296,7 @@ tables:
 	defer sink.Close()
 	// Metadata every 2s: the new partitions are seen soon, but after
 	// the records below were produced to them.
-	src, err := kafka.NewSource(cfg, sink, log, kgo.MetadataMinAge(500*time.Millisecond), kgo.MetadataMaxAge(2*time.Second))
+	src, err := kafka.NewSource(cfg, sink, log, kafka.KafkaClient(kgo.MetadataMinAge(500*time.Millisecond), kgo.MetadataMaxAge(2*time.Second)))
 	if err != nil {
 		t.Fatal(err)
 	}
