@@ -312,7 +312,7 @@ func (d *Avro) value(b []byte) (any, avro.Schema, error) {
 // primitive the single key column), else JSON or text (see RecordKey).
 func (d *Avro) key(b []byte) (map[string]any, error) {
 	if _, ok := schemaID(b); !ok {
-		return connectKey(b, d.Key, &d.keys)
+		return connectKey(b, d.Key, &d.keys, "")
 	}
 	v, s, err := d.value(b)
 	if err != nil {

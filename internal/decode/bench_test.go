@@ -135,3 +135,25 @@ func BenchmarkDebezium(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDebeziumTopicsInTurn: create events of two tables (two schemas)
+// decoded in turn by one decoder, as flights decoding different topics at
+// once do: each topic keeps its last schema, so neither record reads its
+// schema again.
+func BenchmarkDebeziumTopicsInTurn(b *testing.B) {
+	d := NewDebezium(&exactly.TableRule{Key: []string{"id"}, Version: "source_lsn"})
+	var recs []*exactly.Record
+	for _, table := range []string{"orders", "orders_archive"} {
+		key, value := orderEvent(1234567, true)
+		value = []byte(strings.ReplaceAll(string(value), "shop.public.orders.", "shop.public."+table+"."))
+		recs = append(recs, &exactly.Record{Topic: "shop.public." + table, Key: key, Value: value})
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := d.Decode(recs[i%2]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}

@@ -45,13 +45,13 @@ func (d *Debezium) Decode(r *exactly.Record) (exactly.Change, error) {
 
 func (d *Debezium) decode(r *exactly.Record) (exactly.Change, error) {
 	if r.Value == nil {
-		return tombstone(func() (map[string]any, error) { return connectKey(r.Key, d.Key, &d.keys) })
+		return tombstone(func() (map[string]any, error) { return connectKey(r.Key, d.Key, &d.keys, r.Topic) })
 	}
-	env, err := d.jsonEnvelope(r.Value)
+	env, err := d.jsonEnvelope(r.Value, r.Topic)
 	if err != nil {
 		return exactly.Change{}, err
 	}
-	return d.change(env, isObject(r.Key), func() (map[string]any, error) { return connectKey(r.Key, d.Key, &d.keys) })
+	return d.change(env, isObject(r.Key), func() (map[string]any, error) { return connectKey(r.Key, d.Key, &d.keys, r.Topic) })
 }
 
 // envelope is a Debezium change event with its images converted to

@@ -84,7 +84,7 @@ func memberName(key []byte) int {
 // encoding/json's rules for what it accepts (see parseObject). Schemas
 // are looked up in cache. Its errors only say where b stopped being
 // valid; notJSON words them.
-func scan(b []byte, cache *schemaCache) (wrapper, error) {
+func scan(b []byte, cache *schemaCache, last *lastSchema) (wrapper, error) {
 	var w wrapper
 	p := objectParser{b: b}
 	p.space()
@@ -116,7 +116,7 @@ func scan(b []byte, cache *schemaCache) (wrapper, error) {
 		case schemaName:
 			hasSchema = true
 			w.schemas++
-			if w.cached = cache.prefix(b[p.i:]); w.cached != nil {
+			if w.cached = cache.prefix(last, b[p.i:]); w.cached != nil {
 				p.i += len(w.cached.raw)
 			} else {
 				err = p.skipValue(1)
@@ -285,7 +285,7 @@ func kindOf(raw []byte) string {
 // by encoding/json into a struct from all of b (the record value or key)
 // and kept for the next record whose schema has the same text. Schema
 // errors are prefixed with what.
-func schemaOf(b []byte, w *wrapper, cache *schemaCache, what string) (*compiledSchema, error) {
+func schemaOf(b []byte, w *wrapper, cache *schemaCache, last *lastSchema, what string) (*compiledSchema, error) {
 	raw := b[w.schema.start:w.schema.end]
 	if w.schemas == 1 {
 		if w.cached != nil {
@@ -294,7 +294,7 @@ func schemaOf(b []byte, w *wrapper, cache *schemaCache, what string) (*compiledS
 		if string(raw) == "null" {
 			return nil, nil
 		}
-		if s := cache.get(raw); s != nil {
+		if s := cache.get(last, raw); s != nil {
 			return s, nil
 		}
 	}
@@ -306,15 +306,16 @@ func schemaOf(b []byte, w *wrapper, cache *schemaCache, what string) (*compiledS
 	}
 	s := compile(string(raw), ws.Schema)
 	if s != nil && w.schemas == 1 {
-		s = cache.put(s)
+		s = cache.put(last, s)
 	}
 	return s, nil
 }
 
 // jsonEnvelope reads a Debezium JSON value, with or without the
 // schema/payload wrapper, converting values by the schema when present.
-func (d *Debezium) jsonEnvelope(b []byte) (*envelope, error) {
-	w, err := scan(b, &d.values)
+func (d *Debezium) jsonEnvelope(b []byte, topic string) (*envelope, error) {
+	last := d.values.lastOf(topic)
+	w, err := scan(b, &d.values, last)
 	if err != nil {
 		return nil, notJSON(b, err)
 	}
@@ -323,7 +324,7 @@ func (d *Debezium) jsonEnvelope(b []byte) (*envelope, error) {
 		if b[w.payload.start] != '{' {
 			return nil, fmt.Errorf("payload is %s, not a change event object", kindOf(b[w.payload.start:w.payload.end]))
 		}
-		if schema, err = schemaOf(b, &w, &d.values, "schema"); err != nil {
+		if schema, err = schemaOf(b, &w, &d.values, last, "schema"); err != nil {
 			return nil, err
 		}
 		if schema != nil && schema.schema.Type != "struct" {
@@ -402,12 +403,13 @@ func op(raw []byte) (string, error) {
 // connectKey reads a record key: a JSON object (with or without a
 // schema/payload wrapper, typed by the schema when present, which is kept
 // in cache), or a scalar for a single key column.
-func connectKey(key []byte, cols []string, cache *schemaCache) (map[string]any, error) {
+func connectKey(key []byte, cols []string, cache *schemaCache, topic string) (map[string]any, error) {
+	last := cache.lastOf(topic)
 	t := bytes.TrimSpace(key)
 	if len(t) == 0 || t[0] != '{' {
 		return RecordKey(key, cols)
 	}
-	w, err := scan(t, cache)
+	w, err := scan(t, cache, last)
 	if err != nil {
 		var top map[string]any
 		if uerr := unmarshal(t, &top); uerr != nil {
@@ -422,7 +424,7 @@ func connectKey(key []byte, cols []string, cache *schemaCache) (map[string]any, 
 		}
 		return m, nil
 	}
-	schema, err := schemaOf(t, &w, cache, "record key schema")
+	schema, err := schemaOf(t, &w, cache, last, "record key schema")
 	if err != nil {
 		return nil, err
 	}

@@ -27,7 +27,7 @@ func sameAsReference(t *testing.T, rule *exactly.TableRule, r *exactly.Record, w
 	t.Helper()
 	want, wantErr := refDecode(NewDebezium(rule), r)
 	d := NewDebezium(rule)
-	warmCache(t, &d.values, warm)
+	warmCache(t, &d.values, r.Topic, warm)
 	for pass := range 2 {
 		got, gotErr := d.Decode(r)
 		if msg := difference(got, gotErr, want, wantErr); msg != "" {
@@ -38,7 +38,7 @@ func sameAsReference(t *testing.T, rule *exactly.TableRule, r *exactly.Record, w
 	// the Debezium and Avro decoders read it.
 	wantKey, wantKeyErr := refConnectKey(r.Key, rule.Key)
 	for pass := range 2 {
-		got, gotErr := connectKey(r.Key, rule.Key, &d.keys)
+		got, gotErr := connectKey(r.Key, rule.Key, &d.keys, r.Topic)
 		if msg := difference(got, gotErr, wantKey, wantKeyErr); msg != "" {
 			t.Fatalf("record key, pass %d, key columns %q,\nkey %q:\n%s", pass, rule.Key, r.Key, msg)
 		}
@@ -74,8 +74,8 @@ var (
 )
 
 // warmCache puts the schemas of the fixtures and the bench's events into c,
-// the one chosen by n last (the one prefix tries).
-func warmCache(t testing.TB, c *schemaCache, n int) {
+// the one chosen by n last (the one prefix tries for topic's records).
+func warmCache(t testing.TB, c *schemaCache, topic string, n int) {
 	fixtureSchemasOnce.Do(func() {
 		d := NewDebezium(&exactly.TableRule{Key: []string{"id"}})
 		for _, e := range realEvents(t) {
@@ -88,10 +88,11 @@ func warmCache(t testing.TB, c *schemaCache, n int) {
 	if n < 0 || len(fixtureSchemas) == 0 {
 		return
 	}
+	last := c.lastOf(topic)
 	for _, s := range fixtureSchemas {
-		c.put(s)
+		c.put(last, s)
 	}
-	c.put(fixtureSchemas[n%len(fixtureSchemas)])
+	c.put(last, fixtureSchemas[n%len(fixtureSchemas)])
 }
 
 type event struct{ key, value []byte }
@@ -593,7 +594,7 @@ func TestSchemaCacheIsSafeForConcurrentUse(t *testing.T) {
 func TestSchemaCacheTellsSchemasApart(t *testing.T) {
 	rule := fuzzRule(0, 1)
 	for _, e := range realEvents(t) {
-		w, err := scan(e.value, &schemaCache{})
+		w, err := scan(e.value, &schemaCache{}, new(lastSchema))
 		if err != nil || !w.wrapped {
 			continue
 		}
@@ -621,6 +622,31 @@ func TestSchemaCacheTellsSchemasApart(t *testing.T) {
 					t.Fatalf("%s:\n%s", r.Value, msg)
 				}
 			}
+		}
+	}
+}
+
+// Each topic keeps the schema last looked up for its records: flights
+// decoding two tables at once no longer evict each other's, which made
+// every record of both read its schema in full again.
+func TestLastSchemaPerTopic(t *testing.T) {
+	d := NewDebezium(&exactly.TableRule{Key: []string{"id"}})
+	raws := map[string]string{}
+	for _, table := range []string{"orders", "orders_archive", "orders", "orders_archive"} {
+		key, value := orderEvent(7, true)
+		value = []byte(strings.ReplaceAll(string(value), "shop.public.orders.", "shop.public."+table+"."))
+		if _, err := d.Decode(&exactly.Record{Topic: "shop.public." + table, Key: key, Value: value}); err != nil {
+			t.Fatal(err)
+		}
+		w, err := scan(value, &schemaCache{}, new(lastSchema))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raws[table] = string(value[w.schema.start:w.schema.end])
+	}
+	for table, raw := range raws {
+		if d.values.prefix(d.values.lastOf("shop.public."+table), []byte(raw)) == nil {
+			t.Errorf("topic %s: its last schema is not its own", table)
 		}
 	}
 }

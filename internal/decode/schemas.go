@@ -83,19 +83,45 @@ const (
 // schemaCache is safe for concurrent use: decoders are shared by the
 // transactions in flight.
 type schemaCache struct {
-	// last is the schema last looked up: a record whose schema text
-	// starts with it skips reading the schema at all.
-	last atomic.Pointer[compiledSchema]
+	// lasts holds, per topic, the schema last looked up for its records:
+	// a record whose schema text starts with it skips reading the schema
+	// at all. Per topic, because flights decoding different tables at
+	// once would evict one shared last schema from each other at every
+	// record. last serves topics beyond maxSchemas and callers without one.
+	lasts  sync.Map // topic → *lastSchema
+	nlasts atomic.Int32
+	last   lastSchema
 
 	mu    sync.Mutex
 	byRaw map[string]*compiledSchema
 	bytes int
 }
 
+// lastSchema is where the schema last looked up for a topic is kept.
+type lastSchema = atomic.Pointer[compiledSchema]
+
+// lastOf returns where the last schema of topic's records is kept.
+func (c *schemaCache) lastOf(topic string) *lastSchema {
+	if topic == "" {
+		return &c.last
+	}
+	if v, ok := c.lasts.Load(topic); ok {
+		return v.(*lastSchema)
+	}
+	if c.nlasts.Load() >= maxSchemas {
+		return &c.last
+	}
+	v, loaded := c.lasts.LoadOrStore(topic, new(lastSchema))
+	if !loaded {
+		c.nlasts.Add(1)
+	}
+	return v.(*lastSchema)
+}
+
 // prefix returns the last schema looked up if b starts with its text.
 // A JSON object ends at its closing brace, so b's value is that schema.
-func (c *schemaCache) prefix(b []byte) *compiledSchema {
-	s := c.last.Load()
+func (c *schemaCache) prefix(last *lastSchema, b []byte) *compiledSchema {
+	s := last.Load()
 	if s != nil && len(b) >= len(s.raw) && string(b[:len(s.raw)]) == s.raw {
 		return s
 	}
@@ -103,26 +129,26 @@ func (c *schemaCache) prefix(b []byte) *compiledSchema {
 }
 
 // get returns the schema whose text is raw, or nil.
-func (c *schemaCache) get(raw []byte) *compiledSchema {
+func (c *schemaCache) get(last *lastSchema, raw []byte) *compiledSchema {
 	c.mu.Lock()
 	s := c.byRaw[string(raw)]
 	c.mu.Unlock()
 	if s != nil {
-		c.last.Store(s)
+		last.Store(s)
 	}
 	return s
 }
 
 // put keeps s, unless another goroutine kept one for the same text first,
 // and returns the one kept.
-func (c *schemaCache) put(s *compiledSchema) *compiledSchema {
+func (c *schemaCache) put(last *lastSchema, s *compiledSchema) *compiledSchema {
 	if len(s.raw) == 0 || s.raw[0] != '{' || len(s.raw) > maxSchemaBytes/8 {
 		return s // not an object (prefix relies on it), or too big to keep
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if kept, ok := c.byRaw[s.raw]; ok {
-		c.last.Store(kept)
+		last.Store(kept)
 		return kept
 	}
 	if c.byRaw == nil {
@@ -137,6 +163,6 @@ func (c *schemaCache) put(s *compiledSchema) *compiledSchema {
 	}
 	c.byRaw[s.raw] = s
 	c.bytes += len(s.raw)
-	c.last.Store(s)
+	last.Store(s)
 	return s
 }
