@@ -241,3 +241,48 @@ func CaseFoldKeys(text func(any) (string, bool)) KeyClassFunc {
 		return strings.ToLower(strings.TrimRight(s, " ")), KeyBucket
 	}
 }
+
+// FillKeyProbe inserts the key tuples [from, to) into a dialect's key
+// probe table with insert (one statement). When the database refuses the
+// statement for a value (classify says ErrData), the tuples are inserted
+// one by one and those refused are left out: a key the column refuses is
+// its own group (see KeyGroups), and its row is refused by the write too.
+func FillKeyProbe(from, to int, insert func(from, to int) error, classify func(error) ErrorKind) error {
+	err := insert(from, to)
+	if err == nil || classify(err) != ErrData {
+		return err
+	}
+	for i := from; i < to; i++ {
+		if err := insert(i, i+1); err != nil && classify(err) != ErrData {
+			return err
+		}
+	}
+	return nil
+}
+
+// KeyGroups runs a dialect's grouping query over n key tuples and returns
+// SameKeys's answer. The query answers rows of (i, the least i of its
+// group), i counting the tuples from 0; a tuple it does not answer (left
+// out of the probe) is its own group.
+func KeyGroups(ctx context.Context, q Querier, query string, args []any, n int) ([]int, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("grouping keys: %w", err)
+	}
+	defer rows.Close()
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	for rows.Next() {
+		var i, rep int
+		if err := rows.Scan(&i, &rep); err != nil {
+			return nil, err
+		}
+		if i < 0 || i >= len(out) || rep < 0 || rep > i {
+			return nil, fmt.Errorf("grouping keys: unexpected answer (%d, %d) for %d keys", i, rep, len(out))
+		}
+		out[i] = rep
+	}
+	return out, rows.Err()
+}

@@ -138,25 +138,10 @@ func (d *Dialect) sameKeys(ctx context.Context, q exactly.Querier, t *exactly.Ta
 			parts[j] += " COLLATE " + col.Collation
 		}
 	}
-	query := "SELECT s.exactly_i, min(s.exactly_i) OVER (PARTITION BY " + strings.Join(parts, ", ") + ") FROM unnest(" +
+	// WITH ORDINALITY counts from 1; KeyGroups from 0.
+	query := "SELECT s.exactly_i - 1, min(s.exactly_i) OVER (PARTITION BY " + strings.Join(parts, ", ") + ") - 1 FROM unnest(" +
 		strings.Join(params, ", ") + ") WITH ORDINALITY AS s(" + d.list(cols, "") + ", exactly_i)"
-	rows, err := q.QueryContext(ctx, query, arrays...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := make([]int, len(tuples))
-	for rows.Next() {
-		var i, rep int
-		if err := rows.Scan(&i, &rep); err != nil {
-			return nil, err
-		}
-		if i < 1 || i > len(out) || rep < 1 || rep > i {
-			return nil, fmt.Errorf("unexpected answer (%d, %d) for %d keys", i, rep, len(out))
-		}
-		out[i-1] = rep - 1
-	}
-	return out, rows.Err()
+	return exactly.KeyGroups(ctx, q, query, arrays, len(tuples))
 }
 
 // probeType is the type a key is compared as: the column's, without the

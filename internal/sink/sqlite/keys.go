@@ -139,24 +139,5 @@ func (d *Dialect) SameKeys(ctx context.Context, q exactly.Querier, t *exactly.Ta
 			return nil, fmt.Errorf("filling key probe table: %w", err)
 		}
 	}
-	rows, err := q.QueryContext(ctx, "SELECT exactly_i, MIN(exactly_i) OVER (PARTITION BY "+d.list(cols)+") FROM "+probe)
-	if err != nil {
-		return nil, fmt.Errorf("grouping keys: %w", err)
-	}
-	defer rows.Close()
-	out := make([]int, len(tuples))
-	for i := range out {
-		out[i] = i
-	}
-	for rows.Next() {
-		var i, rep int
-		if err := rows.Scan(&i, &rep); err != nil {
-			return nil, err
-		}
-		if i < 0 || i >= len(out) || rep < 0 || rep > i {
-			return nil, fmt.Errorf("grouping keys: unexpected answer (%d, %d) for %d keys", i, rep, len(out))
-		}
-		out[i] = rep
-	}
-	return out, rows.Err()
+	return exactly.KeyGroups(ctx, q, "SELECT exactly_i, MIN(exactly_i) OVER (PARTITION BY "+d.list(cols)+") FROM "+probe, nil, len(tuples))
 }

@@ -120,36 +120,9 @@ func (d *Dialect) SameKeys(ctx context.Context, q exactly.Querier, t *exactly.Ta
 	step := min(1000, 2000/per)
 	for from := 0; from < len(tuples); from += step {
 		to := min(from+step, len(tuples))
-		if err := insert(from, to); err != nil {
-			if d.Classify(err) != exactly.ErrData {
-				return nil, fmt.Errorf("filling key probe table: %w", err)
-			}
-			// A key the column refuses: insert one by one, leaving it out.
-			for i := from; i < to; i++ {
-				if err := insert(i, i+1); err != nil && d.Classify(err) != exactly.ErrData {
-					return nil, fmt.Errorf("filling key probe table: %w", err)
-				}
-			}
+		if err := exactly.FillKeyProbe(from, to, insert, d.Classify); err != nil {
+			return nil, fmt.Errorf("filling key probe table: %w", err)
 		}
 	}
-	rows, err := q.QueryContext(ctx, "SELECT exactly_i, MIN(exactly_i) OVER (PARTITION BY "+d.list(cols, "")+") FROM "+probe)
-	if err != nil {
-		return nil, fmt.Errorf("grouping keys: %w", err)
-	}
-	defer rows.Close()
-	out := make([]int, len(tuples))
-	for i := range out {
-		out[i] = i
-	}
-	for rows.Next() {
-		var i, rep int
-		if err := rows.Scan(&i, &rep); err != nil {
-			return nil, err
-		}
-		if i < 0 || i >= len(out) || rep < 0 || rep > i {
-			return nil, fmt.Errorf("grouping keys: unexpected answer (%d, %d) for %d keys", i, rep, len(out))
-		}
-		out[i] = rep
-	}
-	return out, rows.Err()
+	return exactly.KeyGroups(ctx, q, "SELECT exactly_i, MIN(exactly_i) OVER (PARTITION BY "+d.list(cols, "")+") FROM "+probe, nil, len(tuples))
 }
