@@ -230,18 +230,9 @@ func ApplyDedupe(ctx context.Context, db *sql.DB, d exactly.Dialect, spec Dedupe
 	if err != nil {
 		return nil, err
 	}
-	id := identityOf(ctx, db, d, u.table)
-	refs, triggers, err := references(ctx, db, d, u.table, id == nil)
+	id, refs, err := u.reach(ctx, db)
 	if err != nil {
 		return nil, err
-	}
-	if len(triggers) > 0 {
-		return nil, fmt.Errorf("%w: %s has triggers that fire on the delete (%s), and what they change is in no backup; disable them for the dedupe (and enable them after), then run it again",
-			ErrBeyondBackup, spec.Table, strings.Join(triggers, ", "))
-	}
-	if id == nil && len(refs) > 0 {
-		return nil, fmt.Errorf("%w: %s has no primary key, so the dedupe would delete every copy of a duplicated key and insert one back, and the foreign key %s of %s would act on the rows referencing it; add a primary key (e.g. an auto-increment column) so only the surplus copies are deleted",
-			ErrBeyondBackup, spec.Table, refs[0].name, refs[0].child)
 	}
 	if err := u.prepareTables(ctx, db, id); err != nil {
 		return nil, err
@@ -326,6 +317,28 @@ func ApplyDedupe(ctx context.Context, db *sql.DB, d exactly.Dialect, spec Dedupe
 		return nil, fmt.Errorf("committing dedupe of %s: %w", spec.Table, err)
 	}
 	return res, nil
+}
+
+// reach finds how the dedupe tells a table's rows apart (nil: it cannot,
+// and replaces every copy of a duplicated key) and the foreign keys that
+// reference the table, and refuses a dedupe whose effects would reach
+// beyond its backup: triggers on the delete, or foreign keys acting on
+// rows it deletes and inserts back.
+func (u *deduper) reach(ctx context.Context, db *sql.DB) (*identity, []reference, error) {
+	id := identityOf(ctx, db, u.d, u.table)
+	refs, triggers, err := references(ctx, db, u.d, u.table, id == nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(triggers) > 0 {
+		return nil, nil, fmt.Errorf("%w: %s has triggers that fire on the delete (%s), and what they change is in no backup; disable them for the dedupe (and enable them after), then run it again",
+			ErrBeyondBackup, u.spec.Table, strings.Join(triggers, ", "))
+	}
+	if id == nil && len(refs) > 0 {
+		return nil, nil, fmt.Errorf("%w: %s has no primary key, so the dedupe would delete every copy of a duplicated key and insert one back, and the foreign key %s of %s would act on the rows referencing it; add a primary key (e.g. an auto-increment column) so only the surplus copies are deleted",
+			ErrBeyondBackup, u.spec.Table, refs[0].name, refs[0].child)
+	}
+	return id, refs, nil
 }
 
 // deleteSurplus deletes the rows the scratch table ranks after the first,
