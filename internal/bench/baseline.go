@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -90,30 +89,53 @@ func pgBaseline(ctx context.Context, o Options, db *sql.DB, tables []string) (st
 
 // sqliteBaseline: one transaction of prepared upserts.
 func sqliteBaseline(ctx context.Context, o Options, db *sql.DB, tables []string) (string, float64, error) {
-	start := time.Now()
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return "", 0, err
-	}
-	defer tx.Rollback()
-	for ti, t := range tables {
+	secs, err := inOneTransaction(ctx, db, tables, func(tx *sql.Tx, ti int, t string) error {
 		stmt, err := tx.PrepareContext(ctx, "INSERT INTO "+t+" (id, name, amount, payload) VALUES (?, ?, ?, ?)"+
 			" ON CONFLICT (id) DO UPDATE SET name = excluded.name, amount = excluded.amount, payload = excluded.payload")
 		if err != nil {
-			return "", 0, err
+			return err
 		}
-		err = ids(o, ti, func(i int64) error {
+		defer stmt.Close()
+		return ids(o, ti, func(i int64) error {
 			r := makeRow(i, o.RecordBytes)
 			_, err := stmt.ExecContext(ctx, r.id, r.name, r.amount, r.payload)
 			return err
 		})
-		stmt.Close()
-		if err != nil {
-			return "", 0, err
+	})
+	return "one transaction of prepared INSERT … ON CONFLICT DO UPDATE, one connection", secs, err
+}
+
+// inOneTransaction loads every table with load in one transaction on one
+// connection, and returns how long it took from BEGIN to COMMIT.
+func inOneTransaction(ctx context.Context, db *sql.DB, tables []string, load func(tx *sql.Tx, ti int, table string) error) (float64, error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	start := time.Now()
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after Commit
+	for ti, t := range tables {
+		if err := load(tx, ti, t); err != nil {
+			return 0, err
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return "", 0, err
+		return 0, err
 	}
-	return strings.TrimSpace("one transaction of prepared INSERT … ON CONFLICT DO UPDATE, one connection"), time.Since(start).Seconds(), nil
+	return time.Since(start).Seconds(), nil
+}
+
+// execAll runs the statements in turn on tx.
+func execAll(ctx context.Context, tx *sql.Tx, stmts ...string) error {
+	for _, q := range stmts {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return err
+		}
+	}
+	return nil
 }

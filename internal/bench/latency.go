@@ -21,43 +21,9 @@ func latency(ctx context.Context, o Options, cfg *exactly.Config, brokers, topic
 	if err != nil {
 		return nil, err
 	}
-	nparts := o.Topics * o.Partitions
-	index := make(map[string]int, len(topics))
-	for i, t := range topics {
-		index[t] = i
-	}
-	part := func(topic string, p int32) int { return index[topic]*o.Partitions + int(p) }
-	produced := make([]atomic.Int64, nparts)
-	next := make([]atomic.Int64, nparts)
-	var (
-		mu        sync.Mutex
-		lats      []float32
-		perPart   = make([][]float32, nparts)
-		committed int64
-		batches   int
-	)
-	onCommit := func(outs []exactly.Outcome) {
-		now := time.Now()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, oc := range outs {
-			if !oc.Committed {
-				continue
-			}
-			b := oc.Batch
-			i := part(b.Topic, b.Partition)
-			next[i].Store(b.To)
-			batches++
-			for _, r := range b.Records {
-				ms := float32(now.Sub(r.Timestamp).Seconds() * 1000)
-				lats = append(lats, ms)
-				perPart[i] = append(perPart[i], ms)
-			}
-			committed += int64(len(b.Records))
-		}
-	}
+	rec := newLatencyRecorder(o, topics)
 	latCfg := *cfg
-	p, err := startPipeline(ctx, o, &latCfg, onCommit, nil)
+	p, err := startPipeline(ctx, o, &latCfg, rec.onCommit, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -67,11 +33,11 @@ func latency(ctx context.Context, o Options, cfg *exactly.Config, brokers, topic
 			p.stop()
 		}
 	}()
-	o.Progress("latency: waiting for the %d partitions to be assigned", nparts)
+	o.Progress("latency: waiting for the %d partitions to be assigned", rec.nparts)
 	deadline := time.Now().Add(time.Minute)
-	for p.src.Assigned() < nparts {
+	for p.src.Assigned() < rec.nparts {
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("only %d of %d partitions assigned after a minute", p.src.Assigned(), nparts)
+			return nil, fmt.Errorf("only %d of %d partitions assigned after a minute", p.src.Assigned(), rec.nparts)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -83,26 +49,32 @@ func latency(ctx context.Context, o Options, cfg *exactly.Config, brokers, topic
 		return nil, err
 	}
 	defer cl.Close()
-	var maxLag atomic.Int64
-	sampleDone := make(chan struct{})
-	sampleStop := make(chan struct{})
-	go func() {
-		defer close(sampleDone)
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-sampleStop:
-				return
-			case <-tick.C:
-			}
-			for i := range produced {
-				if lag := produced[i].Load() - next[i].Load(); lag > maxLag.Load() {
-					maxLag.Store(lag)
-				}
-			}
+	stopSampling := rec.sampleLag()
+	n, elapsed, err := produceAtRate(ctx, o, cl, topics, encode, rec.produced)
+	if err != nil {
+		stopSampling()
+		return nil, err
+	}
+	deadline = time.Now().Add(2 * time.Minute)
+	for c := rec.committedRecords(); c < n; c = rec.committedRecords() {
+		if time.Now().After(deadline) {
+			stopSampling()
+			return nil, fmt.Errorf("only %d of %d records committed two minutes after producing stopped", c, n)
 		}
-	}()
+		time.Sleep(20 * time.Millisecond)
+	}
+	stopSampling()
+	stopped = true
+	if err := p.stop(); err != nil {
+		return nil, err
+	}
+	return rec.result(o, n, elapsed), nil
+}
+
+// produceAtRate produces o.Rate records a second for o.Duration, counting
+// them per partition in produced, and returns how many it produced and
+// how long that took.
+func produceAtRate(ctx context.Context, o Options, cl *kgo.Client, topics []string, encode func(row) (key, value []byte), produced []atomic.Int64) (int64, time.Duration, error) {
 	var perr atomic.Pointer[error]
 	start := time.Now()
 	var n int64
@@ -125,40 +97,110 @@ func latency(ctx context.Context, o Options, cfg *exactly.Config, brokers, topic
 	tick.Stop()
 	elapsed := time.Since(start)
 	if err := cl.Flush(ctx); err != nil {
-		return nil, err
+		return 0, 0, err
 	}
 	if e := perr.Load(); e != nil {
-		return nil, fmt.Errorf("producing: %w", *e)
+		return 0, 0, fmt.Errorf("producing: %w", *e)
 	}
-	deadline = time.Now().Add(2 * time.Minute)
-	for {
-		mu.Lock()
-		c := committed
-		mu.Unlock()
-		if c >= n {
-			break
+	return n, elapsed, nil
+}
+
+// latencyRecorder keeps, per partition, what was produced and committed,
+// and the latency of every committed record.
+type latencyRecorder struct {
+	nparts   int
+	index    map[string]int // topic → its number
+	parts    int            // partitions per topic
+	produced []atomic.Int64
+	next     []atomic.Int64 // the next offset to commit
+	maxLag   atomic.Int64   // the most records a partition was behind, sampled
+
+	mu        sync.Mutex
+	lats      []float32
+	perPart   [][]float32
+	committed int64
+	batches   int
+}
+
+func newLatencyRecorder(o Options, topics []string) *latencyRecorder {
+	nparts := o.Topics * o.Partitions
+	r := &latencyRecorder{nparts: nparts, index: make(map[string]int, len(topics)), parts: o.Partitions,
+		produced: make([]atomic.Int64, nparts), next: make([]atomic.Int64, nparts), perPart: make([][]float32, nparts)}
+	for i, t := range topics {
+		r.index[t] = i
+	}
+	return r
+}
+
+// onCommit records the committed batches' latencies (Source.OnCommit).
+func (r *latencyRecorder) onCommit(outs []exactly.Outcome) {
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, oc := range outs {
+		if !oc.Committed {
+			continue
 		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("only %d of %d records committed two minutes after producing stopped", c, n)
+		b := oc.Batch
+		i := r.index[b.Topic]*r.parts + int(b.Partition)
+		r.next[i].Store(b.To)
+		r.batches++
+		for _, rec := range b.Records {
+			ms := float32(now.Sub(rec.Timestamp).Seconds() * 1000)
+			r.lats = append(r.lats, ms)
+			r.perPart[i] = append(r.perPart[i], ms)
 		}
-		time.Sleep(20 * time.Millisecond)
+		r.committed += int64(len(b.Records))
 	}
-	close(sampleStop)
-	<-sampleDone
-	stopped = true
-	if err := p.stop(); err != nil {
-		return nil, err
+}
+
+func (r *latencyRecorder) committedRecords() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.committed
+}
+
+// sampleLag samples every partition's lag ten times a second until the
+// function it returns is called.
+func (r *latencyRecorder) sampleLag() (stop func()) {
+	done, quit := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-tick.C:
+			}
+			for i := range r.produced {
+				if lag := r.produced[i].Load() - r.next[i].Load(); lag > r.maxLag.Load() {
+					r.maxLag.Store(lag)
+				}
+			}
+		}
+	}()
+	return func() {
+		close(quit)
+		<-done
 	}
+}
+
+// result is the measurement of n records produced over elapsed.
+func (r *latencyRecorder) result(o Options, n int64, elapsed time.Duration) *Latency {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	l := &Latency{Rate: o.Rate, Seconds: elapsed.Seconds(), Records: int(n), Achieved: float64(n) / elapsed.Seconds(),
-		MaxPartitionLag: maxLag.Load(), Partitions: nparts, Batches: batches}
-	l.P50Ms, l.P99Ms, l.MaxMs = percentile(lats, 0.50), percentile(lats, 0.99), percentile(lats, 1)
-	for _, pp := range perPart {
+		MaxPartitionLag: r.maxLag.Load(), Partitions: r.nparts, Batches: r.batches}
+	l.P50Ms, l.P99Ms, l.MaxMs = percentile(r.lats, 0.50), percentile(r.lats, 0.99), percentile(r.lats, 1)
+	for _, pp := range r.perPart {
 		if len(pp) > 0 {
 			l.PartitionsCommitted++
 			l.WorstPartitionP99Ms = math.Max(l.WorstPartitionP99Ms, percentile(pp, 0.99))
 		}
 	}
-	return l, nil
+	return l
 }
 
 // percentile sorts xs in place and returns the q-quantile (nearest rank).

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"time"
 
 	mssql "github.com/microsoft/go-mssqldb"
 )
@@ -14,26 +13,15 @@ import (
 // (UPDATE … FROM #stage, INSERT … SELECT … WHERE NOT EXISTS … WITH
 // (UPDLOCK, HOLDLOCK)).
 func sqlserverBaseline(ctx context.Context, o Options, db *sql.DB, tables []string) (string, float64, error) {
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		return "", 0, err
-	}
-	defer conn.Close()
-	start := time.Now()
-	tx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		return "", 0, err
-	}
-	defer tx.Rollback()
-	for ti, t := range tables {
+	secs, err := inOneTransaction(ctx, db, tables, func(tx *sql.Tx, ti int, t string) error {
 		stage := fmt.Sprintf("#exactly_bench_stage_%d", ti)
 		if _, err := tx.ExecContext(ctx, "CREATE TABLE "+stage+
 			" (id BIGINT NOT NULL, name NVARCHAR(MAX) COLLATE DATABASE_DEFAULT NULL, amount BIGINT NULL, payload NVARCHAR(MAX) COLLATE DATABASE_DEFAULT NULL)"); err != nil {
-			return "", 0, err
+			return err
 		}
 		stmt, err := tx.PrepareContext(ctx, mssql.CopyIn(stage, mssql.BulkOptions{}, "id", "name", "amount", "payload"))
 		if err != nil {
-			return "", 0, err
+			return err
 		}
 		err = ids(o, ti, func(i int64) error {
 			r := makeRow(i, o.RecordBytes)
@@ -47,22 +35,14 @@ func sqlserverBaseline(ctx context.Context, o Options, db *sql.DB, tables []stri
 			err = cerr
 		}
 		if err != nil {
-			return "", 0, fmt.Errorf("bulk copying into %s: %w", stage, err)
+			return fmt.Errorf("bulk copying into %s: %w", stage, err)
 		}
-		for _, q := range []string{
-			"UPDATE t SET name = s.name, amount = s.amount, payload = s.payload FROM " + t + " AS t INNER JOIN " + stage + " AS s ON t.id = s.id",
-			"INSERT INTO " + t + " (id, name, amount, payload) SELECT s.id, s.name, s.amount, s.payload FROM " + stage +
-				" AS s WHERE NOT EXISTS (SELECT 1 FROM " + t + " AS t WITH (UPDLOCK, HOLDLOCK) WHERE t.id = s.id)",
-			"DROP TABLE " + stage,
-		} {
-			if _, err := tx.ExecContext(ctx, q); err != nil {
-				return "", 0, err
-			}
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return "", 0, err
-	}
+		return execAll(ctx, tx,
+			"UPDATE t SET name = s.name, amount = s.amount, payload = s.payload FROM "+t+" AS t INNER JOIN "+stage+" AS s ON t.id = s.id",
+			"INSERT INTO "+t+" (id, name, amount, payload) SELECT s.id, s.name, s.amount, s.payload FROM "+stage+
+				" AS s WHERE NOT EXISTS (SELECT 1 FROM "+t+" AS t WITH (UPDLOCK, HOLDLOCK) WHERE t.id = s.id)",
+			"DROP TABLE "+stage)
+	})
 	return "bulk copy into a #temp table + UPDATE … FROM and INSERT … WHERE NOT EXISTS (UPDLOCK, HOLDLOCK) per table, one transaction, one connection",
-		time.Since(start).Seconds(), nil
+		secs, err
 }
