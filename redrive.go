@@ -13,7 +13,7 @@ import (
 // neither chains nor re-hashes it.
 const StatusRedriven = "redriven"
 
-// RecordReader reads a partition's committed records (internal/kafka.Reader).
+// RecordReader reads a partition's committed records (internal/kafka.Client).
 type RecordReader interface {
 	Read(ctx context.Context, tp TP, from, to int64, fn func(*Record) error) error
 }

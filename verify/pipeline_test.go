@@ -111,7 +111,7 @@ tables:
 		t.Fatal(err)
 	}
 
-	reader, err := kafka.NewReader(cfg)
+	reader, err := kafka.NewClient(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

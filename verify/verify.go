@@ -114,7 +114,7 @@ type Report struct {
 // Clean is true when there are no findings.
 func (r *Report) Clean() bool { return len(r.Findings) == 0 }
 
-// Log is the Kafka side verify reads: internal/kafka.Reader.
+// Log is the Kafka side verify reads: internal/kafka.Client.
 type Log interface {
 	// Bounds returns the current offsets of partitions; partitions of
 	// missing topics are absent.

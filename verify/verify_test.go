@@ -34,7 +34,7 @@ type env struct {
 	d       exactly.Dialect
 	sink    *exactly.Sink
 	db      *sql.DB
-	reader  *kafka.Reader
+	reader  *kafka.Client
 	batches []*exactly.PartitionBatch
 }
 
@@ -78,7 +78,7 @@ tables:
 	if _, err := e.db.Exec("CREATE TABLE items (id bigint PRIMARY KEY, name text)"); err != nil {
 		t.Fatal(err)
 	}
-	if e.reader, err = kafka.NewReader(e.cfg); err != nil {
+	if e.reader, err = kafka.NewClient(e.cfg); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.reader.Close)

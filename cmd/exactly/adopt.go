@@ -103,7 +103,7 @@ type adoption struct {
 	// notes are printed after the plan; problems make adopt refuse to write.
 	notes    []string
 	problems []string
-	admin    *kafka.Admin
+	admin    *kafka.Client
 	g        *globals
 	pg       *progress
 }
@@ -112,7 +112,7 @@ func (a *adoption) openAdmin() error {
 	if a.admin != nil {
 		return nil
 	}
-	adm, err := kafka.NewAdmin(a.cfg)
+	adm, err := kafka.NewClient(a.cfg)
 	if err != nil {
 		return err
 	}
@@ -197,7 +197,7 @@ func (a *adoption) fromSpark(ctx context.Context, where string) error {
 		a.notes = append(a.notes, fmt.Sprintf("%s is not in the checkpoint: it starts from start_from (%s) when the pipeline first sees it", tp, a.cfg.Source.StartFrom))
 	}
 	if len(fresh) > 0 {
-		bounds, err := a.admin.Bounds(ctx, fresh)
+		bounds, err := a.admin.AllBounds(ctx, fresh)
 		if err != nil {
 			return err
 		}
@@ -308,9 +308,9 @@ func (a *adoption) finish(ctx context.Context, apply bool) error {
 	}
 	exactly.SortTPs(tps)
 
-	bounds := map[exactly.TP]kafka.Bounds{}
+	bounds := map[exactly.TP]exactly.Bounds{}
 	if len(tps) > 0 {
-		if bounds, err = a.admin.Bounds(ctx, tps); err != nil {
+		if bounds, err = a.admin.AllBounds(ctx, tps); err != nil {
 			return err
 		}
 	}

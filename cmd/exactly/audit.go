@@ -20,7 +20,7 @@ type auditEnv struct {
 	d      exactly.Dialect
 	db     *sql.DB
 	ledger *exactly.Ledger
-	kafka  *kafka.Reader
+	kafka  *kafka.Client
 }
 
 func openAudit(ctx context.Context, file string) (*auditEnv, error) {
@@ -57,7 +57,7 @@ func openAudit(ctx context.Context, file string) (*auditEnv, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening %s sink: %w", d.Name(), err)
 	}
-	kr, err := kafka.NewReader(cfg)
+	kr, err := kafka.NewClient(cfg)
 	if err != nil {
 		db.Close()
 		return nil, err

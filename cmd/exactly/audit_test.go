@@ -87,7 +87,7 @@ tables:
 		t.Fatal(err)
 	}
 	f.produceMore(t, n)
-	kr, err := kafka.NewReader(cfg)
+	kr, err := kafka.NewClient(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

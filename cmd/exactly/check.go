@@ -98,12 +98,12 @@ func check(g *globals, file string, connect bool, timeout time.Duration) error {
 
 	// Kafka: the metadata of the topics the rules match.
 	var tps []exactly.TP
-	r, err := kafka.NewReader(cfg)
+	r, err := kafka.NewClient(cfg)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	tps, err = r.Partitions(ctx, func(topic string) bool { _, _, ok := cfg.Route(topic); return ok })
+	tps, err = r.Partitions(ctx)
 	kafkaOK := err == nil
 	if !kafkaOK {
 		problem("kafka %s: %v", strings.Join(s.Brokers, ","), err)

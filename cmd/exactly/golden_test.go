@@ -129,7 +129,7 @@ tables:
 			}
 		}
 	}
-	kr, err := kafka.NewReader(cfg)
+	kr, err := kafka.NewClient(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

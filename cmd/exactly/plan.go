@@ -55,7 +55,7 @@ Exit 1 when a topic maps to a table that is missing and not created.`,
 				return err
 			}
 			defer sink.Close()
-			adm, err := kafka.NewAdmin(cfg)
+			adm, err := kafka.NewClient(cfg)
 			if err != nil {
 				return err
 			}
@@ -69,7 +69,7 @@ Exit 1 when a topic maps to a table that is missing and not created.`,
 	return cmd
 }
 
-func runPlan(ctx context.Context, g *globals, cfg *exactly.Config, sink *exactly.Sink, adm *kafka.Admin, sample int, sel *selector) error {
+func runPlan(ctx context.Context, g *globals, cfg *exactly.Config, sink *exactly.Sink, adm *kafka.Client, sample int, sel *selector) error {
 	out := g.stdout
 	tps, err := adm.Partitions(ctx)
 	if err != nil {
@@ -140,9 +140,9 @@ func runPlan(ctx context.Context, g *globals, cfg *exactly.Config, sink *exactly
 			start[tp] = seeds[tp]
 		}
 	}
-	bounds := map[exactly.TP]kafka.Bounds{}
+	bounds := map[exactly.TP]exactly.Bounds{}
 	if len(tps) > 0 {
-		if bounds, err = adm.Bounds(ctx, tps); err != nil {
+		if bounds, err = adm.AllBounds(ctx, tps); err != nil {
 			return err
 		}
 	}
@@ -247,7 +247,7 @@ func runPlan(ctx context.Context, g *globals, cfg *exactly.Config, sink *exactly
 // assignment, as the source does: a topic of another id than the row was
 // seeded in, a next_offset beyond the log end, or below the log start
 // (records deleted before they were applied). "" when it does not.
-func planHalt(tp exactly.TP, next int64, b kafka.Bounds, seededIn, now string) string {
+func planHalt(tp exactly.TP, next int64, b exactly.Bounds, seededIn, now string) string {
 	switch {
 	case seededIn != "" && now != "" && seededIn != now:
 		return fmt.Sprintf("topic recreated: %s has topic id %s, the offsets row was seeded in %s; next_offset %d (lag %d)", tp, now, seededIn, next, b.End-next)

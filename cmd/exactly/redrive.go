@@ -116,7 +116,7 @@ func redrive(ctx context.Context, g *globals, o redriveOpts) error {
 		}
 	}
 	exactly.SortTPs(tps)
-	kr, err := kafka.NewReader(cfg)
+	kr, err := kafka.NewClient(cfg)
 	if err != nil {
 		return err
 	}

@@ -96,7 +96,7 @@ tables:
 			t.Fatal(err)
 		}
 	}
-	kr, err := kafka.NewReader(cfg)
+	kr, err := kafka.NewClient(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -68,7 +68,7 @@ refused (no key makes a second insert idempotent; use exactly dedupe).`,
 // one of the partitions (or the group is rebalancing): what the command
 // would write, a running pipeline would write too.
 func refuseOwned(ctx context.Context, cfg *exactly.Config, what string, tps []exactly.TP) error {
-	adm, err := kafka.NewAdmin(cfg)
+	adm, err := kafka.NewClient(cfg)
 	if err != nil {
 		return err
 	}
@@ -130,7 +130,7 @@ func replay(ctx context.Context, g *globals, toSet bool, o replayOpts) error {
 		return err
 	}
 	defer sink.Close()
-	kr, err := kafka.NewReader(cfg)
+	kr, err := kafka.NewClient(cfg)
 	if err != nil {
 		return err
 	}
@@ -229,7 +229,7 @@ func replay(ctx context.Context, g *globals, toSet bool, o replayOpts) error {
 
 // replayOne replays one partition's range; step ("2/5") tells the
 // progress line where it is among the selected partitions.
-func replayOne(ctx context.Context, g *globals, cfg *exactly.Config, sink *exactly.Sink, kr *kafka.Reader, r replayRange, pg *progress, step string) error {
+func replayOne(ctx context.Context, g *globals, cfg *exactly.Config, sink *exactly.Sink, kr *kafka.Client, r replayRange, pg *progress, step string) error {
 	tp := r.tp
 	var total struct{ records, upserted, deleted, txs, resolved int }
 	var ids []string

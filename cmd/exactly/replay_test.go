@@ -104,7 +104,7 @@ func TestReplayRefusesUncommittedRanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kr, err := kafka.NewReader(cfg)
+	kr, err := kafka.NewClient(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -127,12 +127,12 @@ func reseed(ctx context.Context, g *globals, o reseedOpts) error {
 			return usage(fmt.Errorf("%s: the pipeline %s has no exactly_offsets row for it: it starts at its beginning when first assigned, nothing to reseed", tp, cfg.Pipeline))
 		}
 	}
-	adm, err := kafka.NewAdmin(cfg)
+	adm, err := kafka.NewClient(cfg)
 	if err != nil {
 		return err
 	}
 	defer adm.Close()
-	bounds, err := adm.Bounds(ctx, tps)
+	bounds, err := adm.AllBounds(ctx, tps)
 	if err != nil {
 		return err
 	}

@@ -263,7 +263,7 @@ func readStatus(ctx context.Context, kafkaCtx func() context.Context, env *audit
 		}
 	}
 	kctx := kafkaCtx()
-	live, kerr := env.kafka.Partitions(kctx, func(topic string) bool { _, _, ok := env.cfg.Route(topic); return ok })
+	live, kerr := env.kafka.Partitions(kctx)
 	for _, tp := range live {
 		if !seen[tp] {
 			seen[tp] = true

@@ -76,7 +76,7 @@ tables:
 	if err != nil {
 		t.Fatal(err)
 	}
-	kr, err := kafka.NewReader(cfg)
+	kr, err := kafka.NewClient(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

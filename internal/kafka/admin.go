@@ -14,36 +14,47 @@ import (
 	"github.com/exactly/exactly"
 )
 
-// Admin answers questions about the topics a pipeline reads, without
-// joining its consumer group: which partitions exist, where start_from
-// would start them, what their first records look like. exactly plan and
-// exactly adopt use it; it never commits anything to Kafka.
-type Admin struct {
-	cfg *exactly.Config
-	cl  *kgo.Client
-	adm *kadm.Client
+// Client answers the tools' questions about the topics a pipeline reads,
+// without joining its consumer group: which partitions exist and their
+// bounds, where start_from would start them, who owns them, what records
+// a range holds. exactly plan, adopt, reseed, replay, redrive, status,
+// check and verify use it; it never commits anything to Kafka. It reads
+// with read_committed, exactly like Source, so a range hashes the same as
+// when it was applied.
+type Client struct {
+	cfg  *exactly.Config
+	base []kgo.Opt // brokers, client id, source.tls and source.sasl
+	cl   *kgo.Client
+	adm  *kadm.Client
+	// Idle is how long a Read waits for a fetch before it decides nothing
+	// more can come, when a transaction is open at the end of the range.
+	// Default 10s.
+	Idle time.Duration
+	// Stall is how long a Read waits for a record it knows exists before
+	// it fails. Default 60s.
+	Stall time.Duration
 }
 
-// NewAdmin creates a client for the configured brokers.
-func NewAdmin(cfg *exactly.Config, extra ...kgo.Opt) (*Admin, error) {
-	opts, err := ClientOpts(cfg) // brokers, source.tls and source.sasl
+// NewClient creates a client for the configured brokers.
+func NewClient(cfg *exactly.Config) (*Client, error) {
+	base, err := clientOpts(cfg)
 	if err != nil {
 		return nil, err
 	}
-	cl, err := kgo.NewClient(append(opts, extra...)...)
+	cl, err := kgo.NewClient(base...)
 	if err != nil {
 		return nil, fmt.Errorf("creating kafka client: %w", err)
 	}
-	return &Admin{cfg: cfg, cl: cl, adm: kadm.NewClient(cl)}, nil
+	return &Client{cfg: cfg, base: base, cl: cl, adm: kadm.NewClient(cl), Idle: 10 * time.Second, Stall: time.Minute}, nil
 }
 
 // Close closes the client.
-func (a *Admin) Close() { a.cl.Close() }
+func (c *Client) Close() { c.cl.Close() }
 
 // Partitions lists the partitions of every topic a table rule matches,
 // sorted by topic and partition.
-func (a *Admin) Partitions(ctx context.Context) ([]exactly.TP, error) {
-	return routedPartitions(ctx, a.adm, a.cfg)
+func (c *Client) Partitions(ctx context.Context) ([]exactly.TP, error) {
+	return routedPartitions(ctx, c.adm, c.cfg)
 }
 
 // routedPartitions lists the partitions of every topic a table rule of cfg
@@ -71,27 +82,10 @@ func routedPartitions(ctx context.Context, adm *kadm.Client, cfg *exactly.Config
 	return out, nil
 }
 
-// ActiveMembers returns how many members a consumer group has right now:
-// a group with members is still consuming and committing.
-func (a *Admin) ActiveMembers(ctx context.Context, group string) (int, error) {
-	gs, err := a.adm.DescribeGroups(ctx, group)
-	if err != nil {
-		return 0, fmt.Errorf("describing consumer group %s: %w", group, err)
-	}
-	g, ok := gs[group]
-	if !ok {
-		return 0, nil
-	}
-	if g.Err != nil {
-		return 0, fmt.Errorf("describing consumer group %s: %w", group, g.Err)
-	}
-	return len(g.Members), nil
-}
-
 // TopicIDs returns the ids of the topics (base64, as the ledger stores
 // them); a topic without one (a broker before Metadata v10) is absent.
-func (a *Admin) TopicIDs(ctx context.Context, topics []string) (map[string]string, error) {
-	ids, err := topicIDs(ctx, a.adm, topics)
+func (c *Client) TopicIDs(ctx context.Context, topics []string) (map[string]string, error) {
+	ids, err := topicIDs(ctx, c.adm, topics)
 	if err != nil {
 		return nil, fmt.Errorf("reading topic ids: %w", err)
 	}
@@ -101,6 +95,65 @@ func (a *Admin) TopicIDs(ctx context.Context, topics []string) (map[string]strin
 		}
 	}
 	return ids, nil
+}
+
+// Bounds returns the log start, high watermark and last stable offset of
+// each partition Kafka has; a partition it lacks (its topic is gone, or
+// has fewer partitions now) or could not answer for is absent.
+func (c *Client) Bounds(ctx context.Context, tps []exactly.TP) (map[exactly.TP]exactly.Bounds, error) {
+	out, _, err := c.bounds(ctx, tps)
+	return out, err
+}
+
+// AllBounds is Bounds where every partition must exist: one Kafka lacks,
+// or could not answer for, is an error that names it.
+func (c *Client) AllBounds(ctx context.Context, tps []exactly.TP) (map[exactly.TP]exactly.Bounds, error) {
+	out, lacking, err := c.bounds(ctx, tps)
+	if err != nil {
+		return nil, err
+	}
+	for _, tp := range tps {
+		if err := lacking[tp]; err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// bounds returns the bounds of the partitions Kafka has and, for those it
+// lacks or could not answer for, why.
+func (c *Client) bounds(ctx context.Context, tps []exactly.TP) (map[exactly.TP]exactly.Bounds, map[exactly.TP]error, error) {
+	out, lacking := map[exactly.TP]exactly.Bounds{}, map[exactly.TP]error{}
+	topics := topicsOf(tps)
+	if len(topics) == 0 {
+		return out, lacking, nil
+	}
+	starts, err := c.adm.ListStartOffsets(ctx, topics...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listing log start offsets: %w", err)
+	}
+	ends, err := c.adm.ListEndOffsets(ctx, topics...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listing high watermarks: %w", err)
+	}
+	stable, err := c.adm.ListCommittedOffsets(ctx, topics...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listing last stable offsets: %w", err)
+	}
+	for _, tp := range tps {
+		s, ok1 := starts.Lookup(tp.Topic, tp.Partition)
+		e, ok2 := ends.Lookup(tp.Topic, tp.Partition)
+		l, ok3 := stable.Lookup(tp.Topic, tp.Partition)
+		switch {
+		case !ok1 || !ok2 || !ok3:
+			lacking[tp] = noPartition(tp, starts)
+		case s.Err != nil || e.Err != nil || l.Err != nil:
+			lacking[tp] = fmt.Errorf("listing offsets of %s: %v", tp, errors.Join(s.Err, e.Err, l.Err))
+		default:
+			out[tp] = exactly.Bounds{Start: s.Offset, End: e.Offset, Stable: l.Offset}
+		}
+	}
+	return out, lacking, nil
 }
 
 // noPartition names a partition Kafka did not list: its topic is gone, or
@@ -114,43 +167,14 @@ func noPartition(tp exactly.TP, listed kadm.ListedOffsets) error {
 	return fmt.Errorf("%s: Kafka has no partition %d of %s: the topic has %d partitions (deleted and created again with fewer?)", tp, tp.Partition, tp.Topic, n)
 }
 
-// Bounds are a partition's log start offset and high watermark.
-type Bounds struct{ Start, End int64 }
-
-// Bounds returns the log start and end offsets of the partitions.
-func (a *Admin) Bounds(ctx context.Context, tps []exactly.TP) (map[exactly.TP]Bounds, error) {
-	topics := topicsOf(tps)
-	starts, err := a.adm.ListStartOffsets(ctx, topics...)
-	if err != nil {
-		return nil, fmt.Errorf("listing log start offsets: %w", err)
-	}
-	ends, err := a.adm.ListEndOffsets(ctx, topics...)
-	if err != nil {
-		return nil, fmt.Errorf("listing end offsets: %w", err)
-	}
-	out := map[exactly.TP]Bounds{}
-	for _, tp := range tps {
-		s, ok1 := starts.Lookup(tp.Topic, tp.Partition)
-		e, ok2 := ends.Lookup(tp.Topic, tp.Partition)
-		if !ok1 || !ok2 {
-			return nil, noPartition(tp, starts)
-		}
-		if s.Err != nil || e.Err != nil {
-			return nil, fmt.Errorf("listing offsets of %s: %v", tp, errors.Join(s.Err, e.Err))
-		}
-		out[tp] = Bounds{Start: s.Offset, End: e.Offset}
-	}
-	return out, nil
-}
-
 // StartOffsets resolves start_from for partitions the ledger has no row
 // for (see exactly.SourceConfig.StartFrom): earliest, latest,
 // timestamp:<RFC3339> (the first offset whose record timestamp is at or
 // after it; the end when there is none), or group (the offsets group has
 // committed; a partition the group never committed starts at the log
 // start, and is listed in uncommitted).
-func (a *Admin) StartOffsets(ctx context.Context, startFrom, group string, tps []exactly.TP) (offsets map[exactly.TP]int64, uncommitted []exactly.TP, err error) {
-	return resolveStart(ctx, a.adm, startFrom, group, tps)
+func (c *Client) StartOffsets(ctx context.Context, startFrom, group string, tps []exactly.TP) (offsets map[exactly.TP]int64, uncommitted []exactly.TP, err error) {
+	return resolveStart(ctx, c.adm, startFrom, group, tps)
 }
 
 func resolveStart(ctx context.Context, adm *kadm.Client, sf, group string, tps []exactly.TP) (map[exactly.TP]int64, []exactly.TP, error) {
@@ -229,58 +253,26 @@ func resolveStart(ctx context.Context, adm *kadm.Client, sf, group string, tps [
 	return out, nil, nil
 }
 
-// Sample reads up to n records of each partition from the given offsets,
-// for as long as timeout, without a consumer group. Partitions with
-// nothing to read return no records.
-func (a *Admin) Sample(ctx context.Context, from map[exactly.TP]int64, n int, timeout time.Duration) (map[exactly.TP][]*exactly.Record, error) {
-	out := map[exactly.TP][]*exactly.Record{}
-	bounds, err := a.Bounds(ctx, keys(from))
+// Compacted reports whether the topic's cleanup.policy includes compact:
+// records of an applied range may then legitimately be gone.
+func (c *Client) Compacted(ctx context.Context, topic string) (bool, error) {
+	rcs, err := c.adm.DescribeTopicConfigs(ctx, topic)
 	if err != nil {
-		return nil, err
+		return false, fmt.Errorf("describing topic %s: %w", topic, err)
 	}
-	parts := map[string]map[int32]kgo.Offset{}
-	want := 0
-	for tp, o := range from {
-		if o >= bounds[tp].End {
-			continue
+	rc, err := rcs.On(topic, nil)
+	if err != nil {
+		return false, fmt.Errorf("describing topic %s: %w", topic, err)
+	}
+	if rc.Err != nil {
+		return false, fmt.Errorf("describing topic %s: %w", topic, rc.Err)
+	}
+	for _, c := range rc.Configs {
+		if c.Key == "cleanup.policy" && c.Value != nil && strings.Contains(*c.Value, "compact") {
+			return true, nil
 		}
-		if parts[tp.Topic] == nil {
-			parts[tp.Topic] = map[int32]kgo.Offset{}
-		}
-		parts[tp.Topic][tp.Partition] = kgo.NewOffset().At(o)
-		want += int(min(int64(n), bounds[tp].End-o))
 	}
-	if want == 0 {
-		return out, nil
-	}
-	base, err := ClientOpts(a.cfg)
-	if err != nil {
-		return nil, err
-	}
-	cl, err := kgo.NewClient(append(base, kgo.ConsumePartitions(parts), kgo.FetchIsolationLevel(kgo.ReadCommitted()))...)
-	if err != nil {
-		return nil, fmt.Errorf("creating kafka client: %w", err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	got := 0
-	for got < want && ctx.Err() == nil {
-		fs := cl.PollFetches(ctx)
-		fs.EachRecord(func(r *kgo.Record) {
-			tp := exactly.TP{Topic: r.Topic, Partition: r.Partition}
-			if len(out[tp]) >= n {
-				return
-			}
-			rec := &exactly.Record{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value, Timestamp: r.Timestamp}
-			for _, h := range r.Headers {
-				rec.Headers = append(rec.Headers, exactly.Header{Key: h.Key, Value: h.Value})
-			}
-			out[tp] = append(out[tp], rec)
-			got++
-		})
-	}
-	return out, nil
+	return false, nil
 }
 
 func topicsOf(tps []exactly.TP) []string {
@@ -302,87 +294,4 @@ func keys(m map[exactly.TP]int64) []exactly.TP {
 		out = append(out, tp)
 	}
 	return out
-}
-
-// Owner is the group member a partition is assigned to now.
-type Owner struct {
-	Member, Instance, Client, Host string
-}
-
-func (o Owner) String() string {
-	s := "member " + o.Member
-	if o.Instance != "" {
-		s += " (instance " + o.Instance + ")"
-	}
-	return s + " of client " + o.Client + " on " + o.Host
-}
-
-// Owners returns the members of group that own the given partitions now,
-// in a classic group (DescribeGroups) or a KIP-848 consumer group
-// (ConsumerGroupDescribe). A group with members that is rebalancing owns
-// every partition its members subscribe to: the rebalance may hand any of
-// them out, so busy is set and the caller must treat them as owned. exactly
-// replay and exactly reseed refuse to touch an owned partition: a running
-// pipeline would write over them or be written over.
-func (a *Admin) Owners(ctx context.Context, group string, tps []exactly.TP) (owners map[exactly.TP]Owner, busy string, err error) {
-	owners = map[exactly.TP]Owner{}
-	want := map[exactly.TP]bool{}
-	for _, tp := range tps {
-		want[tp] = true
-	}
-	gs, err := a.adm.DescribeGroups(ctx, group)
-	if err != nil {
-		return nil, "", fmt.Errorf("describing consumer group %s: %w", group, err)
-	}
-	if g, ok := gs[group]; ok && g.Err == nil && len(g.Members) > 0 {
-		for _, m := range g.Members {
-			c, ok := m.Assigned.AsConsumer()
-			if !ok {
-				continue
-			}
-			for _, t := range c.Topics {
-				for _, p := range t.Partitions {
-					if tp := (exactly.TP{Topic: t.Topic, Partition: p}); want[tp] {
-						owners[tp] = Owner{Member: m.MemberID, Instance: deref(m.InstanceID), Client: m.ClientID, Host: m.ClientHost}
-					}
-				}
-			}
-		}
-		if g.State != "Stable" && g.State != "Empty" && g.State != "Dead" {
-			busy = fmt.Sprintf("consumer group %s is in state %s with %d member(s)", group, g.State, len(g.Members))
-		}
-	}
-	// A KIP-848 group is not in DescribeGroups' answer (or is, without
-	// assignments): ask ConsumerGroupDescribe too. A broker without it
-	// answers with an error that says so; the classic answer stands.
-	cgs, cerr := a.adm.DescribeConsumerGroups(ctx, group)
-	if cerr == nil {
-		if g, ok := cgs[group]; ok && g.Err == nil {
-			for _, m := range g.Members {
-				for t, ps := range m.Assignment {
-					for p := range ps {
-						for tp := range want {
-							// A broker may name the topic by its id only
-							// (kfake does; kadm keeps no id): a partition
-							// of an unnamed topic is taken as owned.
-							if tp.Partition == p && (tp.Topic == t || t == "") {
-								owners[tp] = Owner{Member: m.MemberID, Instance: deref(m.InstanceID), Client: m.ClientID, Host: m.ClientHost}
-							}
-						}
-					}
-				}
-			}
-			if len(g.Members) > 0 && g.State != "Stable" && g.State != "Empty" && g.State != "Dead" && busy == "" {
-				busy = fmt.Sprintf("consumer group %s is in state %s with %d member(s)", group, g.State, len(g.Members))
-			}
-		}
-	}
-	return owners, busy, nil
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
 }

@@ -4,134 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/exactly/exactly"
 )
-
-// Reader re-reads offset ranges outside any consumer group, for the audit
-// and repair commands. It reads with read_committed, exactly like Source,
-// so a range hashes the same as when it was applied.
-type Reader struct {
-	opts []kgo.Opt
-	cl   *kgo.Client
-	adm  *kadm.Client
-	// Idle is how long a read waits for a fetch before it decides nothing
-	// more can come, when a transaction is open at the end of the range.
-	// Default 10s.
-	Idle time.Duration
-	// Stall is how long a read waits for a record it knows exists before
-	// it fails. Default 60s.
-	Stall time.Duration
-}
-
-// NewReader connects to the configured brokers.
-func NewReader(cfg *exactly.Config, extra ...kgo.Opt) (*Reader, error) {
-	opts := append([]kgo.Opt{
-		kgo.SeedBrokers(cfg.Source.Brokers...),
-		kgo.ClientID(cfg.Source.ClientID),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
-		kgo.FetchMaxWait(250 * time.Millisecond),
-	}, extra...)
-	sec, err := securityOpts(cfg) // source.tls and source.sasl
-	if err != nil {
-		return nil, err
-	}
-	opts = append(opts, sec...)
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		return nil, fmt.Errorf("creating kafka client: %w", err)
-	}
-	return &Reader{opts: opts, cl: cl, adm: kadm.NewClient(cl), Idle: 10 * time.Second, Stall: time.Minute}, nil
-}
-
-// Compacted reports whether the topic's cleanup.policy includes compact:
-// records of an applied range may then legitimately be gone.
-func (r *Reader) Compacted(ctx context.Context, topic string) (bool, error) {
-	rcs, err := r.adm.DescribeTopicConfigs(ctx, topic)
-	if err != nil {
-		return false, fmt.Errorf("describing topic %s: %w", topic, err)
-	}
-	rc, err := rcs.On(topic, nil)
-	if err != nil {
-		return false, fmt.Errorf("describing topic %s: %w", topic, err)
-	}
-	if rc.Err != nil {
-		return false, fmt.Errorf("describing topic %s: %w", topic, rc.Err)
-	}
-	for _, c := range rc.Configs {
-		if c.Key == "cleanup.policy" && c.Value != nil && strings.Contains(*c.Value, "compact") {
-			return true, nil
-		}
-	}
-	return false, nil
-}
-
-// Close closes the client.
-func (r *Reader) Close() { r.cl.Close() }
-
-// Partitions lists the partitions of every existing topic that match.
-func (r *Reader) Partitions(ctx context.Context, match func(topic string) bool) ([]exactly.TP, error) {
-	topics, err := r.adm.ListTopics(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("listing topics: %w", err)
-	}
-	var out []exactly.TP
-	for _, t := range topics.Sorted() {
-		if !match(t.Topic) {
-			continue
-		}
-		for _, p := range t.Partitions.Numbers() {
-			out = append(out, exactly.TP{Topic: t.Topic, Partition: p})
-		}
-	}
-	exactly.SortTPs(out)
-	return out, nil
-}
-
-// Bounds returns the log start, high watermark and last stable offset of
-// each partition. Partitions of topics that do not exist are absent.
-func (r *Reader) Bounds(ctx context.Context, tps []exactly.TP) (map[exactly.TP]exactly.Bounds, error) {
-	set := map[string]bool{}
-	var topics []string
-	for _, tp := range tps {
-		if !set[tp.Topic] {
-			set[tp.Topic] = true
-			topics = append(topics, tp.Topic)
-		}
-	}
-	out := map[exactly.TP]exactly.Bounds{}
-	if len(topics) == 0 {
-		return out, nil
-	}
-	starts, err := r.adm.ListStartOffsets(ctx, topics...)
-	if err != nil {
-		return nil, fmt.Errorf("listing log start offsets: %w", err)
-	}
-	ends, err := r.adm.ListEndOffsets(ctx, topics...)
-	if err != nil {
-		return nil, fmt.Errorf("listing high watermarks: %w", err)
-	}
-	stable, err := r.adm.ListCommittedOffsets(ctx, topics...)
-	if err != nil {
-		return nil, fmt.Errorf("listing last stable offsets: %w", err)
-	}
-	for _, tp := range tps {
-		s, ok1 := starts.Lookup(tp.Topic, tp.Partition)
-		e, ok2 := ends.Lookup(tp.Topic, tp.Partition)
-		c, ok3 := stable.Lookup(tp.Topic, tp.Partition)
-		if !ok1 || !ok2 || !ok3 || s.Err != nil || e.Err != nil || c.Err != nil {
-			continue
-		}
-		out[tp] = exactly.Bounds{Start: s.Offset, End: e.Offset, Stable: c.Offset}
-	}
-	return out, nil
-}
 
 // Read delivers, in offset order, every committed record of tp with from
 // <= offset < to. from must not be below the log start offset.
@@ -146,11 +24,11 @@ func (r *Reader) Bounds(ctx context.Context, tps []exactly.TP) (map[exactly.TP]e
 // record: an error). Only when a transaction is open at the last stable
 // offset can end-1 be an aborted record no fetch shows; then a poll idle
 // for Idle ends the read.
-func (r *Reader) Read(ctx context.Context, tp exactly.TP, from, to int64, fn func(*exactly.Record) error) error {
+func (c *Client) Read(ctx context.Context, tp exactly.TP, from, to int64, fn func(*exactly.Record) error) error {
 	if from >= to {
 		return nil
 	}
-	b, err := r.Bounds(ctx, []exactly.TP{tp})
+	b, err := c.Bounds(ctx, []exactly.TP{tp})
 	if err != nil {
 		return err
 	}
@@ -162,7 +40,7 @@ func (r *Reader) Read(ctx context.Context, tp exactly.TP, from, to int64, fn fun
 	if from >= end {
 		return nil
 	}
-	opts := append(append([]kgo.Opt{}, r.opts...), kgo.KeepControlRecords(), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{
+	opts := append(append([]kgo.Opt{}, c.readOpts()...), kgo.KeepControlRecords(), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{
 		tp.Topic: {tp.Partition: kgo.NewOffset().At(from)},
 	}))
 	cl, err := kgo.NewClient(opts...)
@@ -174,7 +52,7 @@ func (r *Reader) Read(ctx context.Context, tp exactly.TP, from, to int64, fn fun
 	seen := from - 1 // the highest offset any fetch has shown
 	progress := time.Now()
 	for seen < end-1 {
-		pctx, cancel := context.WithTimeout(ctx, r.Idle)
+		pctx, cancel := context.WithTimeout(ctx, c.Idle)
 		fetches := cl.PollFetches(pctx)
 		cancel()
 		if ctx.Err() != nil {
@@ -193,8 +71,8 @@ func (r *Reader) Read(ctx context.Context, tp exactly.TP, from, to int64, fn fun
 			if openTxn {
 				return nil // end-1 may be an aborted record no fetch shows
 			}
-			if time.Since(progress) > r.Stall {
-				return fmt.Errorf("reading %s: nothing arrived for %s at offset %d, the range ends at %d", tp, r.Stall, seen+1, end)
+			if time.Since(progress) > c.Stall {
+				return fmt.Errorf("reading %s: nothing arrived for %s at offset %d, the range ends at %d", tp, c.Stall, seen+1, end)
 			}
 			continue
 		}
@@ -220,4 +98,65 @@ func (r *Reader) Read(ctx context.Context, tp exactly.TP, from, to int64, fn fun
 		}
 	}
 	return nil
+}
+
+// readOpts are the options of a client that reads a range: read_committed
+// as Source, an out-of-range offset an error, and fetches the broker holds
+// open at most 250ms.
+func (c *Client) readOpts() []kgo.Opt {
+	return append(append([]kgo.Opt{}, c.base...),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
+		kgo.FetchMaxWait(250*time.Millisecond))
+}
+
+// Sample reads up to n records of each partition from the given offsets,
+// for as long as timeout, without a consumer group. Partitions with
+// nothing to read return no records.
+func (c *Client) Sample(ctx context.Context, from map[exactly.TP]int64, n int, timeout time.Duration) (map[exactly.TP][]*exactly.Record, error) {
+	out := map[exactly.TP][]*exactly.Record{}
+	bounds, err := c.AllBounds(ctx, keys(from))
+	if err != nil {
+		return nil, err
+	}
+	parts := map[string]map[int32]kgo.Offset{}
+	want := 0
+	for tp, o := range from {
+		if o >= bounds[tp].End {
+			continue
+		}
+		if parts[tp.Topic] == nil {
+			parts[tp.Topic] = map[int32]kgo.Offset{}
+		}
+		parts[tp.Topic][tp.Partition] = kgo.NewOffset().At(o)
+		want += int(min(int64(n), bounds[tp].End-o))
+	}
+	if want == 0 {
+		return out, nil
+	}
+	opts := append(append([]kgo.Opt{}, c.base...), kgo.ConsumePartitions(parts), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("creating kafka client: %w", err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	got := 0
+	for got < want && ctx.Err() == nil {
+		fs := cl.PollFetches(ctx)
+		fs.EachRecord(func(r *kgo.Record) {
+			tp := exactly.TP{Topic: r.Topic, Partition: r.Partition}
+			if len(out[tp]) >= n {
+				return
+			}
+			rec := &exactly.Record{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value, Timestamp: r.Timestamp}
+			for _, h := range r.Headers {
+				rec.Headers = append(rec.Headers, exactly.Header{Key: h.Key, Value: h.Value})
+			}
+			out[tp] = append(out[tp], rec)
+			got++
+		})
+	}
+	return out, nil
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/exactly/exactly/internal/kafka"
 )
 
-func readerFor(t *testing.T, brokers []string) *kafka.Reader {
+func readerFor(t *testing.T, brokers []string) *kafka.Client {
 	t.Helper()
 	cfg, err := exactly.ParseConfig(strings.NewReader(fmt.Sprintf(`pipeline: r
 source: {brokers: [%s]}
@@ -24,7 +24,7 @@ tables: [{topics: r.t, key: [id]}]
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := kafka.NewReader(cfg)
+	r, err := kafka.NewClient(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +32,7 @@ tables: [{topics: r.t, key: [id]}]
 	return r
 }
 
-func readAll(t *testing.T, r *kafka.Reader, from, to int64) []int64 {
+func readAll(t *testing.T, r *kafka.Client, from, to int64) []int64 {
 	t.Helper()
 	var offs []int64
 	if err := r.Read(context.Background(), exactly.TP{Topic: "r.t"}, from, to, func(rec *exactly.Record) error {

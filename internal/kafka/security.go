@@ -42,9 +42,9 @@ func saslMechanism(c exactly.SASLConfig) sasl.Mechanism {
 	return nil
 }
 
-// ClientOpts returns the seed brokers and security options of cfg, for
-// commands that talk to Kafka without consuming (check, status, verify).
-func ClientOpts(cfg *exactly.Config) ([]kgo.Opt, error) {
+// clientOpts returns the seed brokers, client id and security options of
+// cfg, for clients that do not join the group (Client).
+func clientOpts(cfg *exactly.Config) ([]kgo.Opt, error) {
 	sec, err := securityOpts(cfg)
 	if err != nil {
 		return nil, err

@@ -54,7 +54,7 @@ func refused(t *testing.T, c *exactly.Config) bool {
 
 func roundTripWithin(t *testing.T, c *exactly.Config, within time.Duration) error {
 	t.Helper()
-	opts, err := ClientOpts(c)
+	opts, err := clientOpts(c)
 	if err != nil {
 		return err
 	}

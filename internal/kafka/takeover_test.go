@@ -539,7 +539,7 @@ tables:
 	}
 	defer runSource(t, src)()
 	waitFor(t, "both partitions assigned", 30*time.Second, func() bool { return src.Assigned() == 2 })
-	r, err := kafka.NewReader(cfg)
+	r, err := kafka.NewClient(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -588,7 +588,7 @@ tables:
 	}
 	stop := runSource(t, src)
 	waitFor(t, "both partitions assigned", 30*time.Second, func() bool { return src.Assigned() == 2 })
-	adm, err := kafka.NewAdmin(cfg)
+	adm, err := kafka.NewClient(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -622,13 +622,13 @@ func TestBoundsNameAPartitionKafkaLacks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	adm, err := kafka.NewAdmin(cfg)
+	adm, err := kafka.NewClient(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer adm.Close()
 	for _, tp := range []exactly.TP{{Topic: "b.events", Partition: 2}, {Topic: "b.gone", Partition: 0}} {
-		_, err := adm.Bounds(context.Background(), []exactly.TP{tp})
+		_, err := adm.AllBounds(context.Background(), []exactly.TP{tp})
 		if err == nil || strings.Contains(err.Error(), "<nil>") || !strings.Contains(err.Error(), "Kafka has no") {
 			t.Errorf("Bounds(%s): %v, want it named as missing", tp, err)
 		}
