@@ -1,8 +1,6 @@
 package exactly
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -737,7 +735,7 @@ func (c *Config) TopicPatterns() (patterns []string, literal []string, anyPatter
 }
 
 // validateSecurity checks source.tls and source.sasl without reading any
-// file: LoadTLS reads them when the client is built.
+// file: internal/kafka reads them when the client is built.
 func (c *Config) validateSecurity(bad func(field, value, expected string) error) error {
 	t := c.Source.TLS
 	if (t.CertFile == "") != (t.KeyFile == "") {
@@ -767,36 +765,4 @@ func (c *Config) validateSecurity(bad func(field, value, expected string) error)
 		return bad("source.sasl.password", "", "a password for SASL "+sa.Mechanism+", e.g. ${KAFKA_PASSWORD}")
 	}
 	return nil
-}
-
-// LoadTLS reads the configured certificate files and returns the client's
-// TLS configuration, or nil when TLS is off. Errors name the field.
-func (c *Config) LoadTLS() (*tls.Config, error) {
-	t := c.Source.TLS
-	if !t.On() {
-		return nil, nil
-	}
-	bad := func(field, value, expected string) error {
-		return &ConfigError{File: c.File, Field: field, Value: value, Expected: expected}
-	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify} //nolint:gosec // documented test-only option
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, bad("source.tls.ca_file", t.CAFile, "a readable PEM file of CA certificates ("+err.Error()+")")
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, bad("source.tls.ca_file", t.CAFile, "PEM-encoded CA certificates (none found in the file)")
-		}
-		tc.RootCAs = pool
-	}
-	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, bad("source.tls.cert_file", t.CertFile, "a PEM certificate matching source.tls.key_file ("+err.Error()+")")
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
 }

@@ -1,24 +1,15 @@
 package exactly
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"go/ast"
 	"go/parser"
 	"go/token"
-	"math/big"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"testing/iotest"
-	"time"
 )
 
 // configErrorCase is one way a configuration is refused: the input, the
@@ -38,23 +29,6 @@ func edit(name, from, to, field, msg string) configErrorCase {
 			t.Fatalf("validConfig has no %q", from)
 		}
 		_, err := ParseConfig(strings.NewReader(strings.Replace(validConfig, from, to, 1)), "pipe.yaml")
-		return err
-	}}
-}
-
-// tlsCase returns a case whose configuration is valid but whose TLS files
-// are refused when the client is built.
-func tlsCase(name, yaml, field, msg string) configErrorCase {
-	return configErrorCase{name: name, field: field, msg: msg, load: func(t *testing.T) error {
-		t.Helper()
-		dir := t.TempDir()
-		y := strings.ReplaceAll(yaml, "DIR", dir)
-		os.WriteFile(filepath.Join(dir, "garbage.pem"), []byte("not a certificate"), 0o600)
-		c, err := ParseConfig(strings.NewReader(strings.Replace(validConfig, "  brokers: [127.0.0.1:9092]\n", "  brokers: [127.0.0.1:9092]\n"+y, 1)), "pipe.yaml")
-		if err != nil {
-			t.Fatalf("the configuration itself must be valid: %v", err)
-		}
-		_, err = c.LoadTLS()
 		return err
 	}}
 }
@@ -117,9 +91,6 @@ func configErrorCases() []configErrorCase {
 		edit("bad mechanism", brokers, src("  sasl: {mechanism: GSSAPI, username: u, password: p}\n"), "source.sasl.mechanism", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"),
 		edit("no username", brokers, src("  sasl: {mechanism: SCRAM-SHA-512, password: p}\n"), "source.sasl.username", "a user name for SASL SCRAM-SHA-512"),
 		edit("no password", brokers, src("  sasl: {mechanism: PLAIN, username: u}\n"), "source.sasl.password", "a password for SASL PLAIN, e.g. ${KAFKA_PASSWORD}"),
-		tlsCase("unreadable CA", "  tls: {ca_file: DIR/missing.pem}\n", "source.tls.ca_file", "a readable PEM file of CA certificates"),
-		tlsCase("CA without certificates", "  tls: {ca_file: DIR/garbage.pem}\n", "source.tls.ca_file", "PEM-encoded CA certificates (none found"),
-		tlsCase("bad client certificate", "  tls: {cert_file: DIR/garbage.pem, key_file: DIR/garbage.pem}\n", "source.tls.cert_file", "a PEM certificate matching source.tls.key_file"),
 	}
 }
 
@@ -222,54 +193,6 @@ func TestConfigErrorSuiteCoversEveryMessage(t *testing.T) {
 		if !covered {
 			t.Errorf("%s: no test case produces the error %q: add one to configErrorCases", e.pos, e.text)
 		}
-	}
-}
-
-// selfSigned writes a certificate for 127.0.0.1 and its key, PEM.
-func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "exactly test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
-	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
-	return certFile, keyFile
-}
-
-func TestLoadTLSReadsCAAndClientCertificate(t *testing.T) {
-	cert, key := selfSigned(t, t.TempDir())
-	y := strings.Replace(validConfig, "  brokers: [127.0.0.1:9092]\n",
-		"  brokers: [127.0.0.1:9092]\n  tls: {ca_file: '"+cert+"', cert_file: '"+cert+"', key_file: '"+key+"', server_name: kafka.internal}\n", 1)
-	c, err := ParseConfig(strings.NewReader(y), "pipe.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tc, err := c.LoadTLS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tc == nil || tc.RootCAs == nil || len(tc.Certificates) != 1 || tc.ServerName != "kafka.internal" || tc.InsecureSkipVerify {
-		t.Errorf("TLS config not as configured: %+v", tc)
-	}
-	plain, err := ParseConfig(strings.NewReader(validConfig), "pipe.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tc, err := plain.LoadTLS(); tc != nil || err != nil {
-		t.Errorf("no tls section: got %v, %v; want plaintext", tc, err)
 	}
 }
 

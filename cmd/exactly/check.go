@@ -49,7 +49,7 @@ func check(g *globals, file string, connect bool, timeout time.Duration) error {
 	if err != nil {
 		return err
 	}
-	if _, err := cfg.LoadTLS(); err != nil {
+	if _, err := kafka.LoadTLS(cfg); err != nil {
 		return err
 	}
 	d, err := dialectFor(cfg.Sink.Driver)

@@ -2,7 +2,9 @@ package kafka
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"net"
+	"os"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -16,7 +18,7 @@ import (
 // securityOpts turns source.tls and source.sasl into client options.
 func securityOpts(cfg *exactly.Config) ([]kgo.Opt, error) {
 	var opts []kgo.Opt
-	tc, err := cfg.LoadTLS()
+	tc, err := LoadTLS(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -50,4 +52,37 @@ func clientOpts(cfg *exactly.Config) ([]kgo.Opt, error) {
 		return nil, err
 	}
 	return append([]kgo.Opt{kgo.SeedBrokers(cfg.Source.Brokers...), kgo.ClientID(cfg.Source.ClientID)}, sec...), nil
+}
+
+// LoadTLS reads the configured certificate files and returns the client's
+// TLS configuration, or nil when TLS is off. Errors name the field
+// (*exactly.ConfigError).
+func LoadTLS(cfg *exactly.Config) (*tls.Config, error) {
+	t := cfg.Source.TLS
+	if !t.On() {
+		return nil, nil
+	}
+	bad := func(field, value, expected string) error {
+		return &exactly.ConfigError{File: cfg.File, Field: field, Value: value, Expected: expected}
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify} //nolint:gosec // documented test-only option
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, bad("source.tls.ca_file", t.CAFile, "a readable PEM file of CA certificates ("+err.Error()+")")
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, bad("source.tls.ca_file", t.CAFile, "PEM-encoded CA certificates (none found in the file)")
+		}
+		tc.RootCAs = pool
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, bad("source.tls.cert_file", t.CertFile, "a PEM certificate matching source.tls.key_file ("+err.Error()+")")
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
 }

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -151,4 +152,75 @@ func TestTLSAgainstKfake(t *testing.T) {
 	if !refused(t, config(t, addrs, sasl)) {
 		t.Fatal("plaintext reached a TLS listener")
 	}
+}
+
+// TestLoadTLSNamesTheField: a TLS file refused when the client is built
+// names the configuration file, the field and what is expected, as every
+// configuration error does.
+func TestLoadTLSNamesTheField(t *testing.T) {
+	for _, tc := range []struct{ name, yaml, field, msg string }{
+		{"unreadable CA", "  tls: {ca_file: DIR/missing.pem}", "source.tls.ca_file", "a readable PEM file of CA certificates"},
+		{"CA without certificates", "  tls: {ca_file: DIR/garbage.pem}", "source.tls.ca_file", "PEM-encoded CA certificates (none found"},
+		{"bad client certificate", "  tls: {cert_file: DIR/garbage.pem, key_file: DIR/garbage.pem}", "source.tls.cert_file", "a PEM certificate matching source.tls.key_file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "garbage.pem"), []byte("not a certificate"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := LoadTLS(config(t, []string{"127.0.0.1:9092"}, strings.ReplaceAll(tc.yaml, "DIR", dir)))
+			var ce *exactly.ConfigError
+			if !errors.As(err, &ce) {
+				t.Fatalf("got %v, want a *exactly.ConfigError", err)
+			}
+			if ce.Field != tc.field {
+				t.Errorf("field %q, want %q (%v)", ce.Field, tc.field, err)
+			}
+			if ce.File == "" || !strings.HasPrefix(err.Error(), ce.File+":") {
+				t.Errorf("message %q does not start with the file name", err)
+			}
+			if !strings.Contains(err.Error(), tc.msg) {
+				t.Errorf("message %q does not say %q", err, tc.msg)
+			}
+		})
+	}
+}
+
+func TestLoadTLSReadsCAAndClientCertificate(t *testing.T) {
+	cert, key := selfSigned(t, t.TempDir())
+	c := config(t, []string{"127.0.0.1:9092"}, "  tls: {ca_file: '"+cert+"', cert_file: '"+cert+"', key_file: '"+key+"', server_name: kafka.internal}")
+	tc, err := LoadTLS(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tc == nil || tc.RootCAs == nil || len(tc.Certificates) != 1 || tc.ServerName != "kafka.internal" || tc.InsecureSkipVerify {
+		t.Errorf("TLS config not as configured: %+v", tc)
+	}
+	if tc, err := LoadTLS(config(t, []string{"127.0.0.1:9092"}, "")); tc != nil || err != nil {
+		t.Errorf("no tls section: got %v, %v; want plaintext", tc, err)
+	}
+}
+
+// selfSigned writes a certificate for 127.0.0.1 and its key, PEM.
+func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "exactly test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
+	return certFile, keyFile
 }
