@@ -22,21 +22,28 @@ import (
 // with read_committed, exactly like Source, so a range hashes the same as
 // when it was applied.
 type Client struct {
-	cfg  *exactly.Config
-	base []kgo.Opt // brokers, client id, source.tls and source.sasl
-	cl   *kgo.Client
-	adm  *kadm.Client
-	// Idle is how long a Read waits for a fetch before it decides nothing
-	// more can come, when a transaction is open at the end of the range.
-	// Default 10s.
-	Idle time.Duration
-	// Stall is how long a Read waits for a record it knows exists before
-	// it fails. Default 60s.
-	Stall time.Duration
+	cfg   *exactly.Config
+	base  []kgo.Opt // brokers, client id, source.tls and source.sasl
+	cl    *kgo.Client
+	adm   *kadm.Client
+	idle  time.Duration // see ReadIdle
+	stall time.Duration // see ReadStall
 }
 
+// ClientOption configures a Client; every option is given to NewClient.
+type ClientOption func(*Client)
+
+// ReadIdle is how long a Read waits for a fetch before it decides nothing
+// more can come, when a transaction is open at the end of the range.
+// Default 10s.
+func ReadIdle(d time.Duration) ClientOption { return func(c *Client) { c.idle = d } }
+
+// ReadStall is how long a Read waits for a record it knows exists before
+// it fails. Default 60s.
+func ReadStall(d time.Duration) ClientOption { return func(c *Client) { c.stall = d } }
+
 // NewClient creates a client for the configured brokers.
-func NewClient(cfg *exactly.Config) (*Client, error) {
+func NewClient(cfg *exactly.Config, opts ...ClientOption) (*Client, error) {
 	base, err := clientOpts(cfg)
 	if err != nil {
 		return nil, err
@@ -45,7 +52,11 @@ func NewClient(cfg *exactly.Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating kafka client: %w", err)
 	}
-	return &Client{cfg: cfg, base: base, cl: cl, adm: kadm.NewClient(cl), Idle: 10 * time.Second, Stall: time.Minute}, nil
+	c := &Client{cfg: cfg, base: base, cl: cl, adm: kadm.NewClient(cl), idle: 10 * time.Second, stall: time.Minute}
+	for _, o := range opts {
+		o(c)
+	}
+	return c, nil
 }
 
 // Close closes the client.

@@ -20,10 +20,10 @@ import (
 // min(to, last stable offset). Without an open transaction, offset end-1
 // is always visible (a record or a marker; an aborted record's marker
 // comes after it and below the last stable offset), so a slow fetch is
-// waited for, never mistaken for the end (until Stall passes without any
+// waited for, never mistaken for the end (until ReadStall passes without any
 // record: an error). Only when a transaction is open at the last stable
 // offset can end-1 be an aborted record no fetch shows; then a poll idle
-// for Idle ends the read.
+// for ReadIdle ends the read.
 func (c *Client) Read(ctx context.Context, tp exactly.TP, from, to int64, fn func(*exactly.Record) error) error {
 	if from >= to {
 		return nil
@@ -52,7 +52,7 @@ func (c *Client) Read(ctx context.Context, tp exactly.TP, from, to int64, fn fun
 	seen := from - 1 // the highest offset any fetch has shown
 	progress := time.Now()
 	for seen < end-1 {
-		pctx, cancel := context.WithTimeout(ctx, c.Idle)
+		pctx, cancel := context.WithTimeout(ctx, c.idle)
 		fetches := cl.PollFetches(pctx)
 		cancel()
 		if ctx.Err() != nil {
@@ -71,8 +71,8 @@ func (c *Client) Read(ctx context.Context, tp exactly.TP, from, to int64, fn fun
 			if openTxn {
 				return nil // end-1 may be an aborted record no fetch shows
 			}
-			if time.Since(progress) > c.Stall {
-				return fmt.Errorf("reading %s: nothing arrived for %s at offset %d, the range ends at %d", tp, c.Stall, seen+1, end)
+			if time.Since(progress) > c.stall {
+				return fmt.Errorf("reading %s: nothing arrived for %s at offset %d, the range ends at %d", tp, c.stall, seen+1, end)
 			}
 			continue
 		}

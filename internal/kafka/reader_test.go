@@ -14,7 +14,7 @@ import (
 	"github.com/exactly/exactly/internal/kafka"
 )
 
-func readerFor(t *testing.T, brokers []string) *kafka.Client {
+func readerFor(t *testing.T, brokers []string, opts ...kafka.ClientOption) *kafka.Client {
 	t.Helper()
 	cfg, err := exactly.ParseConfig(strings.NewReader(fmt.Sprintf(`pipeline: r
 source: {brokers: [%s]}
@@ -24,7 +24,7 @@ tables: [{topics: r.t, key: [id]}]
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := kafka.NewClient(cfg)
+	r, err := kafka.NewClient(cfg, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,8 +67,7 @@ func TestReaderSlowFetchIsNotTheEnd(t *testing.T) {
 	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	r := readerFor(t, cluster.ListenAddrs())
-	r.Idle = time.Microsecond
+	r := readerFor(t, cluster.ListenAddrs(), kafka.ReadIdle(time.Microsecond))
 	if got := readAll(t, r, 0, 3000); len(got) != 3000 || got[0] != 0 || got[2999] != 2999 {
 		t.Fatalf("read %d records, want 3000", len(got))
 	}
@@ -109,8 +108,7 @@ func TestReaderTransactions(t *testing.T) {
 	txn(3, true, true)  // 0..2, marker 3
 	txn(2, false, true) // aborted 4..5, marker 6
 	txn(2, true, true)  // 7..8, marker 9
-	r := readerFor(t, cluster.ListenAddrs())
-	r.Idle = 300 * time.Millisecond
+	r := readerFor(t, cluster.ListenAddrs(), kafka.ReadIdle(300*time.Millisecond))
 	if got := fmt.Sprint(readAll(t, r, 0, 10)); got != "[0 1 2 7 8]" {
 		t.Errorf("read %s, want [0 1 2 7 8]", got)
 	}
