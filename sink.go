@@ -22,7 +22,7 @@ type Sink struct {
 	writer string
 	decode func(*TableRule) (Decoder, error)
 	mu     sync.Mutex
-	tables map[string]*Table
+	tables map[string]*Table // the one cache of table descriptions (see describe)
 	decs   map[*TableRule]Decoder
 	// refusedSince holds, per table, when a flight writing it was first
 	// held for its refused rows (see holdRefused).
@@ -272,36 +272,10 @@ func (s *Sink) SeedOffset(ctx context.Context, tp TP, next int64) (int64, error)
 	return stored, nil
 }
 
-// Table describes a target table, caching the answer.
-func (s *Sink) Table(ctx context.Context, name string) (*Table, error) {
-	s.mu.Lock()
-	t := s.tables[name]
-	s.mu.Unlock()
-	if t != nil {
-		return t, nil
-	}
-	t, err := s.d.Describe(ctx, s.db, name)
-	if err != nil {
-		return nil, fmt.Errorf("describing table %s: %w", name, err)
-	}
-	if t == nil {
-		return nil, fmt.Errorf("table %s does not exist in the %s sink: create it, or set create: true on its table rule", name, s.d.Name())
-	}
-	s.mu.Lock()
-	s.tables[name] = t
-	s.mu.Unlock()
-	return t, nil
-}
-
-// Forget drops a cached table description (after DDL changed it).
-func (s *Sink) Forget(name string) {
-	s.mu.Lock()
-	delete(s.tables, name)
-	s.mu.Unlock()
-}
-
-// describe returns the table's (cached) description, or nil when it does
-// not exist.
+// describe returns the table's description, or nil when it does not
+// exist. It is the sink's one cache of table descriptions: a table that
+// exists is described once, until Forget (after DDL, or a failure that may
+// come from a table an operator changed); a missing one is asked again.
 func (s *Sink) describe(ctx context.Context, name string) (*Table, error) {
 	s.mu.Lock()
 	t := s.tables[name]
@@ -319,4 +293,23 @@ func (s *Sink) describe(ctx context.Context, name string) (*Table, error) {
 		s.mu.Unlock()
 	}
 	return t, nil
+}
+
+// Table describes a target table that must exist (see describe).
+func (s *Sink) Table(ctx context.Context, name string) (*Table, error) {
+	t, err := s.describe(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if t == nil {
+		return nil, fmt.Errorf("table %s does not exist in the %s sink: create it, or set create: true on its table rule", name, s.d.Name())
+	}
+	return t, nil
+}
+
+// Forget drops a cached table description (after DDL changed it).
+func (s *Sink) Forget(name string) {
+	s.mu.Lock()
+	delete(s.tables, name)
+	s.mu.Unlock()
 }
