@@ -93,7 +93,7 @@ func (w *write) alone(it *item) *write {
 			row = it.c.Row
 		}
 		for _, c := range w.Table.Columns {
-			if _, ok := row[c.Name]; ok || contains(w.Keys, c.Name) {
+			if _, ok := row[c.Name]; ok || slices.Contains(w.Keys, c.Name) {
 				tw.Columns = append(tw.Columns, c.Name)
 			}
 		}
@@ -229,7 +229,7 @@ func (a *planAcc) columns(row map[string]any) []string {
 		if row != nil {
 			_, keep = row[c.Name]
 		}
-		if keep || contains(a.keys, c.Name) {
+		if keep || slices.Contains(a.keys, c.Name) {
 			out = append(out, c.Name)
 		}
 	}

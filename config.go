@@ -19,7 +19,7 @@ import (
 )
 
 // Config is one pipeline: where records come from, where they go, and how
-// topics map to tables. See DESIGN.md for the file format.
+// topics map to tables. README.md ("Configuration") describes the file.
 type Config struct {
 	// Pipeline names the ledger rows; one database can hold many pipelines.
 	Pipeline string       `yaml:"pipeline"`
@@ -198,10 +198,10 @@ type BatchConfig struct {
 	// Interval is the longest a record waits before its batch is written.
 	// Default 1s.
 	Interval Duration `yaml:"interval"`
-	// MaxRecords caps the records in one cycle across all partitions, like
+	// MaxRecords caps the records in one flight across all partitions, like
 	// Spark's maxOffsetsPerTrigger. Default 50000.
 	MaxRecords int `yaml:"max_records"`
-	// MaxBytes caps the buffered record bytes of one cycle. Default 64 MiB.
+	// MaxBytes caps the buffered record bytes of one flight. Default 64 MiB.
 	MaxBytes int64 `yaml:"max_bytes"`
 }
 

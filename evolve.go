@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -195,7 +196,7 @@ func (s *Sink) runDDL(ctx context.Context, sc *SchemaChange) (string, error) {
 		}
 		cols := make([]string, len(sc.Create))
 		for i, c := range sc.Create {
-			cols[i] = c.Name + " " + s.d.ColumnType(c.Type, !c.Nullable && contains(sc.Key, c.Name))
+			cols[i] = c.Name + " " + s.d.ColumnType(c.Type, !c.Nullable && slices.Contains(sc.Key, c.Name))
 		}
 		parts = append(parts, fmt.Sprintf("created table %s (%s) key (%s)", sc.Table, strings.Join(cols, ", "), strings.Join(sc.Key, ", ")))
 		s.log.Info("created table", "table", sc.Table, "columns", strings.Join(cols, ", "), "key", strings.Join(sc.Key, ","))
@@ -227,7 +228,7 @@ func (s *Sink) runDDL(ctx context.Context, sc *SchemaChange) (string, error) {
 			if t == nil || t.Column(c.Name) == nil {
 				return "", fmt.Errorf("widening column %s of table %s: the column is gone", c.Name, sc.Table)
 			}
-			key := contains(t.Key, c.Name)
+			key := slices.Contains(t.Key, c.Name)
 			want := normType(s.d.ColumnType(c.Type, key))
 			if stmt, err := s.widenColumn(ctx, wd.WidenColumn(t, c.Name, c.Type)); err != nil {
 				nt, derr := s.d.Describe(ctx, s.db, sc.Table)
@@ -324,9 +325,10 @@ func (s *Sink) PlanTable(ctx context.Context, topic string, sample []*Record) (*
 // checkNames moves the changes with a field that cannot become a column
 // (see ColumnNameError) to the dead letters, or halts their partition
 // there under on_error: fail, before any DDL is worked out: one such
-// field made CREATE TABLE or ALTER TABLE … ADD COLUMN "a"."b" fail the
-// whole flight on every try, and PostgreSQL cut a long name to 63 bytes,
-// so the column was "added" on every batch and its value never written.
+// field would make CREATE TABLE or ALTER TABLE … ADD COLUMN "a"."b" fail
+// the whole flight on every try, and PostgreSQL cuts a long name to 63
+// bytes, so the column would be "added" on every batch and its value
+// never written.
 //
 // It checks every field without a column of a record whose rule says
 // create or evolve, whether or not this batch would add it, so the dead

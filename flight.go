@@ -28,7 +28,7 @@ type Outcome struct {
 // (the offset row must still say From), then every table's rows, the dead
 // letters, the ledger rows and the offset advance to To. A fenced
 // partition is dropped and the rest retried, so one stale partition does
-// not cost the others their cycle. A transaction that fails is recorded as
+// not cost the others their flight. A transaction that fails is recorded as
 // failed in the ledger and its batches reported as not committed; the
 // caller re-reads them from the stored offsets.
 //
@@ -205,8 +205,8 @@ func (s *Sink) Commit(ctx context.Context, batches []*PartitionBatch) (out []Out
 // forgetTables drops the cached descriptions of the tables the batches
 // write, after a failure that was neither a fence nor a conflict: an
 // operator may have renamed or dropped a column, and the next try must
-// see the table as it is now (the cache lived as long as the process,
-// and every flight touching the table failed until a restart).
+// see the table as it is now (a description kept for the life of the
+// process would fail every flight touching the table until a restart).
 func (s *Sink) forgetTables(batches []*PartitionBatch) {
 	for _, b := range batches {
 		for i := range b.changes {

@@ -238,7 +238,7 @@ var idPrefix = func() string {
 
 // newBatchID returns an id that sorts by time and is unique across writers.
 // The counter is the process's, not the Sink's: two sinks in one process
-// (tests, tools) used to mint the same id in the same millisecond.
+// (tests, tools) must not mint the same id in the same millisecond.
 func (s *Sink) newBatchID() string {
 	return fmt.Sprintf("%013x-%s-%06d", time.Now().UnixMilli(), idPrefix, batchNo.Add(1)%1000000)
 }

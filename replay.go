@@ -22,8 +22,8 @@ import (
 // Commit's fence, so a replay and a pipeline's batch serialize, and it
 // refuses the transaction with a *ReplayMovedError when a pipeline
 // committed anything since the replay began (its newer values would be
-// overwritten with older ones: the condition used to be next_offset >= the
-// range's end, which let exactly that through). A range beyond next_offset
+// overwritten with older ones; a condition next_offset >= the range's end
+// would let exactly that through). A range beyond next_offset
 // is refused with a *ReplayRangeError. Dead letters are not written again (the first apply
 // wrote them); the ledger row counts them. A record whose rule says
 // on_error: fail stops the replay with its *RecordError; a record routed to

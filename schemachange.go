@@ -1,6 +1,7 @@
 package exactly
 
 import (
+	"slices"
 	"sort"
 )
 
@@ -178,7 +179,7 @@ func schemaChange(d Dialect, rule *TableRule, table string, t *Table, changes []
 			}
 		}
 		for _, n := range append([]string(nil), ft.order...) {
-			if ft.types[n].Kind == KindUnknown && !ft.schema[n] && !contains(rule.Key, n) {
+			if ft.types[n].Kind == KindUnknown && !ft.schema[n] && !slices.Contains(rule.Key, n) {
 				ft.drop(n)
 			}
 		}
@@ -282,15 +283,6 @@ func hasNewField(t *Table, changes []*Change) bool {
 func hasRows(cs []*Change) bool {
 	for _, c := range cs {
 		if c.Op == OpUpsert {
-			return true
-		}
-	}
-	return false
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
 			return true
 		}
 	}

@@ -109,7 +109,7 @@ func clip(s string) string {
 }
 
 // columnCheck is a table's columns with their type families, built once
-// per table and cycle for the type-conflict check.
+// per table and flight for the type-conflict check.
 type columnCheck struct {
 	cols map[string]*Column
 	fam  map[string]Kind
