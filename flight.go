@@ -53,7 +53,58 @@ func (s *Sink) Commit(ctx context.Context, batches []*PartitionBatch) (out []Out
 		}
 		return batches[i].Partition < batches[j].Partition
 	})
-	live := make([]*PartitionBatch, 0, len(batches))
+	live, out := s.prepareFlight(ctx, batches)
+	live, out, ok := s.evolveFlight(ctx, live, out)
+	if !ok {
+		return out
+	}
+	isolate := false
+	for attempt := 0; len(live) > 0; attempt++ {
+		fenced, n, err := s.commitOnce(ctx, live, isolate)
+		if n >= 0 {
+			trips += n
+			counted = true
+		}
+		if err == nil {
+			return append(out, s.committed(live)...)
+		}
+		var locked *LockTimeoutError
+		var refused *refusedError
+		var he *haltError
+		switch {
+		case len(fenced) > 0:
+			live, out = s.dropFenced(live, fenced, out)
+		case errors.As(err, &locked):
+			// Another transaction holds the partition's offsets row past
+			// the lock wait: a paused zombie, most likely. Drop the
+			// partition as a fenced one is dropped, so it does not hold
+			// the rest of the flight hostage; it is read again and retried.
+			live, out = s.dropLocked(live, locked, out)
+			attempt--
+		case !isolate && errors.As(err, &refused):
+			// A row the database refuses for its data: redo the whole
+			// transaction with each table write under a savepoint, so the
+			// row is found and dead-lettered and the rest still applies.
+			s.log.Debug("the database refused a row; isolating it", "err", err)
+			isolate = true
+			attempt--
+		case errors.As(err, &he):
+			live, out = s.haltBefore(ctx, live, he, out)
+			attempt--
+		case s.d.Classify(err) == ErrConflict && attempt < 5 && ctx.Err() == nil:
+			s.log.Debug("retrying batch transaction after a conflict", "err", err, "attempt", attempt+1)
+		default:
+			return append(out, s.failFlight(live, err)...)
+		}
+	}
+	return out
+}
+
+// prepareFlight gives each batch its id and prepares it (see prepare). It
+// returns the batches left to commit, and the outcomes of those that
+// failed or hold nothing before their halting record.
+func (s *Sink) prepareFlight(ctx context.Context, batches []*PartitionBatch) (live []*PartitionBatch, out []Outcome) {
+	live = make([]*PartitionBatch, 0, len(batches))
 	for _, b := range batches {
 		b.BatchID = s.newBatchID()
 		if err := s.prepare(ctx, b); err != nil {
@@ -68,14 +119,16 @@ func (s *Sink) Commit(ctx context.Context, batches []*PartitionBatch) (out []Out
 		}
 		live = append(live, b)
 	}
+	return live, out
+}
+
+// evolveFlight creates and evolves the tables the batches write (see
+// ensureTables). ok is false when that failed: every batch then has its
+// outcome in out. Otherwise it returns the batches still holding records.
+func (s *Sink) evolveFlight(ctx context.Context, live []*PartitionBatch, out []Outcome) (_ []*PartitionBatch, _ []Outcome, ok bool) {
 	if err := s.ensureTables(ctx, live); err != nil {
 		s.log.Error("preparing tables (create/evolve)", "batches", Ranges(live), "err", err)
-		s.recordFailed(live, err)
-		s.forgetTables(live)
-		for _, b := range live {
-			out = append(out, Outcome{Batch: b, Err: err})
-		}
-		return out
+		return nil, append(out, s.failFlight(live, err)...), false
 	}
 	keep := live[:0]
 	for _, b := range live {
@@ -88,116 +141,103 @@ func (s *Sink) Commit(ctx context.Context, batches []*PartitionBatch) (out []Out
 		}
 		keep = append(keep, b)
 	}
-	live = keep
-	isolate := false
-	for attempt := 0; len(live) > 0; attempt++ {
-		fenced, n, err := s.commitOnce(ctx, live, isolate)
-		if n >= 0 {
-			trips += n
-			counted = true
+	return keep, out, true
+}
+
+// committed are the outcomes of a flight's committed batches; a batch
+// that ends at a halting record carries it.
+func (s *Sink) committed(live []*PartitionBatch) []Outcome {
+	out := make([]Outcome, 0, len(live))
+	for _, b := range live {
+		var e error
+		if b.Halt != nil {
+			e = b.Halt
 		}
-		if err == nil {
-			for _, b := range live {
-				var e error
-				if b.Halt != nil {
-					e = b.Halt
-				}
-				out = append(out, Outcome{Batch: b, Committed: true, Err: e})
-				s.logDeadLetters(b)
+		out = append(out, Outcome{Batch: b, Committed: true, Err: e})
+		s.logDeadLetters(b)
+	}
+	return out
+}
+
+// dropFenced takes the fenced partitions out of the flight; the rest is
+// tried again.
+func (s *Sink) dropFenced(live []*PartitionBatch, fenced map[TP]*FencedError, out []Outcome) ([]*PartitionBatch, []Outcome) {
+	keep := live[:0]
+	for _, b := range live {
+		if fe, ok := fenced[TP{b.Topic, b.Partition}]; ok {
+			// The audit trail shows the stale attempt and who won.
+			s.recordFailed([]*PartitionBatch{b}, fe)
+			out = append(out, Outcome{Batch: b, Err: fe})
+		} else {
+			keep = append(keep, b)
+		}
+	}
+	return keep, out
+}
+
+// dropLocked takes the partition whose offsets row stayed locked out of
+// the flight; the rest is tried again.
+func (s *Sink) dropLocked(live []*PartitionBatch, locked *LockTimeoutError, out []Outcome) ([]*PartitionBatch, []Outcome) {
+	keep := live[:0]
+	for _, b := range live {
+		if b.Topic == locked.Topic && b.Partition == locked.Partition {
+			s.log.Warn("offsets row locked by another transaction; dropping the partition from this flight",
+				"topic", b.Topic, "partition", b.Partition, "from", b.From, "err", locked.Err)
+			s.recordFailed([]*PartitionBatch{b}, locked)
+			out = append(out, Outcome{Batch: b, Err: locked})
+		} else {
+			keep = append(keep, b)
+		}
+	}
+	return keep, out
+}
+
+// haltBefore handles on_error: fail for a row the database refused: the
+// batch ends before that record and the partition halts there. The batch
+// is prepared and evolved again; when nothing is left before the halt it
+// leaves the flight with its outcome.
+func (s *Sink) haltBefore(ctx context.Context, live []*PartitionBatch, he *haltError, out []Outcome) ([]*PartitionBatch, []Outcome) {
+	b := he.b
+	keep := b.Records[:0]
+	for _, r := range b.Records {
+		if r.Offset < he.err.Offset {
+			keep = append(keep, r)
+		}
+	}
+	b.Records = keep
+	perr := s.prepare(ctx, b)
+	if perr == nil {
+		perr = s.ensureTables(ctx, []*PartitionBatch{b})
+		b.decodeDead = len(b.DeadLetters)
+	}
+	if b.Halt == nil || b.Halt.Offset >= he.err.Offset {
+		b.Halt = he.err
+	}
+	if perr != nil || len(b.Records) == 0 {
+		if perr == nil {
+			perr = b.Halt
+		}
+		out = append(out, Outcome{Batch: b, Err: perr})
+		next := live[:0]
+		for _, x := range live {
+			if x != b {
+				next = append(next, x)
 			}
-			return out
 		}
-		if len(fenced) > 0 {
-			keep := live[:0]
-			for _, b := range live {
-				if fe, ok := fenced[TP{b.Topic, b.Partition}]; ok {
-					// The audit trail shows the stale attempt and who won.
-					s.recordFailed([]*PartitionBatch{b}, fe)
-					out = append(out, Outcome{Batch: b, Err: fe})
-				} else {
-					keep = append(keep, b)
-				}
-			}
-			live = keep
-			continue
-		}
-		var locked *LockTimeoutError
-		if errors.As(err, &locked) {
-			// Another transaction holds the partition's offsets row past
-			// the lock wait: a paused zombie, most likely. Drop the
-			// partition as a fenced one is dropped, so it does not hold
-			// the rest of the flight hostage; it is read again and retried.
-			keep := live[:0]
-			for _, b := range live {
-				if b.Topic == locked.Topic && b.Partition == locked.Partition {
-					s.log.Warn("offsets row locked by another transaction; dropping the partition from this flight",
-						"topic", b.Topic, "partition", b.Partition, "from", b.From, "err", locked.Err)
-					s.recordFailed([]*PartitionBatch{b}, locked)
-					out = append(out, Outcome{Batch: b, Err: locked})
-				} else {
-					keep = append(keep, b)
-				}
-			}
-			live = keep
-			attempt--
-			continue
-		}
-		var refused *refusedError
-		if !isolate && errors.As(err, &refused) {
-			// A row the database refuses for its data: redo the whole
-			// transaction with each table write under a savepoint, so the
-			// row is found and dead-lettered and the rest still applies.
-			s.log.Debug("the database refused a row; isolating it", "err", err)
-			isolate = true
-			attempt--
-			continue
-		}
-		var he *haltError
-		if errors.As(err, &he) {
-			// on_error: fail for a row the database refused: the batch ends
-			// before that record and the partition halts there.
-			b := he.b
-			keep := b.Records[:0]
-			for _, r := range b.Records {
-				if r.Offset < he.err.Offset {
-					keep = append(keep, r)
-				}
-			}
-			b.Records = keep
-			perr := s.prepare(ctx, b)
-			if perr == nil {
-				perr = s.ensureTables(ctx, []*PartitionBatch{b})
-				b.decodeDead = len(b.DeadLetters)
-			}
-			if b.Halt == nil || b.Halt.Offset >= he.err.Offset {
-				b.Halt = he.err
-			}
-			if perr != nil || len(b.Records) == 0 {
-				if perr == nil {
-					perr = b.Halt
-				}
-				out = append(out, Outcome{Batch: b, Err: perr})
-				next := live[:0]
-				for _, x := range live {
-					if x != b {
-						next = append(next, x)
-					}
-				}
-				live = next
-			}
-			attempt--
-			continue
-		}
-		if s.d.Classify(err) == ErrConflict && attempt < 5 && ctx.Err() == nil {
-			s.log.Debug("retrying batch transaction after a conflict", "err", err, "attempt", attempt+1)
-			continue
-		}
-		s.recordFailed(live, err)
-		s.forgetTables(live)
-		for _, b := range live {
-			out = append(out, Outcome{Batch: b, Err: err})
-		}
-		return out
+		live = next
+	}
+	return live, out
+}
+
+// failFlight records the batches as failed in the ledger, forgets the
+// descriptions of their tables (see forgetTables) and returns their
+// outcomes.
+func (s *Sink) failFlight(live []*PartitionBatch, err error) []Outcome {
+	s.recordFailed(live, err)
+	s.forgetTables(live)
+	out := make([]Outcome, 0, len(live))
+	for _, b := range live {
+		out = append(out, Outcome{Batch: b, Err: err})
 	}
 	return out
 }
