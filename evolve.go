@@ -23,16 +23,41 @@ import (
 // table both succeed, and a batch that fails after its DDL leaves at most
 // an empty table or an unused nullable column, never data.
 func (s *Sink) ensureTables(ctx context.Context, batches []*PartitionBatch) error {
-	type group struct {
-		rule    *TableRule
-		changes []*Change
-		batches map[*PartitionBatch]bool
-	}
 	if err := s.checkNames(ctx, batches); err != nil {
 		return err
 	}
-	groups := map[string]*group{}
-	var names []string
+	groups, names := evolvedTables(batches)
+	checks := map[string]*columnCheck{}
+	folds := map[*Change]fold{}
+	for _, name := range names {
+		if err := s.ensureTable(ctx, name, groups[name], batches, checks, folds); err != nil {
+			return err
+		}
+	}
+	if err := s.exactChecks(ctx, batches, checks); err != nil {
+		return err
+	}
+	// Only now, with no pointer into b.changes left in use, drop the
+	// changes that conflict with their columns.
+	for _, b := range batches {
+		s.applyFolds(b, folds)
+		s.checkTypes(b, checks)
+	}
+	return nil
+}
+
+// tableGroup is the changes of a flight bound for one table whose rule
+// says create or evolve, and the batches they come from.
+type tableGroup struct {
+	rule    *TableRule
+	changes []*Change
+	batches map[*PartitionBatch]bool
+}
+
+// evolvedTables groups the batches' changes by table, for the tables
+// whose rule says create or evolve; names are sorted.
+func evolvedTables(batches []*PartitionBatch) (groups map[string]*tableGroup, names []string) {
+	groups = map[string]*tableGroup{}
 	for _, b := range batches {
 		for i := range b.changes {
 			c := &b.changes[i]
@@ -41,7 +66,7 @@ func (s *Sink) ensureTables(ctx context.Context, batches []*PartitionBatch) erro
 			}
 			g := groups[c.table]
 			if g == nil {
-				g = &group{rule: c.rule, batches: map[*PartitionBatch]bool{}}
+				g = &tableGroup{rule: c.rule, batches: map[*PartitionBatch]bool{}}
 				groups[c.table] = g
 				names = append(names, c.table)
 			}
@@ -50,87 +75,88 @@ func (s *Sink) ensureTables(ctx context.Context, batches []*PartitionBatch) erro
 		}
 	}
 	sort.Strings(names)
-	checks := map[string]*columnCheck{}
-	folds := map[*Change]fold{}
-	for _, name := range names {
-		g := groups[name]
-		t, err := s.describe(ctx, name)
+	return groups, names
+}
+
+// ensureTable creates or evolves one table for its group's changes, notes
+// the DDL in the ledger rows of the batches that caused it, and adds the
+// table's column check to checks and evolve: widen's verdicts to folds.
+func (s *Sink) ensureTable(ctx context.Context, name string, g *tableGroup, batches []*PartitionBatch, checks map[string]*columnCheck, folds map[*Change]fold) error {
+	t, err := s.describe(ctx, name)
+	if err != nil {
+		return err
+	}
+	sc := schemaChange(s.d, g.rule, name, t, g.changes)
+	if !sc.Empty() {
+		// The cached description may be stale (another instance
+		// created or evolved the table): look again before acting.
+		s.Forget(name)
+		if t, err = s.describe(ctx, name); err != nil {
+			return err
+		}
+		sc = schemaChange(s.d, g.rule, name, t, g.changes)
+	}
+	if w := sc.fold; w != nil {
+		for c, why := range w.refused {
+			folds[c] = fold{refused: why}
+		}
+		for c := range w.skipped {
+			folds[c] = fold{skipped: true}
+		}
+	}
+	if t == nil && len(sc.Create) == 0 {
+		if g.rule.Create && !hasRows(g.changes) {
+			for _, b := range batches {
+				s.skipTable(b, name)
+			}
+			return nil
+		}
+		return fmt.Errorf("table %s does not exist in the %s sink: create it, or set create: true on its table rule", name, s.d.Name())
+	}
+	if !sc.Empty() {
+		note, err := s.runDDL(ctx, sc)
 		if err != nil {
 			return err
 		}
-		sc := schemaChange(s.d, g.rule, name, t, g.changes)
-		if !sc.Empty() {
-			// The cached description may be stale (another instance
-			// created or evolved the table): look again before acting.
-			s.Forget(name)
-			if t, err = s.describe(ctx, name); err != nil {
-				return err
-			}
-			sc = schemaChange(s.d, g.rule, name, t, g.changes)
-		}
-		if w := sc.fold; w != nil {
-			for c, why := range w.refused {
-				folds[c] = fold{refused: why}
-			}
-			for c := range w.skipped {
-				folds[c] = fold{skipped: true}
+		for _, b := range batches {
+			if g.batches[b] {
+				b.Notes = append(b.Notes, note)
 			}
 		}
-		if t == nil && len(sc.Create) == 0 {
-			if g.rule.Create && !hasRows(g.changes) {
-				for _, b := range batches {
-					s.skipTable(b, name)
-				}
+		if t, err = s.describe(ctx, name); err != nil {
+			return err
+		}
+		if t == nil {
+			return fmt.Errorf("creating table %s: it is still missing after CREATE TABLE", name)
+		}
+	}
+	checks[name] = newColumnCheck(t, s.d, true)
+	return nil
+}
+
+// exactChecks gives every other table the batches write the dialect's
+// exact value checks (see ValueChecker), from its cached description: a
+// record the database would refuse is dead-lettered before the batch is
+// collapsed, even when a later change of its key supersedes it.
+func (s *Sink) exactChecks(ctx context.Context, batches []*PartitionBatch, checks map[string]*columnCheck) error {
+	if _, ok := s.d.(ValueChecker); !ok {
+		return nil
+	}
+	for _, b := range batches {
+		for i := range b.changes {
+			name := b.changes[i].table
+			if _, done := checks[name]; done {
 				continue
 			}
-			return fmt.Errorf("table %s does not exist in the %s sink: create it, or set create: true on its table rule", name, s.d.Name())
-		}
-		if !sc.Empty() {
-			note, err := s.runDDL(ctx, sc)
+			t, err := s.describe(ctx, name)
 			if err != nil {
 				return err
 			}
-			for _, b := range batches {
-				if g.batches[b] {
-					b.Notes = append(b.Notes, note)
-				}
-			}
-			if t, err = s.describe(ctx, name); err != nil {
-				return err
-			}
-			if t == nil {
-				return fmt.Errorf("creating table %s: it is still missing after CREATE TABLE", name)
+			checks[name] = nil // a missing table is plan's error to report
+			if t != nil {
+				checks[name] = newColumnCheck(t, s.d, false)
 			}
 		}
-		checks[name] = newColumnCheck(t, s.d, true)
-	}
-	// Every other table the batches write gets the dialect's exact value
-	// checks (see ValueChecker), from its cached description: a record
-	// the database would refuse is dead-lettered here, before the batch
-	// is collapsed, even when a later change of its key supersedes it.
-	if _, ok := s.d.(ValueChecker); ok {
-		for _, b := range batches {
-			for i := range b.changes {
-				name := b.changes[i].table
-				if _, done := checks[name]; done {
-					continue
-				}
-				t, err := s.describe(ctx, name)
-				if err != nil {
-					return err
-				}
-				checks[name] = nil // a missing table is plan's error to report
-				if t != nil {
-					checks[name] = newColumnCheck(t, s.d, false)
-				}
-			}
-		}
-	}
-	// Only now, with no pointer into b.changes left in use, drop the
-	// changes that conflict with their columns.
-	for _, b := range batches {
-		s.applyFolds(b, folds)
-		s.checkTypes(b, checks)
 	}
 	return nil
 }
