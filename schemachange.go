@@ -154,6 +154,33 @@ func schemaChange(d Dialect, rule *TableRule, table string, t *Table, changes []
 	if t != nil && len(sc.Widen) == 0 && !hasNewField(t, changes) {
 		return sc // the common case: every field has its column
 	}
+	ft, rows := fieldTypesOf(rule, changes, w)
+	if t == nil {
+		if !rule.Create || rows == 0 {
+			// Deletes alone never create a table: deleting from a table
+			// that does not exist yet changes nothing.
+			return sc
+		}
+		sc.createTable(rule, changes, ft)
+		return sc
+	}
+	for _, n := range ft.order {
+		if t.Column(n) != nil {
+			continue
+		}
+		if rule.AddsColumns() {
+			sc.Add = append(sc.Add, ft.def(n)) // always nullable: old rows have no value
+		} else {
+			sc.Ignored = append(sc.Ignored, n)
+		}
+	}
+	return sc
+}
+
+// fieldTypesOf collects the types of the fields of the changes a table
+// is worked out for (see fieldTypes), with evolve: widen's fold w when the
+// rule has one, and counts the upserts among them.
+func fieldTypesOf(rule *TableRule, changes []*Change, w *widening) (*fieldTypes, int) {
 	ft := newFieldTypes()
 	rows := 0
 	for _, c := range changes {
@@ -184,73 +211,62 @@ func schemaChange(d Dialect, rule *TableRule, table string, t *Table, changes []
 			}
 		}
 	}
-	if t == nil {
-		if !rule.Create || rows == 0 {
-			// Deletes alone never create a table: deleting from a table
-			// that does not exist yet changes nothing.
-			return sc
-		}
-		if rule.Mode != "append" {
-			sc.Key = append(sc.Key, rule.Key...)
-			if len(sc.Key) == 0 {
-				seen := map[string]bool{}
-				for _, c := range changes {
-					for k := range c.Key {
-						if !seen[k] {
-							seen[k] = true
-							sc.Key = append(sc.Key, k)
-						}
+	return ft, rows
+}
+
+// createTable fills the CREATE TABLE of a missing table: the key (the
+// rule's, or every key field seen, sorted; none in append mode), key
+// columns first in key order, then schema order, or names sorted when no
+// schema set the order.
+func (sc *SchemaChange) createTable(rule *TableRule, changes []*Change, ft *fieldTypes) {
+	if rule.Mode != "append" {
+		sc.Key = append(sc.Key, rule.Key...)
+		if len(sc.Key) == 0 {
+			seen := map[string]bool{}
+			for _, c := range changes {
+				for k := range c.Key {
+					if !seen[k] {
+						seen[k] = true
+						sc.Key = append(sc.Key, k)
 					}
 				}
-				sort.Strings(sc.Key)
 			}
+			sort.Strings(sc.Key)
 		}
-		isKey := map[string]bool{}
-		for _, k := range sc.Key {
-			isKey[k] = true
-			if _, ok := ft.types[k]; !ok {
-				ft.order = append(ft.order, k)
-				ft.types[k] = Type{Kind: KindText}
-			}
-		}
-		// Key columns first, in key order; then schema order, or names
-		// sorted when no schema set the order.
-		for _, k := range sc.Key {
-			d := ft.def(k)
-			d.Nullable = false
-			sc.Create = append(sc.Create, d)
-		}
-		rest := make([]string, 0, len(ft.order))
-		for _, n := range ft.order {
-			if !isKey[n] {
-				rest = append(rest, n)
-			}
-		}
-		if len(ft.schema) == 0 {
-			sort.Strings(rest)
-		}
-		for _, n := range rest {
-			d := ft.def(n)
-			if ft.schema[n] && !ft.nullable[n] {
-				d.Nullable = false
-			} else {
-				d.Nullable = true
-			}
-			sc.Create = append(sc.Create, d)
-		}
-		return sc
 	}
+	isKey := map[string]bool{}
+	for _, k := range sc.Key {
+		isKey[k] = true
+		if _, ok := ft.types[k]; !ok {
+			ft.order = append(ft.order, k)
+			ft.types[k] = Type{Kind: KindText}
+		}
+	}
+	// Key columns first, in key order; then schema order, or names
+	// sorted when no schema set the order.
+	for _, k := range sc.Key {
+		d := ft.def(k)
+		d.Nullable = false
+		sc.Create = append(sc.Create, d)
+	}
+	rest := make([]string, 0, len(ft.order))
 	for _, n := range ft.order {
-		if t.Column(n) != nil {
-			continue
-		}
-		if rule.AddsColumns() {
-			sc.Add = append(sc.Add, ft.def(n)) // always nullable: old rows have no value
-		} else {
-			sc.Ignored = append(sc.Ignored, n)
+		if !isKey[n] {
+			rest = append(rest, n)
 		}
 	}
-	return sc
+	if len(ft.schema) == 0 {
+		sort.Strings(rest)
+	}
+	for _, n := range rest {
+		d := ft.def(n)
+		if ft.schema[n] && !ft.nullable[n] {
+			d.Nullable = false
+		} else {
+			d.Nullable = true
+		}
+		sc.Create = append(sc.Create, d)
+	}
 }
 
 // hasNewField reports whether any change carries a field the table has
