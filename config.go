@@ -461,6 +461,34 @@ func (c *Config) Validate() error {
 	if err := c.validateSecurity(bad); err != nil {
 		return err
 	}
+	if err := c.validateSink(bad); err != nil {
+		return err
+	}
+	if err := c.validateBatch(bad); err != nil {
+		return err
+	}
+	if c.Source.SchemaRegistry.RetryNotFound < 0 {
+		return bad("source.schema_registry.retry_not_found", c.Source.SchemaRegistry.RetryNotFound.D().String(),
+			"how long a schema id the registry answers 404 for is retried before its records are dead letters (e.g. 5m)")
+	}
+	if len(c.Tables) == 0 {
+		return bad("tables", "", "at least one table rule with topics")
+	}
+	for i := range c.Tables {
+		t := &c.Tables[i]
+		f := func(name string) string { return fmt.Sprintf("tables[%d].%s", i, name) }
+		if err := c.validateRule(t, f, bad); err != nil {
+			return err
+		}
+		if err := c.validateRuleWrites(t, f, bad); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateSink checks the sink section and fills its defaults.
+func (c *Config) validateSink(bad func(field, value, expected string) error) error {
 	switch c.Sink.Driver {
 	case "postgres", "sqlite", "mysql", "sqlserver":
 	default:
@@ -490,6 +518,11 @@ func (c *Config) Validate() error {
 	default:
 		return bad("sink.flights", c.Sink.Flights, FlightsAdaptive+" or "+FlightsFixed)
 	}
+	return nil
+}
+
+// validateBatch checks the batch triggers.
+func (c *Config) validateBatch(bad func(field, value, expected string) error) error {
 	if c.Batch.Interval.D() <= 0 {
 		return bad("batch.interval", c.Batch.Interval.D().String(), "a positive duration like 5s")
 	}
@@ -499,97 +532,99 @@ func (c *Config) Validate() error {
 	if c.Batch.MaxBytes <= 0 {
 		return bad("batch.max_bytes", fmt.Sprint(c.Batch.MaxBytes), "a positive number of bytes")
 	}
-	if c.Source.SchemaRegistry.RetryNotFound < 0 {
-		return bad("source.schema_registry.retry_not_found", c.Source.SchemaRegistry.RetryNotFound.D().String(),
-			"how long a schema id the registry answers 404 for is retried before its records are dead letters (e.g. 5m)")
+	return nil
+}
+
+// validateRule checks how a table rule reads its topics: the topic
+// pattern, format, mode and key, and fills their defaults. f names a
+// field of the rule.
+func (c *Config) validateRule(t *TableRule, f func(string) string, bad func(field, value, expected string) error) error {
+	if t.Topics == "" {
+		return bad(f("topics"), "", "a topic name or a regular expression")
 	}
-	if len(c.Tables) == 0 {
-		return bad("tables", "", "at least one table rule with topics")
+	pat := t.Topics
+	if !IsPattern(pat) {
+		pat = regexp.QuoteMeta(pat)
 	}
-	for i := range c.Tables {
-		t := &c.Tables[i]
-		f := func(name string) string { return fmt.Sprintf("tables[%d].%s", i, name) }
-		if t.Topics == "" {
-			return bad(f("topics"), "", "a topic name or a regular expression")
+	re, err := regexp.Compile("^(?:" + strings.TrimSuffix(strings.TrimPrefix(pat, "^"), "$") + ")$")
+	if err != nil {
+		return bad(f("topics"), t.Topics, "a valid regular expression ("+err.Error()+")")
+	}
+	t.re = re
+	if t.Format == "" {
+		t.Format = "json"
+	}
+	switch t.Format {
+	case "json", "debezium":
+	case "avro":
+		if u, err := url.Parse(c.Source.SchemaRegistry.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return bad("source.schema_registry.url", c.Source.SchemaRegistry.URL,
+				"the schema registry URL (http://host:port) that "+f("format")+": avro resolves schema ids through")
 		}
-		pat := t.Topics
-		if !IsPattern(pat) {
-			pat = regexp.QuoteMeta(pat)
+	default:
+		return bad(f("format"), t.Format, "json, debezium or avro")
+	}
+	if t.Mode == "" {
+		t.Mode = "upsert"
+		if t.Format == "debezium" {
+			t.Mode = "cdc"
 		}
-		re, err := regexp.Compile("^(?:" + strings.TrimSuffix(strings.TrimPrefix(pat, "^"), "$") + ")$")
-		if err != nil {
-			return bad(f("topics"), t.Topics, "a valid regular expression ("+err.Error()+")")
+	}
+	if t.Mode == "cdc" && t.Format == "json" {
+		return bad(f("mode"), t.Mode, "format debezium (or avro) for mode cdc: plain json carries no change envelope")
+	}
+	switch t.Mode {
+	case "upsert", "cdc":
+		if len(t.Key) == 0 && t.KeyFrom != "record_key" {
+			return bad(f("key"), "", "the key columns, e.g. [id]: mode "+t.Mode+" replaces rows by key")
 		}
-		t.re = re
-		if t.Format == "" {
-			t.Format = "json"
+	case "append":
+	default:
+		return bad(f("mode"), t.Mode, "upsert, append or cdc")
+	}
+	switch t.KeyFrom {
+	case "", "record_key", "value":
+	default:
+		return bad(f("key_from"), t.KeyFrom, "record_key or value")
+	}
+	return nil
+}
+
+// validateRuleWrites checks what a table rule writes: the version column,
+// renames, on_error, evolve and the table name.
+func (c *Config) validateRuleWrites(t *TableRule, f func(string) string, bad func(field, value, expected string) error) error {
+	if strings.ContainsAny(t.Version, ".\"`[];' ") {
+		return bad(f("version"), t.Version, "a column name; source_lsn, source_ts_ms (any source_FIELD) or ts_ms take the value from the Debezium envelope")
+	}
+	// Two fields renamed to one column would each write it, the one
+	// that wins chosen by map order: refuse it up front.
+	targets := make(map[string]string, len(t.Columns.Rename))
+	for _, from := range slices.Sorted(maps.Keys(t.Columns.Rename)) {
+		to := t.Columns.Rename[from]
+		if other, dup := targets[to]; dup && to != "" {
+			return bad(f("columns.rename"), other+", "+from+" → "+to, "at most one field renamed to each column")
 		}
-		switch t.Format {
-		case "json", "debezium":
-		case "avro":
-			if u, err := url.Parse(c.Source.SchemaRegistry.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				return bad("source.schema_registry.url", c.Source.SchemaRegistry.URL,
-					"the schema registry URL (http://host:port) that "+f("format")+": avro resolves schema ids through")
-			}
-		default:
-			return bad(f("format"), t.Format, "json, debezium or avro")
-		}
-		if t.Mode == "" {
-			t.Mode = "upsert"
-			if t.Format == "debezium" {
-				t.Mode = "cdc"
-			}
-		}
-		if t.Mode == "cdc" && t.Format == "json" {
-			return bad(f("mode"), t.Mode, "format debezium (or avro) for mode cdc: plain json carries no change envelope")
-		}
-		switch t.Mode {
-		case "upsert", "cdc":
-			if len(t.Key) == 0 && t.KeyFrom != "record_key" {
-				return bad(f("key"), "", "the key columns, e.g. [id]: mode "+t.Mode+" replaces rows by key")
-			}
-		case "append":
-		default:
-			return bad(f("mode"), t.Mode, "upsert, append or cdc")
-		}
-		switch t.KeyFrom {
-		case "", "record_key", "value":
-		default:
-			return bad(f("key_from"), t.KeyFrom, "record_key or value")
-		}
-		if strings.ContainsAny(t.Version, ".\"`[];' ") {
-			return bad(f("version"), t.Version, "a column name; source_lsn, source_ts_ms (any source_FIELD) or ts_ms take the value from the Debezium envelope")
-		}
-		// Two fields renamed to one column would each write it, the one
-		// that wins chosen by map order: refuse it up front.
-		targets := make(map[string]string, len(t.Columns.Rename))
-		for _, from := range slices.Sorted(maps.Keys(t.Columns.Rename)) {
-			to := t.Columns.Rename[from]
-			if other, dup := targets[to]; dup && to != "" {
-				return bad(f("columns.rename"), other+", "+from+" → "+to, "at most one field renamed to each column")
-			}
-			targets[to] = from
-		}
-		if t.OnError == "" {
-			t.OnError = "dead_letter"
-		}
-		switch t.OnError {
-		case "dead_letter", "fail":
-		default:
-			return bad(f("on_error"), t.OnError, "dead_letter or fail")
-		}
-		switch t.Evolve {
-		case "", "add_columns", "widen":
-		default:
-			return bad(f("evolve"), t.Evolve, "add_columns or widen (or leave it out)")
-		}
-		if t.Table != "" && !validTableName(t.Table) {
-			return bad(f("table"), t.Table, "a table name, optionally schema-qualified, that may use $1.. from the topic pattern")
-		}
-		if !strings.Contains(t.Table, "$") && t.Table != "" {
-			if reason := c.refuseTable(t.Table, t.Table); reason != "" {
-				return bad(f("table"), t.Table, "a table name exactly may write: "+reason)
-			}
+		targets[to] = from
+	}
+	if t.OnError == "" {
+		t.OnError = "dead_letter"
+	}
+	switch t.OnError {
+	case "dead_letter", "fail":
+	default:
+		return bad(f("on_error"), t.OnError, "dead_letter or fail")
+	}
+	switch t.Evolve {
+	case "", "add_columns", "widen":
+	default:
+		return bad(f("evolve"), t.Evolve, "add_columns or widen (or leave it out)")
+	}
+	if t.Table != "" && !validTableName(t.Table) {
+		return bad(f("table"), t.Table, "a table name, optionally schema-qualified, that may use $1.. from the topic pattern")
+	}
+	if !strings.Contains(t.Table, "$") && t.Table != "" {
+		if reason := c.refuseTable(t.Table, t.Table); reason != "" {
+			return bad(f("table"), t.Table, "a table name exactly may write: "+reason)
 		}
 	}
 	return nil
