@@ -61,38 +61,7 @@ func checkDocument(n *yaml.Node, t reflect.Type, path, file string) []*ConfigErr
 		if n.Kind != yaml.MappingNode {
 			return bad("expected a mapping of " + strings.Join(fieldNames(t), ", "))
 		}
-		fields := map[string]reflect.Type{}
-		names := fieldNames(t)
-		for i := 0; i < t.NumField(); i++ {
-			if name, ok := yamlName(t.Field(i)); ok {
-				fields[name] = t.Field(i).Type
-			}
-		}
-		var out []*ConfigError
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k := n.Content[i]
-			ft, ok := fields[k.Value]
-			if !ok {
-				key := k.Value
-				if key == "" {
-					key = `""`
-				}
-				e := &ConfigError{File: file, Line: k.Line, Field: joinPath(path, key)}
-				if near := nearest(k.Value, names); near != "" {
-					e.Problem = "unknown field; did you mean " + near + "?"
-				} else {
-					where := path
-					if where == "" {
-						where = "the top level"
-					}
-					e.Problem = "unknown field; " + where + " takes " + strings.Join(names, ", ")
-				}
-				out = append(out, e)
-				continue
-			}
-			out = append(out, checkDocument(n.Content[i+1], ft, joinPath(path, k.Value), file)...)
-		}
-		return out
+		return checkFields(n, t, path, file)
 	case reflect.Slice, reflect.Array:
 		if n.Kind != yaml.SequenceNode {
 			if n.Kind == yaml.ScalarNode {
@@ -114,6 +83,48 @@ func checkDocument(n *yaml.Node, t reflect.Type, path, file string) []*ConfigErr
 	if n.Kind != yaml.ScalarNode {
 		return bad("expected a single value, not a " + map[yaml.Kind]string{yaml.MappingNode: "mapping", yaml.SequenceNode: "list"}[n.Kind])
 	}
+	return checkScalar(n, t, bad)
+}
+
+// checkFields checks a mapping against the fields of struct t: an unknown
+// key is named with the field it is nearest to, or the fields t takes.
+func checkFields(n *yaml.Node, t reflect.Type, path, file string) []*ConfigError {
+	fields := map[string]reflect.Type{}
+	names := fieldNames(t)
+	for i := 0; i < t.NumField(); i++ {
+		if name, ok := yamlName(t.Field(i)); ok {
+			fields[name] = t.Field(i).Type
+		}
+	}
+	var out []*ConfigError
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i]
+		ft, ok := fields[k.Value]
+		if !ok {
+			key := k.Value
+			if key == "" {
+				key = `""`
+			}
+			e := &ConfigError{File: file, Line: k.Line, Field: joinPath(path, key)}
+			if near := nearest(k.Value, names); near != "" {
+				e.Problem = "unknown field; did you mean " + near + "?"
+			} else {
+				where := path
+				if where == "" {
+					where = "the top level"
+				}
+				e.Problem = "unknown field; " + where + " takes " + strings.Join(names, ", ")
+			}
+			out = append(out, e)
+			continue
+		}
+		out = append(out, checkDocument(n.Content[i+1], ft, joinPath(path, k.Value), file)...)
+	}
+	return out
+}
+
+// checkScalar checks that a scalar decodes into t, naming what t takes.
+func checkScalar(n *yaml.Node, t reflect.Type, bad func(string) []*ConfigError) []*ConfigError {
 	if err := n.Decode(reflect.New(t).Interface()); err != nil {
 		switch t.Kind() {
 		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64, reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
