@@ -104,15 +104,6 @@ func (s *Sink) unsuperseded(ctx context.Context, tp TP, rule *TableRule, table s
 	}
 	keys := keyColumns(rule, t)
 	dec := s.decoder(rule)
-	// guarded reports whether the version guard orders a later change
-	// against a dead letter: both carry a version and the later one is
-	// not a delete (a deleted row keeps no version to compare with, and a
-	// tombstone carries none). Without a version column nothing is.
-	type keyed struct {
-		kv      []any
-		guarded bool // an upsert or delete carrying a version
-		upsert  bool
-	}
 	keyOf := func(r *Record) (keyed, bool) {
 		ch, err := dec.Decode(r)
 		if err != nil || ch.Op == OpSkip {
@@ -122,7 +113,6 @@ func (s *Sink) unsuperseded(ctx context.Context, tp TP, rule *TableRule, table s
 		kv, err := keyValues(&change{rec: r, rule: rule, table: table, Change: ch}, keys)
 		return keyed{kv: kv, guarded: rule.Version != "" && ch.Version != nil, upsert: ch.Op == OpUpsert}, err == nil
 	}
-	guarded := func(dl, later keyed) bool { return dl.guarded && later.guarded && later.upsert }
 	open := map[int64]bool{}
 	openRows, err := NewLedger(s.db, s.d, s.cfg.Pipeline).DeadLetters(ctx, tp, dls[0].Record.Offset, next, true)
 	if err != nil {
@@ -133,57 +123,27 @@ func (s *Sink) unsuperseded(ctx context.Context, tp TP, rule *TableRule, table s
 	}
 	// The dead letters' keys first, then a chunk of later records' keys:
 	// one keyIdentities call compares them as the database does.
-	var dlKeys [][]any
-	var dlAt []int // index in dls of each dlKeys entry
-	var dlKeyed []keyed
+	sc := &newerScan{s: s, t: t, keys: keys, dls: dls, newer: map[int]int64{}}
 	for i := range dls {
 		if k, ok := keyOf(&dls[i].Record); ok {
-			dlKeys, dlAt, dlKeyed = append(dlKeys, k.kv), append(dlAt, i), append(dlKeyed, k)
+			sc.dlKeys, sc.dlAt, sc.dlKeyed = append(sc.dlKeys, k.kv), append(sc.dlAt, i), append(sc.dlKeyed, k)
 		}
 	}
-	newer := map[int]int64{} // dls index → newest later applied offset of its key
-	var chunk [][]any
-	var chunkAt []int64
-	var chunkKeyed []keyed
-	flush := func() error {
-		if len(chunk) == 0 || len(dlKeys) == 0 {
-			chunk, chunkAt, chunkKeyed = chunk[:0], chunkAt[:0], chunkKeyed[:0]
-			return nil
-		}
-		ids, err := s.keyIdentities(ctx, s.db, t, keys, append(append([][]any{}, dlKeys...), chunk...))
-		if err != nil {
-			return err
-		}
-		byID := map[string][]int{} // key identity → indexes in dlKeys
-		for j := range dlKeys {
-			byID[ids[j]] = append(byID[ids[j]], j)
-		}
-		for j, id := range ids[len(dlKeys):] {
-			for _, k := range byID[id] {
-				i := dlAt[k]
-				if chunkAt[j] > dls[i].Record.Offset && !guarded(dlKeyed[k], chunkKeyed[j]) {
-					newer[i] = max(newer[i], chunkAt[j])
-				}
-			}
-		}
-		chunk, chunkAt, chunkKeyed = chunk[:0], chunkAt[:0], chunkKeyed[:0]
-		return nil
-	}
-	if from := dls[0].Record.Offset + 1; from < next && len(dlKeys) > 0 {
+	if from := dls[0].Record.Offset + 1; from < next && len(sc.dlKeys) > 0 {
 		err := later.Read(ctx, tp, from, next, func(r *Record) error {
 			if open[r.Offset] {
 				return nil // not applied: it supersedes nothing
 			}
 			if k, ok := keyOf(r); ok {
-				chunk, chunkAt, chunkKeyed = append(chunk, k.kv), append(chunkAt, r.Offset), append(chunkKeyed, k)
+				sc.chunk, sc.chunkAt, sc.chunkKeyed = append(sc.chunk, k.kv), append(sc.chunkAt, r.Offset), append(sc.chunkKeyed, k)
 			}
-			if len(chunk) >= 5000 {
-				return flush()
+			if len(sc.chunk) >= 5000 {
+				return sc.flush(ctx)
 			}
 			return nil
 		})
 		if err == nil {
-			err = flush()
+			err = sc.flush(ctx)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("reading %s %d..%d for newer changes of the dead letters' keys: %w", tp, from, next-1, err)
@@ -191,13 +151,72 @@ func (s *Sink) unsuperseded(ctx context.Context, tp TP, rule *TableRule, table s
 	}
 	var out []DeadLetterRow
 	for i, d := range dls {
-		if o, ok := newer[i]; ok {
+		if o, ok := sc.newer[i]; ok {
 			res.Superseded[d.Record.Offset] = o
 			continue
 		}
 		out = append(out, d) // undecodable ones fail again below, with their error
 	}
 	return out, nil
+}
+
+// keyed is a record's key values and what the version guard needs of it.
+type keyed struct {
+	kv      []any
+	guarded bool // an upsert or delete carrying a version
+	upsert  bool
+}
+
+// guarded reports whether the version guard orders a later change
+// against a dead letter: both carry a version and the later one is not a
+// delete (a deleted row keeps no version to compare with, and a tombstone
+// carries none). Without a version column nothing is.
+func guarded(dl, later keyed) bool { return dl.guarded && later.guarded && later.upsert }
+
+// newerScan finds, for each dead letter of a partition, the newest later
+// applied record of the same key, comparing keys a chunk at a time as the
+// database does (keyIdentities).
+type newerScan struct {
+	s    *Sink
+	t    *Table
+	keys []string
+	dls  []DeadLetterRow
+	// the dead letters' keys, each one's index in dls, and its keyed
+	dlKeys  [][]any
+	dlAt    []int
+	dlKeyed []keyed
+	// newer maps a dls index to the newest later applied offset of its key
+	newer map[int]int64
+	// the chunk of later records' keys, their offsets and keyed
+	chunk      [][]any
+	chunkAt    []int64
+	chunkKeyed []keyed
+}
+
+// flush compares the chunk's keys with the dead letters' and empties it.
+func (sc *newerScan) flush(ctx context.Context) error {
+	if len(sc.chunk) == 0 || len(sc.dlKeys) == 0 {
+		sc.chunk, sc.chunkAt, sc.chunkKeyed = sc.chunk[:0], sc.chunkAt[:0], sc.chunkKeyed[:0]
+		return nil
+	}
+	ids, err := sc.s.keyIdentities(ctx, sc.s.db, sc.t, sc.keys, append(append([][]any{}, sc.dlKeys...), sc.chunk...))
+	if err != nil {
+		return err
+	}
+	byID := map[string][]int{} // key identity → indexes in dlKeys
+	for j := range sc.dlKeys {
+		byID[ids[j]] = append(byID[ids[j]], j)
+	}
+	for j, id := range ids[len(sc.dlKeys):] {
+		for _, k := range byID[id] {
+			i := sc.dlAt[k]
+			if sc.chunkAt[j] > sc.dls[i].Record.Offset && !guarded(sc.dlKeyed[k], sc.chunkKeyed[j]) {
+				sc.newer[i] = max(sc.newer[i], sc.chunkAt[j])
+			}
+		}
+	}
+	sc.chunk, sc.chunkAt, sc.chunkKeyed = sc.chunk[:0], sc.chunkAt[:0], sc.chunkKeyed[:0]
+	return nil
 }
 
 func (s *Sink) redriveOnce(ctx context.Context, tp TP, dls []DeadLetterRow, next int64, by string, res *RedriveResult) error {
