@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -251,4 +252,25 @@ func (s *Sink) execAll(ctx context.Context, q Querier, stmts []Statement) error 
 		}
 	}
 	return nil
+}
+
+// alone returns a write of the same table shaped for one item: the key
+// and the columns its row carries (isolating a refused row falls back to
+// a change of another shape).
+func (w *write) alone(it *item) *write {
+	tw := &TableWrite{Table: w.Table, Append: w.Append, Keys: w.Keys, Version: w.Version, Part: w.Part}
+	if it.c.Op == OpUpsert {
+		row := it.row
+		if row == nil {
+			row = it.c.Row
+		}
+		for _, c := range w.Table.Columns {
+			if _, ok := row[c.Name]; ok || slices.Contains(w.Keys, c.Name) {
+				tw.Columns = append(tw.Columns, c.Name)
+			}
+		}
+		return &write{TableWrite: tw, upserts: []*item{it}}
+	}
+	tw.Columns = w.Keys
+	return &write{TableWrite: tw, deletes: []*item{it}}
 }
