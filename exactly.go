@@ -7,6 +7,15 @@
 // target tables if and only if o < exactly_offsets.next_offset, because both
 // are written in one database transaction. Kafka's own group offsets are
 // never consulted as truth.
+//
+// The files follow the life of a flight, in the order Sink.Commit takes
+// it: flight.go (Commit and its attempts), prepare.go (decode, route, map
+// columns), evolve.go (create and evolve tables, with schemachange.go,
+// widen.go and typecheck.go), collapse.go (one row per key, versions),
+// tx.go (the one transaction skeleton), write.go (fences, table writes,
+// isolation of refused rows) and ledgerwrite.go (ledger and dead-letter
+// rows). batch.go is the batch they pass along, sink.go the Sink and its
+// one cache of table descriptions, errors.go every typed error.
 package exactly
 
 import (
