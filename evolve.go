@@ -445,3 +445,12 @@ func ColumnNameError(d Dialect, name string) error {
 	}
 	return &ColumnNameErr{Name: name, Why: why}
 }
+
+func hasRows(cs []*Change) bool {
+	for _, c := range cs {
+		if c.Op == OpUpsert {
+			return true
+		}
+	}
+	return false
+}

@@ -295,12 +295,3 @@ func hasNewField(t *Table, changes []*Change) bool {
 	}
 	return false
 }
-
-func hasRows(cs []*Change) bool {
-	for _, c := range cs {
-		if c.Op == OpUpsert {
-			return true
-		}
-	}
-	return false
-}
