@@ -225,80 +225,66 @@ type Ledger struct {
 }
 
 // CheckLedger reads exactly_batches and exactly_offsets of a pipeline and
-// checks that, per partition, committed batches chain from the first
-// offset to next_offset without gap or overlap, and that next_offset
-// reached the given end offsets.
-// The dialect quotes "partition", a reserved word in MySQL and SQL Server,
-// and rebinds the placeholders.
+// checks that, per partition, committed batches chain from offset 0 (the
+// workload's topics are read from their beginning) to next_offset without
+// gap or overlap, and that next_offset reached the given end offsets.
+//
+// It reads through exactly.Ledger and applies exactly.Chain, the rule
+// verify and the status page apply: both only read and judge what the
+// sink wrote, so sharing them does not make the oracle depend on the code
+// it checks. The oracle proper, Check against the Model built from the
+// topics, stays independent: its own SQL over the workload's tables.
 func CheckLedger(ctx context.Context, db *sql.DB, d exactly.Dialect, pipeline string, ends map[string]map[int32]int64) (*Ledger, error) {
-	l := &Ledger{AtEnd: true, ChainsOK: true}
-	part := d.Quote("partition")
-	rows, err := db.QueryContext(ctx, exactly.Rebind(d, `SELECT topic, `+part+`, from_offset, to_offset, records, status FROM exactly_batches WHERE pipeline = ? ORDER BY topic, `+part+`, from_offset`), pipeline)
+	lg := exactly.NewLedger(db, d, pipeline)
+	offs, err := lg.Offsets(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("reading exactly_batches: %w", err)
-	}
-	type tp struct {
-		t string
-		p int32
-	}
-	last := map[tp]int64{}
-	for rows.Next() {
-		var k tp
-		var from, to, recs int64
-		var status string
-		if err := rows.Scan(&k.t, &k.p, &from, &to, &recs, &status); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		if status != "committed" {
-			l.Failed++
-			continue
-		}
-		l.Batches++
-		l.Records += recs
-		prev, ok := last[k]
-		if !ok {
-			prev = 0
-		}
-		if from != prev {
-			l.ChainsOK = false
-			l.Breaks = append(l.Breaks, fmt.Sprintf("%s[%d]: batch starts at %d, previous ended at %d", k.t, k.p, from, prev))
-		}
-		last[k] = to
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	offs, err := db.QueryContext(ctx, exactly.Rebind(d, `SELECT topic, `+part+`, next_offset FROM exactly_offsets WHERE pipeline = ?`), pipeline)
+	tps, err := lg.Partitions(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("reading exactly_offsets: %w", err)
+		return nil, err
 	}
-	stored := map[tp]int64{}
-	for offs.Next() {
-		var k tp
-		var next int64
-		if err := offs.Scan(&k.t, &k.p, &next); err != nil {
-			offs.Close()
+	stored := map[exactly.TP]int64{}
+	for _, o := range offs {
+		stored[o.TP] = o.Next
+	}
+	l := &Ledger{AtEnd: true, ChainsOK: true}
+	for _, tp := range tps {
+		rows, err := lg.Batches(ctx, tp)
+		if err != nil {
 			return nil, err
 		}
-		stored[k] = next
-		if last[k] != next {
-			l.ChainsOK = false
-			l.Breaks = append(l.Breaks, fmt.Sprintf("%s[%d]: next_offset %d but the last committed batch ends at %d", k.t, k.p, next, last[k]))
+		c := exactly.NewChainFrom(tp, 0)
+		for i := range rows {
+			b := &rows[i]
+			switch b.Status {
+			case exactly.StatusCommitted:
+				l.Batches++
+				l.Records += b.Records
+				if brk, broke := c.Add(b); broke {
+					l.Breaks = append(l.Breaks, brk.String())
+				}
+			case exactly.StatusFailed:
+				l.Failed++
+			}
+		}
+		if next, ok := stored[tp]; ok {
+			if brk, broke := c.Close(next); broke {
+				l.Breaks = append(l.Breaks, brk.String())
+			}
 		}
 	}
-	offs.Close()
+	l.ChainsOK = len(l.Breaks) == 0
 	var keys []string
 	for t, ps := range ends {
 		for p, end := range ps {
-			if end > 0 && stored[tp{t, p}] < end {
+			if at := stored[exactly.TP{Topic: t, Partition: p}]; end > 0 && at < end {
 				l.AtEnd = false
-				keys = append(keys, fmt.Sprintf("%s[%d] at %d of %d", t, p, stored[tp{t, p}], end))
+				keys = append(keys, fmt.Sprintf("%s[%d] at %d of %d", t, p, at, end))
 			}
 		}
 	}
 	sort.Strings(keys)
 	l.Lagging = keys
-	return l, offs.Err()
+	return l, nil
 }
