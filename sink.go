@@ -115,7 +115,7 @@ func (s *Sink) EnsureLedger(ctx context.Context) error {
 			return fmt.Errorf("creating ledger tables: %w (statement: %s)", err, stmt)
 		}
 	}
-	for _, c := range ledgerMigrations {
+	for _, c := range ledgerMigrations() {
 		t, err := s.d.Describe(ctx, s.db, c.table)
 		if err != nil || t == nil {
 			return fmt.Errorf("describing ledger table %s: %v", c.table, err)
@@ -159,27 +159,6 @@ func (s *Sink) execDDL(ctx context.Context, stmt string) error {
 // ddlAttempts bounds execDDL: enough for a crowd of instances starting at
 // once, few enough that a real error (no privilege) is reported in seconds.
 const ddlAttempts = 8
-
-// ledgerMigrations are ledger columns added after the first release,
-// always nullable, added in place by EnsureLedger.
-var ledgerMigrations = []struct {
-	table string
-	col   ColumnDef
-}{
-	// notes: what create/evolve did to tables before the batch.
-	{"exactly_batches", ColumnDef{Name: "notes", Type: Type{Kind: KindText}, Nullable: true}},
-	// resolved_*: who redrove a dead letter, when, in which batch (NULL
-	// while it is open).
-	{"exactly_dead_letters", ColumnDef{Name: "resolved_at", Type: Type{Kind: KindTimestampTZ, Precision: 6}, Nullable: true}},
-	{"exactly_dead_letters", ColumnDef{Name: "resolved_by", Type: Type{Kind: KindText}, Nullable: true}},
-	{"exactly_dead_letters", ColumnDef{Name: "resolved_batch", Type: Type{Kind: KindText}, Nullable: true}},
-	// leader_epoch: of the last record applied below next_offset (KIP-320:
-	// a restart seeks with it and sees a log truncated meanwhile).
-	{"exactly_offsets", ColumnDef{Name: "leader_epoch", Type: Type{Kind: KindInt32}, Nullable: true}},
-	// topic_id: the topic's id when the row was seeded (a recreated topic
-	// has another).
-	{"exactly_offsets", ColumnDef{Name: "topic_id", Type: Type{Kind: KindText}, Nullable: true}},
-}
 
 // TP names a topic partition.
 type TP struct {

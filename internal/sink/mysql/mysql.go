@@ -193,35 +193,37 @@ func (*Dialect) Quote(ident string) string {
 // does.
 const tableOptions = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
 
-// LedgerDDL implements exactly.Dialect. Indexes are declared inside
-// CREATE TABLE: MySQL 8 has no CREATE INDEX IF NOT EXISTS. Key columns are
-// VARCHARs sized so every index stays under InnoDB's 3072-byte limit in
-// utf8mb4 (topic names are at most 249 characters).
-func (*Dialect) LedgerDDL() []string {
-	return []string{
-		"CREATE TABLE IF NOT EXISTS exactly_offsets (" +
-			"pipeline VARCHAR(255) NOT NULL, topic VARCHAR(249) NOT NULL, `partition` INT NOT NULL, " +
-			"next_offset BIGINT NOT NULL, writer VARCHAR(255) NOT NULL, updated_at DATETIME(6) NOT NULL, " +
-			"PRIMARY KEY (pipeline, topic, `partition`))" + tableOptions,
-		"CREATE TABLE IF NOT EXISTS exactly_batches (" +
-			"batch_id VARCHAR(64) NOT NULL PRIMARY KEY, pipeline VARCHAR(255) NOT NULL, topic VARCHAR(249) NOT NULL, " +
-			"`partition` INT NOT NULL, from_offset BIGINT NOT NULL, to_offset BIGINT NOT NULL, " +
-			"min_offset BIGINT NULL, max_offset BIGINT NULL, records INT NOT NULL, upserted INT NOT NULL, " +
-			"deleted INT NOT NULL, skipped INT NOT NULL, dead_lettered INT NOT NULL, hash VARCHAR(128) NOT NULL, " +
-			"status VARCHAR(16) NOT NULL, error TEXT NULL, writer VARCHAR(255) NOT NULL, " +
-			"started_at DATETIME(6) NOT NULL, committed_at DATETIME(6) NULL, notes LONGTEXT NULL, " +
-			"INDEX exactly_batches_range (pipeline, topic, `partition`, from_offset), " +
-			"INDEX exactly_batches_status (pipeline, status, started_at))" + tableOptions,
-		"CREATE TABLE IF NOT EXISTS exactly_dead_letters (" +
-			"id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, pipeline VARCHAR(255) NOT NULL, batch_id VARCHAR(64) NOT NULL, " +
-			"topic VARCHAR(249) NOT NULL, `partition` INT NOT NULL, `offset` BIGINT NOT NULL, " +
-			"record_key LONGBLOB NULL, record_value LONGBLOB NULL, headers LONGTEXT NULL, error TEXT NOT NULL, " +
-			"created_at DATETIME(6) NOT NULL, " +
-			"INDEX exactly_dead_letters_at (pipeline, topic, `partition`, `offset`))" + tableOptions,
-		"CREATE TABLE IF NOT EXISTS exactly_pipelines (" +
-			"pipeline VARCHAR(255) NOT NULL PRIMARY KEY, started_at DATETIME(6) NOT NULL, start_from VARCHAR(255) NOT NULL, " +
-			"writer VARCHAR(255) NOT NULL, notes TEXT NULL)" + tableOptions,
+// LedgerDDL implements exactly.Dialect: exactly.LedgerTables rendered.
+// Indexes are declared inside CREATE TABLE: MySQL 8 has no CREATE INDEX
+// IF NOT EXISTS. Names are VARCHARs of their size, so every index stays
+// under InnoDB's 3072-byte limit in utf8mb4.
+func (d *Dialect) LedgerDDL() []string {
+	var out []string
+	for _, t := range exactly.LedgerTables() {
+		cols := make([]string, 0, len(t.Columns)+len(t.Indexes)+1)
+		for _, c := range t.Created() {
+			typ := map[exactly.LedgerType]string{exactly.LedgerText: "LONGTEXT", exactly.LedgerBytes: "LONGBLOB",
+				exactly.LedgerInt32: "INT", exactly.LedgerInt64: "BIGINT", exactly.LedgerTime: "DATETIME(6)",
+				exactly.LedgerSerial: "BIGINT NOT NULL AUTO_INCREMENT"}[c.Type]
+			if c.Type == exactly.LedgerKey || c.Type == exactly.LedgerString {
+				typ = "VARCHAR(" + strconv.Itoa(c.Size) + ")"
+			}
+			switch {
+			case c.Type == exactly.LedgerSerial: // NOT NULL already
+			case c.Null:
+				typ += " NULL"
+			default:
+				typ += " NOT NULL"
+			}
+			cols = append(cols, d.Quote(c.Name)+" "+typ)
+		}
+		cols = append(cols, "PRIMARY KEY ("+d.list(t.Key)+")")
+		for _, ix := range t.Indexes {
+			cols = append(cols, "INDEX "+ix.Name+" ("+d.list(ix.Columns)+")")
+		}
+		out = append(out, "CREATE TABLE IF NOT EXISTS "+t.Name+" ("+strings.Join(cols, ", ")+")"+tableOptions)
 	}
+	return out
 }
 
 // InsertIfAbsent implements exactly.Dialect. It is not INSERT IGNORE,

@@ -91,31 +91,34 @@ func (*Dialect) Quote(ident string) string {
 	return strings.Join(parts, ".")
 }
 
-// LedgerDDL implements exactly.Dialect.
-func (*Dialect) LedgerDDL() []string {
-	return []string{
-		`CREATE TABLE IF NOT EXISTS exactly_offsets (
-			pipeline text NOT NULL, topic text NOT NULL, "partition" integer NOT NULL,
-			next_offset bigint NOT NULL, writer text NOT NULL, updated_at timestamptz NOT NULL,
-			PRIMARY KEY (pipeline, topic, "partition"))`,
-		`CREATE TABLE IF NOT EXISTS exactly_batches (
-			batch_id text PRIMARY KEY, pipeline text NOT NULL, topic text NOT NULL, "partition" integer NOT NULL,
-			from_offset bigint NOT NULL, to_offset bigint NOT NULL, min_offset bigint, max_offset bigint,
-			records integer NOT NULL, upserted integer NOT NULL, deleted integer NOT NULL, skipped integer NOT NULL,
-			dead_lettered integer NOT NULL, hash text NOT NULL, status text NOT NULL, error text,
-			writer text NOT NULL, started_at timestamptz NOT NULL, committed_at timestamptz)`,
-		`CREATE INDEX IF NOT EXISTS exactly_batches_range ON exactly_batches (pipeline, topic, "partition", from_offset)`,
-		`CREATE INDEX IF NOT EXISTS exactly_batches_status ON exactly_batches (pipeline, status, started_at)`,
-		`CREATE INDEX IF NOT EXISTS exactly_batches_recent ON exactly_batches (pipeline, topic, "partition", started_at)`,
-		`CREATE TABLE IF NOT EXISTS exactly_dead_letters (
-			id bigserial PRIMARY KEY, pipeline text NOT NULL, batch_id text NOT NULL,
-			topic text NOT NULL, "partition" integer NOT NULL, "offset" bigint NOT NULL,
-			record_key bytea, record_value bytea, headers text, error text NOT NULL, created_at timestamptz NOT NULL)`,
-		`CREATE INDEX IF NOT EXISTS exactly_dead_letters_at ON exactly_dead_letters (pipeline, topic, "partition", "offset")`,
-		`CREATE TABLE IF NOT EXISTS exactly_pipelines (
-			pipeline text PRIMARY KEY, started_at timestamptz NOT NULL, start_from text NOT NULL,
-			writer text NOT NULL, notes text)`,
+// LedgerDDL implements exactly.Dialect: exactly.LedgerTables rendered.
+func (d *Dialect) LedgerDDL() []string {
+	var out []string
+	for _, t := range exactly.LedgerTables() {
+		cols := make([]string, 0, len(t.Columns)+1)
+		for _, c := range t.Created() {
+			cols = append(cols, d.Quote(c.Name)+" "+ledgerType(c))
+		}
+		cols = append(cols, "PRIMARY KEY ("+d.list(t.Key, "")+")")
+		out = append(out, "CREATE TABLE IF NOT EXISTS "+t.Name+" (\n\t"+strings.Join(cols, ",\n\t")+")")
+		for _, ix := range t.Indexes {
+			out = append(out, "CREATE INDEX IF NOT EXISTS "+ix.Name+" ON "+t.Name+" ("+d.list(ix.Columns, "")+")")
+		}
 	}
+	return out
+}
+
+// ledgerType is a ledger column's type and nullability in PostgreSQL:
+// text has no length to bound.
+func ledgerType(c exactly.LedgerColumn) string {
+	typ := map[exactly.LedgerType]string{
+		exactly.LedgerKey: "text", exactly.LedgerString: "text", exactly.LedgerText: "text", exactly.LedgerBytes: "bytea",
+		exactly.LedgerInt32: "integer", exactly.LedgerInt64: "bigint", exactly.LedgerTime: "timestamptz", exactly.LedgerSerial: "bigserial",
+	}[c.Type]
+	if !c.Null {
+		typ += " NOT NULL"
+	}
+	return typ
 }
 
 // InsertIfAbsent implements exactly.Dialect.

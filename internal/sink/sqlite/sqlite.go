@@ -65,31 +65,35 @@ func QuoteDotted(ident string, q byte) string {
 	return strings.Join(parts, ".")
 }
 
-// LedgerDDL implements exactly.Dialect.
-func (*Dialect) LedgerDDL() []string {
-	return []string{
-		`CREATE TABLE IF NOT EXISTS exactly_offsets (
-			pipeline TEXT NOT NULL, topic TEXT NOT NULL, "partition" INTEGER NOT NULL,
-			next_offset INTEGER NOT NULL, writer TEXT NOT NULL, updated_at TEXT NOT NULL,
-			PRIMARY KEY (pipeline, topic, "partition"))`,
-		`CREATE TABLE IF NOT EXISTS exactly_batches (
-			batch_id TEXT PRIMARY KEY, pipeline TEXT NOT NULL, topic TEXT NOT NULL, "partition" INTEGER NOT NULL,
-			from_offset INTEGER NOT NULL, to_offset INTEGER NOT NULL, min_offset INTEGER, max_offset INTEGER,
-			records INTEGER NOT NULL, upserted INTEGER NOT NULL, deleted INTEGER NOT NULL, skipped INTEGER NOT NULL,
-			dead_lettered INTEGER NOT NULL, hash TEXT NOT NULL, status TEXT NOT NULL, error TEXT,
-			writer TEXT NOT NULL, started_at TEXT NOT NULL, committed_at TEXT)`,
-		`CREATE INDEX IF NOT EXISTS exactly_batches_range ON exactly_batches (pipeline, topic, "partition", from_offset)`,
-		`CREATE INDEX IF NOT EXISTS exactly_batches_status ON exactly_batches (pipeline, status, started_at)`,
-		`CREATE INDEX IF NOT EXISTS exactly_batches_recent ON exactly_batches (pipeline, topic, "partition", started_at)`,
-		`CREATE TABLE IF NOT EXISTS exactly_dead_letters (
-			id INTEGER PRIMARY KEY AUTOINCREMENT, pipeline TEXT NOT NULL, batch_id TEXT NOT NULL,
-			topic TEXT NOT NULL, "partition" INTEGER NOT NULL, "offset" INTEGER NOT NULL,
-			record_key BLOB, record_value BLOB, headers TEXT, error TEXT NOT NULL, created_at TEXT NOT NULL)`,
-		`CREATE INDEX IF NOT EXISTS exactly_dead_letters_at ON exactly_dead_letters (pipeline, topic, "partition", "offset")`,
-		`CREATE TABLE IF NOT EXISTS exactly_pipelines (
-			pipeline TEXT PRIMARY KEY, started_at TEXT NOT NULL, start_from TEXT NOT NULL,
-			writer TEXT NOT NULL, notes TEXT)`,
+// LedgerDDL implements exactly.Dialect: exactly.LedgerTables rendered.
+// Times are RFC 3339 text. An id the database assigns is an INTEGER
+// PRIMARY KEY AUTOINCREMENT, declared on the column.
+func (d *Dialect) LedgerDDL() []string {
+	var out []string
+	for _, t := range exactly.LedgerTables() {
+		cols := make([]string, 0, len(t.Columns)+1)
+		serial := false
+		for _, c := range t.Created() {
+			typ := map[exactly.LedgerType]string{exactly.LedgerBytes: "BLOB", exactly.LedgerInt32: "INTEGER",
+				exactly.LedgerInt64: "INTEGER", exactly.LedgerSerial: "INTEGER PRIMARY KEY AUTOINCREMENT"}[c.Type]
+			if typ == "" {
+				typ = "TEXT" // names, text, times
+			}
+			if !c.Null && c.Type != exactly.LedgerSerial {
+				typ += " NOT NULL"
+			}
+			serial = serial || c.Type == exactly.LedgerSerial
+			cols = append(cols, d.Quote(c.Name)+" "+typ)
+		}
+		if !serial {
+			cols = append(cols, "PRIMARY KEY ("+d.list(t.Key)+")")
+		}
+		out = append(out, "CREATE TABLE IF NOT EXISTS "+t.Name+" (\n\t"+strings.Join(cols, ",\n\t")+")")
+		for _, ix := range t.Indexes {
+			out = append(out, "CREATE INDEX IF NOT EXISTS "+ix.Name+" ON "+t.Name+" ("+d.list(ix.Columns)+")")
+		}
 	}
+	return out
 }
 
 // InsertIfAbsent implements exactly.Dialect.

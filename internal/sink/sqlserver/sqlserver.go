@@ -15,6 +15,7 @@
 package sqlserver
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"database/sql/driver"
@@ -190,49 +191,55 @@ func literal(s string) string { return "N'" + strings.ReplaceAll(s, "'", "''") +
 // is not.
 const keyText = " COLLATE Latin1_General_100_BIN2"
 
-// LedgerDDL implements exactly.Dialect. SQL Server has no CREATE TABLE IF
-// NOT EXISTS; each statement checks the catalog first. Key columns stay
-// under the 900-byte clustered index limit: NVARCHAR(100) + NVARCHAR(249)
-// + INT is 702 bytes.
+// LedgerDDL implements exactly.Dialect: exactly.LedgerTables rendered.
+// SQL Server has no CREATE TABLE IF NOT EXISTS; each statement checks the
+// catalog first. Key columns stay under the 900-byte clustered index
+// limit: the pipeline name is NVARCHAR(100) here (keyWidth), and
+// NVARCHAR(100) + NVARCHAR(249) + INT is 702 bytes.
 func (d *Dialect) LedgerDDL() []string {
-	ifNoTable := func(name, def string) string {
-		return "IF OBJECT_ID(" + literal(name) + ", N'U') IS NULL CREATE TABLE " + name + " (" + def + ")"
+	var out []string
+	for _, t := range exactly.LedgerTables() {
+		cols := make([]string, 0, len(t.Columns)+1)
+		for _, c := range t.Created() {
+			cols = append(cols, d.Quote(c.Name)+" "+ledgerType(c))
+		}
+		cols = append(cols, "CONSTRAINT "+t.Name+"_pk PRIMARY KEY ("+d.list(t.Key, "")+")")
+		out = append(out, "IF OBJECT_ID("+literal(t.Name)+", N'U') IS NULL CREATE TABLE "+t.Name+" ("+strings.Join(cols, ", ")+")")
+		for _, ix := range t.Indexes {
+			// The index is looked up by prefix: Babelfish lists an index
+			// in sys.indexes under its name with the table's name and a
+			// hash appended (exactly_batches_rangeexactly_ba418f…), so an
+			// equality test never found it and the second start failed
+			// with 2714. On SQL Server the prefix matches the exact name;
+			// no other index on these tables starts with it.
+			out = append(out, "IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE object_id = OBJECT_ID("+literal(t.Name)+
+				") AND name LIKE "+literal(strings.ReplaceAll(ix.Name, "_", "[_]")+"%")+") CREATE INDEX "+ix.Name+" ON "+
+				t.Name+" ("+d.list(ix.Columns, "")+")")
+		}
 	}
-	// The index is looked up by prefix: Babelfish lists an index in
-	// sys.indexes under its name with the table's name and a hash
-	// appended (exactly_batches_rangeexactly_ba418f…), so an equality
-	// test never found it and the second start failed with 2714. On SQL
-	// Server the prefix matches the exact name; no other index on these
-	// tables starts with it.
-	ifNoIndex := func(name, table, cols string) string {
-		return "IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE object_id = OBJECT_ID(" + literal(table) +
-			") AND name LIKE " + literal(strings.ReplaceAll(name, "_", "[_]")+"%") + ") CREATE INDEX " + name + " ON " +
-			table + " (" + cols + ")"
+	return out
+}
+
+// keyWidth narrows ledger names that are part of a primary key beyond
+// what the description says (see LedgerDDL).
+var keyWidth = map[string]int{"pipeline": 100}
+
+// ledgerType is a ledger column's type and nullability in SQL Server.
+// Names compare with keyText's binary collation.
+func ledgerType(c exactly.LedgerColumn) string {
+	typ := map[exactly.LedgerType]string{exactly.LedgerText: "NVARCHAR(MAX)", exactly.LedgerBytes: "VARBINARY(MAX)",
+		exactly.LedgerInt32: "INT", exactly.LedgerInt64: "BIGINT", exactly.LedgerTime: "DATETIME2(6)",
+		exactly.LedgerSerial: "BIGINT IDENTITY(1,1)"}[c.Type]
+	switch c.Type {
+	case exactly.LedgerKey:
+		typ = "NVARCHAR(" + strconv.Itoa(cmp.Or(keyWidth[c.Name], c.Size)) + ")" + keyText
+	case exactly.LedgerString:
+		typ = "NVARCHAR(" + strconv.Itoa(c.Size) + ")"
 	}
-	return []string{
-		ifNoTable("exactly_offsets",
-			"pipeline NVARCHAR(100)"+keyText+" NOT NULL, topic NVARCHAR(249)"+keyText+" NOT NULL, [partition] INT NOT NULL, "+
-				"next_offset BIGINT NOT NULL, writer NVARCHAR(255) NOT NULL, updated_at DATETIME2(6) NOT NULL, "+
-				"CONSTRAINT exactly_offsets_pk PRIMARY KEY (pipeline, topic, [partition])"),
-		ifNoTable("exactly_batches",
-			"batch_id NVARCHAR(64) NOT NULL CONSTRAINT exactly_batches_pk PRIMARY KEY, pipeline NVARCHAR(100)"+keyText+" NOT NULL, "+
-				"topic NVARCHAR(249)"+keyText+" NOT NULL, [partition] INT NOT NULL, from_offset BIGINT NOT NULL, to_offset BIGINT NOT NULL, "+
-				"min_offset BIGINT NULL, max_offset BIGINT NULL, records INT NOT NULL, upserted INT NOT NULL, deleted INT NOT NULL, "+
-				"skipped INT NOT NULL, dead_lettered INT NOT NULL, hash NVARCHAR(128) NOT NULL, status NVARCHAR(16) NOT NULL, "+
-				"error NVARCHAR(MAX) NULL, writer NVARCHAR(255) NOT NULL, started_at DATETIME2(6) NOT NULL, "+
-				"committed_at DATETIME2(6) NULL, notes NVARCHAR(MAX) NULL"),
-		ifNoIndex("exactly_batches_range", "exactly_batches", "pipeline, topic, [partition], from_offset"),
-		ifNoIndex("exactly_batches_status", "exactly_batches", "pipeline, status, started_at"),
-		ifNoTable("exactly_dead_letters",
-			"id BIGINT IDENTITY(1,1) NOT NULL CONSTRAINT exactly_dead_letters_pk PRIMARY KEY, pipeline NVARCHAR(100)"+keyText+" NOT NULL, "+
-				"batch_id NVARCHAR(64) NOT NULL, topic NVARCHAR(249)"+keyText+" NOT NULL, [partition] INT NOT NULL, [offset] BIGINT NOT NULL, "+
-				"record_key VARBINARY(MAX) NULL, record_value VARBINARY(MAX) NULL, headers NVARCHAR(MAX) NULL, "+
-				"error NVARCHAR(MAX) NOT NULL, created_at DATETIME2(6) NOT NULL"),
-		ifNoIndex("exactly_dead_letters_at", "exactly_dead_letters", "pipeline, topic, [partition], [offset]"),
-		ifNoTable("exactly_pipelines",
-			"pipeline NVARCHAR(100)"+keyText+" NOT NULL CONSTRAINT exactly_pipelines_pk PRIMARY KEY, started_at DATETIME2(6) NOT NULL, "+
-				"start_from NVARCHAR(255) NOT NULL, writer NVARCHAR(255) NOT NULL, notes NVARCHAR(MAX) NULL"),
+	if c.Null {
+		return typ + " NULL"
 	}
+	return typ + " NOT NULL"
 }
 
 // InsertIfAbsent implements exactly.Dialect: the insert, with a duplicate
