@@ -54,9 +54,12 @@ func (w *write) sub(items []*item) *TableWrite {
 	if ups < len(items) {
 		tw.Deletes = make([][]any, 0, len(items)-ups)
 	}
+	vals := make([]any, ups*len(w.Columns)) // every row's values, one allocation
 	for _, it := range items {
 		if it.c.Op == OpUpsert {
-			tw.Upserts = append(tw.Upserts, w.row(it))
+			n := len(w.Columns)
+			tw.Upserts = append(tw.Upserts, w.row(it, vals[:n:n]))
+			vals = vals[n:]
 		} else {
 			tw.Deletes = append(tw.Deletes, it.key)
 			if tw.Version != "" {
@@ -67,9 +70,9 @@ func (w *write) sub(items []*item) *TableWrite {
 	return tw
 }
 
-// row is an upsert item's values aligned with Columns; the key wins over
-// a differing value field.
-func (w *write) row(it *item) []any {
+// row puts an upsert item's values, aligned with Columns, in vals; the key
+// wins over a differing value field.
+func (w *write) row(it *item, vals []any) []any {
 	row := it.row
 	if row == nil {
 		row = it.c.Row
@@ -79,7 +82,6 @@ func (w *write) row(it *item) []any {
 			row[k] = it.key[i]
 		}
 	}
-	vals := make([]any, len(w.Columns))
 	for i, col := range w.Columns {
 		vals[i] = row[col]
 	}
@@ -113,6 +115,8 @@ func (it *item) count(d int) {
 // attempt.
 func (s *Sink) plan(ctx context.Context, q Querier, batches []*PartitionBatch, tables map[string]*Table) ([]*write, error) {
 	accs := map[string]*planAcc{}
+	var items slab[item]
+	var keys slab[any]
 	for _, b := range batches {
 		b.Upserted, b.Deleted, b.Skipped = 0, 0, 0
 		b.DeadLetters = b.DeadLetters[:b.decodeDead]
@@ -139,10 +143,12 @@ func (s *Sink) plan(ctx context.Context, q Querier, batches []*PartitionBatch, t
 					continue
 				}
 				a.see(c.Row)
-				a.append = append(a.append, &item{b: b, c: c, row: c.Row})
+				it := items.one()
+				*it = item{b: b, c: c, row: c.Row}
+				a.append = append(a.append, it)
 				continue
 			}
-			kv, err := keyValues(c, a.keys)
+			kv, err := keyValues(c, a.keys, keys.n(len(a.keys)))
 			if err != nil && c.rule.Mode == "cdc" && c.Op == OpDelete && c.rec.Value == nil {
 				// A CDC tombstone follows its key's d, which deleted the row
 				// by its before image; when the rule's key is wider than the
@@ -163,7 +169,9 @@ func (s *Sink) plan(ctx context.Context, q Querier, batches []*PartitionBatch, t
 				b.DeadLetters = append(b.DeadLetters, DeadLetter{Record: c.rec, Err: err})
 				continue
 			}
-			a.items = append(a.items, &item{b: b, c: c, key: kv})
+			it := items.one()
+			*it = item{b: b, c: c, key: kv}
+			a.items = append(a.items, it)
 		}
 	}
 	names := make([]string, 0, len(accs))
@@ -505,12 +513,12 @@ func keyColumns(rule *TableRule, t *Table) []string {
 	return t.Key
 }
 
-// keyValues takes the key columns from the decoded key, or from the row.
-func keyValues(c *change, keys []string) ([]any, error) {
+// keyValues takes the key columns from the decoded key, or from the row,
+// into vals (len(keys) long).
+func keyValues(c *change, keys []string, vals []any) ([]any, error) {
 	if len(keys) == 0 {
 		return nil, fmt.Errorf("%w: table has no primary key and the rule names no key columns", errKeyMissing)
 	}
-	vals := make([]any, len(keys))
 	for i, k := range keys {
 		v, ok := c.Key[k]
 		if !ok && c.rule.KeyFrom != "record_key" {
@@ -620,4 +628,35 @@ func ratOf(s string) (*big.Rat, bool) {
 		}
 	}
 	return new(big.Rat).SetString(s)
+}
+
+// slab hands out values from chunks allocated together: a flight's items
+// and keys live and die together, so one allocation per chunk replaces
+// one per record. A chunk is never grown (that would move what was handed
+// out); a full one is left to its holders and a new one started.
+type slab[T any] struct{ chunk []T }
+
+const slabChunk = 512
+
+// one returns a zero value.
+func (s *slab[T]) one() *T {
+	if len(s.chunk) == cap(s.chunk) {
+		s.chunk = make([]T, 0, slabChunk)
+	}
+	s.chunk = s.chunk[:len(s.chunk)+1]
+	return &s.chunk[len(s.chunk)-1]
+}
+
+// n returns n zero values, a slice whose capacity is n: appending to it
+// cannot reach the next one handed out.
+func (s *slab[T]) n(n int) []T {
+	if n > slabChunk/8 {
+		return make([]T, n)
+	}
+	if cap(s.chunk)-len(s.chunk) < n {
+		s.chunk = make([]T, 0, slabChunk)
+	}
+	start := len(s.chunk)
+	s.chunk = s.chunk[:start+n]
+	return s.chunk[start : start+n : start+n]
 }
