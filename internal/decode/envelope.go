@@ -225,19 +225,28 @@ func (p *objectParser) key() ([]byte, error) {
 			break
 		}
 	}
-	p.space()
-	if p.i == len(p.b) {
-		return nil, errEOF
+	if err := p.colon(); err != nil {
+		return nil, err
 	}
-	if p.b[p.i] != ':' {
-		return nil, p.unexpected("after object key")
-	}
-	p.i++
-	p.space()
 	if p.i == len(p.b) {
 		return nil, errEOF
 	}
 	return key, nil
+}
+
+// colon reads the colon after a member's key, and the white space around
+// it.
+func (p *objectParser) colon() error {
+	p.space()
+	if p.i == len(p.b) {
+		return errEOF
+	}
+	if p.b[p.i] != ':' {
+		return p.unexpected("after object key")
+	}
+	p.i++
+	p.space()
+	return nil
 }
 
 // next reads what follows a member's value: a ',' (and the white space

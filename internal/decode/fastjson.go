@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"strconv"
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -88,15 +87,9 @@ func (p *objectParser) members(out []member) ([]member, error) {
 		if err != nil {
 			return nil, err
 		}
-		p.space()
-		if p.i == len(p.b) {
-			return nil, errEOF
+		if err := p.colon(); err != nil {
+			return nil, err
 		}
-		if p.b[p.i] != ':' {
-			return nil, p.unexpected("after object key")
-		}
-		p.i++
-		p.space()
 		v, err := p.value()
 		if err != nil {
 			return nil, err
@@ -153,24 +146,8 @@ func (p *objectParser) value() (any, error) {
 // numberValue turns a number's text into an int64 when it is an integer that
 // fits, else into an exactly.Decimal of the text as written.
 func numberValue(s []byte, isInt bool) any {
-	if isInt {
-		digits := s
-		if digits[0] == '-' {
-			digits = digits[1:]
-		}
-		if len(digits) <= 18 { // cannot overflow
-			var n int64
-			for _, c := range digits {
-				n = n*10 + int64(c-'0')
-			}
-			if s[0] == '-' {
-				n = -n
-			}
-			return n
-		}
-		if n, err := strconv.ParseInt(string(s), 10, 64); err == nil {
-			return n
-		}
+	if n, ok := parseInt(s, isInt); ok {
+		return n
 	}
 	return exactly.Decimal(s)
 }
