@@ -312,6 +312,42 @@ func KeyByPosition(pos map[int64]string) []string {
 	return key
 }
 
+// DescribeColumns runs a dialect's catalog query for Describe, whose rows
+// are, in column order: the column's name, its type, whether it is
+// nullable, its position in the primary key (NULL for a column not in
+// it) and its collation (NULL or empty for none). Nil when the table has no
+// columns: it does not exist.
+func DescribeColumns(ctx context.Context, q Querier, table, query string, args ...any) (*Table, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	t := &Table{Name: table}
+	keyPos := map[int64]string{}
+	for rows.Next() {
+		var c Column
+		var pos sql.NullInt64
+		var coll sql.NullString
+		if err := rows.Scan(&c.Name, &c.Type, &c.Nullable, &pos, &coll); err != nil {
+			return nil, err
+		}
+		c.Collation = coll.String
+		t.Columns = append(t.Columns, c)
+		if pos.Valid {
+			keyPos[pos.Int64] = c.Name
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(t.Columns) == 0 {
+		return nil, nil
+	}
+	t.Key = KeyByPosition(keyPos)
+	return t, nil
+}
+
 // TableWrite is one table's share of a transaction, already collapsed to
 // the last change per key and ordered by key.
 type TableWrite struct {

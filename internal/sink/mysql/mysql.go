@@ -252,44 +252,14 @@ func (d *Dialect) Describe(ctx context.Context, q exactly.Querier, table string)
 	if i := strings.LastIndexByte(table, '.'); i >= 0 {
 		schema, name = table[:i], table[i+1:]
 	}
-	rows, err := q.QueryContext(ctx, `
+	return exactly.DescribeColumns(ctx, q, table, `
 		SELECT c.COLUMN_NAME, c.COLUMN_TYPE, c.IS_NULLABLE = 'YES', s.SEQ_IN_INDEX, c.COLLATION_NAME
 		FROM information_schema.COLUMNS c
 		LEFT JOIN information_schema.STATISTICS s
 		  ON s.TABLE_SCHEMA = c.TABLE_SCHEMA AND s.TABLE_NAME = c.TABLE_NAME
 		 AND s.COLUMN_NAME = c.COLUMN_NAME AND s.INDEX_NAME = 'PRIMARY'
-		WHERE c.TABLE_SCHEMA = COALESCE(?, DATABASE()) AND c.TABLE_NAME = ?
+		WHERE c.TABLE_SCHEMA = COALESCE(?, DATABASE()) AND c.TABLE_NAME = ? AND c.COLUMN_NAME <> ''
 		ORDER BY c.ORDINAL_POSITION`, schema, name)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	t := &exactly.Table{Name: table}
-	keyPos := map[int64]string{}
-	for rows.Next() {
-		var c exactly.Column
-		var pos sql.NullInt64
-		var coll sql.NullString
-		if err := rows.Scan(&c.Name, &c.Type, &c.Nullable, &pos, &coll); err != nil {
-			return nil, err
-		}
-		c.Collation = coll.String
-		if c.Name == "" {
-			continue
-		}
-		t.Columns = append(t.Columns, c)
-		if pos.Valid {
-			keyPos[pos.Int64] = c.Name
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	if len(t.Columns) == 0 {
-		return nil, nil
-	}
-	t.Key = exactly.KeyByPosition(keyPos)
-	return t, nil
 }
 
 // Savepoint implements exactly.Dialect.

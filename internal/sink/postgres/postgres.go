@@ -140,7 +140,8 @@ func (d *Dialect) list(cols []string, prefix string) string {
 
 // Describe implements exactly.Dialect.
 func (d *Dialect) Describe(ctx context.Context, q exactly.Querier, table string) (*exactly.Table, error) {
-	rows, err := q.QueryContext(ctx, `
+	// int2vector subscripts start at 0: array_position counts from 0.
+	return exactly.DescribeColumns(ctx, q, table, `
 		SELECT a.attname, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull,
 		       array_position(i.indkey::int2[], a.attnum),
 		       CASE WHEN a.attcollation <> ty.typcollation
@@ -152,33 +153,6 @@ func (d *Dialect) Describe(ctx context.Context, q exactly.Querier, table string)
 		LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary
 		WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
 		ORDER BY a.attnum`, d.Quote(table))
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	t := &exactly.Table{Name: table}
-	keyPos := map[int64]string{}
-	for rows.Next() {
-		var c exactly.Column
-		var pos sql.NullInt64
-		var coll sql.NullString
-		if err := rows.Scan(&c.Name, &c.Type, &c.Nullable, &pos, &coll); err != nil {
-			return nil, err
-		}
-		c.Collation = coll.String
-		t.Columns = append(t.Columns, c)
-		if pos.Valid {
-			keyPos[pos.Int64] = c.Name
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	if len(t.Columns) == 0 {
-		return nil, nil
-	}
-	t.Key = exactly.KeyByPosition(keyPos) // int2vector subscripts start at 0
-	return t, nil
 }
 
 // copyThreshold is the size of a table's write from which staging with

@@ -113,40 +113,9 @@ func marks(n int) string { return strings.TrimSuffix(strings.Repeat("?, ", n), "
 
 // Describe implements exactly.Dialect.
 func (d *Dialect) Describe(ctx context.Context, q exactly.Querier, table string) (*exactly.Table, error) {
-	rows, err := q.QueryContext(ctx, "SELECT name, type, \"notnull\", pk FROM pragma_table_info(?)", table)
-	if err != nil {
+	t, err := exactly.DescribeColumns(ctx, q, table, `SELECT name, type, "notnull" = 0, NULLIF(pk, 0), NULL FROM pragma_table_info(?)`, table)
+	if err != nil || t == nil {
 		return nil, err
-	}
-	defer rows.Close()
-	t := &exactly.Table{Name: table}
-	var pk []struct {
-		pos  int
-		name string
-	}
-	for rows.Next() {
-		var c exactly.Column
-		var notNull, pos int
-		if err := rows.Scan(&c.Name, &c.Type, &notNull, &pos); err != nil {
-			return nil, err
-		}
-		c.Nullable = notNull == 0
-		t.Columns = append(t.Columns, c)
-		if pos > 0 {
-			pk = append(pk, struct {
-				pos  int
-				name string
-			}{pos, c.Name})
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	if len(t.Columns) == 0 {
-		return nil, nil
-	}
-	t.Key = make([]string, len(pk))
-	for _, p := range pk {
-		t.Key[p.pos-1] = p.name
 	}
 	if err := d.describeCollations(ctx, q, t); err != nil {
 		return nil, err

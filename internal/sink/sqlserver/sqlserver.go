@@ -284,7 +284,7 @@ const describeSQL = `SELECT COALESCE(isc.COLUMN_NAME, c.name),
   + CASE WHEN c.collation_name IS NOT NULL
           AND c.collation_name <> CAST(DATABASEPROPERTYEX(DB_NAME(), 'Collation') AS sysname)
          THEN ' COLLATE ' + c.collation_name ELSE '' END,
-  c.is_nullable, ic.key_ordinal, COALESCE(c.collation_name, '')
+  c.is_nullable, NULLIF(ic.key_ordinal, 0), c.collation_name
 FROM sys.columns c
 JOIN sys.types ty ON ty.user_type_id = c.user_type_id
 LEFT JOIN sys.indexes i ON i.object_id = c.object_id AND i.is_primary_key = 1
@@ -296,32 +296,7 @@ ORDER BY c.column_id`
 
 // Describe implements exactly.Dialect. A dotted name is schema.table.
 func (d *Dialect) Describe(ctx context.Context, q exactly.Querier, table string) (*exactly.Table, error) {
-	rows, err := q.QueryContext(ctx, describeSQL, d.Quote(table))
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	t := &exactly.Table{Name: table}
-	keyPos := map[int64]string{}
-	for rows.Next() {
-		var c exactly.Column
-		var pos sql.NullInt64
-		if err := rows.Scan(&c.Name, &c.Type, &c.Nullable, &pos, &c.Collation); err != nil {
-			return nil, err
-		}
-		t.Columns = append(t.Columns, c)
-		if pos.Valid && pos.Int64 > 0 {
-			keyPos[pos.Int64] = c.Name
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	if len(t.Columns) == 0 {
-		return nil, nil
-	}
-	t.Key = exactly.KeyByPosition(keyPos)
-	return t, nil
+	return exactly.DescribeColumns(ctx, q, table, describeSQL, d.Quote(table))
 }
 
 // Savepoint implements exactly.Dialect. With XACT_ABORT ON every error
