@@ -191,20 +191,5 @@ func (l *Ledger) eachCommitted(ctx context.Context, fn func(*BatchRow)) error {
 	p := l.d.Quote("partition")
 	q := Rebind(l.d, fmt.Sprintf("SELECT %s FROM exactly_batches WHERE pipeline = ? AND status = ? ORDER BY topic, %s, from_offset, started_at, batch_id",
 		l.columns(""), p))
-	rows, err := l.db.QueryContext(ctx, q, l.pipeline, StatusCommitted)
-	if err != nil {
-		return fmt.Errorf("reading the batch chain: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		b, err := scanBatch(rows)
-		if err != nil {
-			return fmt.Errorf("reading the batch chain: %w", err)
-		}
-		fn(&b)
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("reading the batch chain: %w", err)
-	}
-	return nil
+	return l.eachBatch(ctx, "the batch chain", q, []any{l.pipeline, StatusCommitted}, fn)
 }

@@ -126,6 +126,35 @@ func scanBatch(rows *sql.Rows, extra ...any) (BatchRow, error) {
 	return b, nil
 }
 
+// eachBatch runs q, a SELECT of the batch row columns (columns), and
+// calls fn with each row in the order q gives them; what names the rows
+// in errors.
+func (l *Ledger) eachBatch(ctx context.Context, what, q string, args []any, fn func(*BatchRow)) error {
+	rows, err := l.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", what, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		b, err := scanBatch(rows)
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", what, err)
+		}
+		fn(&b)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("reading %s: %w", what, err)
+	}
+	return nil
+}
+
+// batches is eachBatch's rows, collected.
+func (l *Ledger) batches(ctx context.Context, what, q string, args ...any) ([]BatchRow, error) {
+	var out []BatchRow
+	err := l.eachBatch(ctx, what, q, args, func(b *BatchRow) { out = append(out, *b) })
+	return out, err
+}
+
 // BatchSpan returns the lowest and highest from_offset of a partition's
 // exactly_batches rows and how many there are (0 when none).
 func (l *Ledger) BatchSpan(ctx context.Context, tp TP) (lo, hi, n int64, err error) {
@@ -163,46 +192,14 @@ func (l *Ledger) BatchesFrom(ctx context.Context, tp TP, lo, hi int64) ([]BatchR
 func (l *Ledger) BatchesFromAfter(ctx context.Context, tp TP, lo, hi int64, after string) ([]BatchRow, error) {
 	q := Rebind(l.d, fmt.Sprintf("SELECT %s FROM exactly_batches WHERE pipeline = ? AND topic = ? AND %s = ? AND from_offset >= ? AND from_offset < ? AND batch_id > ? ORDER BY from_offset, started_at, batch_id",
 		l.columns(""), l.d.Quote("partition")))
-	rows, err := l.db.QueryContext(ctx, q, l.pipeline, tp.Topic, tp.Partition, lo, hi, after)
-	if err != nil {
-		return nil, fmt.Errorf("reading exactly_batches of %s: %w", tp, err)
-	}
-	defer rows.Close()
-	var out []BatchRow
-	for rows.Next() {
-		b, err := scanBatch(rows)
-		if err != nil {
-			return nil, fmt.Errorf("reading exactly_batches of %s: %w", tp, err)
-		}
-		out = append(out, b)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reading exactly_batches of %s: %w", tp, err)
-	}
-	return out, nil
+	return l.batches(ctx, "exactly_batches of "+tp.String(), q, l.pipeline, tp.Topic, tp.Partition, lo, hi, after)
 }
 
 // Reseeds returns the pipeline's reseeded rows (exactly reseed), oldest
 // first (by batch id, which sorts by time).
 func (l *Ledger) Reseeds(ctx context.Context) ([]BatchRow, error) {
 	q := Rebind(l.d, fmt.Sprintf("SELECT %s FROM exactly_batches WHERE pipeline = ? AND status = ? ORDER BY batch_id", l.columns("")))
-	rows, err := l.db.QueryContext(ctx, q, l.pipeline, StatusReseeded)
-	if err != nil {
-		return nil, fmt.Errorf("reading reseeded rows: %w", err)
-	}
-	defer rows.Close()
-	var out []BatchRow
-	for rows.Next() {
-		b, err := scanBatch(rows)
-		if err != nil {
-			return nil, fmt.Errorf("reading reseeded rows: %w", err)
-		}
-		out = append(out, b)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reading reseeded rows: %w", err)
-	}
-	return out, nil
+	return l.batches(ctx, "reseeded rows", q, l.pipeline, StatusReseeded)
 }
 
 // Partitions returns every partition that has an offsets row or a batch
@@ -249,21 +246,10 @@ func (l *Ledger) LastBatches(ctx context.Context) (map[TP]BatchRow, error) {
 	q := Rebind(l.d, fmt.Sprintf(`SELECT %s FROM (
 		SELECT %s, ROW_NUMBER() OVER (PARTITION BY b.topic, b.%s ORDER BY b.started_at DESC, b.batch_id DESC) AS exactly_rn
 		FROM exactly_batches b WHERE b.pipeline = ?) x WHERE x.exactly_rn = 1`, l.columns("x."), l.columns("b."), p))
-	rows, err := l.db.QueryContext(ctx, q, l.pipeline)
-	if err != nil {
-		return nil, fmt.Errorf("reading the last batches: %w", err)
-	}
-	defer rows.Close()
 	out := map[TP]BatchRow{}
-	for rows.Next() {
-		b, err := scanBatch(rows)
-		if err != nil {
-			return nil, fmt.Errorf("reading the last batches: %w", err)
-		}
-		out[b.TP()] = b
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reading the last batches: %w", err)
+	err := l.eachBatch(ctx, "the last batches", q, []any{l.pipeline}, func(b *BatchRow) { out[b.TP()] = *b })
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -389,23 +375,7 @@ func (l *Ledger) Totals(ctx context.Context) (map[TP]*BatchTotals, error) {
 // partition, newest first.
 func (l *Ledger) RecentBatches(ctx context.Context, n int) ([]BatchRow, error) {
 	q := Rebind(l.d, l.limit(fmt.Sprintf("SELECT %s FROM exactly_batches WHERE pipeline = ? ORDER BY started_at DESC, batch_id DESC", l.columns("")), n))
-	rows, err := l.db.QueryContext(ctx, q, l.pipeline)
-	if err != nil {
-		return nil, fmt.Errorf("reading exactly_batches: %w", err)
-	}
-	defer rows.Close()
-	var out []BatchRow
-	for rows.Next() {
-		b, err := scanBatch(rows)
-		if err != nil {
-			return nil, fmt.Errorf("reading exactly_batches: %w", err)
-		}
-		out = append(out, b)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reading exactly_batches: %w", err)
-	}
-	return out, nil
+	return l.batches(ctx, "exactly_batches", q, l.pipeline)
 }
 
 // RecentDeadLetters returns the newest n dead letters of every partition

@@ -67,6 +67,16 @@ func (t LedgerTable) Created() []LedgerColumn {
 	return out
 }
 
+// Definitions returns the column definitions CREATE TABLE writes, each
+// the quoted name and what typ says (its type and nullability).
+func (t LedgerTable) Definitions(quote func(string) string, typ func(LedgerColumn) string) []string {
+	var out []string
+	for _, c := range t.Created() {
+		out = append(out, quote(c.Name)+" "+typ(c))
+	}
+	return out
+}
+
 // Bounded sizes of the ledger's names: a Kafka topic name is at most 249
 // characters; pipeline and writer names, start_from, 255.
 const (

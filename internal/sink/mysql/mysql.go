@@ -200,30 +200,32 @@ const tableOptions = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
 func (d *Dialect) LedgerDDL() []string {
 	var out []string
 	for _, t := range exactly.LedgerTables() {
-		cols := make([]string, 0, len(t.Columns)+len(t.Indexes)+1)
-		for _, c := range t.Created() {
-			typ := map[exactly.LedgerType]string{exactly.LedgerText: "LONGTEXT", exactly.LedgerBytes: "LONGBLOB",
-				exactly.LedgerInt32: "INT", exactly.LedgerInt64: "BIGINT", exactly.LedgerTime: "DATETIME(6)",
-				exactly.LedgerSerial: "BIGINT NOT NULL AUTO_INCREMENT"}[c.Type]
-			if c.Type == exactly.LedgerKey || c.Type == exactly.LedgerString {
-				typ = "VARCHAR(" + strconv.Itoa(c.Size) + ")"
-			}
-			switch {
-			case c.Type == exactly.LedgerSerial: // NOT NULL already
-			case c.Null:
-				typ += " NULL"
-			default:
-				typ += " NOT NULL"
-			}
-			cols = append(cols, d.Quote(c.Name)+" "+typ)
-		}
-		cols = append(cols, "PRIMARY KEY ("+d.list(t.Key)+")")
+		cols := append(t.Definitions(d.Quote, ledgerType), "PRIMARY KEY ("+d.list(t.Key)+")")
 		for _, ix := range t.Indexes {
 			cols = append(cols, "INDEX "+ix.Name+" ("+d.list(ix.Columns)+")")
 		}
 		out = append(out, "CREATE TABLE IF NOT EXISTS "+t.Name+" ("+strings.Join(cols, ", ")+")"+tableOptions)
 	}
 	return out
+}
+
+// ledgerType is a ledger column's type and nullability in MySQL: names
+// are VARCHARs of their size.
+func ledgerType(c exactly.LedgerColumn) string {
+	typ := map[exactly.LedgerType]string{exactly.LedgerText: "LONGTEXT", exactly.LedgerBytes: "LONGBLOB",
+		exactly.LedgerInt32: "INT", exactly.LedgerInt64: "BIGINT", exactly.LedgerTime: "DATETIME(6)",
+		exactly.LedgerSerial: "BIGINT NOT NULL AUTO_INCREMENT"}[c.Type]
+	if c.Type == exactly.LedgerKey || c.Type == exactly.LedgerString {
+		typ = "VARCHAR(" + strconv.Itoa(c.Size) + ")"
+	}
+	switch {
+	case c.Type == exactly.LedgerSerial: // NOT NULL already
+	case c.Null:
+		typ += " NULL"
+	default:
+		typ += " NOT NULL"
+	}
+	return typ
 }
 
 // InsertIfAbsent implements exactly.Dialect. It is not INSERT IGNORE,

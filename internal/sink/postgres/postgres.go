@@ -95,11 +95,7 @@ func (*Dialect) Quote(ident string) string {
 func (d *Dialect) LedgerDDL() []string {
 	var out []string
 	for _, t := range exactly.LedgerTables() {
-		cols := make([]string, 0, len(t.Columns)+1)
-		for _, c := range t.Created() {
-			cols = append(cols, d.Quote(c.Name)+" "+ledgerType(c))
-		}
-		cols = append(cols, "PRIMARY KEY ("+d.list(t.Key, "")+")")
+		cols := append(t.Definitions(d.Quote, ledgerType), "PRIMARY KEY ("+d.list(t.Key, "")+")")
 		out = append(out, "CREATE TABLE IF NOT EXISTS "+t.Name+" (\n\t"+strings.Join(cols, ",\n\t")+")")
 		for _, ix := range t.Indexes {
 			out = append(out, "CREATE INDEX IF NOT EXISTS "+ix.Name+" ON "+t.Name+" ("+d.list(ix.Columns, "")+")")

@@ -9,6 +9,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -71,20 +72,8 @@ func QuoteDotted(ident string, q byte) string {
 func (d *Dialect) LedgerDDL() []string {
 	var out []string
 	for _, t := range exactly.LedgerTables() {
-		cols := make([]string, 0, len(t.Columns)+1)
-		serial := false
-		for _, c := range t.Created() {
-			typ := map[exactly.LedgerType]string{exactly.LedgerBytes: "BLOB", exactly.LedgerInt32: "INTEGER",
-				exactly.LedgerInt64: "INTEGER", exactly.LedgerSerial: "INTEGER PRIMARY KEY AUTOINCREMENT"}[c.Type]
-			if typ == "" {
-				typ = "TEXT" // names, text, times
-			}
-			if !c.Null && c.Type != exactly.LedgerSerial {
-				typ += " NOT NULL"
-			}
-			serial = serial || c.Type == exactly.LedgerSerial
-			cols = append(cols, d.Quote(c.Name)+" "+typ)
-		}
+		cols := t.Definitions(d.Quote, ledgerType)
+		serial := slices.ContainsFunc(t.Columns, func(c exactly.LedgerColumn) bool { return c.Type == exactly.LedgerSerial })
 		if !serial {
 			cols = append(cols, "PRIMARY KEY ("+d.list(t.Key)+")")
 		}
@@ -94,6 +83,27 @@ func (d *Dialect) LedgerDDL() []string {
 		}
 	}
 	return out
+}
+
+// ledgerType is a ledger column's type and nullability in SQLite: names,
+// text and times are TEXT.
+func ledgerType(c exactly.LedgerColumn) string {
+	switch c.Type {
+	case exactly.LedgerSerial:
+		return "INTEGER PRIMARY KEY AUTOINCREMENT"
+	case exactly.LedgerBytes:
+		return null(c, "BLOB")
+	case exactly.LedgerInt32, exactly.LedgerInt64:
+		return null(c, "INTEGER")
+	}
+	return null(c, "TEXT")
+}
+
+func null(c exactly.LedgerColumn, typ string) string {
+	if c.Null {
+		return typ
+	}
+	return typ + " NOT NULL"
 }
 
 // InsertIfAbsent implements exactly.Dialect.

@@ -199,11 +199,7 @@ const keyText = " COLLATE Latin1_General_100_BIN2"
 func (d *Dialect) LedgerDDL() []string {
 	var out []string
 	for _, t := range exactly.LedgerTables() {
-		cols := make([]string, 0, len(t.Columns)+1)
-		for _, c := range t.Created() {
-			cols = append(cols, d.Quote(c.Name)+" "+ledgerType(c))
-		}
-		cols = append(cols, "CONSTRAINT "+t.Name+"_pk PRIMARY KEY ("+d.list(t.Key, "")+")")
+		cols := append(t.Definitions(d.Quote, ledgerType), "CONSTRAINT "+t.Name+"_pk PRIMARY KEY ("+d.list(t.Key, "")+")")
 		out = append(out, "IF OBJECT_ID("+literal(t.Name)+", N'U') IS NULL CREATE TABLE "+t.Name+" ("+strings.Join(cols, ", ")+")")
 		for _, ix := range t.Indexes {
 			// The index is looked up by prefix: Babelfish lists an index
