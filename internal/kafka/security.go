@@ -45,7 +45,8 @@ func saslMechanism(c exactly.SASLConfig) sasl.Mechanism {
 }
 
 // clientOpts returns the seed brokers, client id and security options of
-// cfg, for clients that do not join the group (Client).
+// cfg: the options every client starts from (Source, Client and the
+// client that releases an old member, see releaseOldSelf).
 func clientOpts(cfg *exactly.Config) ([]kgo.Opt, error) {
 	sec, err := securityOpts(cfg)
 	if err != nil {

@@ -104,16 +104,15 @@ func NewSource(cfg *exactly.Config, sink *exactly.Sink, log *slog.Logger, opts .
 		return nil, err
 	}
 	s.id = id
-	sec, err := securityOpts(cfg)
+	base, err := clientOpts(cfg)
 	if err != nil {
 		id.release()
 		return nil, err
 	}
-	kopts := append(append(s.consumerOpts(), sec...), s.opt.client...)
 	if id.id != "" && cfg.Source.GroupProtocol == "consumer" {
-		plain := append([]kgo.Opt{kgo.SeedBrokers(cfg.Source.Brokers...), kgo.ClientID(cfg.Source.ClientID)}, sec...)
-		releaseOldSelf(plain, cfg.Source.Group, id)
+		releaseOldSelf(base, cfg.Source.Group, id)
 	}
+	kopts := append(append(append([]kgo.Opt{}, base...), s.consumerOpts()...), s.opt.client...)
 	cl, err := kgo.NewClient(kopts...)
 	if err != nil {
 		id.release()
@@ -124,14 +123,13 @@ func NewSource(cfg *exactly.Config, sink *exactly.Sink, log *slog.Logger, opts .
 	return s, nil
 }
 
-// consumerOpts are the client options of the group member, without
-// source.tls and source.sasl.
+// consumerOpts are the client options of the group member, after those
+// of every client (clientOpts: brokers, client id, source.tls and
+// source.sasl).
 func (s *Source) consumerOpts() []kgo.Opt {
 	cfg, id := s.cfg, s.id
 	patterns, literal, anyPattern := cfg.TopicPatterns()
 	opts := []kgo.Opt{
-		kgo.SeedBrokers(cfg.Source.Brokers...),
-		kgo.ClientID(cfg.Source.ClientID),
 		kgo.ConsumerGroup(cfg.Source.Group),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.SessionTimeout(cfg.Source.SessionTimeout.D()),
