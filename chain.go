@@ -188,8 +188,12 @@ func (l *Ledger) CheckChains(ctx context.Context, offsets []OffsetRow) ([]ChainB
 // eachCommitted calls fn with every committed row of the pipeline, by
 // partition, in from_offset order.
 func (l *Ledger) eachCommitted(ctx context.Context, fn func(*BatchRow)) error {
+	cols, err := l.columns(ctx)
+	if err != nil {
+		return err
+	}
 	p := l.d.Quote("partition")
 	q := Rebind(l.d, fmt.Sprintf("SELECT %s FROM exactly_batches WHERE pipeline = ? AND status = ? ORDER BY topic, %s, from_offset, started_at, batch_id",
-		l.columns(""), p))
+		cols(""), p))
 	return l.eachBatch(ctx, "the batch chain", q, []any{l.pipeline, StatusCommitted}, fn)
 }

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -56,6 +57,9 @@ type Ledger struct {
 	db       *sql.DB
 	d        Dialect
 	pipeline string
+
+	mu    sync.Mutex
+	notes *bool // whether exactly_batches has notes, once known
 }
 
 // NewLedger reads the ledger of pipeline through db.
@@ -95,12 +99,40 @@ func (l *Ledger) Offsets(ctx context.Context) ([]OffsetRow, error) {
 var batchRowColumns = []string{"batch_id", "topic", "partition", "from_offset", "to_offset", "min_offset", "max_offset",
 	"records", "upserted", "deleted", "skipped", "dead_lettered", "hash", "status", "error", "writer", "started_at", "committed_at", "notes"}
 
-func (l *Ledger) columns(prefix string) string {
-	q := make([]string, len(batchRowColumns))
-	for i, c := range batchRowColumns {
-		q[i] = prefix + l.d.Quote(c)
+// columns returns how to write the batch row columns, each after a
+// prefix ("b." for a table alias). A ledger made before notes existed
+// (the read-only commands never add it) gives NULL for it.
+func (l *Ledger) columns(ctx context.Context) (func(prefix string) string, error) {
+	notes, err := l.hasNotes(ctx)
+	if err != nil {
+		return nil, err
 	}
-	return strings.Join(q, ", ")
+	return func(prefix string) string {
+		q := make([]string, len(batchRowColumns))
+		for i, c := range batchRowColumns {
+			q[i] = prefix + l.d.Quote(c)
+			if c == "notes" && !notes {
+				q[i] = "NULL AS " + l.d.Quote(c)
+			}
+		}
+		return strings.Join(q, ", ")
+	}, nil
+}
+
+// hasNotes reports whether exactly_batches has the notes column; the
+// answer is kept once known.
+func (l *Ledger) hasNotes(ctx context.Context) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.notes == nil {
+		t, err := l.d.Describe(ctx, l.db, "exactly_batches")
+		if err != nil {
+			return false, fmt.Errorf("describing exactly_batches: %w", err)
+		}
+		has := t != nil && t.Column("notes") != nil
+		l.notes = &has
+	}
+	return *l.notes, nil
 }
 
 func scanBatch(rows *sql.Rows, extra ...any) (BatchRow, error) {
@@ -190,15 +222,23 @@ func (l *Ledger) BatchesFrom(ctx context.Context, tp TP, lo, hi int64) ([]BatchR
 // BatchesFromAfter is BatchesFrom of the rows whose batch_id sorts after
 // after: the rows written since a reseed.
 func (l *Ledger) BatchesFromAfter(ctx context.Context, tp TP, lo, hi int64, after string) ([]BatchRow, error) {
+	cols, err := l.columns(ctx)
+	if err != nil {
+		return nil, err
+	}
 	q := Rebind(l.d, fmt.Sprintf("SELECT %s FROM exactly_batches WHERE pipeline = ? AND topic = ? AND %s = ? AND from_offset >= ? AND from_offset < ? AND batch_id > ? ORDER BY from_offset, started_at, batch_id",
-		l.columns(""), l.d.Quote("partition")))
+		cols(""), l.d.Quote("partition")))
 	return l.batches(ctx, "exactly_batches of "+tp.String(), q, l.pipeline, tp.Topic, tp.Partition, lo, hi, after)
 }
 
 // Reseeds returns the pipeline's reseeded rows (exactly reseed), oldest
 // first (by batch id, which sorts by time).
 func (l *Ledger) Reseeds(ctx context.Context) ([]BatchRow, error) {
-	q := Rebind(l.d, fmt.Sprintf("SELECT %s FROM exactly_batches WHERE pipeline = ? AND status = ? ORDER BY batch_id", l.columns("")))
+	cols, err := l.columns(ctx)
+	if err != nil {
+		return nil, err
+	}
+	q := Rebind(l.d, fmt.Sprintf("SELECT %s FROM exactly_batches WHERE pipeline = ? AND status = ? ORDER BY batch_id", cols("")))
 	return l.batches(ctx, "reseeded rows", q, l.pipeline, StatusReseeded)
 }
 
@@ -242,12 +282,16 @@ func (l *Ledger) Partitions(ctx context.Context) ([]TP, error) {
 // partition of the pipeline, in one query: ROW_NUMBER() over the
 // exactly_batches_recent index, portable to every supported database.
 func (l *Ledger) LastBatches(ctx context.Context) (map[TP]BatchRow, error) {
+	cols, err := l.columns(ctx)
+	if err != nil {
+		return nil, err
+	}
 	p := l.d.Quote("partition")
 	q := Rebind(l.d, fmt.Sprintf(`SELECT %s FROM (
 		SELECT %s, ROW_NUMBER() OVER (PARTITION BY b.topic, b.%s ORDER BY b.started_at DESC, b.batch_id DESC) AS exactly_rn
-		FROM exactly_batches b WHERE b.pipeline = ?) x WHERE x.exactly_rn = 1`, l.columns("x."), l.columns("b."), p))
+		FROM exactly_batches b WHERE b.pipeline = ?) x WHERE x.exactly_rn = 1`, cols("x."), cols("b."), p))
 	out := map[TP]BatchRow{}
-	err := l.eachBatch(ctx, "the last batches", q, []any{l.pipeline}, func(b *BatchRow) { out[b.TP()] = *b })
+	err = l.eachBatch(ctx, "the last batches", q, []any{l.pipeline}, func(b *BatchRow) { out[b.TP()] = *b })
 	if err != nil {
 		return nil, err
 	}
@@ -374,7 +418,11 @@ func (l *Ledger) Totals(ctx context.Context) (map[TP]*BatchTotals, error) {
 // RecentBatches returns the newest n rows of exactly_batches, of every
 // partition, newest first.
 func (l *Ledger) RecentBatches(ctx context.Context, n int) ([]BatchRow, error) {
-	q := Rebind(l.d, l.limit(fmt.Sprintf("SELECT %s FROM exactly_batches WHERE pipeline = ? ORDER BY started_at DESC, batch_id DESC", l.columns("")), n))
+	cols, err := l.columns(ctx)
+	if err != nil {
+		return nil, err
+	}
+	q := Rebind(l.d, l.limit(fmt.Sprintf("SELECT %s FROM exactly_batches WHERE pipeline = ? ORDER BY started_at DESC, batch_id DESC", cols("")), n))
 	return l.batches(ctx, "exactly_batches", q, l.pipeline)
 }
 

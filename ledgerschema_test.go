@@ -3,6 +3,7 @@ package exactly_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/exactly/exactly"
 )
@@ -38,6 +39,48 @@ func TestLedgerHasEveryDescribedColumn(t *testing.T) {
 				if len(tb.Key) != len(lt.Key) {
 					t.Errorf("%s key %v, described %v", lt.Name, tb.Key, lt.Key)
 				}
+			}
+		})
+	}
+}
+
+// TestLedgerReadsALedgerWithoutNotes: the read-only commands (status,
+// verify) never add columns, so they read a ledger made before
+// exactly_batches.notes existed as it is. They selected notes anyway:
+// PostgreSQL and MariaDB refused the query (column notes does not exist),
+// and SQLite, which takes a double-quoted name it does not know for a
+// string, gave every row the note "notes".
+func TestLedgerReadsALedgerWithoutNotes(t *testing.T) {
+	for _, c := range ddlCases() {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := ddlConfig(t, c, "  - {topics: t.x, key: [id]}\n")
+			db, err := c.d.Open(context.Background(), cfg.Sink)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			for _, stmt := range c.d.LedgerDDL() { // as the first release made it
+				if _, err := db.Exec(stmt); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := db.Exec(exactly.Rebind(c.d, `INSERT INTO exactly_batches (batch_id, pipeline, topic, `+c.d.Quote("partition")+`, from_offset, to_offset,
+				records, upserted, deleted, skipped, dead_lettered, hash, status, writer, started_at) VALUES ('old', ?, 't.x', 0, 0, 1, 1, 1, 0, 0, 0, 'h', 'committed', 'w', ?)`),
+				cfg.Pipeline, time.Now().UTC()); err != nil {
+				t.Fatal(err)
+			}
+			l := exactly.NewLedger(db, c.d, cfg.Pipeline)
+			last, err := l.LastBatches(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			tp := exactly.TP{Topic: "t.x", Partition: 0}
+			if b, ok := last[tp]; !ok || b.BatchID != "old" || b.Notes != "" {
+				t.Errorf("last batch of an old ledger: %+v", b)
+			}
+			rows, err := l.Batches(context.Background(), tp)
+			if err != nil || len(rows) != 1 || rows[0].Notes != "" {
+				t.Errorf("batches of an old ledger: %+v %v", rows, err)
 			}
 		})
 	}
