@@ -48,7 +48,7 @@ const defaultKafkaWait = 5 * time.Second
 
 func newStatusCmd(g *globals) *cobra.Command {
 	var file string
-	var asJSON bool
+	var asJSON, withChain bool
 	var sel selector
 	kafkaWait := defaultKafkaWait
 	cmd := &cobra.Command{
@@ -63,7 +63,13 @@ the ledger half, with ? for the high watermark and the lag, and
 "Kafka unreachable: <cause>" (in JSON: "kafka_error"). Exit 0 when both
 halves were read, 1 when Kafka was unreachable (the ledger half is printed),
 2 on a usage or configuration error; a ledger it cannot read is an error
-(exit 1, nothing printed).`,
+(exit 1, nothing printed).
+
+--chain also checks, without Kafka, that each shown partition's committed
+batches follow each other without gap or overlap and end at next_offset
+(the rule verify applies; a replayed range is not an overlap, a reseed
+restarts the chain). It reads every committed ledger row. A break is
+printed, not an exit code: exactly verify judges.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := sel.check(); err != nil {
@@ -110,30 +116,16 @@ halves were read, 1 when Kafka was unreachable (the ledger half is printed),
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				enc := json.NewEncoder(g.stdout)
-				enc.SetIndent("", "  ")
-				out := map[string]any{"pipeline": env.cfg.Pipeline, "partitions": st, "group": group, "reseeds": reseeds}
-				if gerr != nil {
-					out["group_error"] = gerr.Error()
-				}
-				if kerr != nil {
-					out["kafka_error"] = kerr.Error()
-				}
-				if err := enc.Encode(out); err != nil {
+			var chain *chainStatus
+			if withChain {
+				if chain, err = readChain(ctx, env, st); err != nil {
 					return err
 				}
-			} else {
-				printStatus(g, st, kerr != nil)
-				printReseeds(g, reseeds)
-				if !sel.empty() {
-					fmt.Fprintf(g.stdout, "%d of %d partitions, selected by %s\n", len(st), total, &sel)
-				}
-				if kerr != nil {
-					printLedgerHalf(g, st, kerr)
-				} else {
-					printGroup(g, env.cfg.Source.Group, group, gerr, st)
-				}
+			}
+			rep := statusReport{pipeline: env.cfg.Pipeline, group: env.cfg.Source.Group, st: st, total: total, sel: &sel,
+				reseeds: reseeds, chain: chain, groupState: group, gerr: gerr, kerr: kerr}
+			if err := rep.print(g, asJSON); err != nil {
+				return err
 			}
 			if kerr != nil {
 				return &exitError{code: 1, err: fmt.Errorf("status: only the ledger half is shown: %w", kerr)}
@@ -143,9 +135,108 @@ halves were read, 1 when Kafka was unreachable (the ledger half is printed),
 	}
 	cmd.Flags().StringVarP(&file, "config", "c", "", "configuration file (YAML)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
+	cmd.Flags().BoolVar(&withChain, "chain", false, "also check the ledger's chain of committed batches, without Kafka (reads every committed row)")
 	cmd.Flags().DurationVar(&kafkaWait, "kafka-timeout", defaultKafkaWait, "how long to wait for Kafka before printing the ledger half alone")
 	sel.flags(cmd.Flags(), "default: every topic")
 	return cmd
+}
+
+// statusReport is what exactly status prints.
+type statusReport struct {
+	pipeline, group string
+	st              []partitionStatus
+	total           int
+	sel             *selector
+	reseeds         []reseedStatus
+	chain           *chainStatus // nil without --chain
+	groupState      *kafka.GroupState
+	gerr, kerr      error
+}
+
+func (r *statusReport) print(g *globals, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(g.stdout)
+		enc.SetIndent("", "  ")
+		out := map[string]any{"pipeline": r.pipeline, "partitions": r.st, "group": r.groupState, "reseeds": r.reseeds}
+		if r.chain != nil {
+			out["chain"] = r.chain
+		}
+		if r.gerr != nil {
+			out["group_error"] = r.gerr.Error()
+		}
+		if r.kerr != nil {
+			out["kafka_error"] = r.kerr.Error()
+		}
+		return enc.Encode(out)
+	}
+	printStatus(g, r.st, r.kerr != nil)
+	printReseeds(g, r.reseeds)
+	r.chain.print(g)
+	if !r.sel.empty() {
+		fmt.Fprintf(g.stdout, "%d of %d partitions, selected by %s\n", len(r.st), r.total, r.sel)
+	}
+	if r.kerr != nil {
+		printLedgerHalf(g, r.st, r.kerr)
+	} else {
+		printGroup(g, r.group, r.groupState, r.gerr, r.st)
+	}
+	return nil
+}
+
+// chainStatus is the chain check of the shown partitions (exactly.Chain,
+// the rule verify and the status page apply).
+type chainStatus struct {
+	Batches int64        `json:"committed_batches"` // committed rows followed
+	Breaks  []chainBreak `json:"breaks"`
+}
+
+type chainBreak struct {
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	Kind      string `json:"kind"`
+	From      int64  `json:"from"` // inclusive
+	To        int64  `json:"to"`   // exclusive
+	Problem   string `json:"problem"`
+}
+
+// readChain checks the chain of committed batches of the partitions st
+// shows. The offsets are read again first: rows committed after that
+// read are left out, so a running pipeline does not look broken.
+func readChain(ctx context.Context, env *auditEnv, st []partitionStatus) (*chainStatus, error) {
+	offs, err := env.ledger.Offsets(ctx)
+	if err != nil {
+		return nil, err
+	}
+	breaks, n, err := env.ledger.CheckChains(ctx, offs)
+	if err != nil {
+		return nil, err
+	}
+	shown := map[exactly.TP]bool{}
+	for _, s := range st {
+		shown[exactly.TP{Topic: s.Topic, Partition: s.Partition}] = true
+	}
+	out := &chainStatus{Batches: n, Breaks: []chainBreak{}}
+	for _, b := range breaks {
+		if shown[b.TP] {
+			out.Breaks = append(out.Breaks, chainBreak{Topic: b.Topic, Partition: b.Partition, Kind: string(b.Kind),
+				From: b.From, To: b.To, Problem: b.Problem()})
+		}
+	}
+	return out, nil
+}
+
+func (c *chainStatus) print(g *globals) {
+	if c == nil {
+		return
+	}
+	if len(c.Breaks) == 0 {
+		fmt.Fprintf(g.stdout, "\nchain: unbroken: %d committed batches follow each other without gap or overlap and end at next_offset\n", c.Batches)
+		return
+	}
+	fmt.Fprintf(g.stdout, "\nchain: %d break(s) in %d committed batches (exactly verify tells what Kafka holds there):\n", len(c.Breaks), c.Batches)
+	for _, b := range c.Breaks {
+		fmt.Fprintf(g.stdout, "  %s[%d]: %s\n", b.Topic, b.Partition, b.Problem)
+	}
 }
 
 // reseedStatus is one exactly reseed of a shown partition.

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/exactly/exactly"
+	"github.com/exactly/exactly/internal/decode"
+	"github.com/exactly/exactly/internal/testenv"
+)
+
+// TestStatusChain: status --chain checks the chain of committed batches
+// with the rule verify and the status page apply: a replay of a committed
+// range is not an overlap, a gap is named with its offsets, and without
+// --chain nothing is read or printed.
+func TestStatusChain(t *testing.T) {
+	ctx := context.Background()
+	b := testenv.StartBroker(t, 1, "t.items")
+	dir := t.TempDir()
+	file := filepath.Join(dir, "chain.yaml")
+	y := fmt.Sprintf("pipeline: chain\nsource: {brokers: [%s]}\nsink: {driver: sqlite, dsn: '%s'}\ntables:\n  - {topics: t.items, table: items, key: [id]}\n",
+		b.Addr, filepath.Join(dir, "sink.db"))
+	if err := os.WriteFile(file, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := exactly.LoadConfig(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := dialectFor("sqlite")
+	sink, err := exactly.NewSink(ctx, cfg, d, decode.For(cfg), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	if _, err := sink.SeedOffset(ctx, exactly.TP{Topic: "t.items"}, 0); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	for i, r := range []struct {
+		from, to int64
+		status   string
+	}{
+		{0, 10, "committed"}, {10, 20, "committed"},
+		{5, 15, "replayed"},   // exactly replay of 5..14: not an overlap
+		{22, 30, "committed"}, // offsets 20..21 in no batch
+	} {
+		if _, err := sink.DB().Exec(`INSERT INTO exactly_batches (batch_id, pipeline, topic, "partition", from_offset, to_offset,
+			records, upserted, deleted, skipped, dead_lettered, hash, status, writer, started_at, committed_at)
+			VALUES (?, 'chain', 't.items', 0, ?, ?, 0, 0, 0, 0, 0, 'h', ?, 'w', ?, ?)`,
+			fmt.Sprintf("b%d", i), r.from, r.to, r.status, now.Add(time.Duration(i)*time.Second), now.Add(time.Duration(i)*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := sink.DB().Exec(`UPDATE exactly_offsets SET next_offset = 30 WHERE pipeline = 'chain'`); err != nil {
+		t.Fatal(err)
+	}
+
+	code, out, errs := runCLI("status", "-c", file, "--chain")
+	if code != 0 || !strings.Contains(out, "chain: 1 break(s) in 3 committed batches") ||
+		!strings.Contains(out, "t.items[0]: gap: offsets 20..21 are in no committed batch") || strings.Contains(out, "overlap") {
+		t.Errorf("status --chain: exit %d\n%s%s", code, out, errs)
+	}
+	code, out, errs = runCLI("status", "-c", file, "--chain", "--json")
+	var st struct {
+		Chain chainStatus `json:"chain"`
+	}
+	if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil {
+		t.Fatalf("status --chain --json: exit %d, %v\n%s%s", code, err, out, errs)
+	}
+	if got := st.Chain; got.Batches != 3 || len(got.Breaks) != 1 || got.Breaks[0].Kind != "gap" || got.Breaks[0].From != 20 || got.Breaks[0].To != 22 {
+		t.Errorf("status --chain --json: %+v", got)
+	}
+	if code, out, _ = runCLI("status", "-c", file); code != 0 || strings.Contains(out, "\nchain:") {
+		t.Errorf("status without --chain: exit %d\n%s", code, out)
+	}
+}
