@@ -1,7 +1,6 @@
 package sinktest
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"sort"
@@ -56,19 +55,8 @@ func testCollidingKeys(t *testing.T, tg Target) {
 				cols = append(cols, col{"ver", tg.Types.BigInt, kInt, false})
 				yaml += "    version: ver\n"
 			}
-			one, cut := uniq("coll_one"), uniq("coll_cut")
-			e.table(one, cols, []string{"k"})
-			e.table(cut, cols, []string{"k"})
-			e.rule("t.one", one, yaml)
-			e.rule("t.cut", cut, yaml)
-			s := e.sink()
-			ctx := context.Background()
+			one, cut, s := e.twin("coll", cols, yaml)
 			var nextOne, nextCut int64
-			for _, topic := range []string{"t.one", "t.cut"} {
-				if _, err := s.SeedOffset(ctx, tpOf(topic, 0), 0); err != nil {
-					t.Fatal(err)
-				}
-			}
 			for seed := uint64(1); seed <= 12; seed++ {
 				r := rand.New(rand.NewPCG(seed, 15))
 				stream := newCollideStream(r, cc, seed)

@@ -1,7 +1,6 @@
 package sinktest
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"sort"
@@ -22,30 +21,14 @@ func testPartialRows(t *testing.T, tg Target) {
 	e := newEnv(t, tg)
 	ty := tg.Types
 	cols := []col{{"k", ty.BigInt, kInt, true}, {"v", ty.BigInt, kInt, false}, {"w", ty.Text, kText, false}, {"x", ty.Text, kText, false}}
-	one, cut := uniq("partial_one"), uniq("partial_cut")
-	e.table(one, cols, []string{"k"})
-	e.table(cut, cols, []string{"k"})
-	e.rule("t.one", one, "    key: [k]\n")
-	e.rule("t.cut", cut, "    key: [k]\n")
-	s := e.sink()
-	ctx := context.Background()
-	for _, topic := range []string{"t.one", "t.cut"} {
-		if _, err := s.SeedOffset(ctx, tpOf(topic, 0), 0); err != nil {
-			t.Fatal(err)
-		}
-	}
+	one, cut, s := e.twin("partial", cols, "    key: [k]\n")
 	const keys, n = 3, 14
-	type rec struct {
-		del bool
-		k   int64
-		row map[string]any
-	}
 	var nextOne, nextCut int64
 	for seed := uint64(1); seed <= 3; seed++ {
 		r := rand.New(rand.NewPCG(seed, 6))
-		stream := make([]rec, n)
+		stream := make(partialStream, n)
 		for i := range stream {
-			x := rec{k: int64(r.IntN(keys)), del: r.IntN(5) == 0}
+			x := partialRec{k: int64(r.IntN(keys)), del: r.IntN(5) == 0}
 			x.row = map[string]any{}
 			for _, f := range []string{"v", "w", "x"} {
 				if r.IntN(2) == 0 {
@@ -59,48 +42,76 @@ func testPartialRows(t *testing.T, tg Target) {
 			}
 			stream[i] = x
 		}
-		recs := func(from, base int64) []*exactly.Record {
-			out := make([]*exactly.Record, n)
-			for i, x := range stream {
-				k := base + x.k
-				if x.del {
-					out[i] = e.del(from+int64(i), map[string]any{"k": k}, nil)
-					continue
-				}
-				row := map[string]any{"k": k}
-				for f, v := range x.row {
-					row[f] = v
-				}
-				out[i] = e.up(from+int64(i), row)
-			}
-			return out
+		e.everyCut(s, one, cut, cols, seed, stream, &nextOne, &nextCut)
+	}
+}
+
+// partialRec is one record of a partial-rows stream: a delete of key k
+// or an upsert of k carrying the fields in row.
+type partialRec struct {
+	del bool
+	k   int64
+	row map[string]any
+}
+
+type partialStream []partialRec
+
+// records are the stream's records from offset from on, keys offset by
+// base; upserts carry version, deletes none (they delete whatever the
+// table holds).
+func (st partialStream) records(e *env, from, base int64, version ...string) []*exactly.Record {
+	out := make([]*exactly.Record, len(st))
+	for i, x := range st {
+		k := base + x.k
+		if x.del {
+			out[i] = e.del(from+int64(i), map[string]any{"k": k}, nil)
+			continue
 		}
-		base := int64(seed) * 1000
-		for _, rc := range recs(nextOne, base) {
-			e.mustCommit(s, "t.one", 0, nextOne, rc)
-			nextOne++
+		row := map[string]any{"k": k}
+		for f, v := range x.row {
+			row[f] = v
 		}
-		want := e.keyed(one, cols, base)
-		for c := 0; c <= n; c++ {
-			cb := base + int64(c+1)*10
-			all := recs(nextCut, cb)
-			for _, part := range [][]*exactly.Record{all[:c], all[c:]} {
-				if len(part) > 0 {
-					e.mustCommit(s, "t.cut", 0, nextCut, part...)
-					nextCut += int64(len(part))
-				}
+		out[i] = e.up(from+int64(i), row, version...)
+	}
+	return out
+}
+
+// String lists the stream, a record a line.
+func (st partialStream) String() string {
+	var desc []string
+	for _, x := range st {
+		if x.del {
+			desc = append(desc, fmt.Sprintf("del %d", x.k))
+		} else {
+			desc = append(desc, fmt.Sprintf("up %d %v", x.k, x.row))
+		}
+	}
+	return strings.Join(desc, "\n  ")
+}
+
+// everyCut applies stream one record per transaction to table one (topic
+// t.one), then, for every cut position, as two batches to table cut (t.cut,
+// each cut in its own key range), and fails unless every cut leaves the
+// rows one by one leaves. next* are the topics' next offsets.
+func (e *env) everyCut(s *exactly.Sink, one, cut string, cols []col, seed uint64, stream partialStream, nextOne, nextCut *int64, version ...string) {
+	e.t.Helper()
+	base := int64(seed) * 1000
+	for _, rc := range stream.records(e, *nextOne, base, version...) {
+		e.mustCommit(s, "t.one", 0, *nextOne, rc)
+		*nextOne++
+	}
+	want := e.keyed(one, cols, base)
+	for c := 0; c <= len(stream); c++ {
+		cb := base + int64(c+1)*10
+		all := stream.records(e, *nextCut, cb, version...)
+		for _, part := range [][]*exactly.Record{all[:c], all[c:]} {
+			if len(part) > 0 {
+				e.mustCommit(s, "t.cut", 0, *nextCut, part...)
+				*nextCut += int64(len(part))
 			}
-			if got := e.keyed(cut, cols, cb); got != want {
-				var desc []string
-				for _, x := range stream {
-					if x.del {
-						desc = append(desc, fmt.Sprintf("del %d", x.k))
-					} else {
-						desc = append(desc, fmt.Sprintf("up %d %v", x.k, x.row))
-					}
-				}
-				t.Fatalf("seed %d, cut after %d records: got %s, want (one by one) %s\nstream:\n  %s", seed, c, got, want, strings.Join(desc, "\n  "))
-			}
+		}
+		if got := e.keyed(cut, cols, cb); got != want {
+			e.t.Fatalf("seed %d, cut after %d records: got %s, want (one by one) %s\nstream:\n  %s", seed, c, got, want, stream)
 		}
 	}
 }
@@ -133,30 +144,14 @@ func testPartialVersionedRows(t *testing.T, tg Target) {
 	e := newEnv(t, tg)
 	ty := tg.Types
 	cols := []col{{"k", ty.BigInt, kInt, true}, {"v", ty.BigInt, kInt, false}, {"w", ty.Text, kText, false}, {"x", ty.Text, kText, false}}
-	one, cut := uniq("pver_one"), uniq("pver_cut")
-	e.table(one, cols, []string{"k"})
-	e.table(cut, cols, []string{"k"})
-	e.rule("t.one", one, "    key: [k]\n    version: v\n")
-	e.rule("t.cut", cut, "    key: [k]\n    version: v\n")
-	s := e.sink()
-	ctx := context.Background()
-	for _, topic := range []string{"t.one", "t.cut"} {
-		if _, err := s.SeedOffset(ctx, tpOf(topic, 0), 0); err != nil {
-			t.Fatal(err)
-		}
-	}
+	one, cut, s := e.twin("pver", cols, "    key: [k]\n    version: v\n")
 	const keys, n = 2, 12
-	type rec struct {
-		del bool
-		k   int64
-		row map[string]any
-	}
 	var nextOne, nextCut int64
 	for seed := uint64(1); seed <= 4; seed++ {
 		r := rand.New(rand.NewPCG(seed, 7))
-		stream := make([]rec, n)
+		stream := make(partialStream, n)
 		for i := range stream {
-			x := rec{k: int64(r.IntN(keys)), del: r.IntN(6) == 0}
+			x := partialRec{k: int64(r.IntN(keys)), del: r.IntN(6) == 0}
 			x.row = map[string]any{"v": int64(r.IntN(8))}
 			for _, f := range []string{"w", "x"} {
 				if r.IntN(2) == 0 {
@@ -165,49 +160,7 @@ func testPartialVersionedRows(t *testing.T, tg Target) {
 			}
 			stream[i] = x
 		}
-		recs := func(from, base int64) []*exactly.Record {
-			out := make([]*exactly.Record, n)
-			for i, x := range stream {
-				k := base + x.k
-				if x.del { // no version: deletes whatever the table holds
-					out[i] = e.del(from+int64(i), map[string]any{"k": k}, nil)
-					continue
-				}
-				row := map[string]any{"k": k}
-				for f, v := range x.row {
-					row[f] = v
-				}
-				out[i] = e.up(from+int64(i), row, "v")
-			}
-			return out
-		}
-		base := int64(seed) * 1000
-		for _, rc := range recs(nextOne, base) {
-			e.mustCommit(s, "t.one", 0, nextOne, rc)
-			nextOne++
-		}
-		want := e.keyed(one, cols, base)
-		for c := 0; c <= n; c++ {
-			cb := base + int64(c+1)*10
-			all := recs(nextCut, cb)
-			for _, part := range [][]*exactly.Record{all[:c], all[c:]} {
-				if len(part) > 0 {
-					e.mustCommit(s, "t.cut", 0, nextCut, part...)
-					nextCut += int64(len(part))
-				}
-			}
-			if got := e.keyed(cut, cols, cb); got != want {
-				var desc []string
-				for _, x := range stream {
-					if x.del {
-						desc = append(desc, fmt.Sprintf("del %d", x.k))
-					} else {
-						desc = append(desc, fmt.Sprintf("up %d %v", x.k, x.row))
-					}
-				}
-				t.Fatalf("seed %d, cut after %d records: got %s, want (one by one) %s\nstream:\n  %s", seed, c, got, want, strings.Join(desc, "\n  "))
-			}
-		}
+		e.everyCut(s, one, cut, cols, seed, stream, &nextOne, &nextCut, "v")
 	}
 	// The upserts written one by one are counted upserted, not skipped.
 	if n := e.count("SELECT COUNT(*) FROM exactly_batches WHERE pipeline = ? AND status = 'committed' AND records <> upserted + deleted + skipped + dead_lettered", e.pipeline); n != 0 {

@@ -1,7 +1,6 @@
 package sinktest
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"sort"
@@ -47,18 +46,7 @@ func refusedValues(t *testing.T, tg Target, extra string) {
 	for i, r := range tg.Refusals {
 		all = append(all, col{fmt.Sprintf("c%d", i), r.Type, kText, false})
 	}
-	one, cut := uniq("refused_one"), uniq("refused_cut")
-	e.table(one, all, []string{"k"})
-	e.table(cut, all, []string{"k"})
-	e.rule("t.one", one, "    key: [k]\n"+extra)
-	e.rule("t.cut", cut, "    key: [k]\n"+extra)
-	s := e.sink()
-	ctx := context.Background()
-	for _, topic := range []string{"t.one", "t.cut"} {
-		if _, err := s.SeedOffset(ctx, tpOf(topic, 0), 0); err != nil {
-			t.Fatal(err)
-		}
-	}
+	one, cut, s := e.twin("refused", all, "    key: [k]\n"+extra)
 	const keys, n = 3, 12
 	type rec struct {
 		del bool

@@ -137,6 +137,27 @@ func (e *env) config() *exactly.Config {
 	return cfg
 }
 
+// twin makes two tables of cols keyed by k, prefix_one written by topic
+// t.one and prefix_cut by t.cut under the same rule (yaml), and a sink
+// that has both topics' partition 0 at offset 0: the property tests apply
+// one stream one record per transaction to the first and in batches to
+// the second, and compare.
+func (e *env) twin(prefix string, cols []col, yaml string) (one, cut string, s *exactly.Sink) {
+	e.t.Helper()
+	one, cut = uniq(prefix+"_one"), uniq(prefix+"_cut")
+	e.table(one, cols, []string{"k"})
+	e.table(cut, cols, []string{"k"})
+	e.rule("t.one", one, yaml)
+	e.rule("t.cut", cut, yaml)
+	s = e.sink()
+	for _, topic := range []string{"t.one", "t.cut"} {
+		if _, err := s.SeedOffset(context.Background(), tpOf(topic, 0), 0); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	return one, cut, s
+}
+
 // sink opens a Sink (a writer instance) of the pipeline.
 func (e *env) sink() *exactly.Sink {
 	e.t.Helper()
