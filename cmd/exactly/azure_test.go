@@ -165,18 +165,3 @@ func TestAdoptSparkCheckpointFromAzure(t *testing.T) {
 		t.Errorf("a path without a checkpoint: exit %d\n%s", code, out)
 	}
 }
-
-// TestWriterNameFitsTheLedger: adopt names its checkpoint in the offsets
-// rows' writer column, VARCHAR(255) on MySQL and SQL Server (Azure SQL);
-// an ADLS URL is easily longer, and the insert would fail there. The end,
-// with the micro-batch, is kept.
-func TestWriterNameFitsTheLedger(t *testing.T) {
-	long := "exactly adopt: spark checkpoint abfss://lake@acmedata.dfs.core.windows.net/" + strings.Repeat("teams/sales/streams/", 12) + "orders, micro-batch 41"
-	got := writerName(long)
-	if n := len([]rune(got)); n != 255 || !strings.HasSuffix(got, "orders, micro-batch 41") || !strings.HasPrefix(got, "exactly adopt: …") {
-		t.Errorf("writerName: %d characters: %s", n, got)
-	}
-	if short := "exactly adopt: consumer group g"; writerName(short) != short {
-		t.Errorf("writerName changed a short name: %s", writerName(short))
-	}
-}
