@@ -12,6 +12,7 @@ import (
 
 	"github.com/exactly/exactly"
 	"github.com/exactly/exactly/internal/kafka"
+	rp "github.com/exactly/exactly/replay"
 )
 
 type replayOpts struct {
@@ -20,6 +21,7 @@ type replayOpts struct {
 	partition int32
 	from, to  int64
 	dryRun    bool
+	toSet     bool // --to was given
 }
 
 func newReplayCmd(g *globals) *cobra.Command {
@@ -51,7 +53,8 @@ refused (no key makes a second insert idempotent; use exactly dedupe).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			return replay(ctx, g, cmd.Flags().Changed("to"), o)
+			o.toSet = cmd.Flags().Changed("to")
+			return replay(ctx, g, o)
 		},
 	}
 	f := cmd.Flags()
@@ -101,18 +104,12 @@ func tpsText(tps []exactly.TP) string {
 	return strings.Join(s, " ")
 }
 
-// replayRange is one partition's range to replay.
-type replayRange struct {
-	tp             exactly.TP
-	from, to, next int64
-}
-
-func replay(ctx context.Context, g *globals, toSet bool, o replayOpts) error {
+func replay(ctx context.Context, g *globals, o replayOpts) error {
 	if o.file == "" {
 		return usage(errMissingConfig)
 	}
-	if o.sel.empty() || o.from < 0 {
-		return usage(errors.New("--topic (or --table) and --from are required (--from not negative): replay touches only what they select"))
+	if o.sel.empty() || o.from < 0 || (o.toSet && o.to < 0) {
+		return usage(errors.New("--topic (or --table) and --from are required (--from and --to not negative): replay touches only what they select"))
 	}
 	if err := o.sel.check(); err != nil {
 		return err
@@ -135,11 +132,46 @@ func replay(ctx context.Context, g *globals, toSet bool, o replayOpts) error {
 		return err
 	}
 	defer kr.Close()
-
-	// The partitions the pipeline has committed, then the selection.
-	offs, err := exactly.NewLedger(sink.DB(), sink.Dialect(), cfg.Pipeline).Offsets(ctx)
+	ranges, err := replayRanges(ctx, g, cfg, sink, o)
 	if err != nil {
 		return err
+	}
+	if err := refuseOwned(ctx, cfg, "replay", rp.Partitions(ranges)); err != nil {
+		return err
+	}
+	warnings, err := rp.CheckLog(ctx, cfg, kr, ranges)
+	if err != nil {
+		return err
+	}
+	for _, w := range warnings {
+		fmt.Fprintln(g.stderr, "warning: "+w)
+	}
+	if o.dryRun {
+		for _, r := range ranges {
+			fmt.Fprintf(g.stdout, "would replay %s offsets %d..%d (next_offset %d) in transactions of at most %d records\n",
+				r.TP, r.From, r.To-1, r.Next, cfg.Batch.MaxRecords)
+		}
+		return nil
+	}
+	pg := newProgress(g)
+	defer pg.Done()
+	for i, r := range ranges {
+		if err := replayOne(ctx, g, cfg, sink, kr, r, pg, fmt.Sprintf("%d/%d", i+1, len(ranges))); err != nil {
+			if i > 0 {
+				return fmt.Errorf("%w (the partitions before %s were replayed)", err, r.TP)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// replayRanges selects the partitions the pipeline has committed and
+// checks the range in each (package replay) before anything is written.
+func replayRanges(ctx context.Context, g *globals, cfg *exactly.Config, sink *exactly.Sink, o replayOpts) ([]rp.Range, error) {
+	offs, err := exactly.NewLedger(sink.DB(), sink.Dialect(), cfg.Pipeline).Offsets(ctx)
+	if err != nil {
+		return nil, err
 	}
 	var committed, tps []exactly.TP
 	next := map[exactly.TP]int64{}
@@ -156,136 +188,45 @@ func replay(ctx context.Context, g *globals, toSet bool, o replayOpts) error {
 		if o.partition >= 0 {
 			o.sel.more = fmt.Sprintf("--partition %d", o.partition)
 		}
-		return o.sel.matchedNothing("pipeline "+cfg.Pipeline+" has committed", committed)
+		return nil, o.sel.matchedNothing("pipeline "+cfg.Pipeline+" has committed", committed)
 	}
-
-	// Every range is checked before anything is written.
-	var ranges []replayRange
-	for _, tp := range tps {
-		r := replayRange{tp: tp, from: o.from, to: o.to, next: next[tp]}
-		if !toSet {
-			r.to = r.next
-		}
-		switch {
-		case r.to > r.next:
-			return usage(&exactly.ReplayRangeError{Topic: tp.Topic, Partition: tp.Partition, To: r.to, Next: r.next})
-		case r.from >= r.to && len(tps) == 1:
-			return usage(fmt.Errorf("%s --from %d --to %d: the range is empty", tp, r.from, r.to))
-		case r.from >= r.to:
-			fmt.Fprintf(g.stdout, "skipping %s: nothing committed at or after offset %d (next_offset %d)\n", tp, r.from, r.next)
-			continue
-		}
-		ranges = append(ranges, r)
+	to := o.to
+	if !o.toSet {
+		to = -1 // each partition's next_offset
 	}
-	if len(ranges) == 0 {
-		return usage(fmt.Errorf("--from %d: none of the %d selected partitions has committed offsets in the range", o.from, len(tps)))
+	ranges, skipped, err := rp.Ranges(tps, next, o.from, to)
+	for _, r := range skipped {
+		fmt.Fprintf(g.stdout, "skipping %s: nothing committed at or after offset %d (next_offset %d)\n", r.TP, r.From, r.Next)
 	}
-	sel := make([]exactly.TP, len(ranges))
-	for i, r := range ranges {
-		sel[i] = r.tp
+	var re *exactly.ReplayRangeError
+	if errors.As(err, &re) || errors.As(err, new(*rp.EmptyError)) {
+		return nil, usage(err)
 	}
-	if err := refuseOwned(ctx, cfg, "replay", sel); err != nil {
-		return err
-	}
-	bounds, err := kr.Bounds(ctx, sel)
-	if err != nil {
-		return err
-	}
-	for _, r := range ranges {
-		b, ok := bounds[r.tp]
-		if !ok {
-			return fmt.Errorf("%s does not exist in Kafka", r.tp)
-		}
-		if r.from < b.Start {
-			return fmt.Errorf("replaying %s from %d: Kafka's log now starts at %d, offsets %d..%d were deleted (retention) and cannot be replayed; use --from %d",
-				r.tp, r.from, b.Start, r.from, b.Start-1, b.Start)
-		}
-		if r.to < r.next {
-			if rule, _, _ := cfg.Route(r.tp.Topic); rule != nil && rule.Version == "" {
-				fmt.Fprintf(g.stderr, "warning: replaying %s up to %d while next_offset is %d and the table has no version column: keys changed again after offset %d will hold the replayed (older) values until those offsets are replayed too\n",
-					r.tp, r.to, r.next, r.to-1)
-			}
-		}
-	}
-	if o.dryRun {
-		for _, r := range ranges {
-			fmt.Fprintf(g.stdout, "would replay %s offsets %d..%d (next_offset %d) in transactions of at most %d records\n",
-				r.tp, r.from, r.to-1, r.next, cfg.Batch.MaxRecords)
-		}
-		return nil
-	}
-	pg := newProgress(g)
-	defer pg.Done()
-	for i, r := range ranges {
-		if err := replayOne(ctx, g, cfg, sink, kr, r, pg, fmt.Sprintf("%d/%d", i+1, len(ranges))); err != nil {
-			if i > 0 {
-				return fmt.Errorf("%w (the partitions before %s were replayed)", err, r.tp)
-			}
-			return err
-		}
-	}
-	return nil
+	return ranges, err
 }
 
 // replayOne replays one partition's range; step ("2/5") tells the
 // progress line where it is among the selected partitions.
-func replayOne(ctx context.Context, g *globals, cfg *exactly.Config, sink *exactly.Sink, kr *kafka.Client, r replayRange, pg *progress, step string) error {
-	tp := r.tp
-	var total struct{ records, upserted, deleted, txs, resolved int }
-	var ids []string
-	start := r.from
-	var chunk []*exactly.Record
-	flush := func() error {
-		if len(chunk) == 0 {
-			return nil
-		}
-		pb := &exactly.PartitionBatch{Topic: tp.Topic, Partition: tp.Partition, From: start, Records: chunk}
-		if err := sink.Replay(ctx, pb, r.next); err != nil {
-			return err
-		}
-		total.records += len(pb.Records)
-		total.upserted += pb.Upserted
-		total.deleted += pb.Deleted
-		total.resolved += pb.Resolved
-		total.txs++
-		ids = append(ids, pb.BatchID)
-		start, chunk = pb.To, nil
-		pg.Show(false, "replay %s %s: %d records applied, at offset %d of %d", step, tp, total.records, start, r.to)
-		return nil
-	}
-	err := kr.Read(ctx, tp, r.from, r.to, func(rec *exactly.Record) error {
-		chunk = append(chunk, rec)
-		if len(chunk) >= cfg.Batch.MaxRecords {
-			return flush()
-		}
-		return nil
+func replayOne(ctx context.Context, g *globals, cfg *exactly.Config, sink *exactly.Sink, kr *kafka.Client, r rp.Range, pg *progress, step string) error {
+	res, err := rp.Run(ctx, sink, kr, r, cfg.Batch.MaxRecords, func(res rp.Result) {
+		pg.Show(false, "replay %s %s: %d records applied, at offset %d of %d", step, r.TP, res.Records, res.At, r.To)
 	})
-	if err == nil {
-		err = flush()
-	}
 	if err != nil {
 		pg.Done()
 		var re *exactly.ReplayRangeError
 		if errors.As(err, &re) {
 			return usage(err)
 		}
-		var me *exactly.ReplayMovedError
-		if errors.As(err, &me) && start > r.from {
-			return fmt.Errorf("replaying %s: offsets %d..%d were replayed before the pipeline moved on; rows they changed may hold older values until those offsets are replayed again: %w", tp, r.from, start-1, err)
-		}
-		if errors.As(err, &me) {
-			return findings("%w", err)
-		}
-		return fmt.Errorf("replaying %s from offset %d (offsets before it were replayed): %w", tp, start, err)
+		return err
 	}
 	pg.Clear()
 	fmt.Fprintf(g.stdout, "replayed %s offsets %d..%d: %d records in %d transactions (%d upserted, %d deleted); next_offset stays %d\n",
-		tp, r.from, r.to-1, total.records, total.txs, total.upserted, total.deleted, r.next)
-	for _, id := range ids {
+		r.TP, r.From, r.To-1, res.Records, res.Txs, res.Upserted, res.Deleted, r.Next)
+	for _, id := range res.BatchIDs {
 		fmt.Fprintf(g.stdout, "  ledger row %s status replayed\n", id)
 	}
-	if total.resolved > 0 {
-		fmt.Fprintf(g.stdout, "  %d open dead letters of the range applied and marked resolved\n", total.resolved)
+	if res.Resolved > 0 {
+		fmt.Fprintf(g.stdout, "  %d open dead letters of the range applied and marked resolved\n", res.Resolved)
 	}
 	return nil
 }
