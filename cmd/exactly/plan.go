@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"sort"
@@ -15,6 +16,7 @@ import (
 	"github.com/exactly/exactly"
 	"github.com/exactly/exactly/internal/decode"
 	"github.com/exactly/exactly/internal/kafka"
+	"github.com/exactly/exactly/plan"
 )
 
 func newPlanCmd(g *globals) *cobra.Command {
@@ -82,193 +84,72 @@ func runPlan(ctx context.Context, g *globals, cfg *exactly.Config, sink *exactly
 		}
 		selected = fmt.Sprintf(" (selected by %s: %d of %d)", sel, len(tps), len(all))
 	}
-	stored := map[exactly.TP]int64{}
-	seededIn := map[exactly.TP]string{} // the topic id each offsets row was seeded in
-	if ok, err := sink.HasLedger(ctx); err != nil {
+	p, err := plan.Make(ctx, cfg, sink, adm, tps, sample)
+	if err != nil {
 		return err
-	} else if ok {
-		pos, err := sink.LoadPositions(ctx, tps)
-		if err != nil {
-			return err
-		}
-		for tp, p := range pos {
-			stored[tp], seededIn[tp] = p.Next, p.TopicID
-		}
 	}
-	var topicIDs map[string]string
-	if len(seededIn) > 0 {
-		if topicIDs, err = adm.TopicIDs(ctx, topicsOf(tps)); err != nil {
-			return err
-		}
-	}
-	var missing []exactly.TP
-	for _, tp := range tps {
-		if _, ok := stored[tp]; !ok {
-			missing = append(missing, tp)
-		}
-	}
-	// start_from applies at the pipeline's first start only: once it
-	// is recorded (or the ledger already has offsets rows, made by an
-	// earlier version or by adopt), a partition without a row was created
-	// since and starts at its beginning.
-	started := ""
-	if ok, err := sink.HasLedger(ctx); err != nil {
-		return err
-	} else if ok {
-		if first, err := sink.FirstStart(ctx); err == nil && first != nil {
-			started = "created after the pipeline's first start (" + first.StartedAt.Format(time.RFC3339) + "): its beginning"
-		} else if offs, err := exactly.NewLedger(sink.DB(), sink.Dialect(), cfg.Pipeline).Offsets(ctx); err == nil && len(offs) > 0 {
-			started = "not in the ledger, which has rows of other partitions: its beginning"
-		}
-	}
-	seeds := map[exactly.TP]int64{}
-	var uncommitted []exactly.TP
-	if len(missing) > 0 {
-		sf := cfg.Source.StartFrom
-		if started != "" {
-			sf = "earliest"
-		}
-		if seeds, uncommitted, err = adm.StartOffsets(ctx, sf, cfg.Source.Group, missing); err != nil {
-			return err
-		}
-	}
-	start := map[exactly.TP]int64{}
-	for _, tp := range tps {
-		if o, ok := stored[tp]; ok {
-			start[tp] = o
-		} else {
-			start[tp] = seeds[tp]
-		}
-	}
-	bounds := map[exactly.TP]exactly.Bounds{}
-	if len(tps) > 0 {
-		if bounds, err = adm.AllBounds(ctx, tps); err != nil {
-			return err
-		}
-	}
-	var recs map[exactly.TP][]*exactly.Record
-	if sample > 0 && len(tps) > 0 {
-		if recs, err = adm.Sample(ctx, start, sample, 5*time.Second); err != nil {
-			return err
-		}
-	}
-	byTopic := map[string][]exactly.TP{}
-	var topics []string
-	for _, tp := range tps {
-		if byTopic[tp.Topic] == nil {
-			topics = append(topics, tp.Topic)
-		}
-		byTopic[tp.Topic] = append(byTopic[tp.Topic], tp)
-	}
-	sort.Strings(topics)
 	fmt.Fprintf(out, "plan: pipeline %s · sink %s · start_from %s · %d topic(s), %d partition(s)%s · nothing is written\n",
-		cfg.Pipeline, cfg.Sink.Driver, cfg.Source.StartFrom, len(topics), len(tps), selected)
-	if len(topics) == 0 {
+		cfg.Pipeline, cfg.Sink.Driver, cfg.Source.StartFrom, len(p.Topics), p.Partitions, selected)
+	if len(p.Topics) == 0 {
 		fmt.Fprintln(out, "no topic in Kafka matches the table rules")
 	}
-	d := sink.Dialect()
-	failing := 0
-	for _, topic := range topics {
-		var sampled []*exactly.Record
-		for _, tp := range byTopic[topic] {
-			sampled = append(sampled, recs[tp]...)
-		}
-		p, err := sink.PlanTable(ctx, topic, sampled)
-		if err != nil {
-			return err
-		}
-		r := p.Rule
-		state := "exists"
-		if !p.Change.Exists {
-			state = "missing"
-		}
-		fmt.Fprintf(out, "\n%s → table %s (%s)\n", topic, p.Table, state)
-		fmt.Fprintf(out, "  format %s · mode %s · key %s · on_error %s\n", r.Format, r.Mode, describeKey(r), r.OnError)
-		fmt.Fprintf(out, "  columns: %s\n", describeColumns(r))
-		if r.Create || r.Evolve != "" {
-			fmt.Fprintf(out, "  types: %s\n", describeTypes(r))
-		}
-		switch {
-		case !p.Change.Empty():
-			fmt.Fprintf(out, "  DDL (from %d sampled record(s)):\n", p.Sampled)
-			for _, s := range p.Change.Statements(d) {
-				fmt.Fprintf(out, "    %s;\n", s)
-			}
-		case !p.Change.Exists && !r.Create:
-			failing++
-			fmt.Fprintf(out, "  PROBLEM: the table does not exist and create is off: its batches would fail until it is created (or set create: true)\n")
-		case !p.Change.Exists:
-			fmt.Fprintf(out, "  DDL: none yet: no sampled record carries a row; the table is created from the first batch that does\n")
-		default:
-			fmt.Fprintf(out, "  DDL: none needed (from %d sampled record(s))\n", p.Sampled)
-		}
-		if len(p.Change.Ignored) > 0 {
-			fmt.Fprintf(out, "  ignored fields (no column; evolve is off): %s\n", strings.Join(p.Change.Ignored, ", "))
-		}
-		for i, dl := range p.DeadLetters {
-			if i == 3 {
-				fmt.Fprintf(out, "  … %d more sampled record(s) would be dead letters\n", len(p.DeadLetters)-3)
-				break
-			}
-			fmt.Fprintf(out, "  dead letter: %s\n", dl)
-		}
-		for _, tp := range byTopic[topic] {
-			b := bounds[tp]
-			from := "ledger"
-			if _, ok := stored[tp]; !ok {
-				from = "start_from " + cfg.Source.StartFrom + ", no ledger row yet"
-				if started != "" {
-					from = started
-				}
-				if contains(uncommitted, tp) {
-					from += "; the group has no offset for it: log start"
-				}
-			}
-			// What run does with a row the log no longer agrees with: it
-			// halts the partition at assignment (plan said "starts at
-			// 899 (ledger) · Kafka 0..6 · 0 to read").
-			if halt := planHalt(tp, start[tp], b, seededIn[tp], topicIDs[tp.Topic]); halt != "" {
-				failing++
-				fmt.Fprintf(out, "  partition %d: HALTS when assigned: %s · Kafka %d..%d; see exactly reseed\n",
-					tp.Partition, halt, b.Start, b.End)
-				continue
-			}
-			fmt.Fprintf(out, "  partition %d: starts at %d (%s) · Kafka %d..%d · %d to read\n",
-				tp.Partition, start[tp], from, b.Start, b.End, max(0, b.End-start[tp]))
-		}
+	for _, t := range p.Topics {
+		printPlanTopic(out, sink.Dialect(), t)
 	}
-	if failing > 0 {
-		return findings("plan: %d problem(s): tables missing with create off, partitions that halt", failing)
+	if p.Problems > 0 {
+		return findings("plan: %d problem(s): tables missing with create off, partitions that halt", p.Problems)
 	}
 	return nil
 }
 
-// planHalt says why run halts a partition with an offsets row at
-// assignment, as the source does: a topic of another id than the row was
-// seeded in, a next_offset beyond the log end, or below the log start
-// (records deleted before they were applied). "" when it does not.
-func planHalt(tp exactly.TP, next int64, b exactly.Bounds, seededIn, now string) string {
+// printPlanTopic prints one topic's table plan and partitions.
+func printPlanTopic(out io.Writer, d exactly.Dialect, t plan.Topic) {
+	p, r := t.Table, t.Table.Rule
+	state := "exists"
+	if !p.Change.Exists {
+		state = "missing"
+	}
+	fmt.Fprintf(out, "\n%s → table %s (%s)\n", t.Name, p.Table, state)
+	fmt.Fprintf(out, "  format %s · mode %s · key %s · on_error %s\n", r.Format, r.Mode, describeKey(r), r.OnError)
+	fmt.Fprintf(out, "  columns: %s\n", describeColumns(r))
+	if r.Create || r.Evolve != "" {
+		fmt.Fprintf(out, "  types: %s\n", describeTypes(r))
+	}
 	switch {
-	case seededIn != "" && now != "" && seededIn != now:
-		return fmt.Sprintf("topic recreated: %s has topic id %s, the offsets row was seeded in %s; next_offset %d (lag %d)", tp, now, seededIn, next, b.End-next)
-	case next > b.End:
-		return fmt.Sprintf("offsets beyond the log end: next_offset %d, the log ends at %d (lag %d)", next, b.End, b.End-next)
-	case next < b.Start:
-		return fmt.Sprintf("offsets %d..%d were deleted before they were applied (the log starts at %d)", next, b.Start-1, b.Start)
-	}
-	return ""
-}
-
-func topicsOf(tps []exactly.TP) []string {
-	var out []string
-	seen := map[string]bool{}
-	for _, tp := range tps {
-		if !seen[tp.Topic] {
-			seen[tp.Topic] = true
-			out = append(out, tp.Topic)
+	case !p.Change.Empty():
+		fmt.Fprintf(out, "  DDL (from %d sampled record(s)):\n", p.Sampled)
+		for _, s := range p.Change.Statements(d) {
+			fmt.Fprintf(out, "    %s;\n", s)
 		}
+	case t.Missing:
+		fmt.Fprintf(out, "  PROBLEM: the table does not exist and create is off: its batches would fail until it is created (or set create: true)\n")
+	case !p.Change.Exists:
+		fmt.Fprintf(out, "  DDL: none yet: no sampled record carries a row; the table is created from the first batch that does\n")
+	default:
+		fmt.Fprintf(out, "  DDL: none needed (from %d sampled record(s))\n", p.Sampled)
 	}
-	return out
+	if len(p.Change.Ignored) > 0 {
+		fmt.Fprintf(out, "  ignored fields (no column; evolve is off): %s\n", strings.Join(p.Change.Ignored, ", "))
+	}
+	for i, dl := range p.DeadLetters {
+		if i == 3 {
+			fmt.Fprintf(out, "  … %d more sampled record(s) would be dead letters\n", len(p.DeadLetters)-3)
+			break
+		}
+		fmt.Fprintf(out, "  dead letter: %s\n", dl)
+	}
+	for _, pp := range t.Partitions {
+		b := pp.Bounds
+		// What run does with a row the log no longer agrees with: it
+		// halts the partition at assignment.
+		if pp.Halt != "" {
+			fmt.Fprintf(out, "  partition %d: HALTS when assigned: %s · Kafka %d..%d; see exactly reseed\n",
+				pp.TP.Partition, pp.Halt, b.Start, b.End)
+			continue
+		}
+		fmt.Fprintf(out, "  partition %d: starts at %d (%s) · Kafka %d..%d · %d to read\n",
+			pp.TP.Partition, pp.Start, pp.From, b.Start, b.End, max(0, b.End-pp.Start))
+	}
 }
 
 // openLookingSink opens the sink for a command that only looks. A SQLite
@@ -285,15 +166,6 @@ func openLookingSink(ctx context.Context, g *globals, cfg *exactly.Config, d exa
 		}
 	}
 	return exactly.OpenSink(ctx, cfg, d, decode.For(cfg), log)
-}
-
-func contains(tps []exactly.TP, tp exactly.TP) bool {
-	for _, x := range tps {
-		if x == tp {
-			return true
-		}
-	}
-	return false
 }
 
 func describeKey(r *exactly.TableRule) string {

@@ -272,7 +272,7 @@ func (s *Source) recordFirstStart(ctx context.Context) error {
 // them before this member was assigned them). It is read once per
 // partition: the seeded row is the truth from then on.
 func (s *Source) seedOffsets(ctx context.Context, tps []exactly.TP) (map[exactly.TP]int64, error) {
-	out, _, err := resolveStart(ctx, kadm.NewClient(s.cl), "earliest", s.cfg.Source.Group, tps)
+	out, _, err := resolveStart(ctx, kadm.NewClient(s.cl), seedFrom(s.cfg, s.first, true), s.cfg.Source.Group, tps)
 	if err != nil {
 		return nil, err
 	}
