@@ -15,6 +15,7 @@ import (
 
 	"github.com/exactly/exactly"
 	"github.com/exactly/exactly/internal/bench"
+	"github.com/exactly/exactly/internal/demo"
 	"github.com/exactly/exactly/internal/kafka"
 	"github.com/exactly/exactly/internal/metrics"
 )
@@ -74,7 +75,7 @@ loads the same rows.`,
 				sink = filepath.Join(dir, "bench.db")
 			}
 			o.DSN = sink
-			if o.Dialect, err = dialectFor(driverOf(sink)); err != nil {
+			if o.Dialect, err = dialectFor(demo.DriverOf(sink)); err != nil {
 				return usage(err)
 			}
 			if !asJSON || ops.addr != "" {

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/exactly/exactly"
+	"github.com/exactly/exactly/internal/demo"
 	"github.com/exactly/exactly/internal/workload"
 )
 
@@ -31,7 +32,7 @@ func checkEnv(t *testing.T, opts ...kfake.Opt) (brokers, dsn string) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if err := resetDemo(context.Background(), db, d, "sqlite", "check"); err != nil {
+	if err := demo.Reset(context.Background(), db, d, "sqlite", "check"); err != nil {
 		t.Fatal(err)
 	}
 	return strings.Join(cluster.ListenAddrs(), ","), dsn

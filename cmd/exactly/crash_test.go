@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/exactly/exactly"
+	"github.com/exactly/exactly/internal/demo"
 	"github.com/exactly/exactly/internal/testenv"
 	"github.com/exactly/exactly/internal/workload"
 )
@@ -53,7 +54,7 @@ func newCrashEnv(t *testing.T, driver string, records int) *crashEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.db.Close() })
-	if err := resetDemo(ctx, e.db, e.d, driver, e.pipeline); err != nil {
+	if err := demo.Reset(ctx, e.db, e.d, driver, e.pipeline); err != nil {
 		t.Fatal(err)
 	}
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, workload.Topics...))

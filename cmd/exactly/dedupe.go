@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/exactly/exactly"
+	"github.com/exactly/exactly/internal/demo"
 	"github.com/exactly/exactly/repair"
 )
 
@@ -88,7 +89,7 @@ func dedupe(ctx context.Context, g *globals, o dedupeOpts) error {
 		return usage(errors.New("--sink-file FILE, $" + sinkEnv + ", --sink DSN or -c FILE is required"))
 	}
 	if sc.Driver == "" {
-		sc.Driver = driverOf(sc.DSN)
+		sc.Driver = demo.DriverOf(sc.DSN)
 	}
 	d, err := dialectFor(sc.Driver)
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/exactly/exactly"
+	"github.com/exactly/exactly/internal/demo"
 	"github.com/exactly/exactly/internal/testenv"
 	"github.com/exactly/exactly/internal/workload"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -56,7 +57,7 @@ func newLiveEnv(t *testing.T) *liveEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.db.Close() })
-	if err := resetDemo(ctx, e.db, e.d, "postgres", e.pipeline); err != nil {
+	if err := demo.Reset(ctx, e.db, e.d, "postgres", e.pipeline); err != nil {
 		t.Fatal(err)
 	}
 	e.broker = testenv.StartBroker(t, 3, workload.Topics...)

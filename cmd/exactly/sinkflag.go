@@ -7,12 +7,13 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/exactly/exactly/internal/demo"
 	"github.com/exactly/exactly/internal/secret"
 )
 
 // sinkEnv is the environment variable exactly dedupe reads the sink DSN
 // from when neither --sink nor --sink-file is given.
-const sinkEnv = "EXACTLY_SINK_DSN"
+const sinkEnv = demo.SinkEnv
 
 // sinkFlags are --sink DSN and --sink-file FILE. A DSN on the command line
 // is visible to every user of the machine (ps, /proc/PID/cmdline), so a

@@ -1,4 +1,4 @@
-package main
+package demo
 
 import (
 	"slices"
@@ -13,12 +13,12 @@ import (
 // whole demo even when the user gave it with --sink-file (issue 16 review).
 func TestAtLeastOnceChildKeepsTheDSNOffItsArguments(t *testing.T) {
 	const dsn = "postgres://app:Alo-S3cret@127.0.0.1:5432/test"
-	cmd := atLeastOnceChild("/bin/exactly", []string{"127.0.0.1:9092"}, dsn, "g", "")
+	cmd := AtLeastOnceChild("/bin/exactly", []string{"127.0.0.1:9092"}, dsn, "g", "")
 	if args := strings.Join(cmd.Args, " "); strings.Contains(args, "Alo-S3cret") {
 		t.Errorf("the child's arguments hold the password: %s", args)
 	}
-	if !slices.Contains(cmd.Env, sinkEnv+"="+dsn) {
-		t.Errorf("the child's environment lacks %s", sinkEnv)
+	if !slices.Contains(cmd.Env, SinkEnv+"="+dsn) {
+		t.Errorf("the child's environment lacks %s", SinkEnv)
 	}
 }
 
@@ -28,7 +28,7 @@ func TestAtLeastOnceChildKeepsTheDSNOffItsArguments(t *testing.T) {
 func TestDemoConfigKeepsTheDSN(t *testing.T) {
 	t.Setenv("EXACTLY_T_DEMO", "replaced")
 	dsn := "postgres://app:a'b${EXACTLY_T_DEMO}c$${d}#e@127.0.0.1:5432/test"
-	cfg, err := exactly.ParseConfig(strings.NewReader(demoConfig("demo", []string{"127.0.0.1:9092"}, "g", "postgres", dsn)), "demo.yaml")
+	cfg, err := exactly.ParseConfig(strings.NewReader(Config("demo", []string{"127.0.0.1:9092"}, "g", "postgres", dsn)), "demo.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
