@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"text/tabwriter"
 	"time"
 
@@ -13,8 +12,6 @@ import (
 
 	"github.com/exactly/exactly"
 	"github.com/exactly/exactly/adopt"
-	"github.com/exactly/exactly/internal/decode"
-	"github.com/exactly/exactly/internal/kafka"
 	"github.com/exactly/exactly/internal/spark"
 )
 
@@ -52,17 +49,14 @@ Stop the old pipeline first.`,
 					return usage(fmt.Errorf("--timestamp: got %q, expected an RFC3339 time like 2026-01-02T15:04:05Z", timestamp))
 				}
 			}
-			log, err := g.logger()
-			if err != nil {
-				return err
-			}
-			cfg, err := exactly.LoadConfig(file)
-			if err != nil {
-				return err
-			}
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			return adoptRun(ctx, g, cfg, log, checkpoint, group, timestamp, apply)
+			e, err := openEnv(ctx, g, file, envOpts{kafka: true})
+			if err != nil {
+				return err
+			}
+			defer e.Close()
+			return adoptRun(ctx, e, checkpoint, group, timestamp, apply)
 		},
 	}
 	cmd.Flags().StringVarP(&file, "config", "c", "", "configuration file (YAML)")
@@ -76,15 +70,12 @@ Stop the old pipeline first.`,
 // adopt reads the wanted offsets from one of the three sources, compares
 // them with Kafka and the ledger (package adopt decides), prints the plan,
 // and writes it with apply.
-func adoptRun(ctx context.Context, g *globals, cfg *exactly.Config, log *slog.Logger, checkpoint, group, timestamp string, apply bool) error {
-	pg := newProgress(g)
+func adoptRun(ctx context.Context, e *env, checkpoint, group, timestamp string, apply bool) error {
+	pg := newProgress(e.g)
 	defer pg.Done()
-	adm, err := kafka.NewClient(cfg)
-	if err != nil {
-		return err
-	}
-	defer adm.Close()
+	cfg, adm := e.cfg, e.kafka
 	var a *adopt.Adoption
+	var err error
 	switch {
 	case checkpoint != "":
 		pg.Show(true, "adopt: reading the Spark checkpoint %s…", checkpoint)
@@ -111,24 +102,18 @@ func adoptRun(ctx context.Context, g *globals, cfg *exactly.Config, log *slog.Lo
 		return err
 	}
 	pg.Show(true, "adopt: comparing %d partitions with Kafka and the ledger…", len(a.Want))
-	return adoptFinish(ctx, g, a, adm, log, pg, apply)
+	return adoptFinish(ctx, e, a, pg, apply)
 }
 
 // adoptFinish prints the decided plan and writes it with apply.
-func adoptFinish(ctx context.Context, g *globals, a *adopt.Adoption, adm *kafka.Client, log *slog.Logger, pg *progress, apply bool) error {
-	d, err := dialectFor(a.Cfg.Sink.Driver)
-	if err != nil {
+func adoptFinish(ctx context.Context, e *env, a *adopt.Adoption, pg *progress, apply bool) error {
+	if err := e.openSink(ctx, lookSink); err != nil {
 		return err
 	}
-	sink, err := openLookingSink(ctx, g, a.Cfg, d, log)
-	if err != nil {
+	if err := a.Compare(ctx, e.kafka, e.sink); err != nil {
 		return err
 	}
-	defer sink.Close()
-	if err := a.Compare(ctx, adm, sink); err != nil {
-		return err
-	}
-	out := g.stdout
+	out := e.g.stdout
 	pg.Clear()
 	printAdoption(out, a)
 	if len(a.Problems) > 0 {
@@ -138,7 +123,7 @@ func adoptFinish(ctx context.Context, g *globals, a *adopt.Adoption, adm *kafka.
 		fmt.Fprintf(out, "\ndry run: nothing written. Re-run with --apply to seed %d offsets row(s), then start exactly run.\n", len(a.Seed))
 		return nil
 	}
-	w, err := exactly.NewSink(ctx, a.Cfg, d, decode.For(a.Cfg), log) // creates the ledger tables
+	w, err := openSink(ctx, a.Cfg, e.log) // creates the ledger tables
 	if err != nil {
 		return err
 	}

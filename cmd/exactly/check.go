@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"time"
@@ -45,19 +47,15 @@ unreachable or missing. It never creates or changes anything.`,
 
 func check(g *globals, file string, connect bool, timeout time.Duration) error {
 	out := g.stdout
-	cfg, err := exactly.LoadConfig(file)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	e, err := openEnv(ctx, g, file, envOpts{})
 	if err != nil {
 		return err
 	}
+	defer e.Close()
+	cfg := e.cfg
 	if _, err := kafka.LoadTLS(cfg); err != nil {
-		return err
-	}
-	d, err := dialectFor(cfg.Sink.Driver)
-	if err != nil {
-		var ce *exactly.ConfigError
-		if errors.As(err, &ce) {
-			ce.File = cfg.File
-		}
 		return err
 	}
 	decoderFor := decode.For(cfg) // avro rules need the registry client, not a connection to it
@@ -66,6 +64,28 @@ func check(g *globals, file string, connect bool, timeout time.Duration) error {
 			return &exactly.ConfigError{File: cfg.File, Field: fmt.Sprintf("tables[%d]", i), Value: cfg.Tables[i].Topics, Expected: err.Error()}
 		}
 	}
+	printConfig(out, cfg)
+	if !connect {
+		fmt.Fprintln(out, "offline checks passed; --connect also reaches Kafka and the sink")
+		return nil
+	}
+	if e.kafka, err = kafka.NewClient(cfg); err != nil {
+		return err
+	}
+	c := &checker{env: e, out: out}
+	if err := c.reach(ctx); err != nil {
+		return err
+	}
+	c.mapping(ctx)
+	if len(c.problems) > 0 {
+		return findings("%d problem(s) found, first: %s", len(c.problems), c.problems[0])
+	}
+	fmt.Fprintln(out, "all checks passed")
+	return nil
+}
+
+// printConfig prints what a valid configuration resolves to.
+func printConfig(out io.Writer, cfg *exactly.Config) {
 	s := cfg.Source
 	fmt.Fprintf(out, "%s: valid\n", cfg.File)
 	fmt.Fprintf(out, "  pipeline   %s\n", cfg.Pipeline)
@@ -83,117 +103,118 @@ func check(g *globals, file string, connect bool, timeout time.Duration) error {
 		}
 		fmt.Fprintf(out, "  tables[%d]  %s → %s  format %s  mode %s  key %s  on_error %s\n", i, t.Topics, table, t.Format, t.Mode, key, t.OnError)
 	}
-	if !connect {
-		fmt.Fprintln(out, "offline checks passed; --connect also reaches Kafka and the sink")
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	var problems []string
-	problem := func(format string, args ...any) {
-		p := fmt.Sprintf(format, args...)
-		problems = append(problems, p)
-		fmt.Fprintln(out, "  FAIL "+p)
-	}
+}
 
-	// Kafka: the metadata of the topics the rules match.
-	var tps []exactly.TP
-	r, err := kafka.NewClient(cfg)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	tps, err = r.Partitions(ctx)
-	kafkaOK := err == nil
-	if !kafkaOK {
-		problem("kafka %s: %v", strings.Join(s.Brokers, ","), err)
+// checker is check --connect: what it reached and the problems found.
+type checker struct {
+	*env
+	out      io.Writer
+	problems []string
+	tps      []exactly.TP
+	kafkaOK  bool
+	live     *sql.DB // the sink's database; nil when it is unreachable
+}
+
+func (c *checker) problem(format string, args ...any) {
+	p := fmt.Sprintf(format, args...)
+	c.problems = append(c.problems, p)
+	fmt.Fprintln(c.out, "  FAIL "+p)
+}
+
+// reach reads the metadata of the topics the rules match, and reaches
+// the sink and its ledger tables. Only a DSN that does not parse is an
+// error (exit 2); what does not answer is a problem.
+func (c *checker) reach(ctx context.Context) error {
+	cfg := c.cfg
+	var err error
+	c.tps, err = c.kafka.Partitions(ctx)
+	if c.kafkaOK = err == nil; !c.kafkaOK {
+		c.problem("kafka %s: %v", strings.Join(cfg.Source.Brokers, ","), err)
 	} else {
-		fmt.Fprintf(out, "  ok   kafka: %d partitions of matching topics\n", len(tps))
+		fmt.Fprintf(c.out, "  ok   kafka: %d partitions of matching topics\n", len(c.tps))
 	}
-
-	// The sink: reachable, ledger tables, target tables.
-	db, err := d.Open(ctx, cfg.Sink)
+	db, err := c.d.Open(ctx, cfg.Sink)
 	var ce *exactly.ConfigError
 	if errors.As(err, &ce) {
-		ce.File = cfg.File
-		return err // a DSN that does not parse: exit 2, not "unreachable"
+		return c.named(err)
 	}
 	if err != nil {
-		problem("sink: opening %s: %v", cfg.Sink.Driver, err)
-	} else {
-		defer db.Close()
-		if err := db.PingContext(ctx); err != nil {
-			problem("sink: %v", err)
-			db = nil
+		c.problem("sink: opening %s: %v", cfg.Sink.Driver, err)
+		return nil
+	}
+	c.db = db // closed with the env
+	if err := db.PingContext(ctx); err != nil {
+		c.problem("sink: %v", err)
+		return nil
+	}
+	c.live = db
+	fmt.Fprintf(c.out, "  ok   sink: %s answers\n", cfg.Sink.Driver)
+	for _, t := range []string{"exactly_offsets", "exactly_batches", "exactly_dead_letters", "exactly_pipelines"} {
+		if _, err := db.ExecContext(ctx, "SELECT COUNT(*) FROM "+t+" WHERE 1 = 0"); err != nil {
+			fmt.Fprintf(c.out, "  note ledger table %s is missing: exactly run creates it\n", t)
 		} else {
-			fmt.Fprintf(out, "  ok   sink: %s answers\n", cfg.Sink.Driver)
+			fmt.Fprintf(c.out, "  ok   ledger table %s\n", t)
 		}
 	}
-	tableState := map[string]string{}
-	if db != nil {
-		for _, t := range []string{"exactly_offsets", "exactly_batches", "exactly_dead_letters", "exactly_pipelines"} {
-			if _, err := db.ExecContext(ctx, "SELECT COUNT(*) FROM "+t+" WHERE 1 = 0"); err != nil {
-				fmt.Fprintf(out, "  note ledger table %s is missing: exactly run creates it\n", t)
-			} else {
-				fmt.Fprintf(out, "  ok   ledger table %s\n", t)
-			}
-		}
-	}
+	return nil
+}
 
-	// The resolved mapping, per existing topic.
+// mapping prints the table each existing topic maps to and its state.
+func (c *checker) mapping(ctx context.Context) {
 	parts := map[string]int{}
 	var topics []string
-	for _, tp := range tps {
+	for _, tp := range c.tps {
 		if parts[tp.Topic] == 0 {
 			topics = append(topics, tp.Topic)
 		}
 		parts[tp.Topic]++
 	}
 	sort.Strings(topics)
-	if kafkaOK {
-		fmt.Fprintf(out, "mapping (%d topics):\n", len(topics))
+	if c.kafkaOK {
+		fmt.Fprintf(c.out, "mapping (%d topics):\n", len(topics))
 	}
+	tableState := map[string]string{}
 	for _, topic := range topics {
-		rule, table, refused := cfg.Resolve(topic)
+		rule, table, refused := c.cfg.Resolve(topic)
 		if refused != nil {
-			problem("%v", refused)
-			fmt.Fprintf(out, "  %-40s %3d partitions → %-30s REFUSED\n", topic, parts[topic], table)
+			c.problem("%v", refused)
+			fmt.Fprintf(c.out, "  %-40s %3d partitions → %-30s REFUSED\n", topic, parts[topic], table)
 			continue
 		}
 		state, seen := tableState[table]
-		if !seen && db != nil {
-			t, err := d.Describe(ctx, db, table)
-			switch {
-			case err != nil:
-				state = "unreadable: " + err.Error()
-			case t == nil && rule.Create:
-				state = "missing, created at first record (create: true)"
-			case t == nil:
-				state = "MISSING"
-				problem("table %s (for topic %s) does not exist in the sink: create it, or set create: true on its rule", table, topic)
-			default:
-				state = fmt.Sprintf("exists, %d columns, primary key (%s)", len(t.Columns), strings.Join(t.Key, ","))
-				for _, k := range rule.Key {
-					if t.Column(k) == nil {
-						state += ", NO key column " + k
-						problem("table %s has no column %s named in the key of the rule for %s", table, k, topic)
-					}
-				}
-			}
+		if !seen && c.live != nil {
+			state = c.tableState(ctx, topic, table, rule)
 			tableState[table] = state
 		}
-		fmt.Fprintf(out, "  %-40s %3d partitions → %-30s %s\n", topic, parts[topic], table, state)
+		fmt.Fprintf(c.out, "  %-40s %3d partitions → %-30s %s\n", topic, parts[topic], table, state)
 	}
-	for _, t := range cfg.Tables {
-		if !exactly.IsPattern(t.Topics) && parts[t.Topics] == 0 && kafkaOK {
-			problem("topic %s (a literal name in the rules) does not exist", t.Topics)
+	for _, t := range c.cfg.Tables {
+		if !exactly.IsPattern(t.Topics) && parts[t.Topics] == 0 && c.kafkaOK {
+			c.problem("topic %s (a literal name in the rules) does not exist", t.Topics)
 		}
 	}
-	if len(problems) > 0 {
-		return findings("%d problem(s) found, first: %s", len(problems), problems[0])
+}
+
+// tableState describes the table a topic maps to.
+func (c *checker) tableState(ctx context.Context, topic, table string, rule *exactly.TableRule) string {
+	t, err := c.d.Describe(ctx, c.live, table)
+	switch {
+	case err != nil:
+		return "unreadable: " + err.Error()
+	case t == nil && rule.Create:
+		return "missing, created at first record (create: true)"
+	case t == nil:
+		c.problem("table %s (for topic %s) does not exist in the sink: create it, or set create: true on its rule", table, topic)
+		return "MISSING"
 	}
-	fmt.Fprintln(out, "all checks passed")
-	return nil
+	state := fmt.Sprintf("exists, %d columns, primary key (%s)", len(t.Columns), strings.Join(t.Key, ","))
+	for _, k := range rule.Key {
+		if t.Column(k) == nil {
+			state += ", NO key column " + k
+			c.problem("table %s has no column %s named in the key of the rule for %s", table, k, topic)
+		}
+	}
+	return state
 }
 
 func security(s exactly.SourceConfig) string {

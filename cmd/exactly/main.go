@@ -5,7 +5,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -16,7 +15,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/exactly/exactly"
-	"github.com/exactly/exactly/internal/decode"
 	prog "github.com/exactly/exactly/internal/progress"
 	"github.com/exactly/exactly/internal/secret"
 	"github.com/exactly/exactly/internal/sink/mysql"
@@ -159,20 +157,4 @@ func dialectFor(driver string) (exactly.Dialect, error) {
 		return &sqlserver.Dialect{}, nil
 	}
 	return nil, &exactly.ConfigError{Field: "sink.driver", Value: driver, Expected: "a driver this build supports: postgres, mysql, sqlserver, sqlite"}
-}
-
-// openSink opens the configured sink with the standard decoders.
-func openSink(ctx context.Context, cfg *exactly.Config, log *slog.Logger) (*exactly.Sink, error) {
-	d, err := dialectFor(cfg.Sink.Driver)
-	if err == nil {
-		var s *exactly.Sink
-		if s, err = exactly.NewSink(ctx, cfg, d, decode.For(cfg), log); err == nil {
-			return s, nil
-		}
-	}
-	var ce *exactly.ConfigError
-	if errors.As(err, &ce) && ce.File == "" {
-		ce.File = cfg.File
-	}
-	return nil, err
 }

@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"os"
 	"sort"
 	"strings"
 	"time"
@@ -14,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/exactly/exactly"
-	"github.com/exactly/exactly/internal/decode"
 	"github.com/exactly/exactly/internal/kafka"
 	"github.com/exactly/exactly/plan"
 )
@@ -38,31 +34,14 @@ Exit 1 when a topic maps to a table that is missing and not created.`,
 			if err := sel.check(); err != nil {
 				return err
 			}
-			log, err := g.logger()
-			if err != nil {
-				return err
-			}
-			cfg, err := exactly.LoadConfig(file)
-			if err != nil {
-				return err
-			}
-			d, err := dialectFor(cfg.Sink.Driver)
-			if err != nil {
-				return err
-			}
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			sink, err := openLookingSink(ctx, g, cfg, d, log)
+			e, err := openEnv(ctx, g, file, envOpts{sink: lookSink, kafka: true})
 			if err != nil {
 				return err
 			}
-			defer sink.Close()
-			adm, err := kafka.NewClient(cfg)
-			if err != nil {
-				return err
-			}
-			defer adm.Close()
-			return runPlan(ctx, g, cfg, sink, adm, sample, &sel)
+			defer e.Close()
+			return runPlan(ctx, g, e.cfg, e.sink, e.kafka, sample, &sel)
 		},
 	}
 	cmd.Flags().StringVarP(&file, "config", "c", "", "configuration file (YAML)")
@@ -150,22 +129,6 @@ func printPlanTopic(out io.Writer, d exactly.Dialect, t plan.Topic) {
 		fmt.Fprintf(out, "  partition %d: starts at %d (%s) · Kafka %d..%d · %d to read\n",
 			pp.TP.Partition, pp.Start, pp.From, b.Start, b.End, max(0, b.End-pp.Start))
 	}
-}
-
-// openLookingSink opens the sink for a command that only looks. A SQLite
-// file that does not exist yet is not created: the command looks at an
-// empty in-memory database instead, which is what the pipeline will find.
-func openLookingSink(ctx context.Context, g *globals, cfg *exactly.Config, d exactly.Dialect, log *slog.Logger) (*exactly.Sink, error) {
-	if cfg.Sink.Driver == "sqlite" {
-		path, _, _ := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(cfg.Sink.DSN, "sqlite://"), "file:"), "?")
-		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-			fmt.Fprintf(g.stdout, "(the SQLite file %s does not exist yet: looking at an empty database)\n", path)
-			c := *cfg
-			c.Sink.DSN = "file:exactly-look-" + fmt.Sprint(time.Now().UnixNano()) + "?mode=memory&cache=shared"
-			return exactly.OpenSink(ctx, &c, d, decode.For(&c), log)
-		}
-	}
-	return exactly.OpenSink(ctx, cfg, d, decode.For(cfg), log)
 }
 
 func describeKey(r *exactly.TableRule) string {

@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/exactly/exactly"
-	"github.com/exactly/exactly/internal/kafka"
 )
 
 type redriveOpts struct {
@@ -79,19 +78,13 @@ func redrive(ctx context.Context, g *globals, o redriveOpts) error {
 	if err := o.sel.check(); err != nil {
 		return err
 	}
-	log, err := g.logger()
+	// The sink adds the resolved_* columns to an older ledger.
+	e, err := openEnv(ctx, g, o.file, envOpts{sink: writeSink, kafka: true})
 	if err != nil {
 		return err
 	}
-	cfg, err := exactly.LoadConfig(o.file)
-	if err != nil {
-		return err
-	}
-	sink, err := openSink(ctx, cfg, log) // adds the resolved_* columns to an older ledger
-	if err != nil {
-		return err
-	}
-	defer sink.Close()
+	defer e.Close()
+	cfg, sink, kr := e.cfg, e.sink, e.kafka
 	ledger := exactly.NewLedger(sink.DB(), sink.Dialect(), cfg.Pipeline)
 	counts, err := ledger.DeadLetterCounts(ctx)
 	if err != nil {
@@ -116,11 +109,6 @@ func redrive(ctx context.Context, g *globals, o redriveOpts) error {
 		}
 	}
 	exactly.SortTPs(tps)
-	kr, err := kafka.NewClient(cfg)
-	if err != nil {
-		return err
-	}
-	defer kr.Close()
 	pg := newProgress(g)
 	var open, resolved, left int
 	for i, tp := range tps {

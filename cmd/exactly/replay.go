@@ -70,12 +70,7 @@ refused (no key makes a second insert idempotent; use exactly dedupe).`,
 // refuseOwned refuses when a member of the pipeline's consumer group owns
 // one of the partitions (or the group is rebalancing): what the command
 // would write, a running pipeline would write too.
-func refuseOwned(ctx context.Context, cfg *exactly.Config, what string, tps []exactly.TP) error {
-	adm, err := kafka.NewClient(cfg)
-	if err != nil {
-		return err
-	}
-	defer adm.Close()
+func refuseOwned(ctx context.Context, adm *kafka.Client, cfg *exactly.Config, what string, tps []exactly.TP) error {
 	owners, busy, err := adm.Owners(ctx, cfg.Source.Group, tps)
 	if err != nil {
 		return fmt.Errorf("checking who owns %s before %s: %w", tpsText(tps), what, err)
@@ -114,29 +109,17 @@ func replay(ctx context.Context, g *globals, o replayOpts) error {
 	if err := o.sel.check(); err != nil {
 		return err
 	}
-	log, err := g.logger()
+	e, err := openEnv(ctx, g, o.file, envOpts{sink: writeSink, kafka: true})
 	if err != nil {
 		return err
 	}
-	cfg, err := exactly.LoadConfig(o.file)
-	if err != nil {
-		return err
-	}
-	sink, err := openSink(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer sink.Close()
-	kr, err := kafka.NewClient(cfg)
-	if err != nil {
-		return err
-	}
-	defer kr.Close()
+	defer e.Close()
+	cfg, sink, kr := e.cfg, e.sink, e.kafka
 	ranges, err := replayRanges(ctx, g, cfg, sink, o)
 	if err != nil {
 		return err
 	}
-	if err := refuseOwned(ctx, cfg, "replay", rp.Partitions(ranges)); err != nil {
+	if err := refuseOwned(ctx, e.kafka, cfg, "replay", rp.Partitions(ranges)); err != nil {
 		return err
 	}
 	warnings, err := rp.CheckLog(ctx, cfg, kr, ranges)

@@ -14,7 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/exactly/exactly"
-	"github.com/exactly/exactly/internal/kafka"
+	rs "github.com/exactly/exactly/reseed"
 )
 
 type reseedOpts struct {
@@ -95,14 +95,12 @@ func reseed(ctx context.Context, g *globals, o reseedOpts) error {
 		}
 		offset = n
 	}
-	log, err := g.logger()
+	e, err := openEnv(ctx, g, o.file, envOpts{kafka: true})
 	if err != nil {
 		return err
 	}
-	cfg, err := exactly.LoadConfig(o.file)
-	if err != nil {
-		return err
-	}
+	defer e.Close()
+	cfg, adm := e.cfg, e.kafka
 	if _, _, ok := cfg.Route(o.topic); !ok {
 		return usage(fmt.Errorf("--topic %s: no table rule in %s matches it", o.topic, cfg.File))
 	}
@@ -113,12 +111,10 @@ func reseed(ctx context.Context, g *globals, o reseedOpts) error {
 		}
 		tps = append(tps, exactly.TP{Topic: o.topic, Partition: p})
 	}
-	sink, err := openSink(ctx, cfg, log)
-	if err != nil {
+	if err := e.openSink(ctx, writeSink); err != nil {
 		return err
 	}
-	defer sink.Close()
-	stored, err := sink.LoadPositions(ctx, tps)
+	stored, err := e.sink.LoadPositions(ctx, tps)
 	if err != nil {
 		return err
 	}
@@ -127,11 +123,6 @@ func reseed(ctx context.Context, g *globals, o reseedOpts) error {
 			return usage(fmt.Errorf("%s: the pipeline %s has no exactly_offsets row for it: it starts at its beginning when first assigned, nothing to reseed", tp, cfg.Pipeline))
 		}
 	}
-	adm, err := kafka.NewClient(cfg)
-	if err != nil {
-		return err
-	}
-	defer adm.Close()
 	bounds, err := adm.AllBounds(ctx, tps)
 	if err != nil {
 		return err
@@ -144,29 +135,14 @@ func reseed(ctx context.Context, g *globals, o reseedOpts) error {
 	if err != nil {
 		return err
 	}
-	to := map[exactly.TP]int64{}
-	for _, tp := range tps {
-		b := bounds[tp]
-		switch {
-		case o.to == "earliest":
-			to[tp] = b.Start
-		case o.to == "latest":
-			to[tp] = latest[tp]
-		case offset < b.Start || offset > latest[tp]:
-			return usage(fmt.Errorf("--to %d: %s holds offsets %d..%d (log start %d, last stable offset %d); reseed within them", offset, tp, b.Start, latest[tp], b.Start, latest[tp]))
-		default:
-			to[tp] = offset
-		}
+	to, err := rs.Targets(tps, o.to, offset, bounds, latest)
+	if err == nil {
+		err = rs.CheckRewind(tps, stored, bounds, ids[o.topic], to, o.rewind)
 	}
-	for _, tp := range tps {
-		st, b := stored[tp], bounds[tp]
-		sameTopic := st.TopicID == "" || ids[o.topic] == "" || st.TopicID == ids[o.topic]
-		if sameTopic && st.Next <= b.End && to[tp] < st.Next && !o.rewind {
-			return usage(fmt.Errorf("%s: --to %d is below next_offset %d, and the log (offsets %d..%d, the same topic) still holds what was applied: records %d..%d would be applied a second time (duplicates in append tables, older values in upsert tables without a version). This partition is not beyond its log's end; to re-apply a range use exactly replay. If the log was truncated and rewritten after an unclean leader election, pass --rewind",
-				tp, to[tp], st.Next, b.Start, b.End, to[tp], st.Next-1))
-		}
+	if err != nil {
+		return usage(err)
 	}
-	if err := refuseOwned(ctx, cfg, "reseed", tps); err != nil {
+	if err := refuseOwned(ctx, adm, cfg, "reseed", tps); err != nil {
 		return err
 	}
 	who := operator()
@@ -177,7 +153,7 @@ func reseed(ctx context.Context, g *globals, o reseedOpts) error {
 				tp, from, to[tp], o.to, bounds[tp].Start, bounds[tp].End, who, o.reason)
 			continue
 		}
-		from, id, err := sink.Reseed(ctx, exactly.Reseed{TP: tp, To: to[tp], TopicID: ids[o.topic], Who: who, Why: o.reason})
+		from, id, err := e.sink.Reseed(ctx, exactly.Reseed{TP: tp, To: to[tp], TopicID: ids[o.topic], Who: who, Why: o.reason})
 		if err != nil {
 			return err
 		}

@@ -80,7 +80,7 @@ printed, not an exit code: exactly verify judges.`,
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			env, err := openAudit(ctx, file)
+			env, err := openEnv(ctx, g, file, envOpts{sink: auditSink, kafka: true})
 			if err != nil {
 				return err
 			}
@@ -202,7 +202,7 @@ type chainBreak struct {
 // readChain checks the chain of committed batches of the partitions st
 // shows. The offsets are read again first: rows committed after that
 // read are left out, so a running pipeline does not look broken.
-func readChain(ctx context.Context, env *auditEnv, st []partitionStatus) (*chainStatus, error) {
+func readChain(ctx context.Context, env *env, st []partitionStatus) (*chainStatus, error) {
 	offs, err := env.ledger.Offsets(ctx)
 	if err != nil {
 		return nil, err
@@ -253,7 +253,7 @@ type reseedStatus struct {
 
 // selectedReseeds returns the reseeded ledger rows of the partitions st
 // shows, oldest first.
-func selectedReseeds(ctx context.Context, env *auditEnv, st []partitionStatus) ([]reseedStatus, error) {
+func selectedReseeds(ctx context.Context, env *env, st []partitionStatus) ([]reseedStatus, error) {
 	rows, err := env.ledger.Reseeds(ctx)
 	if err != nil {
 		return nil, err
@@ -326,7 +326,7 @@ func kafkaCause(kctx context.Context, cfg *exactly.Config, err error) error {
 // read with ctx, then Kafka with kafkaCtx() (its wait starts there): when
 // Kafka fails, kerr says why and st holds the ledger half (no high
 // watermark, no lag).
-func readStatus(ctx context.Context, kafkaCtx func() context.Context, env *auditEnv, sel *selector) (st []partitionStatus, total int, kerr, err error) {
+func readStatus(ctx context.Context, kafkaCtx func() context.Context, env *env, sel *selector) (st []partitionStatus, total int, kerr, err error) {
 	offs, err := env.ledger.Offsets(ctx)
 	if err != nil {
 		return nil, 0, nil, err

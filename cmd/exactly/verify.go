@@ -55,7 +55,7 @@ partition and offsets), 2 on a usage or configuration error.`,
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			env, err := openAudit(ctx, file)
+			env, err := openEnv(ctx, g, file, envOpts{sink: auditSink, kafka: true})
 			if err != nil {
 				return err
 			}

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/exactly/exactly"
+	"github.com/exactly/exactly/internal/decode"
+	"github.com/exactly/exactly/internal/kafka"
+)
+
+// sinkMode is how a command opens the sink.
+type sinkMode int
+
+const (
+	noSink sinkMode = iota
+	// writeSink opens an exactly.Sink that creates the ledger tables (and
+	// brings an older ledger up to date): replay, reseed, redrive, adopt
+	// --apply.
+	writeSink
+	// lookSink opens an exactly.Sink that creates nothing. A SQLite file
+	// that does not exist yet is not created: the command looks at an
+	// empty in-memory database instead, which is what the pipeline will
+	// find (plan, adopt).
+	lookSink
+	// auditSink opens the database and its ledger only, creating nothing;
+	// a SQLite file that does not exist is refused (status, verify).
+	auditSink
+)
+
+// envOpts say what a command needs besides its configuration.
+type envOpts struct {
+	sink  sinkMode
+	kafka bool // a kafka.Client
+}
+
+// env is what a command works in: its configuration and, as it needs
+// them, the sink and Kafka. Close closes what was opened.
+type env struct {
+	cfg    *exactly.Config
+	log    *slog.Logger
+	d      exactly.Dialect
+	sink   *exactly.Sink // writeSink, lookSink
+	db     *sql.DB       // auditSink
+	ledger *exactly.Ledger
+	kafka  *kafka.Client
+	g      *globals
+}
+
+// openEnv loads the configuration file and opens what o asks for.
+func openEnv(ctx context.Context, g *globals, file string, o envOpts) (*env, error) {
+	if file == "" {
+		return nil, usage(errMissingConfig)
+	}
+	e := &env{g: g}
+	var err error
+	if e.log, err = g.logger(); err != nil {
+		return nil, err
+	}
+	if e.cfg, err = exactly.LoadConfig(file); err != nil {
+		return nil, err
+	}
+	if e.d, err = dialectFor(e.cfg.Sink.Driver); err != nil {
+		return nil, e.named(err)
+	}
+	if err := e.openSink(ctx, o.sink); err != nil {
+		return nil, err
+	}
+	if o.kafka {
+		if e.kafka, err = kafka.NewClient(e.cfg); err != nil {
+			e.Close()
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+// openSink opens the sink as mode says.
+func (e *env) openSink(ctx context.Context, mode sinkMode) error {
+	var err error
+	switch mode {
+	case writeSink:
+		e.sink, err = openSink(ctx, e.cfg, e.log)
+	case lookSink:
+		cfg := e.cfg
+		if path, ok := sqliteFile(cfg); ok {
+			if _, serr := os.Stat(path); errors.Is(serr, os.ErrNotExist) {
+				fmt.Fprintf(e.g.stdout, "(the SQLite file %s does not exist yet: looking at an empty database)\n", path)
+				c := *cfg
+				c.Sink.DSN = "file:exactly-look-" + fmt.Sprint(time.Now().UnixNano()) + "?mode=memory&cache=shared"
+				cfg = &c
+			}
+		}
+		e.sink, err = exactly.OpenSink(ctx, cfg, e.d, decode.For(cfg), e.log)
+		err = e.named(err)
+	case auditSink:
+		if path, ok := sqliteFile(e.cfg); ok {
+			if _, err := os.Stat(path); err != nil {
+				return &exactly.ConfigError{File: e.cfg.File, Field: "sink.dsn", Value: e.cfg.Sink.DSN,
+					Expected: "an existing SQLite file (status and verify never create one)"}
+			}
+		}
+		if e.db, err = e.openDB(ctx); err == nil {
+			e.ledger = exactly.NewLedger(e.db, e.d, e.cfg.Pipeline)
+		}
+	}
+	return err
+}
+
+// openDB opens the sink's database, creating nothing in it.
+func (e *env) openDB(ctx context.Context) (*sql.DB, error) {
+	db, err := e.d.Open(ctx, e.cfg.Sink)
+	var ce *exactly.ConfigError
+	if errors.As(err, &ce) {
+		return nil, e.named(err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening %s sink: %w", e.d.Name(), err)
+	}
+	return db, nil
+}
+
+// named gives a configuration error the file's name.
+func (e *env) named(err error) error {
+	var ce *exactly.ConfigError
+	if errors.As(err, &ce) && ce.File == "" {
+		ce.File = e.cfg.File
+	}
+	return err
+}
+
+// sqliteFile is the path of a SQLite sink's database file; false for
+// the other drivers.
+func sqliteFile(cfg *exactly.Config) (string, bool) {
+	if cfg.Sink.Driver != "sqlite" {
+		return "", false
+	}
+	path, _, _ := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(cfg.Sink.DSN, "sqlite://"), "file:"), "?")
+	return path, true
+}
+
+// Close closes what openEnv opened.
+func (e *env) Close() {
+	if e.kafka != nil {
+		e.kafka.Close()
+	}
+	if e.sink != nil {
+		e.sink.Close()
+	}
+	if e.db != nil {
+		e.db.Close()
+	}
+}
+
+// openSink opens the configured sink with the standard decoders; it
+// creates the ledger tables.
+func openSink(ctx context.Context, cfg *exactly.Config, log *slog.Logger) (*exactly.Sink, error) {
+	d, err := dialectFor(cfg.Sink.Driver)
+	if err == nil {
+		var s *exactly.Sink
+		if s, err = exactly.NewSink(ctx, cfg, d, decode.For(cfg), log); err == nil {
+			return s, nil
+		}
+	}
+	var ce *exactly.ConfigError
+	if errors.As(err, &ce) && ce.File == "" {
+		ce.File = cfg.File
+	}
+	return nil, err
+}
