@@ -21,12 +21,8 @@ import (
 )
 
 func newBenchCmd(g *globals) *cobra.Command {
-	var o bench.Options
-	var sinkf sinkFlags
-	var brokers string
-	var asJSON bool
-	var cpuProfile string
-	var ops opsFlags
+	var b benchOpts
+	o := &b.Options
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure throughput and commit latency against the database's own bulk-load limit, in the same run",
@@ -44,79 +40,12 @@ With --format debezium each row is produced as a Debezium create event with its 
 loads the same rows.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			if ctx == nil {
-				ctx = context.Background()
-			}
-			log, err := g.logger()
-			if err != nil {
-				return err
-			}
-			o.Log = log
-			if brokers != "" {
-				o.Brokers = strings.Split(brokers, ",")
-			}
-			if o.Format != bench.FormatJSON && o.Format != bench.FormatDebezium {
-				return usage(fmt.Errorf("--format %q: expected %s or %s", o.Format, bench.FormatJSON, bench.FormatDebezium))
-			}
-			if o.Topics <= 0 || o.Partitions <= 0 || o.Records < 0 || o.Rate < 0 || o.RecordBytes < 0 || o.MaxConns <= 0 || o.Interval <= 0 {
-				return usage(fmt.Errorf("--topics, --partitions, --max-conns and --interval must be positive; --records, --rate and --record-bytes not negative"))
-			}
-			sink, err := sinkf.resolve()
-			if err != nil {
-				return err
-			}
-			if sink == "" {
-				dir, err := os.MkdirTemp("", "exactly-bench-")
-				if err != nil {
-					return err
-				}
-				defer os.RemoveAll(dir)
-				sink = filepath.Join(dir, "bench.db")
-			}
-			o.DSN = sink
-			if o.Dialect, err = dialectFor(demo.DriverOf(sink)); err != nil {
-				return usage(err)
-			}
-			if !asJSON || ops.addr != "" {
-				o.Progress = func(format string, args ...any) { fmt.Fprintf(g.stderr, "bench: "+format+"\n", args...) }
-			}
-			if ops.addr != "" {
-				// The status server of exactly run, on each pipeline the
-				// bench runs: measures what the page costs the pipeline.
-				o.Observer = func(cfg *exactly.Config) exactly.Observer { return ops.metrics(cfg) }
-				o.Serve = func(ctx context.Context, cfg *exactly.Config, sink *exactly.Sink, src *kafka.Source, obs exactly.Observer) (func(), error) {
-					m, _ := obs.(*metrics.Metrics)
-					return ops.serve(ctx, cfg, sink, src, m, log)
-				}
-			}
-			if cpuProfile != "" {
-				f, err := os.Create(cpuProfile)
-				if err != nil {
-					return err
-				}
-				defer f.Close()
-				if err := pprof.StartCPUProfile(f); err != nil {
-					return err
-				}
-				defer pprof.StopCPUProfile()
-			}
-			res, err := bench.Run(ctx, o)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				enc := json.NewEncoder(g.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(res)
-			}
-			report(g.stdout, res)
-			return nil
+			return runBench(cmd.Context(), g, &b)
 		},
 	}
 	f := cmd.Flags()
-	sinkf.add(f, "sink DSN (postgres://…, mysql://…, sqlserver://… or a SQLite file path); default: a SQLite file in a temporary directory")
-	f.StringVar(&brokers, "brokers", "", "Kafka brokers host:port,…; default: an in-process broker")
+	b.sinkf.add(f, "sink DSN (postgres://…, mysql://…, sqlserver://… or a SQLite file path); default: a SQLite file in a temporary directory")
+	f.StringVar(&b.brokers, "brokers", "", "Kafka brokers host:port,…; default: an in-process broker")
 	f.IntVar(&o.Topics, "topics", 8, "topics, one table each")
 	f.IntVar(&o.Partitions, "partitions", 8, "partitions per topic")
 	f.IntVar(&o.Records, "records", 1_000_000, "records for the throughput phase (0 skips it)")
@@ -131,10 +60,92 @@ loads the same rows.`,
 	f.StringVar(&o.SynchronousCommit, "synchronous-commit", "", "sink.synchronous_commit (PostgreSQL), e.g. off")
 	f.IntVar(&o.Rounds, "rounds", 1, "repeat baseline and pipeline over the same records; report the round with the median ratio")
 	f.BoolVar(&o.Keep, "keep", false, "keep the bench tables and ledger rows")
-	f.BoolVar(&asJSON, "json", false, "print the figures as JSON")
-	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
-	ops.flags(cmd)
+	f.BoolVar(&b.asJSON, "json", false, "print the figures as JSON")
+	f.StringVar(&b.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
+	b.ops.flags(cmd)
 	return cmd
+}
+
+// benchOpts are bench's flags.
+type benchOpts struct {
+	bench.Options
+	sinkf      sinkFlags
+	brokers    string
+	asJSON     bool
+	cpuProfile string
+	ops        opsFlags
+}
+
+// runBench runs the bench and prints its report.
+func runBench(ctx context.Context, g *globals, b *benchOpts) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	o := &b.Options
+	log, err := g.logger()
+	if err != nil {
+		return err
+	}
+	o.Log = log
+	if b.brokers != "" {
+		o.Brokers = strings.Split(b.brokers, ",")
+	}
+	if o.Format != bench.FormatJSON && o.Format != bench.FormatDebezium {
+		return usage(fmt.Errorf("--format %q: expected %s or %s", o.Format, bench.FormatJSON, bench.FormatDebezium))
+	}
+	if o.Topics <= 0 || o.Partitions <= 0 || o.Records < 0 || o.Rate < 0 || o.RecordBytes < 0 || o.MaxConns <= 0 || o.Interval <= 0 {
+		return usage(fmt.Errorf("--topics, --partitions, --max-conns and --interval must be positive; --records, --rate and --record-bytes not negative"))
+	}
+	sink, err := b.sinkf.resolve()
+	if err != nil {
+		return err
+	}
+	if sink == "" {
+		dir, err := os.MkdirTemp("", "exactly-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		sink = filepath.Join(dir, "bench.db")
+	}
+	o.DSN = sink
+	if o.Dialect, err = dialectFor(demo.DriverOf(sink)); err != nil {
+		return usage(err)
+	}
+	if !b.asJSON || b.ops.addr != "" {
+		o.Progress = func(format string, args ...any) { fmt.Fprintf(g.stderr, "bench: "+format+"\n", args...) }
+	}
+	if b.ops.addr != "" {
+		// The status server of exactly run, on each pipeline the
+		// bench runs: measures what the page costs the pipeline.
+		o.Observer = func(cfg *exactly.Config) exactly.Observer { return b.ops.metrics(cfg) }
+		o.Serve = func(ctx context.Context, cfg *exactly.Config, sink *exactly.Sink, src *kafka.Source, obs exactly.Observer) (func(), error) {
+			m, _ := obs.(*metrics.Metrics)
+			return b.ops.serve(ctx, cfg, sink, src, m, log)
+		}
+	}
+	if b.cpuProfile != "" {
+		f, err := os.Create(b.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	res, err := bench.Run(ctx, *o)
+	if err != nil {
+		return err
+	}
+	if b.asJSON {
+		enc := json.NewEncoder(g.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	report(g.stdout, res)
+	return nil
 }
 
 func report(w io.Writer, r *bench.Result) {
