@@ -34,3 +34,21 @@ func TestHalt(t *testing.T) {
 		t.Error("next_offset 0 below log start 1 does not halt")
 	}
 }
+
+// TestDescribeKey: an append rule has no key; a key is read from the
+// record key, the value, or the record key when it is a JSON object.
+func TestDescribeKey(t *testing.T) {
+	for _, c := range []struct {
+		r    exactly.TableRule
+		want string
+	}{
+		{exactly.TableRule{Mode: "append", Key: []string{"id"}}, "none (append)"},
+		{exactly.TableRule{Mode: "upsert", Key: []string{"a", "b"}, KeyFrom: "value"}, "[a, b] from the value"},
+		{exactly.TableRule{Mode: "upsert", KeyFrom: "record_key"}, "the record key's fields from the record key"},
+		{exactly.TableRule{Mode: "upsert", Key: []string{"id"}}, "[id] from the record key when it is a JSON object, else from the value"},
+	} {
+		if got := plan.DescribeKey(&c.r); got != c.want {
+			t.Errorf("DescribeKey(%+v) = %q, want %q", c.r, got, c.want)
+		}
+	}
+}
