@@ -133,13 +133,13 @@ func (c *checker) reach(ctx context.Context) error {
 	} else {
 		fmt.Fprintf(c.out, "  ok   kafka: %d partitions of matching topics\n", len(c.tps))
 	}
-	db, err := c.d.Open(ctx, cfg.Sink)
+	db, err := c.openDB(ctx)
 	var ce *exactly.ConfigError
 	if errors.As(err, &ce) {
-		return c.named(err)
+		return err
 	}
 	if err != nil {
-		c.problem("sink: opening %s: %v", cfg.Sink.Driver, err)
+		c.problem("sink: %v", err)
 		return nil
 	}
 	c.db = db // closed with the env
