@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"maps"
 	"slices"
+	"strings"
 )
 
 // Dialect produces SQL and maps types for one database. It holds no
@@ -392,4 +393,26 @@ func (w *TableWrite) StageColumns() []string {
 	}
 	add(w.Version)
 	return cols
+}
+
+// rebind turns ? placeholders into the dialect's.
+func (s *Sink) rebind(q string) string { return Rebind(s.d, q) }
+
+// Rebind turns ? placeholders into the dialect's own. The query must not
+// contain ? inside string literals.
+func Rebind(d Dialect, q string) string {
+	if d.Placeholder(1) == "?" {
+		return q
+	}
+	var sb strings.Builder
+	n := 0
+	for _, r := range q {
+		if r == '?' {
+			n++
+			sb.WriteString(d.Placeholder(n))
+			continue
+		}
+		sb.WriteRune(r)
+	}
+	return sb.String()
 }

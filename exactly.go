@@ -12,9 +12,9 @@
 // it: flight.go (Commit and its attempts), prepare.go (decode, route, map
 // columns), evolve.go (create and evolve tables, with schemachange.go,
 // widen.go and typecheck.go), collapse.go (one row per key, versions),
-// tx.go (the one transaction skeleton), write.go (fences, table writes,
-// isolation of refused rows) and ledgerwrite.go (ledger and dead-letter
-// rows). batch.go is the batch they pass along, sink.go the Sink and its
+// tx.go (the one transaction skeleton) and write.go (fences, table writes,
+// isolation of refused rows, the ledger and dead-letter rows, failpoints).
+// batch.go is the batch they pass along, sink.go the Sink and its
 // one cache of table descriptions, errors.go every typed error.
 package exactly
 

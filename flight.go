@@ -2,10 +2,17 @@ package exactly
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
+	"sync/atomic"
+	"time"
+
+	"github.com/exactly/exactly/internal/secret"
 )
 
 // Outcome is what happened to one partition batch in Commit.
@@ -343,3 +350,41 @@ func (s *Sink) describeAll(ctx context.Context, batches []*PartitionBatch) (map[
 	}
 	return out, nil
 }
+
+// recordFailed writes failed ledger rows in their own transaction, for the
+// audit trail. It is best effort: the database may be what failed.
+func (s *Sink) recordFailed(batches []*PartitionBatch, cause error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	raw := cause.Error()
+	// The same failure of the same range is in the ledger already.
+	batches = slices.DeleteFunc(slices.Clone(batches), func(b *PartitionBatch) bool { return b.Failed == raw })
+	if len(batches) == 0 {
+		return
+	}
+	msg := secret.Error(cause) // the ledger is read by auditors and the status page
+	if len(msg) > 2000 {
+		msg = msg[:2000]
+	}
+	if err := s.insertLedger(ctx, s.db, batches, "failed", msg, time.Now().UTC()); err != nil {
+		s.log.Debug("could not record failed batch in the ledger", "err", err)
+	}
+	for _, b := range batches {
+		b.BatchID = s.newBatchID() // the retry gets its own row
+	}
+}
+
+var idPrefix = func() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}()
+
+// newBatchID returns an id that sorts by time and is unique across writers.
+// The counter is the process's, not the Sink's: two sinks in one process
+// (tests, tools) must not mint the same id in the same millisecond.
+func (s *Sink) newBatchID() string {
+	return fmt.Sprintf("%013x-%s-%06d", time.Now().UnixMilli(), idPrefix, batchNo.Add(1)%1000000)
+}
+
+var batchNo atomic.Uint64
