@@ -10,12 +10,14 @@
 //
 // The files follow the life of a flight, in the order Sink.Commit takes
 // it: flight.go (Commit and its attempts), prepare.go (decode, route, map
-// columns), evolve.go (create and evolve tables, with schemachange.go,
-// widen.go and typecheck.go), collapse.go (one row per key, versions),
+// columns), evolve.go (create and evolve tables, the one cache of table
+// descriptions, the type checks), schemachange.go (the DDL a batch needs,
+// widening), collapse.go (one row per key, versions),
 // tx.go (the one transaction skeleton) and write.go (fences, table writes,
 // isolation of refused rows, the ledger and dead-letter rows, failpoints).
-// batch.go is the batch they pass along, sink.go the Sink and its
-// one cache of table descriptions, errors.go every typed error.
+// batch.go is the batch they pass along, sink.go the Sink, tableplan.go
+// what create and evolve would do without doing it (exactly plan),
+// errors.go every typed error.
 package exactly
 
 import (
