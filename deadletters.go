@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"regexp"
-	"strings"
 	"time"
 )
 
@@ -141,50 +139,4 @@ func (l *Ledger) DeadLetters(ctx context.Context, tp TP, from, to int64, openOnl
 		return nil, fmt.Errorf("reading exactly_dead_letters of %s: %w", tp, err)
 	}
 	return out, nil
-}
-
-// quoted matches a quoted run of text in an error message: where drivers
-// and decoders put the offending value ('abc', "not json", PostgreSQL's
-// Key (id)=(5)). A quote followed by a letter or digit does not end it:
-// MySQL and PostgreSQL quote O'Brien as 'O'Brien' without escaping.
-var quoted = regexp.MustCompile(`"(?:[^"\\]|\\.|"[\p{L}\p{N}])*"|'(?:[^'\\]|\\.|'[\p{L}\p{N}])*'|` + "`[^`]*`" + `|=\([^)]*\)`)
-
-// RedactError is an error's message fit for a log line: every quoted
-// run (where drivers and decoders put the offending value) is replaced by
-// "…", and the message is cut at 300 bytes. The whole message stays in
-// exactly_dead_letters.error, beside the record; logs carry no payload.
-func RedactError(err error) string {
-	s := quoted.ReplaceAllStringFunc(err.Error(), func(q string) string {
-		if q[0] == '=' {
-			return "=(…)"
-		}
-		return q[:1] + "…" + q[len(q)-1:]
-	})
-	if len(s) > 300 {
-		s = strings.ToValidUTF8(s[:300], "") + "…"
-	}
-	return s
-}
-
-// logDeadLetters writes one warning per committed batch that
-// dead-lettered records: how many, the first offset and its error
-// (redacted), so bad input is seen without reading the ledger. Regression:
-// a batch with six bad records logged nothing at all.
-func (s *Sink) logDeadLetters(b *PartitionBatch) {
-	if len(b.DeadLetters) == 0 {
-		return
-	}
-	first := b.DeadLetters[0]
-	for _, dl := range b.DeadLetters[1:] {
-		if dl.Record.Offset < first.Record.Offset {
-			first = dl
-		}
-	}
-	cause := first.Err
-	if re, ok := cause.(*RecordError); ok {
-		cause = re.Err // the coordinates are in their own fields
-	}
-	s.log.Warn("records dead-lettered", "topic", b.Topic, "partition", b.Partition, "count", len(b.DeadLetters),
-		"first_offset", first.Record.Offset, "first_error", RedactError(cause), "batch_id", b.BatchID,
-		"hint", "exactly status counts them, exactly_dead_letters holds them; fix the cause, then exactly redrive")
 }

@@ -643,3 +643,26 @@ func (s *Sink) Forget(name string) {
 	delete(s.tables, name)
 	s.mu.Unlock()
 }
+
+// haltAt ends the batch before the record of re (on_error: fail): the
+// records, and the dead letters found so far, from it on are dropped, and
+// the partition halts there.
+func (b *PartitionBatch) haltAt(re *RecordError) {
+	b.Halt = re
+	keep := b.Records[:0]
+	for _, r := range b.Records {
+		if r.Offset < re.Offset {
+			keep = append(keep, r)
+		}
+	}
+	b.Records = keep
+	dls := b.DeadLetters[:0]
+	for _, dl := range b.DeadLetters {
+		if dl.Record.Offset < re.Offset {
+			dls = append(dls, dl)
+		}
+	}
+	b.DeadLetters = dls
+	b.decodeDead = min(b.decodeDead, len(dls))
+	b.fillRange()
+}
