@@ -211,14 +211,22 @@ func (s *Source) dataLoss(tp exactly.TP, dl *kgo.ErrDataLoss) {
 	}
 	if dl.ResetTo >= applied {
 		keep := p.recs[:0]
+		var bytes int64
 		for _, r := range p.recs {
 			if r.Offset < dl.ResetTo {
 				keep = append(keep, r)
+				bytes += int64(len(r.Key) + len(r.Value))
 			}
 		}
 		clear(p.recs[len(keep):])
-		p.recs = keep
+		p.recs, p.bytes = keep, bytes
+		// The dropped records are read again from the reset point: a
+		// partition paused for its full buffer must fetch (were its buffer
+		// now empty, no flight would ever take it and resume it).
+		var resume fetchSet
+		p.unpause(tp, &resume)
 		s.mu.Unlock()
+		s.resume(resume)
 		s.log.Warn("log truncated above the applied offset: buffered records dropped and read again", "topic", tp.Topic, "partition", tp.Partition,
 			"applied_to", applied, "reset_to", dl.ResetTo, "consumed_to", dl.ConsumedTo)
 		return
