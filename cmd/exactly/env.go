@@ -38,6 +38,9 @@ const (
 type envOpts struct {
 	sink  sinkMode
 	kafka bool // a kafka.Client
+	// patience: how long writeSink waits for an unreachable database
+	// (openSinkPatiently); 0 fails at once.
+	patience time.Duration
 }
 
 // env is what a command works in: its configuration and, as it needs
@@ -69,7 +72,12 @@ func openEnv(ctx context.Context, g *globals, file string, o envOpts) (*env, err
 	if e.d, err = dialectFor(e.cfg.Sink.Driver); err != nil {
 		return nil, e.named(err)
 	}
-	if err := e.openSink(ctx, o.sink); err != nil {
+	if o.sink == writeSink && o.patience > 0 {
+		e.sink, err = openSinkPatiently(ctx, e.cfg, e.log, o.patience)
+	} else {
+		err = e.openSink(ctx, o.sink)
+	}
+	if err != nil {
 		return nil, err
 	}
 	if o.kafka {

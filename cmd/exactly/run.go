@@ -29,20 +29,9 @@ func newRunCmd(g *globals) *cobra.Command {
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			defer context.AfterFunc(ctx, func() { stopping(g) })()
-			if file == "" {
-				return usage(errMissingConfig)
-			}
-			log, err := g.logger()
+			e, err := openEnv(ctx, g, file, envOpts{sink: writeSink, patience: startupPatience})
 			if err != nil {
-				return err
-			}
-			cfg, err := exactly.LoadConfig(file)
-			if err != nil {
-				return err
-			}
-			sink, err := openSinkPatiently(ctx, cfg, log, startupPatience)
-			if err != nil {
-				if ctx.Err() != nil {
+				if log, lerr := g.logger(); lerr == nil && ctx.Err() != nil {
 					// Stopped while connecting: nothing was written, a
 					// clean stop (the scale-out test's SIGTERM at start-up).
 					log.Info("stopped before the sink was open")
@@ -50,6 +39,9 @@ func newRunCmd(g *globals) *cobra.Command {
 				}
 				return err
 			}
+			// The sink is all the env holds; it is closed within a bound
+			// (closeBounded), not by e.Close.
+			cfg, sink, log := e.cfg, e.sink, e.log
 			defer closeBounded(sink, log)
 			// Without metrics only the summary watches: it needs no
 			// watermarks, so none are listed every 5s for nobody.
