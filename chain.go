@@ -132,6 +132,13 @@ func (c *Chain) Close(next int64) (ChainBreak, bool) {
 // broken. Rows are read in from_offset order, one partition after
 // another, without holding them.
 func (l *Ledger) CheckChains(ctx context.Context, offsets []OffsetRow) ([]ChainBreak, int64, error) {
+	return l.CheckChainsOf(ctx, offsets, nil)
+}
+
+// CheckChainsOf is CheckChains for the partitions only accepts (every
+// partition when only is nil): the breaks and the count of committed rows
+// followed are theirs alone.
+func (l *Ledger) CheckChainsOf(ctx context.Context, offsets []OffsetRow, only func(TP) bool) ([]ChainBreak, int64, error) {
 	reseeds, err := l.Reseeds(ctx)
 	if err != nil {
 		return nil, 0, err
@@ -157,6 +164,9 @@ func (l *Ledger) CheckChains(ctx context.Context, offsets []OffsetRow) ([]ChainB
 	var n int64
 	err = l.eachCommitted(ctx, func(b *BatchRow) {
 		tp := b.TP()
+		if only != nil && !only(tp) {
+			return
+		}
 		if rs := last[tp]; rs != nil && b.BatchID < rs.BatchID {
 			return // written against the log as it was before the reseed
 		}
@@ -172,6 +182,9 @@ func (l *Ledger) CheckChains(ctx context.Context, offsets []OffsetRow) ([]ChainB
 		return nil, 0, err
 	}
 	for _, o := range offsets {
+		if only != nil && !only(o.TP) {
+			continue
+		}
 		if c := chains[o.TP]; c != nil {
 			if brk, ok := c.Close(o.Next); ok {
 				out = append(out, brk)

@@ -207,20 +207,18 @@ func readChain(ctx context.Context, env *env, st []partitionStatus) (*chainStatu
 	if err != nil {
 		return nil, err
 	}
-	breaks, n, err := env.ledger.CheckChains(ctx, offs)
-	if err != nil {
-		return nil, err
-	}
 	shown := map[exactly.TP]bool{}
 	for _, s := range st {
 		shown[exactly.TP{Topic: s.Topic, Partition: s.Partition}] = true
 	}
+	breaks, n, err := env.ledger.CheckChainsOf(ctx, offs, func(tp exactly.TP) bool { return shown[tp] })
+	if err != nil {
+		return nil, err
+	}
 	out := &chainStatus{Batches: n, Breaks: []chainBreak{}}
 	for _, b := range breaks {
-		if shown[b.TP] {
-			out.Breaks = append(out.Breaks, chainBreak{Topic: b.Topic, Partition: b.Partition, Kind: string(b.Kind),
-				From: b.From, To: b.To, Problem: b.Problem()})
-		}
+		out.Breaks = append(out.Breaks, chainBreak{Topic: b.Topic, Partition: b.Partition, Kind: string(b.Kind),
+			From: b.From, To: b.To, Problem: b.Problem()})
 	}
 	return out, nil
 }
