@@ -302,14 +302,24 @@ func (s *Sink) widenColumn(ctx context.Context, stmts []string) (string, error) 
 // It checks every field without a column of a record whose rule says
 // create or evolve, whether or not this batch would add it, so the dead
 // letters do not depend on where batches were cut.
+//
+// Each table is described once per call: describe caches only a table
+// that exists, and one catalog query per record of a table create: true
+// has yet to make cost a backlog's first flight minutes (past its
+// deadline, so the table was never made).
 func (s *Sink) checkNames(ctx context.Context, batches []*PartitionBatch) error {
+	described := map[string]*Table{}
 	for _, b := range batches {
 		keep := b.changes[:0]
 		for _, c := range b.changes {
 			if c.rule.Create || c.rule.AddsColumns() {
-				t, err := s.describe(ctx, c.table)
-				if err != nil {
-					return err
+				t, seen := described[c.table]
+				if !seen {
+					var err error
+					if t, err = s.describe(ctx, c.table); err != nil {
+						return err
+					}
+					described[c.table] = t
 				}
 				if why := s.badField(t, &c.Change); why != nil {
 					err := fmt.Errorf("table %s: %w", c.table, why)
