@@ -21,6 +21,7 @@ import (
 	"github.com/exactly/exactly/internal/decode"
 	"github.com/exactly/exactly/internal/kafka"
 	"github.com/exactly/exactly/internal/testenv"
+	"github.com/exactly/exactly/status"
 )
 
 // auditFixture is a sink whose ledger holds committed batches of real
@@ -158,8 +159,8 @@ func TestStatusAndVerifyCommands(t *testing.T) {
 				t.Fatalf("status exit %d: %s", code, errs)
 			}
 			var st struct {
-				Pipeline   string            `json:"pipeline"`
-				Partitions []partitionStatus `json:"partitions"`
+				Pipeline   string             `json:"pipeline"`
+				Partitions []status.Partition `json:"partitions"`
 			}
 			if err := json.Unmarshal([]byte(out), &st); err != nil {
 				t.Fatalf("status --json: %v\n%s", err, out)

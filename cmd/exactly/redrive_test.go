@@ -19,6 +19,7 @@ import (
 	"github.com/exactly/exactly/internal/decode"
 	"github.com/exactly/exactly/internal/kafka"
 	"github.com/exactly/exactly/internal/testenv"
+	"github.com/exactly/exactly/status"
 )
 
 // redriveEnv is a pipeline into a table whose CHECK constraint refuses
@@ -187,7 +188,7 @@ func TestRedriveEndToEnd(t *testing.T) {
 			}
 
 			code, out, errs := runCLI("status", "-c", e.file, "--json")
-			var st struct{ Partitions []partitionStatus }
+			var st struct{ Partitions []status.Partition }
 			if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil || len(st.Partitions) != 1 {
 				t.Fatalf("status --json: exit %d, %v\n%s%s", code, err, out, errs)
 			}

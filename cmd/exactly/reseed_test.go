@@ -18,6 +18,7 @@ import (
 	"github.com/exactly/exactly/internal/decode"
 	"github.com/exactly/exactly/internal/sink/sqlite"
 	"github.com/exactly/exactly/internal/workload"
+	"github.com/exactly/exactly/status"
 )
 
 // TestReseedEndToEnd (issue 14, offsets beyond the log end): the real
@@ -107,7 +108,7 @@ func TestReseedEndToEnd(t *testing.T) {
 	var out, errOut strings.Builder
 	run([]string{"status", "-c", cfg, "--json"}, &out, &errOut)
 	var st struct {
-		Partitions []partitionStatus `json:"partitions"`
+		Partitions []status.Partition `json:"partitions"`
 	}
 	if err := json.Unmarshal([]byte(out.String()), &st); err != nil {
 		t.Fatalf("exactly status --json: %v\n%s%s", err, out.String(), errOut.String())

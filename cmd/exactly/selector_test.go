@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/exactly/exactly/status"
 )
 
 // TestTopicAndTableSelect: --topic and --table narrow status, verify, plan
@@ -19,7 +21,7 @@ func TestTopicAndTableSelect(t *testing.T) {
 	golden(t, "status_table", out)
 
 	code, out, errs = runCLI("status", "-c", f.file, "--topic", "hr.*", "--json")
-	var st struct{ Partitions []partitionStatus }
+	var st struct{ Partitions []status.Partition }
 	if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil {
 		t.Fatalf("status --topic --json: exit %d, %v: %s%s", code, err, out, errs)
 	}

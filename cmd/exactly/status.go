@@ -3,12 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net"
 	"os/signal"
 	"strconv"
-	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -17,29 +14,8 @@ import (
 
 	"github.com/exactly/exactly"
 	"github.com/exactly/exactly/internal/kafka"
+	"github.com/exactly/exactly/status"
 )
-
-// partitionStatus is one line of exactly status.
-type partitionStatus struct {
-	Topic      string `json:"topic"`
-	Partition  int32  `json:"partition"`
-	Table      string `json:"table"`
-	NextOffset *int64 `json:"next_offset"`    // null: the pipeline never reached the partition
-	HighWater  *int64 `json:"high_watermark"` // null: the topic is gone from Kafka
-	LogStart   *int64 `json:"log_start"`
-	Lag        *int64 `json:"lag"`
-	// RetentionLost counts offsets Kafka deleted below its log start before
-	// the pipeline reached them (log start > next_offset): run verify.
-	RetentionLost int64      `json:"retention_lost,omitempty"`
-	LastBatchID   string     `json:"last_batch_id,omitempty"`
-	LastBatchAt   *time.Time `json:"last_batch_at,omitempty"`
-	LastStatus    string     `json:"last_status,omitempty"`
-	LastError     string     `json:"last_error,omitempty"`
-	// DeadLetters counts the partition's open dead letters (records not
-	// in their table until redriven), DeadLettersResolved the redriven.
-	DeadLetters         int64 `json:"dead_letters"`
-	DeadLettersResolved int64 `json:"dead_letters_resolved"`
-}
 
 // defaultKafkaWait bounds how long status waits for Kafka before it prints
 // the ledger half alone: an operator looking at an outage needs the ledger
@@ -97,7 +73,21 @@ printed, not an exit code: exactly verify judges.`,
 				}
 				return kctx
 			}
-			st, total, kerr, err := readStatus(ctx, kafkaCtx, env, &sel)
+			pick := func(all []exactly.TP, kafkaFailed bool) ([]exactly.TP, error) {
+				if sel.empty() {
+					return all, nil
+				}
+				tps := sel.filter(env.cfg, all)
+				if len(tps) == 0 {
+					what := "the ledger and Kafka hold"
+					if kafkaFailed {
+						what = "the ledger holds (Kafka did not answer)"
+					}
+					return nil, sel.matchedNothing(what, all)
+				}
+				return tps, nil
+			}
+			st, total, kerr, err := status.Read(ctx, kafkaCtx, env.cfg, env.ledger, env.kafka, pick)
 			if err != nil {
 				return err
 			}
@@ -110,15 +100,15 @@ printed, not an exit code: exactly verify judges.`,
 				group, gerr = env.kafka.Group(kctx, env.cfg.Source.Group)
 			}
 			if kerr != nil {
-				kerr = &kafkaDown{wait: kafkaWait, timedOut: kctx.Err() != nil, err: kafkaCause(kctx, env.cfg, kerr)}
+				kerr = &status.KafkaDown{Wait: kafkaWait, TimedOut: kctx.Err() != nil, Err: status.KafkaCause(kctx, env.cfg.Source.Brokers, kerr)}
 			}
-			reseeds, err := selectedReseeds(ctx, env, st)
+			reseeds, err := status.Reseeds(ctx, env.ledger, st)
 			if err != nil {
 				return err
 			}
-			var chain *chainStatus
+			var chain *status.Chain
 			if withChain {
-				if chain, err = readChain(ctx, env, st); err != nil {
+				if chain, err = status.ReadChain(ctx, env.ledger, st); err != nil {
 					return err
 				}
 			}
@@ -144,11 +134,11 @@ printed, not an exit code: exactly verify judges.`,
 // statusReport is what exactly status prints.
 type statusReport struct {
 	pipeline, group string
-	st              []partitionStatus
+	st              []status.Partition
 	total           int
 	sel             *selector
-	reseeds         []reseedStatus
-	chain           *chainStatus // nil without --chain
+	reseeds         []status.Reseed
+	chain           *status.Chain // nil without --chain
 	groupState      *kafka.GroupState
 	gerr, kerr      error
 }
@@ -171,7 +161,7 @@ func (r *statusReport) print(g *globals, asJSON bool) error {
 	}
 	printStatus(g, r.st, r.kerr != nil)
 	printReseeds(g, r.reseeds)
-	r.chain.print(g)
+	printChain(g, r.chain)
 	if !r.sel.empty() {
 		fmt.Fprintf(g.stdout, "%d of %d partitions, selected by %s\n", len(r.st), r.total, r.sel)
 	}
@@ -183,47 +173,8 @@ func (r *statusReport) print(g *globals, asJSON bool) error {
 	return nil
 }
 
-// chainStatus is the chain check of the shown partitions (exactly.Chain,
-// the rule verify and the status page apply).
-type chainStatus struct {
-	Batches int64        `json:"committed_batches"` // committed rows followed
-	Breaks  []chainBreak `json:"breaks"`
-}
-
-type chainBreak struct {
-	Topic     string `json:"topic"`
-	Partition int32  `json:"partition"`
-	Kind      string `json:"kind"`
-	From      int64  `json:"from"` // inclusive
-	To        int64  `json:"to"`   // exclusive
-	Problem   string `json:"problem"`
-}
-
-// readChain checks the chain of committed batches of the partitions st
-// shows. The offsets are read again first: rows committed after that
-// read are left out, so a running pipeline does not look broken.
-func readChain(ctx context.Context, env *env, st []partitionStatus) (*chainStatus, error) {
-	offs, err := env.ledger.Offsets(ctx)
-	if err != nil {
-		return nil, err
-	}
-	shown := map[exactly.TP]bool{}
-	for _, s := range st {
-		shown[exactly.TP{Topic: s.Topic, Partition: s.Partition}] = true
-	}
-	breaks, n, err := env.ledger.CheckChainsOf(ctx, offs, func(tp exactly.TP) bool { return shown[tp] })
-	if err != nil {
-		return nil, err
-	}
-	out := &chainStatus{Batches: n, Breaks: []chainBreak{}}
-	for _, b := range breaks {
-		out.Breaks = append(out.Breaks, chainBreak{Topic: b.Topic, Partition: b.Partition, Kind: string(b.Kind),
-			From: b.From, To: b.To, Problem: b.Problem()})
-	}
-	return out, nil
-}
-
-func (c *chainStatus) print(g *globals) {
+// printChain prints the chain check; nothing without --chain (c nil).
+func printChain(g *globals, c *status.Chain) {
 	if c == nil {
 		return
 	}
@@ -237,40 +188,7 @@ func (c *chainStatus) print(g *globals) {
 	}
 }
 
-// reseedStatus is one exactly reseed of a shown partition.
-type reseedStatus struct {
-	Topic     string    `json:"topic"`
-	Partition int32     `json:"partition"`
-	From      int64     `json:"from"`
-	To        int64     `json:"to"`
-	By        string    `json:"by"`
-	At        time.Time `json:"at"`
-	Reason    string    `json:"reason"`
-	BatchID   string    `json:"batch_id"`
-}
-
-// selectedReseeds returns the reseeded ledger rows of the partitions st
-// shows, oldest first.
-func selectedReseeds(ctx context.Context, env *env, st []partitionStatus) ([]reseedStatus, error) {
-	rows, err := env.ledger.Reseeds(ctx)
-	if err != nil {
-		return nil, err
-	}
-	shown := map[exactly.TP]bool{}
-	for _, s := range st {
-		shown[exactly.TP{Topic: s.Topic, Partition: s.Partition}] = true
-	}
-	out := []reseedStatus{}
-	for _, r := range rows {
-		if shown[r.TP()] {
-			out = append(out, reseedStatus{Topic: r.Topic, Partition: r.Partition, From: r.From, To: r.To, By: r.Writer,
-				At: r.StartedAt, Reason: r.Notes, BatchID: r.BatchID})
-		}
-	}
-	return out, nil
-}
-
-func printReseeds(g *globals, rs []reseedStatus) {
+func printReseeds(g *globals, rs []status.Reseed) {
 	if len(rs) == 0 {
 		return
 	}
@@ -281,158 +199,22 @@ func printReseeds(g *globals, rs []reseedStatus) {
 	}
 }
 
-// kafkaDown is Kafka not answering status within its wait.
-type kafkaDown struct {
-	wait     time.Duration
-	timedOut bool // nothing answered within wait (not a refusal)
-	err      error
-}
-
-func (e *kafkaDown) Error() string {
-	if e.timedOut {
-		return fmt.Sprintf("Kafka unreachable: %v (no answer within %s)", e.err, e.wait)
-	}
-	return fmt.Sprintf("Kafka unreachable: %v", e.err)
-}
-
-func (e *kafkaDown) Unwrap() error { return e.err }
-
-// kafkaCause names why Kafka did not answer. The client retries until the
-// wait ends and then says only "context deadline exceeded"; a plain TCP
-// dial of the configured brokers tells a refused connection or an unknown
-// host from a broker that accepts connections but does not answer.
-func kafkaCause(kctx context.Context, cfg *exactly.Config, err error) error {
-	if !errors.Is(err, context.DeadlineExceeded) || kctx.Err() == nil {
-		return err
-	}
-	var dials []string
-	for _, b := range cfg.Source.Brokers {
-		c, derr := net.DialTimeout("tcp", b, time.Second)
-		if derr != nil {
-			dials = append(dials, derr.Error())
-			continue
-		}
-		c.Close()
-		dials = append(dials, b+" accepts connections but did not answer")
-	}
-	return errors.New(strings.Join(dials, "; "))
-}
-
-// readStatus joins the ledger's partitions with the partitions of the
-// topics the configuration matches in Kafka, keeping the partitions sel
-// selects (a selection that matches none is a usage error). The ledger is
-// read with ctx, then Kafka with kafkaCtx() (its wait starts there): when
-// Kafka fails, kerr says why and st holds the ledger half (no high
-// watermark, no lag).
-func readStatus(ctx context.Context, kafkaCtx func() context.Context, env *env, sel *selector) (st []partitionStatus, total int, kerr, err error) {
-	offs, err := env.ledger.Offsets(ctx)
-	if err != nil {
-		return nil, 0, nil, err
-	}
-	last, err := env.ledger.LastBatches(ctx)
-	if err != nil {
-		return nil, 0, nil, err
-	}
-	dead, err := env.ledger.DeadLetterCounts(ctx)
-	if err != nil {
-		return nil, 0, nil, err
-	}
-	seen := map[exactly.TP]bool{}
-	var tps []exactly.TP
-	next := map[exactly.TP]int64{}
-	for _, o := range offs {
-		next[o.TP] = o.Next
-		seen[o.TP] = true
-		tps = append(tps, o.TP)
-	}
-	for tp := range last {
-		if !seen[tp] {
-			seen[tp] = true
-			tps = append(tps, tp)
-		}
-	}
-	kctx := kafkaCtx()
-	live, kerr := env.kafka.Partitions(kctx)
-	for _, tp := range live {
-		if !seen[tp] {
-			seen[tp] = true
-			tps = append(tps, tp)
-		}
-	}
-	exactly.SortTPs(tps)
-	total = len(tps)
-	if all := tps; !sel.empty() {
-		if tps = sel.filter(env.cfg, tps); len(tps) == 0 {
-			what := "the ledger and Kafka hold"
-			if kerr != nil {
-				what = "the ledger holds (Kafka did not answer)"
-			}
-			return nil, 0, nil, sel.matchedNothing(what, all)
-		}
-	}
-	bounds := map[exactly.TP]exactly.Bounds{}
-	if kerr == nil {
-		bounds, kerr = env.kafka.Bounds(kctx, tps)
-	}
-	out := make([]partitionStatus, 0, len(tps))
-	for _, tp := range tps {
-		s := partitionStatus{Topic: tp.Topic, Partition: tp.Partition,
-			DeadLetters: dead[tp].Open, DeadLettersResolved: dead[tp].Resolved}
-		if _, table, ok := env.cfg.Route(tp.Topic); ok {
-			s.Table = table
-		}
-		n, hasNext := next[tp]
-		if hasNext {
-			s.NextOffset = &n
-		}
-		if b, ok := bounds[tp]; ok {
-			hw, ls := b.End, b.Start
-			s.HighWater, s.LogStart = &hw, &ls
-			lag := hw - ls // never started: everything retained is to do
-			if hasNext {
-				lag = hw - n // negative: next_offset beyond the log end (a recreated topic, a reset cluster)
-				s.RetentionLost = max(ls-n, 0)
-			}
-			s.Lag = &lag
-		}
-		if b, ok := last[tp]; ok {
-			at := b.StartedAt
-			if !b.CommittedAt.IsZero() {
-				at = b.CommittedAt
-			}
-			s.LastBatchID, s.LastBatchAt, s.LastStatus, s.LastError = b.BatchID, &at, b.Status, b.Error
-		}
-		out = append(out, s)
-	}
-	return out, total, kerr, nil
-}
-
 // printLedgerHalf closes a status printed without Kafka: why, and what
 // the ledger says on its own.
-func printLedgerHalf(g *globals, st []partitionStatus, kerr error) {
-	var dead, failed int64
-	var lastAt time.Time
-	for _, s := range st {
-		dead += s.DeadLetters
-		if s.LastStatus == exactly.StatusFailed {
-			failed++
-		}
-		if s.LastBatchAt != nil && s.LastBatchAt.After(lastAt) {
-			lastAt = *s.LastBatchAt
-		}
-	}
+func printLedgerHalf(g *globals, st []status.Partition, kerr error) {
+	sum := status.SummarizeLedger(st)
 	fmt.Fprintf(g.stdout, "\n%s\n", kerr)
 	last := "never"
-	if !lastAt.IsZero() {
-		last = lastAt.UTC().Format(time.RFC3339)
+	if !sum.LastBatchAt.IsZero() {
+		last = sum.LastBatchAt.UTC().Format(time.RFC3339)
 	}
 	fmt.Fprintf(g.stdout, "ledger: %d partitions, last batch %s, %d open dead letters, %d partitions whose last batch failed; high watermarks, lag and the consumer group are unknown\n",
-		len(st), last, dead, failed)
+		sum.Partitions, last, sum.DeadLetters, sum.FailedLast)
 }
 
 // printStatus prints the partitions as a table; without Kafka (noKafka)
 // the high watermark and the lag are ?, not - (a topic gone from Kafka).
-func printStatus(g *globals, st []partitionStatus, noKafka bool) {
+func printStatus(g *globals, st []status.Partition, noKafka bool) {
 	tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TOPIC\tPARTITION\tTABLE\tNEXT_OFFSET\tHIGH_WATERMARK\tLAG\tDEAD_LETTERS\tLAST_BATCH\tLAST_BATCH_AT\tSTATUS")
 	opt := func(p *int64) string {
@@ -471,7 +253,7 @@ func printStatus(g *globals, st []partitionStatus, noKafka bool) {
 
 // printGroup says who holds the partitions, and why nothing moves when
 // records wait and nobody does.
-func printGroup(g *globals, name string, group *kafka.GroupState, err error, st []partitionStatus) {
+func printGroup(g *globals, name string, group *kafka.GroupState, err error, st []status.Partition) {
 	if err != nil {
 		fmt.Fprintf(g.stdout, "\ngroup %s: %v\n", name, err)
 		return
@@ -481,12 +263,7 @@ func printGroup(g *globals, name string, group *kafka.GroupState, err error, st 
 		fmt.Fprintf(g.stdout, "\n  %s@%s: %d partitions", m.ID, m.Host, m.Partitions)
 	}
 	fmt.Fprintln(g.stdout)
-	var lag int64
-	for _, s := range st {
-		if s.Lag != nil && *s.Lag > 0 {
-			lag += *s.Lag
-		}
-	}
+	lag := status.Waiting(st)
 	switch {
 	case lag > 0 && len(group.Members) == 0:
 		fmt.Fprintf(g.stdout, "%d records wait and no member is running\n", lag)

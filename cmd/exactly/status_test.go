@@ -19,6 +19,7 @@ import (
 	"github.com/exactly/exactly/internal/decode"
 	"github.com/exactly/exactly/internal/kafka"
 	"github.com/exactly/exactly/internal/testenv"
+	"github.com/exactly/exactly/status"
 )
 
 // TestStatusWhenKafkaIsDown: with the broker stopped (a process of its
@@ -121,8 +122,8 @@ tables:
 
 	code, out, errs = runCLI("status", "-c", file, "--json", "--kafka-timeout", "1s")
 	var st struct {
-		Partitions []partitionStatus `json:"partitions"`
-		KafkaError string            `json:"kafka_error"`
+		Partitions []status.Partition `json:"partitions"`
+		KafkaError string             `json:"kafka_error"`
 	}
 	if err := json.Unmarshal([]byte(out), &st); code != 1 || err != nil {
 		t.Fatalf("status --json with the broker stopped: exit %d, %v\n%s%s", code, err, out, errs)

@@ -15,6 +15,7 @@ import (
 	"github.com/exactly/exactly"
 	"github.com/exactly/exactly/internal/decode"
 	"github.com/exactly/exactly/internal/testenv"
+	"github.com/exactly/exactly/status"
 )
 
 // TestStatusChain: status --chain checks the chain of committed batches
@@ -71,7 +72,7 @@ func TestStatusChain(t *testing.T) {
 	}
 	code, out, errs = runCLI("status", "-c", file, "--chain", "--json")
 	var st struct {
-		Chain chainStatus `json:"chain"`
+		Chain status.Chain `json:"chain"`
 	}
 	if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil {
 		t.Fatalf("status --chain --json: exit %d, %v\n%s%s", code, err, out, errs)
@@ -137,7 +138,7 @@ func TestStatusChainCountsTheShownPartitions(t *testing.T) {
 	}
 	code, out, errs = runCLI("status", "-c", file, "--chain", "--topic", "t.shown", "--json")
 	var st struct {
-		Chain chainStatus `json:"chain"`
+		Chain status.Chain `json:"chain"`
 	}
 	if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil {
 		t.Fatalf("status --chain --json: exit %d, %v\n%s%s", code, err, out, errs)
