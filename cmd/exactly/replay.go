@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -67,36 +66,14 @@ refused (no key makes a second insert idempotent; use exactly dedupe).`,
 	return cmd
 }
 
-// refuseOwned refuses when a member of the pipeline's consumer group owns
-// one of the partitions (or the group is rebalancing): what the command
-// would write, a running pipeline would write too.
+// refuseOwned refuses (exit 1) when a member of the pipeline's consumer
+// group owns one of tps or the group is rebalancing (kafka.OwnedError).
 func refuseOwned(ctx context.Context, adm *kafka.Client, cfg *exactly.Config, what string, tps []exactly.TP) error {
-	owners, busy, err := adm.Owners(ctx, cfg.Source.Group, tps)
-	if err != nil {
-		return fmt.Errorf("checking who owns %s before %s: %w", tpsText(tps), what, err)
+	err := adm.RefuseOwned(ctx, cfg.Source.Group, what, tps)
+	if owned := (*kafka.OwnedError)(nil); errors.As(err, &owned) {
+		return findings("%w", err)
 	}
-	var lines []string
-	for _, tp := range tps {
-		if o, ok := owners[tp]; ok {
-			lines = append(lines, fmt.Sprintf("%s is owned by %s", tp, o))
-		}
-	}
-	if len(lines) == 0 && busy == "" {
-		return nil
-	}
-	if busy != "" {
-		lines = append(lines, busy+": it may hand the partitions out at any moment")
-	}
-	return findings("%s refused: the pipeline is running: %s. Stop every member of consumer group %s (a member that stopped without leaving holds its partitions until source.session_timeout ends), then run %s again",
-		what, strings.Join(lines, "; "), cfg.Source.Group, what)
-}
-
-func tpsText(tps []exactly.TP) string {
-	s := make([]string, len(tps))
-	for i, tp := range tps {
-		s[i] = tp.String()
-	}
-	return strings.Join(s, " ")
+	return err
 }
 
 func replay(ctx context.Context, g *globals, o replayOpts) error {
