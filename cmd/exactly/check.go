@@ -3,18 +3,16 @@ package main
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/exactly/exactly"
-	"github.com/exactly/exactly/internal/decode"
 	"github.com/exactly/exactly/internal/kafka"
+	"github.com/exactly/exactly/internal/preflight"
 	"github.com/exactly/exactly/internal/secret"
 )
 
@@ -55,14 +53,8 @@ func check(g *globals, file string, connect bool, timeout time.Duration) error {
 	}
 	defer e.Close()
 	cfg := e.cfg
-	if _, err := kafka.LoadTLS(cfg); err != nil {
+	if err := preflight.Offline(cfg); err != nil {
 		return err
-	}
-	decoderFor := decode.For(cfg) // avro rules need the registry client, not a connection to it
-	for i := range cfg.Tables {
-		if _, err := decoderFor(&cfg.Tables[i]); err != nil {
-			return &exactly.ConfigError{File: cfg.File, Field: fmt.Sprintf("tables[%d]", i), Value: cfg.Tables[i].Topics, Expected: err.Error()}
-		}
 	}
 	printConfig(out, cfg)
 	if !connect {
@@ -72,13 +64,18 @@ func check(g *globals, file string, connect bool, timeout time.Duration) error {
 	if e.kafka, err = kafka.NewClient(cfg); err != nil {
 		return err
 	}
-	c := &checker{env: e, out: out}
-	if err := c.reach(ctx); err != nil {
+	openDB := func(ctx context.Context) (*sql.DB, error) {
+		db, err := e.openDB(ctx)
+		e.db = db // closed with the env
+		return db, err
+	}
+	rep, err := preflight.Connect(ctx, cfg, e.d, e.kafka, openDB)
+	printPreflight(out, rep)
+	if err != nil {
 		return err
 	}
-	c.mapping(ctx)
-	if len(c.problems) > 0 {
-		return findings("%d problem(s) found, first: %s", len(c.problems), c.problems[0])
+	if len(rep.Problems) > 0 {
+		return findings("%d problem(s) found, first: %s", len(rep.Problems), rep.Problems[0])
 	}
 	fmt.Fprintln(out, "all checks passed")
 	return nil
@@ -105,116 +102,27 @@ func printConfig(out io.Writer, cfg *exactly.Config) {
 	}
 }
 
-// checker is check --connect: what it reached and the problems found.
-type checker struct {
-	*env
-	out      io.Writer
-	problems []string
-	tps      []exactly.TP
-	kafkaOK  bool
-	live     *sql.DB // the sink's database; nil when it is unreachable
-}
-
-func (c *checker) problem(format string, args ...any) {
-	p := fmt.Sprintf(format, args...)
-	c.problems = append(c.problems, p)
-	fmt.Fprintln(c.out, "  FAIL "+p)
-}
-
-// reach reads the metadata of the topics the rules match, and reaches
-// the sink and its ledger tables. Only a DSN that does not parse is an
-// error (exit 2); what does not answer is a problem.
-func (c *checker) reach(ctx context.Context) error {
-	cfg := c.cfg
-	var err error
-	c.tps, err = c.kafka.Partitions(ctx)
-	if c.kafkaOK = err == nil; !c.kafkaOK {
-		c.problem("kafka %s: %v", strings.Join(cfg.Source.Brokers, ","), err)
-	} else {
-		fmt.Fprintf(c.out, "  ok   kafka: %d partitions of matching topics\n", len(c.tps))
-	}
-	db, err := c.openDB(ctx)
-	var ce *exactly.ConfigError
-	if errors.As(err, &ce) {
-		return err
-	}
-	if err != nil {
-		c.problem("sink: %v", err)
-		return nil
-	}
-	c.db = db // closed with the env
-	if err := db.PingContext(ctx); err != nil {
-		c.problem("sink: %v", err)
-		return nil
-	}
-	c.live = db
-	fmt.Fprintf(c.out, "  ok   sink: %s answers\n", cfg.Sink.Driver)
-	for _, t := range []string{"exactly_offsets", "exactly_batches", "exactly_dead_letters", "exactly_pipelines"} {
-		if _, err := db.ExecContext(ctx, "SELECT COUNT(*) FROM "+t+" WHERE 1 = 0"); err != nil {
-			fmt.Fprintf(c.out, "  note ledger table %s is missing: exactly run creates it\n", t)
-		} else {
-			fmt.Fprintf(c.out, "  ok   ledger table %s\n", t)
+// printPreflight prints check --connect's report in the order found.
+func printPreflight(out io.Writer, rep *preflight.Report) {
+	for _, l := range rep.Lines {
+		switch l.Kind {
+		case preflight.OK:
+			fmt.Fprintln(out, "  ok   "+l.Text)
+		case preflight.Note:
+			fmt.Fprintln(out, "  note "+l.Text)
+		case preflight.Fail:
+			fmt.Fprintln(out, "  FAIL "+l.Text)
+		case preflight.Mapping:
+			fmt.Fprintln(out, l.Text)
+		case preflight.Topic:
+			r := l.Row
+			state := r.State
+			if r.Refused {
+				state = "REFUSED"
+			}
+			fmt.Fprintf(out, "  %-40s %3d partitions → %-30s %s\n", r.Topic, r.Partitions, r.Table, state)
 		}
 	}
-	return nil
-}
-
-// mapping prints the table each existing topic maps to and its state.
-func (c *checker) mapping(ctx context.Context) {
-	parts := map[string]int{}
-	var topics []string
-	for _, tp := range c.tps {
-		if parts[tp.Topic] == 0 {
-			topics = append(topics, tp.Topic)
-		}
-		parts[tp.Topic]++
-	}
-	sort.Strings(topics)
-	if c.kafkaOK {
-		fmt.Fprintf(c.out, "mapping (%d topics):\n", len(topics))
-	}
-	tableState := map[string]string{}
-	for _, topic := range topics {
-		rule, table, refused := c.cfg.Resolve(topic)
-		if refused != nil {
-			c.problem("%v", refused)
-			fmt.Fprintf(c.out, "  %-40s %3d partitions → %-30s REFUSED\n", topic, parts[topic], table)
-			continue
-		}
-		state, seen := tableState[table]
-		if !seen && c.live != nil {
-			state = c.tableState(ctx, topic, table, rule)
-			tableState[table] = state
-		}
-		fmt.Fprintf(c.out, "  %-40s %3d partitions → %-30s %s\n", topic, parts[topic], table, state)
-	}
-	for _, t := range c.cfg.Tables {
-		if !exactly.IsPattern(t.Topics) && parts[t.Topics] == 0 && c.kafkaOK {
-			c.problem("topic %s (a literal name in the rules) does not exist", t.Topics)
-		}
-	}
-}
-
-// tableState describes the table a topic maps to.
-func (c *checker) tableState(ctx context.Context, topic, table string, rule *exactly.TableRule) string {
-	t, err := c.d.Describe(ctx, c.live, table)
-	switch {
-	case err != nil:
-		return "unreadable: " + err.Error()
-	case t == nil && rule.Create:
-		return "missing, created at first record (create: true)"
-	case t == nil:
-		c.problem("table %s (for topic %s) does not exist in the sink: create it, or set create: true on its rule", table, topic)
-		return "MISSING"
-	}
-	state := fmt.Sprintf("exists, %d columns, primary key (%s)", len(t.Columns), strings.Join(t.Key, ","))
-	for _, k := range rule.Key {
-		if t.Column(k) == nil {
-			state += ", NO key column " + k
-			c.problem("table %s has no column %s named in the key of the rule for %s", table, k, topic)
-		}
-	}
-	return state
 }
 
 func security(s exactly.SourceConfig) string {
