@@ -14,6 +14,7 @@ import (
 
 	"github.com/exactly/exactly"
 	"github.com/exactly/exactly/internal/kafka"
+	"github.com/exactly/exactly/internal/metrics"
 )
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -46,9 +47,9 @@ func newRunCmd(g *globals) *cobra.Command {
 			// Without metrics only the summary watches: it needs no
 			// watermarks, so none are listed every 5s for nobody.
 			m := ops.metrics(cfg)
-			sum, every := newRunSummary(nil), time.Hour
+			sum, every := metrics.NewSummary(nil), time.Hour
 			if m != nil {
-				sum, every = newRunSummary(m), 0
+				sum, every = metrics.NewSummary(m), 0
 			}
 			src, err := kafka.NewSource(cfg, sink, log, kafka.Observe(sum), kafka.WatermarkEvery(every))
 			if err != nil {
@@ -62,10 +63,10 @@ func newRunCmd(g *globals) *cobra.Command {
 			log.Info("running", "pipeline", cfg.Pipeline, "sink", cfg.Sink.Driver, "writer", sink.Writer(),
 				"group", cfg.Source.Group, "instance_id", src.InstanceID(), "group_protocol", cfg.Source.GroupProtocol)
 			if err := src.Run(ctx); err != nil {
-				log.Error("stopped on an error", append(sum.attrs(), "err", err)...)
+				log.Error("stopped on an error", append(sum.Attrs(), "err", err)...)
 				return err
 			}
-			log.Info("stopped", sum.attrs()...)
+			log.Info("stopped", sum.Attrs()...)
 			return nil
 		},
 	}

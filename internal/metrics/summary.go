@@ -1,17 +1,19 @@
-package main
+package metrics
 
 import (
 	"sync"
 	"time"
 
 	"github.com/exactly/exactly"
-	"github.com/exactly/exactly/internal/kafka"
 )
 
-// runSummary counts what a run did, for the line it logs when it stops:
-// an operator who restarts an instance sees what it did since it started
-// without a metrics server.
-type runSummary struct {
+// Summary counts what a run did, for the line exactly run logs when it
+// stops: an operator who restarts an instance sees what it did since it
+// started without a metrics server. It forwards every event to the
+// observer it wraps. (Its compile-time checks against internal/kafka's
+// StallObserver and FlightLimitObserver are in summary_test.go: metrics
+// does not import the Kafka package.)
+type Summary struct {
 	start time.Time
 	next  exactly.Observer
 
@@ -20,42 +22,39 @@ type runSummary struct {
 	upserted, deleted, halted, errs int64
 }
 
-func newRunSummary(next exactly.Observer) *runSummary {
+// NewSummary wraps next (nil: nothing) in a Summary.
+func NewSummary(next exactly.Observer) *Summary {
 	if next == nil {
 		next = exactly.NopObserver{}
 	}
-	return &runSummary{start: time.Now(), next: next}
+	return &Summary{start: time.Now(), next: next}
 }
 
-var (
-	_ exactly.Observer          = (*runSummary)(nil)
-	_ kafka.StallObserver       = (*runSummary)(nil)
-	_ kafka.FlightLimitObserver = (*runSummary)(nil)
-)
+var _ exactly.Observer = (*Summary)(nil)
 
 // Stalled forwards to the observer it wraps: without it the metrics'
 // exactly_stalled gauge would never be set once the summary wraps them.
-func (s *runSummary) Stalled(cause, detail string) {
-	if so, ok := s.next.(kafka.StallObserver); ok {
+func (s *Summary) Stalled(cause, detail string) {
+	if so, ok := s.next.(interface{ Stalled(cause, detail string) }); ok {
 		so.Stalled(cause, detail)
 	}
 }
 
 // FlightLimit forwards to the observer it wraps, for the same reason:
 // exactly_flight_limit and the status page's card.
-func (s *runSummary) FlightLimit(limit, max int) {
-	if fo, ok := s.next.(kafka.FlightLimitObserver); ok {
+func (s *Summary) FlightLimit(limit, max int) {
+	if fo, ok := s.next.(interface{ FlightLimit(limit, max int) }); ok {
 		fo.FlightLimit(limit, max)
 	}
 }
 
-func (s *runSummary) Assigned(next map[exactly.TP]int64) { s.next.Assigned(next) }
-func (s *runSummary) Revoked(tps []exactly.TP)           { s.next.Revoked(tps) }
-func (s *runSummary) Fetched(tp exactly.TP, records int, hw int64) {
+func (s *Summary) Assigned(next map[exactly.TP]int64) { s.next.Assigned(next) }
+func (s *Summary) Revoked(tps []exactly.TP)           { s.next.Revoked(tps) }
+func (s *Summary) Fetched(tp exactly.TP, records int, hw int64) {
 	s.next.Fetched(tp, records, hw)
 }
 
-func (s *runSummary) Committed(outcomes []exactly.Outcome, took, waited time.Duration) {
+func (s *Summary) Committed(outcomes []exactly.Outcome, took, waited time.Duration) {
 	s.mu.Lock()
 	for _, o := range outcomes {
 		if !o.Committed {
@@ -73,22 +72,22 @@ func (s *runSummary) Committed(outcomes []exactly.Outcome, took, waited time.Dur
 	s.next.Committed(outcomes, took, waited)
 }
 
-func (s *runSummary) Halted(tp exactly.TP, err error) {
+func (s *Summary) Halted(tp exactly.TP, err error) {
 	s.mu.Lock()
 	s.halted++
 	s.mu.Unlock()
 	s.next.Halted(tp, err)
 }
 
-func (s *runSummary) Failed(system, kind string, err error) {
+func (s *Summary) Failed(system, kind string, err error) {
 	s.mu.Lock()
 	s.errs++
 	s.mu.Unlock()
 	s.next.Failed(system, kind, err)
 }
 
-// attrs are the summary as log attributes.
-func (s *runSummary) attrs() []any {
+// Attrs are the summary as log attributes.
+func (s *Summary) Attrs() []any {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return []any{"ran", time.Since(s.start).Round(time.Second).String(), "batches_committed", s.batches,
