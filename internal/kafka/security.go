@@ -79,7 +79,17 @@ func LoadTLS(cfg *exactly.Config) (*tls.Config, error) {
 		tc.RootCAs = pool
 	}
 	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		// Each file read on its own, so an unreadable one is the field
+		// named; what they hold is then judged as a pair.
+		certPEM, err := os.ReadFile(t.CertFile)
+		if err != nil {
+			return nil, bad("source.tls.cert_file", t.CertFile, "a readable PEM client certificate ("+err.Error()+")")
+		}
+		keyPEM, err := os.ReadFile(t.KeyFile)
+		if err != nil {
+			return nil, bad("source.tls.key_file", t.KeyFile, "a readable PEM private key of source.tls.cert_file ("+err.Error()+")")
+		}
+		cert, err := tls.X509KeyPair(certPEM, keyPEM)
 		if err != nil {
 			return nil, bad("source.tls.cert_file", t.CertFile, "a PEM certificate matching source.tls.key_file ("+err.Error()+")")
 		}

@@ -224,3 +224,28 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
 	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
 	return certFile, keyFile
 }
+
+// TestLoadTLSNamesTheUnreadableFile: of a client certificate and its key,
+// the one that cannot be read is the field named, so the error points at
+// the line to fix (a missing key_file was reported as source.tls.cert_file).
+func TestLoadTLSNamesTheUnreadableFile(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := selfSigned(t, dir)
+	missing := filepath.Join(dir, "missing.pem")
+	for _, tc := range []struct{ name, cert, key, field, msg string }{
+		{"missing key", cert, missing, "source.tls.key_file", "missing.pem: no such file"},
+		{"key is a directory", cert, dir, "source.tls.key_file", "is a directory"},
+		{"missing certificate", missing, key, "source.tls.cert_file", "missing.pem: no such file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := LoadTLS(config(t, []string{"127.0.0.1:9092"}, "  tls: {cert_file: '"+tc.cert+"', key_file: '"+tc.key+"'}"))
+			var ce *exactly.ConfigError
+			if !errors.As(err, &ce) {
+				t.Fatalf("got %v, want a *exactly.ConfigError", err)
+			}
+			if ce.Field != tc.field || !strings.Contains(err.Error(), tc.msg) {
+				t.Errorf("got %q (field %s), want field %s saying %q", err, ce.Field, tc.field, tc.msg)
+			}
+		})
+	}
+}
