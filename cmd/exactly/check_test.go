@@ -130,3 +130,20 @@ func TestCheckAcceptsAvroRules(t *testing.T) {
 		t.Fatalf("avro without a registry: exit %d, want 2 naming schema_registry; stderr %q", code, errs)
 	}
 }
+
+// TestCheckConnectCreatesNoSQLiteFile: check --connect changes nothing, so
+// a SQLite file that does not exist (a first start, or a typo in sink.dsn)
+// is looked at as the empty database run would find, not created: opening
+// it created an empty file and then reported the sink as answering.
+func TestCheckConnectCreatesNoSQLiteFile(t *testing.T) {
+	brokers, _ := checkEnv(t)
+	missing := filepath.Join(t.TempDir(), "typo.db")
+	file := writeCheckConfig(t, brokers, missing, "", workload.Rules)
+	code, out, errs := runCheck(t, "-c", file, "--connect")
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Errorf("check --connect created %s (stat: %v)", missing, err)
+	}
+	if code == 2 || !strings.Contains(out, "does not exist yet") || !strings.Contains(out, "ledger table exactly_offsets is missing") {
+		t.Errorf("check --connect on a missing SQLite file: exit %d, want it said to be missing\n%s%s", code, out, errs)
+	}
+}

@@ -96,15 +96,7 @@ func (e *env) openSink(ctx context.Context, mode sinkMode) error {
 	case writeSink:
 		e.sink, err = openSink(ctx, e.cfg, e.log)
 	case lookSink:
-		cfg := e.cfg
-		if path, ok := sqliteFile(cfg); ok {
-			if _, serr := os.Stat(path); errors.Is(serr, os.ErrNotExist) {
-				fmt.Fprintf(e.g.stdout, "(the SQLite file %s does not exist yet: looking at an empty database)\n", path)
-				c := *cfg
-				c.Sink.DSN = "file:exactly-look-" + fmt.Sprint(time.Now().UnixNano()) + "?mode=memory&cache=shared"
-				cfg = &c
-			}
-		}
+		cfg := e.looking()
 		e.sink, err = exactly.OpenSink(ctx, cfg, e.d, decode.For(cfg), e.log)
 		err = e.named(err)
 	case auditSink:
@@ -121,9 +113,28 @@ func (e *env) openSink(ctx context.Context, mode sinkMode) error {
 	return err
 }
 
-// openDB opens the sink's database, creating nothing in it.
+// looking is the configuration a command that only looks opens: a SQLite
+// file that does not exist yet is not created (opening it would), the
+// command looks at an empty in-memory database instead, which is what the
+// pipeline will find.
+func (e *env) looking() *exactly.Config {
+	path, ok := sqliteFile(e.cfg)
+	if !ok {
+		return e.cfg
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		return e.cfg
+	}
+	fmt.Fprintf(e.g.stdout, "(the SQLite file %s does not exist yet: looking at an empty database)\n", path)
+	c := *e.cfg
+	c.Sink.DSN = "file:exactly-look-" + fmt.Sprint(time.Now().UnixNano()) + "?mode=memory&cache=shared"
+	return &c
+}
+
+// openDB opens the sink's database, creating nothing in it (not even a
+// SQLite file: see looking).
 func (e *env) openDB(ctx context.Context) (*sql.DB, error) {
-	db, err := e.d.Open(ctx, e.cfg.Sink)
+	db, err := e.d.Open(ctx, e.looking().Sink)
 	var ce *exactly.ConfigError
 	if errors.As(err, &ce) {
 		return nil, e.named(err)
