@@ -2,10 +2,13 @@ package exactly_test
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/exactly/exactly"
+	"github.com/exactly/exactly/internal/decode"
 )
 
 // TestLedgerHasEveryDescribedColumn: the ledger a sink opens has every
@@ -81,6 +84,47 @@ func TestLedgerReadsALedgerWithoutNotes(t *testing.T) {
 			rows, err := l.Batches(context.Background(), tp)
 			if err != nil || len(rows) != 1 || rows[0].Notes != "" {
 				t.Errorf("batches of an old ledger: %+v %v", rows, err)
+			}
+		})
+	}
+}
+
+// TestLookingSinkReadsPositionsOfALedgerWithoutEpochs: plan and adopt open
+// the sink without bringing the ledger up to date (they write nothing), so
+// on a ledger made before exactly_offsets.leader_epoch and topic_id
+// existed they read its positions as unknown (no epoch, no topic id)
+// instead of failing on the missing columns.
+func TestLookingSinkReadsPositionsOfALedgerWithoutEpochs(t *testing.T) {
+	for _, c := range ddlCases() {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := context.Background()
+			cfg := ddlConfig(t, c, "  - {topics: t.x, key: [id]}\n")
+			db, err := c.d.Open(ctx, cfg.Sink)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			for _, stmt := range c.d.LedgerDDL() { // as the first release made it
+				if _, err := db.Exec(stmt); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := db.Exec(exactly.Rebind(c.d, `INSERT INTO exactly_offsets (pipeline, topic, `+c.d.Quote("partition")+`, next_offset, writer, updated_at)
+				VALUES (?, 't.x', 0, 5, 'w', ?)`), cfg.Pipeline, time.Now().UTC()); err != nil {
+				t.Fatal(err)
+			}
+			s, err := exactly.OpenSink(ctx, cfg, c.d, decode.For(cfg), slog.New(slog.NewTextHandler(io.Discard, nil)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			tp := exactly.TP{Topic: "t.x", Partition: 0}
+			got, err := s.LoadPositions(ctx, []exactly.TP{tp, {Topic: "t.x", Partition: 1}})
+			if err != nil {
+				t.Fatalf("positions of a ledger without leader_epoch and topic_id: %v", err)
+			}
+			if p, ok := got[tp]; len(got) != 1 || !ok || p.Next != 5 || p.Epoch != -1 || p.TopicID != "" {
+				t.Errorf("positions %+v, want t.x[0] at 5 with no epoch and no topic id", got)
 			}
 		})
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	mathrand "math/rand/v2"
 	"os"
+	"strings"
 	"sync"
 	"time"
 )
@@ -29,6 +30,9 @@ type Sink struct {
 	refusedSince map[string]time.Time
 	// nullBytes is the NULL written to a binary column (see NullBytes).
 	nullBytes any
+	// positionCols is how LoadPositions selects leader_epoch and topic_id
+	// (see positionColumns); "" until known. Guarded by mu.
+	positionCols string
 }
 
 // NewSink opens the sink database and creates the ledger tables.
@@ -131,6 +135,9 @@ func (s *Sink) EnsureLedger(ctx context.Context) error {
 			}
 		}
 	}
+	s.mu.Lock()
+	s.positionCols = s.d.Quote("leader_epoch") + ", " + s.d.Quote("topic_id")
+	s.mu.Unlock()
 	return nil
 }
 
@@ -198,8 +205,12 @@ type Position struct {
 // LoadPositions returns the stored position of each partition that has a
 // row. Partitions without a row are absent from the map.
 func (s *Sink) LoadPositions(ctx context.Context, tps []TP) (map[TP]Position, error) {
-	q := s.rebind(fmt.Sprintf("SELECT %s, %s, %s FROM exactly_offsets WHERE %s = ? AND %s = ? AND %s = ?",
-		s.d.Quote("next_offset"), s.d.Quote("leader_epoch"), s.d.Quote("topic_id"), s.d.Quote("pipeline"), s.d.Quote("topic"), s.d.Quote("partition")))
+	cols, err := s.positionColumns(ctx)
+	if err != nil {
+		return nil, err
+	}
+	q := s.rebind(fmt.Sprintf("SELECT %s, %s FROM exactly_offsets WHERE %s = ? AND %s = ? AND %s = ?",
+		s.d.Quote("next_offset"), cols, s.d.Quote("pipeline"), s.d.Quote("topic"), s.d.Quote("partition")))
 	out := make(map[TP]Position, len(tps))
 	for _, tp := range tps {
 		var p Position
@@ -219,6 +230,36 @@ func (s *Sink) LoadPositions(ctx context.Context, tps []TP) (map[TP]Position, er
 		out[tp] = p
 	}
 	return out, nil
+}
+
+// positionColumns is how LoadPositions selects leader_epoch and topic_id.
+// EnsureLedger adds them to a ledger made before they existed; a sink
+// opened only to look (OpenSink: plan, adopt without --apply) adds
+// nothing, so it describes exactly_offsets once and reads a missing column
+// as NULL (no epoch, no topic id), as that ledger's writer knew none.
+func (s *Sink) positionColumns(ctx context.Context) (string, error) {
+	s.mu.Lock()
+	cols := s.positionCols
+	s.mu.Unlock()
+	if cols != "" {
+		return cols, nil
+	}
+	t, err := s.d.Describe(ctx, s.db, "exactly_offsets")
+	if err != nil {
+		return "", fmt.Errorf("describing exactly_offsets: %w", err)
+	}
+	q := make([]string, 2)
+	for i, c := range []string{"leader_epoch", "topic_id"} {
+		q[i] = s.d.Quote(c)
+		if t != nil && t.Column(c) == nil {
+			q[i] = "NULL AS " + q[i]
+		}
+	}
+	cols = strings.Join(q, ", ")
+	s.mu.Lock()
+	s.positionCols = cols
+	s.mu.Unlock()
+	return cols, nil
 }
 
 // RecordTopicID stores the topic's id in the partition's offsets row when
