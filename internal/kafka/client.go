@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/exactly/exactly"
@@ -171,7 +172,12 @@ func (c *Client) bounds(ctx context.Context, tps []exactly.TP) (map[exactly.TP]e
 // has fewer partitions now (deleted and created again with fewer). It was
 // "listing offsets of t[2]: <nil>".
 func noPartition(tp exactly.TP, listed kadm.ListedOffsets) error {
-	n := len(listed[tp.Topic])
+	n := 0
+	for p, o := range listed[tp.Topic] {
+		if p >= 0 && !errors.Is(o.Err, kerr.UnknownTopicOrPartition) { // an unknown topic is listed as one such entry
+			n++
+		}
+	}
 	if n == 0 {
 		return fmt.Errorf("%s: Kafka has no topic %s", tp, tp.Topic)
 	}

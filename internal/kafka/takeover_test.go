@@ -638,3 +638,33 @@ func TestBoundsNameAPartitionKafkaLacks(t *testing.T) {
 		}
 	}
 }
+
+// TestBoundsNameATopicKafkaLacks: a partition of a topic Kafka does not
+// have (deleted) is told as a missing topic; it was "Kafka has no
+// partition 0 of t: the topic has 1 partitions", counting the error entry
+// Kafka lists for the unknown topic as a partition.
+func TestBoundsNameATopicKafkaLacks(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "b.events"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cfg, err := exactly.ParseConfig(strings.NewReader(fmt.Sprintf("pipeline: b\nsource: {brokers: [%s], group: g-b}\nsink: {driver: sqlite, dsn: x.db}\ntables:\n  - {topics: '^b[.].*', table: events, mode: append}\n",
+		strings.Join(c.ListenAddrs(), ", "))), "b.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	adm, err := kafka.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	_, err = adm.AllBounds(context.Background(), []exactly.TP{{Topic: "b.gone", Partition: 0}})
+	if err == nil || !strings.Contains(err.Error(), "Kafka has no topic b.gone") {
+		t.Errorf("AllBounds of a missing topic: %v, want 'Kafka has no topic b.gone'", err)
+	}
+	_, err = adm.AllBounds(context.Background(), []exactly.TP{{Topic: "b.events", Partition: 5}})
+	if err == nil || !strings.Contains(err.Error(), "the topic has 2 partitions") {
+		t.Errorf("AllBounds of a missing partition: %v, want 'the topic has 2 partitions'", err)
+	}
+}
