@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -145,5 +146,32 @@ func TestCheckConnectCreatesNoSQLiteFile(t *testing.T) {
 	}
 	if code == 2 || !strings.Contains(out, "does not exist yet") || !strings.Contains(out, "ledger table exactly_offsets is missing") {
 		t.Errorf("check --connect on a missing SQLite file: exit %d, want it said to be missing\n%s%s", code, out, errs)
+	}
+}
+
+// TestCheckConnectBlamesOnlyTheSilentBroker: a broker that accepts
+// connections and never answers is the problem check --connect reports;
+// waiting for it must not use up the time the sink is given, which then
+// failed as "sink: … context deadline exceeded" though it answered.
+func TestCheckConnectBlamesOnlyTheSilentBroker(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, never answered
+		}
+	}()
+	_, dsn := checkEnv(t)
+	file := writeCheckConfig(t, ln.Addr().String(), dsn, "", workload.Rules)
+	code, out, errs := runCheck(t, "-c", file, "--connect", "--timeout", "2s")
+	if code != 1 || !strings.Contains(out, "FAIL kafka") || !strings.Contains(out, "ok   sink: sqlite answers") || strings.Contains(out, "FAIL sink") {
+		t.Errorf("check --connect with a silent broker: exit %d, want only Kafka failing\n%s%s", code, out, errs)
 	}
 }

@@ -104,14 +104,36 @@ func Connect(ctx context.Context, cfg *exactly.Config, d exactly.Dialect, k Kafk
 	return &c.rep, nil
 }
 
+// reach asks Kafka and the sink at once, each within the whole deadline:
+// a broker that never answers must not use up the sink's time and make a
+// sink that answers look unreachable. Kafka's line comes first.
 func (c *checker) reach(ctx context.Context, k Kafka, openDB func(context.Context) (*sql.DB, error)) error {
-	var err error
-	c.tps, err = k.Partitions(ctx)
-	if c.kafkaOK = err == nil; !c.kafkaOK {
-		c.add(Fail, "kafka %s: %v", strings.Join(c.cfg.Source.Brokers, ","), err)
+	type answer struct {
+		tps []exactly.TP
+		err error
+	}
+	kafka := make(chan answer, 1)
+	go func() {
+		tps, err := k.Partitions(ctx)
+		kafka <- answer{tps, err}
+	}()
+	sink := &checker{cfg: c.cfg, d: c.d}
+	err := sink.reachSink(ctx, openDB)
+	a := <-kafka
+	c.tps = a.tps
+	if c.kafkaOK = a.err == nil; !c.kafkaOK {
+		c.add(Fail, "kafka %s: %v", strings.Join(c.cfg.Source.Brokers, ","), a.err)
 	} else {
 		c.add(OK, "kafka: %d partitions of matching topics", len(c.tps))
 	}
+	c.rep.Lines = append(c.rep.Lines, sink.rep.Lines...)
+	c.rep.Problems = append(c.rep.Problems, sink.rep.Problems...)
+	c.live = sink.live
+	return err
+}
+
+// reachSink opens the sink's database and looks for the ledger tables.
+func (c *checker) reachSink(ctx context.Context, openDB func(context.Context) (*sql.DB, error)) error {
 	db, err := openDB(ctx)
 	var ce *exactly.ConfigError
 	if errors.As(err, &ce) {
