@@ -322,12 +322,9 @@ func (s *Sink) checkNames(ctx context.Context, batches []*PartitionBatch) error 
 					described[c.table] = t
 				}
 				if why := s.badField(t, &c.Change); why != nil {
-					err := fmt.Errorf("table %s: %w", c.table, why)
-					if c.rule.OnError == "fail" {
-						b.haltAt(recordError(c.rec, err))
+					if b.refuse(c, fmt.Errorf("table %s: %w", c.table, why)) {
 						break
 					}
-					b.DeadLetters = append(b.DeadLetters, DeadLetter{Record: c.rec, Err: err})
 					continue
 				}
 			}
@@ -546,18 +543,28 @@ func (s *Sink) checkTypes(b *PartitionBatch, checks map[string]*columnCheck) {
 	for _, c := range b.changes {
 		if cc := checks[c.table]; cc != nil {
 			if why := cc.refused(&c.Change); why != "" {
-				err := fmt.Errorf("table %s: %s", c.table, why)
-				if c.rule.OnError == "fail" {
-					b.haltAt(recordError(c.rec, err))
+				if b.refuse(c, fmt.Errorf("table %s: %s", c.table, why)) {
 					break
 				}
-				b.DeadLetters = append(b.DeadLetters, DeadLetter{Record: c.rec, Err: err})
 				continue
 			}
 		}
 		keep = append(keep, c)
 	}
 	b.changes = keep
+}
+
+// refuse takes a change the checks refused out of the batch: a dead letter,
+// or under on_error: fail the end of the batch, which halts before it (it
+// was dead-lettered whatever the rule said). It reports whether the batch
+// ends there.
+func (b *PartitionBatch) refuse(c change, err error) (ends bool) {
+	if c.rule.OnError == "fail" {
+		b.haltAt(recordError(c.rec, err))
+		return true
+	}
+	b.DeadLetters = append(b.DeadLetters, DeadLetter{Record: c.rec, Err: err})
+	return false
 }
 
 // refused says why the change cannot be written, or returns "": the

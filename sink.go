@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	mathrand "math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -174,6 +175,16 @@ type TP struct {
 }
 
 func (tp TP) String() string { return fmt.Sprintf("%s[%d]", tp.Topic, tp.Partition) }
+
+// Topics are the partitions' topics, each once, sorted.
+func Topics(tps []TP) []string {
+	out := make([]string, 0, len(tps))
+	for _, tp := range tps {
+		out = append(out, tp.Topic)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
 
 // LoadOffsets returns the stored next_offset of each partition that has a
 // row. Partitions without a row are absent from the map.

@@ -10,7 +10,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sort"
 	"time"
 
 	"github.com/exactly/exactly"
@@ -54,7 +53,7 @@ func Make(ctx context.Context, cfg *exactly.Config, sink *exactly.Sink, adm *kaf
 	}
 	var topicIDs map[string]string
 	if len(starts.Stored) > 0 {
-		if topicIDs, err = adm.TopicIDs(ctx, topicsOf(tps)); err != nil {
+		if topicIDs, err = adm.TopicIDs(ctx, exactly.Topics(tps)); err != nil {
 			return nil, err
 		}
 	}
@@ -75,7 +74,7 @@ func Make(ctx context.Context, cfg *exactly.Config, sink *exactly.Sink, adm *kaf
 		}
 	}
 	p := &Plan{Partitions: len(tps)}
-	for _, name := range topicsOf(tps) {
+	for _, name := range exactly.Topics(tps) {
 		t := Topic{Name: name}
 		var sampled []*exactly.Record
 		for _, tp := range tps {
@@ -137,18 +136,4 @@ func Halt(tp exactly.TP, next int64, b exactly.Bounds, seededIn, now string) str
 		return fmt.Sprintf("offsets %d..%d were deleted before they were applied (the log starts at %d)", next, b.Start-1, b.Start)
 	}
 	return ""
-}
-
-// topicsOf are the partitions' topics, sorted.
-func topicsOf(tps []exactly.TP) []string {
-	var out []string
-	seen := map[string]bool{}
-	for _, tp := range tps {
-		if !seen[tp.Topic] {
-			seen[tp.Topic] = true
-			out = append(out, tp.Topic)
-		}
-	}
-	sort.Strings(out)
-	return out
 }

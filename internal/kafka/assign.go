@@ -78,7 +78,7 @@ func (s *Source) adjust(ctx context.Context, assigned map[string]map[int32]kgo.O
 // here: the fetch's OFFSET_OUT_OF_RANGE and the watermark watch still do.
 func (s *Source) checkPositions(ctx context.Context, tps []exactly.TP, stored map[exactly.TP]exactly.Position) map[exactly.TP]error {
 	adm := kadm.NewClient(s.cl)
-	topics := topicsOf(tps)
+	topics := exactly.Topics(tps)
 	ids, err := topicIDs(ctx, adm, topics)
 	if err != nil {
 		s.log.Warn("reading topic ids of newly assigned partitions", "topics", strings.Join(topics, ","), "err", err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -136,7 +135,7 @@ func (c *Client) AllBounds(ctx context.Context, tps []exactly.TP) (map[exactly.T
 // lacks or could not answer for, why.
 func (c *Client) bounds(ctx context.Context, tps []exactly.TP) (map[exactly.TP]exactly.Bounds, map[exactly.TP]error, error) {
 	out, lacking := map[exactly.TP]exactly.Bounds{}, map[exactly.TP]error{}
-	topics := topicsOf(tps)
+	topics := exactly.Topics(tps)
 	if len(topics) == 0 {
 		return out, lacking, nil
 	}
@@ -195,7 +194,7 @@ func (c *Client) StartOffsets(ctx context.Context, startFrom, group string, tps 
 }
 
 func resolveStart(ctx context.Context, adm *kadm.Client, sf, group string, tps []exactly.TP) (map[exactly.TP]int64, []exactly.TP, error) {
-	topics := topicsOf(tps)
+	topics := exactly.Topics(tps)
 	out := map[exactly.TP]int64{}
 	var listed kadm.ListedOffsets
 	var err error
@@ -290,19 +289,6 @@ func (c *Client) Compacted(ctx context.Context, topic string) (bool, error) {
 		}
 	}
 	return false, nil
-}
-
-func topicsOf(tps []exactly.TP) []string {
-	set := map[string]bool{}
-	var out []string
-	for _, tp := range tps {
-		if !set[tp.Topic] {
-			set[tp.Topic] = true
-			out = append(out, tp.Topic)
-		}
-	}
-	sort.Strings(out)
-	return out
 }
 
 func keys(m map[exactly.TP]int64) []exactly.TP {
