@@ -13,7 +13,9 @@ type caps struct {
 	held      int
 	heldBytes int64
 	// flight is a flight's share of the caps: a batch falls due when the
-	// ready buffers reach it, and no flight is packed past it.
+	// ready buffers reach it, and no flight is packed past it. Launch
+	// computes it with slots = max_conns, not the adaptive limit of the
+	// moment: a lower limit would make records wait for bigger flights.
 	flight      int
 	flightBytes int64
 	// partition is what one partition may buffer before its fetching is

@@ -73,7 +73,7 @@ func (s *Source) launch(now time.Time, free int) []*flight {
 			oldest = p.first
 		}
 	}
-	c := batchCaps(s.cfg.Batch, slots, len(s.parts))
+	c := batchCaps(s.cfg.Batch, s.cfg.Sink.MaxConns, len(s.parts))
 	share, shareBytes := c.flight, c.flightBytes
 	due := n > 0 && (n >= share || bytes >= shareBytes || !now.Before(oldest.Add(s.cfg.Batch.Interval.D())))
 	if !due {
