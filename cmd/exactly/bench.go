@@ -176,6 +176,7 @@ func report(w io.Writer, r *bench.Result) {
 	if l := r.Latency; l != nil {
 		fmt.Fprintf(w, "\nlatency (%d records/s for %.0fs, achieved %.0f/s; produce timestamp → database commit)\n", l.Rate, l.Seconds, l.Achieved)
 		fmt.Fprintf(w, "  p50 %.0f ms   p99 %.0f ms   max %.0f ms   worst partition p99 %.0f ms\n", l.P50Ms, l.P99Ms, l.MaxMs, l.WorstPartitionP99Ms)
+		fmt.Fprintf(w, "  after the first %.0fs (tables created, flight limit settling): p50 %.0f ms   p99 %.0f ms\n", l.SteadyAfterS, l.SteadyP50Ms, l.SteadyP99Ms)
 		fmt.Fprintf(w, "  partitions committed %d of %d; max per-partition lag %d records; %d batches\n",
 			l.PartitionsCommitted, l.Partitions, l.MaxPartitionLag, l.Batches)
 		fmt.Fprintf(w, "  peak RSS   %s\n", mib(l.PeakRSSBytes))

@@ -140,6 +140,12 @@ type Latency struct {
 	// MaxPartitionLag is the most records any one partition had produced
 	// but not committed, sampled every 100ms.
 	MaxPartitionLag int64 `json:"max_partition_lag"`
+	// SteadyP50Ms and SteadyP99Ms are of the records produced after the
+	// first SteadyAfterS seconds (the start: tables created, the flight
+	// limit settling); the figures above count every record.
+	SteadyAfterS float64 `json:"steady_after_s"`
+	SteadyP50Ms  float64 `json:"steady_p50_ms"`
+	SteadyP99Ms  float64 `json:"steady_p99_ms"`
 	// WorstPartitionP99Ms is the highest per-partition p99 latency.
 	WorstPartitionP99Ms float64 `json:"worst_partition_p99_ms"`
 	// PartitionsCommitted counts partitions with at least one committed

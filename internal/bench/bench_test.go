@@ -43,7 +43,8 @@ func TestBenchReportsEveryFigure(t *testing.T) {
 				t.Errorf("throughput: %+v", tp)
 			}
 			l := res.Latency
-			if l == nil || l.Records < 2000 || l.P50Ms <= 0 || l.P50Ms > l.P99Ms || l.P99Ms > l.MaxMs {
+			if l == nil || l.Records < 2000 || l.P50Ms <= 0 || l.P50Ms > l.P99Ms || l.P99Ms > l.MaxMs ||
+				l.SteadyAfterS != 0.5 || l.SteadyP50Ms <= 0 || l.SteadyP50Ms > l.SteadyP99Ms || l.SteadyP99Ms > l.MaxMs {
 				t.Errorf("latency: %+v", l)
 			}
 			if l != nil && l.PartitionsCommitted != 6 {

@@ -50,6 +50,8 @@ func latency(ctx context.Context, o Options, cfg *exactly.Config, brokers, topic
 	}
 	defer cl.Close()
 	stopSampling := rec.sampleLag()
+	start := min(steadyAfter, o.Duration/4)
+	rec.steadyAfter(start)
 	n, elapsed, err := produceAtRate(ctx, o, cl, topics, encode, rec.produced)
 	if err != nil {
 		stopSampling()
@@ -68,7 +70,7 @@ func latency(ctx context.Context, o Options, cfg *exactly.Config, brokers, topic
 	if err := p.stop(); err != nil {
 		return nil, err
 	}
-	return rec.result(o, n, elapsed), nil
+	return rec.result(o, n, elapsed, start), nil
 }
 
 // produceAtRate produces o.Rate records a second for o.Duration, counting
@@ -115,11 +117,16 @@ type latencyRecorder struct {
 	next     []atomic.Int64 // the next offset to commit
 	maxLag   atomic.Int64   // the most records a partition was behind, sampled
 
-	mu        sync.Mutex
-	lats      []float32
-	perPart   [][]float32
-	committed int64
-	batches   int
+	mu      sync.Mutex
+	lats    []float32
+	perPart [][]float32
+	// steadyFrom is when the start is over (tables created, the flight
+	// limit settled): steady holds the latencies of the records produced
+	// from then on.
+	steadyFrom time.Time
+	steady     []float32
+	committed  int64
+	batches    int
 }
 
 func newLatencyRecorder(o Options, topics []string) *latencyRecorder {
@@ -149,10 +156,26 @@ func (r *latencyRecorder) onCommit(outs []exactly.Outcome) {
 			ms := float32(now.Sub(rec.Timestamp).Seconds() * 1000)
 			r.lats = append(r.lats, ms)
 			r.perPart[i] = append(r.perPart[i], ms)
+			if !r.steadyFrom.IsZero() && !rec.Timestamp.Before(r.steadyFrom) {
+				r.steady = append(r.steady, ms)
+			}
 		}
 		r.committed += int64(len(b.Records))
 	}
 }
+
+// steadyAfter has the records produced from d on counted apart too.
+func (r *latencyRecorder) steadyAfter(d time.Duration) {
+	r.mu.Lock()
+	r.steadyFrom = time.Now().Add(d)
+	r.mu.Unlock()
+}
+
+// steadyAfter is how long the start lasts (a quarter of the latency phase
+// at most), as the latency phase reports it apart: the first flights
+// create the tables (800 in the seed user's workload) and the adaptive
+// flight limit finds its level.
+const steadyAfter = 5 * time.Second
 
 func (r *latencyRecorder) committedRecords() int64 {
 	r.mu.Lock()
@@ -188,12 +211,13 @@ func (r *latencyRecorder) sampleLag() (stop func()) {
 }
 
 // result is the measurement of n records produced over elapsed.
-func (r *latencyRecorder) result(o Options, n int64, elapsed time.Duration) *Latency {
+func (r *latencyRecorder) result(o Options, n int64, elapsed, start time.Duration) *Latency {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	l := &Latency{Rate: o.Rate, Seconds: elapsed.Seconds(), Records: int(n), Achieved: float64(n) / elapsed.Seconds(),
 		MaxPartitionLag: r.maxLag.Load(), Partitions: r.nparts, Batches: r.batches}
 	l.P50Ms, l.P99Ms, l.MaxMs = percentile(r.lats, 0.50), percentile(r.lats, 0.99), percentile(r.lats, 1)
+	l.SteadyAfterS, l.SteadyP50Ms, l.SteadyP99Ms = start.Seconds(), percentile(r.steady, 0.50), percentile(r.steady, 0.99)
 	for _, pp := range r.perPart {
 		if len(pp) > 0 {
 			l.PartitionsCommitted++
