@@ -73,21 +73,7 @@ printed, not an exit code: exactly verify judges.`,
 				}
 				return kctx
 			}
-			pick := func(all []exactly.TP, kafkaFailed bool) ([]exactly.TP, error) {
-				if sel.empty() {
-					return all, nil
-				}
-				tps := sel.filter(env.cfg, all)
-				if len(tps) == 0 {
-					what := "the ledger and Kafka hold"
-					if kafkaFailed {
-						what = "the ledger holds (Kafka did not answer)"
-					}
-					return nil, sel.matchedNothing(what, all)
-				}
-				return tps, nil
-			}
-			st, total, kerr, err := status.Read(ctx, kafkaCtx, env.cfg, env.ledger, env.kafka, pick)
+			st, total, kerr, err := status.Read(ctx, kafkaCtx, env.cfg, env.ledger, env.kafka, sel.picker(env.cfg))
 			if err != nil {
 				return err
 			}
@@ -129,6 +115,25 @@ printed, not an exit code: exactly verify judges.`,
 	cmd.Flags().DurationVar(&kafkaWait, "kafka-timeout", defaultKafkaWait, "how long to wait for Kafka before printing the ledger half alone")
 	sel.flags(cmd.Flags(), "default: every topic")
 	return cmd
+}
+
+// picker chooses the partitions status shows among all it found: those
+// the selection matches, an error naming what there was when none does.
+func (sel *selector) picker(cfg *exactly.Config) func(all []exactly.TP, kafkaFailed bool) ([]exactly.TP, error) {
+	return func(all []exactly.TP, kafkaFailed bool) ([]exactly.TP, error) {
+		if sel.empty() {
+			return all, nil
+		}
+		tps := sel.filter(cfg, all)
+		if len(tps) == 0 {
+			what := "the ledger and Kafka hold"
+			if kafkaFailed {
+				what = "the ledger holds (Kafka did not answer)"
+			}
+			return nil, sel.matchedNothing(what, all)
+		}
+		return tps, nil
+	}
 }
 
 // statusReport is what exactly status prints.
