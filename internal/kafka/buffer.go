@@ -75,10 +75,9 @@ func (s *Source) buffer(fetches kgo.Fetches) {
 		}
 	}()
 	now := time.Now()
-	slots := s.slots() // before mu: the flight limit may tell the observer
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c := batchCaps(s.cfg.Batch, slots, len(s.parts))
+	c := batchCaps(s.cfg.Batch, s.cfg.Sink.MaxConns, len(s.parts))
 	var pause fetchSet
 	ids := map[string]string{}
 	fetches.EachTopic(func(t kgo.FetchTopic) { ids[t.Topic] = idString(t.TopicID) })

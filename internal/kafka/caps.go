@@ -13,9 +13,9 @@ type caps struct {
 	held      int
 	heldBytes int64
 	// flight is a flight's share of the caps: a batch falls due when the
-	// ready buffers reach it, and no flight is packed past it. Launch
-	// computes it with slots = max_conns, not the adaptive limit of the
-	// moment: a lower limit would make records wait for bigger flights.
+	// ready buffers reach it, and no flight is packed past it. It is a
+	// share of sink.max_conns, not of the adaptive limit of the moment: a
+	// lower limit would make records wait for bigger flights.
 	flight      int
 	flightBytes int64
 	// partition is what one partition may buffer before its fetching is
@@ -28,10 +28,11 @@ type caps struct {
 	fetchBytes int32
 }
 
-// batchCaps computes the caps of batch with slots flights allowed in
-// flight and partitions assigned (each taken as at least 1).
-func batchCaps(batch exactly.BatchConfig, slots, partitions int) caps {
-	slots, partitions = max(slots, 1), max(partitions, 1)
+// batchCaps computes the caps of batch with sink.max_conns maxConns and
+// partitions assigned (each taken as at least 1). None depends on the
+// adaptive flight limit.
+func batchCaps(batch exactly.BatchConfig, maxConns, partitions int) caps {
+	slots, partitions := max(maxConns, 1), max(partitions, 1)
 	return caps{
 		held:           batch.MaxRecords,
 		heldBytes:      batch.MaxBytes,

@@ -307,7 +307,7 @@ func (s *Source) poll(ctx context.Context, r *runState, now time.Time, slots int
 	interval := s.cfg.Batch.Interval.D()
 	s.mu.Lock()
 	buffered, bytes, oldest := s.bufferedLocked()
-	c := batchCaps(s.cfg.Batch, slots, len(s.parts))
+	c := batchCaps(s.cfg.Batch, s.cfg.Sink.MaxConns, len(s.parts))
 	s.mu.Unlock()
 	full := buffered >= c.held || bytes >= c.heldBytes
 
