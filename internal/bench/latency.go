@@ -51,7 +51,7 @@ func latency(ctx context.Context, o Options, cfg *exactly.Config, brokers, topic
 	defer cl.Close()
 	stopSampling := rec.sampleLag()
 	start := min(steadyAfter, o.Duration/4)
-	rec.steadyAfter(start)
+	rec.countSteadyFrom(start)
 	n, elapsed, err := produceAtRate(ctx, o, cl, topics, encode, rec.produced)
 	if err != nil {
 		stopSampling()
@@ -164,8 +164,8 @@ func (r *latencyRecorder) onCommit(outs []exactly.Outcome) {
 	}
 }
 
-// steadyAfter has the records produced from d on counted apart too.
-func (r *latencyRecorder) steadyAfter(d time.Duration) {
+// countSteadyFrom has the records produced from d on counted apart too.
+func (r *latencyRecorder) countSteadyFrom(d time.Duration) {
 	r.mu.Lock()
 	r.steadyFrom = time.Now().Add(d)
 	r.mu.Unlock()
