@@ -55,48 +55,49 @@ func AtLeastOnce(ctx context.Context, out io.Writer, rng *rand.Rand, o Options) 
 		return err
 	}
 	defer logf.Close()
-	start := func(fp string) (*exec.Cmd, error) {
-		cmd := AtLeastOnceChild(o.Exe, brokers, o.DSN, fmt.Sprintf("demo-alo-%d", o.Seed), fp)
-		cmd.Stdout, cmd.Stderr = logf, logf
-		return cmd, cmd.Start()
+	// run starts the consumer with failpoint fp and waits up to within for
+	// it to exit: its exit error, or timedOut when it was killed then.
+	run := func(fp string, within time.Duration) (exit error, timedOut bool, err error) {
+		child := AtLeastOnceChild(o.Exe, brokers, o.DSN, fmt.Sprintf("demo-alo-%d", o.Seed), fp)
+		child.Stdout, child.Stderr = logf, logf
+		if err := child.Start(); err != nil {
+			return nil, false, fmt.Errorf("starting the consumer: %w", err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- child.Wait() }()
+		select {
+		case exit := <-exited:
+			return exit, false, nil
+		case <-time.After(within):
+			_ = child.Process.Kill()
+			return nil, true, nil
+		}
 	}
 	fmt.Fprintf(out, "at-least-once consumer (insert a poll of up to %d records, commit the transaction, then commit the offsets to Kafka):\n", workload.MicroBatch)
 	kills := 0
 	for i := 0; i < o.Kills; i++ {
 		fp := fmt.Sprintf("%s:%d", workload.AtLeastOnceFailpoint, 1+rng.Intn(3))
-		child, err := start(fp)
-		if err != nil {
-			return fmt.Errorf("starting the consumer: %w", err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- child.Wait() }()
-		select {
-		case err := <-exited:
-			if err == nil {
-				fmt.Fprintf(out, "  run %d: consumed to the end before failpoint %s\n", i+1, fp)
-				continue
-			}
+		exit, timedOut, err := run(fp, 2*time.Minute)
+		switch {
+		case err != nil:
+			return err
+		case timedOut:
+			return fmt.Errorf("the at-least-once consumer did not reach failpoint %s in 2m (log: %s)", fp, logf.Name())
+		case exit == nil:
+			fmt.Fprintf(out, "  run %d: consumed to the end before failpoint %s\n", i+1, fp)
+		default:
 			kills++
 			fmt.Fprintf(out, "  kill %d: SIGKILL after its database commit, before its offset commit (failpoint %s)\n", kills, fp)
-		case <-time.After(2 * time.Minute):
-			_ = child.Process.Kill()
-			return fmt.Errorf("the at-least-once consumer did not reach failpoint %s in 2m (log: %s)", fp, logf.Name())
 		}
 	}
-	child, err := start("")
-	if err != nil {
-		return fmt.Errorf("starting the consumer: %w", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- child.Wait() }()
-	select {
-	case err := <-exited:
-		if err != nil {
-			return fmt.Errorf("the at-least-once consumer failed: %v (log: %s)", err, logf.Name())
-		}
-	case <-time.After(3 * time.Minute):
-		_ = child.Process.Kill()
+	exit, timedOut, err := run("", 3*time.Minute)
+	switch {
+	case err != nil:
+		return err
+	case timedOut:
 		return fmt.Errorf("the at-least-once consumer did not catch up in 3m (log: %s)", logf.Name())
+	case exit != nil:
+		return fmt.Errorf("the at-least-once consumer failed: %v (log: %s)", exit, logf.Name())
 	}
 	ends, err := workload.EndOffsets(ctx, brokers, workload.TopicEvents)
 	if err != nil {
