@@ -27,13 +27,14 @@ type nameTable struct {
 
 // get returns b as a string, the interned one when there is one.
 func (t *nameTable) get(b []byte) string {
-	if m := t.m.Load(); m != nil {
+	m := t.m.Load()
+	if m != nil {
 		if s, ok := (*m)[string(b)]; ok { // no allocation: the compiler looks up b's bytes
 			return s
 		}
 	}
 	s := string(b)
-	if len(s) <= maxNameLen {
+	if len(s) <= maxNameLen && (m == nil || len(*m) < maxNames) { // a full table takes no lock
 		t.add(s)
 	}
 	return s
