@@ -49,6 +49,10 @@ type OffsetRow struct {
 	Next      int64
 	Writer    string
 	UpdatedAt time.Time
+	// TopicID is the topic's id when the row was seeded (or reseeded); ""
+	// when unknown: recorded by a version without topic ids, or by a
+	// broker without them, or a ledger made before the column existed.
+	TopicID string
 }
 
 // Ledger reads a pipeline's ledger tables. It never writes: the audit
@@ -58,8 +62,8 @@ type Ledger struct {
 	d        Dialect
 	pipeline string
 
-	mu    sync.Mutex
-	notes *bool // whether exactly_batches has notes, once known
+	mu   sync.Mutex
+	cols map[string]bool // whether "table.column" exists, once known
 }
 
 // NewLedger reads the ledger of pipeline through db.
@@ -71,10 +75,19 @@ func NewLedger(db *sql.DB, d Dialect, pipeline string) *Ledger {
 func (l *Ledger) Pipeline() string { return l.pipeline }
 
 // Offsets returns every exactly_offsets row of the pipeline, ordered by
-// topic and partition.
+// topic and partition. A ledger made before exactly_offsets.topic_id
+// existed (the read-only commands never add it) gives no topic ids.
 func (l *Ledger) Offsets(ctx context.Context) ([]OffsetRow, error) {
-	q := Rebind(l.d, fmt.Sprintf("SELECT topic, %s, next_offset, writer, updated_at FROM exactly_offsets WHERE pipeline = ? ORDER BY topic, %s",
-		l.d.Quote("partition"), l.d.Quote("partition")))
+	hasID, err := l.has(ctx, "exactly_offsets", "topic_id")
+	if err != nil {
+		return nil, err
+	}
+	id := "NULL AS " + l.d.Quote("topic_id")
+	if hasID {
+		id = l.d.Quote("topic_id")
+	}
+	q := Rebind(l.d, fmt.Sprintf("SELECT topic, %s, next_offset, writer, updated_at, %s FROM exactly_offsets WHERE pipeline = ? ORDER BY topic, %s",
+		l.d.Quote("partition"), id, l.d.Quote("partition")))
 	rows, err := l.db.QueryContext(ctx, q, l.pipeline)
 	if err != nil {
 		return nil, fmt.Errorf("reading exactly_offsets: %w", err)
@@ -84,10 +97,11 @@ func (l *Ledger) Offsets(ctx context.Context) ([]OffsetRow, error) {
 	for rows.Next() {
 		var o OffsetRow
 		var at any
-		if err := rows.Scan(&o.Topic, &o.Partition, &o.Next, &o.Writer, &at); err != nil {
+		var topicID sql.NullString
+		if err := rows.Scan(&o.Topic, &o.Partition, &o.Next, &o.Writer, &at, &topicID); err != nil {
 			return nil, fmt.Errorf("reading exactly_offsets: %w", err)
 		}
-		o.UpdatedAt = asTime(at)
+		o.UpdatedAt, o.TopicID = asTime(at), topicID.String
 		out = append(out, o)
 	}
 	if err := rows.Err(); err != nil {
@@ -103,7 +117,7 @@ var batchRowColumns = []string{"batch_id", "topic", "partition", "from_offset", 
 // prefix ("b." for a table alias). A ledger made before notes existed
 // (the read-only commands never add it) gives NULL for it.
 func (l *Ledger) columns(ctx context.Context) (func(prefix string) string, error) {
-	notes, err := l.hasNotes(ctx)
+	notes, err := l.has(ctx, "exactly_batches", "notes")
 	if err != nil {
 		return nil, err
 	}
@@ -119,20 +133,25 @@ func (l *Ledger) columns(ctx context.Context) (func(prefix string) string, error
 	}, nil
 }
 
-// hasNotes reports whether exactly_batches has the notes column; the
-// answer is kept once known.
-func (l *Ledger) hasNotes(ctx context.Context) (bool, error) {
+// has reports whether the ledger table has the column (one a later
+// version added: the read-only commands never add it); the answer is kept
+// once known.
+func (l *Ledger) has(ctx context.Context, table, column string) (bool, error) {
+	key := table + "." + column
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.notes == nil {
-		t, err := l.d.Describe(ctx, l.db, "exactly_batches")
-		if err != nil {
-			return false, fmt.Errorf("describing exactly_batches: %w", err)
-		}
-		has := t != nil && t.Column("notes") != nil
-		l.notes = &has
+	if has, ok := l.cols[key]; ok {
+		return has, nil
 	}
-	return *l.notes, nil
+	t, err := l.d.Describe(ctx, l.db, table)
+	if err != nil {
+		return false, fmt.Errorf("describing %s: %w", table, err)
+	}
+	if l.cols == nil {
+		l.cols = map[string]bool{}
+	}
+	l.cols[key] = t != nil && t.Column(column) != nil
+	return l.cols[key], nil
 }
 
 func scanBatch(rows *sql.Rows, extra ...any) (BatchRow, error) {

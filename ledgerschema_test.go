@@ -93,7 +93,8 @@ func TestLedgerReadsALedgerWithoutNotes(t *testing.T) {
 // the sink without bringing the ledger up to date (they write nothing), so
 // on a ledger made before exactly_offsets.leader_epoch and topic_id
 // existed they read its positions as unknown (no epoch, no topic id)
-// instead of failing on the missing columns.
+// instead of failing on the missing columns; so does the ledger reader of
+// status and verify.
 func TestLookingSinkReadsPositionsOfALedgerWithoutEpochs(t *testing.T) {
 	for _, c := range ddlCases() {
 		t.Run(c.name, func(t *testing.T) {
@@ -125,6 +126,14 @@ func TestLookingSinkReadsPositionsOfALedgerWithoutEpochs(t *testing.T) {
 			}
 			if p, ok := got[tp]; len(got) != 1 || !ok || p.Next != 5 || p.Epoch != -1 || p.TopicID != "" {
 				t.Errorf("positions %+v, want t.x[0] at 5 with no epoch and no topic id", got)
+			}
+			// The ledger reader (verify, status) neither: no topic id.
+			offs, err := exactly.NewLedger(db, c.d, cfg.Pipeline).Offsets(ctx)
+			if err != nil {
+				t.Fatalf("ledger offsets of a ledger without topic_id: %v", err)
+			}
+			if len(offs) != 1 || offs[0].TP != tp || offs[0].Next != 5 || offs[0].TopicID != "" {
+				t.Errorf("ledger offsets %+v, want t.x[0] at 5 with no topic id", offs)
 			}
 		})
 	}

@@ -13,7 +13,9 @@
 //     applied: real loss upstream, told apart from ranges deleted after they
 //     were applied (only unverifiable) and from compacted topics;
 //   - batches left failed and never covered by a committed batch;
-//   - dead letters left open (not redriven): records the tables lack.
+//   - dead letters left open (not redriven): records the tables lack;
+//   - a topic deleted and created again since its offsets row was seeded
+//     (another topic id): its ranges are not re-read from the new topic.
 package verify
 
 import (
@@ -55,6 +57,13 @@ const (
 	// not hold them. Reported whatever Options.Since says: an open dead
 	// letter stays a problem until it is redriven.
 	DeadLetters Kind = "dead_letters"
+	// TopicRecreated: the topic's id is not the one the partition's
+	// offsets row was seeded in: the topic was deleted and created again,
+	// next_offset counts records of the old topic (the pipeline halts the
+	// partition on assignment) and the ledger's ranges are not re-read
+	// from the new one (noted as DeletedAfterApply). One per partition,
+	// whatever Options.Since says; exactly reseed records the new id.
+	TopicRecreated Kind = "topic_recreated"
 
 	// Notes, not findings: ranges that cannot be re-hashed.
 
@@ -124,6 +133,8 @@ type Log interface {
 	Read(ctx context.Context, tp exactly.TP, from, to int64, fn func(*exactly.Record) error) error
 	// Compacted reports whether the topic is compacted.
 	Compacted(ctx context.Context, topic string) (bool, error)
+	// TopicIDs returns the ids of the topics that have one.
+	TopicIDs(ctx context.Context, topics []string) (map[string]string, error)
 }
 
 // Options tune a verification.
@@ -136,6 +147,9 @@ type Options struct {
 	Select func(exactly.TP) bool
 	// Progress, when set, is called after each partition.
 	Progress func(tp exactly.TP, done, total int, records int64)
+	// File is the configuration file, named in the exactly reseed command
+	// a TopicRecreated finding gives.
+	File string
 }
 
 // Run verifies every partition of the ledger's pipeline.
@@ -153,10 +167,18 @@ func Run(ctx context.Context, l *exactly.Ledger, log Log, opt Options) (*Report,
 		return nil, err
 	}
 	next := map[exactly.TP]int64{}
+	seededIn := map[exactly.TP]string{}
 	for _, o := range offs {
 		next[o.TP] = o.Next
+		if o.TopicID != "" {
+			seededIn[o.TP] = o.TopicID
+		}
 	}
 	bounds, err := log.Bounds(ctx, tps)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := topicIDs(ctx, log, tps, seededIn)
 	if err != nil {
 		return nil, err
 	}
@@ -187,6 +209,9 @@ func Run(ctx context.Context, l *exactly.Ledger, log Log, opt Options) (*Report,
 			p.next, p.hasNext = n, true
 		}
 		p.reseeds = reseeds[tp]
+		if id, was := ids[tp.Topic], seededIn[tp]; id != "" && was != "" && id != was {
+			p.recreated(was, id)
+		}
 		if err := p.verify(ctx); err != nil {
 			return nil, err
 		}
@@ -224,6 +249,40 @@ type partition struct {
 	// reseeds are the partition's reseeded rows, oldest first: the chain
 	// is checked from the last one, which explains the break.
 	reseeds []exactly.BatchRow
+	// newTopic: the topic was recreated since the offsets row was seeded
+	// (recreated): what Kafka holds now says nothing of the ledger's
+	// ranges.
+	newTopic string
+}
+
+// topicIDs returns the current ids of the topics of tps whose offsets row
+// recorded one (seededIn); nil when none did.
+func topicIDs(ctx context.Context, log Log, tps []exactly.TP, seededIn map[exactly.TP]string) (map[string]string, error) {
+	var topics []string
+	for _, tp := range tps {
+		if seededIn[tp] != "" && !slices.Contains(topics, tp.Topic) {
+			topics = append(topics, tp.Topic)
+		}
+	}
+	if len(topics) == 0 {
+		return nil, nil
+	}
+	return log.TopicIDs(ctx, topics)
+}
+
+// recreated reports that the partition's topic has id now, not the id
+// its offsets row was seeded in (was): one finding for the partition, not
+// a count or hash mismatch per range re-read from another topic.
+func (p *partition) recreated(was, now string) {
+	p.newTopic = now
+	kafka := fmt.Sprintf("topic id %s", now)
+	if p.known {
+		kafka += fmt.Sprintf(", log %d..%d", p.bounds.Start, p.bounds.End)
+	}
+	p.add(Finding{Kind: TopicRecreated, From: p.next, To: p.next,
+		Ledger: fmt.Sprintf("next_offset %d, seeded in topic id %s", p.next, was), Kafka: kafka,
+		Detail: fmt.Sprintf("the topic was deleted and created again since the offsets row was seeded (topic id %s then, %s now): next_offset %d counts records of the old topic and the ledger's ranges cannot be re-read from the new one, which does not mean the ledger was altered; %s",
+			was, now, p.next, exactly.ReseedHint(p.opt.File, p.tp.Topic, p.tp.Partition, "earliest"))})
 }
 
 type span struct{ from, to int64 }
@@ -325,6 +384,16 @@ func (p *partition) page(ctx context.Context, rows []exactly.BatchRow) error {
 			rehash = append(rehash, b)
 		}
 	}
+	if p.newTopic != "" {
+		for _, b := range rehash {
+			if b.To > b.From {
+				p.note(Finding{Kind: DeletedAfterApply, From: b.From, To: b.To, BatchID: b.BatchID,
+					Kafka:  "topic id " + p.newTopic,
+					Detail: "the topic was deleted and created again after the range was applied; it cannot be re-hashed"})
+			}
+		}
+		return nil
+	}
 	return p.rehash(ctx, rehash)
 }
 
@@ -382,6 +451,9 @@ func (p *partition) gap(ctx context.Context, prev, b *exactly.BatchRow, from, to
 	case !p.known:
 		f.Kafka = "partition not found"
 		f.Detail = fmt.Sprintf("no committed batch covers offsets %d..%d; the partition no longer exists in Kafka", from, to-1)
+	case p.newTopic != "":
+		f.Kafka = "topic id " + p.newTopic
+		f.Detail = fmt.Sprintf("no committed batch covers offsets %d..%d; the topic was deleted and created again since, what it held there can no longer be read", from, to-1)
 	default:
 		lo := max(from, p.bounds.Start)
 		n := 0
@@ -431,7 +503,7 @@ func (p *partition) checkFailed() {
 // retention reports offsets deleted from Kafka before the pipeline reached
 // them: the log now starts above next_offset.
 func (p *partition) retention() {
-	if !p.known || !p.hasNext || p.bounds.Start <= p.next {
+	if !p.known || !p.hasNext || p.bounds.Start <= p.next || p.newTopic != "" {
 		return
 	}
 	p.add(Finding{Kind: RetentionLoss, From: p.next, To: p.bounds.Start,

@@ -60,6 +60,7 @@ partition and offsets), 2 on a usage or configuration error.`,
 				return err
 			}
 			defer env.Close()
+			opt.File = env.cfg.File
 			if !sel.empty() {
 				opt.Select = func(tp exactly.TP) bool { return sel.matchTopic(env.cfg, tp.Topic) }
 			}

@@ -64,6 +64,25 @@ func testLedger(t *testing.T, tg Target) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("offsets: got %v, want %v", got, want)
 	}
+	// The ledger reader (verify, status) reads the topic id each row was
+	// seeded in, none where none was recorded.
+	if err := s.RecordTopicID(ctx, tpOf("t.items", 1), "AAAAAAAAAAAAAAAAAAAAAA"); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := exactly.NewLedger(e.db, e.d, e.pipeline).Offsets(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[exactly.TP]string{}
+	for _, o := range rows {
+		if o.Next != want[o.TP] {
+			t.Errorf("ledger offsets: %s at %d, want %d", o.TP, o.Next, want[o.TP])
+		}
+		ids[o.TP] = o.TopicID
+	}
+	if len(rows) != len(want) || ids[tpOf("t.items", 1)] != "AAAAAAAAAAAAAAAAAAAAAA" || ids[tpOf("t.items", 0)] != "" {
+		t.Errorf("ledger offsets: %+v; want %d rows, t.items[1] seeded in topic id AAAAAAAAAAAAAAAAAAAAAA, the others in none", rows, len(want))
+	}
 }
 
 // testFencing: a stale writer is fenced and applies nothing; a fenced
