@@ -32,6 +32,12 @@ const (
 	// auditSink opens the database and its ledger only, creating nothing;
 	// a SQLite file that does not exist is refused (status, verify).
 	auditSink
+	// drySink opens an exactly.Sink (and its ledger) that creates nothing,
+	// for a dry run, which changes nothing: a SQLite file that does not
+	// exist and a database without the ledger tables are refused, as
+	// there is nothing to look at (replay --dry-run, reseed --dry-run,
+	// redrive without --apply).
+	drySink
 )
 
 // envOpts say what a command needs besides its configuration.
@@ -49,9 +55,9 @@ type env struct {
 	cfg    *exactly.Config
 	log    *slog.Logger
 	d      exactly.Dialect
-	sink   *exactly.Sink // writeSink, lookSink
-	db     *sql.DB       // auditSink
-	ledger *exactly.Ledger
+	sink   *exactly.Sink   // writeSink, lookSink, drySink
+	db     *sql.DB         // auditSink
+	ledger *exactly.Ledger // auditSink, drySink
 	kafka  *kafka.Client
 	g      *globals
 }
@@ -100,17 +106,51 @@ func (e *env) openSink(ctx context.Context, mode sinkMode) error {
 		e.sink, err = exactly.OpenSink(ctx, cfg, e.d, decode.For(cfg), e.log)
 		err = e.named(err)
 	case auditSink:
-		if path, ok := sqliteFile(e.cfg); ok {
-			if _, err := os.Stat(path); err != nil {
-				return &exactly.ConfigError{File: e.cfg.File, Field: "sink.dsn", Value: e.cfg.Sink.DSN,
-					Expected: "an existing SQLite file (status and verify never create one)"}
-			}
+		if err := e.existingFile("status and verify never create one"); err != nil {
+			return err
 		}
 		if e.db, err = e.openDB(ctx); err == nil {
 			e.ledger = exactly.NewLedger(e.db, e.d, e.cfg.Pipeline)
 		}
+	case drySink:
+		return e.openDry(ctx)
 	}
 	return err
+}
+
+// existingFile refuses a SQLite sink whose file does not exist: opening
+// it would create it. why says who never creates one.
+func (e *env) existingFile(why string) error {
+	if path, ok := sqliteFile(e.cfg); ok {
+		if _, err := os.Stat(path); err != nil {
+			return &exactly.ConfigError{File: e.cfg.File, Field: "sink.dsn", Value: e.cfg.Sink.DSN,
+				Expected: "an existing SQLite file (" + why + ")"}
+		}
+	}
+	return nil
+}
+
+// openDry opens the sink of a dry run (drySink): nothing is created, and
+// a sink without the ledger tables is refused.
+func (e *env) openDry(ctx context.Context) error {
+	if err := e.existingFile("a dry run never creates one"); err != nil {
+		return err
+	}
+	s, err := exactly.OpenSink(ctx, e.cfg, e.d, decode.For(e.cfg), e.log)
+	if err != nil {
+		return e.named(err)
+	}
+	ok, err := s.HasLedger(ctx)
+	if err == nil && !ok {
+		err = usage(fmt.Errorf("the sink has no ledger tables (exactly_offsets): pipeline %s has never run against it, so there is nothing to look at (a dry run creates nothing; check sink.dsn in %s)",
+			e.cfg.Pipeline, e.cfg.File))
+	}
+	if err != nil {
+		s.Close()
+		return err
+	}
+	e.sink, e.ledger = s, exactly.NewLedger(s.DB(), e.d, e.cfg.Pipeline)
+	return nil
 }
 
 // looking is the configuration a command that only looks opens: a SQLite

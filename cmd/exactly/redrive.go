@@ -78,8 +78,13 @@ func redrive(ctx context.Context, g *globals, o redriveOpts) error {
 	if err := o.sel.check(); err != nil {
 		return err
 	}
-	// The sink adds the resolved_* columns to an older ledger.
-	e, err := openEnv(ctx, g, o.file, envOpts{sink: writeSink, kafka: true})
+	// With --apply the sink adds the resolved_* columns to an older
+	// ledger; without, it only lists and creates nothing.
+	mode := drySink
+	if o.apply {
+		mode = writeSink
+	}
+	e, err := openEnv(ctx, g, o.file, envOpts{sink: mode, kafka: true})
 	if err != nil {
 		return err
 	}

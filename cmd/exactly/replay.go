@@ -86,7 +86,11 @@ func replay(ctx context.Context, g *globals, o replayOpts) error {
 	if err := o.sel.check(); err != nil {
 		return err
 	}
-	e, err := openEnv(ctx, g, o.file, envOpts{sink: writeSink, kafka: true})
+	mode := writeSink
+	if o.dryRun {
+		mode = drySink // creates nothing, not even the ledger tables
+	}
+	e, err := openEnv(ctx, g, o.file, envOpts{sink: mode, kafka: true})
 	if err != nil {
 		return err
 	}

@@ -111,7 +111,11 @@ func reseed(ctx context.Context, g *globals, o reseedOpts) error {
 		}
 		tps = append(tps, exactly.TP{Topic: o.topic, Partition: p})
 	}
-	if err := e.openSink(ctx, writeSink); err != nil {
+	mode := writeSink
+	if o.dryRun {
+		mode = drySink // creates nothing, not even the ledger tables
+	}
+	if err := e.openSink(ctx, mode); err != nil {
 		return err
 	}
 	stored, err := e.sink.LoadPositions(ctx, tps)

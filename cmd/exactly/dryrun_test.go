@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/exactly/exactly"
+	"github.com/exactly/exactly/internal/testenv"
+)
+
+// dryRuns are the commands that only say what they would do.
+var dryRuns = [][]string{
+	{"replay", "--dry-run", "--topic", "t.items", "--from", "0"},
+	{"reseed", "--dry-run", "--topic", "t.items", "--partition", "0", "--to", "earliest", "--reason", "dry"},
+	{"redrive"}, // without --apply
+}
+
+// dryRunConfig writes a configuration of pipeline dry over a kfake
+// cluster and the sink given.
+func dryRunConfig(t *testing.T, driver, dsn string) string {
+	t.Helper()
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t.items"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	file := filepath.Join(t.TempDir(), "dry.yaml")
+	y := fmt.Sprintf("pipeline: dry\nsource: {brokers: [%s]}\nsink: {driver: %s, dsn: '%s'}\ntables:\n  - {topics: t.items, table: items, key: [id]}\n",
+		strings.Join(cluster.ListenAddrs(), ","), driver, dsn)
+	if err := os.WriteFile(file, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
+// TestDryRunsCreateNoSQLiteFile: replay --dry-run, reseed --dry-run and
+// redrive without --apply against a SQLite file that does not exist
+// refuse it, naming it, and leave it absent. Before, they opened the sink
+// to write: the file and the ledger tables were created by a run that
+// was to change nothing.
+func TestDryRunsCreateNoSQLiteFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "missing.db")
+	file := dryRunConfig(t, "sqlite", path)
+	for _, args := range dryRuns {
+		code, out := cli(t, append([]string{args[0], "-c", file}, args[1:]...)...)
+		if code != 2 || !strings.Contains(out, "an existing SQLite file (a dry run never creates one)") {
+			t.Errorf("%s: exit %d, want 2 and the missing file named:\n%s", strings.Join(args, " "), code, out)
+		}
+		if left, _ := filepath.Glob(filepath.Join(dir, "missing.db*")); len(left) > 0 {
+			t.Fatalf("%s created %v", strings.Join(args, " "), left)
+		}
+	}
+}
+
+// TestDryRunsCreateNoLedger: the same commands against a database without
+// the ledger tables (a fresh PostgreSQL schema, a fresh MariaDB database,
+// an empty SQLite file) say there is no ledger (exit 2) and create no
+// exactly_* table. Before, each created the four ledger tables.
+func TestDryRunsCreateNoLedger(t *testing.T) {
+	for _, driver := range []string{"sqlite", "postgres", "mysql"} {
+		t.Run(driver, func(t *testing.T) {
+			t.Parallel()
+			var dsn, tables string
+			switch driver {
+			case "sqlite":
+				dsn = filepath.Join(t.TempDir(), "empty.db")
+				tables = "SELECT name FROM sqlite_master WHERE type = 'table'"
+			case "postgres":
+				dsn = testenv.PostgresSchema(t)
+				tables = "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+			case "mysql":
+				dsn = testenv.MySQLDatabase(t)
+				tables = "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()"
+			}
+			d, err := dialectFor(driver)
+			if err != nil {
+				t.Fatal(err)
+			}
+			db, err := d.Open(context.Background(), exactly.SinkConfig{Driver: driver, DSN: dsn})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if _, err := db.Exec("CREATE TABLE items (id bigint PRIMARY KEY, name text)"); err != nil { // the file exists, the ledger does not
+				t.Fatal(err)
+			}
+			file := dryRunConfig(t, driver, dsn)
+			for _, args := range dryRuns {
+				code, out := cli(t, append([]string{args[0], "-c", file}, args[1:]...)...)
+				if code != 2 || !strings.Contains(out, "the sink has no ledger tables") {
+					t.Errorf("%s: exit %d, want 2 and no ledger:\n%s", strings.Join(args, " "), code, out)
+				}
+				var got []string
+				rows, err := db.Query(tables)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for rows.Next() {
+					var name string
+					if err := rows.Scan(&name); err != nil {
+						t.Fatal(err)
+					}
+					got = append(got, name)
+				}
+				rows.Close()
+				if strings.Join(got, ",") != "items" {
+					t.Fatalf("after %s the database holds tables %v, want only items", strings.Join(args, " "), got)
+				}
+			}
+		})
+	}
+}
+
+// TestDryRunsLeaveAnOldLedgerAsItIs: on a ledger made before the columns
+// later versions added (exactly_offsets.topic_id, the resolved_* columns
+// of exactly_dead_letters), reseed --dry-run and redrive without --apply
+// answer as they would and add no column. Before, opening the sink to
+// write brought the ledger up to date.
+func TestDryRunsLeaveAnOldLedgerAsItIs(t *testing.T) {
+	dsn := filepath.Join(t.TempDir(), "old.db")
+	d, err := dialectFor("sqlite")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := d.Open(context.Background(), exactly.SinkConfig{Driver: "sqlite", DSN: dsn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, stmt := range d.LedgerDDL() { // as the first release made it
+		if _, err := db.Exec(stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.Exec(`INSERT INTO exactly_offsets (pipeline, topic, "partition", next_offset, writer, updated_at) VALUES ('dry', 't.items', 0, 5, 'w', ?)`,
+		time.Now().UTC()); err != nil {
+		t.Fatal(err)
+	}
+	file := dryRunConfig(t, "sqlite", dsn)
+	if code, out := cli(t, "reseed", "-c", file, "--dry-run", "--topic", "t.items", "--partition", "0", "--to", "earliest", "--reason", "dry"); code != 0 ||
+		!strings.Contains(out, "would reseed t.items[0]: next_offset 5 -> 0") {
+		t.Errorf("reseed --dry-run of an old ledger: exit %d\n%s", code, out)
+	}
+	if code, out := cli(t, "redrive", "-c", file); code != 0 || !strings.Contains(out, "no open dead letters selected") {
+		t.Errorf("redrive of an old ledger: exit %d\n%s", code, out)
+	}
+	for table, col := range map[string]string{"exactly_offsets": "topic_id", "exactly_dead_letters": "resolved_at", "exactly_batches": "notes"} {
+		tb, err := d.Describe(context.Background(), db, table)
+		if err != nil || tb == nil {
+			t.Fatalf("describing %s: %v", table, err)
+		}
+		if tb.Column(col) != nil {
+			t.Errorf("a dry run added %s.%s", table, col)
+		}
+	}
+	var n int
+	if err := db.QueryRow("SELECT COUNT(*) FROM exactly_batches").Scan(&n); err != nil || n != 0 {
+		t.Errorf("a dry run wrote %d ledger rows (%v)", n, err)
+	}
+}
