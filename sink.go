@@ -122,8 +122,13 @@ func (s *Sink) EnsureLedger(ctx context.Context) error {
 	}
 	for _, c := range ledgerMigrations() {
 		t, err := s.d.Describe(ctx, s.db, c.table)
-		if err != nil || t == nil {
-			return fmt.Errorf("describing ledger table %s: %v", c.table, err)
+		if err != nil {
+			// Wrapped, not formatted: a connection lost here is a
+			// connection error, which run's start-up waits out.
+			return fmt.Errorf("describing ledger table %s: %w", c.table, err)
+		}
+		if t == nil {
+			return fmt.Errorf("describing ledger table %s: it does not exist after creating it", c.table)
 		}
 		if t.Column(c.col.Name) != nil {
 			continue
