@@ -1,6 +1,10 @@
 package kafka
 
-import "github.com/exactly/exactly"
+import (
+	"time"
+
+	"github.com/exactly/exactly"
+)
 
 // caps are the limits batch.max_records and batch.max_bytes set on what a
 // member holds, all computed by batchCaps. Together they bound memory
@@ -42,4 +46,47 @@ func batchCaps(batch exactly.BatchConfig, maxConns, partitions int) caps {
 		partitionBytes: max(2*batch.MaxBytes/int64(partitions), min(batch.MaxBytes, 1<<20)),
 		fetchBytes:     int32(min(max(batch.MaxBytes/4, 1<<20), 32<<20)),
 	}
+}
+
+// cut is the most records a partition's next batch may carry since a
+// flight of it ran out of its time (see FlightTimeout); 0 when the caps
+// alone bound it. A batch too slow for the limit used to be retried with
+// as many records or more (the buffer refills while it fails) and ran out
+// of time again, forever: a backlog's first flight of ~29,000 records with
+// create: true on MariaDB held a pipeline at 3,000 of 51,000. Only where
+// batches are cut changes, and the same stream gives the same tables and
+// the same dead letters wherever that is.
+type cut int
+
+// of is how many of n buffered records the partition's next batch takes.
+func (c cut) of(n int) int {
+	if c > 0 {
+		return min(n, int(c))
+	}
+	return n
+}
+
+// timedOut halves what the partition's next batches may carry, from what
+// the batch that ran out of time carried, down to one record, and returns
+// the new cut.
+func (c *cut) timedOut(carried int) int {
+	*c = cut(max(carried/2, 1))
+	return int(*c)
+}
+
+// committed grows the cut back by half after a batch of the partition
+// committed in took, a quarter of limit or less, so a slow spell does not
+// leave the pipeline at tiny batches; a slower commit keeps it, as the
+// cut is about as much as commits in limit/2. At ceiling (what a partition
+// buffers, caps.partition) the cut is lifted: it reports so.
+func (c *cut) committed(took, limit time.Duration, ceiling int) (lifted bool) {
+	if *c == 0 || took > limit/4 {
+		return false
+	}
+	*c += max(*c/2, 1)
+	if int(*c) >= ceiling {
+		*c = 0
+		return true
+	}
+	return false
 }

@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"testing"
+	"time"
 
 	"github.com/exactly/exactly"
 )
@@ -32,4 +33,42 @@ func TestBatchCaps(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCutHalvesOnTimeoutAndGrowsBackWhenQuick: a batch that ran out of
+// time halves what the partition's next batches carry, down to one record;
+// commits well within the limit grow it back by half until it is lifted,
+// slow ones keep it.
+func TestCutHalvesOnTimeoutAndGrowsBackWhenQuick(t *testing.T) {
+	const limit, ceiling = 2 * time.Minute, 25000
+	var c cut
+	if c.of(29000) != 29000 || c.committed(time.Second, limit, ceiling) || c != 0 {
+		t.Fatalf("no cut: a batch takes the whole buffer and a commit changes nothing; cut %d", c)
+	}
+	if got := c.timedOut(29000); got != 14500 || c.of(20000) != 14500 || c.of(100) != 100 {
+		t.Fatalf("29,000 records ran out of time: cut %d, want 14,500", got)
+	}
+	if got := c.timedOut(c.of(20000)); got != 7250 {
+		t.Fatalf("14,500 ran out of time again: cut %d, want 7,250", got)
+	}
+	for range 20 {
+		c.timedOut(c.of(1 << 20))
+	}
+	if c != 1 || c.of(1000) != 1 {
+		t.Fatalf("after many timeouts: cut %d, want 1 record, never none", c)
+	}
+	if c.committed(limit/4+time.Millisecond, limit, ceiling) || c != 1 {
+		t.Fatalf("a commit taking over a quarter of the limit grew the cut to %d", c)
+	}
+	steps, prev := 0, c
+	for !c.committed(time.Second, limit, ceiling) {
+		if steps++; c <= prev || steps > 40 {
+			t.Fatalf("step %d: cut %d after %d: want it growing, lifted within 40 quick commits", steps, c, prev)
+		}
+		prev = c
+	}
+	if c != 0 || c.of(29000) != 29000 {
+		t.Fatalf("lifted: cut %d", c)
+	}
+	t.Logf("from 1 record to lifted (%d) in %d quick commits", ceiling, steps+1)
 }

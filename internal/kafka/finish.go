@@ -38,6 +38,7 @@ func (s *Source) finish(fl *flight) (failed bool) {
 		if p == nil {
 			continue
 		}
+		s.recut(fl, o)
 		if o.Committed {
 			if commit[b.Topic] == nil {
 				commit[b.Topic] = map[int32]kgo.EpochOffset{}
@@ -99,6 +100,39 @@ func (s *Source) finish(fl *flight) (failed bool) {
 		s.opt.onCommit(fl.outcomes)
 	}
 	return failed
+}
+
+// recut adjusts the cut of a partition whose batch settled (see cut): its
+// next batches carry half as many records when its flight ran out of time
+// (another failure says nothing of the batch's size), and more again once
+// they commit quickly.
+func (s *Source) recut(fl *flight, o exactly.Outcome) {
+	b := o.Batch
+	var re *exactly.RecordError
+	var fe *exactly.FencedError
+	if !o.Committed && (!fl.timedOut || o.Err == nil || errors.As(o.Err, &re) || errors.As(o.Err, &fe)) {
+		return
+	}
+	s.mu.Lock()
+	p := s.parts[exactly.TP{Topic: b.Topic, Partition: b.Partition}]
+	if p == nil {
+		s.mu.Unlock()
+		return
+	}
+	if o.Committed {
+		was := p.cut
+		lifted := p.cut.committed(fl.took, s.opt.flightTimeout, batchCaps(s.cfg.Batch, s.cfg.Sink.MaxConns, len(s.parts)).partition)
+		s.mu.Unlock()
+		if lifted {
+			s.log.Info("batches are no longer cut smaller: they commit well within the flight's time", "topic", b.Topic, "partition", b.Partition,
+				"last_cut", int(was), "took", fl.took, "limit", s.opt.flightTimeout)
+		}
+		return
+	}
+	to := p.cut.timedOut(len(b.Records))
+	s.mu.Unlock()
+	s.log.Warn("a flight ran out of its time: the partition's next batches carry fewer records", "topic", b.Topic, "partition", b.Partition,
+		"records", len(b.Records), "max_records", to, "limit", s.opt.flightTimeout)
 }
 
 // rewind re-reads the stored next_offset of partitions whose batch did not

@@ -202,3 +202,63 @@ tables:
 		<-fl.done
 	}
 }
+
+// TestACutPartitionLaunchesItsCutAndKeepsTheRest: a partition whose
+// batches are cut (a flight of it ran out of time) sends only its cut;
+// the rest stays buffered, in order, and goes in its next batch, and the
+// partition stays paused while the rest still holds its share.
+func TestACutPartitionLaunchesItsCutAndKeepsTheRest(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := exactly.ParseConfig(strings.NewReader(`pipeline: p
+source: {brokers: [127.0.0.1:1]}
+sink: {driver: sqlite, dsn: '`+dir+`/s.db', max_conns: 4}
+batch: {interval: 1s, max_records: 100}
+tables:
+  - {topics: '^t\.(.*)$', table: '$1', key: [id], create: true}
+`), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	sink, err := exactly.NewSink(context.Background(), cfg, &sqlite.Dialect{}, decode.For(cfg), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	s := &Source{cfg: cfg, sink: sink, log: log, opt: newOptions(nil), parts: map[exactly.TP]*partition{},
+		limit: newFlightLimit(cfg.Sink.MaxConns, true, nil)}
+	now := time.Now()
+	tp := exactly.TP{Topic: "t.a", Partition: 0}
+	p := &partition{table: "a", first: now.Add(-time.Hour), paused: true, cut: 30}
+	for i := range 300 { // the partition's share is 200 (batchCaps: 2 × 100 / 1)
+		p.recs = append(p.recs, &exactly.Record{Topic: tp.Topic, Offset: int64(i), Value: fmt.Appendf(nil, `{"id":%d}`, i)})
+		p.bytes += int64(len(p.recs[i].Value))
+	}
+	s.parts[tp] = p
+	if _, err := sink.SeedOffset(context.Background(), tp, 0); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 2 {
+		flights := s.launch(now, 4)
+		if len(flights) != 1 {
+			t.Fatalf("round %d: %d flights, want 1", round, len(flights))
+		}
+		<-flights[0].done
+		o := flights[0].outcomes[0]
+		from := int64(30 * round)
+		if !o.Committed || o.Batch.From != from || o.Batch.To != from+30 || len(o.Batch.Records) != 30 || o.Batch.Records[0].Offset != from {
+			t.Fatalf("round %d: batch %d..%d of %d records, committed %v (%v); want its cut, 30 records from %d",
+				round, o.Batch.From, o.Batch.To, len(o.Batch.Records), o.Committed, o.Err, from)
+		}
+		rest := 300 - 30*(round+1)
+		var bytes int64
+		for _, r := range p.recs {
+			bytes += int64(len(r.Value))
+		}
+		if len(p.recs) != rest || p.recs[0].Offset != from+30 || p.bytes != bytes || !p.paused || s.Held() != rest+30 {
+			t.Fatalf("round %d: %d records buffered from %d, %d bytes (counted %d), paused %v, held %d; want the %d after the batch, still paused",
+				round, len(p.recs), p.recs[0].Offset, p.bytes, bytes, p.paused, s.Held(), rest)
+		}
+		p.inflight, p.next = false, o.Batch.To // as finish does
+	}
+}

@@ -2,7 +2,9 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"slices"
 	"sort"
 	"time"
 
@@ -32,7 +34,15 @@ type flight struct {
 	done     <-chan struct{}
 	outcomes []exactly.Outcome
 	waited   time.Duration // from fetching its oldest record to settling
+	took     time.Duration // its commit
+	timedOut bool          // it ran out of its time (FlightTimeout)
 }
+
+// errFlightTimeout is the cause of a flight's context when the flight ran
+// out of its time, told apart from a stop's cut and from the database's
+// own errors (a driver reports both as context.DeadlineExceeded or a
+// connection error).
+var errFlightTimeout = errors.New("the flight ran out of its time")
 
 // committed is how many offsets the flight's committed batches covered
 // (read once done is closed).
@@ -66,15 +76,16 @@ func (s *Source) launch(now time.Time, free int) []*flight {
 		if !s.launchable(p, busy) {
 			continue
 		}
-		ready = append(ready, candidate{tp: tp, table: p.table, first: p.first, records: len(p.recs), bytes: p.bytes, failing: p.failing.n > 0})
-		n += len(p.recs)
-		bytes += p.bytes
+		recs, recBytes := p.nextBatch()
+		ready = append(ready, candidate{tp: tp, table: p.table, first: p.first, records: recs, bytes: recBytes, failing: p.failing.n > 0})
+		n += recs
+		bytes += recBytes
 		if oldest.IsZero() || p.first.Before(oldest) {
 			oldest = p.first
 		}
 	}
-	c := batchCaps(s.cfg.Batch, s.cfg.Sink.MaxConns, len(s.parts))
-	share, shareBytes := c.flight, c.flightBytes
+	lim := batchCaps(s.cfg.Batch, s.cfg.Sink.MaxConns, len(s.parts))
+	share, shareBytes := lim.flight, lim.flightBytes
 	due := n > 0 && (n >= share || bytes >= shareBytes || !now.Before(oldest.Add(s.cfg.Batch.Interval.D())))
 	if !due {
 		s.mu.Unlock()
@@ -94,14 +105,11 @@ func (s *Source) launch(now time.Time, free int) []*flight {
 	for i, g := range packed {
 		for _, c := range g {
 			p := s.parts[c.tp]
-			groups[i] = append(groups[i], &exactly.PartitionBatch{Topic: c.tp.Topic, Partition: c.tp.Partition, From: p.next, Records: p.recs,
-				Failed: p.failing.last(p.next), Epochs: true})
 			if oldests[i].IsZero() || p.first.Before(oldests[i]) {
 				oldests[i] = p.first
 			}
-			p.inflight, p.flightTo, p.inflightN = true, p.recs[len(p.recs)-1].Offset+1, len(p.recs)
-			p.recs, p.bytes = nil, 0
-			p.unpause(c.tp, &resume)
+			groups[i] = append(groups[i], &exactly.PartitionBatch{Topic: c.tp.Topic, Partition: c.tp.Partition, From: p.next, Records: p.take(c, lim, &resume),
+				Failed: p.failing.last(p.next), Epochs: true})
 		}
 	}
 	s.mu.Unlock()
@@ -120,6 +128,40 @@ func (s *Source) launch(now time.Time, free int) []*flight {
 		out[i] = s.fly(g, oldests[i])
 	}
 	return out
+}
+
+// nextBatch is how many of the partition's buffered records its next
+// batch takes, all unless they are cut (see cut), and their bytes.
+func (p *partition) nextBatch() (int, int64) {
+	n := p.cut.of(len(p.recs))
+	if n == len(p.recs) {
+		return n, p.bytes
+	}
+	var bytes int64
+	for _, r := range p.recs[:n] {
+		bytes += int64(len(r.Key) + len(r.Value))
+	}
+	return n, bytes
+}
+
+// take moves the candidate's records (see nextBatch) from the buffer into
+// a batch in flight and returns them. The partition fetches again unless
+// what stays buffered still holds its share of the caps. p.first stays:
+// the rest is due as soon as the batch settles, not an interval later.
+func (p *partition) take(c candidate, lim caps, resume *fetchSet) []*exactly.Record {
+	recs := p.recs[:c.records:c.records]
+	p.inflight, p.flightTo, p.inflightN = true, recs[len(recs)-1].Offset+1, len(recs)
+	if c.records == len(p.recs) {
+		p.recs, p.bytes = nil, 0
+	} else {
+		// A copy: the rest must not keep the batch's records alive
+		// once it settled.
+		p.recs, p.bytes = slices.Clone(p.recs[c.records:]), p.bytes-c.bytes
+	}
+	if len(p.recs) < lim.partition && p.bytes < lim.partitionBytes {
+		p.unpause(c.tp, resume)
+	}
+	return recs
 }
 
 // candidate is a partition whose buffer could go in a flight.
@@ -193,10 +235,11 @@ func (s *Source) fly(batches []*exactly.PartitionBatch, oldest time.Time) *fligh
 		// The transaction is not tied to the run's context: a flight in
 		// flight at shutdown finishes (commits or rolls back) instead of
 		// being cut.
-		cctx, cancel := context.WithTimeout(s.hardCtx(), 2*time.Minute)
+		cctx, cancel := context.WithTimeoutCause(s.hardCtx(), s.opt.flightTimeout, errFlightTimeout)
 		defer cancel()
 		began := time.Now()
 		fl.outcomes = s.sink.Commit(cctx, batches)
+		fl.took, fl.timedOut = time.Since(began), errors.Is(context.Cause(cctx), errFlightTimeout)
 		if s.log.Enabled(cctx, slog.LevelDebug) {
 			n := 0
 			for _, b := range batches {

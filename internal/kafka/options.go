@@ -19,6 +19,7 @@ type options struct {
 	onFetch        func(records int)
 	watermarkEvery time.Duration
 	stallEvery     time.Duration
+	flightTimeout  time.Duration
 	client         []kgo.Opt
 }
 
@@ -44,14 +45,25 @@ func WatermarkEvery(d time.Duration) Option { return func(op *options) { op.wate
 // watchStall). Default 10s.
 func StallEvery(d time.Duration) Option { return func(op *options) { op.stallEvery = d } }
 
+// FlightTimeout bounds a flight's transaction: one still going then is
+// cut (rolled back, or its outcome read back from the ledger), and its
+// partitions' next batches carry half as many records (see cut), until
+// one fits. Default 2 minutes; tests shorten it.
+func FlightTimeout(d time.Duration) Option { return func(op *options) { op.flightTimeout = d } }
+
 // KafkaClient adds franz-go client options after those the configuration
 // sets, overriding them (tests: a shorter metadata age).
 func KafkaClient(opts ...kgo.Opt) Option {
 	return func(op *options) { op.client = append(op.client, opts...) }
 }
 
+// flightTimeout is FlightTimeout's default: far above what a flight of
+// the default caps takes on a healthy database (seconds), so only a stuck
+// or overwhelmed one meets it.
+const flightTimeout = 2 * time.Minute
+
 func newOptions(opts []Option) options {
-	op := options{observer: exactly.NopObserver{}, watermarkEvery: 5 * time.Second, stallEvery: 10 * time.Second}
+	op := options{observer: exactly.NopObserver{}, watermarkEvery: 5 * time.Second, stallEvery: 10 * time.Second, flightTimeout: flightTimeout}
 	for _, o := range opts {
 		o(&op)
 	}
@@ -63,6 +75,9 @@ func newOptions(opts []Option) options {
 	}
 	if op.stallEvery <= 0 {
 		op.stallEvery = 10 * time.Second
+	}
+	if op.flightTimeout <= 0 {
+		op.flightTimeout = flightTimeout
 	}
 	return op
 }

@@ -86,6 +86,7 @@ type partition struct {
 	paused    bool      // fetching paused: the buffer holds its share
 	halted    error     // set when the partition stopped (on_error: fail, lost offsets)
 	failing   failing   // its batches fail: when to try again
+	cut       cut       // what its batches may carry since one ran out of time
 	topicID   string    // the topic's id its offsets row was seeded in ("" unknown)
 	beyond    int       // watermark checks in a row that found next beyond the log end
 }
