@@ -17,6 +17,7 @@ import (
 	"github.com/exactly/exactly"
 	"github.com/exactly/exactly/internal/decode"
 	"github.com/exactly/exactly/internal/kafka"
+	"github.com/exactly/exactly/internal/sink/mysql"
 	"github.com/exactly/exactly/internal/sink/postgres"
 	"github.com/exactly/exactly/internal/testenv"
 )
@@ -40,22 +41,39 @@ func (l *logBuffer) String() string {
 }
 
 // TestAFlightTooSlowForItsTimeIsCutUntilItFits: a backlog of 240 records
-// in one partition, into a PostgreSQL table whose trigger sleeps 10 ms a
-// row, with flights given 1 s: the first flight, all 240 records (~2.4 s),
-// cannot finish in time; fewer can (60: ~0.6 s, room left for a loaded
-// machine). The pipeline must get
-// through it: every record applied exactly once, the ledger chain
-// unbroken, within a bound. Regression: a flight that ran out of time was
-// retried with as many records, and ran out of time again forever (the
-// review's MariaDB backlog stuck at 3,000 of 51,000).
+// in one partition, into a table whose trigger sleeps 10 ms a row, with
+// flights given 1 s: the first flight, all 240 records (~2.4 s), cannot
+// finish in time; fewer can (60: ~0.6 s, room left for a loaded machine).
+// The pipeline must get through it: every record applied exactly once, the
+// ledger chain unbroken, within a bound. Regression: a flight that ran out
+// of time was retried with as many records, and ran out of time again
+// forever (the review's MariaDB backlog stuck at 3,000 of 51,000).
 func TestAFlightTooSlowForItsTimeIsCutUntilItFits(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		d    exactly.Dialect
+		dsn  func(t *testing.T) string
+		slow []string // a 10 ms sleep per row inserted into events
+	}{
+		{"postgres", &postgres.Dialect{}, func(t *testing.T) string { return testenv.PostgresSchema(t) }, []string{
+			"CREATE FUNCTION slow_row() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.01); RETURN NEW; END $$",
+			"CREATE TRIGGER slow BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION slow_row()",
+		}},
+		{"mariadb", &mysql.Dialect{}, func(t *testing.T) string { return testenv.MySQLDatabase(t) }, []string{
+			"CREATE TRIGGER slow BEFORE INSERT ON events FOR EACH ROW SET @slept = SLEEP(0.01)",
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) { testFlightCut(t, c.d, c.dsn(t), c.slow) })
+	}
+}
+
+func testFlightCut(t *testing.T, d exactly.Dialect, dsn string, slow []string) {
 	const (
 		records = 240
 		limit   = time.Second
 		bound   = 60 * time.Second
 		topic   = "slow.events"
 	)
-	dsn := testenv.PostgresSchema(t)
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic))
 	if err != nil {
 		t.Fatal(err)
@@ -63,27 +81,22 @@ func TestAFlightTooSlowForItsTimeIsCutUntilItFits(t *testing.T) {
 	t.Cleanup(c.Close)
 	cfg, err := exactly.ParseConfig(strings.NewReader(fmt.Sprintf(`pipeline: slow
 source: {brokers: [%s], group: slow}
-sink: {driver: postgres, dsn: '%s'}
+sink: {driver: %s, dsn: '%s'}
 batch: {interval: 100ms}
 tables:
   - {topics: '%s', table: events, mode: append}
-`, strings.Join(c.ListenAddrs(), ", "), dsn, strings.ReplaceAll(topic, ".", `\.`))), "slow.yaml")
+`, strings.Join(c.ListenAddrs(), ", "), d.Name(), dsn, strings.ReplaceAll(topic, ".", `\.`))), "slow.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	logs := &logBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	d := &postgres.Dialect{}
 	sink, err := exactly.NewSink(context.Background(), cfg, d, decode.For(cfg), log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sink.Close()
-	for _, q := range []string{
-		"CREATE TABLE events (p INTEGER NOT NULL, o BIGINT NOT NULL)",
-		"CREATE FUNCTION slow_row() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.01); RETURN NEW; END $$",
-		"CREATE TRIGGER slow BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION slow_row()",
-	} {
+	for _, q := range append([]string{"CREATE TABLE events (p INTEGER NOT NULL, o BIGINT NOT NULL)"}, slow...) {
 		if _, err := sink.DB().Exec(q); err != nil {
 			t.Fatal(err)
 		}
