@@ -52,6 +52,10 @@ const (
 	// Reported whatever Options.Since says when the range reaches beyond
 	// next_offset: its records are still not applied.
 	FailedUnresolved Kind = "failed_unresolved"
+	// UnknownHashScheme: the ledger's hash names a scheme (the prefix
+	// before ':') this version does not know, so the range cannot be
+	// re-hashed: the row was written by a newer exactly, or altered.
+	UnknownHashScheme Kind = "unknown_hash_scheme"
 	// DeadLetters: records in [From, To) sit in exactly_dead_letters,
 	// open (not redriven): the ledger counts them as handled, the tables do
 	// not hold them. Reported whatever Options.Since says: an open dead
@@ -514,13 +518,23 @@ func (p *partition) retention() {
 }
 
 // rehash re-reads the ranges in one sequential pass and compares counts
-// and hashes with the ledger.
+// and hashes with the ledger, each hash re-computed with the scheme the
+// row was written with.
 func (p *partition) rehash(ctx context.Context, rows []*exactly.BatchRow) error {
-	var todo []*exactly.BatchRow
+	type pending struct {
+		*exactly.BatchRow
+		scheme exactly.HashScheme
+	}
+	var todo []pending
 	for _, b := range rows {
-		switch {
-		case b.To <= b.From:
+		if b.To <= b.From {
 			continue
+		}
+		scheme, err := exactly.HashSchemeOf(b.Hash)
+		switch {
+		case err != nil:
+			p.add(Finding{Kind: UnknownHashScheme, From: b.From, To: b.To, BatchID: b.BatchID, Ledger: b.Hash,
+				Detail: fmt.Sprintf("the range cannot be re-hashed: %v", err)})
 		case !p.known:
 			p.note(Finding{Kind: DeletedAfterApply, From: b.From, To: b.To, BatchID: b.BatchID,
 				Detail: "the partition no longer exists in Kafka; the range cannot be re-hashed"})
@@ -529,7 +543,7 @@ func (p *partition) rehash(ctx context.Context, rows []*exactly.BatchRow) error 
 				Kafka:  fmt.Sprintf("log start offset %d", p.bounds.Start),
 				Detail: "Kafka deleted (part of) the range after it was applied; it cannot be re-hashed"})
 		default:
-			todo = append(todo, b)
+			todo = append(todo, pending{b, scheme})
 		}
 	}
 	if len(todo) == 0 {
@@ -541,6 +555,7 @@ func (p *partition) rehash(ctx context.Context, rows []*exactly.BatchRow) error 
 		h *exactly.RangeHash
 		n int64
 	}
+	start := func(t pending) *check { return &check{b: t.BatchRow, h: t.scheme.NewRangeHash()} }
 	lo, hi := todo[0].From, int64(0)
 	for _, b := range todo {
 		hi = max(hi, b.To)
@@ -569,7 +584,7 @@ func (p *partition) rehash(ctx context.Context, rows []*exactly.BatchRow) error 
 	err := p.log.Read(ctx, p.tp, lo, hi, func(r *exactly.Record) error {
 		in := false
 		for nextRow < len(todo) && todo[nextRow].From <= r.Offset {
-			active = append(active, &check{b: todo[nextRow], h: exactly.NewRangeHash()})
+			active = append(active, start(todo[nextRow]))
 			nextRow++
 		}
 		keep := active[:0]
@@ -596,7 +611,7 @@ func (p *partition) rehash(ctx context.Context, rows []*exactly.BatchRow) error 
 		finish(c)
 	}
 	for ; nextRow < len(todo); nextRow++ { // ranges no record reached
-		finish(&check{b: todo[nextRow], h: exactly.NewRangeHash()})
+		finish(start(todo[nextRow]))
 	}
 	return nil
 }

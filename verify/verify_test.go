@@ -22,6 +22,7 @@ import (
 	"github.com/exactly/exactly/internal/sink/mysql"
 	"github.com/exactly/exactly/internal/sink/postgres"
 	"github.com/exactly/exactly/internal/sink/sqlite"
+	"github.com/exactly/exactly/internal/sink/sqlserver"
 	"github.com/exactly/exactly/internal/testenv"
 	"github.com/exactly/exactly/verify"
 )
@@ -60,6 +61,8 @@ func newEnv(t testing.TB, driver string, n, size int) *env {
 		dsn, e.d = testenv.PostgresSchema(t), &postgres.Dialect{}
 	case "mysql":
 		dsn, e.d = testenv.MySQLDatabase(t), &mysql.Dialect{}
+	case "sqlserver":
+		dsn, e.d = testenv.SQLServerDatabase(t), &sqlserver.Dialect{}
 	}
 	y := fmt.Sprintf(`pipeline: audit
 source: {brokers: [%s]}
@@ -77,7 +80,11 @@ tables:
 	}
 	t.Cleanup(func() { e.sink.Close() })
 	e.db = e.sink.DB()
-	if _, err := e.db.Exec("CREATE TABLE items (id bigint PRIMARY KEY, name text)"); err != nil {
+	text := "text"
+	if driver == "sqlserver" {
+		text = "nvarchar(200)"
+	}
+	if _, err := e.db.Exec("CREATE TABLE items (id bigint PRIMARY KEY, name " + text + ")"); err != nil {
 		t.Fatal(err)
 	}
 	if e.reader, err = kafka.NewClient(e.cfg); err != nil {
