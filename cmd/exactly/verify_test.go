@@ -147,3 +147,16 @@ func recreateTopic(t *testing.T, brokers []string, topic string, n int) {
 		t.Fatal(err)
 	}
 }
+
+// TestVerifyReportsAnUnknownHashScheme: a ledger hash whose prefix this
+// version does not know is a finding (exit 1) naming the batch, the
+// partition and the range, not a crash and not a pass.
+func TestVerifyReportsAnUnknownHashScheme(t *testing.T) {
+	f := newAuditFixture(t, "sqlite", 30, 10)
+	f.exec(t, "UPDATE exactly_batches SET hash = 'sha3:00' WHERE batch_id = ?", f.batches[1].BatchID)
+	code, out, errs := runCLI("verify", "-c", f.file)
+	want := "FINDING unknown_hash_scheme t.items[0] offsets 10..19 batch " + f.batches[1].BatchID + `: the range cannot be re-hashed: unknown hash scheme "sha3"`
+	if code != 1 || !strings.Contains(out, want) || strings.Count(out, "FINDING") != 1 {
+		t.Errorf("verify: exit %d, want 1 and %q\n%s%s", code, want, out, errs)
+	}
+}
