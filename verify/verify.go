@@ -8,7 +8,8 @@
 //     applied twice), and the last to_offset equals exactly_offsets.next_offset;
 //   - every committed or replayed range re-read from Kafka (read_committed,
 //     like the pipeline) still holds the same number of records with the
-//     same RangeHash;
+//     same RangeHash, of the scheme the row's hash names (blake3: or the
+//     legacy bare SHA-256; an unknown one is a finding);
 //   - offsets Kafka deleted (retention, DeleteRecords) before they were
 //     applied: real loss upstream, told apart from ranges deleted after they
 //     were applied (only unverifiable) and from compacted topics;
