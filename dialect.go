@@ -193,6 +193,18 @@ type SharedTables interface {
 	SharedTables() bool
 }
 
+// SingleWriter is implemented by dialects whose database runs one write
+// transaction at a time (SQLite: BEGIN IMMEDIATE takes the file's write
+// lock). Sink then lets its write transactions (inTx) begin one at a
+// time, in the order they asked: one waiting on the database's lock
+// instead polls for it (SQLite's busy handler sleeps 1 ms, 2 ms, … up to
+// 100 ms between tries), and the lock stood free for much of each sleep.
+// Another process's writer is still waited for by the database's own
+// busy timeout.
+type SingleWriter interface {
+	SingleWriter() bool
+}
+
 // KeyEquality is an optional Dialect capability: it tells Sink which key
 // values the database holds to be the same row, so that a batch is
 // collapsed by the database's own equality and not by Go text. Without it,

@@ -31,6 +31,9 @@ type Sink struct {
 	refusedSince map[string]time.Time
 	// nullBytes is the NULL written to a binary column (see NullBytes).
 	nullBytes any
+	// writeSlot, for a SingleWriter dialect, is held by the write
+	// transaction in progress (see inTx); nil otherwise.
+	writeSlot chan struct{}
 	// positionCols is how LoadPositions selects leader_epoch and topic_id
 	// (see positionColumns); "" until known. Guarded by mu.
 	positionCols string
@@ -70,6 +73,9 @@ func OpenSink(ctx context.Context, cfg *Config, d Dialect, newDecoder func(*Tabl
 		tables: map[string]*Table{}, decs: map[*TableRule]Decoder{}, refusedSince: map[string]time.Time{}}
 	if nb, ok := d.(NullBytes); ok {
 		s.nullBytes = nb.NullBytes()
+	}
+	if sw, ok := d.(SingleWriter); ok && sw.SingleWriter() {
+		s.writeSlot = make(chan struct{}, 1)
 	}
 	for _, rule := range cfg.Tables {
 		rule := rule

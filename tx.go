@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -29,8 +30,13 @@ var errNothingToCommit = errors.New("nothing to commit")
 // before the connection broke): it is never retried blindly; the witness
 // row is read back (see settle) and decides.
 func (s *Sink) inTx(ctx context.Context, conn *sql.Conn, w witness, body func(tx *Tx) error) error {
+	release, err := s.writeTurn(ctx)
+	if err != nil {
+		return fmt.Errorf("waiting to begin %s transaction: %w", w.what, err)
+	}
 	sqlTx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
+		release()
 		return fmt.Errorf("beginning %s transaction: %w", w.what, err)
 	}
 	done := false
@@ -38,6 +44,7 @@ func (s *Sink) inTx(ctx context.Context, conn *sql.Conn, w witness, body func(tx
 		if !done {
 			_ = sqlTx.Rollback()
 		}
+		release()
 	}()
 	if err := body(&Tx{Tx: sqlTx, Conn: conn}); err != nil {
 		if errors.Is(err, errNothingToCommit) {
@@ -47,6 +54,7 @@ func (s *Sink) inTx(ctx context.Context, conn *sql.Conn, w witness, body func(tx
 	}
 	err = sqlTx.Commit()
 	done = true
+	release() // the read-back below writes nothing
 	if err == nil {
 		return nil
 	}
@@ -59,6 +67,22 @@ func (s *Sink) inTx(ctx context.Context, conn *sql.Conn, w witness, body func(tx
 	}
 	s.log.Warn("commit reported an error but the ledger shows it committed", "what", w.what, "batch_id", w.batchID, "batches", Ranges(w.batches), "err", err)
 	return nil
+}
+
+// writeTurn waits until this process runs no other write transaction,
+// for a SingleWriter dialect (see SingleWriter); release ends the turn
+// and may be called more than once.
+func (s *Sink) writeTurn(ctx context.Context) (release func(), err error) {
+	if s.writeSlot == nil {
+		return func() {}, nil
+	}
+	select {
+	case s.writeSlot <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	var once sync.Once
+	return func() { once.Do(func() { <-s.writeSlot }) }, nil
 }
 
 // settle reads back the outcome of a transaction whose COMMIT failed. Its

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -118,4 +120,80 @@ func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkTwoWriters: two goroutines each committing 2,000-row upserts
+// in turn, waiting for the write lock in SQLite's busy handler (busy) or
+// for a Go channel first (slot, what exactly.SingleWriter makes Sink do).
+//
+//	go test -run '^$' -bench TwoWriters -count 6 ./internal/sink/sqlite/
+func BenchmarkTwoWriters(b *testing.B) {
+	const n = 2000
+	d := &sqlite.Dialect{}
+	pad := strings.Repeat("p", 140)
+	for _, mode := range []string{"busy", "slot"} {
+		b.Run(mode, func(b *testing.B) {
+			ctx := context.Background()
+			db, err := d.Open(ctx, exactly.SinkConfig{DSN: filepath.Join(b.TempDir(), "b.db")})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			if _, err := db.Exec("CREATE TABLE t (id BIGINT PRIMARY KEY, name TEXT NOT NULL, amount BIGINT, payload TEXT)"); err != nil {
+				b.Fatal(err)
+			}
+			tbl, err := d.Describe(ctx, db, "t")
+			if err != nil {
+				b.Fatal(err)
+			}
+			slot := make(chan struct{}, 1)
+			var next atomic.Int64
+			write := func() error {
+				base := next.Add(n) - n
+				rows := make([][]any, n)
+				for i := range rows {
+					id := base + int64(i)
+					rows[i] = []any{id, fmt.Sprintf("name-%d", id), id * 7, pad}
+				}
+				time.Sleep(2 * time.Millisecond) // the flight's decode and plan
+				conn, err := db.Conn(ctx)
+				if err != nil {
+					return err
+				}
+				defer conn.Close()
+				if mode == "slot" {
+					slot <- struct{}{}
+					defer func() { <-slot }()
+				}
+				tx, err := conn.BeginTx(ctx, nil)
+				if err != nil {
+					return err
+				}
+				w := &exactly.TableWrite{Table: tbl, Columns: []string{"id", "name", "amount", "payload"}, Keys: []string{"id"}, Upserts: rows}
+				if err := d.Apply(ctx, &exactly.Tx{Tx: tx, Conn: conn}, w); err != nil {
+					tx.Rollback()
+					return err
+				}
+				return tx.Commit()
+			}
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			var left atomic.Int64
+			left.Store(int64(b.N))
+			for range 2 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for left.Add(-1) >= 0 {
+						if err := write(); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "rows/s")
+		})
+	}
 }

@@ -50,6 +50,12 @@ func DSN(path string) string {
 	return path + sep + "_pragma=busy_timeout(30000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate&_time_format=sqlite"
 }
 
+// SingleWriter implements exactly.SingleWriter: one write transaction
+// holds the file's lock at a time.
+func (*Dialect) SingleWriter() bool { return true }
+
+var _ exactly.SingleWriter = (*Dialect)(nil)
+
 // Placeholder implements exactly.Dialect.
 func (*Dialect) Placeholder(int) string { return "?" }
 
