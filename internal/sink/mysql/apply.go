@@ -13,10 +13,9 @@ import (
 // an interpolated one must fit max_allowed_packet, which is 4 MiB on MySQL
 // 5.7, 16 MiB on MariaDB and 64 MiB on MySQL 8 by default. Statements are
 // kept well below both; a single larger row is sent on its own.
-const (
-	maxParams         = 65535
-	maxStatementBytes = 2 << 20
-)
+const maxParams = 65535
+
+var maxStatementBytes = 2 << 20
 
 // Apply implements exactly.Dialect: chunked multi-row INSERT … ON
 // DUPLICATE KEY UPDATE for upserts (plain INSERT for append tables), and

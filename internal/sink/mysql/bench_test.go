@@ -26,7 +26,8 @@ const benchRows = 10000
 // exactly_prepared the same with interpolateParams=false (a prepare and a
 // close per chunk); load_data is LOAD DATA LOCAL INFILE into a temporary
 // table, then one INSERT … SELECT … ON DUPLICATE KEY UPDATE; plain_insert
-// is a multi-row INSERT into an empty table, no upsert at all.
+// is a multi-row INSERT into an empty table, no upsert at all;
+// exactly_stmt=N keeps each statement under N bytes instead of 2 MiB.
 //
 //	go test -run '^$' -bench Upsert10k -benchtime 10x ./internal/sink/mysql/
 func BenchmarkUpsert10k(b *testing.B) {
@@ -97,8 +98,14 @@ func BenchmarkUpsert10k(b *testing.B) {
 	for _, v := range []struct {
 		name, dsn string
 		empty     bool
-	}{{"exactly", base, false}, {"exactly_prepared", base + "?interpolateParams=false", false}, {"exactly_inserts_only", base, true}} {
+		stmt      int
+	}{{"exactly", base, false, 0}, {"exactly_prepared", base + "?interpolateParams=false", false, 0}, {"exactly_inserts_only", base, true, 0},
+		{"exactly_stmt=64k", base, false, 64 << 10}, {"exactly_stmt=256k", base, false, 256 << 10}, {"exactly_stmt=1m", base, false, 1 << 20},
+		{"exactly_inserts_only_stmt=256k", base, true, 256 << 10}} {
 		b.Run(v.name, func(b *testing.B) {
+			if v.stmt > 0 {
+				defer mysql.SetMaxStatementBytes(v.stmt)()
+			}
 			db := open(b, v.dsn)
 			setup(b, db, "bench_upsert")
 			t, err := d.Describe(ctx, db, "bench_upsert")
