@@ -601,4 +601,27 @@ func testRefusedRow(t *testing.T, tg Target) {
 	if n := e.count("SELECT COUNT(*) FROM exactly_batches WHERE pipeline = ? AND status = 'committed' AND dead_lettered = 1", e.pipeline); n != 1 {
 		t.Errorf("committed ledger rows counting 1 dead letter: %d, want 1", n)
 	}
+
+	// In a batch of several multi-row statements (SQLite: 256 rows each)
+	// the refused row is found inside its statement, the rows sharing it
+	// and the other statements apply.
+	const n = 1000
+	recs := make([]*exactly.Record, 0, n)
+	for i := int64(0); i < n; i++ {
+		var name any = fmt.Sprintf("n%d", i)
+		if i == 700 {
+			name = nil
+		}
+		recs = append(recs, e.up(3+i, row(100+i, name)))
+	}
+	o = e.mustCommit(s, "t.items", 0, 3, recs...)
+	if len(o.Batch.DeadLetters) != 1 || o.Batch.DeadLetters[0].Record.Offset != 703 {
+		t.Fatalf("dead letters of the large batch: got %d, want the record at offset 703", len(o.Batch.DeadLetters))
+	}
+	if c := e.count("SELECT COUNT(*) FROM " + e.d.Quote(table)); c != 2+n-1 {
+		t.Errorf("rows after the large batch: %d, want %d", c, 2+n-1)
+	}
+	if c := e.count("SELECT COUNT(*) FROM "+e.d.Quote(table)+" WHERE id = ? OR id = ? OR id = ?", 799, 800, 801); c != 2 {
+		t.Errorf("rows 799, 800 (refused) and 801: got %d, want 2", c)
+	}
 }
