@@ -15,18 +15,36 @@ import (
 )
 
 // bufferedLocked returns the records and bytes buffered and not yet in a
-// flight, and when the oldest of those that could be launched now arrived
-// (see launchable); zero if none.
-func (s *Source) bufferedLocked() (n int, bytes int64, oldest time.Time) {
+// flight, and what could go in a flight now: the next batches (see
+// nextBatch) of the partitions that could be launched (see launchable).
+func (s *Source) bufferedLocked() (n int, bytes int64, ready waiting) {
 	busy := s.busyLocked()
 	for _, p := range s.parts {
 		n += len(p.recs)
 		bytes += p.bytes
-		if s.launchable(p, busy) && (oldest.IsZero() || p.first.Before(oldest)) {
-			oldest = p.first
+		if s.launchable(p, busy) {
+			recs, recBytes := p.nextBatch()
+			ready.add(recs, recBytes, p.first)
 		}
 	}
-	return n, bytes, oldest
+	return n, bytes, ready
+}
+
+// waiting is what buffered records could go in a flight now.
+type waiting struct {
+	records int
+	bytes   int64
+	oldest  time.Time // when the oldest of them arrived
+}
+
+// add counts a partition's next batch: its records and bytes, and when
+// its oldest record arrived.
+func (w *waiting) add(records int, bytes int64, first time.Time) {
+	w.records += records
+	w.bytes += bytes
+	if w.oldest.IsZero() || first.Before(w.oldest) {
+		w.oldest = first
+	}
 }
 
 // busyLocked returns the tables in a flight when a table must be in one

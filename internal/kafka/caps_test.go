@@ -72,3 +72,34 @@ func TestCutHalvesOnTimeoutAndGrowsBackWhenQuick(t *testing.T) {
 	}
 	t.Logf("from 1 record to lifted (%d) in %d quick commits", ceiling, steps+1)
 }
+
+// TestDueAt: what could go in a flight falls due at once at a flight's
+// share (records or bytes), a quarter interval after its oldest arrived at
+// a quarter share, and an interval after it below that.
+func TestDueAt(t *testing.T) {
+	c := batchCaps(exactly.BatchConfig{MaxRecords: 400, MaxBytes: 4000}, 4, 10) // a share: 100 records, 1000 bytes
+	oldest := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name    string
+		records int
+		bytes   int64
+		want    time.Duration // after oldest; -1: never
+	}{
+		{"nothing waits", 0, 0, -1},
+		{"a share of records: at once", 100, 10, 0},
+		{"a share of bytes: at once", 1, 1000, 0},
+		{"a quarter share of records: a quarter interval", 25, 10, 250 * time.Millisecond},
+		{"a quarter share of bytes: a quarter interval", 1, 250, 250 * time.Millisecond},
+		{"less: the interval", 24, 249, time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := c.dueAt(waiting{records: tc.records, bytes: tc.bytes, oldest: oldest}, time.Second)
+			switch {
+			case tc.want < 0 && !got.IsZero():
+				t.Errorf("due at %v, want never", got)
+			case tc.want >= 0 && !got.Equal(oldest.Add(tc.want)):
+				t.Errorf("due %v after the oldest arrived, want %v", got.Sub(oldest), tc.want)
+			}
+		})
+	}
+}

@@ -121,8 +121,9 @@ tables:
 			t.Fatal(err)
 		}
 	}
-	// 30 records, the oldest arrived half an interval ago: not due.
-	add("t.a", 0, 10, false, now.Add(-500*time.Millisecond))
+	// 30 records (more than a quarter share), the oldest arrived a fifth
+	// of an interval ago: not due (see TestDueAt).
+	add("t.a", 0, 10, false, now.Add(-200*time.Millisecond))
 	add("t.b", 0, 20, false, now)
 	if fl := s.launch(now, 3); len(fl) != 0 {
 		t.Fatalf("launched %d flights before anything was due", len(fl))
@@ -260,5 +261,66 @@ tables:
 				round, len(p.recs), p.recs[0].Offset, p.bytes, bytes, p.paused, s.Held(), rest)
 		}
 		p.inflight, p.next = false, o.Batch.To // as finish does
+	}
+}
+
+// TestLaunchAQuarterShareAfterAQuarterInterval: a quarter of a flight's
+// share goes once its oldest record has waited a quarter of
+// batch.interval, not only at a full share or after the whole interval
+// (800 tables at 25,000 records/s: a share took half a second to fill,
+// while connections were free). Less than a quarter share still waits for
+// the interval.
+func TestLaunchAQuarterShareAfterAQuarterInterval(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := exactly.ParseConfig(strings.NewReader(`pipeline: p
+source: {brokers: [127.0.0.1:1]}
+sink: {driver: sqlite, dsn: '`+dir+`/s.db', max_conns: 4}
+batch: {interval: 1s, max_records: 400}
+tables:
+  - {topics: '^t\.(.*)$', table: '$1', key: [id], create: true}
+`), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	sink, err := exactly.NewSink(context.Background(), cfg, &sqlite.Dialect{}, decode.For(cfg), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	s := &Source{cfg: cfg, sink: sink, log: log, opt: newOptions(nil), parts: map[exactly.TP]*partition{},
+		limit: newFlightLimit(cfg.Sink.MaxConns, true, nil)}
+	arrived := time.Now()
+	tp := exactly.TP{Topic: "t.a", Partition: 0}
+	p := &partition{table: "a", first: arrived}
+	s.parts[tp] = p
+	if _, err := sink.SeedOffset(context.Background(), tp, 0); err != nil {
+		t.Fatal(err)
+	}
+	add := func(n int) {
+		for range n {
+			i := len(p.recs)
+			p.recs = append(p.recs, &exactly.Record{Topic: tp.Topic, Offset: int64(i), Value: fmt.Appendf(nil, `{"id":%d}`, i)})
+		}
+	}
+	add(24) // a share is 400/4 = 100; a quarter of it 25
+	if fl := s.launch(arrived.Add(900*time.Millisecond), 4); len(fl) != 0 {
+		t.Fatalf("24 records, less than a quarter share, launched after 0.9 of the interval")
+	}
+	add(1)
+	if fl := s.launch(arrived.Add(240*time.Millisecond), 4); len(fl) != 0 {
+		t.Fatalf("a quarter share launched before a quarter interval")
+	}
+	flights := s.launch(arrived.Add(250*time.Millisecond), 4)
+	if len(flights) == 0 {
+		t.Fatal("a quarter share, its oldest record a quarter interval old, free connections: nothing launched")
+	}
+	n := 0
+	for _, fl := range flights {
+		<-fl.done
+		n += int(fl.committed())
+	}
+	if n != 25 {
+		t.Errorf("committed %d records, want the 25 waiting", n)
 	}
 }

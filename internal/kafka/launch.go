@@ -56,21 +56,21 @@ func (fl *flight) committed() int64 {
 	return n
 }
 
-// launch starts up to free flights when batches are due: the buffered
-// records that could go in a flight (see launchable) reach a flight's share of
-// batch.max_records or batch.max_bytes, or the oldest of them has waited
-// batch.interval. They are packed into at most free flights (see pack);
-// each commits in the background in one transaction on its own
-// connection. What does not fit waits for the next free connection.
+// launch starts up to free flights when batches are due (see dueAt): the
+// buffered records that could go in a flight (see launchable) reach a
+// flight's share of batch.max_records or batch.max_bytes, or a quarter of
+// it once the oldest of them has waited a quarter of batch.interval, or
+// the oldest has waited batch.interval. They are packed into at most free
+// flights (see pack); each commits in the background in one transaction
+// on its own connection. What does not fit waits for the next free
+// connection.
 func (s *Source) launch(now time.Time, free int) []*flight {
 	slots := s.slots()
 	s.mu.Lock()
 	busy := s.busyLocked()
 	var (
-		ready  []candidate
-		n      int
-		bytes  int64
-		oldest time.Time
+		ready []candidate
+		w     waiting
 	)
 	for tp, p := range s.parts {
 		if !s.launchable(p, busy) {
@@ -78,16 +78,12 @@ func (s *Source) launch(now time.Time, free int) []*flight {
 		}
 		recs, recBytes := p.nextBatch()
 		ready = append(ready, candidate{tp: tp, table: p.table, first: p.first, records: recs, bytes: recBytes, failing: p.failing.n > 0})
-		n += recs
-		bytes += recBytes
-		if oldest.IsZero() || p.first.Before(oldest) {
-			oldest = p.first
-		}
+		w.add(recs, recBytes, p.first)
 	}
 	lim := batchCaps(s.cfg.Batch, s.cfg.Sink.MaxConns, len(s.parts))
 	share, shareBytes := lim.flight, lim.flightBytes
-	due := n > 0 && (n >= share || bytes >= shareBytes || !now.Before(oldest.Add(s.cfg.Batch.Interval.D())))
-	if !due {
+	n, bytes := w.records, w.bytes
+	if due := lim.dueAt(w, s.cfg.Batch.Interval.D()); due.IsZero() || now.Before(due) {
 		s.mu.Unlock()
 		return nil
 	}

@@ -307,13 +307,13 @@ type runState struct {
 func (s *Source) poll(ctx context.Context, r *runState, now time.Time, slots int, rebalance bool) (closed bool) {
 	interval := s.cfg.Batch.Interval.D()
 	s.mu.Lock()
-	buffered, bytes, oldest := s.bufferedLocked()
+	buffered, bytes, ready := s.bufferedLocked()
 	c := batchCaps(s.cfg.Batch, s.cfg.Sink.MaxConns, len(s.parts))
 	s.mu.Unlock()
 	full := buffered >= c.held || bytes >= c.heldBytes
 
 	wake := now.Add(interval)
-	if due := oldest.Add(interval); !oldest.IsZero() && len(r.flights) < slots && !rebalance && due.Before(wake) {
+	if due := c.dueAt(ready, interval); !due.IsZero() && len(r.flights) < slots && !rebalance && due.Before(wake) {
 		wake = due
 	}
 	if r.notBefore.After(wake) {
