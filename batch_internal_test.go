@@ -52,7 +52,7 @@ func TestShapesGroupByTableColumns(t *testing.T) {
 	}
 	var ups []*item
 	for _, r := range rows {
-		a.see(r)
+		a.see(r, nil)
 		ups = append(ups, &item{row: r})
 	}
 	ids := func(groups [][]*item) [][]int {

@@ -22,6 +22,8 @@ type item struct {
 	// the upserts of the key it superseded in the batch (merge of present
 	// fields: a record sets the columns it carries and no other).
 	row map[string]any
+	// shape is row's (see Change.Shape), nil when unknown or merged.
+	shape *Shape
 	// merged says row holds fields of earlier records too.
 	merged bool
 	// pre is the delete of the key earlier in the batch that this upsert
@@ -55,10 +57,11 @@ func (w *write) sub(items []*item) *TableWrite {
 		tw.Deletes = make([][]any, 0, len(items)-ups)
 	}
 	vals := make([]any, ups*len(w.Columns)) // every row's values, one allocation
+	keyAt := w.keyAt()
 	for _, it := range items {
 		if it.c.Op == OpUpsert {
 			n := len(w.Columns)
-			tw.Upserts = append(tw.Upserts, w.row(it, vals[:n:n]))
+			tw.Upserts = append(tw.Upserts, w.row(it, keyAt, vals[:n:n]))
 			vals = vals[n:]
 		} else {
 			tw.Deletes = append(tw.Deletes, it.key)
@@ -70,20 +73,32 @@ func (w *write) sub(items []*item) *TableWrite {
 	return tw
 }
 
+// keyAt says, for each of Columns, which key column it is (-1 for none,
+// and for all of an append write's).
+func (w *write) keyAt() []int {
+	at := make([]int, len(w.Columns))
+	for i, col := range w.Columns {
+		at[i] = -1
+		if !w.Append {
+			at[i] = slices.Index(w.Keys, col)
+		}
+	}
+	return at
+}
+
 // row puts an upsert item's values, aligned with Columns, in vals; the key
-// wins over a differing value field.
-func (w *write) row(it *item, vals []any) []any {
+// wins over a differing value field. The row itself is left as decoded.
+func (w *write) row(it *item, keyAt []int, vals []any) []any {
 	row := it.row
 	if row == nil {
 		row = it.c.Row
 	}
-	if !w.Append {
-		for i, k := range w.Keys {
-			row[k] = it.key[i]
-		}
-	}
 	for i, col := range w.Columns {
-		vals[i] = row[col]
+		if k := keyAt[i]; k >= 0 {
+			vals[i] = it.key[k]
+		} else {
+			vals[i] = row[col]
+		}
 	}
 	return vals
 }
@@ -142,9 +157,9 @@ func (s *Sink) plan(ctx context.Context, q Querier, batches []*PartitionBatch, t
 					b.Skipped++ // a tombstone has nothing to append
 					continue
 				}
-				a.see(c.Row)
+				a.see(c.Row, c.Shape)
 				it := items.one()
-				*it = item{b: b, c: c, row: c.Row}
+				*it = item{b: b, c: c, row: c.Row, shape: c.Shape}
 				a.append = append(a.append, it)
 				continue
 			}
@@ -310,7 +325,7 @@ func (a *planAcc) writes() []*write {
 func (it *item) chain() []*item {
 	var out []*item
 	for p := it; p != nil && p != it.pre; p = p.prev {
-		one := &item{b: p.b, c: p.c, key: p.key, row: p.c.Row}
+		one := &item{b: p.b, c: p.c, key: p.key, row: p.c.Row, shape: p.c.Shape}
 		if p != it {
 			one.b.Skipped--
 		}
@@ -327,10 +342,10 @@ func (a *planAcc) shapes(ups []*item) [][]*item {
 	if len(ups) == 0 {
 		return nil
 	}
-	first := ups[0].row
+	first, shape := ups[0].row, ups[0].shape
 	n := -1 // first's width, counted when a row's fields differ from first's
 	for _, it := range ups[1:] {
-		if sameFields(it.row, first) {
+		if shape != nil && it.shape == shape || sameFields(it.row, first) {
 			continue // the same fields, so the same columns
 		}
 		if n < 0 {
@@ -433,30 +448,36 @@ func (s *Sink) collapse(ctx context.Context, q Querier, a *planAcc) error {
 			if c.Op == OpUpsert {
 				switch prev.c.Op {
 				case OpUpsert:
-					it.row, it.merged = mergeRows(prev.row, c.Row)
+					it.row, it.shape, it.merged = mergeRows(prev, c)
 					it.merged = it.merged || prev.merged
 					it.pre = prev.pre
 				default: // after a delete: a fresh row, as one by one
-					it.row, it.pre = c.Row, prev
+					it.row, it.shape, it.pre = c.Row, c.Shape, prev
 				}
 			}
 		} else {
 			a.order = append(a.order, kid)
 			if c.Op == OpUpsert {
-				it.row = c.Row
+				it.row, it.shape = c.Row, c.Shape
 			}
 		}
 		a.last[kid] = it
 		if c.Op == OpUpsert {
-			a.see(c.Row)
+			a.see(c.Row, c.Shape)
 		}
 	}
 	return nil
 }
 
-// mergeRows is next over prev: next itself when it carries every field
-// of prev (the common case, without allocating), else a new map.
-func mergeRows(prev, next map[string]any) (map[string]any, bool) {
+// mergeRows is next's row over prev's: next's itself when it carries
+// every field of prev's (the common case, without allocating: known
+// without a look when both have the same shape), else a new map, which has
+// no shape.
+func mergeRows(prevIt *item, nextCh *change) (map[string]any, *Shape, bool) {
+	prev, next := prevIt.row, nextCh.Row
+	if nextCh.Shape != nil && prevIt.shape == nextCh.Shape {
+		return next, nextCh.Shape, false
+	}
 	covers := len(next) >= len(prev)
 	if covers {
 		for f := range prev {
@@ -467,7 +488,7 @@ func mergeRows(prev, next map[string]any) (map[string]any, bool) {
 		}
 	}
 	if covers {
-		return next, false
+		return next, nextCh.Shape, false
 	}
 	row := make(map[string]any, len(prev)+len(next))
 	for f, v := range prev {
@@ -476,7 +497,7 @@ func mergeRows(prev, next map[string]any) (map[string]any, bool) {
 	for f, v := range next {
 		row[f] = v
 	}
-	return row, true
+	return row, nil, true
 }
 
 // planAcc gathers one table's changes in plan.
@@ -486,6 +507,9 @@ type planAcc struct {
 	// cols says, for every field name seen in a row, whether the table
 	// has that column: the rows written carry the columns seen.
 	cols map[string]bool
+	// seen is the shape of the last row see noted: a row of that shape
+	// has no field to note.
+	seen *Shape
 	// keys are the key columns (not for append tables); items the keyed
 	// changes in the order they came, before collapsing.
 	keys   []string
@@ -497,7 +521,11 @@ type planAcc struct {
 
 // see notes the fields of a row: one map lookup per field once the
 // names are known, not a search of the table's columns per field.
-func (a *planAcc) see(row map[string]any) {
+func (a *planAcc) see(row map[string]any, shape *Shape) {
+	if shape != nil && shape == a.seen {
+		return
+	}
+	a.seen = shape
 	for name := range row {
 		if _, ok := a.cols[name]; !ok {
 			a.cols[name] = a.t.Column(name) != nil

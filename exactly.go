@@ -95,7 +95,16 @@ type Change struct {
 	// Decoders may share one slice between records; nobody modifies it.
 	// Nil when the record has no schema.
 	Schema []Field
+	// Shape, when not nil, stands for the set of Row's field names: two
+	// changes with the same non-nil Shape have rows with the same field
+	// names, so the engine compares the pointers instead of the maps.
+	// Whoever changes Row's fields after decoding sets it to nil.
+	Shape *Shape
 }
+
+// Shape is the field names of a decoded row, in the order read; decoders
+// hand out one *Shape per distinct list (see Change.Shape).
+type Shape struct{ Names []string }
 
 // Decimal is an exact decimal number in its canonical text form ("-12.340").
 type Decimal string

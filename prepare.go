@@ -148,7 +148,7 @@ func mapColumns(m *ColumnMapping, key []string, ch *Change) {
 				put(m, row, f, v)
 			}
 		}
-		ch.Row = row
+		ch.Row, ch.Shape = row, nil // the decoder's shape named the fields before mapping
 	}
 	if ch.Key != nil && len(m.Rename) > 0 {
 		k := make(map[string]any, len(ch.Key))

@@ -62,6 +62,8 @@ type envelope struct {
 	after  map[string]any
 	source map[string]any
 	tsMs   any
+	// shape is after's (see exactly.Change.Shape), nil when unknown.
+	shape *exactly.Shape
 	// fields describe the after image and the source block, in schema
 	// order, when the event carries a schema; tsType is ts_ms's type.
 	fields, sourceFields []exactly.Field
@@ -103,12 +105,13 @@ func (c *cdc) change(env *envelope, structKey bool, recordKey func() (map[string
 			}
 			ch.Key = key // nil when unreadable: the after image decides
 		}
-		ch.Op, ch.Row, ch.Schema = exactly.OpUpsert, env.after, env.fields
+		ch.Op, ch.Row, ch.Schema, ch.Shape = exactly.OpUpsert, env.after, env.fields, env.shape
 		if c.Version != "" {
 			if v, ok := c.version(env, env.after); ok {
 				ch.Version = v
 				if _, in := env.after[c.Version]; !in {
 					env.after[c.Version] = v
+					ch.Shape = nil // a field more than the shape named
 					if f, ok := c.versionField(env); ok {
 						ch.Schema = append(env.fields[:len(env.fields):len(env.fields)], f)
 					}

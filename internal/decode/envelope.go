@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/exactly/exactly"
 )
 
 // This file reads Debezium's JSON envelope by hand. The rule is the one
@@ -368,8 +370,12 @@ func (d *Debezium) jsonEnvelope(b []byte, topic string) (*envelope, error) {
 		{"after", m.after, after, keep{all: env.op == "c" || env.op == "r" || env.op == "u"}, &env.after},
 		{"source", m.source, source, sourceField, &env.source},
 	} {
-		if *f.dst, err = image(b, f.at, f.schema, f.keep); err != nil {
+		var shape *exactly.Shape
+		if *f.dst, shape, err = image(b, f.at, f.schema, f.keep, f.dst == &env.after); err != nil {
 			return nil, fmt.Errorf("%s: %w", f.name, err)
+		}
+		if f.dst == &env.after {
+			env.shape = shape
 		}
 	}
 	if m.tsMs.ok() {
@@ -453,7 +459,7 @@ func connectKey(key []byte, cols []string, cache *schemaCache, topic string) (ma
 	if schema != nil {
 		fields = schema.fields
 	}
-	m, err := image(t, w.payload, fields, keep{all: true})
+	m, _, err := image(t, w.payload, fields, keep{all: true}, false)
 	if err != nil {
 		return nil, fmt.Errorf("record key: %w", err)
 	}
@@ -476,21 +482,35 @@ func (k keep) field(name string) bool { return k.all || k.one && name == k.name 
 // by its schema; without one (no schema, or none for this struct) its
 // values stay as JSON gives them. A missing or null struct is nil. Only
 // the fields k names are converted and returned; the others are checked
-// as converting them would, so that they fail the same.
-func image(b []byte, at span, s *structSchema, k keep) (map[string]any, error) {
+// as converting them would, so that they fail the same. With shaped and
+// k.all, the image's shape is returned too (see shapes).
+func image(b []byte, at span, s *structSchema, k keep, shaped bool) (map[string]any, *exactly.Shape, error) {
 	if !at.ok() || b[at.start] == 'n' {
-		return nil, nil
+		return nil, nil, nil
 	}
 	raw := b[at.start:at.end]
 	if raw[0] != '{' {
-		return nil, fmt.Errorf("expected an object, got %s", kindOf(raw))
+		return nil, nil, fmt.Errorf("expected an object, got %s", kindOf(raw))
 	}
 	if s == nil && k.all {
-		return parseObject(raw)
+		return parseRow(raw, shaped)
 	}
 	if s == nil && !k.one {
-		return nil, nil // valid JSON values never fail to convert without a schema
+		return nil, nil, nil // valid JSON values never fail to convert without a schema
 	}
+	var buf [32]member
+	named := shaped && k.all
+	m, names, err := imageBySchema(raw, s, k, named, buf[:0])
+	if err != nil || !named || m == nil {
+		return m, nil, err
+	}
+	return m, shapes.get(names), nil
+}
+
+// imageBySchema is image of the object raw by s (or, without s, of the
+// one field k names); with named, it also appends the names of the
+// members it converted to names, in their order, as parseRow's members.
+func imageBySchema(raw []byte, s *structSchema, k keep, named bool, names []member) (map[string]any, []member, error) {
 	p := objectParser{b: raw}
 	var out map[string]any
 	if k.all {
@@ -501,24 +521,24 @@ func image(b []byte, at span, s *structSchema, k keep) (map[string]any, error) {
 	for !done && err == nil {
 		var key []byte
 		if key, err = p.key(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if s == nil { // the one field, as JSON gives it
 			if string(key) == k.name {
 				v, err := p.value()
 				if err != nil {
-					return nil, err
+					return nil, nil, err
 				}
 				out = map[string]any{k.name: v}
 			} else if err = p.skipValue(2); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			done, err = p.next()
 			continue
 		}
 		f := s.byName[string(key)]
 		if f == nil {
-			return nil, fmt.Errorf("field %q is not in the schema", key)
+			return nil, nil, fmt.Errorf("field %q is not in the schema", key)
 		}
 		start := p.i
 		var cerr error
@@ -529,6 +549,9 @@ func image(b []byte, at span, s *structSchema, k keep) (map[string]any, error) {
 					out = make(map[string]any, 1)
 				}
 				out[f.Field] = v
+				if named {
+					names = append(names, member{key: f.Field})
+				}
 			}
 		} else {
 			cerr = p.check(f)
@@ -542,18 +565,18 @@ func image(b []byte, at span, s *structSchema, k keep) (map[string]any, error) {
 			failed = append(failed, fieldError{f.Field, fmt.Errorf("field %q: %w", f.Field, cerr)})
 			p.i = start
 			if err = p.skipValue(2); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 		done, err = p.next()
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(failed) > 0 {
-		return nil, failed[0].err
+		return nil, nil, failed[0].err
 	}
-	return out, nil
+	return out, names, nil
 }
 
 type fieldError struct {

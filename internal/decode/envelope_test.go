@@ -52,6 +52,14 @@ func difference[T any](got T, gotErr error, want T, wantErr error) string {
 	if gotErr != nil && fault(gotErr) != fault(wantErr) {
 		return fmt.Sprintf("got error %q\nreference error %q", gotErr, wantErr)
 	}
+	if ch, ok := any(&got).(*exactly.Change); ok {
+		// The reference knows no shapes: the shape must name the row's
+		// fields, and is then left out of the comparison.
+		if msg := shapeFault(*ch); msg != "" {
+			return msg
+		}
+		ch.Shape = nil
+	}
 	if !reflect.DeepEqual(got, want) {
 		return fmt.Sprintf("got       %#v\nreference %#v", got, want)
 	}
@@ -571,6 +579,9 @@ func TestSchemaCacheIsSafeForConcurrentUse(t *testing.T) {
 				for i := range records {
 					j := (i*7 + g*131 + round) % len(records)
 					got, err := d.Decode(records[j])
+					if err == nil && shapeFault(got) == "" {
+						got.Shape = nil
+					}
 					if err != nil || !reflect.DeepEqual(got, want[j]) {
 						t.Errorf("record %d: got %#v, %v; want %#v", j, got, err, want[j])
 						return

@@ -36,13 +36,20 @@ type objectParser struct {
 // Like encoding/json's Decoder followed by More, it ignores whatever
 // follows the object after white space and a '}' or ']'.
 func parseObject(b []byte) (map[string]any, error) {
+	m, _, err := parseRow(b, false)
+	return m, err
+}
+
+// parseRow is parseObject that also returns the object's shape (see
+// shapes) when shaped is set.
+func parseRow(b []byte, shaped bool) (map[string]any, *exactly.Shape, error) {
 	p := objectParser{b: b}
 	p.space()
 	if p.i == len(b) {
-		return nil, errEOF
+		return nil, nil, errEOF
 	}
 	if b[p.i] != '{' {
-		return nil, p.notObject()
+		return nil, nil, p.notObject()
 	}
 	p.i++
 	// The members are collected first so that the map is made at its
@@ -55,18 +62,22 @@ func parseObject(b []byte) (map[string]any, error) {
 	} else {
 		var err error
 		if members, err = p.members(members); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	p.space()
 	if p.i < len(b) && b[p.i] != '}' && b[p.i] != ']' {
-		return nil, errors.New("trailing data after the JSON value")
+		return nil, nil, errors.New("trailing data after the JSON value")
 	}
 	m := make(map[string]any, len(members))
 	for _, kv := range members {
 		m[kv.key] = kv.value // a repeated key keeps its last value, as in encoding/json
 	}
-	return m, nil
+	var shape *exactly.Shape
+	if shaped {
+		shape = shapes.get(members)
+	}
+	return m, shape, nil
 }
 
 type member struct {

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/exactly/exactly"
 )
 
 // objectViaEncodingJSON is Object as it was before parseObject: the
@@ -105,6 +107,10 @@ func FuzzObjectMatchesEncodingJSON(f *testing.F) {
 		}
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("%q:\n got %#v\nwant %#v", b, got, want)
+		}
+		row, shape, _ := parseRow(b, true)
+		if msg := shapeFault(exactly.Change{Row: row, Shape: shape}); msg != "" {
+			t.Fatalf("%q: %s (shape %v)", b, msg, shape)
 		}
 	})
 }

@@ -90,12 +90,12 @@ func (d *JSON) decode(r *exactly.Record) (exactly.Change, error) {
 		}
 		return ch, nil
 	}
-	row, err := Object(r.Value)
+	row, shape, err := parseRow(r.Value, true)
 	if err != nil {
-		return ch, fmt.Errorf("value: %w", err)
+		return ch, fmt.Errorf("value: %w", fmt.Errorf("not a JSON object: %v", err)) // as Object words it
 	}
 	ch.Op = exactly.OpUpsert
-	ch.Row = row
+	ch.Row, ch.Shape = row, shape
 	if d.Version != "" {
 		ch.Version = row[d.Version]
 	}
