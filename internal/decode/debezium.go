@@ -25,6 +25,8 @@ type Debezium struct {
 	cdc
 	// values and keys keep the schemas of record values and keys.
 	values, keys schemaCache
+	// shape is the last after image's (see shapes).
+	shape lastShape
 }
 
 var _ exactly.Decoder = (*Debezium)(nil)

@@ -371,7 +371,7 @@ func (d *Debezium) jsonEnvelope(b []byte, topic string) (*envelope, error) {
 		{"source", m.source, source, sourceField, &env.source},
 	} {
 		var shape *exactly.Shape
-		if *f.dst, shape, err = image(b, f.at, f.schema, f.keep, f.dst == &env.after); err != nil {
+		if *f.dst, shape, err = image(b, f.at, f.schema, f.keep, f.dst == &env.after, &d.shape); err != nil {
 			return nil, fmt.Errorf("%s: %w", f.name, err)
 		}
 		if f.dst == &env.after {
@@ -459,7 +459,7 @@ func connectKey(key []byte, cols []string, cache *schemaCache, topic string) (ma
 	if schema != nil {
 		fields = schema.fields
 	}
-	m, _, err := image(t, w.payload, fields, keep{all: true}, false)
+	m, _, err := image(t, w.payload, fields, keep{all: true}, false, nil)
 	if err != nil {
 		return nil, fmt.Errorf("record key: %w", err)
 	}
@@ -483,8 +483,8 @@ func (k keep) field(name string) bool { return k.all || k.one && name == k.name 
 // values stay as JSON gives them. A missing or null struct is nil. Only
 // the fields k names are converted and returned; the others are checked
 // as converting them would, so that they fail the same. With shaped and
-// k.all, the image's shape is returned too (see shapes).
-func image(b []byte, at span, s *structSchema, k keep, shaped bool) (map[string]any, *exactly.Shape, error) {
+// k.all, the image's shape is returned too (see shapes), last tried first.
+func image(b []byte, at span, s *structSchema, k keep, shaped bool, last *lastShape) (map[string]any, *exactly.Shape, error) {
 	if !at.ok() || b[at.start] == 'n' {
 		return nil, nil, nil
 	}
@@ -493,7 +493,7 @@ func image(b []byte, at span, s *structSchema, k keep, shaped bool) (map[string]
 		return nil, nil, fmt.Errorf("expected an object, got %s", kindOf(raw))
 	}
 	if s == nil && k.all {
-		return parseRow(raw, shaped)
+		return parseRow(raw, shaped, last)
 	}
 	if s == nil && !k.one {
 		return nil, nil, nil // valid JSON values never fail to convert without a schema
@@ -504,7 +504,7 @@ func image(b []byte, at span, s *structSchema, k keep, shaped bool) (map[string]
 	if err != nil || !named || m == nil {
 		return m, nil, err
 	}
-	return m, shapes.get(names), nil
+	return m, shapes.get(names, last), nil
 }
 
 // imageBySchema is image of the object raw by s (or, without s, of the

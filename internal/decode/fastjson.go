@@ -36,13 +36,13 @@ type objectParser struct {
 // Like encoding/json's Decoder followed by More, it ignores whatever
 // follows the object after white space and a '}' or ']'.
 func parseObject(b []byte) (map[string]any, error) {
-	m, _, err := parseRow(b, false)
+	m, _, err := parseRow(b, false, nil)
 	return m, err
 }
 
 // parseRow is parseObject that also returns the object's shape (see
-// shapes) when shaped is set.
-func parseRow(b []byte, shaped bool) (map[string]any, *exactly.Shape, error) {
+// shapes) when shaped is set, trying last first.
+func parseRow(b []byte, shaped bool, last *lastShape) (map[string]any, *exactly.Shape, error) {
 	p := objectParser{b: b}
 	p.space()
 	if p.i == len(b) {
@@ -75,7 +75,7 @@ func parseRow(b []byte, shaped bool) (map[string]any, *exactly.Shape, error) {
 	}
 	var shape *exactly.Shape
 	if shaped {
-		shape = shapes.get(members)
+		shape = shapes.get(members, last)
 	}
 	return m, shape, nil
 }

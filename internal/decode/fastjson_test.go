@@ -108,7 +108,7 @@ func FuzzObjectMatchesEncodingJSON(f *testing.F) {
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("%q:\n got %#v\nwant %#v", b, got, want)
 		}
-		row, shape, _ := parseRow(b, true)
+		row, shape, _ := parseRow(b, true, nil)
 		if msg := shapeFault(exactly.Change{Row: row, Shape: shape}); msg != "" {
 			t.Fatalf("%q: %s (shape %v)", b, msg, shape)
 		}

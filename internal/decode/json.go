@@ -53,6 +53,7 @@ type JSON struct {
 	Key     []string
 	KeyFrom string
 	Version string
+	shape   lastShape
 }
 
 var _ exactly.Decoder = (*JSON)(nil)
@@ -90,7 +91,7 @@ func (d *JSON) decode(r *exactly.Record) (exactly.Change, error) {
 		}
 		return ch, nil
 	}
-	row, shape, err := parseRow(r.Value, true)
+	row, shape, err := parseRow(r.Value, true, &d.shape)
 	if err != nil {
 		return ch, fmt.Errorf("value: %w", fmt.Errorf("not a JSON object: %v", err)) // as Object words it
 	}

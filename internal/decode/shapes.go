@@ -34,9 +34,29 @@ type shapeTable struct {
 
 func newShapeTable() *shapeTable { return &shapeTable{seed: maphash.MakeSeed()} }
 
+// lastShape is a decoder's last shape: its next record most likely has
+// the same, found by comparing names (interned: pointers) instead of
+// hashing them and looking them up.
+type lastShape struct{ p atomic.Pointer[exactly.Shape] }
+
 // get returns the shape of the names members carry, in their order; nil
-// when the table is full or the list too long.
-func (t *shapeTable) get(members []member) *exactly.Shape {
+// when the table is full or the list too long. last, if not nil, is
+// tried first and then holds the shape returned.
+func (t *shapeTable) get(members []member, last *lastShape) *exactly.Shape {
+	if last != nil {
+		if s := last.p.Load(); s != nil && sameNames(s.Names, members) {
+			return s
+		}
+	}
+	s := t.find(members)
+	if last != nil && s != nil {
+		last.p.Store(s)
+	}
+	return s
+}
+
+// find returns the table's shape of members, adding it if need be.
+func (t *shapeTable) find(members []member) *exactly.Shape {
 	if len(members) > maxShapeLen {
 		return nil
 	}

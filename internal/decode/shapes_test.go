@@ -81,7 +81,7 @@ func TestShapesAreBounded(t *testing.T) {
 	for g := range 4 {
 		wg.Go(func() {
 			for i := range maxShapes + 10 {
-				got[g] = append(got[g], tab.get([]member{{key: fmt.Sprint("bounded_", i)}, {key: "g"}}))
+				got[g] = append(got[g], tab.get([]member{{key: fmt.Sprint("bounded_", i)}, {key: "g"}}, nil))
 			}
 		})
 	}
@@ -100,10 +100,10 @@ func TestShapesAreBounded(t *testing.T) {
 			t.Fatalf("list %d: shape %q", i, s.Names)
 		}
 	}
-	if s := tab.get([]member{{key: "another_name_never_seen"}}); s != nil {
+	if s := tab.get([]member{{key: "another_name_never_seen"}}, nil); s != nil {
 		t.Errorf("a full table gave a new shape %v", s.Names)
 	}
-	if s := tab.get(make([]member, maxShapeLen+1)); s != nil {
+	if s := tab.get(make([]member, maxShapeLen+1), nil); s != nil {
 		t.Errorf("a list of %d names has shape %v", maxShapeLen+1, s)
 	}
 }
