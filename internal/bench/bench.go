@@ -204,7 +204,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	defer db.Close()
 	tables := make([]string, o.Topics)
 	for i := range tables {
-		tables[i] = fmt.Sprintf("exactlybench_t%03d", i)
+		// Named by the run, as the topics and the pipeline are: two benches
+		// against one database must not drop each other's tables.
+		tables[i] = fmt.Sprintf("exactlybench_%s_t%03d", run, i)
 	}
 	if err := createTables(ctx, db, o.Dialect.Name(), tables); err != nil {
 		return nil, err
@@ -273,12 +275,12 @@ batch:
   max_records: %d
 tables:
   - topics: '^bench\.%s\.%s(\d+)$'
-    table: 'exactlybench_t$1'
+    table: 'exactlybench_%s_t$1'
     format: %s
     mode: %s
     key: [id]
 `, pipeline, strings.Join(brokers, ", "), pipeline, o.Dialect.Name(), strings.ReplaceAll(o.DSN, "'", "''"),
-		o.MaxConns, o.Interval, o.MaxRecords, run, phase, o.Format, mode)
+		o.MaxConns, o.Interval, o.MaxRecords, run, phase, run, o.Format, mode)
 	if o.SynchronousCommit != "" {
 		y = strings.Replace(y, "  max_conns:", "  synchronous_commit: "+o.SynchronousCommit+"\n  max_conns:", 1)
 	}

@@ -87,3 +87,57 @@ func TestBenchRoundsReportTheMedian(t *testing.T) {
 		t.Errorf("%d ledger rows left behind (%v)", left, err)
 	}
 }
+
+// TestBenchLeavesAnotherRunsTablesAlone: a bench's tables are named by its
+// run, so a second bench against the same database neither drops nor
+// truncates the first's (one run's cleanup made the other fail with
+// "table exactlybench_t000 does not exist").
+func TestBenchLeavesAnotherRunsTablesAlone(t *testing.T) {
+	dsn := filepath.Join(t.TempDir(), "b.db")
+	opts := bench.Options{Dialect: &sqlite.Dialect{}, DSN: dsn, Topics: 2, Partitions: 1, Records: 200, RecordBytes: 100,
+		Interval: 100 * time.Millisecond, MaxRecords: 1000, MaxConns: 1}
+	kept := opts
+	kept.Keep = true
+	if _, err := bench.Run(context.Background(), kept); err != nil {
+		t.Fatal(err)
+	}
+	db, err := (&sqlite.Dialect{}).Open(context.Background(), exactly.SinkConfig{Driver: "sqlite", DSN: dsn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows := func() (tables, records int) {
+		t.Helper()
+		rs, err := db.Query("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'exactlybench%'")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for rs.Next() {
+			var n string
+			if err := rs.Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			names = append(names, n)
+		}
+		rs.Close()
+		for _, n := range names {
+			var c int
+			if err := db.QueryRow("SELECT count(*) FROM " + n).Scan(&c); err != nil {
+				t.Fatal(err)
+			}
+			records += c
+		}
+		return len(names), records
+	}
+	tables, records := rows()
+	if tables != 2 || records != 200 {
+		t.Fatalf("the kept run left %d tables with %d rows; want 2 with 200", tables, records)
+	}
+	if _, err := bench.Run(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	if tables, records := rows(); tables != 2 || records != 200 {
+		t.Errorf("after a second run: %d tables with %d rows; want the first run's 2 with 200", tables, records)
+	}
+}
