@@ -191,6 +191,11 @@ type SinkConfig struct {
 	// The status server's pool sets it; the sink's never does. Not
 	// configured.
 	StatementTimeout time.Duration `yaml:"-"`
+	// ReadOnly is set by the commands that only look (status, verify,
+	// plan, the dry runs): the dialect opens the database without any
+	// setting that writes (SQLite's journal_mode=WAL rewrites the header
+	// of a file in rollback-journal mode). Not configured.
+	ReadOnly bool `yaml:"-"`
 }
 
 // BatchConfig sets the micro-batch triggers.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -164,5 +165,62 @@ func TestDryRunsLeaveAnOldLedgerAsItIs(t *testing.T) {
 	var n int
 	if err := db.QueryRow("SELECT COUNT(*) FROM exactly_batches").Scan(&n); err != nil || n != 0 {
 		t.Errorf("a dry run wrote %d ledger rows (%v)", n, err)
+	}
+}
+
+// TestLookingLeavesASQLiteFileAsItIs: verify, status and the dry runs
+// against a SQLite ledger whose file is in rollback-journal mode (set by
+// an operator, or a copy made by a tool that writes one) leave its bytes
+// as they were and no -wal or -shm file beside it. Before, opening the
+// file set journal_mode=WAL, which rewrites the file's header: a command
+// that changes nothing changed the file (and left its -wal and -shm).
+func TestLookingLeavesASQLiteFileAsItIs(t *testing.T) {
+	dir := t.TempDir()
+	dsn := filepath.Join(dir, "ledger.db")
+	d, err := dialectFor("sqlite")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := d.Open(context.Background(), exactly.SinkConfig{Driver: "sqlite", DSN: dsn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range d.LedgerDDL() {
+		if _, err := db.Exec(stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.Exec(`INSERT INTO exactly_offsets (pipeline, topic, "partition", next_offset, writer, updated_at) VALUES ('dry', 't.items', 0, 0, 'w', ?)`,
+		time.Now().UTC()); err != nil {
+		t.Fatal(err)
+	}
+	var mode string
+	if err := db.QueryRow("PRAGMA journal_mode=DELETE").Scan(&mode); err != nil || mode != "delete" {
+		t.Fatalf("journal_mode=DELETE: %q %v", mode, err)
+	}
+	db.Close()
+	before, err := os.ReadFile(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := dryRunConfig(t, "sqlite", dsn)
+	looks := append([][]string{{"verify", "--all"}, {"status"}}, dryRuns...)
+	for _, args := range looks {
+		// The answer does not matter here (replay finds its range empty),
+		// the file does: each opened it.
+		code, out := cli(t, append([]string{args[0], "-c", file}, args[1:]...)...)
+		if strings.Contains(out, "SQLite file") || strings.Contains(out, "no ledger tables") {
+			t.Errorf("%s: exit %d, it did not open the ledger\n%s", strings.Join(args, " "), code, out)
+		}
+		after, err := os.ReadFile(dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(before, after) {
+			t.Fatalf("%s changed the SQLite file (header bytes 18-19: %v, were %v)", strings.Join(args, " "), after[18:20], before[18:20])
+		}
+		if left, _ := filepath.Glob(dsn + "-*"); len(left) > 0 {
+			t.Fatalf("%s left %v", strings.Join(args, " "), left)
+		}
 	}
 }

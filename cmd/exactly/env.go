@@ -136,7 +136,9 @@ func (e *env) openDry(ctx context.Context) error {
 	if err := e.existingFile("a dry run never creates one"); err != nil {
 		return err
 	}
-	s, err := exactly.OpenSink(ctx, e.cfg, e.d, decode.For(e.cfg), e.log)
+	cfg := *e.cfg
+	cfg.Sink.ReadOnly = true // no setting that writes (SQLite's journal mode)
+	s, err := exactly.OpenSink(ctx, &cfg, e.d, decode.For(&cfg), e.log)
 	if err != nil {
 		return e.named(err)
 	}
@@ -158,15 +160,16 @@ func (e *env) openDry(ctx context.Context) error {
 // command looks at an empty in-memory database instead, which is what the
 // pipeline will find.
 func (e *env) looking() *exactly.Config {
+	c := *e.cfg
+	c.Sink.ReadOnly = true // no setting that writes (SQLite's journal mode)
 	path, ok := sqliteFile(e.cfg)
 	if !ok {
-		return e.cfg
+		return &c
 	}
 	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
-		return e.cfg
+		return &c
 	}
 	fmt.Fprintf(e.g.stdout, "(the SQLite file %s does not exist yet: looking at an empty database)\n", path)
-	c := *e.cfg
 	c.Sink.DSN = "file:exactly-look-" + fmt.Sprint(time.Now().UnixNano()) + "?mode=memory&cache=shared"
 	return &c
 }

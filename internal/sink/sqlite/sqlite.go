@@ -27,9 +27,15 @@ var _ exactly.Dialect = (*Dialect)(nil)
 func (*Dialect) Name() string { return "sqlite" }
 
 // Open opens the database file with WAL, a busy timeout and immediate
-// write transactions. The DSN is a file path or a file: URI.
+// write transactions. The DSN is a file path or a file: URI. With
+// cfg.ReadOnly the journal mode and synchronous are left as the file has
+// them: setting WAL writes the header of a file in rollback-journal mode.
 func (*Dialect) Open(ctx context.Context, cfg exactly.SinkConfig) (*sql.DB, error) {
-	db, err := sql.Open("sqlite", DSN(cfg.DSN))
+	dsn := DSN(cfg.DSN)
+	if cfg.ReadOnly {
+		dsn = lookDSN(cfg.DSN)
+	}
+	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, err
 	}
@@ -48,6 +54,17 @@ func DSN(path string) string {
 		sep = "&"
 	}
 	return path + sep + "_pragma=busy_timeout(30000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate&_time_format=sqlite"
+}
+
+// lookDSN is DSN for a database only read: a busy timeout, no setting
+// that writes.
+func lookDSN(path string) string {
+	path = strings.TrimPrefix(path, "sqlite://")
+	sep := "?"
+	if strings.Contains(path, "?") {
+		sep = "&"
+	}
+	return path + sep + "_pragma=busy_timeout(30000)&_txlock=immediate&_time_format=sqlite"
 }
 
 // SingleWriter implements exactly.SingleWriter: one write transaction
