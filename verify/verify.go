@@ -214,7 +214,10 @@ func Run(ctx context.Context, l *exactly.Ledger, log Log, opt Options) (*Report,
 			p.next, p.hasNext = n, true
 		}
 		p.reseeds = reseeds[tp]
-		if id, was := ids[tp.Topic], seededIn[tp]; id != "" && was != "" && id != was {
+		// A partition the new topic does not have is not reported: the
+		// reseed the finding names cannot run there (its ranges are noted
+		// as of a partition that no longer exists).
+		if id, was := ids[tp.Topic], seededIn[tp]; id != "" && was != "" && id != was && known {
 			p.recreated(was, id)
 		}
 		if err := p.verify(ctx); err != nil {
@@ -280,10 +283,7 @@ func topicIDs(ctx context.Context, log Log, tps []exactly.TP, seededIn map[exact
 // a count or hash mismatch per range re-read from another topic.
 func (p *partition) recreated(was, now string) {
 	p.newTopic = now
-	kafka := fmt.Sprintf("topic id %s", now)
-	if p.known {
-		kafka += fmt.Sprintf(", log %d..%d", p.bounds.Start, p.bounds.End)
-	}
+	kafka := fmt.Sprintf("topic id %s, log %d..%d", now, p.bounds.Start, p.bounds.End)
 	p.add(Finding{Kind: TopicRecreated, From: p.next, To: p.next,
 		Ledger: fmt.Sprintf("next_offset %d, seeded in topic id %s", p.next, was), Kafka: kafka,
 		Detail: fmt.Sprintf("the topic was deleted and created again since the offsets row was seeded (topic id %s then, %s now): next_offset %d counts records of the old topic and the ledger's ranges cannot be re-read from the new one, which does not mean the ledger was altered; %s",
