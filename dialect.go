@@ -3,6 +3,7 @@ package exactly
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -81,6 +82,21 @@ type Dialect interface {
 	// outside any transaction, for its backup and scratch tables.
 	CreateTableLike(name, source string) string
 }
+
+// ManyDescriber is an optional Dialect capability: it describes many
+// tables in one catalog query, so a flight's first commit after a start
+// asks the catalog once for its hundreds of tables, not once per table
+// (800 round trips cost seconds on Azure SQL at every restart).
+type ManyDescriber interface {
+	// DescribeMany returns the description of each of tables (at most
+	// DescribeManyLimit distinct names) that exists, keyed by its name as
+	// given, each as Describe would return it; a table that does not
+	// exist is absent.
+	DescribeMany(ctx context.Context, q Querier, tables []string) (map[string]*Table, error)
+}
+
+// DescribeManyLimit is the most names Sink passes to one DescribeMany.
+const DescribeManyLimit = 500
 
 // ColumnNamer is an optional Dialect capability: the database's own
 // limits on a column name (PostgreSQL: 63 bytes, MySQL: 64 characters,
@@ -331,34 +347,64 @@ func KeyByPosition(pos map[int64]string) []string {
 // it) and its collation (NULL or empty for none). Nil when the table has no
 // columns: it does not exist.
 func DescribeColumns(ctx context.Context, q Querier, table, query string, args ...any) (*Table, error) {
+	out, err := describeRows(ctx, q, []string{table}, false, query, args...)
+	return out[table], err
+}
+
+// DescribeManyColumns runs a dialect's catalog query for DescribeMany,
+// whose rows are the index (0-based) in tables of the table they describe,
+// then DescribeColumns's columns; one table's rows in column order. A
+// table with no rows is absent from the result: it does not exist.
+func DescribeManyColumns(ctx context.Context, q Querier, tables []string, query string, args ...any) (map[string]*Table, error) {
+	return describeRows(ctx, q, tables, true, query, args...)
+}
+
+// describeRows reads DescribeColumns's rows, each led by its table's
+// index in tables when indexed (else all of tables[0]).
+func describeRows(ctx context.Context, q Querier, tables []string, indexed bool, query string, args ...any) (map[string]*Table, error) {
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	t := &Table{Name: table}
-	keyPos := map[int64]string{}
+	byIndex := map[int64]*Table{}
+	keyPos := map[int64]map[int64]string{}
 	for rows.Next() {
+		var i int64
 		var c Column
 		var pos sql.NullInt64
 		var coll sql.NullString
-		if err := rows.Scan(&c.Name, &c.Type, &c.Nullable, &pos, &coll); err != nil {
+		dest := []any{&c.Name, &c.Type, &c.Nullable, &pos, &coll}
+		if indexed {
+			dest = append([]any{&i}, dest...)
+		}
+		if err := rows.Scan(dest...); err != nil {
 			return nil, err
+		}
+		if i < 0 || i >= int64(len(tables)) {
+			return nil, fmt.Errorf("describing tables: the catalog query gave table index %d of %d", i, len(tables))
+		}
+		t := byIndex[i]
+		if t == nil {
+			t = &Table{Name: tables[i]}
+			byIndex[i] = t
+			keyPos[i] = map[int64]string{}
 		}
 		c.Collation = coll.String
 		t.Columns = append(t.Columns, c)
 		if pos.Valid {
-			keyPos[pos.Int64] = c.Name
+			keyPos[i][pos.Int64] = c.Name
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	if len(t.Columns) == 0 {
-		return nil, nil
+	out := make(map[string]*Table, len(byIndex))
+	for i, t := range byIndex {
+		t.Key = KeyByPosition(keyPos[i])
+		out[t.Name] = t
 	}
-	t.Key = KeyByPosition(keyPos)
-	return t, nil
+	return out, nil
 }
 
 // TableWrite is one table's share of a transaction, already collapsed to

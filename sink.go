@@ -25,7 +25,12 @@ type Sink struct {
 	decode func(*TableRule) (Decoder, error)
 	mu     sync.Mutex
 	tables map[string]*Table // the one cache of table descriptions (see describe)
-	decs   map[*TableRule]Decoder
+	// forgets counts Forget calls, and forgotAt holds, per table, the
+	// count at its last Forget: a description read before then is not
+	// cached (see remember). Guarded by mu.
+	forgets  uint64
+	forgotAt map[string]uint64
+	decs     map[*TableRule]Decoder
 	// refusedSince holds, per table, when a flight writing it was first
 	// held for its refused rows (see holdRefused).
 	refusedSince map[string]time.Time
@@ -70,7 +75,7 @@ func OpenSink(ctx context.Context, cfg *Config, d Dialect, newDecoder func(*Tabl
 	host, _ := os.Hostname()
 	s := &Sink{cfg: cfg, d: d, db: db, log: log, decode: newDecoder,
 		writer: fmt.Sprintf("%s:%d", host, os.Getpid()),
-		tables: map[string]*Table{}, decs: map[*TableRule]Decoder{}, refusedSince: map[string]time.Time{}}
+		tables: map[string]*Table{}, forgotAt: map[string]uint64{}, decs: map[*TableRule]Decoder{}, refusedSince: map[string]time.Time{}}
 	if nb, ok := d.(NullBytes); ok {
 		s.nullBytes = nb.NullBytes()
 	}

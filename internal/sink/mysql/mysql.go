@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net"
 	"net/url"
@@ -255,13 +256,70 @@ func (d *Dialect) Describe(ctx context.Context, q exactly.Querier, table string)
 		schema, name = table[:i], table[i+1:]
 	}
 	return exactly.DescribeColumns(ctx, q, table, `
-		SELECT c.COLUMN_NAME, c.COLUMN_TYPE, c.IS_NULLABLE = 'YES', s.SEQ_IN_INDEX, c.COLLATION_NAME
+		SELECT `+describeColumns+describeFrom+`
+		WHERE c.TABLE_SCHEMA = COALESCE(?, DATABASE()) AND c.TABLE_NAME = ? AND c.COLUMN_NAME <> ''
+		ORDER BY c.ORDINAL_POSITION`, schema, name)
+}
+
+// describeColumns and describeFrom are what Describe and DescribeMany
+// read of a column.
+const (
+	describeColumns = `c.COLUMN_NAME, c.COLUMN_TYPE, c.IS_NULLABLE = 'YES', s.SEQ_IN_INDEX, c.COLLATION_NAME`
+	describeFrom    = `
 		FROM information_schema.COLUMNS c
 		LEFT JOIN information_schema.STATISTICS s
 		  ON s.TABLE_SCHEMA = c.TABLE_SCHEMA AND s.TABLE_NAME = c.TABLE_NAME
-		 AND s.COLUMN_NAME = c.COLUMN_NAME AND s.INDEX_NAME = 'PRIMARY'
-		WHERE c.TABLE_SCHEMA = COALESCE(?, DATABASE()) AND c.TABLE_NAME = ? AND c.COLUMN_NAME <> ''
-		ORDER BY c.ORDINAL_POSITION`, schema, name)
+		 AND s.COLUMN_NAME = c.COLUMN_NAME AND s.INDEX_NAME = 'PRIMARY'`
+)
+
+// DescribeMany implements exactly.ManyDescriber: Describe's query over
+// one database's names at a time (one query for the usual undotted
+// names). The names are compared by the catalog column's collation, as
+// Describe's are: IN picks the rows, FIELD (the first name equal to the
+// row's) the table they describe.
+func (d *Dialect) DescribeMany(ctx context.Context, q exactly.Querier, tables []string) (map[string]*exactly.Table, error) {
+	type group struct {
+		schema any
+		tables []string // as given
+		names  []string // their last part
+	}
+	var groups []*group
+	bySchema := map[string]*group{}
+	for _, table := range tables {
+		var schema any
+		key, name := "", table
+		if i := strings.LastIndexByte(table, '.'); i >= 0 {
+			schema, name, key = table[:i], table[i+1:], "."+table[:i]
+		}
+		g := bySchema[key]
+		if g == nil {
+			g = &group{schema: schema}
+			bySchema[key] = g
+			groups = append(groups, g)
+		}
+		g.tables = append(g.tables, table)
+		g.names = append(g.names, name)
+	}
+	out := map[string]*exactly.Table{}
+	for _, g := range groups {
+		// FIELD's names, the database, IN's names.
+		args := make([]any, 0, 2*len(g.names)+1)
+		for _, n := range g.names {
+			args = append(args, n)
+		}
+		args = append(args, g.schema)
+		args = append(args, args[:len(g.names)]...)
+		got, err := exactly.DescribeManyColumns(ctx, q, g.tables, `
+			SELECT FIELD(c.TABLE_NAME, `+marks(len(g.names))+`) - 1, `+describeColumns+describeFrom+`
+			WHERE c.TABLE_SCHEMA = COALESCE(?, DATABASE()) AND c.TABLE_NAME IN (`+marks(len(g.names))+`)
+			  AND c.COLUMN_NAME <> ''
+			ORDER BY 1, c.ORDINAL_POSITION`, args...)
+		if err != nil {
+			return nil, err
+		}
+		maps.Copy(out, got)
+	}
+	return out, nil
 }
 
 // Savepoint implements exactly.Dialect.

@@ -136,19 +136,42 @@ func (d *Dialect) list(cols []string, prefix string) string {
 
 // Describe implements exactly.Dialect.
 func (d *Dialect) Describe(ctx context.Context, q exactly.Querier, table string) (*exactly.Table, error) {
-	// int2vector subscripts start at 0: array_position counts from 0.
 	return exactly.DescribeColumns(ctx, q, table, `
-		SELECT a.attname, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull,
+		SELECT `+describeColumns+`
+		FROM pg_attribute a `+describeJoins+`
+		WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
+		ORDER BY a.attnum`, d.Quote(table))
+}
+
+// describeColumns and describeJoins are what Describe and DescribeMany
+// read of a column. int2vector subscripts start at 0: array_position
+// counts from 0.
+const (
+	describeColumns = `a.attname, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull,
 		       array_position(i.indkey::int2[], a.attnum),
 		       CASE WHEN a.attcollation <> ty.typcollation
-		            THEN quote_ident(cn.nspname) || '.' || quote_ident(co.collname) END
-		FROM pg_attribute a
+		            THEN quote_ident(cn.nspname) || '.' || quote_ident(co.collname) END`
+	describeJoins = `
 		JOIN pg_type ty ON ty.oid = a.atttypid
 		LEFT JOIN pg_collation co ON co.oid = a.attcollation
 		LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace
-		LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary
-		WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
-		ORDER BY a.attnum`, d.Quote(table))
+		LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary`
+)
+
+// DescribeMany implements exactly.ManyDescriber: Describe's query over
+// the names, as one array, each resolved by to_regclass as Describe
+// resolves it.
+func (d *Dialect) DescribeMany(ctx context.Context, q exactly.Querier, tables []string) (map[string]*exactly.Table, error) {
+	quoted := make([]string, len(tables))
+	for i, t := range tables {
+		quoted[i] = d.Quote(t)
+	}
+	return exactly.DescribeManyColumns(ctx, q, tables, `
+		SELECT n.i - 1, `+describeColumns+`
+		FROM unnest($1::text[]) WITH ORDINALITY AS n(name, i)
+		JOIN pg_attribute a ON a.attrelid = to_regclass(n.name) `+describeJoins+`
+		WHERE a.attnum > 0 AND NOT a.attisdropped
+		ORDER BY n.i, a.attnum`, quoted)
 }
 
 // copyThreshold is the size of a table's write from which staging with

@@ -267,7 +267,13 @@ func marks(n int) string { return strings.TrimSuffix(strings.Repeat("?, ", n), "
 // Babelfish's sys.columns gives it lowercased (MixedCase as mixedcase,
 // and the column was never written); on SQL Server both are the name as
 // created.
-const describeSQL = `SELECT COALESCE(isc.COLUMN_NAME, c.name),
+const describeSQL = `SELECT ` + describeColumns + `
+WHERE c.object_id = OBJECT_ID(@p1)
+ORDER BY c.column_id`
+
+// describeColumns is what Describe and DescribeMany read of a column, up
+// to their WHERE.
+const describeColumns = `COALESCE(isc.COLUMN_NAME, c.name),
   CASE WHEN ty.name IN ('varchar', 'char', 'varbinary', 'binary')
          THEN ty.name + '(' + CASE WHEN c.max_length = -1 THEN 'max' ELSE CAST(c.max_length AS varchar(10)) END + ')'
        WHEN ty.name IN ('nvarchar', 'nchar')
@@ -286,13 +292,30 @@ JOIN sys.types ty ON ty.user_type_id = c.user_type_id
 LEFT JOIN sys.indexes i ON i.object_id = c.object_id AND i.is_primary_key = 1
 LEFT JOIN sys.index_columns ic ON ic.object_id = i.object_id AND ic.index_id = i.index_id AND ic.column_id = c.column_id
 LEFT JOIN INFORMATION_SCHEMA.COLUMNS isc ON isc.TABLE_SCHEMA = OBJECT_SCHEMA_NAME(c.object_id)
-  AND isc.TABLE_NAME = OBJECT_NAME(c.object_id) AND isc.COLUMN_NAME = c.name
-WHERE c.object_id = OBJECT_ID(@p1)
-ORDER BY c.column_id`
+  AND isc.TABLE_NAME = OBJECT_NAME(c.object_id) AND isc.COLUMN_NAME = c.name`
 
 // Describe implements exactly.Dialect. A dotted name is schema.table.
 func (d *Dialect) Describe(ctx context.Context, q exactly.Querier, table string) (*exactly.Table, error) {
 	return exactly.DescribeColumns(ctx, q, table, describeSQL, d.Quote(table))
+}
+
+// DescribeMany implements exactly.ManyDescriber: Describe's query over
+// the names, one parameter each in a VALUES list (at most 500 of SQL
+// Server's 2,100 parameters), each resolved by OBJECT_ID as Describe
+// resolves it.
+func (d *Dialect) DescribeMany(ctx context.Context, q exactly.Querier, tables []string) (map[string]*exactly.Table, error) {
+	var sb strings.Builder
+	args := make([]any, len(tables))
+	for i, t := range tables {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		fmt.Fprintf(&sb, "(%d, @p%d)", i, i+1)
+		args[i] = d.Quote(t)
+	}
+	return exactly.DescribeManyColumns(ctx, q, tables, `SELECT n.i, `+describeColumns+`
+JOIN (VALUES `+sb.String()+`) AS n(i, name) ON c.object_id = OBJECT_ID(n.name)
+ORDER BY n.i, c.column_id`, args...)
 }
 
 // Savepoint implements exactly.Dialect. With XACT_ABORT ON every error
