@@ -668,19 +668,23 @@ func (s *Sink) describeFlight(ctx context.Context, batches []*PartitionBatch) {
 		return
 	}
 	var names []string
-	seen := map[string]bool{}
+	var seen map[string]bool // the uncached names
 	s.mu.Lock()
 	gen := s.forgets
 	for _, b := range batches {
 		last := ""
 		for i := range b.changes {
 			n := b.changes[i].table
-			if n != last && !seen[n] {
-				last = n
-				seen[n] = true
-				if s.tables[n] == nil {
-					names = append(names, n)
+			if n == last {
+				continue // a batch is one partition, its changes one table
+			}
+			last = n
+			if s.tables[n] == nil && !seen[n] {
+				if seen == nil {
+					seen = map[string]bool{}
 				}
+				seen[n] = true
+				names = append(names, n)
 			}
 		}
 	}
