@@ -21,6 +21,8 @@ type Log interface {
 	// Read delivers the committed records with from <= offset < to in
 	// offset order.
 	Read(ctx context.Context, tp exactly.TP, from, to int64, fn func(*exactly.Record) error) error
+	// TopicIDs returns the ids of the topics that have one.
+	TopicIDs(ctx context.Context, topics []string) (map[string]string, error)
 }
 
 // Range is one partition's range to replay: [From, To), Next its
@@ -28,6 +30,8 @@ type Log interface {
 type Range struct {
 	TP             exactly.TP
 	From, To, Next int64
+	// TopicID is the topic's id exactly_offsets recorded; "" unknown.
+	TopicID string
 }
 
 // EmptyError says the requested range holds no committed offset: in the
@@ -84,11 +88,17 @@ func Partitions(ranges []Range) []exactly.TP {
 }
 
 // CheckLog refuses a range part of which Kafka no longer holds (retention)
-// or whose partition does not exist, and warns of each range that ends
-// before next_offset on a table without a version column: keys changed
-// again after it keep the replayed, older, values.
+// or whose partition does not exist, a range of a log that is not the one
+// the ledger counted (the topic has another id than exactly_offsets
+// recorded, or its log ends below the range), and warns of each range
+// that ends before next_offset on a table without a version column: keys
+// changed again after it keep the replayed, older, values.
 func CheckLog(ctx context.Context, cfg *exactly.Config, log Log, ranges []Range) (warnings []string, err error) {
 	bounds, err := log.Bounds(ctx, Partitions(ranges))
+	if err != nil {
+		return nil, err
+	}
+	ids, err := topicIDs(ctx, log, ranges)
 	if err != nil {
 		return nil, err
 	}
@@ -96,6 +106,14 @@ func CheckLog(ctx context.Context, cfg *exactly.Config, log Log, ranges []Range)
 		b, ok := bounds[r.TP]
 		if !ok {
 			return nil, fmt.Errorf("%s does not exist in Kafka", r.TP)
+		}
+		if id := ids[r.TP.Topic]; id != "" && r.TopicID != "" && id != r.TopicID {
+			return nil, fmt.Errorf("replaying %s: the topic was deleted and created again since next_offset %d was recorded (topic id %s then, %s now): the range's records are gone, and the new topic's would be applied in their place; exactly verify tells, exactly reseed moves next_offset",
+				r.TP, r.Next, r.TopicID, id)
+		}
+		if r.To > b.End {
+			return nil, fmt.Errorf("replaying %s to %d: Kafka's log ends at %d, below the range (next_offset %d): the topic was deleted and created again or its log truncated, so what it holds is not what was applied; exactly verify tells, exactly reseed moves next_offset",
+				r.TP, r.To, b.End, r.Next)
 		}
 		if r.From < b.Start {
 			return nil, fmt.Errorf("replaying %s from %d: Kafka's log now starts at %d, offsets %d..%d were deleted (retention) and cannot be replayed; use --from %d",
@@ -171,4 +189,19 @@ func Run(ctx context.Context, sink *exactly.Sink, log Log, r Range, maxRecords i
 		return res, err
 	}
 	return res, fmt.Errorf("replaying %s from offset %d (offsets before it were replayed): %w", r.TP, res.At, err)
+}
+
+// topicIDs returns the current ids of the topics of the ranges that know
+// theirs; nil when none does.
+func topicIDs(ctx context.Context, log Log, ranges []Range) (map[string]string, error) {
+	var tps []exactly.TP
+	for _, r := range ranges {
+		if r.TopicID != "" {
+			tps = append(tps, r.TP)
+		}
+	}
+	if len(tps) == 0 {
+		return nil, nil
+	}
+	return log.TopicIDs(ctx, exactly.Topics(tps))
 }

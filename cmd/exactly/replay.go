@@ -139,9 +139,10 @@ func replayRanges(ctx context.Context, g *globals, cfg *exactly.Config, sink *ex
 	}
 	var committed, tps []exactly.TP
 	next := map[exactly.TP]int64{}
+	ids := map[exactly.TP]string{}
 	for _, off := range offs {
 		committed = append(committed, off.TP)
-		next[off.TP] = off.Next
+		next[off.TP], ids[off.TP] = off.Next, off.TopicID
 		if (o.partition < 0 || off.TP.Partition == o.partition) && o.sel.matchTopic(cfg, off.TP.Topic) {
 			tps = append(tps, off.TP)
 		}
@@ -159,6 +160,9 @@ func replayRanges(ctx context.Context, g *globals, cfg *exactly.Config, sink *ex
 		to = -1 // each partition's next_offset
 	}
 	ranges, skipped, err := rp.Ranges(tps, next, o.from, to)
+	for i := range ranges {
+		ranges[i].TopicID = ids[ranges[i].TP] // CheckLog refuses another topic's log
+	}
 	for _, r := range skipped {
 		fmt.Fprintf(g.stdout, "skipping %s: nothing committed at or after offset %d (next_offset %d)\n", r.TP, r.From, r.Next)
 	}
