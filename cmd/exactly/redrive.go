@@ -7,12 +7,14 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
+	"slices"
 	"sort"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/exactly/exactly"
+	"github.com/exactly/exactly/internal/kafka"
 )
 
 type redriveOpts struct {
@@ -114,6 +116,10 @@ func redrive(ctx context.Context, g *globals, o redriveOpts) error {
 		}
 	}
 	exactly.SortTPs(tps)
+	replaced, err := replacedLog(ctx, ledger, kr, tps)
+	if err != nil {
+		return err
+	}
 	pg := newProgress(g)
 	var open, resolved, left int
 	for i, tp := range tps {
@@ -121,10 +127,12 @@ func redrive(ctx context.Context, g *globals, o redriveOpts) error {
 		if err != nil {
 			return err
 		}
+		open += len(dls)
+		dls, held := holdReplaced(g, tp, dls, replaced, o.apply)
+		left += held
 		if len(dls) == 0 {
 			continue
 		}
-		open += len(dls)
 		if !o.apply {
 			fmt.Fprintf(g.stdout, "would redrive %s: %d open dead letters, offsets %d..%d; first error: %s\n",
 				tp, len(dls), dls[0].Record.Offset, dls[len(dls)-1].Record.Offset, exactly.RedactError(errors.New(dls[0].Error)))
@@ -164,6 +172,71 @@ func redrive(ctx context.Context, g *globals, o redriveOpts) error {
 		}
 	}
 	return nil
+}
+
+// replacedLog returns why a dead letter of tp can no longer be checked
+// against the newer changes of its key the pipeline applied, which
+// redrive reads from Kafka ("" when it can): the topic was deleted and
+// created again (another topic id than exactly_offsets recorded), or the
+// dead letter was written before the partition's last exactly reseed
+// (the log it came from was replaced or skipped since). Read from the
+// new log, no newer change would be found, and the dead letter's older
+// state would be written over the pipeline's newer one.
+func replacedLog(ctx context.Context, ledger *exactly.Ledger, kr *kafka.Client, tps []exactly.TP) (func(exactly.TP, *exactly.DeadLetterRow) string, error) {
+	offs, err := ledger.Offsets(ctx)
+	if err != nil {
+		return nil, err
+	}
+	recorded := map[exactly.TP]string{}
+	var known []exactly.TP
+	for _, off := range offs {
+		if off.TopicID != "" && slices.Contains(tps, off.TP) {
+			recorded[off.TP] = off.TopicID
+			known = append(known, off.TP)
+		}
+	}
+	var now map[string]string
+	if len(known) > 0 {
+		if now, err = kr.TopicIDs(ctx, exactly.Topics(known)); err != nil {
+			return nil, err
+		}
+	}
+	rs, err := ledger.Reseeds(ctx)
+	if err != nil {
+		return nil, err
+	}
+	lastReseed := map[exactly.TP]string{}
+	for _, r := range rs { // oldest first
+		lastReseed[r.TP()] = r.BatchID
+	}
+	return func(tp exactly.TP, d *exactly.DeadLetterRow) string {
+		if id, was := now[tp.Topic], recorded[tp]; id != "" && was != "" && id != was {
+			return fmt.Sprintf("the topic was deleted and created again since (topic id %s then, %s now): the newer changes of its key the pipeline applied can no longer be read, and applying it could bring back an older state; see exactly verify", was, id)
+		}
+		if r := lastReseed[tp]; r != "" && d.BatchID < r {
+			return fmt.Sprintf("it was dead-lettered before exactly reseed moved the partition (ledger row %s): the log it came from cannot be checked for newer changes of its key, and applying it could bring back an older state", r)
+		}
+		return ""
+	}, nil
+}
+
+// holdReplaced prints each dead letter of dls that replaced gives a
+// reason for as left open (would be, without apply) and returns the
+// others and how many it held.
+func holdReplaced(g *globals, tp exactly.TP, dls []exactly.DeadLetterRow, replaced func(exactly.TP, *exactly.DeadLetterRow) string, apply bool) ([]exactly.DeadLetterRow, int) {
+	verb := "left open"
+	if !apply {
+		verb = "would leave open"
+	}
+	var keep []exactly.DeadLetterRow
+	for i := range dls {
+		if why := replaced(tp, &dls[i]); why != "" {
+			fmt.Fprintf(g.stdout, "%s %s@%d: %s\n", verb, tp, dls[i].Record.Offset, why)
+			continue
+		}
+		keep = append(keep, dls[i])
+	}
+	return keep, len(dls) - len(keep)
 }
 
 func sortedKeys[V any](m map[int64]V) []int64 {

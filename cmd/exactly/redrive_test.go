@@ -11,7 +11,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -27,6 +29,7 @@ import (
 type redriveEnv struct {
 	file, driver string
 	versioned    bool // items has a column v (fix keeps it)
+	cluster      *kfake.Cluster
 	d            exactly.Dialect
 	db           *sql.DB
 	sink         *exactly.Sink
@@ -53,7 +56,7 @@ func newRedriveEnvWith(t *testing.T, driver, rule, create string, records []*kgo
 		t.Fatal(err)
 	}
 	t.Cleanup(cluster.Close)
-	e := &redriveEnv{driver: driver, versioned: strings.Contains(rule, "version: v")}
+	e := &redriveEnv{driver: driver, versioned: strings.Contains(rule, "version: v"), cluster: cluster}
 	dir := t.TempDir()
 	dsn := filepath.Join(dir, "sink.db")
 	if driver == "postgres" {
@@ -405,5 +408,75 @@ func checkLedgerViews(t *testing.T, e *redriveEnv, wantRecords, wantOpen int) {
 	}
 	if err := e.db.QueryRow("SELECT COUNT(*) FROM exactly_open_dead_letters WHERE record_offset >= 0").Scan(&open); err != nil || open != wantOpen {
 		t.Errorf("exactly_open_dead_letters: %d, %v; want %d", open, err, wantOpen)
+	}
+}
+
+// TestRedriveLeavesTheDeadLettersOfAReplacedLogOpen: redrive checks a
+// dead letter against the newer changes of its key the pipeline applied
+// since, read from Kafka; once the topic was deleted and created again
+// those are gone, and the new topic's records at those offsets say
+// nothing. So a dead letter of a recreated topic (another topic id than
+// exactly_offsets recorded), or one dead-lettered before the partition's
+// reseed, stays open, saying why, and the newer row stays. Before, redrive
+// read the new topic, found no newer change and wrote the dead letter's
+// older state over it ("2=SECRETVALUE" over "2=newer"; found on the
+// binary with PostgreSQL and a recreated topic).
+func TestRedriveLeavesTheDeadLettersOfAReplacedLogOpen(t *testing.T) {
+	ctx := context.Background()
+	e := newRedriveEnv(t, "sqlite", "1=a", "2=SECRETVALUE", "2=newer")
+	cfg, err := exactly.LoadConfig(e.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, err := kafka.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kr.Close()
+	tp := exactly.TP{Topic: "t.items"}
+	ids, err := kr.TopicIDs(ctx, []string{tp.Topic})
+	if err != nil || ids[tp.Topic] == "" {
+		t.Fatalf("topic id: %v %v", ids, err)
+	}
+	if err := e.sink.RecordTopicID(ctx, tp, ids[tp.Topic]); err != nil { // as the source does on assignment
+		t.Fatal(err)
+	}
+	e.fix(t)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.cluster.ListenAddrs()...), kgo.DefaultProduceTopic(tp.Topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	if _, err := adm.DeleteTopics(ctx, tp.Topic); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if _, err := adm.CreateTopic(ctx, 1, 1, nil, tp.Topic); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+	}
+	cl.ForceMetadataRefresh()
+	for i := 5; i < 9; i++ {
+		r := &kgo.Record{Key: []byte(fmt.Sprintf(`{"id":%d}`, i)), Value: []byte(fmt.Sprintf(`{"id":%d,"name":"other"}`, i))}
+		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, step := range []string{"recreated", "reseeded"} {
+		if step == "reseeded" {
+			if code, out, errs := runCLI("reseed", "-c", e.file, "--topic", tp.Topic, "--partition", "0", "--to", "earliest", "--reason", "recreated"); code != 0 {
+				t.Fatalf("reseed: exit %d\n%s%s", code, out, errs)
+			}
+		}
+		code, out, errs := runCLI("redrive", "-c", e.file, "--apply")
+		if code != 1 || !strings.Contains(out, "left open t.items[0]@1") {
+			t.Errorf("%s: redrive exit %d, want 1 and the dead letter left open\n%s%s", step, code, out, errs)
+		}
+		if got, want := e.rows(t), "1=a 2=newer"; got != want {
+			t.Fatalf("%s: table after redrive: %s, want %s", step, got, want)
+		}
 	}
 }
