@@ -3,6 +3,7 @@ package exactly_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/exactly/exactly"
@@ -37,5 +38,64 @@ func TestFieldsDifferingOnlyInCaseDoNotStallCreate(t *testing.T) {
 				t.Errorf("%d rows + %d dead letters, want 2 records accounted for", n, len(out[0].Batch.DeadLetters))
 			}
 		})
+	}
+}
+
+// TestCaseClashesAreTheSameDeadLettersWhereverBatchesAreCut: on a
+// database that folds column names, the first spelling a table meets is
+// kept and every later record bringing another spelling of it (or two
+// spellings itself) is a dead letter naming both, whether the records come
+// in one batch or one batch each; PostgreSQL tells the names apart and
+// takes every record.
+func TestCaseClashesAreTheSameDeadLettersWhereverBatchesAreCut(t *testing.T) {
+	values := []string{
+		`{"id":1,"Name":"x"}`,
+		`{"id":2,"name":"y"}`,            // another spelling of a column made by record 0
+		`{"id":3,"Name":"z","NAME":"w"}`, // one spelling known, one new
+		`{"id":4,"Age":5,"age":6}`,       // two new spellings in one record
+		`{"id":5,"Age":7}`,               // Age is new: record 3 was refused
+		`{"id":6,"age":8}`,
+	}
+	for _, c := range ddlCases() {
+		want := "[1 2 3 5]"
+		if c.name == "postgres" {
+			want = "[]"
+		}
+		for _, cut := range [][]int{{6}, {1, 1, 1, 1, 1, 1}, {2, 3, 1}} {
+			t.Run(fmt.Sprintf("%s/%v", c.name, cut), func(t *testing.T) {
+				table := uniq("people")
+				cfg := ddlConfig(t, c, "  - {topics: t.people, table: "+table+", key: [id], create: true, evolve: add_columns}\n")
+				s := ddlSink(t, c, cfg)
+				if _, err := s.SeedOffset(context.Background(), exactly.TP{Topic: "t.people"}, 0); err != nil {
+					t.Fatal(err)
+				}
+				var dead []int64
+				from := 0
+				for _, n := range cut {
+					b := &exactly.PartitionBatch{Topic: "t.people", From: int64(from), Records: records("t.people", int64(from), values[from:from+n]...)}
+					out := s.Commit(context.Background(), []*exactly.PartitionBatch{b})
+					if len(out) != 1 || !out[0].Committed {
+						t.Fatalf("batch at %d did not commit: %v", from, out[0].Err)
+					}
+					for _, d := range out[0].Batch.DeadLetters {
+						dead = append(dead, d.Record.Offset)
+						if !strings.Contains(d.Err.Error(), "differs only in case") {
+							t.Errorf("offset %d: %v", d.Record.Offset, d.Err)
+						}
+					}
+					from += n
+				}
+				if got := fmt.Sprint(dead); got != want {
+					t.Errorf("dead letters at offsets %s, want %s", got, want)
+				}
+				var rows int
+				if err := s.DB().QueryRow(fmt.Sprintf("SELECT COUNT(*) FROM %s", table)).Scan(&rows); err != nil {
+					t.Fatal(err)
+				}
+				if rows+len(dead) != len(values) {
+					t.Errorf("%d rows + %d dead letters, want %d records accounted for", rows, len(dead), len(values))
+				}
+			})
+		}
 	}
 }

@@ -108,6 +108,17 @@ type ColumnNamer interface {
 	CheckColumnName(name string) error
 }
 
+// ColumnFolder is an optional Dialect capability: a database that does
+// not tell column names apart by case (SQLite for ASCII letters,
+// MySQL/MariaDB, SQL Server under its usual case-insensitive collation)
+// gives the form under which it compares two names. create and evolve
+// refuse a field that differs only in case from a column or from another
+// field (see Sink.badField): one CREATE TABLE naming both "Name" and
+// "name" fails as a duplicate column on every try.
+type ColumnFolder interface {
+	FoldColumnName(name string) string
+}
+
 // ValueChecker is an optional Dialect capability: it tells in Go, per
 // column, whether the database would refuse a value (PostgreSQL: "maybe"
 // for a boolean, 2024-13-45 for a date, 70000 for a smallint, eight

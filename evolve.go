@@ -3,6 +3,7 @@ package exactly
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -309,6 +310,7 @@ func (s *Sink) widenColumn(ctx context.Context, stmts []string) (string, error) 
 // deadline, so the table was never made).
 func (s *Sink) checkNames(ctx context.Context, batches []*PartitionBatch) error {
 	described := map[string]*Table{}
+	claimed := map[string]map[string]string{} // table → folded name → its spelling
 	for _, b := range batches {
 		keep := b.changes[:0]
 		for _, c := range b.changes {
@@ -320,8 +322,9 @@ func (s *Sink) checkNames(ctx context.Context, batches []*PartitionBatch) error 
 						return err
 					}
 					described[c.table] = t
+					claimed[c.table] = s.spellings(t)
 				}
-				if why := s.badField(t, &c.Change); why != nil {
+				if why := s.badField(t, &c.Change, claimed[c.table]); why != nil {
 					if b.refuse(c, fmt.Errorf("table %s: %w", c.table, why)) {
 						break
 					}
@@ -335,19 +338,49 @@ func (s *Sink) checkNames(ctx context.Context, batches []*PartitionBatch) error 
 	return nil
 }
 
+// spellings maps the folded form of each of t's columns to its spelling,
+// on a database that folds column names (see ColumnFolder); nil on one
+// that does not.
+func (s *Sink) spellings(t *Table) map[string]string {
+	f, ok := s.d.(ColumnFolder)
+	if !ok {
+		return nil
+	}
+	m := map[string]string{}
+	if t != nil {
+		for _, c := range t.Columns {
+			m[f.FoldColumnName(c.Name)] = c.Name
+		}
+	}
+	return m
+}
+
 // badField returns why the first field (by name) of c that has no column
-// in t (nil: no table yet) cannot become one, or nil.
-func (s *Sink) badField(t *Table, c *Change) error {
+// in t (nil: no table yet) cannot become one, or nil. claimed (nil when
+// the database tells names apart by case) holds the spellings of t's
+// columns and of the fields of the records accepted before c, by folded
+// form: a field folding onto another spelling is refused, and c's fields
+// are added when it is accepted. Records are checked in offset order, so
+// the first spelling a table meets is the one kept wherever batches are
+// cut.
+func (s *Sink) badField(t *Table, c *Change, claimed map[string]string) error {
 	var bad []string
 	why := map[string]error{}
+	var mine map[string]string // c's own new fields, by folded form
+	fold, _ := s.d.(ColumnFolder)
 	check := func(name string) {
 		if _, seen := why[name]; seen || (t != nil && t.Column(name) != nil) {
 			return
 		}
 		err := ColumnNameError(s.d, name)
+		flag := name
+		if err == nil && claimed != nil {
+			flag, err = s.caseClash(fold.FoldColumnName(name), name, claimed, &mine)
+		}
 		why[name] = err
 		if err != nil {
-			bad = append(bad, name)
+			why[flag] = err
+			bad = append(bad, flag)
 		}
 	}
 	for n := range c.Row {
@@ -360,10 +393,30 @@ func (s *Sink) badField(t *Table, c *Change) error {
 		check(f.Name)
 	}
 	if len(bad) == 0 {
+		maps.Copy(claimed, mine)
 		return nil
 	}
 	sort.Strings(bad)
 	return why[bad[0]]
+}
+
+// caseClash says why name, folded to f, cannot become a column next to a
+// column or field spelt otherwise, and which spelling to report it under
+// (of two in one record, the first by name whichever map order met them),
+// or returns nil; it notes name in *mine.
+func (s *Sink) caseClash(f, name string, claimed map[string]string, mine *map[string]string) (string, error) {
+	if other, ok := claimed[f]; ok && other != name {
+		return name, &ColumnNameErr{Name: name, Why: fmt.Sprintf("it differs only in case from %q, which the table or an earlier record has, and %s does not tell column names apart by case", clip(other), s.d.Name())}
+	}
+	if *mine == nil {
+		*mine = map[string]string{}
+	}
+	if other, ok := (*mine)[f]; ok && other != name {
+		a, b := min(name, other), max(name, other)
+		return a, &ColumnNameErr{Name: a, Why: fmt.Sprintf("the record also has %q, which differs only in case, and %s does not tell column names apart by case", clip(b), s.d.Name())}
+	}
+	(*mine)[f] = name
+	return name, nil
 }
 
 // ColumnNameError says why name cannot be a column of d's tables, or

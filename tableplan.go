@@ -36,6 +36,7 @@ func (s *Sink) PlanTable(ctx context.Context, topic string, sample []*Record) (*
 	}
 	var changes []*Change
 	var records []*Record
+	claimed := s.spellings(t)
 	for _, r := range sample {
 		ch, err := s.decoder(rule).Decode(r)
 		if err != nil {
@@ -44,7 +45,7 @@ func (s *Sink) PlanTable(ctx context.Context, topic string, sample []*Record) (*
 		}
 		mapColumns(&rule.Columns, rule.Key, &ch)
 		if rule.Create || rule.AddsColumns() {
-			if why := s.badField(t, &ch); why != nil {
+			if why := s.badField(t, &ch, claimed); why != nil {
 				p.DeadLetters = append(p.DeadLetters, (&RecordError{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: why}).Error())
 				continue
 			}

@@ -41,6 +41,11 @@ var (
 // Name implements exactly.Dialect.
 func (*Dialect) Name() string { return "mysql" }
 
+// FoldColumnName implements exactly.ColumnFolder: MySQL and MariaDB
+// compare column names ignoring case (and, under utf8_general_ci, some
+// accents, which this does not fold).
+func (*Dialect) FoldColumnName(name string) string { return strings.ToLower(name) }
+
 // Open implements exactly.Dialect. The DSN is a URL
 // (mysql://user:pass@host:3306/db?param=value) or the driver's own form
 // (user:pass@tcp(host:3306)/db?param=value); see Config for the settings

@@ -26,6 +26,17 @@ var _ exactly.Dialect = (*Dialect)(nil)
 // Name implements exactly.Dialect.
 func (*Dialect) Name() string { return "sqlite" }
 
+// FoldColumnName implements exactly.ColumnFolder: SQLite compares
+// identifiers ignoring the case of ASCII letters only.
+func (*Dialect) FoldColumnName(name string) string {
+	return strings.Map(func(r rune) rune {
+		if 'A' <= r && r <= 'Z' {
+			return r + ('a' - 'A')
+		}
+		return r
+	}, name)
+}
+
 // Open opens the database file with WAL, a busy timeout and immediate
 // write transactions. The DSN is a file path or a file: URI. With
 // cfg.ReadOnly the journal mode and synchronous are left as the file has

@@ -43,6 +43,12 @@ var _ exactly.Dialect = (*Dialect)(nil)
 // Name implements exactly.Dialect.
 func (*Dialect) Name() string { return "sqlserver" }
 
+// FoldColumnName implements exactly.ColumnFolder: column names compare
+// under the database's collation, case-insensitive by default (SQL
+// Server's and Azure SQL's SQL_Latin1_General_CP1_CI_AS); under a
+// case-sensitive one this refuses a field the database would take.
+func (*Dialect) FoldColumnName(name string) string { return strings.ToLower(name) }
+
 // sessionSQL is run on every new connection and after every pool reset
 // (sp_reset_connection restores the defaults). LOCK_TIMEOUT bounds a wait
 // for a lock (SQL Server's default is forever): a paused zombie holding
