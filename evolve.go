@@ -311,6 +311,7 @@ func (s *Sink) widenColumn(ctx context.Context, stmts []string) (string, error) 
 func (s *Sink) checkNames(ctx context.Context, batches []*PartitionBatch) error {
 	described := map[string]*Table{}
 	claimed := map[string]map[string]string{} // table → folded name → its spelling
+	widens := map[string]*widening{}          // table → evolve: widen's fold so far
 	for _, b := range batches {
 		keep := b.changes[:0]
 		for _, c := range b.changes {
@@ -323,8 +324,11 @@ func (s *Sink) checkNames(ctx context.Context, batches []*PartitionBatch) error 
 					}
 					described[c.table] = t
 					claimed[c.table] = s.spellings(t)
+					if claimed[c.table] != nil && c.rule.Evolve == "widen" {
+						widens[c.table] = foldWiden(s.d, t, nil)
+					}
 				}
-				if why := s.badField(t, &c.Change, claimed[c.table]); why != nil {
+				if why := s.badField(t, &c.Change, claimed[c.table], widens[c.table]); why != nil {
 					if b.refuse(c, fmt.Errorf("table %s: %w", c.table, why)) {
 						break
 					}
@@ -362,8 +366,12 @@ func (s *Sink) spellings(t *Table) map[string]string {
 // form: a field folding onto another spelling is refused, and c's fields
 // are added when it is accepted. Records are checked in offset order, so
 // the first spelling a table meets is the one kept wherever batches are
-// cut.
-func (s *Sink) badField(t *Table, c *Change, claimed map[string]string) error {
+// cut. w (nil unless the rule says evolve: widen) is the table's fold of
+// the records accepted before c: c is folded into it, and its spellings
+// are claimed only when the fold takes it, for the fields of a record the
+// fold refuses never become columns (claiming them made a later record a
+// dead letter in one batch and a row when cut one record a batch).
+func (s *Sink) badField(t *Table, c *Change, claimed map[string]string, w *widening) error {
 	var bad []string
 	why := map[string]error{}
 	var mine map[string]string // c's own new fields, by folded form
@@ -393,7 +401,9 @@ func (s *Sink) badField(t *Table, c *Change, claimed map[string]string) error {
 		check(f.Name)
 	}
 	if len(bad) == 0 {
-		maps.Copy(claimed, mine)
+		if w.takes(s.d, c) {
+			maps.Copy(claimed, mine)
+		}
 		return nil
 	}
 	sort.Strings(bad)

@@ -418,14 +418,24 @@ func foldWiden(d Dialect, t *Table, changes []*Change) *widening {
 		}
 	}
 	for _, c := range changes {
-		switch c.Op {
-		case OpUpsert:
-			w.upsert(d, c)
-		case OpDelete:
-			w.delete(d, c)
-		}
+		w.takes(d, c)
 	}
 	return w
+}
+
+// takes folds c into w and says whether the fold takes it (neither
+// refused nor a skipped delete); true for a nil w.
+func (w *widening) takes(d Dialect, c *Change) bool {
+	if w == nil {
+		return true
+	}
+	switch c.Op {
+	case OpUpsert:
+		w.upsert(d, c)
+	case OpDelete:
+		w.delete(d, c)
+	}
+	return w.refused[c] == "" && !w.skipped[c]
 }
 
 // fields are a change's values by field, with the key's values for
