@@ -272,3 +272,58 @@ func TestDescribeManyIsDescribe(t *testing.T) {
 		})
 	}
 }
+
+// TestDescribeManyTellsTablesApartByCaseOnMariaDB: under
+// lower_case_table_names=0 (Linux) "Foo" and "foo" are two tables, and
+// Describe's = finds each by its exact name. DescribeMany's IN and FIELD
+// compared the names under the catalog's case-insensitive collation once
+// MariaDB scanned the catalog (three names or more): "Foo" was described
+// with the columns of both tables (id, a, id, b) and cached so, and a
+// missing "BAR" took the description of "bar".
+func TestDescribeManyTellsTablesApartByCaseOnMariaDB(t *testing.T) {
+	c := ddlCase{name: "mariadb", driver: "mysql", dsn: func(t *testing.T) string { return testenv.MySQLDatabase(t) }, d: &mysql.Dialect{}}
+	s := ddlSink(t, c, ddlConfig(t, c, "  - {topics: t, table: t, key: [id]}\n"))
+	var lower int
+	if err := s.DB().QueryRow("SELECT @@lower_case_table_names").Scan(&lower); err != nil {
+		t.Fatal(err)
+	}
+	if lower != 0 {
+		t.Skipf("lower_case_table_names=%d: one table per name whatever its case", lower)
+	}
+	for _, ddl := range []string{
+		"CREATE TABLE `Foo` (id INT NOT NULL PRIMARY KEY, a INT)",
+		"CREATE TABLE `foo` (id BIGINT NOT NULL PRIMARY KEY, b TEXT)",
+		"CREATE TABLE `bar` (k INT NOT NULL PRIMARY KEY)",
+	} {
+		if _, err := s.DB().Exec(ddl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	names := []string{"BAR", "Foo", "bar", "foo"} // sorted, as describeFlight asks
+	got, err := c.d.(exactly.ManyDescriber).DescribeMany(context.Background(), s.DB(), names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		want, err := c.d.Describe(context.Background(), s.DB(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got[name], want) {
+			t.Errorf("%s:\nDescribeMany %+v\n    Describe %+v", name, got[name], want)
+		}
+	}
+	// Describe's join to the primary key's columns compared the names so
+	// too: "Foo" had its key column id twice, once for foo's key.
+	foo, err := c.d.Describe(context.Background(), s.DB(), "Foo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cols []string
+	for _, col := range foo.Columns {
+		cols = append(cols, col.Name)
+	}
+	if fmt.Sprint(cols, foo.Key) != "[id a] [id]" {
+		t.Errorf("Describe(Foo): columns %v, key %v; want [id a], key [id]", cols, foo.Key)
+	}
+}

@@ -273,15 +273,18 @@ const (
 	describeFrom    = `
 		FROM information_schema.COLUMNS c
 		LEFT JOIN information_schema.STATISTICS s
-		  ON s.TABLE_SCHEMA = c.TABLE_SCHEMA AND s.TABLE_NAME = c.TABLE_NAME
+		  ON s.TABLE_SCHEMA = c.TABLE_SCHEMA AND CAST(s.TABLE_NAME AS BINARY) = CAST(c.TABLE_NAME AS BINARY)
 		 AND s.COLUMN_NAME = c.COLUMN_NAME AND s.INDEX_NAME = 'PRIMARY'`
 )
 
 // DescribeMany implements exactly.ManyDescriber: Describe's query over
 // one database's names at a time (one query for the usual undotted
-// names). The names are compared by the catalog column's collation, as
-// Describe's are: IN picks the rows, FIELD (the first name equal to the
-// row's) the table they describe.
+// names). IN picks the rows, FIELD the table they describe, both by
+// exact name: once MariaDB scans the catalog (three names or more) it
+// compares them under the catalog's case-insensitive collation, and under
+// lower_case_table_names=0 "Foo" and "foo" are two tables (Describe's =
+// looks each up by its exact name). A name the catalog spells otherwise
+// (lower_case_table_names=1 stores it lowercased) is left to Describe.
 func (d *Dialect) DescribeMany(ctx context.Context, q exactly.Querier, tables []string) (map[string]*exactly.Table, error) {
 	type group struct {
 		schema any
@@ -315,8 +318,8 @@ func (d *Dialect) DescribeMany(ctx context.Context, q exactly.Querier, tables []
 		args = append(args, g.schema)
 		args = append(args, args[:len(g.names)]...)
 		got, err := exactly.DescribeManyColumns(ctx, q, g.tables, `
-			SELECT FIELD(c.TABLE_NAME, `+marks(len(g.names))+`) - 1, `+describeColumns+describeFrom+`
-			WHERE c.TABLE_SCHEMA = COALESCE(?, DATABASE()) AND c.TABLE_NAME IN (`+marks(len(g.names))+`)
+			SELECT FIELD(CAST(c.TABLE_NAME AS BINARY), `+marks(len(g.names))+`) - 1, `+describeColumns+describeFrom+`
+			WHERE c.TABLE_SCHEMA = COALESCE(?, DATABASE()) AND CAST(c.TABLE_NAME AS BINARY) IN (`+marks(len(g.names))+`)
 			  AND c.COLUMN_NAME <> ''
 			ORDER BY 1, c.ORDINAL_POSITION`, args...)
 		if err != nil {
