@@ -39,6 +39,9 @@ func (s *Sink) ensureTables(ctx context.Context, batches []*PartitionBatch) erro
 	if err := s.exactChecks(ctx, batches, checks); err != nil {
 		return err
 	}
+	if err := s.confirmRefusals(ctx, batches, checks); err != nil {
+		return err
+	}
 	// Only now, with no pointer into b.changes left in use, drop the
 	// changes that conflict with their columns.
 	for _, b := range batches {
@@ -89,9 +92,10 @@ func (s *Sink) ensureTable(ctx context.Context, name string, g *tableGroup, batc
 		return err
 	}
 	sc := schemaChange(s.d, g.rule, name, t, g.changes)
-	if !sc.Empty() {
+	if !sc.Empty() || sc.fold != nil && len(sc.fold.refused) > 0 {
 		// The cached description may be stale (another instance
-		// created or evolved the table): look again before acting.
+		// created or evolved the table, an operator recreated it): look
+		// again before acting or refusing.
 		s.Forget(name)
 		if t, err = s.describe(ctx, name); err != nil {
 			return err
@@ -158,6 +162,43 @@ func (s *Sink) exactChecks(ctx context.Context, batches []*PartitionBatch, check
 			if t != nil {
 				checks[name] = newColumnCheck(t, s.d, false)
 			}
+		}
+	}
+	return nil
+}
+
+// confirmRefusals describes again every table whose check refuses a
+// change of the flight, and checks against what it reads: the refusal
+// may come from a description cached before an operator altered the
+// table or dropped and created it again with other types, and a flight
+// that commits never forgets it (a record fitting the new text column
+// was a dead letter for the old integer one, for as long as the process
+// ran). It costs a catalog query per such table and flight, only when
+// something is refused.
+func (s *Sink) confirmRefusals(ctx context.Context, batches []*PartitionBatch, checks map[string]*columnCheck) error {
+	var again []string
+	seen := map[string]bool{}
+	for _, b := range batches {
+		for i := range b.changes {
+			c := &b.changes[i]
+			cc := checks[c.table]
+			if cc == nil || seen[c.table] || cc.refused(&c.Change) == "" {
+				continue
+			}
+			seen[c.table] = true
+			again = append(again, c.table)
+		}
+	}
+	for _, name := range again {
+		s.Forget(name)
+		t, err := s.describe(ctx, name)
+		if err != nil {
+			return err
+		}
+		generic := checks[name].generic
+		checks[name] = nil // gone: the write says so
+		if t != nil {
+			checks[name] = newColumnCheck(t, s.d, generic)
 		}
 	}
 	return nil
