@@ -59,23 +59,24 @@ func (*Dialect) Open(ctx context.Context, cfg exactly.SinkConfig) (*sql.DB, erro
 
 // DSN adds the settings exactly needs to a SQLite file path.
 func DSN(path string) string {
-	path = strings.TrimPrefix(path, "sqlite://")
-	sep := "?"
-	if strings.Contains(path, "?") {
-		sep = "&"
-	}
-	return path + sep + "_pragma=busy_timeout(30000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate&_time_format=sqlite"
+	return withPragmas(path, "_pragma=busy_timeout(30000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate&_time_format=sqlite")
 }
 
 // lookDSN is DSN for a database only read: a busy timeout, no setting
 // that writes.
 func lookDSN(path string) string {
+	return withPragmas(path, "_pragma=busy_timeout(30000)&_txlock=immediate&_time_format=sqlite")
+}
+
+// withPragmas appends the query parameters to a SQLite file path, which
+// may have some already.
+func withPragmas(path, params string) string {
 	path = strings.TrimPrefix(path, "sqlite://")
 	sep := "?"
 	if strings.Contains(path, "?") {
 		sep = "&"
 	}
-	return path + sep + "_pragma=busy_timeout(30000)&_txlock=immediate&_time_format=sqlite"
+	return path + sep + params
 }
 
 // SingleWriter implements exactly.SingleWriter: one write transaction
