@@ -150,3 +150,33 @@ func TestCaseClashesWithAFieldWidenRefusedAreTheSameWhereverBatchesAreCut(t *tes
 		}
 	}
 }
+
+// TestFieldsMySQLCannotNameDoNotStallCreate: MySQL and MariaDB keep
+// identifiers in utf8mb3 and refuse a character beyond the Basic
+// Multilingual Plane in a column name ("Invalid utf8mb3 character
+// string", 1300): a field named "a😀" under create failed CREATE TABLE on
+// every try, and the partition stalled at its offset. It is a dead letter
+// there; the other databases take it.
+func TestFieldsMySQLCannotNameDoNotStallCreate(t *testing.T) {
+	for _, c := range ddlCases() {
+		t.Run(c.name, func(t *testing.T) {
+			table := uniq("emoji")
+			cfg := ddlConfig(t, c, "  - {topics: t.emoji, table: "+table+", key: [id], create: true, evolve: add_columns}\n")
+			s := ddlSink(t, c, cfg)
+			if _, err := s.SeedOffset(context.Background(), exactly.TP{Topic: "t.emoji"}, 0); err != nil {
+				t.Fatal(err)
+			}
+			for i, v := range []string{`{"id":1,"a😀":1}`, `{"id":2,"b":1}`, `{"id":3,"b😀":1}`} {
+				b := &exactly.PartitionBatch{Topic: "t.emoji", From: int64(i), Records: records("t.emoji", int64(i), v)}
+				out := s.Commit(context.Background(), []*exactly.PartitionBatch{b})
+				if len(out) != 1 || !out[0].Committed {
+					t.Fatalf("batch at %d did not commit (it never will, retried as it is): %v", i, out[0].Err)
+				}
+				dead := len(out[0].Batch.DeadLetters)
+				if want := i != 1 && c.name == "mariadb"; (dead == 1) != want {
+					t.Errorf("offset %d: %d dead letters, want one: %v", i, dead, want)
+				}
+			}
+		})
+	}
+}

@@ -109,13 +109,21 @@ func (d *Dialect) CreateTableLike(name, source string) string {
 }
 
 // CheckColumnName implements exactly.ColumnNamer: at most 64 characters,
-// and no trailing space (error 1166, incorrect column name).
+// no trailing space (error 1166, incorrect column name), and no character
+// beyond U+FFFF (identifiers are utf8mb3: error 1300).
 func (*Dialect) CheckColumnName(name string) error {
 	if n := utf8.RuneCountInString(name); n > 64 {
 		return fmt.Errorf("it is %d characters long and MySQL allows at most 64", n)
 	}
 	if strings.HasSuffix(name, " ") {
 		return errors.New("it ends with a space, which MySQL refuses in a column name")
+	}
+	for _, r := range name {
+		if r > 0xFFFF {
+			// Identifiers are utf8mb3: CREATE TABLE or ADD COLUMN would
+			// fail with 1300 on every try.
+			return fmt.Errorf("it holds %q (U+%04X), and MySQL allows in a column name only characters up to U+FFFF", r, r)
+		}
 	}
 	return nil
 }
