@@ -632,3 +632,18 @@ func TestPlanShowsWidening(t *testing.T) {
 		})
 	}
 }
+
+// TestPlanNamesADecodeFailureOnce: exactly plan listed a record its
+// decoder refused as "b3b[0]@0: b3b[0]@0: not a Debezium change event",
+// the decoder's error naming the record already.
+func TestPlanNamesADecodeFailureOnce(t *testing.T) {
+	c := ddlCases()[0]
+	s := ddlSink(t, c, ddlConfig(t, c, "  - {topics: t.pld, table: pld, key: [id], create: true}\n"))
+	p, err := s.PlanTable(context.Background(), "t.pld", records("t.pld", 0, `not json`, `{"id":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.DeadLetters) != 1 || strings.Count(p.DeadLetters[0], "t.pld[0]@0") != 1 {
+		t.Errorf("dead letters %q, want one naming t.pld[0]@0 once", p.DeadLetters)
+	}
+}

@@ -44,7 +44,10 @@ func (s *Sink) PlanTable(ctx context.Context, topic string, sample []*Record) (*
 	for _, r := range sample {
 		ch, err := s.decoder(rule).Decode(r)
 		if err != nil {
-			p.DeadLetters = append(p.DeadLetters, (&RecordError{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err}).Error())
+			if re := (*RecordError)(nil); !errors.As(err, &re) {
+				err = &RecordError{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err}
+			}
+			p.DeadLetters = append(p.DeadLetters, err.Error()) // a decoder's error names its record
 			continue
 		}
 		mapColumns(&rule.Columns, rule.Key, &ch)
