@@ -114,14 +114,17 @@ func TestCaseClashesWithAFieldWidenRefusedAreTheSameWhereverBatchesAreCut(t *tes
 		`{"id":3,"z":2}`,
 		`{"id":4,"q":5,"Y":1}`, // refused too
 		`{"id":5,"y":1,"Y2":1}`,
-		`{"id":6,"y2":1}`, // Y2 is a column by now
+		`{"id":6,"y2":1}`,   // Y2 is a column by now
+		`{"id":7,"N":null}`, // widen makes no column of a field seen only as null
+		`{"id":8,"n":1}`,    // so n becomes the column
+		`{"id":9,"N":2}`,
 	}
 	for _, c := range ddlCases() {
-		want := "[1 3 5]"
+		want := "[1 3 5 8]"
 		if c.name == "postgres" {
 			want = "[1 3]"
 		}
-		for _, cut := range [][]int{{6}, {1, 1, 1, 1, 1, 1}, {2, 3, 1}} {
+		for _, cut := range [][]int{{9}, {1, 1, 1, 1, 1, 1, 1, 1, 1}, {2, 3, 1, 2, 1}, {7, 2}} {
 			t.Run(fmt.Sprintf("%s/%v", c.name, cut), func(t *testing.T) {
 				table := uniq("widen")
 				cfg := ddlConfig(t, c, "  - {topics: t.widen, table: "+table+", key: [id], create: true, evolve: widen}\n")

@@ -3,7 +3,6 @@ package exactly
 import (
 	"context"
 	"fmt"
-	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -411,7 +410,8 @@ func (s *Sink) spellings(t *Table) map[string]string {
 // the records accepted before c: c is folded into it, and its spellings
 // are claimed only when the fold takes it, for the fields of a record the
 // fold refuses never become columns (claiming them made a later record a
-// dead letter in one batch and a row when cut one record a batch).
+// dead letter in one batch and a row when cut one record a batch), nor
+// yet those the fold has seen only as null (see widening.makes).
 func (s *Sink) badField(t *Table, c *Change, claimed map[string]string, w *widening) error {
 	var bad []string
 	why := map[string]error{}
@@ -443,7 +443,11 @@ func (s *Sink) badField(t *Table, c *Change, claimed map[string]string, w *widen
 	}
 	if len(bad) == 0 {
 		if w.takes(s.d, c) {
-			maps.Copy(claimed, mine)
+			for f, name := range mine {
+				if w.makes(name, c) {
+					claimed[f] = name
+				}
+			}
 		}
 		return nil
 	}

@@ -438,6 +438,25 @@ func (w *widening) takes(d Dialect, c *Change) bool {
 	return w.refused[c] == "" && !w.skipped[c]
 }
 
+// makes says whether name, a field of the change c the fold took, is to
+// become a column: evolve: widen makes one for a field a record schema
+// types, or once the fold has seen a value that is not null; true for a
+// nil w (create and add_columns make a column of every field).
+func (w *widening) makes(name string, c *Change) bool {
+	if w == nil {
+		return true
+	}
+	if _, ok := w.state[name]; ok {
+		return true
+	}
+	for _, f := range c.Schema {
+		if f.Name == name && f.Type.Kind != KindUnknown {
+			return true
+		}
+	}
+	return false
+}
+
 // fields are a change's values by field, with the key's values for
 // fields its row lacks, without those a record schema types.
 func fields(c *Change) map[string]any {
