@@ -368,7 +368,7 @@ func (s *Sink) checkNames(ctx context.Context, batches []*PartitionBatch) error 
 						widens[c.table] = foldWiden(s.d, t, nil)
 					}
 				}
-				if why := s.badField(t, &c.Change, claimed[c.table], widens[c.table]); why != nil {
+				if why := s.badField(t, &c.Change, claimed[c.table], widens[c.table], t == nil || c.rule.AddsColumns()); why != nil {
 					if b.refuse(c, fmt.Errorf("table %s: %w", c.table, why)) {
 						break
 					}
@@ -411,8 +411,12 @@ func (s *Sink) spellings(t *Table) map[string]string {
 // are claimed only when the fold takes it, for the fields of a record the
 // fold refuses never become columns (claiming them made a later record a
 // dead letter in one batch and a row when cut one record a batch), nor
-// yet those the fold has seen only as null (see widening.makes).
-func (s *Sink) badField(t *Table, c *Change, claimed map[string]string, w *widening) error {
+// yet those the fold has seen only as null (see widening.makes). adds
+// says whether c's new fields become columns at all: not those of a
+// table that exists when the rule says create but not evolve (they are
+// ignored, and claiming them made a later record a dead letter only when
+// both came in one batch).
+func (s *Sink) badField(t *Table, c *Change, claimed map[string]string, w *widening, adds bool) error {
 	var bad []string
 	why := map[string]error{}
 	var mine map[string]string // c's own new fields, by folded form
@@ -442,7 +446,7 @@ func (s *Sink) badField(t *Table, c *Change, claimed map[string]string, w *widen
 		check(f.Name)
 	}
 	if len(bad) == 0 {
-		if w.takes(s.d, c) {
+		if w.takes(s.d, c) && adds {
 			for f, name := range mine {
 				if w.makes(name, c) {
 					claimed[f] = name

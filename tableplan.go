@@ -52,7 +52,7 @@ func (s *Sink) PlanTable(ctx context.Context, topic string, sample []*Record) (*
 		}
 		mapColumns(&rule.Columns, rule.Key, &ch)
 		if rule.Create || rule.AddsColumns() {
-			if why := s.badField(t, &ch, claimed, w); why != nil {
+			if why := s.badField(t, &ch, claimed, w, t == nil || rule.AddsColumns()); why != nil {
 				p.DeadLetters = append(p.DeadLetters, (&RecordError{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: why}).Error())
 				continue
 			}
