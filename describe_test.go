@@ -327,3 +327,52 @@ func TestDescribeManyTellsTablesApartByCaseOnMariaDB(t *testing.T) {
 		t.Errorf("Describe(Foo): columns %v, key %v; want [id a], key [id]", cols, foo.Key)
 	}
 }
+
+// TestDescribeTellsDatabasesApartByCaseOnMariaDB: under
+// lower_case_table_names=0 databases "x_Q" and "x_q" are two as well;
+// Describe("x_Q.t") joined the key columns of both (id twice), and
+// DescribeMany could give it the columns of both.
+func TestDescribeTellsDatabasesApartByCaseOnMariaDB(t *testing.T) {
+	c := ddlCase{name: "mariadb", driver: "mysql", dsn: func(t *testing.T) string { return testenv.MySQLDatabase(t) }, d: &mysql.Dialect{}}
+	s := ddlSink(t, c, ddlConfig(t, c, "  - {topics: t, table: t, key: [id]}\n"))
+	var lower int
+	var db string
+	if err := s.DB().QueryRow("SELECT @@lower_case_table_names, DATABASE()").Scan(&lower, &db); err != nil {
+		t.Fatal(err)
+	}
+	if lower != 0 {
+		t.Skipf("lower_case_table_names=%d", lower)
+	}
+	up, low := db+"_Q", db+"_q"
+	for _, ddl := range []string{
+		"CREATE DATABASE `" + up + "`", "CREATE DATABASE `" + low + "`",
+		"CREATE TABLE `" + up + "`.t (id INT NOT NULL PRIMARY KEY, a INT)",
+		"CREATE TABLE `" + low + "`.t (id BIGINT NOT NULL PRIMARY KEY, b TEXT)",
+		"CREATE TABLE `" + up + "`.u (k INT NOT NULL PRIMARY KEY)",
+	} {
+		if _, err := s.DB().Exec(ddl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		s.DB().Exec("DROP DATABASE `" + up + "`")
+		s.DB().Exec("DROP DATABASE `" + low + "`")
+	})
+	names := []string{up + ".t", up + ".u", up + ".v", low + ".t"}
+	got, err := c.d.(exactly.ManyDescriber).DescribeMany(context.Background(), s.DB(), names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		want, err := c.d.Describe(context.Background(), s.DB(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got[name], want) {
+			t.Errorf("%s:\nDescribeMany %+v\n    Describe %+v", name, got[name], want)
+		}
+		if name == up+".t" && (want == nil || len(want.Columns) != 2) {
+			t.Errorf("Describe(%s) = %+v, want columns id, a", name, want)
+		}
+	}
+}

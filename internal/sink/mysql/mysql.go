@@ -273,7 +273,9 @@ const (
 	describeFrom    = `
 		FROM information_schema.COLUMNS c
 		LEFT JOIN information_schema.STATISTICS s
-		  ON s.TABLE_SCHEMA = c.TABLE_SCHEMA AND CAST(s.TABLE_NAME AS BINARY) = CAST(c.TABLE_NAME AS BINARY)
+		  ON s.TABLE_SCHEMA = c.TABLE_SCHEMA AND s.TABLE_NAME = c.TABLE_NAME
+		 AND CAST(s.TABLE_SCHEMA AS BINARY) = CAST(c.TABLE_SCHEMA AS BINARY)
+		 AND CAST(s.TABLE_NAME AS BINARY) = CAST(c.TABLE_NAME AS BINARY)
 		 AND s.COLUMN_NAME = c.COLUMN_NAME AND s.INDEX_NAME = 'PRIMARY'`
 )
 
@@ -282,9 +284,10 @@ const (
 // names). IN picks the rows, FIELD the table they describe, both by
 // exact name: once MariaDB scans the catalog (three names or more) it
 // compares them under the catalog's case-insensitive collation, and under
-// lower_case_table_names=0 "Foo" and "foo" are two tables (Describe's =
-// looks each up by its exact name). A name the catalog spells otherwise
-// (lower_case_table_names=1 stores it lowercased) is left to Describe.
+// lower_case_table_names=0 "Foo" and "foo" are two tables, as databases
+// are (Describe's = looks each up as the server resolves names). A name
+// the catalog spells otherwise (lower_case_table_names=1 stores it
+// lowercased) is left to Describe.
 func (d *Dialect) DescribeMany(ctx context.Context, q exactly.Querier, tables []string) (map[string]*exactly.Table, error) {
 	type group struct {
 		schema any
@@ -310,16 +313,18 @@ func (d *Dialect) DescribeMany(ctx context.Context, q exactly.Querier, tables []
 	}
 	out := map[string]*exactly.Table{}
 	for _, g := range groups {
-		// FIELD's names, the database, IN's names.
+		// FIELD's names, the database twice, IN's names twice.
 		args := make([]any, 0, 2*len(g.names)+1)
 		for _, n := range g.names {
 			args = append(args, n)
 		}
-		args = append(args, g.schema)
+		args = append(args, g.schema, g.schema)
+		args = append(args, args[:len(g.names)]...)
 		args = append(args, args[:len(g.names)]...)
 		got, err := exactly.DescribeManyColumns(ctx, q, g.tables, `
 			SELECT FIELD(CAST(c.TABLE_NAME AS BINARY), `+marks(len(g.names))+`) - 1, `+describeColumns+describeFrom+`
-			WHERE c.TABLE_SCHEMA = COALESCE(?, DATABASE()) AND CAST(c.TABLE_NAME AS BINARY) IN (`+marks(len(g.names))+`)
+			WHERE c.TABLE_SCHEMA = COALESCE(?, DATABASE()) AND CAST(c.TABLE_SCHEMA AS BINARY) = CAST(COALESCE(?, DATABASE()) AS BINARY)
+			  AND c.TABLE_NAME IN (`+marks(len(g.names))+`) AND CAST(c.TABLE_NAME AS BINARY) IN (`+marks(len(g.names))+`)
 			  AND c.COLUMN_NAME <> ''
 			ORDER BY 1, c.ORDINAL_POSITION`, args...)
 		if err != nil {
