@@ -765,6 +765,62 @@ func (s *Sink) remember(name string, t *Table, gen uint64) {
 		return
 	}
 	s.tables[name] = t
+	if s.describedAt != nil {
+		s.describedAt[name] = time.Now()
+	}
+}
+
+// staleAfter is how long a cached description is trusted while records
+// carry a field its table has no column for, under a rule that adds no
+// columns (such fields are ignored): a column an operator adds is written
+// from the first flight after it, not from the next restart. A table
+// whose records always carry fields it leaves out is described again
+// this often, with the flight's other tables in one query.
+var staleAfter = 10 * time.Second
+
+// forgetStale forgets the description of each table a batch writes
+// fields to that it has no column for, when the description is older
+// than staleAfter, so describeFlight reads it again.
+func (s *Sink) forgetStale(batches []*PartitionBatch, now time.Time) {
+	var stale []string
+	s.mu.Lock()
+	for _, b := range batches {
+		if len(b.changes) == 0 {
+			continue
+		}
+		c := &b.changes[0] // a batch is one partition, its changes one table
+		t := s.tables[c.table]
+		if t == nil || c.rule.AddsColumns() || now.Sub(s.describedAt[c.table]) < staleAfter || slices.Contains(stale, c.table) {
+			continue
+		}
+		if lacksColumn(t, b.changes) {
+			stale = append(stale, c.table)
+		}
+	}
+	s.mu.Unlock()
+	for _, n := range stale {
+		s.log.Debug("records carry a field the table has no column for; describing it again", "table", n)
+		s.Forget(n)
+	}
+}
+
+// lacksColumn reports whether a change's row has a field t has no column
+// for; rows of the shape just checked are not checked again.
+func lacksColumn(t *Table, changes []change) bool {
+	var last *Shape
+	for i := range changes {
+		c := &changes[i]
+		if c.Shape != nil && c.Shape == last {
+			continue
+		}
+		last = c.Shape
+		for name := range c.Row {
+			if t.Column(name) == nil {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // describeFlight caches, in one catalog query per DescribeManyLimit

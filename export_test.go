@@ -1,6 +1,9 @@
 package exactly
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // PlanForBench runs batches through what a flight does before its
 // transaction (route, decode, range hash, collapse by key, and the rows
@@ -18,4 +21,12 @@ func PlanForBench(ctx context.Context, cfg *Config, newDecoder func(*TableRule) 
 		rows += len(w.TableWrite.Upserts) + len(w.TableWrite.Deletes)
 	}
 	return rows, err
+}
+
+// SetStaleAfter sets how long a description is trusted while records
+// carry fields it has no column for (see forgetStale), until restore.
+func SetStaleAfter(d time.Duration) (restore func()) {
+	old := staleAfter
+	staleAfter = d
+	return func() { staleAfter = old }
 }

@@ -63,6 +63,7 @@ func (s *Sink) Commit(ctx context.Context, batches []*PartitionBatch) (out []Out
 		return batches[i].Partition < batches[j].Partition
 	})
 	live, out := s.prepareFlight(ctx, batches)
+	s.forgetStale(live, time.Now())
 	s.describeFlight(ctx, live)
 	live, out, ok := s.evolveFlight(ctx, live, out)
 	if !ok {

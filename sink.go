@@ -30,7 +30,10 @@ type Sink struct {
 	// cached (see remember). Guarded by mu.
 	forgets  uint64
 	forgotAt map[string]uint64
-	decs     map[*TableRule]Decoder
+	// describedAt holds when each cached description was read (see
+	// forgetStale). Guarded by mu.
+	describedAt map[string]time.Time
+	decs        map[*TableRule]Decoder
 	// refusedSince holds, per table, when a flight writing it was first
 	// held for its refused rows (see holdRefused).
 	refusedSince map[string]time.Time
@@ -75,7 +78,8 @@ func OpenSink(ctx context.Context, cfg *Config, d Dialect, newDecoder func(*Tabl
 	host, _ := os.Hostname()
 	s := &Sink{cfg: cfg, d: d, db: db, log: log, decode: newDecoder,
 		writer: fmt.Sprintf("%s:%d", host, os.Getpid()),
-		tables: map[string]*Table{}, forgotAt: map[string]uint64{}, decs: map[*TableRule]Decoder{}, refusedSince: map[string]time.Time{}}
+		tables: map[string]*Table{}, forgotAt: map[string]uint64{}, describedAt: map[string]time.Time{},
+		decs: map[*TableRule]Decoder{}, refusedSince: map[string]time.Time{}}
 	if nb, ok := d.(NullBytes); ok {
 		s.nullBytes = nb.NullBytes()
 	}
