@@ -10,13 +10,15 @@
 //
 // The files follow the life of a flight, in the order Sink.Commit takes
 // it: flight.go (Commit and its attempts, the failed-batch rows, the log of
-// dead letters), prepare.go (decode, route, map columns), evolve.go
-// (create and evolve tables, the one cache of table descriptions, the type
-// checks, the halt at a refused record), schemachange.go (the DDL a batch
+// dead letters), prepare.go (decode, route, map columns), describe.go
+// (the one cache of table descriptions, a flight's tables described
+// together), evolve.go (create and evolve tables, the type checks, the
+// case clashes, the halt at a refused record), schemachange.go (the DDL a batch
 // needs, widening), collapse.go (one row per key, versions), tx.go (the
 // one transaction skeleton) and write.go (fences, table writes, isolation
 // of refused rows, the ledger and dead-letter rows, failpoints). batch.go
-// is the batch they pass along (its range and hash), sink.go the Sink,
+// is the batch they pass along (its range; hash.go its versioned hash),
+// sink.go the Sink,
 // deadletters.go the dead letters as the ledger shows them, tableplan.go
 // what create and evolve would do without doing it (exactly plan),
 // errors.go every typed error.
