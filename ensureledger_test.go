@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/exactly/exactly"
 	"github.com/exactly/exactly/internal/decode"
@@ -121,4 +122,36 @@ func TestLedgerDescribeLosingTheDatabaseIsAConnectionError(t *testing.T) {
 	if k := d.Classify(err); k != exactly.ErrConnection {
 		t.Errorf("NewSink's error when the database went away while describing the ledger: %v\nclassified %v, want %v", err, k, exactly.ErrConnection)
 	}
+}
+
+// TestEnsureLedgerDoesNotWaitForAFlightInProgress: a member starting
+// while another member's transaction holds the ledger (a frozen member,
+// until the idle-transaction timeout) ran CREATE INDEX IF NOT EXISTS on
+// exactly_batches, which PostgreSQL locks for before it sees the index
+// exists: the start waited there without a word, and the running
+// members' flights queued behind it (TestNothingMovesIsSaid under load).
+func TestEnsureLedgerDoesNotWaitForAFlightInProgress(t *testing.T) {
+	dsn := testenv.PostgresSchema(t)
+	cfg := configFor("postgres", dsn, "items")("p")
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	first, err := exactly.NewSink(context.Background(), cfg, &postgres.Dialect{}, decode.For(cfg), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	tx, err := first.DB().Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec(`UPDATE exactly_batches SET notes = notes WHERE false`); err != nil { // the lock a flight's ledger row takes
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	second, err := exactly.NewSink(ctx, cfg, &postgres.Dialect{}, decode.For(cfg), log)
+	if err != nil {
+		t.Fatalf("a second sink could not start while a transaction held the ledger: %v", err)
+	}
+	second.Close()
 }

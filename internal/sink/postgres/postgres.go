@@ -98,7 +98,14 @@ func (d *Dialect) LedgerDDL() []string {
 		cols := append(t.Definitions(d.Quote, ledgerType), "PRIMARY KEY ("+d.list(t.Key, "")+")")
 		out = append(out, "CREATE TABLE IF NOT EXISTS "+t.Name+" (\n\t"+strings.Join(cols, ",\n\t")+")")
 		for _, ix := range t.Indexes {
-			out = append(out, "CREATE INDEX IF NOT EXISTS "+ix.Name+" ON "+t.Name+" ("+d.list(ix.Columns, "")+")")
+			// Only when missing: CREATE INDEX takes a SHARE lock on the
+			// table before it looks whether the index exists, so an
+			// instance starting while a member's flight holds the ledger
+			// (a frozen member: until the idle-transaction timeout) waited
+			// there saying nothing, and every other member's flight queued
+			// behind its lock request.
+			out = append(out, "DO $$ BEGIN IF to_regclass('"+ix.Name+"') IS NULL THEN CREATE INDEX IF NOT EXISTS "+
+				ix.Name+" ON "+t.Name+" ("+d.list(ix.Columns, "")+"); END IF; END $$")
 		}
 	}
 	return out
