@@ -71,20 +71,11 @@ func TestCaseClashesAreTheSameDeadLettersWhereverBatchesAreCut(t *testing.T) {
 					t.Fatal(err)
 				}
 				var dead []int64
-				from := 0
-				for _, n := range cut {
-					b := &exactly.PartitionBatch{Topic: "t.people", From: int64(from), Records: records("t.people", int64(from), values[from:from+n]...)}
-					out := s.Commit(context.Background(), []*exactly.PartitionBatch{b})
-					if len(out) != 1 || !out[0].Committed {
-						t.Fatalf("batch at %d did not commit: %v", from, out[0].Err)
+				for _, d := range commitAtCuts(t, s, "t.people", values, cut) {
+					dead = append(dead, d.Record.Offset)
+					if !strings.Contains(d.Err.Error(), "differs only in case") {
+						t.Errorf("offset %d: %v", d.Record.Offset, d.Err)
 					}
-					for _, d := range out[0].Batch.DeadLetters {
-						dead = append(dead, d.Record.Offset)
-						if !strings.Contains(d.Err.Error(), "differs only in case") {
-							t.Errorf("offset %d: %v", d.Record.Offset, d.Err)
-						}
-					}
-					from += n
 				}
 				if got := fmt.Sprint(dead); got != want {
 					t.Errorf("dead letters at offsets %s, want %s", got, want)
@@ -133,17 +124,8 @@ func TestCaseClashesWithAFieldWidenRefusedAreTheSameWhereverBatchesAreCut(t *tes
 					t.Fatal(err)
 				}
 				var dead []int64
-				from := 0
-				for _, n := range cut {
-					b := &exactly.PartitionBatch{Topic: "t.widen", From: int64(from), Records: records("t.widen", int64(from), values[from:from+n]...)}
-					out := s.Commit(context.Background(), []*exactly.PartitionBatch{b})
-					if len(out) != 1 || !out[0].Committed {
-						t.Fatalf("batch at %d did not commit: %v", from, out[0].Err)
-					}
-					for _, d := range out[0].Batch.DeadLetters {
-						dead = append(dead, d.Record.Offset)
-					}
-					from += n
+				for _, d := range commitAtCuts(t, s, "t.widen", values, cut) {
+					dead = append(dead, d.Record.Offset)
 				}
 				slices.Sort(dead)
 				if got := fmt.Sprint(dead); got != want {
@@ -205,17 +187,8 @@ func TestCaseClashesOfIgnoredFieldsAreTheSameWhereverBatchesAreCut(t *testing.T)
 					t.Fatal(err)
 				}
 				var dead []int64
-				from := 0
-				for _, n := range cut {
-					b := &exactly.PartitionBatch{Topic: "t.ign", From: int64(from), Records: records("t.ign", int64(from), values[from:from+n]...)}
-					out := s.Commit(context.Background(), []*exactly.PartitionBatch{b})
-					if len(out) != 1 || !out[0].Committed {
-						t.Fatalf("batch at %d did not commit: %v", from, out[0].Err)
-					}
-					for _, d := range out[0].Batch.DeadLetters {
-						dead = append(dead, d.Record.Offset)
-					}
-					from += n
+				for _, d := range commitAtCuts(t, s, "t.ign", values, cut) {
+					dead = append(dead, d.Record.Offset)
 				}
 				slices.Sort(dead)
 				if got := fmt.Sprint(dead); got != want {
@@ -224,4 +197,23 @@ func TestCaseClashesOfIgnoredFieldsAreTheSameWhereverBatchesAreCut(t *testing.T)
 			})
 		}
 	}
+}
+
+// commitAtCuts commits values to topic in batches of the sizes cut gives,
+// each batch's offsets following the last, and returns the dead letters
+// in the order the batches gave them.
+func commitAtCuts(t *testing.T, s *exactly.Sink, topic string, values []string, cut []int) []exactly.DeadLetter {
+	t.Helper()
+	var dead []exactly.DeadLetter
+	from := 0
+	for _, n := range cut {
+		b := &exactly.PartitionBatch{Topic: topic, From: int64(from), Records: records(topic, int64(from), values[from:from+n]...)}
+		out := s.Commit(context.Background(), []*exactly.PartitionBatch{b})
+		if len(out) != 1 || !out[0].Committed {
+			t.Fatalf("batch at %d did not commit: %v", from, out[0].Err)
+		}
+		dead = append(dead, out[0].Batch.DeadLetters...)
+		from += n
+	}
+	return dead
 }
