@@ -350,8 +350,7 @@ func (s *Sink) widenColumn(ctx context.Context, stmts []string) (string, error) 
 // deadline, so the table was never made).
 func (s *Sink) checkNames(ctx context.Context, batches []*PartitionBatch) error {
 	described := map[string]*Table{}
-	claimed := map[string]map[string]string{} // table → folded name → its spelling
-	widens := map[string]*widening{}          // table → evolve: widen's fold so far
+	checks := map[string]*nameCheck{}
 	for _, b := range batches {
 		keep := b.changes[:0]
 		for _, c := range b.changes {
@@ -363,12 +362,9 @@ func (s *Sink) checkNames(ctx context.Context, batches []*PartitionBatch) error 
 						return err
 					}
 					described[c.table] = t
-					claimed[c.table] = s.spellings(t)
-					if claimed[c.table] != nil && c.rule.Evolve == "widen" {
-						widens[c.table] = foldWiden(s.d, t, nil)
-					}
+					checks[c.table] = s.newNameCheck(t, c.rule)
 				}
-				if why := s.badField(t, &c.Change, claimed[c.table], widens[c.table], t == nil || c.rule.AddsColumns()); why != nil {
+				if why := checks[c.table].bad(&c.Change); why != nil {
 					if b.refuse(c, fmt.Errorf("table %s: %w", c.table, why)) {
 						break
 					}
@@ -397,6 +393,31 @@ func (s *Sink) spellings(t *Table) map[string]string {
 		}
 	}
 	return m
+}
+
+// nameCheck checks, record by record in offset order, the field names
+// of one table's changes under create or evolve (see badField): run
+// (checkNames) and exactly plan (PlanTable) build it the same way.
+type nameCheck struct {
+	s       *Sink
+	t       *Table
+	claimed map[string]string
+	w       *widening
+	adds    bool
+}
+
+func (s *Sink) newNameCheck(t *Table, rule *TableRule) *nameCheck {
+	nc := &nameCheck{s: s, t: t, claimed: s.spellings(t), adds: t == nil || rule.AddsColumns()}
+	if nc.claimed != nil && rule.Evolve == "widen" {
+		nc.w = foldWiden(s.d, t, nil)
+	}
+	return nc
+}
+
+// bad says why c cannot be written under the rule's create or evolve, or
+// returns nil and claims c's spellings.
+func (nc *nameCheck) bad(c *Change) error {
+	return nc.s.badField(nc.t, c, nc.claimed, nc.w, nc.adds)
 }
 
 // badField returns why the first field (by name) of c that has no column

@@ -36,11 +36,7 @@ func (s *Sink) PlanTable(ctx context.Context, topic string, sample []*Record) (*
 	}
 	var changes []*Change
 	var records []*Record
-	claimed := s.spellings(t)
-	var w *widening
-	if claimed != nil && rule.Evolve == "widen" {
-		w = foldWiden(s.d, t, nil)
-	}
+	names := s.newNameCheck(t, rule)
 	for _, r := range sample {
 		ch, err := s.decoder(rule).Decode(r)
 		if err != nil {
@@ -52,7 +48,7 @@ func (s *Sink) PlanTable(ctx context.Context, topic string, sample []*Record) (*
 		}
 		mapColumns(&rule.Columns, rule.Key, &ch)
 		if rule.Create || rule.AddsColumns() {
-			if why := s.badField(t, &ch, claimed, w, t == nil || rule.AddsColumns()); why != nil {
+			if why := names.bad(&ch); why != nil {
 				p.DeadLetters = append(p.DeadLetters, (&RecordError{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: why}).Error())
 				continue
 			}
