@@ -9,18 +9,20 @@ import (
 // transaction (route, decode, range hash, collapse by key, and the rows
 // handed to the dialect) with no database: the record-path benchmarks
 // (recordpath_bench_test.go) measure the pipeline's own CPU per format.
-func PlanForBench(ctx context.Context, cfg *Config, newDecoder func(*TableRule) (Decoder, error), tables map[string]*Table, batches []*PartitionBatch) (rows int, err error) {
-	s := &Sink{cfg: cfg, decode: newDecoder, tables: tables, decs: map[*TableRule]Decoder{}}
+// d, when not nil, decides key identities as it does in the sink.
+func PlanForBench(ctx context.Context, cfg *Config, d Dialect, newDecoder func(*TableRule) (Decoder, error), tables map[string]*Table, batches []*PartitionBatch) ([]*TableWrite, error) {
+	s := &Sink{cfg: cfg, d: d, decode: newDecoder, tables: tables, decs: map[*TableRule]Decoder{}}
 	for _, b := range batches {
 		if err := s.prepare(ctx, b); err != nil {
-			return 0, err
+			return nil, err
 		}
 	}
 	writes, err := s.plan(ctx, nil, batches, tables)
-	for _, w := range writes {
-		rows += len(w.TableWrite.Upserts) + len(w.TableWrite.Deletes)
+	out := make([]*TableWrite, len(writes))
+	for i, w := range writes {
+		out[i] = w.TableWrite
 	}
-	return rows, err
+	return out, err
 }
 
 // SetStaleAfter sets how long a description is trusted while records

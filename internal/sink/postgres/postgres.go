@@ -343,9 +343,45 @@ func (d *Dialect) staged(ctx context.Context, tx *exactly.Tx, w *exactly.TableWr
 	if _, err := tx.ExecContext(ctx, def.String()); err != nil {
 		return nil, fmt.Errorf("creating staging table: %w", err)
 	}
-	// The rows go as binary COPY, encoded here: every staging column is
-	// text (whose binary form is its UTF-8 bytes) and the op a "char", so
-	// nothing needs pgx's per-value type planning.
+	buf := copyData(w, cols)
+	copySQL := "COPY " + d.Quote(stage) + " (exactly_op, " + d.list(cols, "") + ") FROM STDIN (FORMAT binary)"
+	err := tx.Conn.Raw(func(dc any) error {
+		pc := dc.(*stdlib.Conn).Conn()
+		_, err := pc.PgConn().CopyFrom(ctx, bytes.NewReader(buf), copySQL)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("copying into staging table: %w", err)
+	}
+	t := d.Quote(w.Table.Name)
+	cast := func(c string) string { return "s." + d.Quote(c) + "::" + castType(w.Table.Column(c).Type) }
+	var out []exactly.Statement
+	if len(w.Upserts) > 0 {
+		sel := make([]string, len(w.Columns))
+		for i, c := range w.Columns {
+			sel[i] = cast(c)
+		}
+		q := "INSERT INTO " + t + " AS t (" + d.list(w.Columns, "") + ") SELECT " + strings.Join(sel, ", ") +
+			" FROM " + d.Quote(stage) + " s WHERE s.exactly_op = 'u'" + d.onConflict(w)
+		out = append(out, exactly.Statement{SQL: q})
+	}
+	if len(w.Deletes) > 0 {
+		q := "DELETE FROM " + t + " AS t USING " + d.Quote(stage) + " s WHERE s.exactly_op = 'd' AND " + d.deleteWhere(w, cast)
+		out = append(out, exactly.Statement{SQL: q})
+	}
+	return out, nil
+}
+
+// CopyData is the binary COPY stream staged sends for w into its staging
+// table (columns w.StageColumns(), after an op column): the encoding
+// alone, without the database, for the record-path benchmark
+// (BenchmarkRecordPath) to count with the rest of the pipeline's CPU.
+func CopyData(w *exactly.TableWrite) []byte { return copyData(w, w.StageColumns()) }
+
+// copyData encodes w's rows as binary COPY into a staging table of cols.
+// Every staging column is text (whose binary form is its UTF-8 bytes) and
+// the op a "char", so nothing needs pgx's per-value type planning.
+func copyData(w *exactly.TableWrite, cols []string) []byte {
 	pos := make(map[string]int, len(cols))
 	for i, c := range cols {
 		pos[c] = i + 1
@@ -379,33 +415,7 @@ func (d *Dialect) staged(ctx context.Context, tx *exactly.Tx, w *exactly.TableWr
 		}
 		row('d')
 	}
-	buf = append(buf, 0xff, 0xff) // trailer: a field count of -1
-	copySQL := "COPY " + d.Quote(stage) + " (exactly_op, " + d.list(cols, "") + ") FROM STDIN (FORMAT binary)"
-	err := tx.Conn.Raw(func(dc any) error {
-		pc := dc.(*stdlib.Conn).Conn()
-		_, err := pc.PgConn().CopyFrom(ctx, bytes.NewReader(buf), copySQL)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("copying into staging table: %w", err)
-	}
-	t := d.Quote(w.Table.Name)
-	cast := func(c string) string { return "s." + d.Quote(c) + "::" + castType(w.Table.Column(c).Type) }
-	var out []exactly.Statement
-	if len(w.Upserts) > 0 {
-		sel := make([]string, len(w.Columns))
-		for i, c := range w.Columns {
-			sel[i] = cast(c)
-		}
-		q := "INSERT INTO " + t + " AS t (" + d.list(w.Columns, "") + ") SELECT " + strings.Join(sel, ", ") +
-			" FROM " + d.Quote(stage) + " s WHERE s.exactly_op = 'u'" + d.onConflict(w)
-		out = append(out, exactly.Statement{SQL: q})
-	}
-	if len(w.Deletes) > 0 {
-		q := "DELETE FROM " + t + " AS t USING " + d.Quote(stage) + " s WHERE s.exactly_op = 'd' AND " + d.deleteWhere(w, cast)
-		out = append(out, exactly.Statement{SQL: q})
-	}
-	return out, nil
+	return append(buf, 0xff, 0xff) // trailer: a field count of -1
 }
 
 // lengthType matches the length modifier of the types whose explicit
