@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"math"
 	"sync"
 	"time"
 )
@@ -25,7 +26,8 @@ import (
 //     not three.
 //
 //   - A saturated window's rate (records committed per second) updates an
-//     average kept for the limit it ran at.
+//     average kept for the limit it ran at: the mean of its first
+//     averageOver windows, then a moving average.
 //
 //   - The limit moves one step at a time toward the best limit measured:
 //     among those whose average is within 3% of the highest, the smallest
@@ -34,7 +36,11 @@ import (
 //     for the same rate and about the same latency leave the database
 //     room. (When the pipeline keeps up with Kafka every limit commits the
 //     same records/s, and only latency tells them apart: 800 tables at
-//     3,000 records/s wait less in four flights than in two.) A neighbour
+//     3,000 records/s wait less in four flights than in two.) The highest
+//     average is taken with doubt: less the fewer windows it holds and
+//     the more a window's rate strays from its limit's average (see
+//     doubt), since the climb leaves most limits after one window and the
+//     luckiest of them would otherwise set the bar for good. A neighbour
 //     of the best never measured is tried first, and every probeEvery
 //     windows at the best a neighbour is measured again, so the limit
 //     follows a database whose load changes.
@@ -65,6 +71,9 @@ type flightLimit struct {
 
 	avg          []float64 // average rate per limit (index: limit); 0 = not measured
 	lat          []float64 // average wait of a flight's oldest record per limit, seconds
+	count        []int     // saturated windows measured per limit since its average was last forgotten
+	spread       float64   // mean squared relative deviation of a window's rate from its limit's average
+	spreadN      int       // windows that measured spread
 	sinceProbe   int
 	warm         bool // the first window, the start's, has closed
 	probeUp      bool
@@ -79,6 +88,18 @@ const (
 	idle        = 0.5
 	closeEnough = 0.97
 	slowerOK    = 1.2
+
+	// averageOver: a limit's average is the mean of its first
+	// averageOver windows, then moves a 1/averageOver step toward each
+	// new window's rate.
+	averageOver = 4
+	// spreadOver: the spread is the mean of the windows' squared
+	// relative deviations from their limit's average, the first
+	// spreadOver's, then a moving average.
+	spreadOver = 16
+	// doubtSpreads: how many spreads (over √windows) below its average
+	// a limit's rate is taken to be when it sets the rate to be close to.
+	doubtSpreads = 2
 )
 
 // newFlightLimit starts adaptive limits at 2 (or max_conns if lower):
@@ -86,7 +107,7 @@ const (
 func newFlightLimit(maxConns int, fixed bool, onChange func(limit, max int)) *flightLimit {
 	maxConns = max(maxConns, 1)
 	l := &flightLimit{max: maxConns, fixed: fixed, cur: maxConns, avg: make([]float64, maxConns+1),
-		lat: make([]float64, maxConns+1), onChange: onChange}
+		lat: make([]float64, maxConns+1), count: make([]int, maxConns+1), onChange: onChange}
 	if !fixed {
 		l.cur = min(2, maxConns)
 	}
@@ -184,14 +205,21 @@ func (l *flightLimit) learn(rate, wait float64) {
 	cur := l.cur
 	switch a := l.avg[cur]; {
 	case a == 0:
-		l.avg[cur], l.lat[cur] = rate, wait
+		l.avg[cur], l.lat[cur], l.count[cur] = rate, wait, 1
 	case rate < a/2:
 		// The workload changed: what the other limits did is stale.
 		clear(l.avg)
 		clear(l.lat)
-		l.avg[cur], l.lat[cur] = rate, wait
+		clear(l.count)
+		l.avg[cur], l.lat[cur], l.count[cur] = rate, wait, 1
 	default:
-		l.avg[cur], l.lat[cur] = (a+rate)/2, (l.lat[cur]+wait)/2
+		d := (rate - a) / a
+		l.spreadN++
+		l.spread += (d*d - l.spread) / float64(min(l.spreadN, spreadOver))
+		l.count[cur]++
+		w := 1 / float64(min(l.count[cur], averageOver))
+		l.avg[cur] += w * (rate - a)
+		l.lat[cur] += w * (wait - l.lat[cur])
 	}
 	best := l.best()
 	next := best
@@ -231,8 +259,8 @@ func (l *flightLimit) learn(rate, wait float64) {
 // least wait among them. The current limit when none is measured.
 func (l *flightLimit) best() int {
 	top := 0.0
-	for _, a := range l.avg {
-		top = max(top, a)
+	for n, a := range l.avg {
+		top = max(top, a*l.doubt(n))
 	}
 	if top == 0 {
 		return l.cur
@@ -249,4 +277,22 @@ func (l *flightLimit) best() int {
 		}
 	}
 	return l.cur
+}
+
+// doubt is the share of limit n's average rate that best trusts as the
+// rate to come within closeEnough of: 1 less doubtSpreads times the
+// spread of a window's rate about its limit's average, over the square
+// root of the windows behind n's average. A limit measured in one window
+// the climb then left keeps that window's luck for good; without the
+// doubt, the luckiest of the five limits measured once on the way down a
+// flat hill held the limit one step above the fewest within 3% of the
+// best rate (TestFlightLimitFindsTheBestLimit, from max_conns). 1 while
+// no limit was measured twice (the spread is unknown) and for a limit not
+// measured.
+func (l *flightLimit) doubt(n int) float64 {
+	if l.spread == 0 || l.count == nil || l.count[n] == 0 {
+		return 1
+	}
+	windows := float64(min(l.count[n], 2*averageOver-1)) // an average of averageOver's weight holds about 2·averageOver−1 windows
+	return 1 - doubtSpreads*math.Sqrt(l.spread/windows)
 }

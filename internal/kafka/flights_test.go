@@ -15,6 +15,9 @@ var curves = map[string][]float64{
 	"one writer is best":                   {0, 100e3, 80e3, 60e3, 50e3, 45e3, 40e3, 35e3, 30e3},
 	"a 32-core server (best 8)":            {0, 20e3, 39e3, 57e3, 74e3, 90e3, 105e3, 119e3, 132e3},
 	"flat from 3 on (fewest wins)":         {0, 50e3, 80e3, 100e3, 101e3, 100e3, 101e3, 100e3, 99e3},
+	// max_conns 16: the best, 8, can be come to from above too.
+	"16 connections on a 32-core server (best 8)": {0, 20e3, 39e3, 57e3, 74e3, 90e3, 105e3, 119e3, 132e3,
+		126e3, 120e3, 115e3, 110e3, 105e3, 100e3, 96e3, 92e3},
 }
 
 func waitOf(curve []float64) []float64 {
@@ -51,6 +54,14 @@ func run(l *flightLimit, rate, wait []float64, windows int, noise float64, rng *
 	return seen
 }
 
+// The limit comes to the best from above (from max_conns) and from
+// below (where a busy spell or a changed workload left it), for
+// bests 1, 2, 3, 4 and 8, each window's rate and wait off by up to ±2%.
+// Before the climb doubted averages of few windows, it settled a step
+// off the best of the flat curve in 1 run in 5 from max_conns 8 (the
+// luckiest of the limits measured once on the way down set the bar for
+// good) and 1 in 40 from 1, and of 800 tables keeping up in 1 in 7 and
+// 1 in 10.
 func TestFlightLimitFindsTheBestLimit(t *testing.T) {
 	type load struct{ rate, wait []float64 }
 	loads := map[string]load{"800 tables keeping up at 3,000 records/s (best 4)": {keepingUp.rate, keepingUp.wait}}
@@ -58,45 +69,53 @@ func TestFlightLimitFindsTheBestLimit(t *testing.T) {
 		loads[name] = load{curve, waitOf(curve)}
 	}
 	for name, ld := range loads {
-		t.Run(name, func(t *testing.T) {
-			curve := ld.rate
-			best := bestOf(ld.rate, ld.wait)
-			if want := name[len(name)-2]; best != int(want-'0') && want >= '0' && want <= '9' {
-				t.Fatalf("the curve's best is %d, its name says %c", best, want)
-			}
-			for seed := range uint64(20) {
-				rng := rand.New(rand.NewPCG(seed, 7))
-				l := newFlightLimit(8, false, nil)
-				seen := run(l, ld.rate, ld.wait, 60, 0.02, rng)
-				// After the first 20 windows (about 6 s), the limit sits at
-				// the best most of the time and only probes a neighbour.
-				at, off := 0, 0
-				for _, n := range seen[20:] {
-					switch {
-					case n == best:
-						at++
-					case n < best-1 || n > best+1:
-						off++
+		curve := ld.rate
+		best := bestOf(ld.rate, ld.wait)
+		if want := name[len(name)-2]; best != int(want-'0') && want >= '0' && want <= '9' {
+			t.Fatalf("%s: the curve's best is %d, its name says %c", name, best, want)
+		}
+		maxConns := len(curve) - 1
+		starts := map[string]int{"from max_conns": maxConns}
+		if best > 1 {
+			starts["from 1"] = 1
+		}
+		for from, start := range starts {
+			t.Run(name+" "+from, func(t *testing.T) {
+				for seed := range uint64(50) {
+					rng := rand.New(rand.NewPCG(seed, 7))
+					l := newFlightLimit(maxConns, false, nil)
+					l.cur = start
+					seen := run(l, ld.rate, ld.wait, 60, 0.02, rng)
+					// After the first 20 windows (about 6 s), the limit sits at
+					// the best most of the time and only probes a neighbour.
+					at, off := 0, 0
+					for _, n := range seen[20:] {
+						switch {
+						case n == best:
+							at++
+						case n < best-1 || n > best+1:
+							off++
+						}
+					}
+					if at < 30 || off > 0 {
+						t.Fatalf("seed %d: best %d, limits %v", seed, best, seen)
+					}
+					// The records it committed are within 5% of the best fixed
+					// limit's over the same windows (the bar), and
+					// they waited at most 10% longer.
+					var got, want, waited, least float64
+					for _, n := range seen[20:] {
+						got += curve[n]
+						want += curve[best]
+						waited += ld.wait[n]
+						least += ld.wait[best]
+					}
+					if got < 0.95*want || waited > 1.1*least {
+						t.Fatalf("seed %d: %.0f%% of the best fixed limit's records, %.0f%% of its wait; limits %v", seed, 100*got/want, 100*waited/least, seen)
 					}
 				}
-				if at < 30 || off > 0 {
-					t.Fatalf("seed %d: best %d, limits %v", seed, best, seen)
-				}
-				// The records it committed are within 5% of the best fixed
-				// limit's over the same windows (the bar), and
-				// they waited at most 10% longer.
-				var got, want, waited, least float64
-				for _, n := range seen[20:] {
-					got += curve[n]
-					want += curve[best]
-					waited += ld.wait[n]
-					least += ld.wait[best]
-				}
-				if got < 0.95*want || waited > 1.1*least {
-					t.Fatalf("seed %d: %.0f%% of the best fixed limit's records, %.0f%% of its wait; limits %v", seed, 100*got/want, 100*waited/least, seen)
-				}
-			}
-		})
+			})
+		}
 	}
 }
 
