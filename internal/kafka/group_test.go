@@ -182,8 +182,9 @@ tables:
 	defer sink.Close()
 	s := &Source{cfg: cfg, sink: sink, log: log, opt: newOptions(nil), parts: map[exactly.TP]*partition{},
 		limit: newFlightLimit(cfg.Sink.MaxConns, false, nil)}
+	s.limit.cur = 2 // the adaptive limit come down to 2 of 4
 	if got := s.slots(); got != 2 {
-		t.Fatalf("the adaptive limit starts at %d, this test wants 2 of 4", got)
+		t.Fatalf("the adaptive limit is %d, this test wants 2 of 4", got)
 	}
 	now := time.Now()
 	tp := exactly.TP{Topic: "t.a", Partition: 0}
