@@ -46,14 +46,30 @@ func (d *Debezium) Decode(r *exactly.Record) (exactly.Change, error) {
 }
 
 func (d *Debezium) decode(r *exactly.Record) (exactly.Change, error) {
+	recordKey := func() (map[string]any, error) { return d.recordKey(r.Key, r.Topic) }
 	if r.Value == nil {
-		return tombstone(func() (map[string]any, error) { return connectKey(r.Key, d.Key, &d.keys, r.Topic) })
+		return tombstone(recordKey)
 	}
-	env, err := d.jsonEnvelope(r.Value, r.Topic)
-	if err != nil {
-		return exactly.Change{}, err
+	// One walk for the events connectors write; the two passes of
+	// jsonEnvelope for the rest, and to say what is wrong.
+	var env envelope
+	if !d.walkEnvelope(r.Value, d.values.lastOf(r.Topic), &env) {
+		e, err := d.jsonEnvelope(r.Value, r.Topic)
+		if err != nil {
+			return exactly.Change{}, err
+		}
+		env = *e
 	}
-	return d.change(env, isObject(r.Key), func() (map[string]any, error) { return connectKey(r.Key, d.Key, &d.keys, r.Topic) })
+	return d.change(&env, isObject(r.Key), recordKey)
+}
+
+// recordKey reads a record key as connectKey does, in one walk when it
+// can (see walkKey).
+func (d *Debezium) recordKey(key []byte, topic string) (map[string]any, error) {
+	if m, ok := walkKey(key, d.Key, &d.keys, topic); ok {
+		return m, nil
+	}
+	return connectKey(key, d.Key, &d.keys, topic)
 }
 
 // envelope is a Debezium change event with its images converted to

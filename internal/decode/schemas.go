@@ -51,6 +51,9 @@ func compile(raw string, s *connectSchema) *compiledSchema {
 // structSchema is a struct schema's fields by name.
 type structSchema struct {
 	byName map[string]*connectSchema // the first field of a name, as connectSchema.field finds it
+	// order is byName's fields in schema order: the order the JSON
+	// converter writes a struct's members in, which walkImage expects.
+	order []*connectSchema
 }
 
 func newStructSchema(s *connectSchema) *structSchema {
@@ -64,6 +67,7 @@ func newStructSchema(s *connectSchema) *structSchema {
 		}
 		if _, dup := st.byName[f.Field]; !dup {
 			st.byName[f.Field] = f
+			st.order = append(st.order, f)
 		}
 	}
 	return st

@@ -1,0 +1,426 @@
+package decode
+
+import (
+	"bytes"
+	"strings"
+)
+
+// This file decodes the Debezium JSON envelopes connectors write in one
+// walk over the record: the schema member skipped by comparing its text
+// with the topic's last schema (see schemaCache.prefix), the payload's
+// before, after, source, op and ts_ms converted where they stand, an
+// image's members matched to the schema's fields in schema order (the
+// order the JSON converter writes them in) rather than hashed. The
+// two-pass path of envelope.go validated the whole value first and then
+// walked the images again; it read a third of a record's time twice.
+//
+// The walk takes only the common road. Whatever else it meets (an error
+// of any kind, a schema not in the cache, a wrapper whose payload comes
+// before its schema, a member repeated, an image's members out of schema
+// order) makes it give up, and the two-pass path reads the record from
+// the start: it says what is wrong, and what it decides is what the walk
+// would have. So the walk must never accept what the two-pass path
+// refuses, nor decode differently: FuzzWalkMatchesTwoPass holds it to that.
+//
+// Nesting depth is the one rule of validity that depends on where a value
+// is read from: the two-pass path counted a nested value's levels from the
+// top of the record, and a converter counts them from the value. The walk
+// validates a nested value at the record's depth before converting it.
+
+// walkEnvelope decodes the Debezium JSON value b into env and says whether
+// it could (see above); last is the topic's last value schema.
+func (d *Debezium) walkEnvelope(b []byte, last *lastSchema, env *envelope) bool {
+	p := objectParser{b: b}
+	p.space()
+	if p.i == len(b) || b[p.i] != '{' {
+		return false
+	}
+	if done, _ := p.open(); done {
+		return false
+	}
+	if q := p; isWrapperMember(&q) {
+		if !d.walkWrapper(&p, last, env) {
+			return false
+		}
+	} else if !d.walkPayload(&p, nil, 1, env) { // schemas.enable=false: the object is the payload
+		return false
+	}
+	p.space()
+	return p.i == len(b)
+}
+
+// isWrapperMember says whether the member at p.i is named schema or
+// payload: an object whose first member is neither is no wrapper.
+func isWrapperMember(p *objectParser) bool {
+	key, err := p.key()
+	name := memberName(key)
+	return err == nil && (name == schemaName || name == payloadName)
+}
+
+// walkWrapper reads the members of a schema/payload wrapper, the schema
+// first, up to its closing brace.
+func (d *Debezium) walkWrapper(p *objectParser, last *lastSchema, env *envelope) bool {
+	var schema *compiledSchema
+	var hasSchema bool
+	for {
+		key, err := p.key()
+		if err != nil {
+			return false
+		}
+		switch memberName(key) {
+		case schemaName:
+			if hasSchema {
+				return false
+			}
+			hasSchema = true
+			var ok bool
+			if schema, ok = walkSchema(p, &d.values, last); !ok {
+				return false
+			}
+			if schema != nil && schema.schema.Type != "struct" {
+				return false
+			}
+		case payloadName:
+			if !hasSchema || p.b[p.i] != '{' {
+				return false
+			}
+			p.i++
+			if !d.walkPayload(p, schema, 2, env) {
+				return false
+			}
+			if schema != nil {
+				env.fields, env.sourceFields, env.tsType = schema.afterFields, schema.sourceFields, schema.tsType
+			}
+			// The payload is the wrapper's last member.
+			p.space()
+			if p.i == len(p.b) || p.b[p.i] != '}' {
+				return false
+			}
+			p.i++
+			return true
+		default:
+			return false
+		}
+		if done, err := p.next(); done || err != nil {
+			return false
+		}
+	}
+}
+
+// walkSchema reads over a wrapper's schema member at p.i and returns it
+// from cache: the last one looked up, else the one of the same text; ok is
+// false when the cache has none.
+func walkSchema(p *objectParser, cache *schemaCache, last *lastSchema) (s *compiledSchema, ok bool) {
+	if s = cache.prefix(last, p.b[p.i:]); s != nil {
+		p.i += len(s.raw)
+		return s, true
+	}
+	if p.b[p.i] == 'n' {
+		return nil, p.literal("null") == nil
+	}
+	start := p.i
+	if p.skipValue(1) != nil {
+		return nil, false
+	}
+	s = cache.get(last, p.b[start:p.i])
+	return s, s != nil
+}
+
+// walkPayload reads a change event's members, past the '{', up to and
+// including its closing brace, into env; depth is the depth the two-pass
+// path read its members at.
+func (d *Debezium) walkPayload(p *objectParser, schema *compiledSchema, depth int, env *envelope) bool {
+	var before, after, source *structSchema
+	if schema != nil {
+		before, after, source = schema.before, schema.after, schema.source
+	}
+	var sourceField keep
+	sourceField.name, sourceField.one = strings.CutPrefix(d.Version, "source_")
+	var seen uint // bits by member name
+	var beforeAt span
+	var beforeChecked bool
+	var buf [32]member
+	afterNames := buf[:0]
+	p.space()
+	if p.i < len(p.b) && p.b[p.i] == '}' {
+		p.i++
+		return true
+	}
+	for {
+		key, err := p.key()
+		if err != nil {
+			return false
+		}
+		name := memberName(key)
+		if name >= opName {
+			if seen&(1<<name) != 0 {
+				return false // the last of them counts: left to the two-pass path
+			}
+			seen |= 1 << name
+		}
+		start := p.i
+		var ok bool
+		switch name {
+		case opName:
+			if ok = p.skipValue(depth) == nil; ok {
+				env.op, err = op(p.b[start:p.i])
+				ok = err == nil
+			}
+		case beforeName:
+			// Converted when a delete is known to use it; else only
+			// checked, and converted at the end if the op is d.
+			beforeChecked = env.op != "d"
+			k := keep{all: !beforeChecked}
+			env.before, _, ok = p.walkImage(before, k, depth, false, nil)
+			beforeAt = span{start, p.i}
+		case afterName:
+			// Converted whole: the ops that use it are the common ones.
+			env.after, afterNames, ok = p.walkImage(after, keep{all: true}, depth, true, afterNames)
+		case sourceName:
+			env.source, _, ok = p.walkImage(source, sourceField, depth, false, nil)
+		case tsMsName:
+			var tsMs *connectSchema
+			if schema != nil {
+				tsMs = schema.tsMs
+			}
+			if ok = p.skipValue(depth) == nil; ok {
+				q := objectParser{b: p.b[:p.i], i: start}
+				env.tsMs, err = q.connectValue(tsMs)
+				ok = err == nil
+			}
+		default:
+			ok = p.skipValue(depth) == nil
+		}
+		if !ok {
+			return false
+		}
+		done, err := p.next()
+		if err != nil {
+			return false
+		}
+		if done {
+			break
+		}
+	}
+	switch env.op {
+	case "c", "r", "u":
+		if env.after != nil {
+			env.shape = shapes.get(afterNames, &d.shape)
+		}
+	default:
+		env.after = nil // checked only
+	}
+	if env.op != "d" {
+		env.before = nil
+	} else if beforeChecked {
+		q := objectParser{b: p.b[:beforeAt.end], i: beforeAt.start}
+		var ok bool
+		if env.before, _, ok = q.walkImage(before, keep{all: true}, depth, false, nil); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// walkImage converts the image (a before, after or source struct, or a
+// key's payload) at p.i by its schema s, as image does: without s its
+// values stay as JSON gives them; only the fields k names are converted
+// and returned, the others checked; null is nil. depth is the depth the
+// two-pass path read the image at. With named, the names of the members
+// converted are appended to names, in their order, for the image's shape.
+// ok is false when the two-pass path must read it.
+func (p *objectParser) walkImage(s *structSchema, k keep, depth int, named bool, names []member) (out map[string]any, _ []member, ok bool) {
+	if p.i == len(p.b) {
+		return nil, nil, false
+	}
+	switch p.b[p.i] {
+	case 'n':
+		return nil, names, p.literal("null") == nil
+	case '{':
+	default:
+		return nil, nil, false
+	}
+	if s == nil && !k.all && !k.one {
+		return nil, names, p.skipValue(depth) == nil
+	}
+	// Without a schema, a whole image's members are collected first so
+	// that the map is made at its size, as parseRow does.
+	var buf [32]member
+	collect := s == nil && k.all
+	members := buf[:0]
+	if k.all && !collect {
+		out = make(map[string]any, len(s.byName))
+	}
+	p.i++
+	p.space()
+	if p.i < len(p.b) && p.b[p.i] == '}' {
+		p.i++
+		if collect {
+			out = map[string]any{}
+		}
+		return out, names, true
+	}
+	next := 0 // the schema field the next member is expected to be
+	for {
+		if p.i == len(p.b) || p.b[p.i] != '"' {
+			return nil, nil, false
+		}
+		var f *connectSchema
+		var name string
+		if s != nil {
+			key, err := p.key()
+			if err != nil {
+				return nil, nil, false
+			}
+			for j := next; j < len(s.order); j++ {
+				if s.order[j].Field == string(key) {
+					f, next = s.order[j], j+1
+					break
+				}
+			}
+			if f == nil {
+				return nil, nil, false // unknown, repeated or out of order
+			}
+			name = f.Field
+		} else {
+			var err error
+			if name, err = p.name(); err != nil || p.colon() != nil || p.i == len(p.b) {
+				return nil, nil, false
+			}
+		}
+		// A nested value is checked at the depth the two-pass path
+		// read it at: converting it counts levels from the value.
+		if c := p.b[p.i]; c == '{' || c == '[' {
+			start := p.i
+			if p.skipValue(depth+1) != nil {
+				return nil, nil, false
+			}
+			p.i = start
+		}
+		switch {
+		case k.field(name):
+			var v any
+			var err error
+			if p.b[p.i] == 'n' { // connectValue takes null as read
+				err = p.literal("null")
+			} else {
+				v, err = p.connectValue(f)
+			}
+			if err != nil {
+				return nil, nil, false
+			}
+			if named {
+				names = append(names, member{key: name})
+			}
+			if collect {
+				members = append(members, member{name, v})
+				break
+			}
+			if out == nil {
+				out = make(map[string]any, 1)
+			}
+			out[name] = v // without s, a repeated member's last value, as image
+		case f != nil:
+			if p.check(f) != nil {
+				return nil, nil, false
+			}
+		default:
+			if p.skipValue(depth+1) != nil {
+				return nil, nil, false
+			}
+		}
+		p.space()
+		if p.i == len(p.b) {
+			return nil, nil, false
+		}
+		switch p.b[p.i] {
+		case ',':
+			p.i++
+			p.space()
+		case '}':
+			p.i++
+			if collect {
+				out = make(map[string]any, len(members))
+				for _, kv := range members {
+					out[kv.key] = kv.value // a repeated member's last value
+				}
+			}
+			return out, names, true
+		default:
+			return nil, nil, false
+		}
+	}
+}
+
+// walkKey reads a record key in one walk, as connectKey does; ok is false
+// when connectKey must read it (see walkEnvelope).
+func walkKey(key []byte, cols []string, cache *schemaCache, topic string) (m map[string]any, ok bool) {
+	t := bytes.TrimSpace(key)
+	if len(t) == 0 || t[0] != '{' {
+		return nil, false
+	}
+	p := objectParser{b: t}
+	if done, _ := p.open(); done {
+		return nil, false
+	}
+	if q := p; !isWrapperMember(&q) {
+		// No wrapper (schemas.enable=false): the key's own fields.
+		m, err := parseObject(t)
+		return m, err == nil
+	}
+	var schema *compiledSchema
+	var hasSchema bool
+	for {
+		key, err := p.key()
+		if err != nil {
+			return nil, false
+		}
+		switch memberName(key) {
+		case schemaName:
+			if hasSchema {
+				return nil, false
+			}
+			hasSchema = true
+			if schema, ok = walkSchema(&p, cache, cache.lastOf(topic)); !ok {
+				return nil, false
+			}
+		case payloadName:
+			if !hasSchema {
+				return nil, false
+			}
+			if schema != nil && schema.schema.Type != "struct" {
+				// A primitive key schema: the single key column.
+				start := p.i
+				if len(cols) != 1 || p.skipValue(1) != nil {
+					return nil, false
+				}
+				q := objectParser{b: t[:p.i], i: start}
+				v, err := q.connectValue(schema.schema)
+				if err != nil {
+					return nil, false
+				}
+				m = map[string]any{cols[0]: v}
+			} else {
+				var fields *structSchema
+				if schema != nil {
+					fields = schema.fields
+				}
+				if m, _, ok = p.walkImage(fields, keep{all: true}, 1, false, nil); !ok || m == nil {
+					return nil, false
+				}
+			}
+			p.space()
+			if p.i == len(t) || t[p.i] != '}' {
+				return nil, false
+			}
+			p.i++
+			p.space()
+			return m, p.i == len(t)
+		default:
+			return nil, false
+		}
+		if done, err := p.next(); done || err != nil {
+			return nil, false
+		}
+	}
+}
