@@ -165,8 +165,33 @@ func (p *objectParser) check(s *connectSchema) error {
 		c == '"' && s.Type == "string" && s.Name != dbzZonedTimestamp { // text cannot fail
 		return p.skipValue(2)
 	}
+	if intType(s.Type) && integerCannotFail(s.Name) && (c == '-' || '0' <= c && c <= '9') {
+		// An integer that fits is good: no need to make the value (an
+		// allocation per field of a source block).
+		start := p.i
+		if isInt, err := p.number(); err == nil {
+			if _, ok := parseInt(p.b[start:p.i], isInt); ok {
+				return nil
+			}
+		}
+		p.i = start // connectValue says what is wrong
+	}
 	_, err := p.connectValue(s)
 	return err
+}
+
+func intType(t string) bool {
+	return t == "int64" || t == "int32" || t == "int16" || t == "int8"
+}
+
+// integerCannotFail says whether integer takes any int64 with that
+// logical name: dates and times of day have ranges.
+func integerCannotFail(name string) bool {
+	switch name {
+	case dbzDate, connectDate, dbzTime, connectTime, dbzMicroTime, dbzNanoTime:
+		return false
+	}
+	return true
 }
 
 // kind describes the value at p.i for an error, as jsonKind.

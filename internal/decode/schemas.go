@@ -1,6 +1,7 @@
 package decode
 
 import (
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -54,6 +55,10 @@ type structSchema struct {
 	// order is byName's fields in schema order: the order the JSON
 	// converter writes a struct's members in, which walkImage expects.
 	order []*connectSchema
+	// plain says of each of order's names whether it is written as is
+	// in JSON (no quote, backslash or control character, ASCII), so
+	// that a member's key can be compared with it byte for byte.
+	plain []bool
 }
 
 func newStructSchema(s *connectSchema) *structSchema {
@@ -68,6 +73,7 @@ func newStructSchema(s *connectSchema) *structSchema {
 		if _, dup := st.byName[f.Field]; !dup {
 			st.byName[f.Field] = f
 			st.order = append(st.order, f)
+			st.plain = append(st.plain, !strings.ContainsFunc(f.Field, func(r rune) bool { return r < ' ' || r == '"' || r == '\\' || r >= 0x80 }))
 		}
 	}
 	return st

@@ -245,9 +245,11 @@ func (p *objectParser) walkImage(s *structSchema, k keep, depth int, named bool,
 	}
 	// Without a schema, a whole image's members are collected first so
 	// that the map is made at its size, as parseRow does.
-	var buf [32]member
 	collect := s == nil && k.all
-	members := buf[:0]
+	var members []member
+	if collect {
+		members = make([]member, 0, 16)
+	}
 	if k.all && !collect {
 		out = make(map[string]any, len(s.byName))
 	}
@@ -267,7 +269,15 @@ func (p *objectParser) walkImage(s *structSchema, k keep, depth int, named bool,
 		}
 		var f *connectSchema
 		var name string
-		if s != nil {
+		if s != nil && next < len(s.order) && s.plain[next] && p.at(s.order[next].Field) {
+			// The member the schema says comes next, as most do.
+			f = s.order[next]
+			next++
+			name = f.Field
+			if p.colon() != nil || p.i == len(p.b) {
+				return nil, nil, false
+			}
+		} else if s != nil {
 			key, err := p.key()
 			if err != nil {
 				return nil, nil, false
@@ -423,4 +433,15 @@ func walkKey(key []byte, cols []string, cache *schemaCache, topic string) (m map
 			return nil, false
 		}
 	}
+}
+
+// at reads over the key at p.i if it is name, written without escapes,
+// and says whether it did.
+func (p *objectParser) at(name string) bool {
+	end := p.i + 1 + len(name)
+	if end < len(p.b) && p.b[end] == '"' && string(p.b[p.i+1:end]) == name {
+		p.i = end + 1
+		return true
+	}
+	return false
 }

@@ -93,6 +93,12 @@ func TestWalkMatchesTwoPass(t *testing.T) {
 				`{"op":"d","before":{"f":`+v+`},"source":{"lsn":`+v+`},"ts_ms":`+v+`}`)
 		}
 	}
+	// Field names that are not written as they are (see structSchema.plain).
+	odd := `{"schema":{"type":"struct","fields":[{"field":"after","type":"struct","fields":[{"field":"a\\\"b","type":"int32"},{"field":"é","type":"string"},{"field":"c\\n","type":"int32"},{"field":"d\\\\","type":"int32"}]}]},"payload":{"op":"c","after":`
+	values = append(values, odd+`{"a\\\"b":1,"é":"x","c\\n":2,"d\\\\":3}}}`, odd+`{"a\\\"b":1,"\\u00e9":"x","c\\n":2}}}`,
+		odd+"{\"a\\\"b\":1,\"é\":\"x\",\"c\n\":2}}}", odd+`{"a\\\"b\\":1}}}`, odd+`{"d\\\\":1}}}`, odd+`{"d\\":1}}}`)
+	odd = `{"schema":{"type":"struct","fields":[{"field":"after","type":"struct","fields":[{"field":"c\n","type":"int32"},{"field":"\"","type":"int32"},{"field":"é","type":"int32"}]}]},"payload":{"op":"c","after":`
+	values = append(values, odd+`{"c\n":1,"\"":2,"é":3}}}`, odd+"{\"c\n\":1}}}", odd+`{"c\u000a":1,"\u0022":2,"\u00e9":3}}}`, odd+`{"\"":2,"c\n":1}}}`)
 	for _, b := range corpusBytes(t) {
 		values = append(values, string(b))
 	}
