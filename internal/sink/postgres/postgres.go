@@ -386,6 +386,16 @@ func copyData(w *exactly.TableWrite, cols []string) []byte {
 	for i, c := range cols {
 		pos[c] = i + 1
 	}
+	// Where each written column and each key goes, looked up once, not
+	// once per row.
+	colAt := make([]int, len(w.Columns))
+	for j, c := range w.Columns {
+		colAt[j] = pos[c]
+	}
+	keyAt := make([]int, len(w.Keys))
+	for j, c := range w.Keys {
+		keyAt[j] = pos[c]
+	}
 	fields := make([]any, len(cols)+1)
 	var buf []byte
 	buf = append(buf, copyHeader...)
@@ -398,8 +408,8 @@ func copyData(w *exactly.TableWrite, cols []string) []byte {
 		clear(fields)
 	}
 	for i, r := range w.Upserts {
-		for j, c := range w.Columns {
-			fields[pos[c]] = r[j]
+		for j, at := range colAt {
+			fields[at] = r[j]
 		}
 		row('u')
 		if i == 0 { // the rest are about as long as the first
@@ -407,8 +417,8 @@ func copyData(w *exactly.TableWrite, cols []string) []byte {
 		}
 	}
 	for i, k := range w.Deletes {
-		for j, c := range w.Keys {
-			fields[pos[c]] = k[j]
+		for j, at := range keyAt {
+			fields[at] = k[j]
 		}
 		if w.Version != "" {
 			fields[pos[w.Version]] = w.DeleteVersions[i]
