@@ -52,15 +52,15 @@ func TestShapesGroupByTableColumns(t *testing.T) {
 	}
 	var ups []*item
 	for _, r := range rows {
-		a.see(r, nil)
-		ups = append(ups, &item{row: r})
+		a.see(rowImage{m: r})
+		ups = append(ups, &item{row: rowImage{m: r}})
 	}
 	ids := func(groups [][]*item) [][]int {
 		var out [][]int
 		for _, g := range groups {
 			var one []int
 			for _, it := range g {
-				one = append(one, it.row["id"].(int))
+				one = append(one, it.row.m["id"].(int))
 			}
 			out = append(out, one)
 		}

@@ -3,6 +3,7 @@ package exactly
 import (
 	"context"
 	"fmt"
+	"iter"
 	"math"
 	"math/big"
 	"slices"
@@ -20,10 +21,9 @@ type item struct {
 	key []any
 	// row is what an upsert writes: its record's fields over those of
 	// the upserts of the key it superseded in the batch (merge of present
-	// fields: a record sets the columns it carries and no other).
-	row map[string]any
-	// shape is row's (see Change.Shape), nil when unknown or merged.
-	shape *Shape
+	// fields: a record sets the columns it carries and no other). Its
+	// shape is nil when unknown or merged.
+	row rowImage
 	// merged says row holds fields of earlier records too.
 	merged bool
 	// pre is the delete of the key earlier in the batch that this upsert
@@ -58,10 +58,11 @@ func (w *write) sub(items []*item) *TableWrite {
 	}
 	vals := make([]any, ups*len(w.Columns)) // every row's values, one allocation
 	keyAt := w.keyAt()
+	var at columnsAt
 	for _, it := range items {
 		if it.c.Op == OpUpsert {
 			n := len(w.Columns)
-			tw.Upserts = append(tw.Upserts, w.row(it, keyAt, vals[:n:n]))
+			tw.Upserts = append(tw.Upserts, w.row(it, keyAt, &at, vals[:n:n]))
 			vals = vals[n:]
 		} else {
 			tw.Deletes = append(tw.Deletes, it.key)
@@ -88,19 +89,108 @@ func (w *write) keyAt() []int {
 
 // row puts an upsert item's values, aligned with Columns, in vals; the key
 // wins over a differing value field. The row itself is left as decoded.
-func (w *write) row(it *item, keyAt []int, vals []any) []any {
+// A row by position (Values) is read through at, the columns' positions
+// in its shape, worked out once per shape.
+func (w *write) row(it *item, keyAt []int, at *columnsAt, vals []any) []any {
 	row := it.row
-	if row == nil {
-		row = it.c.Row
+	if row.isNil() {
+		row = rowOf(&it.c.Change)
+	}
+	if row.v != nil {
+		pos := at.of(row.shape, w.Columns)
+		for i, p := range pos {
+			if k := keyAt[i]; k >= 0 {
+				vals[i] = it.key[k]
+			} else if p >= 0 {
+				vals[i] = row.v[p]
+			}
+		}
+		return vals
 	}
 	for i, col := range w.Columns {
 		if k := keyAt[i]; k >= 0 {
 			vals[i] = it.key[k]
 		} else {
-			vals[i] = row[col]
+			vals[i] = row.m[col]
 		}
 	}
 	return vals
+}
+
+// columnsAt is the positions of a list of columns in the last shape
+// asked for (-1: the shape lacks the column).
+type columnsAt struct {
+	shape *Shape
+	pos   []int
+}
+
+func (at *columnsAt) of(shape *Shape, cols []string) []int {
+	if shape != at.shape || at.pos == nil {
+		at.shape = shape
+		at.pos = make([]int, len(cols))
+		for i, c := range cols {
+			at.pos[i] = shape.Index(c)
+		}
+	}
+	return at.pos
+}
+
+// rowImage is a row as an item holds it: a change's Row or Values,
+// or a map merged from several changes' rows.
+type rowImage struct {
+	m     map[string]any
+	v     []any  // by position in shape (see Change.Values)
+	shape *Shape // of m or v; nil when unknown or merged
+}
+
+// rowOf is a change's row.
+func rowOf(c *Change) rowImage { return rowImage{m: c.Row, v: c.Values, shape: c.Shape} }
+
+func (f rowImage) isNil() bool { return f.m == nil && f.v == nil }
+
+func (f rowImage) get(name string) (any, bool) {
+	if f.v != nil {
+		if i := f.shape.Index(name); i >= 0 {
+			return f.v[i], true
+		}
+		return nil, false
+	}
+	v, ok := f.m[name]
+	return v, ok
+}
+
+func (f rowImage) has(name string) bool {
+	if f.v != nil {
+		return f.shape.Index(name) >= 0
+	}
+	_, ok := f.m[name]
+	return ok
+}
+
+func (f rowImage) len() int {
+	if f.v != nil {
+		return len(f.v)
+	}
+	return len(f.m)
+}
+
+// all yields the fields and their values, each once.
+func (f rowImage) all() iter.Seq2[string, any] {
+	return func(yield func(string, any) bool) {
+		if f.v != nil {
+			for i, v := range f.v {
+				if !yield(f.shape.Names[i], v) {
+					return
+				}
+			}
+			return
+		}
+		for n, v := range f.m {
+			if !yield(n, v) {
+				return
+			}
+		}
+	}
 }
 
 // items returns every item of the write, upserts first.
@@ -157,13 +247,13 @@ func (s *Sink) plan(ctx context.Context, q Querier, batches []*PartitionBatch, t
 					b.Skipped++ // a tombstone has nothing to append
 					continue
 				}
-				a.see(c.Row, c.Shape)
+				a.see(rowOf(&c.Change))
 				it := items.one()
-				*it = item{b: b, c: c, row: c.Row, shape: c.Shape}
+				*it = item{b: b, c: c, row: rowOf(&c.Change)}
 				a.append = append(a.append, it)
 				continue
 			}
-			kv, err := keyValues(c, a.keys, keys.n(len(a.keys)))
+			kv, err := a.keyValues(c, keys.n(len(a.keys)))
 			if err != nil && c.rule.Mode == "cdc" && c.Op == OpDelete && c.rec.Value == nil {
 				// A CDC tombstone follows its key's d, which deleted the row
 				// by its before image; when the rule's key is wider than the
@@ -228,12 +318,12 @@ func (w *write) fill() *write {
 // columns are the table's columns (in table order: stable SQL text) that
 // row carries, or, for row nil, that any row of the table's changes
 // carried; key columns always.
-func (a *planAcc) columns(row map[string]any) []string {
+func (a *planAcc) columns(row rowImage) []string {
 	var out []string
 	for _, c := range a.t.Columns {
 		keep := a.cols[c.Name]
-		if row != nil {
-			_, keep = row[c.Name]
+		if !row.isNil() {
+			keep = row.has(c.Name)
 		}
 		if keep || slices.Contains(a.keys, c.Name) {
 			out = append(out, c.Name)
@@ -325,7 +415,7 @@ func (a *planAcc) writes() []*write {
 func (it *item) chain() []*item {
 	var out []*item
 	for p := it; p != nil && p != it.pre; p = p.prev {
-		one := &item{b: p.b, c: p.c, key: p.key, row: p.c.Row, shape: p.c.Shape}
+		one := &item{b: p.b, c: p.c, key: p.key, row: rowOf(&p.c.Change)}
 		if p != it {
 			one.b.Skipped--
 		}
@@ -342,10 +432,10 @@ func (a *planAcc) shapes(ups []*item) [][]*item {
 	if len(ups) == 0 {
 		return nil
 	}
-	first, shape := ups[0].row, ups[0].shape
+	first, shape := ups[0].row, ups[0].row.shape
 	n := -1 // first's width, counted when a row's fields differ from first's
 	for _, it := range ups[1:] {
-		if shape != nil && it.shape == shape || sameFields(it.row, first) {
+		if shape != nil && it.row.shape == shape || sameFields(it.row, first) {
 			continue // the same fields, so the same columns
 		}
 		if n < 0 {
@@ -360,12 +450,12 @@ func (a *planAcc) shapes(ups []*item) [][]*item {
 
 // sameFields reports whether two rows have the same fields: the common
 // case, one lookup per field.
-func sameFields(row, first map[string]any) bool {
-	if len(row) != len(first) {
+func sameFields(row, first rowImage) bool {
+	if row.len() != first.len() {
 		return false
 	}
-	for f := range row {
-		if _, ok := first[f]; !ok {
+	for f := range row.all() {
+		if !first.has(f) {
 			return false
 		}
 	}
@@ -374,13 +464,13 @@ func sameFields(row, first map[string]any) bool {
 
 // sameColumns reports whether row carries the table columns first does,
 // n of them.
-func (a *planAcc) sameColumns(row, first map[string]any, n int) bool {
+func (a *planAcc) sameColumns(row, first rowImage, n int) bool {
 	if a.width(row) != n {
 		return false
 	}
-	for f := range row {
+	for f := range row.all() {
 		if a.cols[f] {
-			if _, ok := first[f]; !ok {
+			if !first.has(f) {
 				return false
 			}
 		}
@@ -406,9 +496,9 @@ func (a *planAcc) groupShapes(ups []*item) [][]*item {
 }
 
 // width counts a row's fields that are table columns.
-func (a *planAcc) width(row map[string]any) int {
+func (a *planAcc) width(row rowImage) int {
 	n := 0
-	for f := range row {
+	for f := range row.all() {
 		if a.cols[f] {
 			n++
 		}
@@ -448,22 +538,22 @@ func (s *Sink) collapse(ctx context.Context, q Querier, a *planAcc) error {
 			if c.Op == OpUpsert {
 				switch prev.c.Op {
 				case OpUpsert:
-					it.row, it.shape, it.merged = mergeRows(prev, c)
+					it.row, it.merged = mergeRows(prev, c)
 					it.merged = it.merged || prev.merged
 					it.pre = prev.pre
 				default: // after a delete: a fresh row, as one by one
-					it.row, it.shape, it.pre = c.Row, c.Shape, prev
+					it.row, it.pre = rowOf(&c.Change), prev
 				}
 			}
 		} else {
 			a.order = append(a.order, kid)
 			if c.Op == OpUpsert {
-				it.row, it.shape = c.Row, c.Shape
+				it.row = rowOf(&c.Change)
 			}
 		}
 		a.last[kid] = it
 		if c.Op == OpUpsert {
-			a.see(c.Row, c.Shape)
+			a.see(rowOf(&c.Change))
 		}
 	}
 	return nil
@@ -473,31 +563,31 @@ func (s *Sink) collapse(ctx context.Context, q Querier, a *planAcc) error {
 // every field of prev's (the common case, without allocating: known
 // without a look when both have the same shape), else a new map, which has
 // no shape.
-func mergeRows(prevIt *item, nextCh *change) (map[string]any, *Shape, bool) {
-	prev, next := prevIt.row, nextCh.Row
-	if nextCh.Shape != nil && prevIt.shape == nextCh.Shape {
-		return next, nextCh.Shape, false
+func mergeRows(prevIt *item, nextCh *change) (rowImage, bool) {
+	prev, next := prevIt.row, rowOf(&nextCh.Change)
+	if next.shape != nil && prev.shape == next.shape {
+		return next, false
 	}
-	covers := len(next) >= len(prev)
+	covers := next.len() >= prev.len()
 	if covers {
-		for f := range prev {
-			if _, ok := next[f]; !ok {
+		for f := range prev.all() {
+			if !next.has(f) {
 				covers = false
 				break
 			}
 		}
 	}
 	if covers {
-		return next, nextCh.Shape, false
+		return next, false
 	}
-	row := make(map[string]any, len(prev)+len(next))
-	for f, v := range prev {
+	row := make(map[string]any, prev.len()+next.len())
+	for f, v := range prev.all() {
 		row[f] = v
 	}
-	for f, v := range next {
+	for f, v := range next.all() {
 		row[f] = v
 	}
-	return row, nil, true
+	return rowImage{m: row}, true
 }
 
 // planAcc gathers one table's changes in plan.
@@ -513,6 +603,7 @@ type planAcc struct {
 	// keys are the key columns (not for append tables); items the keyed
 	// changes in the order they came, before collapsing.
 	keys   []string
+	keysAt columnsAt // keys' positions in the last shape of a row by position
 	items  []*item
 	order  []string
 	last   map[string]*item
@@ -521,12 +612,12 @@ type planAcc struct {
 
 // see notes the fields of a row: one map lookup per field once the
 // names are known, not a search of the table's columns per field.
-func (a *planAcc) see(row map[string]any, shape *Shape) {
-	if shape != nil && shape == a.seen {
+func (a *planAcc) see(row rowImage) {
+	if row.shape != nil && row.shape == a.seen {
 		return
 	}
-	a.seen = shape
-	for name := range row {
+	a.seen = row.shape
+	for name := range row.all() {
 		if _, ok := a.cols[name]; !ok {
 			a.cols[name] = a.t.Column(name) != nil
 		}
@@ -541,16 +632,33 @@ func keyColumns(rule *TableRule, t *Table) []string {
 	return t.Key
 }
 
+// keyValues takes the table's key columns from the decoded key, or from
+// the row, into vals (len(a.keys) long).
+func (a *planAcc) keyValues(c *change, vals []any) ([]any, error) {
+	return keyValues(c, a.keys, &a.keysAt, vals)
+}
+
 // keyValues takes the key columns from the decoded key, or from the row,
-// into vals (len(keys) long).
-func keyValues(c *change, keys []string, vals []any) ([]any, error) {
+// into vals (len(keys) long); at, if not nil, remembers the keys'
+// positions in a row by position.
+func keyValues(c *change, keys []string, at *columnsAt, vals []any) ([]any, error) {
 	if len(keys) == 0 {
 		return nil, fmt.Errorf("%w: table has no primary key and the rule names no key columns", errKeyMissing)
+	}
+	var pos []int
+	if c.Values != nil && c.rule.KeyFrom != "record_key" && at != nil {
+		pos = at.of(c.Shape, keys)
 	}
 	for i, k := range keys {
 		v, ok := c.Key[k]
 		if !ok && c.rule.KeyFrom != "record_key" {
-			v, ok = c.Row[k]
+			if pos != nil {
+				if p := pos[i]; p >= 0 {
+					v, ok = c.Values[p], true
+				}
+			} else {
+				v, ok = c.Field(k)
+			}
 		}
 		if !ok || v == nil {
 			return nil, fmt.Errorf("%w: key column %q is absent or null", errKeyMissing, k)

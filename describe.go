@@ -95,7 +95,7 @@ func lacksColumn(t *Table, changes []change) bool {
 			continue
 		}
 		last = c.Shape
-		for name := range c.Row {
+		for name := range c.Fields() {
 			if t.Column(name) == nil {
 				return true
 			}

@@ -457,7 +457,7 @@ func (s *Sink) badField(t *Table, c *Change, claimed map[string]string, w *widen
 			bad = append(bad, flag)
 		}
 	}
-	for n := range c.Row {
+	for n := range c.Fields() {
 		check(n)
 	}
 	for n := range c.Key {
@@ -704,24 +704,26 @@ func (b *PartitionBatch) refuse(c change, err error) (ends bool) {
 // generic type conflict of an upsert's row, then the dialect's checks of
 // its row (an upsert) or key (a delete), by column name.
 func (cc *columnCheck) refused(c *Change) string {
-	var vals map[string]any
 	switch c.Op {
 	case OpUpsert:
 		if cc.generic {
-			if why := cc.conflict(c.Row); why != "" {
+			if why := cc.conflict(c); why != "" {
 				return why
 			}
 		}
-		vals = c.Row
 	case OpDelete:
-		vals = c.Key
 	default:
 		return ""
 	}
 	for i := range cc.exact {
 		x := &cc.exact[i]
-		v, ok := vals[x.col.Name]
-		if !ok && c.Op == OpUpsert {
+		var v any
+		var ok bool
+		if c.Op == OpUpsert {
+			if v, ok = c.Field(x.col.Name); !ok {
+				v, ok = c.Key[x.col.Name]
+			}
+		} else {
 			v, ok = c.Key[x.col.Name]
 		}
 		if !ok || v == nil {
@@ -736,9 +738,9 @@ func (cc *columnCheck) refused(c *Change) string {
 
 // conflict names the first field (by name) whose value its column cannot
 // hold, or returns "".
-func (cc *columnCheck) conflict(row map[string]any) string {
+func (cc *columnCheck) conflict(c *Change) string {
 	var bad []string
-	for n, v := range row {
+	for n, v := range c.Fields() {
 		if fam := cc.fam[n]; v != nil && fam != KindUnknown && fam != KindText && fam != KindJSON {
 			if conflict(v, cc.cols[n]) != "" {
 				bad = append(bad, n)
@@ -749,7 +751,8 @@ func (cc *columnCheck) conflict(row map[string]any) string {
 		return ""
 	}
 	sort.Strings(bad)
-	return conflict(row[bad[0]], cc.cols[bad[0]])
+	v, _ := c.Field(bad[0])
+	return conflict(v, cc.cols[bad[0]])
 }
 
 // haltAt ends the batch before the record of re (on_error: fail): the

@@ -27,6 +27,8 @@ package exactly
 import (
 	"context"
 	"fmt"
+	"iter"
+	"sync"
 	"time"
 )
 
@@ -86,8 +88,17 @@ type Change struct {
 	// it is a JSON object; otherwise the engine takes the table's key
 	// columns from Row.
 	Key map[string]any
-	// Row is the full new row image for OpUpsert, nil otherwise.
+	// Row is the full new row image for OpUpsert, nil otherwise; or nil
+	// when Values holds the image instead. Read either form through
+	// Field, Fields, NumFields and HasRow.
 	Row map[string]any
+	// Values, when not nil, is the row image by position: Values[i] is
+	// the value of field Shape.Names[i]. Shape is then set and its names
+	// are distinct (Shape.Distinct), and Row is nil. A decoder fills it
+	// to spare building, hashing and walking a map per record; the engine
+	// reads it by the shape's positions. Whoever changes the row's fields
+	// after decoding makes it a Row (see RowMap).
+	Values []any
 	// Version is the value of the table's version column, when configured.
 	Version any
 	// Schema describes Row's fields, in schema order, when the record
@@ -106,7 +117,112 @@ type Change struct {
 
 // Shape is the field names of a decoded row, in the order read; decoders
 // hand out one *Shape per distinct list (see Change.Shape).
-type Shape struct{ Names []string }
+type Shape struct {
+	Names []string
+
+	once sync.Once
+	pos  map[string]int // name -> its last position, for long lists
+	dup  bool           // a name is listed twice
+}
+
+// shortShape is the longest list Index searches by comparing names (the
+// names of a shape are interned, so mostly by pointer) rather than by a
+// map.
+const shortShape = 16
+
+func (s *Shape) index() {
+	s.once.Do(func() {
+		pos := make(map[string]int, len(s.Names))
+		for i, n := range s.Names {
+			pos[n] = i
+		}
+		s.dup = len(pos) != len(s.Names)
+		if len(s.Names) > shortShape {
+			s.pos = pos
+		}
+	})
+}
+
+// Index returns the position of name in Names (its last, when listed
+// twice), or -1.
+func (s *Shape) Index(name string) int {
+	if len(s.Names) <= shortShape {
+		for i := len(s.Names) - 1; i >= 0; i-- {
+			if s.Names[i] == name {
+				return i
+			}
+		}
+		return -1
+	}
+	s.index()
+	if i, ok := s.pos[name]; ok {
+		return i
+	}
+	return -1
+}
+
+// Distinct reports whether no name is listed twice: only then may a
+// change carry its row as Values.
+func (s *Shape) Distinct() bool {
+	s.index()
+	return !s.dup
+}
+
+// HasRow reports whether the change carries a row image (Row or Values).
+func (c *Change) HasRow() bool { return c.Row != nil || c.Values != nil }
+
+// Field returns the row's value of field name, and whether the row has
+// the field.
+func (c *Change) Field(name string) (any, bool) {
+	if c.Values != nil {
+		if i := c.Shape.Index(name); i >= 0 {
+			return c.Values[i], true
+		}
+		return nil, false
+	}
+	v, ok := c.Row[name]
+	return v, ok
+}
+
+// NumFields is the number of the row's fields.
+func (c *Change) NumFields() int {
+	if c.Values != nil {
+		return len(c.Values)
+	}
+	return len(c.Row)
+}
+
+// Fields yields the row's fields and their values, each once: in the
+// shape's order for Values, in map order for Row.
+func (c *Change) Fields() iter.Seq2[string, any] {
+	return func(yield func(string, any) bool) {
+		if c.Values != nil {
+			for i, v := range c.Values {
+				if !yield(c.Shape.Names[i], v) {
+					return
+				}
+			}
+			return
+		}
+		for n, v := range c.Row {
+			if !yield(n, v) {
+				return
+			}
+		}
+	}
+}
+
+// RowMap returns the row as a map: Row itself, or a new map of Values.
+func (c *Change) RowMap() map[string]any {
+	if c.Values == nil {
+		return c.Row
+	}
+	m := make(map[string]any, len(c.Values))
+	for i, v := range c.Values {
+		m[c.Shape.Names[i]] = v
+	}
+	return m
+}
 
 // Decimal is an exact decimal number in its canonical text form ("-12.340").
 type Decimal string

@@ -141,14 +141,15 @@ func mapColumns(m *ColumnMapping, key []string, ch *Change) {
 		}
 		return false
 	}
-	if ch.Row != nil {
-		row := make(map[string]any, len(ch.Row))
-		for f, v := range ch.Row {
+	if ch.HasRow() {
+		row := make(map[string]any, ch.NumFields())
+		for f, v := range ch.Fields() {
 			if keep(f) {
 				put(m, row, f, v)
 			}
 		}
-		ch.Row, ch.Shape = row, nil // the decoder's shape named the fields before mapping
+		// The decoder's shape named the fields before mapping.
+		ch.Row, ch.Values, ch.Shape = row, nil, nil
 	}
 	if ch.Key != nil && len(m.Rename) > 0 {
 		k := make(map[string]any, len(ch.Key))

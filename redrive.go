@@ -110,7 +110,7 @@ func (s *Sink) unsuperseded(ctx context.Context, tp TP, rule *TableRule, table s
 			return keyed{}, false
 		}
 		mapColumns(&rule.Columns, rule.Key, &ch)
-		kv, err := keyValues(&change{rec: r, rule: rule, table: table, Change: ch}, keys, make([]any, len(keys)))
+		kv, err := keyValues(&change{rec: r, rule: rule, table: table, Change: ch}, keys, nil, make([]any, len(keys)))
 		return keyed{kv: kv, guarded: rule.Version != "" && ch.Version != nil, upsert: ch.Op == OpUpsert}, err == nil
 	}
 	open := map[int64]bool{}

@@ -104,13 +104,14 @@ func (ft *fieldTypes) add(c *Change) {
 		}
 		ft.types[name] = widen(t, inferType(v))
 	}
-	names := make([]string, 0, len(c.Row))
-	for name := range c.Row {
+	names := make([]string, 0, c.NumFields())
+	for name := range c.Fields() {
 		names = append(names, name)
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		value(name, c.Row[name])
+		v, _ := c.Field(name)
+		value(name, v)
 	}
 	keys := make([]string, 0, len(c.Key))
 	for name := range c.Key {
@@ -118,7 +119,7 @@ func (ft *fieldTypes) add(c *Change) {
 	}
 	sort.Strings(keys)
 	for _, name := range keys {
-		if _, inRow := c.Row[name]; !inRow {
+		if _, inRow := c.Field(name); !inRow {
 			value(name, c.Key[name])
 		}
 	}
@@ -280,7 +281,7 @@ func hasNewField(t *Table, changes []*Change) bool {
 		cols[c.Name] = true
 	}
 	for _, c := range changes {
-		for n := range c.Row {
+		for n := range c.Fields() {
 			if !cols[n] {
 				return true
 			}
@@ -466,14 +467,14 @@ func fields(c *Change) map[string]any {
 			typed[f.Name] = true
 		}
 	}
-	out := make(map[string]any, len(c.Row)+len(c.Key))
-	for n, v := range c.Row {
+	out := make(map[string]any, c.NumFields()+len(c.Key))
+	for n, v := range c.Fields() {
 		if !typed[n] {
 			out[n] = v
 		}
 	}
 	for n, v := range c.Key {
-		if _, ok := c.Row[n]; !ok && !typed[n] {
+		if _, ok := c.Field(n); !ok && !typed[n] {
 			out[n] = v
 		}
 	}

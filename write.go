@@ -45,9 +45,9 @@ func (s *Sink) isolate(ctx context.Context, tx *Tx, w *write, items []*item, rc 
 			chain = append(chain, p)
 		}
 		for i := len(chain) - 1; i >= 0; i-- {
-			one := &item{b: chain[i].b, c: chain[i].c, key: chain[i].key, row: chain[i].c.Row}
+			one := &item{b: chain[i].b, c: chain[i].c, key: chain[i].key, row: rowOf(&chain[i].c.Change)}
 			if one.c.Op != OpUpsert {
-				one.row = nil
+				one.row = rowImage{}
 			}
 			if chain[i] != it {
 				one.b.Skipped--
@@ -269,11 +269,11 @@ func (w *write) alone(it *item) *write {
 	tw := &TableWrite{Table: w.Table, Append: w.Append, Keys: w.Keys, Version: w.Version, Part: w.Part}
 	if it.c.Op == OpUpsert {
 		row := it.row
-		if row == nil {
-			row = it.c.Row
+		if row.isNil() {
+			row = rowOf(&it.c.Change)
 		}
 		for _, c := range w.Table.Columns {
-			if _, ok := row[c.Name]; ok || slices.Contains(w.Keys, c.Name) {
+			if row.has(c.Name) || slices.Contains(w.Keys, c.Name) {
 				tw.Columns = append(tw.Columns, c.Name)
 			}
 		}

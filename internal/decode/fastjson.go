@@ -2,6 +2,7 @@ package decode
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"unicode"
@@ -30,6 +31,16 @@ var errEOF = errors.New("unexpected end of JSON input")
 type objectParser struct {
 	b []byte
 	i int
+	// share says string values are cut from s, one copy of b made at
+	// the first (a row's strings then cost one allocation, not one each);
+	// only for a row's own object, whose strings are most of its bytes.
+	share bool
+	s     string
+	// hint is the names of the decoder's last shape: the n-th member
+	// most likely has the n-th of them, found by comparing bytes instead
+	// of hashing them to intern (see names).
+	hint []string
+	n    int
 }
 
 // parseObject decodes the JSON object in b into column values (see Value).
@@ -43,13 +54,32 @@ func parseObject(b []byte) (map[string]any, error) {
 // parseRow is parseObject that also returns the object's shape (see
 // shapes) when shaped is set, trying last first.
 func parseRow(b []byte, shaped bool, last *lastShape) (map[string]any, *exactly.Shape, error) {
-	p := objectParser{b: b}
+	m, _, shape, err := parseImage(b, shaped, false, last)
+	return m, shape, err
+}
+
+// parseValues is parseRow returning the row by position (see
+// exactly.Change.Values) when it has a shape of distinct names, else as
+// a map.
+func parseValues(b []byte, last *lastShape) (map[string]any, []any, *exactly.Shape, error) {
+	return parseImage(b, true, true, last)
+}
+
+// parseImage reads a row's object: by position when byPosition is set and
+// it can be, else as a map; with its shape when shaped is set.
+func parseImage(b []byte, shaped, byPosition bool, last *lastShape) (map[string]any, []any, *exactly.Shape, error) {
+	p := objectParser{b: b, share: true}
+	if last != nil {
+		if s := last.p.Load(); s != nil {
+			p.hint = s.Names
+		}
+	}
 	p.space()
 	if p.i == len(b) {
-		return nil, nil, errEOF
+		return nil, nil, nil, errEOF
 	}
 	if b[p.i] != '{' {
-		return nil, nil, p.notObject()
+		return nil, nil, nil, p.notObject()
 	}
 	p.i++
 	// The members are collected first so that the map is made at its
@@ -62,22 +92,29 @@ func parseRow(b []byte, shaped bool, last *lastShape) (map[string]any, *exactly.
 	} else {
 		var err error
 		if members, err = p.members(members); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	p.space()
 	if p.i < len(b) && b[p.i] != '}' && b[p.i] != ']' {
-		return nil, nil, errors.New("trailing data after the JSON value")
-	}
-	m := make(map[string]any, len(members))
-	for _, kv := range members {
-		m[kv.key] = kv.value // a repeated key keeps its last value, as in encoding/json
+		return nil, nil, nil, errors.New("trailing data after the JSON value")
 	}
 	var shape *exactly.Shape
 	if shaped {
 		shape = shapes.get(members, last)
 	}
-	return m, shape, nil
+	if byPosition && shape != nil && shape.Distinct() {
+		vals := make([]any, len(members))
+		for i, kv := range members {
+			vals[i] = kv.value
+		}
+		return nil, vals, shape, nil
+	}
+	m := make(map[string]any, len(members))
+	for _, kv := range members {
+		m[kv.key] = kv.value // a repeated key keeps its last value, as in encoding/json
+	}
+	return m, nil, shape, nil
 }
 
 type member struct {
@@ -98,6 +135,7 @@ func (p *objectParser) members(out []member) ([]member, error) {
 		if err != nil {
 			return nil, err
 		}
+		p.n++
 		if err := p.colon(); err != nil {
 			return nil, err
 		}
@@ -332,10 +370,20 @@ func (p *objectParser) literal(word string) error {
 func (p *objectParser) string() (string, error) {
 	p.i++
 	start := p.i
-	for i := start; i < len(p.b); i++ {
+	i := start
+	for i+8 <= len(p.b) && !special(binary.LittleEndian.Uint64(p.b[i:])) {
+		i += 8 // eight plain bytes at once: long text values are most of a row
+	}
+	for ; i < len(p.b); i++ {
 		c := p.b[i]
 		if c == '"' {
 			p.i = i + 1
+			if p.share {
+				if p.s == "" {
+					p.s = string(p.b)
+				}
+				return p.s[start:i], nil
+			}
 			return string(p.b[start:i]), nil
 		}
 		if c == '\\' || c < ' ' || c >= utf8.RuneSelf {
@@ -350,6 +398,16 @@ func (p *objectParser) string() (string, error) {
 	return "", errEOF
 }
 
+// special reports whether any of the eight bytes in x is a quote, a
+// backslash, a control character or not ASCII (bit tricks: a byte below
+// n is found by subtracting n from every byte and looking at the borrow;
+// no byte is missed, and string's byte loop tells which one it is).
+func special(x uint64) bool {
+	const ones, high = 0x0101010101010101, 0x8080808080808080
+	below := func(x uint64, n uint64) uint64 { return (x - ones*n) &^ x }
+	return (below(x^ones*'"', 1)|below(x^ones*'\\', 1)|below(x, ' ')|x)&high != 0
+}
+
 // name reads a member name as string does, the same few names of a
 // topic's records shared through names rather than copied per record.
 func (p *objectParser) name() (string, error) {
@@ -358,13 +416,22 @@ func (p *objectParser) name() (string, error) {
 		c := p.b[i]
 		if c == '"' {
 			p.i = i + 1
+			if p.n < len(p.hint) && p.hint[p.n] == string(p.b[start:i]) { // no allocation: compared as bytes
+				return p.hint[p.n], nil
+			}
 			return names.get(p.b[start:i]), nil
 		}
 		if c == '\\' || c < ' ' || c >= utf8.RuneSelf {
 			break
 		}
 	}
-	return p.string()
+	// A copy of its own: a shape may keep the name for as long as the
+	// process runs, and must not keep the whole record with it.
+	share := p.share
+	p.share = false
+	s, err := p.string()
+	p.share = share
+	return s, err
 }
 
 // skipString reads over the rest of a string, validating its escapes, up

@@ -91,14 +91,14 @@ func (d *JSON) decode(r *exactly.Record) (exactly.Change, error) {
 		}
 		return ch, nil
 	}
-	row, shape, err := parseRow(r.Value, true, &d.shape)
+	row, vals, shape, err := parseValues(r.Value, &d.shape)
 	if err != nil {
 		return ch, fmt.Errorf("value: %w", fmt.Errorf("not a JSON object: %v", err)) // as Object words it
 	}
 	ch.Op = exactly.OpUpsert
-	ch.Row, ch.Shape = row, shape
+	ch.Row, ch.Values, ch.Shape = row, vals, shape
 	if d.Version != "" {
-		ch.Version = row[d.Version]
+		ch.Version, _ = ch.Field(d.Version)
 	}
 	return ch, nil
 }

@@ -14,14 +14,21 @@ import (
 // repeated member is one field).
 func shapeFault(ch exactly.Change) string {
 	if ch.Shape == nil {
+		if ch.Values != nil {
+			return "values by position without a shape"
+		}
 		return ""
 	}
+	if ch.Values != nil && (ch.Row != nil || len(ch.Values) != len(ch.Shape.Names) || !ch.Shape.Distinct()) {
+		return fmt.Sprintf("values %v by position do not match their shape %q, or come with a map too", ch.Values, ch.Shape.Names)
+	}
+	row := ch.RowMap()
 	for _, n := range ch.Shape.Names {
-		if _, ok := ch.Row[n]; !ok {
-			return fmt.Sprintf("shape %q names %q, which the row %v lacks", ch.Shape.Names, n, ch.Row)
+		if _, ok := row[n]; !ok {
+			return fmt.Sprintf("shape %q names %q, which the row %v lacks", ch.Shape.Names, n, row)
 		}
 	}
-	for f := range ch.Row {
+	for f := range row {
 		if !slices.Contains(ch.Shape.Names, f) {
 			return fmt.Sprintf("shape %q lacks the row's field %q", ch.Shape.Names, f)
 		}
@@ -36,7 +43,7 @@ func unshaped(t testing.TB, ch exactly.Change) exactly.Change {
 	if msg := shapeFault(ch); msg != "" {
 		t.Fatal(msg)
 	}
-	ch.Shape = nil
+	ch.Row, ch.Values, ch.Shape = ch.RowMap(), nil, nil
 	return ch
 }
 
