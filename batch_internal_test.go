@@ -1,7 +1,9 @@
 package exactly
 
 import (
+	"math/rand/v2"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 )
@@ -74,5 +76,39 @@ func TestShapesGroupByTableColumns(t *testing.T) {
 	}
 	if got, want := ids(a.shapes([]*item{ups[2], ups[0]})), [][]int{{3, 1}}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("shapes %v, want %v", got, want)
+	}
+}
+
+// TestSortedKeysIsByteOrder: sortedKeys orders key identities as
+// slices.Sort does (the lock order rows are written in), whatever their
+// lengths, shared prefixes longer than eight bytes, NUL and high bytes.
+func TestSortedKeysIsByteOrder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(20, 1))
+	alphabet := []byte{0, 1, '0', '1', '9', 'a', 0x7f, 0x80, 0xff}
+	for range 500 {
+		kids := map[string]bool{}
+		for range rng.IntN(60) {
+			var b []byte
+			if rng.IntN(3) == 0 {
+				b = append(b, "longcommonprefix"[:rng.IntN(17)]...)
+			}
+			for range rng.IntN(12) {
+				b = append(b, alphabet[rng.IntN(len(alphabet))])
+			}
+			kids[string(b)] = true // identities are distinct
+		}
+		var in []string
+		for k := range kids {
+			in = append(in, k)
+		}
+		var got []string
+		for _, slot := range sortedKeys(in) {
+			got = append(got, in[slot])
+		}
+		want := slices.Clone(in)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Fatalf("sortedKeys(%q) gives %q, want %q", in, got, want)
+		}
 	}
 }
