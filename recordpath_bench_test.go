@@ -57,7 +57,9 @@ func BenchmarkRecordPath(b *testing.B) {
 				rows, encoded := 0, 0
 				for _, w := range writes {
 					rows += len(w.Upserts) + len(w.Deletes)
-					encoded += len(postgres.CopyData(w))
+					if err := postgres.CopyData(w, func(data []byte) error { encoded += len(data); return nil }); err != nil {
+						b.Fatal(err)
+					}
 				}
 				if err != nil || len(batch.DeadLetters) > 0 || rows != recordPathRows*9/10 || encoded < rows*recordPathMinRow {
 					b.Fatalf("%d rows (%d bytes encoded), %d dead letters (%v), err %v", rows, encoded, len(batch.DeadLetters), batch.DeadLetters, err)

@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -343,12 +344,13 @@ func (d *Dialect) staged(ctx context.Context, tx *exactly.Tx, w *exactly.TableWr
 	if _, err := tx.ExecContext(ctx, def.String()); err != nil {
 		return nil, fmt.Errorf("creating staging table: %w", err)
 	}
-	buf := copyData(w, cols)
 	copySQL := "COPY " + d.Quote(stage) + " (exactly_op, " + d.list(cols, "") + ") FROM STDIN (FORMAT binary)"
-	err := tx.Conn.Raw(func(dc any) error {
-		pc := dc.(*stdlib.Conn).Conn()
-		_, err := pc.PgConn().CopyFrom(ctx, bytes.NewReader(buf), copySQL)
-		return err
+	err := withCopyData(w, cols, func(data []byte) error {
+		return tx.Conn.Raw(func(dc any) error {
+			pc := dc.(*stdlib.Conn).Conn()
+			_, err := pc.PgConn().CopyFrom(ctx, bytes.NewReader(data), copySQL)
+			return err
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("copying into staging table: %w", err)
@@ -372,58 +374,88 @@ func (d *Dialect) staged(ctx context.Context, tx *exactly.Tx, w *exactly.TableWr
 	return out, nil
 }
 
-// CopyData is the binary COPY stream staged sends for w into its staging
-// table (columns w.StageColumns(), after an op column): the encoding
-// alone, without the database, for the record-path benchmark
-// (BenchmarkRecordPath) to count with the rest of the pipeline's CPU.
-func CopyData(w *exactly.TableWrite) []byte { return copyData(w, w.StageColumns()) }
+// CopyData calls send with the binary COPY stream staged sends for w into
+// its staging table (columns w.StageColumns(), after an op column), as
+// staged encodes it: the encoding alone, without the database, for the
+// record-path benchmark (BenchmarkRecordPath) to count with the rest of
+// the pipeline's CPU. data is valid only during send.
+func CopyData(w *exactly.TableWrite, send func(data []byte) error) error {
+	return withCopyData(w, w.StageColumns(), send)
+}
 
-// copyData encodes w's rows as binary COPY into a staging table of cols.
-// Every staging column is text (whose binary form is its UTF-8 bytes) and
-// the op a "char", so nothing needs pgx's per-value type planning.
-func copyData(w *exactly.TableWrite, cols []string) []byte {
+// copyBuffers recycles COPY streams: one per large write, each about the
+// size of its rows (~200 KB for 1,000 rows of 200 bytes), was a sixth of
+// the bytes a flight allocated, and cleared before use. Streams over
+// maxCopyBuffer are left to the collector.
+var copyBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+const maxCopyBuffer = 4 << 20
+
+// withCopyData encodes w's rows into a recycled buffer and calls send
+// with it; send must not keep it.
+func withCopyData(w *exactly.TableWrite, cols []string, send func([]byte) error) error {
+	p := copyBuffers.Get().(*[]byte)
+	buf := copyData((*p)[:0], w, cols)
+	err := send(buf)
+	if cap(buf) <= maxCopyBuffer {
+		*p = buf[:0]
+		copyBuffers.Put(p)
+	}
+	return err
+}
+
+// copyData appends w's rows to buf as binary COPY into a staging table of
+// cols. Every staging column is text (whose binary form is its UTF-8
+// bytes) and the op a "char", so nothing needs pgx's per-value type
+// planning.
+func copyData(buf []byte, w *exactly.TableWrite, cols []string) []byte {
 	pos := make(map[string]int, len(cols))
 	for i, c := range cols {
-		pos[c] = i + 1
+		pos[c] = i
 	}
-	// Where each written column and each key goes, looked up once, not
-	// once per row.
-	colAt := make([]int, len(w.Columns))
+	// Where each staging column's value comes from, looked up once per
+	// write: upFrom[k] is its index in an upsert row, delFrom[k] in a
+	// delete's key (len(w.Keys): the delete's version); -1 for NULL.
+	upFrom, delFrom := make([]int, len(cols)), make([]int, len(cols))
+	for k := range cols {
+		upFrom[k], delFrom[k] = -1, -1
+	}
 	for j, c := range w.Columns {
-		colAt[j] = pos[c]
+		upFrom[pos[c]] = j
 	}
-	keyAt := make([]int, len(w.Keys))
 	for j, c := range w.Keys {
-		keyAt[j] = pos[c]
+		delFrom[pos[c]] = j
 	}
-	fields := make([]any, len(cols)+1)
-	var buf []byte
+	if w.Version != "" {
+		delFrom[pos[w.Version]] = len(w.Keys)
+	}
 	buf = append(buf, copyHeader...)
-	row := func(op byte) {
-		buf = binary.BigEndian.AppendUint16(buf, uint16(len(fields)))
+	row := func(op byte, from []int, vals []any, version any) {
+		buf = binary.BigEndian.AppendUint16(buf, uint16(len(cols)+1))
 		buf = append(buf, 0, 0, 0, 1, op)
-		for _, v := range fields[1:] {
-			buf = appendCopyText(buf, v)
+		for _, j := range from {
+			switch {
+			case j < 0:
+				buf = appendCopyText(buf, nil)
+			case j == len(vals):
+				buf = appendCopyText(buf, version)
+			default:
+				buf = appendCopyText(buf, vals[j])
+			}
 		}
-		clear(fields)
 	}
 	for i, r := range w.Upserts {
-		for j, at := range colAt {
-			fields[at] = r[j]
-		}
-		row('u')
+		row('u', upFrom, r, nil)
 		if i == 0 { // the rest are about as long as the first
 			buf = slices.Grow(buf, (len(buf)-len(copyHeader))*(len(w.Upserts)+len(w.Deletes)))
 		}
 	}
 	for i, k := range w.Deletes {
-		for j, at := range keyAt {
-			fields[at] = k[j]
-		}
+		var version any
 		if w.Version != "" {
-			fields[pos[w.Version]] = w.DeleteVersions[i]
+			version = w.DeleteVersions[i]
 		}
-		row('d')
+		row('d', delFrom, k, version)
 	}
 	return append(buf, 0xff, 0xff) // trailer: a field count of -1
 }
