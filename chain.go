@@ -13,6 +13,9 @@ import (
 // by design and a failed row applied nothing: neither is in the chain. A
 // reseeded row restarts it where exactly reseed moved next_offset; the
 // rows written before it (against the log as it was then) are not in it.
+// A pruned row (exactly prune's marker, newer than the last reseed)
+// stands for the chain's pruned prefix: the chain starts at its
+// to_offset, and the first committed row left must begin there.
 
 // ChainBreakKind names a break in a partition's chain.
 type ChainBreakKind string
@@ -64,7 +67,8 @@ type Chain struct {
 	last    *BatchRow // the last committed or reseeded row taken
 }
 
-// NewChain starts the chain of tp at its last reseeded row, or, when
+// NewChain starts the chain of tp at the to_offset of a row that restarts
+// it (its last reseeded row or its pruned marker: ChainStart), or, when
 // reseed is nil, at its first committed batch.
 func NewChain(tp TP, reseed *BatchRow) *Chain {
 	c := &Chain{tp: tp}
@@ -147,6 +151,18 @@ func (l *Ledger) CheckChainsOf(ctx context.Context, offsets []OffsetRow, only fu
 	for i := range reseeds {
 		last[reseeds[i].TP()] = &reseeds[i]
 	}
+	markers, err := l.Markers(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	start := map[TP]*BatchRow{} // where each partition's chain starts: its marker, or its last reseed
+	for tp, r := range last {
+		start[tp] = r
+	}
+	for i := range markers {
+		m := &markers[i]
+		start[m.TP()] = ChainStart(start[m.TP()], m)
+	}
 	next := make(map[TP]int64, len(offsets))
 	for _, o := range offsets {
 		next[o.TP] = o.Next
@@ -155,7 +171,7 @@ func (l *Ledger) CheckChainsOf(ctx context.Context, offsets []OffsetRow, only fu
 	chain := func(tp TP) *Chain {
 		c := chains[tp]
 		if c == nil {
-			c = NewChain(tp, last[tp])
+			c = NewChain(tp, start[tp])
 			chains[tp] = c
 		}
 		return c
@@ -189,7 +205,7 @@ func (l *Ledger) CheckChainsOf(ctx context.Context, offsets []OffsetRow, only fu
 			if brk, ok := c.Close(o.Next); ok {
 				out = append(out, brk)
 			}
-		} else if rs := last[o.TP]; rs != nil {
+		} else if rs := start[o.TP]; rs != nil {
 			if brk, ok := NewChain(o.TP, rs).Close(o.Next); ok {
 				out = append(out, brk)
 			}

@@ -17,6 +17,7 @@ const (
 	StatusFailed    = "failed"
 	StatusReplayed  = "replayed"
 	// StatusReseeded: see Sink.Reseed (declared with it).
+	// StatusPruned: see Sink.Prune (declared with it).
 )
 
 // BatchRow is one row of exactly_batches, as audit commands read it.
@@ -386,6 +387,7 @@ func (l *Ledger) limit(s string, n int) string {
 // BatchTotals sums a partition's exactly_batches rows.
 type BatchTotals struct {
 	Committed, Failed, Replayed int64 // rows by status
+	Pruned                      int64 // markers of exactly prune (their sums count in Records…)
 	Records, Upserted, Deleted  int64 // of committed and replayed batches
 	DeadLettered                int64
 }
@@ -426,6 +428,12 @@ func (l *Ledger) Totals(ctx context.Context) (map[TP]*BatchTotals, error) {
 			t.DeadLettered += dl
 		case StatusFailed:
 			t.Failed += n
+		case StatusPruned: // the pruned committed rows, summed (capped at 2^31-1 each)
+			t.Pruned += n
+			t.Records += recs
+			t.Upserted += ups
+			t.Deleted += dels
+			t.DeadLettered += dl
 		}
 	}
 	if err := rows.Err(); err != nil {

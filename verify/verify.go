@@ -16,7 +16,10 @@
 //   - batches left failed and never covered by a committed batch;
 //   - dead letters left open (not redriven): records the tables lack;
 //   - a topic deleted and created again since its offsets row was seeded
-//     (another topic id): its ranges are not re-read from the new topic.
+//     (another topic id): its ranges are not re-read from the new topic;
+//   - a ledger pruned by exactly prune: the chain starts at the marker
+//     (status pruned) and its first kept row must begin where the marker
+//     ends; the marker's range is noted, not re-read.
 package verify
 
 import (
@@ -82,6 +85,10 @@ const (
 	// says who, why, from and to. The chain is checked from there: the
 	// rows before it were written against the log as it was then.
 	Reseeded Kind = "reseeded"
+	// Pruned: exactly prune deleted the ledger rows of the range (the
+	// marker row says how many, who, when, why); the chain starts at its
+	// end. Not re-read from Kafka: usually gone to retention by then.
+	Pruned Kind = "pruned"
 )
 
 // Finding is one problem, with its coordinates.
@@ -120,7 +127,11 @@ type Report struct {
 	Batches    int       `json:"batches"`  // ledger rows examined
 	Rehashed   int       `json:"rehashed"` // ranges re-read from Kafka and compared
 	Records    int64     `json:"records"`  // records re-read that fall in a checked range
-	Findings   []Finding `json:"findings"`
+	// PrunedRows and PrunedRecords sum the markers of exactly prune the
+	// chains start at: ledger rows deleted, and the records they counted.
+	PrunedRows    int64     `json:"pruned_rows"`
+	PrunedRecords int64     `json:"pruned_records"`
+	Findings      []Finding `json:"findings"`
 	// Notes are ranges that could not be re-hashed, for the record.
 	Notes []Finding `json:"notes"`
 }
@@ -199,6 +210,14 @@ func Run(ctx context.Context, l *exactly.Ledger, log Log, opt Options) (*Report,
 	for _, r := range rs {
 		reseeds[r.TP()] = append(reseeds[r.TP()], r)
 	}
+	markers := map[exactly.TP][]exactly.BatchRow{}
+	ms, err := l.Markers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range ms {
+		markers[m.TP()] = append(markers[m.TP()], m)
+	}
 	compacted := map[string]bool{}
 	for i, tp := range tps {
 		b, known := bounds[tp]
@@ -214,6 +233,7 @@ func Run(ctx context.Context, l *exactly.Ledger, log Log, opt Options) (*Report,
 			p.next, p.hasNext = n, true
 		}
 		p.reseeds = reseeds[tp]
+		p.markers = markers[tp]
 		// A partition the new topic does not have is not reported: the
 		// reseed the finding names cannot run there (its ranges are noted
 		// as of a partition that no longer exists).
@@ -257,6 +277,11 @@ type partition struct {
 	// reseeds are the partition's reseeded rows, oldest first: the chain
 	// is checked from the last one, which explains the break.
 	reseeds []exactly.BatchRow
+	// markers are the partition's pruned markers, oldest first: the chain
+	// starts at the last one when it is newer than the last reseed.
+	markers []exactly.BatchRow
+	// marker is the marker the chain starts at (nil: none).
+	marker *exactly.BatchRow
 	// newTopic: the topic was recreated since the offsets row was seeded
 	// (recreated): what Kafka holds now says nothing of the ledger's
 	// ranges.
@@ -311,8 +336,9 @@ func (p *partition) add(f Finding) {
 func (p *partition) note(f Finding) {
 	f.Topic, f.Partition = p.tp.Topic, p.tp.Partition
 	f.Batches = 1
-	// A reseed is an operator's act with its own who and why: never merged.
-	if n := len(p.rep.Notes); n > 0 && f.Kind != Reseeded {
+	// A reseed or a prune is an operator's act with its own who and why:
+	// never merged.
+	if n := len(p.rep.Notes); n > 0 && f.Kind != Reseeded && f.Kind != Pruned {
 		last := &p.rep.Notes[n-1]
 		if last.Kind == f.Kind && last.Topic == f.Topic && last.Partition == f.Partition && f.From <= last.To {
 			last.To = max(last.To, f.To)
@@ -336,9 +362,23 @@ func (p *partition) verify(ctx context.Context) error {
 				r.From, r.To, r.Writer, r.StartedAt.Format(time.RFC3339), r.Notes, r.To)})
 	}
 	p.links = exactly.NewChain(p.tp, nil)
+	var reseed *exactly.BatchRow
 	if n := len(p.reseeds); n > 0 {
-		last := &p.reseeds[n-1]
-		after, p.links = last.BatchID, exactly.NewChain(p.tp, last)
+		reseed = &p.reseeds[n-1]
+		after, p.links = reseed.BatchID, exactly.NewChain(p.tp, reseed)
+	}
+	for i := range p.markers {
+		m := &p.markers[i]
+		p.notePruned(m, reseed)
+		if exactly.ChainStart(reseed, m) == m && (p.marker == nil || m.BatchID > p.marker.BatchID) {
+			p.marker = m
+		}
+	}
+	if p.marker != nil {
+		// The pruned prefix: its range counts as covered (failed rows in
+		// it were pruned with it), and the chain starts at its end.
+		p.links = exactly.NewChain(p.tp, p.marker)
+		p.cover = append(p.cover, span{p.marker.From, p.marker.To})
 	}
 	lo, hi, n, err := p.ledger.BatchSpanAfter(ctx, p.tp, after)
 	if err != nil {
@@ -361,6 +401,33 @@ func (p *partition) verify(ctx context.Context) error {
 	p.checkFailed()
 	p.retention()
 	return nil
+}
+
+// notePruned notes a marker of exactly prune; the one the chain starts at
+// (newer than the last reseed) also counts in the report's totals.
+func (p *partition) notePruned(m, reseed *exactly.BatchRow) {
+	n, err := exactly.ParsePruneNotes(m.Notes)
+	current := exactly.ChainStart(reseed, m) == m
+	f := Finding{Kind: Pruned, From: m.From, To: m.To, BatchID: m.BatchID}
+	switch {
+	case err != nil:
+		f.Ledger = fmt.Sprintf("%d records, notes unreadable", m.Records)
+		f.Detail = fmt.Sprintf("exactly prune deleted the ledger rows of offsets %d..%d (the marker's notes do not parse: %v); the chain starts at %d; the range is not re-read",
+			m.From, m.To-1, err, m.To)
+	default:
+		f.Ledger = fmt.Sprintf("%d ledger rows (%d committed, %d failed, %d replayed), %d records, committed before %s; by %s at %s",
+			n.Rows(), n.Committed, n.Failed, n.Replayed, n.Records, n.Before.Format(time.RFC3339), m.Writer, n.At.Format(time.RFC3339))
+		f.Detail = fmt.Sprintf("exactly prune deleted %d ledger rows of offsets %d..%d (%d records, committed before %s; last by %s at %s, %d prunes; reason: %s): the chain starts at %d; the range is not re-read from Kafka",
+			n.Rows(), m.From, m.To-1, n.Records, n.Before.Format(time.RFC3339), m.Writer, n.At.Format(time.RFC3339), n.Prunes, n.Reason, m.To)
+	}
+	if !current {
+		f.Detail += " (before the partition's last reseed: not part of the chain checked)"
+	}
+	p.note(f)
+	if current {
+		p.rep.PrunedRows += n.Rows()
+		p.rep.PrunedRecords += n.Records
+	}
 }
 
 // page checks one page of ledger rows, in from_offset order.
@@ -405,7 +472,9 @@ func (p *partition) page(ctx context.Context, rows []exactly.BatchRow) error {
 // chain checks that a committed batch follows the previous one without gap
 // or overlap; a break before the window (Options.Since) is not reported.
 func (p *partition) chain(ctx context.Context, b *exactly.BatchRow) error {
-	if brk, broke := p.links.Add(b); broke && brk.Prev != nil && p.in(b) {
+	// A break right after the marker is reported whatever the window:
+	// rows deleted there without the marker knowing, or a marker moved.
+	if brk, broke := p.links.Add(b); broke && brk.Prev != nil && (p.in(b) || brk.Prev.Status == exactly.StatusPruned) {
 		prev, end := brk.Prev, brk.End
 		switch brk.Kind {
 		case exactly.ChainGap:
@@ -413,6 +482,13 @@ func (p *partition) chain(ctx context.Context, b *exactly.BatchRow) error {
 				return err
 			}
 		case exactly.ChainOverlap:
+			if prev.Status == exactly.StatusPruned {
+				p.add(Finding{Kind: Overlap, From: brk.From, To: brk.To, BatchID: b.BatchID, OtherBatchID: prev.BatchID,
+					Ledger: fmt.Sprintf("batch %s starts at %d, the pruned marker %s ends at %d", b.BatchID, b.From, prev.BatchID, end),
+					Detail: fmt.Sprintf("committed batch %s covers offsets %d..%d, which the marker %s of exactly prune says were pruned: a ledger row written or restored after the prune, or an altered marker",
+						b.BatchID, brk.From, brk.To-1, prev.BatchID)})
+				break
+			}
 			p.add(Finding{Kind: Overlap, From: brk.From, To: brk.To, BatchID: b.BatchID, OtherBatchID: prev.BatchID,
 				Ledger: fmt.Sprintf("batch %s starts at %d, previous batch %s ended at %d", b.BatchID, b.From, prev.BatchID, end),
 				Detail: fmt.Sprintf("offsets %d..%d were applied by two committed batches (%s and %s): their records took effect twice unless every table they touch upserts by key",

@@ -92,6 +92,10 @@ printed, not an exit code: exactly verify judges.`,
 			if err != nil {
 				return err
 			}
+			prunes, err := status.Prunes(ctx, env.ledger, st)
+			if err != nil {
+				return err
+			}
 			var chain *status.Chain
 			if withChain {
 				if chain, err = status.ReadChain(ctx, env.ledger, st); err != nil {
@@ -99,7 +103,7 @@ printed, not an exit code: exactly verify judges.`,
 				}
 			}
 			rep := statusReport{pipeline: env.cfg.Pipeline, group: env.cfg.Source.Group, st: st, total: total, sel: &sel,
-				reseeds: reseeds, chain: chain, groupState: group, gerr: gerr, kerr: kerr}
+				reseeds: reseeds, prunes: prunes, chain: chain, groupState: group, gerr: gerr, kerr: kerr}
 			if err := rep.print(g, asJSON); err != nil {
 				return err
 			}
@@ -143,6 +147,7 @@ type statusReport struct {
 	total           int
 	sel             *selector
 	reseeds         []status.Reseed
+	prunes          []status.Pruned
 	chain           *status.Chain // nil without --chain
 	groupState      *kafka.GroupState
 	gerr, kerr      error
@@ -152,7 +157,7 @@ func (r *statusReport) print(g *globals, asJSON bool) error {
 	if asJSON {
 		enc := json.NewEncoder(g.stdout)
 		enc.SetIndent("", "  ")
-		out := map[string]any{"pipeline": r.pipeline, "partitions": r.st, "group": r.groupState, "reseeds": r.reseeds}
+		out := map[string]any{"pipeline": r.pipeline, "partitions": r.st, "group": r.groupState, "reseeds": r.reseeds, "pruned": r.prunes}
 		if r.chain != nil {
 			out["chain"] = r.chain
 		}
@@ -166,6 +171,7 @@ func (r *statusReport) print(g *globals, asJSON bool) error {
 	}
 	printStatus(g, r.st, r.kerr != nil)
 	printReseeds(g, r.reseeds)
+	printPrunes(g, r.prunes)
 	printChain(g, r.chain)
 	if !r.sel.empty() {
 		fmt.Fprintf(g.stdout, "%d of %d partitions, selected by %s\n", len(r.st), r.total, r.sel)
@@ -201,6 +207,18 @@ func printReseeds(g *globals, rs []status.Reseed) {
 	for _, r := range rs {
 		fmt.Fprintf(g.stdout, "  %s[%d] next_offset %d -> %d by %s at %s: %s (ledger row %s)\n",
 			r.Topic, r.Partition, r.From, r.To, r.By, r.At.Format(time.RFC3339), r.Reason, r.BatchID)
+	}
+}
+
+// printPrunes lists the markers of exactly prune the chains start at.
+func printPrunes(g *globals, ps []status.Pruned) {
+	if len(ps) == 0 {
+		return
+	}
+	fmt.Fprintf(g.stdout, "\npruned (exactly prune; the chain starts at the marker's end):\n")
+	for _, p := range ps {
+		fmt.Fprintf(g.stdout, "  %s[%d] offsets %d..%d: %d ledger rows (%d records) committed before %s, last pruned by %s at %s (ledger row %s)\n",
+			p.Topic, p.Partition, p.From, p.To-1, p.Rows, p.Records, p.Before.Format(time.RFC3339), p.By, p.At.Format(time.RFC3339), p.BatchID)
 	}
 }
 

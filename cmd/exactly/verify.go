@@ -142,6 +142,10 @@ func printReport(g *globals, rep *verify.Report, selected, from string) {
 	default:
 		fmt.Fprintf(w, "checked: ledger rows started since %s (--from %s; --all for the whole ledger)\n", rep.Since.Format(time.RFC3339), from)
 	}
+	if rep.PrunedRows > 0 {
+		fmt.Fprintf(w, "pruned: %d ledger rows (%d records) deleted by exactly prune; the chains start at their markers, whose ranges are not re-read\n",
+			rep.PrunedRows, rep.PrunedRecords)
+	}
 	if rep.Batches == 0 && !rep.Since.IsZero() {
 		fmt.Fprintln(w, "note: no ledger row started in that window: nothing was re-read from Kafka")
 	}

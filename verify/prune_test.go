@@ -1,0 +1,284 @@
+package verify_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/exactly/exactly"
+	"github.com/exactly/exactly/verify"
+)
+
+// pruneDrivers are the four sinks; SQL Server runs where
+// EXACTLY_TEST_SQLSERVER_DSN names one (always under CI=true).
+var pruneDrivers = []string{"sqlite", "postgres", "mysql", "sqlserver"}
+
+// age moves the committed_at and started_at of the env's first n batches
+// back by d: rows a prune with a cut of now-d/2 takes.
+func (e *env) age(n int, d time.Duration) {
+	e.t.Helper()
+	at := time.Now().UTC().Add(-d)
+	for _, b := range e.batches[:n] {
+		e.exec("UPDATE exactly_batches SET committed_at = ?, started_at = ? WHERE batch_id = ?", at, at, b.BatchID)
+	}
+}
+
+func (e *env) prune(chunk int) []exactly.PrunedPartition {
+	e.t.Helper()
+	res, err := e.sink.Prune(context.Background(), exactly.Prune{Before: time.Now().Add(-time.Hour), Chunk: chunk, Apply: true, Who: "ann@h", Why: "test retention"})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return res
+}
+
+func (e *env) marker() exactly.BatchRow {
+	e.t.Helper()
+	ms, err := exactly.NewLedger(e.db, e.d, "audit").Markers(context.Background())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if len(ms) != 1 {
+		e.t.Fatalf("%d pruned markers, want 1: %+v", len(ms), ms)
+	}
+	return ms[0]
+}
+
+func (e *env) rowCount(q string, args ...any) int64 {
+	e.t.Helper()
+	var n int64
+	if err := e.db.QueryRow(exactly.Rebind(e.d, q), args...).Scan(&n); err != nil {
+		e.t.Fatal(err)
+	}
+	return n
+}
+
+// TestVerifyAfterPruneIsClean: batches 0..29 committed two days ago are
+// pruned in transactions of two rows; the marker stands for them (range,
+// records, a digest of their hashes) and verify starts the chain there:
+// clean, the pruned range noted and counted, the kept ranges re-read. A
+// second prune extends the same marker (never the newest row).
+func TestVerifyAfterPruneIsClean(t *testing.T) {
+	for _, driver := range pruneDrivers {
+		t.Run(driver, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, driver, 50, 10)
+			e.age(3, 48*time.Hour)
+			first := make([]exactly.BatchRow, 0, 5)
+			rows, err := exactly.NewLedger(e.db, e.d, "audit").Batches(context.Background(), exactly.TP{Topic: topic})
+			if err != nil {
+				t.Fatal(err)
+			}
+			first = append(first, rows...)
+			res := e.prune(2)
+			if len(res) != 1 || res[0].Committed != 3 || res[0].Records != 30 || res[0].From != 0 || res[0].To != 30 || res[0].Stopped != "" {
+				t.Fatalf("prune: %+v, want 3 committed rows 0..29 (30 records)", res)
+			}
+			m := e.marker()
+			if m.From != 0 || m.To != 30 || m.Records != 30 || m.Writer != "ann@h" || m.Hash != exactly.PruneDigest("", first[:3]) {
+				t.Errorf("marker %+v: want 0..30, 30 records, by ann@h, hash the digest of the pruned rows", m)
+			}
+			if n := e.rowCount("SELECT COUNT(*) FROM exactly_batches WHERE status = 'committed'"); n != 2 {
+				t.Errorf("%d committed rows left, want 2", n)
+			}
+			rep := e.verify()
+			want(t, rep)
+			if rep.PrunedRows != 3 || rep.PrunedRecords != 30 || rep.Rehashed != 2 {
+				t.Errorf("pruned %d rows / %d records, rehashed %d: want 3 / 30 / 2", rep.PrunedRows, rep.PrunedRecords, rep.Rehashed)
+			}
+			if len(rep.Notes) != 1 || rep.Notes[0].Kind != verify.Pruned || rep.Notes[0].From != 0 || rep.Notes[0].To != 30 ||
+				!strings.Contains(rep.Notes[0].Detail, "ann@h") || !strings.Contains(rep.Notes[0].Detail, "test retention") {
+				t.Errorf("notes %+v: want one pruned 0..30 by ann@h, reason test retention", rep.Notes)
+			}
+
+			// All rows old: the newest committed row stays; the marker grows.
+			e.age(5, 48*time.Hour)
+			res = e.prune(10000)
+			if res[0].Committed != 1 || res[0].From != 30 || res[0].To != 40 {
+				t.Fatalf("second prune: %+v, want the row 30..39 only (never the newest)", res)
+			}
+			m = e.marker()
+			notes, err := exactly.ParsePruneNotes(m.Notes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.From != 0 || m.To != 40 || m.Records != 40 || notes.Committed != 4 || notes.Prunes != 2 ||
+				m.Hash != exactly.PruneDigest("", first[:4]) || m.Hash != exactly.PruneDigest(exactly.PruneDigest("", first[:3]), first[3:4]) {
+				t.Errorf("marker %+v notes %+v: want 0..40, 40 records, 4 rows in 2 prunes, the chained digest", m, notes)
+			}
+			rep = e.verify()
+			want(t, rep)
+			if rep.PrunedRows != 4 {
+				t.Errorf("pruned rows %d, want 4", rep.PrunedRows)
+			}
+			// Nothing more to prune: a third run changes nothing.
+			if res = e.prune(10000); res[0].Rows() != 0 || e.marker().BatchID != m.BatchID {
+				t.Errorf("third prune: %+v; the marker changed", res)
+			}
+		})
+	}
+}
+
+// TestVerifyFindsTamperingAfterPrune: a pruned ledger still shows rows
+// deleted by someone else (a kept row, rows without a marker), a row put
+// back inside the pruned range, and an altered marker.
+func TestVerifyFindsTamperingAfterPrune(t *testing.T) {
+	cases := []struct {
+		name   string
+		tamper func(e *env)
+		want   []verify.Finding
+	}{
+		{"deleted first kept row is a gap after the marker", func(e *env) {
+			e.exec("DELETE FROM exactly_batches WHERE batch_id = ?", e.batches[3].BatchID)
+		}, []verify.Finding{{Kind: verify.Gap, From: 30, To: 40}}},
+		{"rows deleted without marker are a gap", func(e *env) {
+			e.exec("DELETE FROM exactly_batches WHERE batch_id IN (?, ?)", e.batches[4].BatchID, e.batches[5].BatchID)
+		}, []verify.Finding{{Kind: verify.Gap, From: 40, To: 60}}},
+		{"deleted newest row leaves next_offset ahead", func(e *env) {
+			e.exec("DELETE FROM exactly_batches WHERE batch_id = ?", e.batches[6].BatchID)
+		}, []verify.Finding{{Kind: verify.NextOffsetMismatch, From: 60, To: 70}}},
+		{"marker moved back is a gap", func(e *env) {
+			e.exec("UPDATE exactly_batches SET to_offset = 20 WHERE status = 'pruned'")
+		}, []verify.Finding{{Kind: verify.Gap, From: 20, To: 30}}},
+		{"marker moved on is an overlap", func(e *env) {
+			e.exec("UPDATE exactly_batches SET to_offset = 40 WHERE status = 'pruned'")
+		}, []verify.Finding{{Kind: verify.Overlap, From: 30, To: 40}}},
+	}
+	for _, driver := range pruneDrivers {
+		for _, c := range cases {
+			t.Run(driver+"/"+c.name, func(t *testing.T) {
+				t.Parallel()
+				e := newEnv(t, driver, 70, 10)
+				e.age(3, 48*time.Hour)
+				e.prune(10000)
+				if rep := e.verify(); !rep.Clean() {
+					t.Fatalf("before tampering: %+v", rep.Findings)
+				}
+				c.tamper(e)
+				want(t, e.verify(), c.want...)
+			})
+		}
+	}
+}
+
+// TestVerifyGapAfterMarkerOutsideWindow: a row deleted right after the
+// marker is found by the default window (24h) too, though the rows around
+// it are older than the window.
+func TestVerifyGapAfterMarkerOutsideWindow(t *testing.T) {
+	e := newEnv(t, "sqlite", 70, 10)
+	e.age(6, 48*time.Hour)
+	e.age(4, 96*time.Hour)
+	if _, err := e.sink.Prune(context.Background(), exactly.Prune{Before: time.Now().Add(-72 * time.Hour), Apply: true, Who: "ann@h"}); err != nil {
+		t.Fatal(err)
+	}
+	if m := e.marker(); m.To != 40 {
+		t.Fatalf("marker ends at %d, want 40", m.To)
+	}
+	e.exec("DELETE FROM exactly_batches WHERE batch_id = ?", e.batches[4].BatchID)
+	rep, err := verify.Run(context.Background(), exactly.NewLedger(e.db, e.d, "audit"), e.reader, verify.Options{Since: time.Now().Add(-24 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want(t, rep, verify.Finding{Kind: verify.Gap, From: 40, To: 50})
+}
+
+// TestPruneLeavesFailedRowsOfKeptRangesAndOpenDeadLetters: failed rows go
+// with the pruned range they lie in, not beyond it (one there is still
+// failed_unresolved); dead letters go only with --dead-letters and only
+// when resolved before the cut.
+func TestPruneLeavesFailedRowsOfKeptRangesAndOpenDeadLetters(t *testing.T) {
+	for _, driver := range pruneDrivers {
+		t.Run(driver, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, driver, 50, 10)
+			e.age(3, 48*time.Hour)
+			old := time.Now().UTC().Add(-48 * time.Hour)
+			ins := `INSERT INTO exactly_batches (batch_id, pipeline, topic, "partition", from_offset, to_offset, min_offset, max_offset,
+				records, upserted, deleted, skipped, dead_lettered, hash, status, error, writer, started_at, committed_at)
+				VALUES (?, 'audit', ?, 0, ?, ?, NULL, NULL, 0, 0, 0, 0, 0, '', 'failed', 'deadlock', 'test', ?, NULL)`
+			e.exec(ins, "f-in", topic, 10, 20, old)    // inside the pruned range: goes
+			e.exec(ins, "f-edge", topic, 20, 35, old)  // reaches past it: stays (covered by kept row 30..39)
+			e.produce(5)                               // offsets 50..54, never applied
+			e.exec(ins, "f-stuck", topic, 50, 55, old) // beyond next_offset: stays, a finding
+			dl := `INSERT INTO exactly_dead_letters (pipeline, batch_id, topic, "partition", "offset", record_key, record_value, headers, error, created_at, resolved_at, resolved_by, resolved_batch)
+				VALUES ('audit', 'b', ?, 0, ?, NULL, NULL, NULL, 'bad', ?, ?, ?, NULL)`
+			e.exec(strings.ReplaceAll(dl, `"offset"`, e.d.Quote("offset")), topic, 3, old, old, "bob") // resolved long ago: goes
+			open := strings.Replace(dl, "?, ?, NULL)", "NULL, NULL, NULL)", 1)
+			e.exec(strings.ReplaceAll(open, `"offset"`, e.d.Quote("offset")), topic, 4, old) // open: stays
+			e.exec(strings.ReplaceAll(dl, `"offset"`, e.d.Quote("offset")), topic, 5, old, time.Now().UTC(), "bob")
+			res, err := e.sink.Prune(context.Background(), exactly.Prune{Before: time.Now().Add(-time.Hour), Apply: true, DeadLetters: true, Who: "ann@h"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res[0].Committed != 3 || res[0].Failed != 1 || res[0].DeadLetters != 1 {
+				t.Errorf("prune: %+v, want 3 committed, 1 failed, 1 dead letter", res[0])
+			}
+			if n := e.rowCount("SELECT COUNT(*) FROM exactly_batches WHERE status = 'failed'"); n != 2 {
+				t.Errorf("%d failed rows left, want 2 (f-edge, f-stuck)", n)
+			}
+			if n := e.rowCount("SELECT COUNT(*) FROM exactly_dead_letters WHERE resolved_at IS NULL"); n != 1 {
+				t.Errorf("%d open dead letters left, want 1", n)
+			}
+			if n := e.rowCount("SELECT COUNT(*) FROM exactly_dead_letters"); n != 2 {
+				t.Errorf("%d dead letters left, want 2 (the open one, the one resolved after the cut)", n)
+			}
+			want(t, e.verify(), verify.Finding{Kind: verify.FailedUnresolved, From: 50, To: 55},
+				verify.Finding{Kind: verify.DeadLetters, From: 4, To: 5})
+		})
+	}
+}
+
+// TestPruneStopsAtABreak: a gap in the prefix is never pruned away: the
+// prune stops before it, says so, and verify still reports the gap.
+func TestPruneStopsAtABreak(t *testing.T) {
+	e := newEnv(t, "sqlite", 60, 10)
+	e.age(5, 48*time.Hour)
+	e.exec("DELETE FROM exactly_batches WHERE batch_id = ?", e.batches[2].BatchID)
+	res := e.prune(10000)
+	if res[0].Committed != 2 || res[0].To != 20 || !strings.Contains(res[0].Stopped, "gap") {
+		t.Errorf("prune: %+v, want rows 0..19 and a stop at the gap", res[0])
+	}
+	want(t, e.verify(), verify.Finding{Kind: verify.Gap, From: 20, To: 30})
+}
+
+// TestConcurrentPrunesKeepTheChain: prunes racing on one ledger, one row
+// per transaction: each transaction either commits a marker that follows
+// the rows left or is refused (PruneMovedError); the ledger verifies clean.
+func TestConcurrentPrunesKeepTheChain(t *testing.T) {
+	for _, driver := range []string{"postgres", "mysql", "sqlserver"} {
+		t.Run(driver, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, driver, 200, 5)
+			e.age(len(e.batches), 48*time.Hour)
+			var wg sync.WaitGroup
+			errs := make([]error, 3)
+			for i := range errs {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					_, errs[i] = e.sink.Prune(context.Background(), exactly.Prune{Before: time.Now().Add(-time.Hour), Chunk: 3, Apply: true, Who: "racer"})
+				}()
+			}
+			wg.Wait()
+			for _, err := range errs {
+				var moved *exactly.PruneMovedError
+				if err != nil && !errors.As(err, &moved) {
+					t.Errorf("concurrent prune: %v", err)
+				}
+			}
+			e.prune(10000) // whatever was left
+			m := e.marker()
+			if m.From != 0 || m.To != 195 || m.Records != 195 {
+				t.Errorf("marker %d..%d %d records, want 0..195, 195", m.From, m.To, m.Records)
+			}
+			rep := e.verify()
+			want(t, rep)
+			if rep.PrunedRecords != 195 {
+				t.Errorf("pruned records %d, want 195", rep.PrunedRecords)
+			}
+		})
+	}
+}
