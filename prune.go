@@ -280,14 +280,17 @@ func (pr *pruner) nextCommitted(ctx context.Context) ([]BatchRow, error) {
 	var take []BatchRow
 	for i := range page {
 		b := &page[i]
+		// A break is told even where the prune would stop anyway (the
+		// newest row, a row after the cut): the marker's own end is the
+		// place a deletion behind it shows.
+		if brk, broke := chain.Add(b); broke {
+			pr.res.Stopped = fmt.Sprintf("%s at ledger row %s: the rows from there on are kept (exactly verify tells what Kafka holds there)", brk.Problem(), b.BatchID)
+			break
+		}
 		if i == n || i == len(page)-1 {
 			break // the newest committed row (or the one proving the chunk's are not)
 		}
 		if !b.CommittedAt.Before(pr.p.Before) {
-			break
-		}
-		if brk, broke := chain.Add(b); broke {
-			pr.res.Stopped = fmt.Sprintf("%s at ledger row %s: the rows from there on are kept (exactly verify tells what Kafka holds there)", brk.Problem(), b.BatchID)
 			break
 		}
 		take = append(take, *b)
@@ -418,8 +421,22 @@ func (pr *pruner) commit(ctx context.Context, chain, others []BatchRow) error {
 		return err
 	}
 	pr.account(chain, others, next, notes)
+	if s.writeSlot != nil {
+		// One writer at a time (SQLite): a pipeline waiting for the lock
+		// polls in sleeps of up to 100 ms; without a pause the next
+		// chunk takes the lock again before it looks.
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(singleWriterPause):
+		}
+	}
 	return nil
 }
+
+// singleWriterPause is how long Prune lets a SingleWriter database be
+// between its transactions, for the pipeline's.
+const singleWriterPause = 150 * time.Millisecond
 
 // extend returns the marker that stands for the current one and chain
 // and others, and its notes.
