@@ -20,7 +20,9 @@ import (
 var dryRuns = [][]string{
 	{"replay", "--dry-run", "--topic", "t.items", "--from", "0"},
 	{"reseed", "--dry-run", "--topic", "t.items", "--partition", "0", "--to", "earliest", "--reason", "dry"},
-	{"redrive"}, // without --apply
+	{"redrive"},                            // without --apply
+	{"prune", "--before", "1h"},            // without --apply
+	{"prune", "--before", "1h", "--apply"}, // a ledger to prune must exist: never created by prune
 }
 
 // dryRunConfig writes a configuration of pipeline dry over a kfake

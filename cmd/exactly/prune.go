@@ -124,17 +124,22 @@ func prune(ctx context.Context, g *globals, o pruneOpts) error {
 	if o.chunk <= 0 {
 		return usage(fmt.Errorf("--chunk %d: expected a positive number of rows", o.chunk))
 	}
-	mode := drySink // a dry run creates nothing, not even the ledger tables
-	if o.apply {
-		mode = writeSink
-	}
 	e, err := openEnv(ctx, g, o.file, envOpts{})
 	if err != nil {
 		return err
 	}
 	defer e.Close()
-	if err := e.openSink(ctx, mode); err != nil {
+	// A ledger to prune must exist: neither a dry run nor --apply creates
+	// one (a wrong sink.dsn is refused, exit 2, not given empty tables).
+	if err := e.openSink(ctx, drySink); err != nil {
 		return err
+	}
+	if o.apply { // brings an older ledger up to date (resolved_* columns)
+		e.sink.Close()
+		e.sink, e.ledger = nil, nil
+		if err := e.openSink(ctx, writeSink); err != nil {
+			return err
+		}
 	}
 	ledger := exactly.NewLedger(e.sink.DB(), e.d, e.cfg.Pipeline)
 	var sel func(exactly.TP) bool
