@@ -13,6 +13,7 @@ import (
 	"github.com/exactly/exactly"
 	"github.com/exactly/exactly/internal/decode"
 	"github.com/exactly/exactly/internal/kafka"
+	"github.com/exactly/exactly/status"
 )
 
 // TestPruneCommand: usage errors exit 2; the dry run prints the plan and
@@ -80,6 +81,15 @@ func TestPruneCommand(t *testing.T) {
 			if code != 0 || !strings.Contains(out, "t.items[0] offsets 0..49: 5 ledger rows (50 records)") || !strings.Contains(out, "chain: unbroken") ||
 				!strings.Contains(out, "committed") {
 				t.Errorf("status --chain after prune: exit %d\n%s%s", code, out, errs)
+			}
+
+			code, out, errs = runCLI("status", "-c", f.file, "--json")
+			var st struct {
+				Pruned []status.Pruned `json:"pruned"`
+			}
+			if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil || len(st.Pruned) != 1 ||
+				st.Pruned[0].From != 0 || st.Pruned[0].To != 50 || st.Pruned[0].Rows != 5 || st.Pruned[0].Records != 50 || st.Pruned[0].Prunes != 1 {
+				t.Errorf("status --json after prune: exit %d %v\n%s%s", code, err, out, errs)
 			}
 
 			// Someone deletes the first kept row: no prune runs past it,

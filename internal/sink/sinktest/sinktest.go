@@ -69,6 +69,7 @@ func Run(t *testing.T, tg Target) {
 	t.Run("Positions", func(t *testing.T) { testPositions(t, tg) })
 	t.Run("Fencing", func(t *testing.T) { testFencing(t, tg) })
 	t.Run("Replay", func(t *testing.T) { testReplay(t, tg) })
+	t.Run("Prune", func(t *testing.T) { testPrune(t, tg) })
 	t.Run("WriteModes", func(t *testing.T) { testWriteModes(t, tg) })
 	t.Run("VersionGuard", func(t *testing.T) { testVersionGuard(t, tg) })
 	t.Run("Types", func(t *testing.T) { testTypes(t, tg) })
