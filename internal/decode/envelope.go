@@ -9,10 +9,12 @@ import (
 	"github.com/exactly/exactly"
 )
 
-// This file reads Debezium's JSON envelope by hand. The rule is the one
-// of fastjson.go: accept and reject what the encoding/json path accepted
-// and rejected (a map of the whole envelope, then its schema again into a
-// struct), and return the same change, down to the Go types;
+// This file reads Debezium's JSON envelope by hand, in two passes: the
+// path of the records the one walk of walk.go gives up on, and the
+// reference that walk is held to. The rule is the one of fastjson.go:
+// accept and reject what the encoding/json path accepted and rejected (a
+// map of the whole envelope, then its schema again into a struct), and
+// return the same change, down to the Go types;
 // FuzzDebeziumMatchesReference holds it to that path, kept in
 // debezium_ref_test.go.
 //
