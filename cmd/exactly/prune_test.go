@@ -139,7 +139,7 @@ func (f *auditFixture) commitMore(t *testing.T, from, to int64) {
 	f.batches = append(f.batches, b)
 }
 
-// TestPruneBesideARunningPipeline: exactly prune --apply runs while the
+// TestPruneBesideARunningPipeline: exactly prune --apply (1200 rows, 6 transactions) runs while the
 // pipeline (the consumer group member exactly run starts, on kfake) keeps
 // committing small batches of records produced meanwhile. Nothing is lost
 // (next_offset reaches every record, verify --all clean: the chain runs
@@ -150,7 +150,7 @@ func TestPruneBesideARunningPipeline(t *testing.T) {
 	const maxStall = 2 * time.Second
 	for _, driver := range []string{"sqlite", "postgres", "mysql"} {
 		t.Run(driver, func(t *testing.T) {
-			f := newAuditFixture(t, driver, 3000, 1) // 3000 ledger rows
+			f := newAuditFixture(t, driver, 1200, 1) // 1200 ledger rows
 			old := time.Now().UTC().Add(-72 * time.Hour)
 			f.exec(t, "UPDATE exactly_batches SET committed_at = ?, started_at = ?", old, old)
 			cfg, err := exactly.LoadConfig(f.file)
@@ -210,13 +210,13 @@ func TestPruneBesideARunningPipeline(t *testing.T) {
 					time.Sleep(20 * time.Millisecond)
 				}
 			}
-			waitNext(3020) // running
+			waitNext(1220) // running
 			began := time.Now()
-			code, out, errs := runCLI("prune", "-c", f.file, "--before", "24h", "--apply", "--chunk", "500")
+			code, out, errs := runCLI("prune", "-c", f.file, "--before", "24h", "--apply", "--chunk", "200")
 			took := time.Since(began)
 			close(stopProducing)
 			wg.Wait()
-			if code != 0 || !strings.Contains(out, "pruned t.items[0]: 3000 ledger rows") {
+			if code != 0 || !strings.Contains(out, "pruned t.items[0]: 1200 ledger rows") {
 				t.Fatalf("prune beside the pipeline: exit %d\n%s%s", code, out, errs)
 			}
 			waitNext(int64(f.produced))
@@ -249,7 +249,7 @@ func TestPruneBesideARunningPipeline(t *testing.T) {
 				}
 			}
 			rows.Close()
-			t.Logf("%s: pruned 3000 rows in %s beside the pipeline; %d pipeline commits meanwhile, longest gap between two %s (%s in as long before the prune)", driver, took, n, during, before)
+			t.Logf("%s: pruned 1200 rows in %s beside the pipeline; %d pipeline commits meanwhile, longest gap between two %s (%s in as long before the prune)", driver, took, n, during, before)
 			if n < 2 || during > maxStall {
 				t.Errorf("the pipeline committed %d batches during the %s prune, longest gap %s: want it running, no gap above %s", n, took, during, maxStall)
 			}
