@@ -202,24 +202,26 @@ func (s *Sink) Prune(ctx context.Context, p Prune) ([]PrunedPartition, error) {
 		case 1:
 			m := cur[0]
 			pr.marker = &m
-			if pr.notes, err = ParsePruneNotes(m.Notes); err != nil {
-				r.Stopped = fmt.Sprintf("the marker %s has unreadable notes (%v): nothing pruned", m.BatchID, err)
+			n, nerr := ParsePruneNotes(m.Notes)
+			if nerr != nil {
+				r.Stopped = fmt.Sprintf("the marker %s has unreadable notes (%v): nothing pruned", m.BatchID, nerr)
 			}
+			pr.notes = n
 		default:
 			r.Stopped = fmt.Sprintf("%d pruned markers since the last reseed, where exactly prune keeps one: nothing pruned", len(cur))
 		}
+		var perr error
 		if r.Stopped == "" {
-			if err := pr.run(ctx); err != nil {
-				return out, err
-			}
+			perr = pr.run(ctx)
+		}
+		if perr == nil && p.DeadLetters {
+			perr = pr.deadLetters(ctx)
 		}
 		r.Marker = pr.marker
-		if p.DeadLetters {
-			if err := pr.deadLetters(ctx); err != nil {
-				return out, err
-			}
+		out = append(out, r) // with what was committed before an error
+		if perr != nil {
+			return out, perr
 		}
-		out = append(out, r)
 	}
 	return out, nil
 }

@@ -310,3 +310,20 @@ func TestInterruptedPruneVerifiesClean(t *testing.T) {
 		})
 	}
 }
+
+// TestPruneStopsAtAnAlteredMarker: a marker whose notes do not parse is
+// not extended (the partition is reported stopped), the others are pruned.
+func TestPruneStopsAtAnAlteredMarker(t *testing.T) {
+	e := newEnv(t, "sqlite", 60, 10)
+	e.age(3, 48*time.Hour)
+	e.prune(10000)
+	e.exec("UPDATE exactly_batches SET notes = 'x' WHERE status = 'pruned'")
+	e.age(5, 48*time.Hour)
+	res, err := e.sink.Prune(context.Background(), exactly.Prune{Before: time.Now().Add(-time.Hour), Apply: true, DeadLetters: true, Who: "ann@h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 1 || res[0].Rows() != 0 || !strings.Contains(res[0].Stopped, "unreadable notes") {
+		t.Errorf("prune over an altered marker: %+v", res)
+	}
+}
