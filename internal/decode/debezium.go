@@ -78,6 +78,9 @@ type envelope struct {
 	op     string
 	before map[string]any
 	after  map[string]any
+	// values is the after image by position instead of after, in the
+	// order of shape's names (see exactly.Change.Values).
+	values []any
 	source map[string]any
 	tsMs   any
 	// shape is after's (see exactly.Change.Shape), nil when unknown.
@@ -113,7 +116,7 @@ func (c *cdc) change(env *envelope, structKey bool, recordKey func() (map[string
 	useKey := c.KeyFrom == "record_key" || (c.KeyFrom == "" && structKey)
 	switch env.op {
 	case "c", "r", "u":
-		if env.after == nil {
+		if env.after == nil && env.values == nil {
 			return ch, fmt.Errorf("op %q without an after image", env.op)
 		}
 		if useKey {
@@ -123,8 +126,8 @@ func (c *cdc) change(env *envelope, structKey bool, recordKey func() (map[string
 			}
 			ch.Key = key // nil when unreadable: the after image decides
 		}
-		ch.Op, ch.Row, ch.Schema, ch.Shape = exactly.OpUpsert, env.after, env.fields, env.shape
-		if c.Version != "" {
+		ch.Op, ch.Row, ch.Values, ch.Schema, ch.Shape = exactly.OpUpsert, env.after, env.values, env.fields, env.shape
+		if c.Version != "" { // env.values is nil: see walkPayload
 			if v, ok := c.version(env, env.after); ok {
 				ch.Version = v
 				if _, in := env.after[c.Version]; !in {

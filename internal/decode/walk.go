@@ -141,6 +141,7 @@ func (d *Debezium) walkPayload(p *objectParser, schema *compiledSchema, depth in
 	var beforeChecked bool
 	var buf [32]member
 	afterNames := buf[:0]
+	var afterValues []any // the after image by position
 	p.space()
 	if p.i < len(p.b) && p.b[p.i] == '}' {
 		p.i++
@@ -171,13 +172,13 @@ func (d *Debezium) walkPayload(p *objectParser, schema *compiledSchema, depth in
 			// checked, and converted at the end if the op is d.
 			beforeChecked = env.op != "d"
 			k := keep{all: !beforeChecked}
-			env.before, _, ok = p.walkImage(before, k, depth, false, nil)
+			env.before, _, ok = p.walkImage(before, k, depth, false, nil, nil)
 			beforeAt = span{start, p.i}
 		case afterName:
 			// Converted whole: the ops that use it are the common ones.
-			env.after, afterNames, ok = p.walkImage(after, keep{all: true}, depth, true, afterNames)
+			env.after, afterNames, ok = p.walkImage(after, keep{all: true}, depth, true, afterNames, &afterValues)
 		case sourceName:
-			env.source, _, ok = p.walkImage(source, sourceField, depth, false, nil)
+			env.source, _, ok = p.walkImage(source, sourceField, depth, false, nil, nil)
 		case tsMsName:
 			var tsMs *connectSchema
 			if schema != nil {
@@ -204,7 +205,21 @@ func (d *Debezium) walkPayload(p *objectParser, schema *compiledSchema, depth in
 	}
 	switch env.op {
 	case "c", "r", "u":
-		if env.after != nil {
+		if afterValues != nil {
+			// By position (see exactly.Change.Values) when it can be:
+			// not with a name repeated (the map keeps the last value),
+			// nor with a version column taken from the envelope, which
+			// is added to the row.
+			env.shape = shapes.get(afterNames, &d.shape)
+			if env.shape != nil && len(afterValues) > 0 && d.Version == "" && env.shape.Distinct() {
+				env.values = afterValues
+				break
+			}
+			env.after = make(map[string]any, len(afterValues))
+			for i, kv := range afterNames {
+				env.after[kv.key] = afterValues[i]
+			}
+		} else if env.after != nil {
 			env.shape = shapes.get(afterNames, &d.shape)
 		}
 	default:
@@ -215,7 +230,7 @@ func (d *Debezium) walkPayload(p *objectParser, schema *compiledSchema, depth in
 	} else if beforeChecked {
 		q := objectParser{b: p.b[:beforeAt.end], i: beforeAt.start}
 		var ok bool
-		if env.before, _, ok = q.walkImage(before, keep{all: true}, depth, false, nil); !ok {
+		if env.before, _, ok = q.walkImage(before, keep{all: true}, depth, false, nil, nil); !ok {
 			return false
 		}
 	}
@@ -228,8 +243,10 @@ func (d *Debezium) walkPayload(p *objectParser, schema *compiledSchema, depth in
 // and returned, the others checked; null is nil. depth is the depth the
 // two-pass path read the image at. With named, the names of the members
 // converted are appended to names, in their order, for the image's shape.
-// ok is false when the two-pass path must read it.
-func (p *objectParser) walkImage(s *structSchema, k keep, depth int, named bool, names []member) (out map[string]any, _ []member, ok bool) {
+// With values and named, a whole image is returned there, in the order of
+// names, instead of as a map (out is nil then). ok is false when
+// the two-pass path must read it.
+func (p *objectParser) walkImage(s *structSchema, k keep, depth int, named bool, names []member, values *[]any) (out map[string]any, _ []member, ok bool) {
 	if p.i == len(p.b) {
 		return nil, nil, false
 	}
@@ -250,14 +267,21 @@ func (p *objectParser) walkImage(s *structSchema, k keep, depth int, named bool,
 	if collect {
 		members = make([]member, 0, 16)
 	}
-	if k.all && !collect {
+	byPosition := values != nil && s != nil && k.all && named
+	switch {
+	case byPosition:
+		*values = make([]any, 0, len(s.order))
+	case k.all && !collect:
 		out = make(map[string]any, len(s.byName))
 	}
 	p.i++
 	p.space()
 	if p.i < len(p.b) && p.b[p.i] == '}' {
 		p.i++
-		if collect {
+		switch {
+		case byPosition || collect && values != nil && named:
+			*values = []any{}
+		case collect:
 			out = map[string]any{}
 		}
 		return out, names, true
@@ -322,6 +346,10 @@ func (p *objectParser) walkImage(s *structSchema, k keep, depth int, named bool,
 			if named {
 				names = append(names, member{key: name})
 			}
+			if byPosition {
+				*values = append(*values, v)
+				break
+			}
 			if collect {
 				members = append(members, member{name, v})
 				break
@@ -349,7 +377,13 @@ func (p *objectParser) walkImage(s *structSchema, k keep, depth int, named bool,
 			p.space()
 		case '}':
 			p.i++
-			if collect {
+			switch {
+			case collect && values != nil && named:
+				*values = make([]any, len(members))
+				for i, kv := range members {
+					(*values)[i] = kv.value
+				}
+			case collect:
 				out = make(map[string]any, len(members))
 				for _, kv := range members {
 					out[kv.key] = kv.value // a repeated member's last value
@@ -415,7 +449,7 @@ func walkKey(key []byte, cols []string, cache *schemaCache, topic string) (m map
 				if schema != nil {
 					fields = schema.fields
 				}
-				if m, _, ok = p.walkImage(fields, keep{all: true}, 1, false, nil); !ok || m == nil {
+				if m, _, ok = p.walkImage(fields, keep{all: true}, 1, false, nil, nil); !ok || m == nil {
 					return nil, false
 				}
 			}
