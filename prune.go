@@ -186,8 +186,9 @@ func (s *Sink) Prune(ctx context.Context, p Prune) ([]PrunedPartition, error) {
 			continue
 		}
 		after := ""
-		if r := lastReseed[tp]; r != nil {
-			after = r.BatchID
+		reseed := lastReseed[tp]
+		if reseed != nil {
+			after = reseed.BatchID
 		}
 		var cur []BatchRow // the partition's markers since its last reseed
 		for _, m := range markers {
@@ -196,7 +197,7 @@ func (s *Sink) Prune(ctx context.Context, p Prune) ([]PrunedPartition, error) {
 			}
 		}
 		r := PrunedPartition{TP: tp}
-		pr := &pruner{s: s, l: l, p: p, tp: tp, after: after, res: &r}
+		pr := &pruner{s: s, l: l, p: p, tp: tp, after: after, reseed: reseed, res: &r}
 		switch len(cur) {
 		case 0:
 		case 1:
@@ -233,6 +234,7 @@ type pruner struct {
 	p      Prune
 	tp     TP
 	after  string    // the last reseed's batch id: rows before it are left alone
+	reseed *BatchRow // the last reseed (nil: none): without a marker the chain starts at its to_offset
 	marker *BatchRow // the marker as committed (dry: as it would be)
 	notes  PruneNotes
 	ran    bool // this run extended the marker already (PruneNotes.Prunes)
@@ -278,7 +280,9 @@ func (pr *pruner) nextCommitted(ctx context.Context) ([]BatchRow, error) {
 	if err != nil {
 		return nil, err
 	}
-	chain := NewChain(pr.tp, pr.marker)
+	// The chain starts at the marker, or at the last reseed: a gap
+	// between the reseed and the first row left is a break too.
+	chain := NewChain(pr.tp, ChainStart(pr.reseed, pr.marker))
 	var take []BatchRow
 	for i := range page {
 		b := &page[i]

@@ -327,3 +327,25 @@ func TestPruneStopsAtAnAlteredMarker(t *testing.T) {
 		t.Errorf("prune over an altered marker: %+v", res)
 	}
 }
+
+// TestPruneKeepsAGapAfterAReseed: the first row after a reseed deleted
+// (a gap between the reseed's to_offset and the next committed row) is a
+// break the prune must not run past: it stops there and verify still
+// finds the gap. The prune started the chain at the first committed row
+// after the reseed instead of at the reseed, pruned the rows after the
+// gap, and verify, starting at the new marker, found nothing.
+func TestPruneKeepsAGapAfterAReseed(t *testing.T) {
+	e := newEnv(t, "sqlite", 50, 10)
+	if _, _, err := e.sink.Reseed(context.Background(), exactly.Reseed{TP: exactly.TP{Topic: topic}, To: 20, Who: "ann@h", Why: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	e.commit(20, 50, 10) // batches 5, 6, 7: 20..29, 30..39, 40..49
+	e.exec("DELETE FROM exactly_batches WHERE batch_id = ?", e.batches[5].BatchID)
+	want(t, e.verify(), verify.Finding{Kind: verify.Gap, From: 20, To: 30})
+	e.age(len(e.batches), 48*time.Hour)
+	res := e.prune(10000)
+	if len(res) != 1 || res[0].Rows() != 0 || !strings.Contains(res[0].Stopped, "gap") {
+		t.Errorf("prune after a gap behind a reseed: %+v, want nothing pruned and a stop at the gap", res)
+	}
+	want(t, e.verify(), verify.Finding{Kind: verify.Gap, From: 20, To: 30})
+}
