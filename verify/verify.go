@@ -25,6 +25,8 @@ package verify
 import (
 	"context"
 	"fmt"
+	"math"
+	"regexp"
 	"slices"
 	"sort"
 	"time"
@@ -72,6 +74,12 @@ const (
 	// from the new one (noted as DeletedAfterApply). One per partition,
 	// whatever Options.Since says; exactly reseed records the new id.
 	TopicRecreated Kind = "topic_recreated"
+	// AlteredMarker: a marker of exactly prune that does not agree with
+	// itself (notes that do not parse, a records count other than its
+	// notes' sum, a hash that is not a prune digest, an empty range), or
+	// another marker of the same partition since its last reseed, where
+	// exactly prune keeps one. The chain still starts at the newest.
+	AlteredMarker Kind = "altered_marker"
 
 	// Notes, not findings: ranges that cannot be re-hashed.
 
@@ -370,11 +378,19 @@ func (p *partition) verify(ctx context.Context) error {
 	for i := range p.markers {
 		m := &p.markers[i]
 		p.notePruned(m, reseed)
-		if exactly.ChainStart(reseed, m) == m && (p.marker == nil || m.BatchID > p.marker.BatchID) {
-			p.marker = m
+		if exactly.ChainStart(reseed, m) == m {
+			if p.marker != nil {
+				p.add(Finding{Kind: AlteredMarker, From: m.From, To: m.To, BatchID: m.BatchID, OtherBatchID: p.marker.BatchID,
+					Ledger: fmt.Sprintf("pruned markers %s (offsets %d..%d) and %s (offsets %d..%d)", p.marker.BatchID, p.marker.From, p.marker.To-1, m.BatchID, m.From, m.To-1),
+					Detail: fmt.Sprintf("two pruned markers since the partition's last reseed, where exactly prune keeps one: a marker inserted or restored; the chain is checked from the newer, %s", m.BatchID)})
+			}
+			if p.marker == nil || m.BatchID > p.marker.BatchID {
+				p.marker = m
+			}
 		}
 	}
 	if p.marker != nil {
+		p.checkMarker(p.marker)
 		// The pruned prefix: its range counts as covered (failed rows in
 		// it were pruned with it), and the chain starts at its end.
 		p.links = exactly.NewChain(p.tp, p.marker)
@@ -424,11 +440,40 @@ func (p *partition) notePruned(m, reseed *exactly.BatchRow) {
 		f.Detail += " (before the partition's last reseed: not part of the chain checked)"
 	}
 	p.note(f)
-	if current {
-		p.rep.PrunedRows += n.Rows()
-		p.rep.PrunedRecords += n.Records
-	}
 }
+
+// checkMarker checks the marker the chain starts at against itself: its
+// notes parse, its counts are their sums (capped at the 32-bit
+// columns'), its hash is a prune digest and its range is not empty. A
+// marker is written whole by one transaction of exactly prune: any
+// disagreement is an alteration. It counts in the report's totals.
+func (p *partition) checkMarker(m *exactly.BatchRow) {
+	n, err := exactly.ParsePruneNotes(m.Notes)
+	p.rep.PrunedRows += n.Rows()
+	p.rep.PrunedRecords += n.Records
+	capped := func(v int64) int64 { return min(v, math.MaxInt32) }
+	var why string
+	switch {
+	case err != nil:
+		why = fmt.Sprintf("its notes do not parse (%v)", err)
+	case n.Committed < 1 || m.From >= m.To:
+		why = fmt.Sprintf("it stands for %d committed rows of offsets %d..%d", n.Committed, m.From, m.To-1)
+	case m.Records != capped(n.Records) || m.Upserted != capped(n.Upserted) || m.Deleted != capped(n.Deleted) ||
+		m.Skipped != capped(n.Skipped) || m.DeadLettered != capped(n.DeadLettered):
+		why = fmt.Sprintf("its counts (%d records, %d upserted, %d deleted, %d skipped, %d dead-lettered) are not its notes' sums (%d, %d, %d, %d, %d)",
+			m.Records, m.Upserted, m.Deleted, m.Skipped, m.DeadLettered, n.Records, n.Upserted, n.Deleted, n.Skipped, n.DeadLettered)
+	case !pruneDigest.MatchString(m.Hash):
+		why = fmt.Sprintf("its hash %q is not a digest of exactly prune", m.Hash)
+	default:
+		return
+	}
+	p.add(Finding{Kind: AlteredMarker, From: m.From, To: m.To, BatchID: m.BatchID,
+		Ledger: fmt.Sprintf("pruned marker %s of offsets %d..%d", m.BatchID, m.From, m.To-1),
+		Detail: fmt.Sprintf("the marker of exactly prune %s does not agree with itself: %s; exactly prune writes it whole, so it was altered (exactly prune stops at it too)", m.BatchID, why)})
+}
+
+// pruneDigest is the form of exactly.PruneDigest's result.
+var pruneDigest = regexp.MustCompile(`^blake3:[0-9a-f]{64}$`)
 
 // page checks one page of ledger rows, in from_offset order.
 func (p *partition) page(ctx context.Context, rows []exactly.BatchRow) error {
