@@ -202,7 +202,7 @@ func (s *Sink) Prune(ctx context.Context, p Prune) ([]PrunedPartition, error) {
 		case 0:
 		case 1:
 			m := cur[0]
-			pr.marker = &m
+			pr.marker, pr.read = &m, m.BatchID
 			n, nerr := ParsePruneNotes(m.Notes)
 			if nerr != nil {
 				r.Stopped = fmt.Sprintf("the marker %s has unreadable notes (%v): nothing pruned", m.BatchID, nerr)
@@ -236,6 +236,7 @@ type pruner struct {
 	after  string    // the last reseed's batch id: rows before it are left alone
 	reseed *BatchRow // the last reseed (nil: none): without a marker the chain starts at its to_offset
 	marker *BatchRow // the marker as committed (dry: as it would be)
+	read   string    // the batch id of the marker in the ledger as this run left it or read it ("": none)
 	notes  PruneNotes
 	ran    bool // this run extended the marker already (PruneNotes.Prunes)
 	res    *PrunedPartition
@@ -290,6 +291,11 @@ func (pr *pruner) nextCommitted(ctx context.Context) ([]BatchRow, error) {
 		// newest row, a row after the cut): the marker's own end is the
 		// place a deletion behind it shows.
 		if brk, broke := chain.Add(b); broke {
+			// Another prune that replaced the marker since this one read
+			// it leaves the rows past it: not a break of the chain.
+			if err := pr.sameMarker(ctx); err != nil {
+				return nil, err
+			}
 			pr.res.Stopped = fmt.Sprintf("%s at ledger row %s: the rows from there on are kept (exactly verify tells what Kafka holds there)", brk.Problem(), b.BatchID)
 			break
 		}
@@ -302,6 +308,33 @@ func (pr *pruner) nextCommitted(ctx context.Context) ([]BatchRow, error) {
 		take = append(take, *b)
 	}
 	return take, nil
+}
+
+// sameMarker returns a PruneMovedError when the partition's marker in
+// the ledger is no longer the one this run read or wrote.
+func (pr *pruner) sameMarker(ctx context.Context) error {
+	q := Rebind(pr.s.d, fmt.Sprintf("SELECT batch_id FROM exactly_batches WHERE pipeline = ? AND topic = ? AND %s = ? AND status = ? AND batch_id > ?",
+		pr.s.d.Quote("partition")))
+	rows, err := pr.s.db.QueryContext(ctx, q, pr.s.cfg.Pipeline, pr.tp.Topic, pr.tp.Partition, StatusPruned, pr.after)
+	if err != nil {
+		return fmt.Errorf("pruning %s: reading its marker: %w", pr.tp, err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return fmt.Errorf("pruning %s: reading its marker: %w", pr.tp, err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("pruning %s: reading its marker: %w", pr.tp, err)
+	}
+	if (pr.read == "" && len(ids) > 0) || (pr.read != "" && (len(ids) != 1 || ids[0] != pr.read)) {
+		return &PruneMovedError{TP: pr.tp, What: "the marker changed"}
+	}
+	return nil
 }
 
 // others prunes the failed and replayed rows older than the cut whose
@@ -427,6 +460,7 @@ func (pr *pruner) commit(ctx context.Context, chain, others []BatchRow) error {
 		return err
 	}
 	pr.account(chain, others, next, notes)
+	pr.read = next.BatchID
 	if s.writeSlot != nil {
 		// One writer at a time (SQLite): a pipeline waiting for the lock
 		// polls in sleeps of up to 100 ms; without a pause the next

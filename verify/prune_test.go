@@ -374,3 +374,35 @@ func TestPruneKeepsAGapAfterAReseed(t *testing.T) {
 	}
 	want(t, e.verify(), verify.Finding{Kind: verify.Gap, From: 20, To: 30})
 }
+
+// TestPruneBesideAnotherPruneIsNoBreak: a prune that read the marker
+// before another prune replaced it finds the first row left past the
+// marker it read: the ledger moved under it (PruneMovedError, "run
+// again"), not a break of the chain. It reported the partition STOPPED
+// at a "gap" (exit 1, "exactly verify reports it") where verify found
+// nothing: seen with two prunes beside exactly run on MariaDB.
+func TestPruneBesideAnotherPruneIsNoBreak(t *testing.T) {
+	for _, driver := range []string{"sqlite", "postgres", "mysql"} {
+		t.Run(driver, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, driver, 70, 10)
+			e.age(2, 48*time.Hour)
+			e.prune(10000) // a marker 0..20
+			e.age(6, 48*time.Hour)
+			ctx := context.Background()
+			res, err := e.sink.Prune(ctx, exactly.Prune{Before: time.Now().Add(-time.Hour), Apply: true, Who: "slow",
+				Select: func(exactly.TP) bool {
+					e.prune(2) // the other prune, after this one read the marker
+					return true
+				}})
+			var moved *exactly.PruneMovedError
+			if len(res) != 1 {
+				t.Fatalf("%d partitions, want 1 (%v)", len(res), err)
+			}
+			if !errors.As(err, &moved) || res[0].Stopped != "" {
+				t.Errorf("a prune whose marker another prune replaced: %d partitions, stopped %q, %v; want a PruneMovedError and no stop", len(res), res[0].Stopped, err)
+			}
+			want(t, e.verify())
+		})
+	}
+}
