@@ -163,6 +163,9 @@ func (s *Sink) Prune(ctx context.Context, p Prune) ([]PrunedPartition, error) {
 	if p.Chunk <= 0 {
 		p.Chunk = defaultPruneChunk
 	}
+	// A page is Chunk+1 rows: no overflow into a negative LIMIT, and a
+	// TOP SQL Server takes.
+	p.Chunk = min(p.Chunk, math.MaxInt32-1)
 	l := NewLedger(s.db, s.d, s.cfg.Pipeline)
 	tps, err := l.Partitions(ctx)
 	if err != nil {

@@ -3,6 +3,7 @@ package verify_test
 import (
 	"context"
 	"errors"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -401,6 +402,24 @@ func TestPruneBesideAnotherPruneIsNoBreak(t *testing.T) {
 			}
 			if !errors.As(err, &moved) || res[0].Stopped != "" {
 				t.Errorf("a prune whose marker another prune replaced: %d partitions, stopped %q, %v; want a PruneMovedError and no stop", len(res), res[0].Stopped, err)
+			}
+			want(t, e.verify())
+		})
+	}
+}
+
+// TestPruneHugeChunk: --chunk 9223372036854775807 (the flag takes an
+// int64) is a chunk as large as the partition: the page query asked for
+// chunk+1 rows, which overflowed to a negative LIMIT (PostgreSQL and
+// MariaDB refused it, exit 1; SQLite read it as no limit).
+func TestPruneHugeChunk(t *testing.T) {
+	for _, driver := range []string{"sqlite", "postgres", "mysql"} {
+		t.Run(driver, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, driver, 50, 10)
+			e.age(5, 48*time.Hour)
+			if m := e.prune(math.MaxInt); m[0].Committed != 4 {
+				t.Errorf("prune with the largest chunk: %d rows, want 4", m[0].Committed)
 			}
 			want(t, e.verify())
 		})
