@@ -155,7 +155,33 @@ func (l *Ledger) CheckChainsOf(ctx context.Context, offsets []OffsetRow, only fu
 	if err != nil {
 		return nil, 0, err
 	}
-	start := map[TP]*BatchRow{} // where each partition's chain starts: its marker, or its last reseed
+	out, n, err := l.checkChains(ctx, offsets, only, last, markers)
+	if err != nil || len(out) == 0 {
+		return out, n, err
+	}
+	// An exactly prune that committed between the read of the markers and
+	// the read of the rows deleted rows right after a marker read: a gap
+	// that is not there (or, every row before next_offset pruned, a chain
+	// that ends at the old marker). The marker now ending at or past the
+	// break says so; a prune never runs past a real break.
+	now, err := l.Markers(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	starts := chainStarts(last, now)
+	kept := out[:0]
+	for _, brk := range out {
+		if !prunedMeanwhile(brk, starts[brk.TP]) {
+			kept = append(kept, brk)
+		}
+	}
+	return kept, n, nil
+}
+
+// chainStarts returns where each partition's chain starts: its marker
+// newer than its last reseed, or that reseed.
+func chainStarts(last map[TP]*BatchRow, markers []BatchRow) map[TP]*BatchRow {
+	start := map[TP]*BatchRow{}
 	for tp, r := range last {
 		start[tp] = r
 	}
@@ -163,6 +189,31 @@ func (l *Ledger) CheckChainsOf(ctx context.Context, offsets []OffsetRow, only fu
 		m := &markers[i]
 		start[m.TP()] = ChainStart(start[m.TP()], m)
 	}
+	return start
+}
+
+// prunedMeanwhile says whether brk, a break right after the row the
+// chain started at, is the rows a prune deleted since: the partition's
+// marker now is newer than that row and ends past the break.
+func prunedMeanwhile(brk ChainBreak, now *BatchRow) bool {
+	s := brk.Prev
+	if now == nil || now.Status != StatusPruned || s == nil || (s.Status != StatusPruned && s.Status != StatusReseeded) ||
+		now.BatchID <= s.BatchID || brk.End != s.To {
+		return false
+	}
+	switch brk.Kind {
+	case ChainGap:
+		return brk.From == s.To && brk.To <= now.To
+	case ChainNextOffset:
+		return brk.Next <= now.To
+	}
+	return false
+}
+
+// checkChains is one check of CheckChainsOf, from the last reseeds and
+// the markers read.
+func (l *Ledger) checkChains(ctx context.Context, offsets []OffsetRow, only func(TP) bool, last map[TP]*BatchRow, markers []BatchRow) ([]ChainBreak, int64, error) {
+	start := chainStarts(last, markers) // where each partition's chain starts: its marker, or its last reseed
 	next := make(map[TP]int64, len(offsets))
 	for _, o := range offsets {
 		next[o.TP] = o.Next
@@ -178,7 +229,7 @@ func (l *Ledger) CheckChainsOf(ctx context.Context, offsets []OffsetRow, only fu
 	}
 	var out []ChainBreak
 	var n int64
-	err = l.eachCommitted(ctx, func(b *BatchRow) {
+	err := l.eachCommitted(ctx, func(b *BatchRow) {
 		tp := b.TP()
 		if only != nil && !only(tp) {
 			return

@@ -236,20 +236,41 @@ func Run(ctx context.Context, l *exactly.Ledger, log Log, opt Options) (*Report,
 			}
 			compacted[tp.Topic] = c
 		}
-		p := &partition{tp: tp, ledger: l, opt: opt, rep: rep, log: log, bounds: b, known: known, compacted: compacted[tp.Topic]}
-		if n, ok := next[tp]; ok {
-			p.next, p.hasNext = n, true
-		}
-		p.reseeds = reseeds[tp]
-		p.markers = markers[tp]
-		// A partition the new topic does not have is not reported: the
-		// reseed the finding names cannot run there (its ranges are noted
-		// as of a partition that no longer exists).
-		if id, was := ids[tp.Topic], seededIn[tp]; id != "" && was != "" && id != was && known {
-			p.recreated(was, id)
-		}
-		if err := p.verify(ctx); err != nil {
-			return nil, err
+		var p *partition
+		for try := 0; ; try++ {
+			saved, findings, notes := *rep, len(rep.Findings), len(rep.Notes)
+			p = &partition{tp: tp, ledger: l, opt: opt, rep: rep, log: log, bounds: b, known: known, compacted: compacted[tp.Topic]}
+			if n, ok := next[tp]; ok {
+				p.next, p.hasNext = n, true
+			}
+			p.reseeds = reseeds[tp]
+			p.markers = markers[tp]
+			// A partition the new topic does not have is not reported: the
+			// reseed the finding names cannot run there (its ranges are noted
+			// as of a partition that no longer exists).
+			if id, was := ids[tp.Topic], seededIn[tp]; id != "" && was != "" && id != was && known {
+				p.recreated(was, id)
+			}
+			if err := p.verify(ctx); err != nil {
+				return nil, err
+			}
+			if len(rep.Findings) == findings || try == 2 {
+				break
+			}
+			// An exactly prune that committed since the markers were read
+			// deleted rows past the marker read: a gap that is not there.
+			// The partition is checked again from its marker now.
+			now, err := markersOf(ctx, l, tp)
+			if err != nil {
+				return nil, err
+			}
+			if sameRows(now, markers[tp]) {
+				break
+			}
+			markers[tp] = now
+			f, n := rep.Findings[:findings], rep.Notes[:notes]
+			*rep = saved
+			rep.Findings, rep.Notes = f, n
 		}
 		if c := dead[tp]; c.Open > 0 {
 			p.add(Finding{Kind: DeadLetters, From: c.First, To: c.Last + 1,
@@ -263,6 +284,17 @@ func Run(ctx context.Context, l *exactly.Ledger, log Log, opt Options) (*Report,
 		}
 	}
 	return rep, nil
+}
+
+// markersOf returns the pruned markers of tp, oldest first.
+func markersOf(ctx context.Context, l *exactly.Ledger, tp exactly.TP) ([]exactly.BatchRow, error) {
+	ms, err := l.Markers(ctx)
+	return slices.DeleteFunc(ms, func(m exactly.BatchRow) bool { return m.TP() != tp }), err
+}
+
+// sameRows says whether a and b are the same ledger rows (by batch id).
+func sameRows(a, b []exactly.BatchRow) bool {
+	return slices.EqualFunc(a, b, func(x, y exactly.BatchRow) bool { return x.BatchID == y.BatchID })
 }
 
 // partition is the verification of one partition.
