@@ -383,7 +383,7 @@ func TestPruneKeepsAGapAfterAReseed(t *testing.T) {
 // at a "gap" (exit 1, "exactly verify reports it") where verify found
 // nothing: seen with two prunes beside exactly run on MariaDB.
 func TestPruneBesideAnotherPruneIsNoBreak(t *testing.T) {
-	for _, driver := range []string{"sqlite", "postgres", "mysql"} {
+	for _, driver := range pruneDrivers {
 		t.Run(driver, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, driver, 70, 10)
@@ -413,7 +413,7 @@ func TestPruneBesideAnotherPruneIsNoBreak(t *testing.T) {
 // chunk+1 rows, which overflowed to a negative LIMIT (PostgreSQL and
 // MariaDB refused it, exit 1; SQLite read it as no limit).
 func TestPruneHugeChunk(t *testing.T) {
-	for _, driver := range []string{"sqlite", "postgres", "mysql"} {
+	for _, driver := range pruneDrivers {
 		t.Run(driver, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, driver, 50, 10)
@@ -446,7 +446,7 @@ func (l *pruneOnCompacted) Compacted(ctx context.Context, topic string) (bool, e
 // rows the prune had deleted meanwhile were a gap "Kafka still holds N
 // records there that were never applied" (exit 1).
 func TestVerifyBesideAPrune(t *testing.T) {
-	for _, driver := range []string{"sqlite", "postgres", "mysql"} {
+	for _, driver := range pruneDrivers {
 		t.Run(driver, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, driver, 70, 10)
@@ -475,7 +475,7 @@ func TestVerifyBesideAPrune(t *testing.T) {
 // rows: a prune committing between the two made the rows it deleted a
 // gap after the marker read.
 func TestChainBesideAPrune(t *testing.T) {
-	for _, driver := range []string{"sqlite", "postgres", "mysql"} {
+	for _, driver := range pruneDrivers {
 		t.Run(driver, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, driver, 120, 2)
