@@ -509,3 +509,29 @@ func TestChainBesideAPrune(t *testing.T) {
 		})
 	}
 }
+
+// TestPruneAcrossAReseed: a marker before a reseed stays (with the rows
+// before the reseed); a prune after it starts a new marker at the
+// reseed's to_offset; verify is clean and counts the current marker only.
+func TestPruneAcrossAReseed(t *testing.T) {
+	e := newEnv(t, "sqlite", 70, 10)
+	e.age(7, 48*time.Hour)
+	e.prune(10000) // marker 0..60
+	if _, _, err := e.sink.Reseed(context.Background(), exactly.Reseed{TP: exactly.TP{Topic: topic}, To: 30, Who: "ann@h", Why: "again"}); err != nil {
+		t.Fatal(err)
+	}
+	e.commit(30, 70, 10)
+	e.age(len(e.batches), 48*time.Hour)
+	res := e.prune(10000)
+	if len(res) != 1 || res[0].Committed != 3 || res[0].From != 30 || res[0].To != 60 || res[0].Stopped != "" {
+		t.Fatalf("prune after a reseed: %+v (stopped %q), want 30..60", res, res[0].Stopped)
+	}
+	if n := e.rowCount("SELECT COUNT(*) FROM exactly_batches WHERE status = 'pruned'"); n != 2 {
+		t.Errorf("%d markers, want 2 (one each side of the reseed)", n)
+	}
+	rep := e.verify()
+	want(t, rep)
+	if rep.PrunedRows != 3 {
+		t.Errorf("pruned rows %d, want 3 (the marker after the reseed)", rep.PrunedRows)
+	}
+}
