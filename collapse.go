@@ -26,7 +26,9 @@ type item struct {
 	// fields: a record sets the columns it carries and no other). Its
 	// shape is nil when unknown or merged.
 	row rowImage
-	// merged says row holds fields of earlier records too.
+	// merged says row holds fields of earlier records too, or (under a
+	// version guard) follows an upsert without a version: either way the
+	// key's upserts are applied one by one when the write is guarded.
 	merged bool
 	// pre is the delete of the key earlier in the batch that this upsert
 	// follows: it is applied first (the upsert then inserts a fresh row,
@@ -543,7 +545,12 @@ func (s *Sink) collapse(ctx context.Context, q Querier, a *planAcc) error {
 				switch prev.c.Op {
 				case OpUpsert:
 					it.row, it.merged = mergeRows(prev, c)
-					it.merged = it.merged || prev.merged
+					// An upsert without a version passes the guard; a later
+					// one with a version may not: the table alone knows, so
+					// the key's upserts are written one by one (see writes),
+					// or prev's fields were lost with it.
+					unversioned := c.rule.Version != "" && prev.c.Version == nil && c.Version != nil
+					it.merged = it.merged || prev.merged || unversioned
 					it.pre = prev.pre
 				default: // after a delete: a fresh row, as one by one
 					it.row, it.pre = rowOf(&c.Change), prev
