@@ -37,7 +37,10 @@ func (s *Source) adjust(ctx context.Context, assigned map[string]map[int32]kgo.O
 		}
 		s.log.Warn("reading start offsets from the sink", "partitions", len(tps), "err", err, "attempt", attempt+1)
 		s.obs().Failed("db", s.sink.Dialect().Classify(err).String(), err)
-		time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
+		select {
+		case <-time.After(time.Duration(attempt+1) * 200 * time.Millisecond):
+		case <-ctx.Done():
+		}
 	}
 	if err != nil {
 		return nil, err
@@ -221,7 +224,7 @@ func (s *Source) startOffsets(ctx context.Context, tps []exactly.TP) (map[exactl
 // partitions are seeded with the row in one transaction (see
 // exactly.Sink.RecordFirstStart).
 func (s *Source) recordFirstStart(ctx context.Context) error {
-	if s.first != nil {
+	if s.first.Load() != nil {
 		return nil
 	}
 	row, err := s.sink.FirstStart(ctx)
@@ -262,7 +265,7 @@ func (s *Source) recordFirstStart(ctx context.Context) error {
 				"start_from", s.cfg.Source.StartFrom, "partitions", len(seeds))
 		}
 	}
-	s.first = row
+	s.first.Store(row)
 	return nil
 }
 
@@ -272,13 +275,14 @@ func (s *Source) recordFirstStart(ctx context.Context) error {
 // them before this member was assigned them). It is read once per
 // partition: the seeded row is the truth from then on.
 func (s *Source) seedOffsets(ctx context.Context, tps []exactly.TP) (map[exactly.TP]int64, error) {
-	out, _, err := resolveStart(ctx, kadm.NewClient(s.cl), seedFrom(s.cfg, s.first, true), s.cfg.Source.Group, tps)
+	first := s.first.Load()
+	out, _, err := resolveStart(ctx, kadm.NewClient(s.cl), seedFrom(s.cfg, first, true), s.cfg.Source.Group, tps)
 	if err != nil {
 		return nil, err
 	}
 	for _, tp := range tps {
 		s.log.Info("partition created after the pipeline's first start: starting at its beginning",
-			"topic", tp.Topic, "partition", tp.Partition, "next_offset", out[tp], "first_started_at", s.first.StartedAt.Format(time.RFC3339))
+			"topic", tp.Topic, "partition", tp.Partition, "next_offset", out[tp], "first_started_at", first.StartedAt.Format(time.RFC3339))
 	}
 	return out, nil
 }

@@ -68,7 +68,9 @@ type Source struct {
 	// first is the pipeline's exactly_pipelines row, read (or written)
 	// on the first assignment: start_from applies only to the partitions
 	// that existed when the pipeline was first started.
-	first *exactly.PipelineRow
+	// Atomic: each group session's adjust runs in a goroutine of its
+	// own, and a cancelled one is not waited for.
+	first atomic.Pointer[exactly.PipelineRow]
 }
 
 func (s *Source) obs() exactly.Observer { return s.opt.observer }
