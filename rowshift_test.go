@@ -14,8 +14,18 @@ import (
 
 // shiftNames are field names that share prefixes (a decoder compares a
 // member's name with the last shape's by bytes), sort apart from their
-// order in records, and are written escaped or not.
-var shiftNames = []string{"a", "ab", "abc", "abd", "b", "ba", "z_1", "z_10", "é", "ée"}
+// order in records, and are written escaped or not; more than 16 of them
+// (Shape.Index then looks names up in a map), and now and then a record
+// with more than 64 fields (a row without a shape, a map).
+var shiftNames = append([]string{"a", "ab", "abc", "abd", "b", "ba", "z_1", "z_10", "é", "ée"}, numbered("c", 12)...)
+
+func numbered(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s%02d", prefix, i)
+	}
+	return out
+}
 
 // TestRowsByPositionLandInTheirColumns: rows are handed out by position
 // (Change.Values, ordered by a shared shape) and written by the columns'
@@ -33,7 +43,11 @@ func TestRowsByPositionLandInTheirColumns(t *testing.T) {
 	for i := range n {
 		id := i + 1
 		// JSON: a random subset of the names in a random order, id anywhere.
-		fields := rng.Perm(len(shiftNames))[:rng.IntN(len(shiftNames)+1)]
+		names := shiftNames
+		if rng.IntN(20) == 0 {
+			names = append(numbered("e", 50), shiftNames...)
+		}
+		fields := rng.Perm(len(names))[:rng.IntN(len(names)+1)]
 		w := want{}
 		var parts []string
 		at := rng.IntN(len(fields) + 1)
@@ -41,7 +55,7 @@ func TestRowsByPositionLandInTheirColumns(t *testing.T) {
 			if j == at {
 				parts = append(parts, fmt.Sprintf(`"id":%d`, id))
 			}
-			name := shiftNames[f]
+			name := names[f]
 			if rng.IntN(10) == 0 {
 				parts = append(parts, fmt.Sprintf("%s:%q", jsonName(name, rng), name+"#first"))
 			}
@@ -55,10 +69,14 @@ func TestRowsByPositionLandInTheirColumns(t *testing.T) {
 		jsonVals[i], jsonWant[i] = "{"+strings.Join(parts, ",")+"}", w
 		// Debezium: a schema of a random subset in a random order; the
 		// payload in schema order but now and then shuffled.
-		fields = rng.Perm(len(shiftNames))[:rng.IntN(len(shiftNames)+1)]
+		names = shiftNames
+		if rng.IntN(20) == 0 {
+			names = append(numbered("e", 50), shiftNames...)
+		}
+		fields = rng.Perm(len(names))[:rng.IntN(len(names)+1)]
 		order := []string{"id"}
 		for _, f := range fields {
-			order = append(order, shiftNames[f])
+			order = append(order, names[f])
 		}
 		rng.Shuffle(len(order), func(a, b int) { order[a], order[b] = order[b], order[a] })
 		w = want{}
