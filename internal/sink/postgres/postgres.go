@@ -397,7 +397,10 @@ func withCopyData(w *exactly.TableWrite, cols []string, send func([]byte) error)
 	p := copyBuffers.Get().(*[]byte)
 	buf := copyData((*p)[:0], w, cols)
 	err := send(buf)
-	if cap(buf) <= maxCopyBuffer {
+	// A failed send may return before pgx's goroutine writing the
+	// stream to the connection has stopped reading it (CopyFrom on a
+	// broken connection): such a buffer is left to the collector.
+	if err == nil && cap(buf) <= maxCopyBuffer {
 		*p = buf[:0]
 		copyBuffers.Put(p)
 	}
