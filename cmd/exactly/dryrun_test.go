@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -208,6 +209,9 @@ func TestLookingLeavesASQLiteFileAsItIs(t *testing.T) {
 	file := dryRunConfig(t, "sqlite", dsn)
 	looks := append([][]string{{"verify", "--all"}, {"status"}}, dryRuns...)
 	for _, args := range looks {
+		if slices.Contains(args, "--apply") {
+			continue // writes (prune --apply), as exactly run does: WAL
+		}
 		// The answer does not matter here (replay finds its range empty),
 		// the file does: each opened it.
 		code, out := cli(t, append([]string{args[0], "-c", file}, args[1:]...)...)
