@@ -41,6 +41,7 @@ func findings(format string, args ...any) error {
 }
 
 func main() {
+	tuneGC(os.Getenv)
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
