@@ -194,23 +194,7 @@ func (c *Change) NumFields() int {
 
 // Fields yields the row's fields and their values, each once: in the
 // shape's order for Values, in map order for Row.
-func (c *Change) Fields() iter.Seq2[string, any] {
-	return func(yield func(string, any) bool) {
-		if c.Values != nil {
-			for i, v := range c.Values {
-				if !yield(c.Shape.Names[i], v) {
-					return
-				}
-			}
-			return
-		}
-		for n, v := range c.Row {
-			if !yield(n, v) {
-				return
-			}
-		}
-	}
-}
+func (c *Change) Fields() iter.Seq2[string, any] { return rowOf(c).all() }
 
 // RowMap returns the row as a map: Row itself, or a new map of Values.
 func (c *Change) RowMap() map[string]any {
