@@ -26,15 +26,15 @@ func newBenchCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure throughput and commit latency against the database's own bulk-load limit, in the same run",
-		Long: `bench produces a synthetic upsert workload (one table per topic, distinct ids) into an
-in-process Kafka broker (or --brokers), runs the real pipeline in-process (kafka.Source feeding
+		Long: `bench produces a synthetic upsert workload (one table per topic, distinct ids) into a
+Kafka broker it starts in a process of its own (or --brokers), runs the real pipeline in-process (kafka.Source feeding
 exactly.Sink, the code 'exactly run' runs), and prints, measured in the same run:
   1. end-to-end throughput (records/s) with exactly-once upserts (--records; 0 skips);
   2. the baseline: the same rows loaded by the database's fastest path (PostgreSQL: COPY into an
      UNLOGGED staging table + one INSERT … ON CONFLICT per table, one transaction; SQLite: one
      transaction of prepared upserts), and the ratio pipeline/baseline;
   3. commit latency p50/p99 (produce timestamp → database commit) at a fixed --rate (0 skips);
-  4. peak resident memory (VmHWM; includes the in-process broker, which holds every record).
+  4. peak resident memory (VmHWM) of the pipeline and the producer, and of the broker apart.
 With --format debezium each row is produced as a Debezium create event with its Connect schema
 (the JSON converter's schemas.enable=true, key and value) into the same tables; the baseline
 loads the same rows.`,
@@ -45,7 +45,8 @@ loads the same rows.`,
 	}
 	f := cmd.Flags()
 	b.sinkf.add(f, "sink DSN (postgres://…, mysql://…, sqlserver://… or a SQLite file path); default: a SQLite file in a temporary directory")
-	f.StringVar(&b.brokers, "brokers", "", "Kafka brokers host:port,…; default: an in-process broker")
+	f.StringVar(&b.brokers, "brokers", "", "Kafka brokers host:port,…; default: a kfake broker in a process of its own")
+	f.BoolVar(&b.inProcess, "in-process-broker", false, "run the kfake broker in the bench's own process: its records, every one produced, then count in the pipeline's memory and garbage collection")
 	f.IntVar(&o.Topics, "topics", 8, "topics, one table each")
 	f.IntVar(&o.Partitions, "partitions", 8, "partitions per topic")
 	f.IntVar(&o.Records, "records", 1_000_000, "records for the throughput phase (0 skips it)")
@@ -71,6 +72,7 @@ type benchOpts struct {
 	bench.Options
 	sinkf      sinkFlags
 	brokers    string
+	inProcess  bool
 	asJSON     bool
 	cpuProfile string
 	ops        opsFlags
@@ -89,6 +91,12 @@ func runBench(ctx context.Context, g *globals, b *benchOpts) error {
 	o.Log = log
 	if b.brokers != "" {
 		o.Brokers = strings.Split(b.brokers, ",")
+	} else if !b.inProcess {
+		self, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("finding this executable to run the broker in a process of its own (--in-process-broker runs it in this one): %w", err)
+		}
+		o.BrokerCommand = []string{self, benchBrokerCmd}
 	}
 	if o.Format != bench.FormatJSON && o.Format != bench.FormatDebezium {
 		return usage(fmt.Errorf("--format %q: expected %s or %s", o.Format, bench.FormatJSON, bench.FormatDebezium))
@@ -157,6 +165,7 @@ func report(w io.Writer, r *bench.Result) {
 	fmt.Fprintf(w, "exactly bench  sink=%s  %d topics × %d partitions  ~%d B/record%s  max_conns=%d (%s)  interval=%s  load=%s\n",
 		r.Driver, r.Topics, r.Partitions, r.RecordBytes, format, r.MaxConns, r.Flights, r.Interval, r.LoadAvg)
 	fmt.Fprintf(w, "pipeline: %s\n", r.Pipeline)
+	fmt.Fprintf(w, "broker:   %s\n", map[string]string{"process": "kfake in a process of its own", "in-process": "kfake in this process (its records count in the peak RSS below)", "given": "--brokers"}[r.Broker])
 	if t := r.Throughput; t != nil {
 		fmt.Fprintf(w, "\nthroughput (%d records, upsert, exactly once)\n", t.Records)
 		fmt.Fprintf(w, "  pipeline   %10.0f records/s  (%.2fs first fetch → last commit, %d batches; %.2fs start-up before)\n",
@@ -181,5 +190,25 @@ func report(w io.Writer, r *bench.Result) {
 			l.PartitionsCommitted, l.Partitions, l.MaxPartitionLag, l.Batches)
 		fmt.Fprintf(w, "  peak RSS   %s\n", mib(l.PeakRSSBytes))
 	}
-	fmt.Fprintf(w, "\npeak RSS of the whole run: %s\n", mib(r.PeakRSSBytes))
+	fmt.Fprintf(w, "\npeak RSS of the whole run: %s", mib(r.PeakRSSBytes))
+	if r.BrokerPeakRSSBytes > 0 {
+		fmt.Fprintf(w, " (the broker's process apart: %s)", mib(r.BrokerPeakRSSBytes))
+	}
+	fmt.Fprintln(w)
+}
+
+// benchBrokerCmd is the hidden command bench runs its broker with, in a
+// process of its own (bench.ServeBroker): it ends when its stdin does.
+const benchBrokerCmd = "bench-broker"
+
+func newBenchBrokerCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:    benchBrokerCmd,
+		Short:  "The broker exactly bench runs in a process of its own (ends with its stdin)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return bench.ServeBroker(cmd.InOrStdin(), cmd.OutOrStdout())
+		},
+	}
 }

@@ -120,7 +120,7 @@ func newRoot(stdout, stderr io.Writer) rootCmd {
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "debug, info, warn or error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "text or json")
 	root.AddCommand(newRunCmd(g), newDemoCmd(g), newStatusCmd(g), newVerifyCmd(g), newReplayCmd(g), newDedupeCmd(g))
-	root.AddCommand(newAdoptCmd(g), newPlanCmd(g), newBenchCmd(g))
+	root.AddCommand(newAdoptCmd(g), newPlanCmd(g), newBenchCmd(g), newBenchBrokerCmd())
 	root.AddCommand(newCheckCmd(g), newAtLeastOnceCmd(g), newRedriveCmd(g), newReseedCmd(g), newPruneCmd(g))
 	return rootCmd{root, g}
 }

@@ -1,6 +1,7 @@
 // Package bench measures exactly against the database's own limit, in the
 // same run: it produces a synthetic upsert workload into Kafka (an
-// in-process kfake broker, or given brokers), runs the real pipeline
+// kfake broker in a process of its own, in-process, or given brokers),
+// runs the real pipeline
 // in-process (kafka.Source feeding exactly.Sink, the code `exactly run`
 // runs), and loads the same rows by the database's fastest bulk path.
 // The rule: every figure it prints is measured in that run, never quoted
@@ -36,8 +37,11 @@ type Options struct {
 	// Dialect and DSN of the sink.
 	Dialect exactly.Dialect
 	DSN     string
-	// Brokers to produce to; empty starts an in-process kfake broker.
-	Brokers []string
+	// Brokers to produce to; empty starts a kfake broker: in a process of
+	// its own when BrokerCommand is set (argv of a command running
+	// ServeBroker), in this one otherwise.
+	Brokers       []string
+	BrokerCommand []string
 	// Topics × Partitions the records are spread over; one table per topic.
 	Topics, Partitions int
 	// Records for the throughput phase (0 skips it), each RecordBytes of
@@ -92,9 +96,14 @@ type Result struct {
 	LoadAvg     string      `json:"loadavg_at_start"`
 	Throughput  *Throughput `json:"throughput,omitempty"`
 	Latency     *Latency    `json:"latency,omitempty"`
+	// Broker says where the broker ran: "process" (a kfake broker in a
+	// process of its own), "in-process" or "given" (--brokers).
+	Broker string `json:"broker"`
 	// PeakRSSBytes is the process's VmHWM over the whole run: pipeline,
 	// producer and (when in-process) the broker, which holds every record.
 	PeakRSSBytes int64 `json:"peak_rss_bytes"`
+	// BrokerPeakRSSBytes is the broker process's VmHWM (Broker "process").
+	BrokerPeakRSSBytes int64 `json:"broker_peak_rss_bytes,omitempty"`
 }
 
 // Throughput is the bulk phase: every record produced first, then
@@ -186,13 +195,24 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	for i := 0; i < o.Topics; i++ {
 		latTopics = append(latTopics, fmt.Sprintf("bench.%s.l%03d", run, i))
 	}
-	if len(brokers) == 0 {
+	switch {
+	case len(brokers) > 0:
+		res.Broker = "given"
+	case len(o.BrokerCommand) > 0:
+		b, err := startBroker(ctx, o.BrokerCommand)
+		if err != nil {
+			return nil, err
+		}
+		defer b.stop()
+		defer func() { res.BrokerPeakRSSBytes = peakRSSOf(fmt.Sprintf("/proc/%d/status", b.cmd.Process.Pid)) }()
+		res.Broker, brokers = "process", []string{b.addr}
+	default:
 		cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
 		if err != nil {
 			return nil, fmt.Errorf("starting the in-process broker: %w", err)
 		}
 		defer cluster.Close()
-		brokers = cluster.ListenAddrs()
+		res.Broker, brokers = "in-process", cluster.ListenAddrs()
 	}
 	if err := createTopics(ctx, brokers, o.Partitions, append(topics, latTopics...)); err != nil {
 		return nil, err
@@ -623,8 +643,12 @@ func checkRows(ctx context.Context, db *sql.DB, tables []string, want int) (bool
 }
 
 // peakRSS is VmHWM from /proc/self/status, in bytes (0 if unavailable).
-func peakRSS() int64 {
-	b, err := os.ReadFile("/proc/self/status")
+func peakRSS() int64 { return peakRSSOf("/proc/self/status") }
+
+// peakRSSOf is VmHWM from a /proc/PID/status file, in bytes (0 if
+// unavailable).
+func peakRSSOf(status string) int64 {
+	b, err := os.ReadFile(status)
 	if err != nil {
 		return 0
 	}

@@ -1,0 +1,98 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// ServeBroker runs the bench's kfake broker in this process until in
+// reaches its end (the bench closed the pipe, or died), and writes
+// "ready ADDR" to out once it listens. `exactly bench` runs it in a
+// process of its own (see Options.BrokerCommand), as a real broker is:
+// in the bench's process the broker's records, every one produced, were
+// the bulk of the heap the collector paced itself by, and its fetches
+// the pipeline's CPU.
+func ServeBroker(in io.Reader, out io.Writer) error {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		return fmt.Errorf("starting the broker: %w", err)
+	}
+	defer c.Close()
+	if _, err := fmt.Fprintln(out, "ready", c.ListenAddrs()[0]); err != nil {
+		return err
+	}
+	_, err = io.Copy(io.Discard, in)
+	return err
+}
+
+// brokerProcess is a broker ServeBroker runs in a child process.
+type brokerProcess struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	addr  string
+}
+
+// startBroker starts argv (a command running ServeBroker) and waits for
+// its address.
+func startBroker(ctx context.Context, argv []string) (*brokerProcess, error) {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting the broker process: %w", err)
+	}
+	b := &brokerProcess{cmd: cmd, stdin: stdin}
+	ready := make(chan error, 1)
+	go func() {
+		line, err := bufio.NewReader(stdout).ReadString('\n')
+		if addr, ok := strings.CutPrefix(strings.TrimSpace(line), "ready "); ok {
+			b.addr = addr
+			ready <- nil
+			_, _ = io.Copy(io.Discard, stdout)
+			return
+		}
+		ready <- fmt.Errorf("read %q: %v", line, err)
+	}()
+	select {
+	case err = <-ready:
+	case <-ctx.Done():
+		err = ctx.Err()
+	case <-time.After(30 * time.Second):
+		err = errors.New("no address in 30s")
+	}
+	if err != nil {
+		b.stop()
+		return nil, fmt.Errorf("starting the broker process: %w (%s)", err, strings.TrimSpace(stderr.String()))
+	}
+	return b, nil
+}
+
+// stop closes the broker's stdin, which ends it, and waits for it; a
+// broker that does not end in 10s is killed.
+func (b *brokerProcess) stop() {
+	b.stdin.Close()
+	done := make(chan struct{})
+	go func() { _ = b.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = b.cmd.Process.Kill()
+		<-done
+	}
+}
