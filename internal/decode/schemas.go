@@ -98,9 +98,13 @@ type schemaCache struct {
 	// at all. Per topic, because flights decoding different tables at
 	// once would evict one shared last schema from each other at every
 	// record. last serves topics beyond maxSchemas and callers without one.
-	lasts  sync.Map // topic → *lastSchema
+	lasts  sync.Map // topic → *topicLast
 	nlasts atomic.Int32
 	last   lastSchema
+	// recent is the topic last asked for: a flight asks for its topic's
+	// twice per record, and a sync.Map load was a tenth of the walk of
+	// the bench's record key (BenchmarkRecordPath/debezium).
+	recent atomic.Pointer[topicLast]
 
 	mu    sync.Mutex
 	byRaw map[string]*compiledSchema
@@ -110,22 +114,33 @@ type schemaCache struct {
 // lastSchema is where the schema last looked up for a topic is kept.
 type lastSchema = atomic.Pointer[compiledSchema]
 
+// topicLast is a topic's lastSchema.
+type topicLast struct {
+	topic string
+	last  lastSchema
+}
+
 // lastOf returns where the last schema of topic's records is kept.
 func (c *schemaCache) lastOf(topic string) *lastSchema {
 	if topic == "" {
 		return &c.last
 	}
-	if v, ok := c.lasts.Load(topic); ok {
-		return v.(*lastSchema)
+	if t := c.recent.Load(); t != nil && t.topic == topic {
+		return &t.last
 	}
-	if c.nlasts.Load() >= maxSchemas {
-		return &c.last
+	v, ok := c.lasts.Load(topic)
+	if !ok {
+		if c.nlasts.Load() >= maxSchemas {
+			return &c.last
+		}
+		var loaded bool
+		if v, loaded = c.lasts.LoadOrStore(topic, &topicLast{topic: topic}); !loaded {
+			c.nlasts.Add(1)
+		}
 	}
-	v, loaded := c.lasts.LoadOrStore(topic, new(lastSchema))
-	if !loaded {
-		c.nlasts.Add(1)
-	}
-	return v.(*lastSchema)
+	t := v.(*topicLast)
+	c.recent.Store(t)
+	return &t.last
 }
 
 // prefix returns the last schema looked up if b starts with its text.
