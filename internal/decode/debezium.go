@@ -82,7 +82,7 @@ type envelope struct {
 	// order of shape's names (see exactly.Change.Values).
 	values []any
 	source map[string]any
-	tsMs   any
+	tsMs   any // converted only for a version column ts_ms
 	// shape is after's (see exactly.Change.Shape), nil when unknown.
 	shape *exactly.Shape
 	// fields describe the after image and the source block, in schema

@@ -381,8 +381,15 @@ func (d *Debezium) jsonEnvelope(b []byte, topic string) (*envelope, error) {
 		}
 	}
 	if m.tsMs.ok() {
+		// Converted for a version column of that name (see cdc.version),
+		// else only checked.
 		p := objectParser{b: b[:m.tsMs.end], i: m.tsMs.start}
-		if env.tsMs, err = p.connectValue(tsMs); err != nil {
+		if d.Version == "ts_ms" {
+			env.tsMs, err = p.connectValue(tsMs)
+		} else {
+			err = p.check(tsMs)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("ts_ms: %w", err)
 		}
 	}

@@ -186,7 +186,11 @@ func (d *Debezium) walkPayload(p *objectParser, schema *compiledSchema, depth in
 			}
 			if ok = p.skipValue(depth) == nil; ok {
 				q := objectParser{b: p.b[:p.i], i: start}
-				env.tsMs, err = q.connectValue(tsMs)
+				if d.Version == "ts_ms" { // else only checked, as jsonEnvelope does
+					env.tsMs, err = q.connectValue(tsMs)
+				} else {
+					err = q.check(tsMs)
+				}
 				ok = err == nil
 			}
 		default:
