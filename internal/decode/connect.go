@@ -2,6 +2,7 @@ package decode
 
 import (
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/exactly/exactly"
 )
@@ -178,6 +180,88 @@ func (p *objectParser) check(s *connectSchema) error {
 	}
 	_, err := p.connectValue(s)
 	return err
+}
+
+// boxedValue is connectValue boxing the value in ib when it can (see
+// box.go): an integer, a float or text of a kind (see fieldKind) that no
+// logical type changes, text written without escapes. The value at p.i
+// is not null.
+func (p *objectParser) boxedValue(s *connectSchema, kind fieldKind, ib *imageBlock) (any, error) {
+	start := p.i
+	c := p.b[start]
+	isNumber := c == '-' || '0' <= c && c <= '9'
+	switch {
+	case kind == kindInt && isNumber:
+		if isInt, err := p.number(); err == nil {
+			if i, ok := parseInt(p.b[start:p.i], isInt); ok {
+				return ib.int64(i), nil
+			}
+		}
+	case kind == kindFloat && isNumber:
+		if _, err := p.number(); err == nil {
+			if f, err := strconv.ParseFloat(string(p.b[start:p.i]), 64); err == nil {
+				return ib.float64(f), nil
+			}
+		}
+	case kind == kindText && c == '"':
+		if end, ok := p.plainString(); ok {
+			p.i = end + 1
+			return ib.text(p.b, span{start + 1, end}), nil
+		}
+	}
+	p.i = start // connectValue reads it, or says what is wrong
+	return p.connectValue(s)
+}
+
+// plainString says whether the string at p.i (its opening quote) is
+// its own text: no escapes, no control characters, valid UTF-8, as
+// string would return it; end is the closing quote's index.
+func (p *objectParser) plainString() (end int, ok bool) {
+	i := p.i + 1
+	for i+8 <= len(p.b) && !special(binary.LittleEndian.Uint64(p.b[i:])) {
+		i += 8
+	}
+	ascii := true
+	for ; i < len(p.b); i++ {
+		switch c := p.b[i]; {
+		case c == '"':
+			return i, ascii || utf8.Valid(p.b[p.i+1:i])
+		case c == '\\' || c < ' ':
+			return 0, false
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+	}
+	return 0, false
+}
+
+// plainInteger says whether integer returns an integer of that logical
+// name as it is.
+func plainInteger(name string) bool {
+	switch name {
+	case dbzDate, connectDate, dbzTimestamp, connectTimestamp, dbzMicroTimestamp, dbzNanoTimestamp,
+		dbzTime, connectTime, dbzMicroTime, dbzNanoTime:
+		return false
+	}
+	return true
+}
+
+// checkKind is check of a field of that kind (see fieldKind).
+func (p *objectParser) checkKind(s *connectSchema, kind fieldKind) error {
+	switch c := p.b[p.i]; {
+	case kind == kindText && c == '"':
+		p.i++
+		return p.skipString()
+	case kind == kindInt && (c == '-' || '0' <= c && c <= '9'):
+		start := p.i
+		if isInt, err := p.number(); err == nil {
+			if _, ok := parseInt(p.b[start:p.i], isInt); ok {
+				return nil
+			}
+		}
+		p.i = start // check says what is wrong
+	}
+	return p.check(s)
 }
 
 func intType(t string) bool {

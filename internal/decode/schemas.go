@@ -55,10 +55,45 @@ type structSchema struct {
 	// order is byName's fields in schema order: the order the JSON
 	// converter writes a struct's members in, which walkImage expects.
 	order []*connectSchema
-	// plain says of each of order's names whether it is written as is
-	// in JSON (no quote, backslash or control character, ASCII), so
-	// that a member's key can be compared with it byte for byte.
-	plain []bool
+	// member is, for each of order's names written as is in JSON (no
+	// quote, backslash or control character, ASCII), its member's key
+	// and colon as the JSON converter writes them ("name":), so that a
+	// member can be compared with it byte for byte; "" for the others.
+	member []string
+	// kind is the kind of each of order's fields (see fieldKind).
+	kind []fieldKind
+}
+
+// fieldKind is what walkImage needs to know of a field's schema, found
+// once per schema rather than by comparing its type names per value.
+type fieldKind uint8
+
+const (
+	kindOther fieldKind = iota
+	// kindText: a string whose logical type leaves it text; any text
+	// converts.
+	kindText
+	// kindInt: an integer whose logical type leaves it an integer; any
+	// JSON integer that fits an int64 converts.
+	kindInt
+	// kindFloat: a floating point number.
+	kindFloat
+)
+
+func fieldKindOf(f *connectSchema) fieldKind {
+	switch f.Type {
+	case "string":
+		if f.Name != dbzZonedTimestamp && f.Name != dbzJSON {
+			return kindText
+		}
+	case "int64", "int32", "int16", "int8":
+		if plainInteger(f.Name) {
+			return kindInt
+		}
+	case "float32", "float64", "float", "double":
+		return kindFloat
+	}
+	return kindOther
 }
 
 func newStructSchema(s *connectSchema) *structSchema {
@@ -73,7 +108,12 @@ func newStructSchema(s *connectSchema) *structSchema {
 		if _, dup := st.byName[f.Field]; !dup {
 			st.byName[f.Field] = f
 			st.order = append(st.order, f)
-			st.plain = append(st.plain, !strings.ContainsFunc(f.Field, func(r rune) bool { return r < ' ' || r == '"' || r == '\\' || r >= 0x80 }))
+			member := ""
+			if !strings.ContainsFunc(f.Field, func(r rune) bool { return r < ' ' || r == '"' || r == '\\' || r >= 0x80 }) {
+				member = `"` + f.Field + `":`
+			}
+			st.member = append(st.member, member)
+			st.kind = append(st.kind, fieldKindOf(f))
 		}
 	}
 	return st

@@ -272,7 +272,13 @@ func (p *objectParser) walkImage(s *structSchema, k keep, depth int, named bool,
 		members = make([]member, 0, 16)
 	}
 	byPosition := values != nil && s != nil && k.all && named
+	var block imageBlock
+	var ib *imageBlock // the row's values and their boxes (see box.go)
 	switch {
+	case byPosition && len(s.order) <= maxBlock:
+		ib = &block
+		ib.init(len(s.order))
+		*values = ib.values
 	case byPosition:
 		*values = make([]any, 0, len(s.order))
 	case k.all && !collect:
@@ -296,13 +302,14 @@ func (p *objectParser) walkImage(s *structSchema, k keep, depth int, named bool,
 			return nil, nil, false
 		}
 		var f *connectSchema
+		var kind fieldKind
 		var name string
-		if s != nil && next < len(s.order) && s.plain[next] && p.at(s.order[next].Field) {
+		if s != nil && next < len(s.order) && p.at(s.member[next]) {
 			// The member the schema says comes next, as most do.
-			f = s.order[next]
+			f, kind = s.order[next], s.kind[next]
 			next++
 			name = f.Field
-			if p.colon() != nil || p.i == len(p.b) {
+			if p.space(); p.i == len(p.b) {
 				return nil, nil, false
 			}
 		} else if s != nil {
@@ -312,7 +319,7 @@ func (p *objectParser) walkImage(s *structSchema, k keep, depth int, named bool,
 			}
 			for j := next; j < len(s.order); j++ {
 				if s.order[j].Field == string(key) {
-					f, next = s.order[j], j+1
+					f, kind, next = s.order[j], s.kind[j], j+1
 					break
 				}
 			}
@@ -339,9 +346,12 @@ func (p *objectParser) walkImage(s *structSchema, k keep, depth int, named bool,
 		case k.field(name):
 			var v any
 			var err error
-			if p.b[p.i] == 'n' { // connectValue takes null as read
+			switch {
+			case p.b[p.i] == 'n': // connectValue takes null as read
 				err = p.literal("null")
-			} else {
+			case ib != nil:
+				v, err = p.boxedValue(f, kind, ib)
+			default:
 				v, err = p.connectValue(f)
 			}
 			if err != nil {
@@ -363,7 +373,7 @@ func (p *objectParser) walkImage(s *structSchema, k keep, depth int, named bool,
 			}
 			out[name] = v // without s, a repeated member's last value, as image
 		case f != nil:
-			if p.check(f) != nil {
+			if p.checkKind(f, kind) != nil {
 				return nil, nil, false
 			}
 		default:
@@ -382,6 +392,8 @@ func (p *objectParser) walkImage(s *structSchema, k keep, depth int, named bool,
 		case '}':
 			p.i++
 			switch {
+			case ib != nil:
+				ib.done(p.b)
 			case collect && values != nil && named:
 				*values = make([]any, len(members))
 				for i, kv := range members {
@@ -473,12 +485,11 @@ func walkKey(key []byte, cols []string, cache *schemaCache, topic string) (m map
 	}
 }
 
-// at reads over the key at p.i if it is name, written without escapes,
-// and says whether it did.
-func (p *objectParser) at(name string) bool {
-	end := p.i + 1 + len(name)
-	if end < len(p.b) && p.b[end] == '"' && string(p.b[p.i+1:end]) == name {
-		p.i = end + 1
+// at reads over the member's key and colon at p.i if they are member
+// (see structSchema.member), and says whether it did.
+func (p *objectParser) at(member string) bool {
+	if member != "" && len(p.b)-p.i >= len(member) && string(p.b[p.i:p.i+len(member)]) == member {
+		p.i += len(member)
 		return true
 	}
 	return false

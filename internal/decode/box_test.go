@@ -1,0 +1,155 @@
+package decode
+
+import (
+	"fmt"
+	"reflect"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/exactly/exactly"
+)
+
+// wideEvent is a create event of a table of n fields, with its key: of
+// each five fields, an int64, a string, a double, a string written with
+// an escape and a null, so that a row is boxed in a block (box.go) of
+// every size, with more strings than the block cuts from one copy.
+func wideEvent(n, id int) (key, value []byte) {
+	var fields, after strings.Builder
+	for i := range n {
+		if i > 0 {
+			fields.WriteByte(',')
+			after.WriteByte(',')
+		}
+		typ, v := "int64", fmt.Sprint(id*1000+i)
+		switch i % 5 {
+		case 1:
+			typ, v = "string", fmt.Sprintf(`"text %d é %d"`, id, i)
+		case 2:
+			typ, v = "double", fmt.Sprintf("%d.25", i)
+		case 3:
+			typ, v = "string", fmt.Sprintf(`"line\n%d"`, i)
+		case 4:
+			v = "null"
+		}
+		name := fmt.Sprintf("f%d", i)
+		if i == 0 {
+			name = "id"
+		}
+		fmt.Fprintf(&fields, `{"type":%q,"optional":true,"field":%q}`, typ, name)
+		fmt.Fprintf(&after, `%q:%s`, name, v)
+	}
+	key = fmt.Appendf(nil, `{"schema":{"type":"struct","fields":[{"type":"int64","optional":false,"field":"id"}],"optional":false},"payload":{"id":%d}}`, id*1000)
+	value = fmt.Appendf(nil, `{"schema":{"type":"struct","fields":[{"type":"struct","fields":[%s],"optional":true,"field":"after"},`+
+		`{"type":"string","optional":false,"field":"op"}]},"payload":{"before":null,"after":{%s},"op":"c"}}`, fields.String(), after.String())
+	return key, value
+}
+
+// TestWalkBoxesRowsOfEveryWidth: rows read by position, boxed in a block
+// of each size and beyond the widest, decode as the two-pass path does,
+// and keep their values through garbage collections.
+func TestWalkBoxesRowsOfEveryWidth(t *testing.T) {
+	rule := &exactly.TableRule{Key: []string{"id"}}
+	d := NewDebezium(rule)
+	type decoded struct {
+		r  *exactly.Record
+		ch exactly.Change
+	}
+	var kept []decoded
+	for _, n := range []int{1, 2, 4, 5, 8, 9, 16, 17, 32, 33, 40, 64, 65, 90} {
+		for id := range 3 {
+			key, value := wideEvent(n, id+1)
+			r := &exactly.Record{Topic: fmt.Sprint("t", n), Key: key, Value: value}
+			if value, key := sameAsTwoPass(t, rule, r, -1); !value || !key {
+				t.Fatalf("%d fields: the walk took the value %v, the key %v", n, value, key)
+			}
+			_, _ = d.Decode(r) // a schema not yet seen takes the two-pass path
+			ch, err := d.Decode(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n <= maxBlock && (ch.Values == nil || len(ch.Values) != n) {
+				t.Fatalf("%d fields: not read by position: %d values", n, len(ch.Values))
+			}
+			kept = append(kept, decoded{r, ch})
+		}
+	}
+	runtime.GC()
+	runtime.GC()
+	for _, k := range kept {
+		want, err := refDecode(NewDebezium(rule), k.r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := k.ch
+		got.Row, got.Values = got.RowMap(), nil
+		want.Shape, got.Shape = nil, nil
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("after collections:\ngot  %#v\nwant %#v", got, want)
+		}
+	}
+}
+
+// TestBoxedValueIsConnectValue: every Connect type's good and bad values
+// are boxed as connectValue converts them, or refused as it refuses them.
+func TestBoxedValueIsConnectValue(t *testing.T) {
+	for typ, vs := range typedValues {
+		var s connectSchema
+		if err := unmarshal([]byte("{"+typ+"}"), &s); err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range append(vs, `"plain"`, `"with \"quote\""`, `-12`, `3.25`, `1e3`, `"éé"`, "\"\x01\"") {
+			if v == "null" {
+				continue // walkImage reads null itself
+			}
+			b := []byte(v + ",")
+			want := objectParser{b: b}
+			wantV, wantErr := want.connectValue(&s)
+			var ib imageBlock
+			ib.init(1)
+			got := objectParser{b: b}
+			gotV, gotErr := got.boxedValue(&s, fieldKindOf(&s), &ib)
+			ib.done(b)
+			if (gotErr != nil) != (wantErr != nil) || gotErr == nil && (got.i != want.i || !reflect.DeepEqual(gotV, wantV)) {
+				t.Errorf("%s %s: boxed %#v, %v at %d; connectValue %#v, %v at %d", typ, v, gotV, gotErr, got.i, wantV, wantErr, want.i)
+			}
+		}
+	}
+}
+
+// TestPlainIntegerIsIntegerAsIs: the integers boxed as they are (kindInt)
+// are those integer returns as they are.
+func TestPlainIntegerIsIntegerAsIs(t *testing.T) {
+	for _, name := range []string{"", "x", connectDate, connectTime, connectTimestamp, connectDecimal, dbzDate, dbzTime, dbzMicroTime,
+		dbzNanoTime, dbzTimestamp, dbzMicroTimestamp, dbzNanoTimestamp, dbzZonedTimestamp, dbzVarDecimal, dbzJSON, "io.debezium.time.Year"} {
+		v, err := integer(name, 5)
+		if asIs := err == nil && v == any(int64(5)); asIs != plainInteger(name) {
+			t.Errorf("%q: integer gives %#v, %v; plainInteger says %v", name, v, err, plainInteger(name))
+		}
+	}
+}
+
+// TestDebeziumAllocations pins what a create event of the bench's table
+// (four columns, a struct key; see internal/bench) allocates: the key's
+// map (two) and its id, the row's block and the copy its strings are
+// cut from; it took ten.
+func TestDebeziumAllocations(t *testing.T) {
+	key := []byte(`{"schema":{"type":"struct","fields":[{"type":"int64","optional":false,"field":"id"}],"optional":false,"name":"bench.public.t.Key"},"payload":{"id":1234}}`)
+	row := `[{"type":"int64","optional":false,"field":"id"},{"type":"string","optional":false,"field":"name"},` +
+		`{"type":"int64","optional":true,"field":"amount"},{"type":"string","optional":true,"field":"payload"}]`
+	value := []byte(`{"schema":{"type":"struct","fields":[{"type":"struct","fields":` + row + `,"optional":true,"field":"before"},` +
+		`{"type":"struct","fields":` + row + `,"optional":true,"field":"after"},` +
+		`{"type":"struct","fields":[{"type":"string","optional":false,"field":"connector"},{"type":"int64","optional":true,"field":"lsn"}],"optional":false,"field":"source"},` +
+		`{"type":"string","optional":false,"field":"op"},{"type":"int64","optional":true,"field":"ts_ms"}],"optional":false,"name":"bench.public.t.Envelope"},` +
+		`"payload":{"before":null,"after":{"id":1234,"name":"name-1234","amount":8638,"payload":"` + strings.Repeat("e", 130) + `"},` +
+		`"source":{"connector":"postgresql","lsn":1234},"op":"c","ts_ms":1764123331456}}`)
+	r := &exactly.Record{Topic: "t", Key: key, Value: value}
+	d := NewDebezium(&exactly.TableRule{Key: []string{"id"}})
+	_, _ = d.Decode(r) // a schema not yet seen takes the two-pass path
+	if ch, err := d.Decode(r); err != nil || ch.Values == nil {
+		t.Fatalf("%+v, %v", ch, err)
+	}
+	if n := testing.AllocsPerRun(100, func() { _, _ = d.Decode(r) }); n > 5 {
+		t.Errorf("%v allocations per record, want at most 5", n)
+	}
+}
