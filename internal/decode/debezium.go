@@ -46,13 +46,13 @@ func (d *Debezium) Decode(r *exactly.Record) (exactly.Change, error) {
 }
 
 func (d *Debezium) decode(r *exactly.Record) (exactly.Change, error) {
-	recordKey := func() (map[string]any, error) { return d.recordKey(r.Key, r.Topic) }
+	var env envelope
+	recordKey := func() (map[string]any, error) { return d.recordKey(r.Key, r.Topic, &env) }
 	if r.Value == nil {
 		return tombstone(recordKey)
 	}
 	// One walk for the events connectors write; the two passes of
 	// jsonEnvelope for the rest, and to say what is wrong.
-	var env envelope
 	if !d.walkEnvelope(r.Value, d.values.lastOf(r.Topic), &env) {
 		e, err := d.jsonEnvelope(r.Value, r.Topic)
 		if err != nil {
@@ -64,9 +64,9 @@ func (d *Debezium) decode(r *exactly.Record) (exactly.Change, error) {
 }
 
 // recordKey reads a record key as connectKey does, in one walk when it
-// can (see walkKey).
-func (d *Debezium) recordKey(key []byte, topic string) (map[string]any, error) {
-	if m, ok := walkKey(key, d.Key, &d.keys, topic); ok {
+// can (see walkKey); env is the record's envelope.
+func (d *Debezium) recordKey(key []byte, topic string, env *envelope) (map[string]any, error) {
+	if m, ok := walkKey(key, d.Key, &d.keys, topic, env); ok {
 		return m, nil
 	}
 	return connectKey(key, d.Key, &d.keys, topic)
@@ -89,6 +89,25 @@ type envelope struct {
 	// order, when the event carries a schema; tsType is ts_ms's type.
 	fields, sourceFields []exactly.Field
 	tsType               *exactly.Type
+}
+
+// field returns the value of the field name of the envelope's image: the
+// after image's, else the before image's.
+func (env *envelope) field(name string) (any, bool) {
+	if env.values != nil && env.shape != nil {
+		for i, n := range env.shape.Names {
+			if n == name {
+				return env.values[i], true
+			}
+		}
+		return nil, false
+	}
+	if env.after != nil {
+		v, ok := env.after[name]
+		return v, ok
+	}
+	v, ok := env.before[name]
+	return v, ok
 }
 
 // cdc turns envelopes into changes; the JSON and Avro decoders share it.

@@ -172,13 +172,13 @@ func (d *Debezium) walkPayload(p *objectParser, schema *compiledSchema, depth in
 			// checked, and converted at the end if the op is d.
 			beforeChecked = env.op != "d"
 			k := keep{all: !beforeChecked}
-			env.before, _, ok = p.walkImage(before, k, depth, false, nil, nil)
+			env.before, _, ok = p.walkImage(before, k, depth, false, nil, nil, nil)
 			beforeAt = span{start, p.i}
 		case afterName:
 			// Converted whole: the ops that use it are the common ones.
-			env.after, afterNames, ok = p.walkImage(after, keep{all: true}, depth, true, afterNames, &afterValues)
+			env.after, afterNames, ok = p.walkImage(after, keep{all: true}, depth, true, afterNames, &afterValues, nil)
 		case sourceName:
-			env.source, _, ok = p.walkImage(source, sourceField, depth, false, nil, nil)
+			env.source, _, ok = p.walkImage(source, sourceField, depth, false, nil, nil, nil)
 		case tsMsName:
 			var tsMs *connectSchema
 			if schema != nil {
@@ -234,7 +234,7 @@ func (d *Debezium) walkPayload(p *objectParser, schema *compiledSchema, depth in
 	} else if beforeChecked {
 		q := objectParser{b: p.b[:beforeAt.end], i: beforeAt.start}
 		var ok bool
-		if env.before, _, ok = q.walkImage(before, keep{all: true}, depth, false, nil, nil); !ok {
+		if env.before, _, ok = q.walkImage(before, keep{all: true}, depth, false, nil, nil, nil); !ok {
 			return false
 		}
 	}
@@ -248,9 +248,10 @@ func (d *Debezium) walkPayload(p *objectParser, schema *compiledSchema, depth in
 // two-pass path read the image at. With named, the names of the members
 // converted are appended to names, in their order, for the image's shape.
 // With values and named, a whole image is returned there, in the order of
-// names, instead of as a map (out is nil then). ok is false when
-// the two-pass path must read it.
-func (p *objectParser) walkImage(s *structSchema, k keep, depth int, named bool, names []member, values *[]any) (out map[string]any, _ []member, ok bool) {
+// names, instead of as a map (out is nil then). known, if not nil, is
+// the envelope a record key's image may take values from (see
+// knownValue). ok is false when the two-pass path must read it.
+func (p *objectParser) walkImage(s *structSchema, k keep, depth int, named bool, names []member, values *[]any, known *envelope) (out map[string]any, _ []member, ok bool) {
 	if p.i == len(p.b) {
 		return nil, nil, false
 	}
@@ -351,6 +352,8 @@ func (p *objectParser) walkImage(s *structSchema, k keep, depth int, named bool,
 				err = p.literal("null")
 			case ib != nil:
 				v, err = p.boxedValue(f, kind, ib)
+			case known != nil && f != nil:
+				v, err = p.knownValue(f, kind, known)
 			default:
 				v, err = p.connectValue(f)
 			}
@@ -413,8 +416,10 @@ func (p *objectParser) walkImage(s *structSchema, k keep, depth int, named bool,
 }
 
 // walkKey reads a record key in one walk, as connectKey does; ok is false
-// when connectKey must read it (see walkEnvelope).
-func walkKey(key []byte, cols []string, cache *schemaCache, topic string) (m map[string]any, ok bool) {
+// when connectKey must read it (see walkEnvelope). known, if not nil, is
+// the record's envelope: a key field of the same value as its image's
+// field of that name takes that field's value (see knownValue).
+func walkKey(key []byte, cols []string, cache *schemaCache, topic string, known *envelope) (m map[string]any, ok bool) {
 	t := bytes.TrimSpace(key)
 	if len(t) == 0 || t[0] != '{' {
 		return nil, false
@@ -465,7 +470,7 @@ func walkKey(key []byte, cols []string, cache *schemaCache, topic string) (m map
 				if schema != nil {
 					fields = schema.fields
 				}
-				if m, _, ok = p.walkImage(fields, keep{all: true}, 1, false, nil, nil); !ok || m == nil {
+				if m, _, ok = p.walkImage(fields, keep{all: true}, 1, false, nil, nil, known); !ok || m == nil {
 					return nil, false
 				}
 			}
@@ -493,4 +498,40 @@ func (p *objectParser) at(member string) bool {
 		return true
 	}
 	return false
+}
+
+// knownValue is connectValue of a key field that takes the value of the
+// record image's field of its name when it converts to the same: an
+// integer or text of no logical type that changes it, the key's copy of
+// the row's id, is not made (boxed, copied) a second time.
+func (p *objectParser) knownValue(s *connectSchema, kind fieldKind, known *envelope) (any, error) {
+	v, ok := known.field(s.Field)
+	if !ok || v == nil {
+		return p.connectValue(s)
+	}
+	start := p.i
+	c := p.b[start]
+	switch kind {
+	case kindInt:
+		if c == '-' || '0' <= c && c <= '9' {
+			if isInt, err := p.number(); err == nil {
+				if i, ok := parseInt(p.b[start:p.i], isInt); ok {
+					if same, ok := v.(int64); ok && same == i {
+						return v, nil
+					}
+				}
+			}
+		}
+	case kindText:
+		if c == '"' {
+			if end, ok := p.plainString(); ok {
+				if same, ok := v.(string); ok && same == string(p.b[start+1:end]) {
+					p.i = end + 1
+					return v, nil
+				}
+			}
+		}
+	}
+	p.i = start
+	return p.connectValue(s)
 }
