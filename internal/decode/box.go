@@ -11,9 +11,9 @@ import (
 // (runtime.convT64, convTstring), and with the slice of values and each
 // string's copy that was most of the allocations of a Debezium record
 // (BenchmarkRecordPath/debezium: ~6 of its 10). A block holds the row's
-// slice of values, and the int64s, float64s and string headers its
-// interface values point into; the strings of the row share one copy of
-// the record's bytes they were cut from (see imageBlock.text).
+// slice of values and a slot per value its interface values point into
+// (an int64, a float64's bits, a string header); the strings of the row
+// share one copy of their bytes (see imageBlock.done).
 //
 // The interface values are made by hand (eface): the type word of the
 // value's type and a data word pointing into the block, which is what
@@ -44,81 +44,102 @@ func boxAt(typ, data unsafe.Pointer) (v any) {
 // maxBlock is the widest row boxed in a block; wider ones box as before.
 const maxBlock = 64
 
+// slot is the memory one boxed value points into: a string header (its
+// data and length), or an int64's or float64's bits in the length's
+// place, its data nil. The collector reads it as a string header: data a
+// pointer, word not.
+type slot struct {
+	data unsafe.Pointer
+	word uint64
+}
+
 // imageBlock hands out the slots of one row's block.
 type imageBlock struct {
 	values []any // len 0, cap the row's width
-	words  []uint64
-	strs   []string
-	// texts are the first maxTexts strings cut from the record, in
-	// strs' order, until done copies them; a row's further strings are
-	// copied each (a short array: walkImage zeroes it per image).
-	texts [maxTexts]span
+	slots  []slot
+	// texts are the first maxTexts strings cut from the record b, until
+	// done copies them: b[start:end] is slots[slot]'s text. A row's
+	// further strings are copied each (a short array: walkImage zeroes
+	// it per image).
+	texts  [maxTexts]struct{ start, end, slot int32 }
+	ntexts int
 }
 
 const maxTexts = 16
 
-// block is the memory of a row of up to N fields.
-type block[V, W, S any] struct {
+// block is the memory of a row of up to N fields: [N]any, [N]slot.
+type block[V, S any] struct {
 	values V
-	words  W
-	strs   S
+	slots  S
 }
 
 // init prepares the block of a row of n (≤ maxBlock) fields.
 func (ib *imageBlock) init(n int) {
 	switch {
 	case n <= 4:
-		b := new(block[[4]any, [4]uint64, [4]string])
-		ib.values, ib.words, ib.strs = b.values[:0:n], b.words[:0], b.strs[:0]
+		b := new(block[[4]any, [4]slot])
+		ib.values, ib.slots = b.values[:0:n], b.slots[:0]
 	case n <= 8:
-		b := new(block[[8]any, [8]uint64, [8]string])
-		ib.values, ib.words, ib.strs = b.values[:0:n], b.words[:0], b.strs[:0]
+		b := new(block[[8]any, [8]slot])
+		ib.values, ib.slots = b.values[:0:n], b.slots[:0]
 	case n <= 16:
-		b := new(block[[16]any, [16]uint64, [16]string])
-		ib.values, ib.words, ib.strs = b.values[:0:n], b.words[:0], b.strs[:0]
+		b := new(block[[16]any, [16]slot])
+		ib.values, ib.slots = b.values[:0:n], b.slots[:0]
 	case n <= 32:
-		b := new(block[[32]any, [32]uint64, [32]string])
-		ib.values, ib.words, ib.strs = b.values[:0:n], b.words[:0], b.strs[:0]
+		b := new(block[[32]any, [32]slot])
+		ib.values, ib.slots = b.values[:0:n], b.slots[:0]
 	default:
-		b := new(block[[maxBlock]any, [maxBlock]uint64, [maxBlock]string])
-		ib.values, ib.words, ib.strs = b.values[:0:n], b.words[:0], b.strs[:0]
+		b := new(block[[maxBlock]any, [maxBlock]slot])
+		ib.values, ib.slots = b.values[:0:n], b.slots[:0]
 	}
+}
+
+// word boxes the 8 bytes w as a value of type typ.
+func (ib *imageBlock) word(typ unsafe.Pointer, w uint64) any {
+	ib.slots = append(ib.slots, slot{word: w})
+	return boxAt(typ, unsafe.Pointer(&ib.slots[len(ib.slots)-1].word))
 }
 
 // int64 boxes i.
-func (ib *imageBlock) int64(i int64) any {
-	ib.words = append(ib.words, uint64(i))
-	return boxAt(int64Type, unsafe.Pointer(&ib.words[len(ib.words)-1]))
-}
+func (ib *imageBlock) int64(i int64) any { return ib.word(int64Type, uint64(i)) }
 
 // float64 boxes f.
-func (ib *imageBlock) float64(f float64) any {
-	ib.words = append(ib.words, math.Float64bits(f))
-	return boxAt(float64Type, unsafe.Pointer(&ib.words[len(ib.words)-1]))
-}
+func (ib *imageBlock) float64(f float64) any { return ib.word(float64Type, math.Float64bits(f)) }
 
-// text boxes the string b[at.start:at.end] of the record b, a string
-// written without escapes; its text is filled in by done.
-func (ib *imageBlock) text(b []byte, at span) any {
-	if n := len(ib.strs); n < maxTexts {
-		ib.texts[n] = at
-		ib.strs = append(ib.strs, "")
+// text boxes the string b[start:end] of the record b, a string written
+// without escapes; its text is filled in by done.
+func (ib *imageBlock) text(b []byte, start, end int) any {
+	ib.slots = append(ib.slots, slot{})
+	k := len(ib.slots) - 1
+	if n := ib.ntexts; n < maxTexts && end <= math.MaxInt32 {
+		ib.texts[n].start, ib.texts[n].end, ib.texts[n].slot = int32(start), int32(end), int32(k)
+		ib.ntexts++
 	} else {
-		ib.strs = append(ib.strs, string(b[at.start:at.end]))
+		*(*string)(unsafe.Pointer(&ib.slots[k])) = string(b[start:end])
 	}
-	return boxAt(stringType, unsafe.Pointer(&ib.strs[len(ib.strs)-1]))
+	return boxAt(stringType, unsafe.Pointer(&ib.slots[k]))
 }
 
-// done gives the strings their text, all cut from one copy of the part
-// of the record b they span, before the row's values are read.
+// done gives the strings their text, all cut from one copy of their
+// bytes in the record b, before the row's values are read.
 func (ib *imageBlock) done(b []byte) {
-	n := min(len(ib.strs), maxTexts)
-	if n == 0 {
-		return
+	texts := ib.texts[:ib.ntexts]
+	n := 0
+	for _, t := range texts {
+		n += int(t.end - t.start)
 	}
-	first, last := ib.texts[0].start, ib.texts[n-1].end
-	s := string(b[first:last])
-	for i, at := range ib.texts[:n] {
-		ib.strs[i] = s[at.start-first : at.end-first]
+	if n == 0 {
+		return // "" needs no bytes: the slots are "" already
+	}
+	buf := make([]byte, 0, n)
+	for _, t := range texts {
+		buf = append(buf, b[t.start:t.end]...)
+	}
+	all := unsafe.String(&buf[0], n) // buf is not written again
+	n = 0
+	for _, t := range texts {
+		l := int(t.end - t.start)
+		*(*string)(unsafe.Pointer(&ib.slots[t.slot])) = all[n : n+l]
+		n += l
 	}
 }
