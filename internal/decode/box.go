@@ -63,6 +63,10 @@ type imageBlock struct {
 	// it per image).
 	texts  [maxTexts]struct{ start, end, slot int32 }
 	ntexts int
+	// pending are the values of a row without a schema noted by later,
+	// boxed by boxLater: b[start:end] is member's value.
+	pending  [maxTexts]struct{ start, end, member int32 }
+	npending int
 }
 
 const maxTexts = 16
@@ -107,8 +111,9 @@ func (ib *imageBlock) int64(i int64) any { return ib.word(int64Type, uint64(i)) 
 func (ib *imageBlock) float64(f float64) any { return ib.word(float64Type, math.Float64bits(f)) }
 
 // text boxes the string b[start:end] of the record b, a string written
-// without escapes; its text is filled in by done.
-func (ib *imageBlock) text(b []byte, start, end int) any {
+// without escapes, as a value of typ (a string type); its text is filled
+// in by done.
+func (ib *imageBlock) text(b []byte, start, end int, typ unsafe.Pointer) any {
 	ib.slots = append(ib.slots, slot{})
 	k := len(ib.slots) - 1
 	if n := ib.ntexts; n < maxTexts && end <= math.MaxInt32 {
@@ -117,7 +122,7 @@ func (ib *imageBlock) text(b []byte, start, end int) any {
 	} else {
 		*(*string)(unsafe.Pointer(&ib.slots[k])) = string(b[start:end])
 	}
-	return boxAt(stringType, unsafe.Pointer(&ib.slots[k]))
+	return boxAt(typ, unsafe.Pointer(&ib.slots[k]))
 }
 
 // done gives the strings their text, all cut from one copy of their
@@ -142,4 +147,75 @@ func (ib *imageBlock) done(b []byte) {
 		*(*string)(unsafe.Pointer(&ib.slots[t.slot])) = all[n : n+l]
 		n += l
 	}
+}
+
+// later notes the value at p.i, of the row's member-th member, to box at
+// the row's end (boxLater), when it is text written without escapes or
+// an integer that fits an int64, and reads over it; it says whether it
+// did. Such values are what value would make of them: a string, an int64.
+func (ib *imageBlock) later(p *objectParser, member int) bool {
+	if ib.npending == maxTexts || len(p.b) > math.MaxInt32 {
+		return false
+	}
+	start, end := p.i, 0
+	switch c := p.b[start]; {
+	case c == '"':
+		e, ok := p.plainString()
+		if !ok {
+			return false
+		}
+		p.i, end = e+1, e+1
+	case c == '-' || '0' <= c && c <= '9':
+		isInt, err := p.number()
+		if err != nil || !isInt {
+			p.i = start
+			return false
+		}
+		if _, ok := parseInt(p.b[start:p.i], isInt); !ok {
+			p.i = start
+			return false
+		}
+		end = p.i
+	default:
+		return false
+	}
+	ib.pending[ib.npending].start, ib.pending[ib.npending].end, ib.pending[ib.npending].member = int32(start), int32(end), int32(member)
+	ib.npending++
+	return true
+}
+
+// boxLater returns the values of members, a row of the record b, those
+// later noted boxed in a block when the row is not too wide for one.
+func (ib *imageBlock) boxLater(b []byte, members []member) []any {
+	var values []any
+	if len(members) <= maxBlock {
+		ib.init(len(members))
+		values = ib.values[:len(members)]
+	} else {
+		values = make([]any, len(members))
+	}
+	for i, kv := range members {
+		values[i] = kv.value
+	}
+	for _, pd := range ib.pending[:ib.npending] {
+		var v any
+		switch raw := b[pd.start:pd.end]; {
+		case raw[0] == '"' && len(members) <= maxBlock:
+			v = ib.text(b, int(pd.start)+1, int(pd.end)-1, stringType)
+		case raw[0] == '"':
+			v = string(raw[1 : len(raw)-1])
+		default:
+			i, _ := parseInt(raw, true)
+			if len(members) <= maxBlock {
+				v = ib.int64(i)
+			} else {
+				v = i
+			}
+		}
+		values[pd.member] = v
+	}
+	if len(members) <= maxBlock {
+		ib.done(b)
+	}
+	return values
 }

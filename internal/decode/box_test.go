@@ -46,9 +46,47 @@ func wideEvent(n, id int) (key, value []byte) {
 	return key, value
 }
 
+// schemalessEvent is a create event of a table of n fields without a
+// schema (schemas.enable=false): of each eight fields, an integer, text,
+// a decimal, text with an escape, a null, an integer too big for an
+// int64, invalid UTF-8 and an object, so that the row is boxed in a block
+// (imageBlock.later) of every size, more values than it notes, and wider.
+func schemalessEvent(n, id int) (key, value []byte) {
+	var after strings.Builder
+	for i := range n {
+		if i > 0 {
+			after.WriteByte(',')
+		}
+		v := fmt.Sprint(id*1000 + i)
+		switch i % 8 {
+		case 1:
+			v = fmt.Sprintf(`"text %d é %d"`, id, i)
+		case 2:
+			v = fmt.Sprintf("%d.25", i)
+		case 3:
+			v = fmt.Sprintf(`"line\n%d"`, i)
+		case 4:
+			v = "null"
+		case 5:
+			v = "99999999999999999999"
+		case 6:
+			v = "\"\xff\xfe\""
+		case 7:
+			v = `{"a":[1,""]}`
+		}
+		name := fmt.Sprintf("f%d", i)
+		if i == 0 {
+			name = "id"
+		}
+		fmt.Fprintf(&after, `%q:%s`, name, v)
+	}
+	return fmt.Appendf(nil, `{"id":%d}`, id*1000), fmt.Appendf(nil, `{"before":null,"after":{%s},"op":"c"}`, after.String())
+}
+
 // TestWalkBoxesRowsOfEveryWidth: rows read by position, boxed in a block
-// of each size and beyond the widest, decode as the two-pass path does,
-// and keep their values through garbage collections.
+// of each size and beyond the widest, with their schema and without,
+// decode as the two-pass path does, and keep their values through
+// garbage collections.
 func TestWalkBoxesRowsOfEveryWidth(t *testing.T) {
 	rule := &exactly.TableRule{Key: []string{"id"}}
 	d := NewDebezium(rule)
@@ -58,8 +96,12 @@ func TestWalkBoxesRowsOfEveryWidth(t *testing.T) {
 	}
 	var kept []decoded
 	for _, n := range []int{1, 2, 4, 5, 8, 9, 16, 17, 32, 33, 40, 64, 65, 90} {
-		for id := range 3 {
-			key, value := wideEvent(n, id+1)
+		for id := range 6 {
+			event := wideEvent
+			if id%2 == 1 {
+				event = schemalessEvent
+			}
+			key, value := event(n, id+1)
 			r := &exactly.Record{Topic: fmt.Sprint("t", n), Key: key, Value: value}
 			if value, key := sameAsTwoPass(t, rule, r, -1); !value || !key {
 				t.Fatalf("%d fields: the walk took the value %v, the key %v", n, value, key)
@@ -210,5 +252,16 @@ func TestDebeziumAllocations(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { _, _ = d.Decode(r) }); n > 4 {
 		t.Errorf("%v allocations per record, want at most 4", n)
+	}
+	// Without the schemas (schemas.enable=false) the key is read on its
+	// own (its map and its id) and the row boxed as well; it took ten.
+	r = &exactly.Record{Topic: "t", Key: []byte(`{"id":1234}`),
+		Value: []byte(`{"before":null,"after":{"id":1234,"name":"name-1234","amount":8638,"payload":"` + strings.Repeat("e", 130) + `"},` +
+			`"source":{"connector":"postgresql","lsn":1234},"op":"c","ts_ms":1764123331456}`)}
+	if ch, err := d.Decode(r); err != nil || ch.Values == nil {
+		t.Fatalf("%+v, %v", ch, err)
+	}
+	if n := testing.AllocsPerRun(100, func() { _, _ = d.Decode(r) }); n > 5 {
+		t.Errorf("without schemas: %v allocations per record, want at most 5", n)
 	}
 }

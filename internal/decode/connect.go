@@ -206,7 +206,7 @@ func (p *objectParser) boxedValue(s *connectSchema, kind fieldKind, ib *imageBlo
 	case kind == kindText && c == '"':
 		if end, ok := p.plainString(); ok {
 			p.i = end + 1
-			return ib.text(p.b, start+1, end), nil
+			return ib.text(p.b, start+1, end, stringType), nil
 		}
 	}
 	p.i = start // connectValue reads it, or says what is wrong

@@ -273,6 +273,10 @@ func (p *objectParser) walkImage(s *structSchema, k keep, depth int, named bool,
 		members = make([]member, 0, 16)
 	}
 	byPosition := values != nil && s != nil && k.all && named
+	// Without a schema, a whole image by position is boxed in a block
+	// too, once its width is known: its text and integers are noted
+	// (see imageBlock.later) and boxed at its end.
+	later := collect && values != nil && named
 	var block imageBlock
 	var ib *imageBlock // the row's values and their boxes (see box.go)
 	switch {
@@ -350,6 +354,8 @@ func (p *objectParser) walkImage(s *structSchema, k keep, depth int, named bool,
 			switch {
 			case p.b[p.i] == 'n': // connectValue takes null as read
 				err = p.literal("null")
+			case later && block.later(p, len(members)):
+				// v is boxed at the end
 			case ib != nil:
 				v, err = p.boxedValue(f, kind, ib)
 			case known != nil && f != nil:
@@ -397,11 +403,8 @@ func (p *objectParser) walkImage(s *structSchema, k keep, depth int, named bool,
 			switch {
 			case ib != nil:
 				ib.done(p.b)
-			case collect && values != nil && named:
-				*values = make([]any, len(members))
-				for i, kv := range members {
-					(*values)[i] = kv.value
-				}
+			case later:
+				*values = block.boxLater(p.b, members)
 			case collect:
 				out = make(map[string]any, len(members))
 				for _, kv := range members {
