@@ -265,3 +265,39 @@ func TestDebeziumAllocations(t *testing.T) {
 		t.Errorf("without schemas: %v allocations per record, want at most 5", n)
 	}
 }
+
+// TestCheckFieldsTakesWhatImageTakes: what checkFields reads over (a
+// source block as connectors write it) the two-pass path checks without
+// fault, and no further than the object.
+func TestCheckFieldsTakesWhatImageTakes(t *testing.T) {
+	var cs connectSchema
+	schema := `{"type":"struct","fields":[{"type":"string","field":"s"},{"type":"int64","field":"i"},` +
+		`{"type":"int32","name":"io.debezium.time.Date","field":"d"},{"type":"string","name":"io.debezium.data.Json","field":"j"}]}`
+	if err := unmarshal([]byte(schema), &cs); err != nil {
+		t.Fatal(err)
+	}
+	s := newStructSchema(&cs)
+	var took int
+	for _, sv := range []string{`"x"`, `""`, `"é"`, "\"\xff\"", `"a\"b"`, `"a\\b"`, "\"\x01\"", `null`, `nul`, `1`, `"x`} {
+		for _, iv := range []string{`0`, `-0`, `01`, `-`, `-01`, `1.`, `1.5`, `1e3`, `123456789012345678`, `1234567890123456789`,
+			`-123456789012345678`, `99999999999999999999`, `null`, `"1"`, `1 `, `[]`} {
+			for _, tail := range []string{`}`, `,"d":1}`, `,"d":null,"j":"x"}`, `,"d":7,"j":null}`, `,"x":1}`, `,"s":"x"}`, ``, ` }`, `,}`} {
+				raw := []byte(`{"s":` + sv + `,"i":` + iv + tail)
+				p := objectParser{b: raw}
+				if !p.checkFields(s) {
+					if p.i != 0 {
+						t.Fatalf("%s: refused, and moved to %d", raw, p.i)
+					}
+					continue
+				}
+				took++
+				if _, _, err := imageBySchema(raw, s, keep{}, false, nil); err != nil || p.i != len(raw) {
+					t.Errorf("%s: checkFields took it (to %d of %d), the two-pass path says %v", raw, p.i, len(raw), err)
+				}
+			}
+		}
+	}
+	if took < 20 {
+		t.Errorf("checkFields took %d objects only", took)
+	}
+}

@@ -265,6 +265,9 @@ func (p *objectParser) walkImage(s *structSchema, k keep, depth int, named bool,
 	if s == nil && !k.all && !k.one {
 		return nil, names, p.skipValue(depth) == nil
 	}
+	if s != nil && !k.all && !k.one && p.b[p.i] == '{' && p.checkFields(s) {
+		return nil, names, true // checked only, as connectors write it
+	}
 	// Without a schema, a whole image's members are collected first so
 	// that the map is made at its size, as parseRow does.
 	collect := s == nil && k.all
@@ -414,6 +417,74 @@ func (p *objectParser) walkImage(s *structSchema, k keep, depth int, named bool,
 			return out, names, true
 		default:
 			return nil, nil, false
+		}
+	}
+}
+
+// checkFields reads over the object at p.i, a struct of schema s whose
+// fields are only checked (a source block, a before image not used), when
+// it is written as connectors write one: every member in schema order,
+// keys and text without escapes, integers and text of the kinds any
+// value of converts (see fieldKind), nulls, no white space. It says
+// whether it did; if not, p.i is where it was and walkImage reads the
+// object (to say what is wrong, or to read what this does not: walkImage
+// takes whatever this takes, and checks it the same).
+func (p *objectParser) checkFields(s *structSchema) bool {
+	b, i := p.b, p.i+1
+	for next := 0; ; next++ {
+		if next == len(s.order) {
+			return false
+		}
+		m := s.member[next]
+		if m == "" || len(b)-i <= len(m) || string(b[i:i+len(m)]) != m {
+			return false
+		}
+		i += len(m)
+		switch c, kind := b[i], s.kind[next]; {
+		case c == 'n':
+			if len(b)-i < 4 || string(b[i:i+4]) != "null" {
+				return false
+			}
+			i += 4
+		case c == '"' && kind == kindText:
+			for i++; i < len(b) && b[i] != '"'; i++ {
+				if b[i] == '\\' || b[i] < ' ' {
+					return false
+				}
+			}
+			if i == len(b) {
+				return false
+			}
+			i++
+		case kind == kindInt && (c == '-' || '0' <= c && c <= '9'):
+			if c == '-' {
+				i++
+			}
+			start := i
+			if i < len(b) && b[i] == '0' {
+				i++
+			} else {
+				for i < len(b) && '0' <= b[i] && b[i] <= '9' {
+					i++
+				}
+			}
+			if i == start || i-start > 18 || i == len(b) || b[i] == '.' || b[i] == 'e' || b[i] == 'E' {
+				return false // not an integer that surely fits
+			}
+		default:
+			return false
+		}
+		if i == len(b) {
+			return false
+		}
+		switch b[i] {
+		case ',':
+			i++
+		case '}':
+			p.i = i + 1
+			return true
+		default:
+			return false
 		}
 	}
 }
