@@ -176,7 +176,13 @@ func (d *Debezium) walkPayload(p *objectParser, schema *compiledSchema, depth in
 			beforeAt = span{start, p.i}
 		case afterName:
 			// Converted whole: the ops that use it are the common ones.
+			// Without a schema, its names are most likely the last
+			// shape's (see objectParser.hint).
+			if last := d.shape.p.Load(); after == nil && last != nil {
+				p.hint, p.n = last.Names, 0
+			}
 			env.after, afterNames, ok = p.walkImage(after, keep{all: true}, depth, true, afterNames, &afterValues, nil)
+			p.hint = nil
 		case sourceName:
 			env.source, _, ok = p.walkImage(source, sourceField, depth, false, nil, nil, nil)
 		case tsMsName:
@@ -340,6 +346,7 @@ func (p *objectParser) walkImage(s *structSchema, k keep, depth int, named bool,
 			if name, err = p.name(); err != nil || p.colon() != nil || p.i == len(p.b) {
 				return nil, nil, false
 			}
+			p.n++
 		}
 		// A nested value is checked at the depth the two-pass path
 		// read it at: converting it counts levels from the value.
