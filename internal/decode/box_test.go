@@ -301,3 +301,39 @@ func TestCheckFieldsTakesWhatImageTakes(t *testing.T) {
 		t.Errorf("checkFields took %d objects only", took)
 	}
 }
+
+// TestSkipFlatTakesWhatSkipTakes: what skipFlat reads over (a source
+// block without a schema, as connectors write it) skipValue takes, to the
+// same end.
+func TestSkipFlatTakesWhatSkipTakes(t *testing.T) {
+	var took int
+	for _, k := range []string{`"k"`, `""`, `"é"`, `"a\"b"`, "\"\x01\"", `k`, `"k`} {
+		for _, v := range []string{`"x"`, `""`, "\"\xff\"", `"a\\b"`, "\"\x1f\"", `null`, `nul`, `true`, `tru`, `false`, `fals`,
+			`0`, `-0`, `01`, `-`, `-01`, `1.`, `1.5`, `.5`, `1e3`, `1E+3`, `1e-`, `1e`, `-1.25e-10`, `99999999999999999999`,
+			`[]`, `{}`, `"1"`} {
+			for _, tail := range []string{`}`, `,"a":1}`, `,"a":null,"b":"x"}`, ``, ` }`, `,}`, `}}`, `] `, `,"a":1` + "\n}"} {
+				for _, head := range []string{`{`, `{ `} {
+					raw := []byte(head + k + `:` + v + tail)
+					p := objectParser{b: raw}
+					if !p.skipFlat() {
+						if p.i != 0 {
+							t.Fatalf("%s: refused, and moved to %d", raw, p.i)
+						}
+						continue
+					}
+					took++
+					q := objectParser{b: raw}
+					if err := q.skipValue(1); err != nil || q.i != p.i {
+						t.Errorf("%s: skipFlat took it to %d, skipValue says %v at %d", raw, p.i, err, q.i)
+					}
+				}
+			}
+		}
+	}
+	if p := (objectParser{b: []byte(`{}`)}); !p.skipFlat() || p.i != 2 {
+		t.Errorf("{}: not taken")
+	}
+	if took < 50 {
+		t.Errorf("skipFlat took %d objects only", took)
+	}
+}

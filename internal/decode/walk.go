@@ -269,6 +269,9 @@ func (p *objectParser) walkImage(s *structSchema, k keep, depth int, named bool,
 		return nil, nil, false
 	}
 	if s == nil && !k.all && !k.one {
+		if p.b[p.i] == '{' && p.skipFlat() {
+			return nil, names, true // checked only, as connectors write it
+		}
 		return nil, names, p.skipValue(depth) == nil
 	}
 	if s != nil && !k.all && !k.one && p.b[p.i] == '{' && p.checkFields(s) {
@@ -494,6 +497,121 @@ func (p *objectParser) checkFields(s *structSchema) bool {
 			return false
 		}
 	}
+}
+
+// skipFlat reads over the object at p.i, only checked, when it is written
+// as connectors write a source block without a schema: no white space,
+// keys and text without escapes, numbers, true, false and null, no
+// nested value. It says whether it did; if not, p.i is where it was and
+// skipValue reads the object (what this takes, skipValue takes, to the
+// same end).
+func (p *objectParser) skipFlat() bool {
+	b, i := p.b, p.i+1
+	if i < len(b) && b[i] == '}' {
+		p.i = i + 1
+		return true
+	}
+	for {
+		if i == len(b) || b[i] != '"' {
+			return false
+		}
+		if i = plainEnd(b, i); i < 0 || i+1 >= len(b) || b[i] != ':' {
+			return false
+		}
+		i++
+		switch c := b[i]; {
+		case c == '"':
+			if i = plainEnd(b, i); i < 0 {
+				return false
+			}
+		case c == 'n' || c == 't' || c == 'f':
+			word := "null"
+			if c == 't' {
+				word = "true"
+			} else if c == 'f' {
+				word = "false"
+			}
+			if len(b)-i < len(word) || string(b[i:i+len(word)]) != word {
+				return false
+			}
+			i += len(word)
+		case c == '-' || '0' <= c && c <= '9':
+			if i = numberEnd(b, i); i < 0 {
+				return false
+			}
+		default:
+			return false
+		}
+		if i == len(b) {
+			return false
+		}
+		switch b[i] {
+		case ',':
+			i++
+		case '}':
+			p.i = i + 1
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+// plainEnd returns the index past the string at b[i] (its opening quote)
+// when it has no escape nor control character, else -1.
+func plainEnd(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			return i + 1
+		case c == '\\' || c < ' ':
+			return -1
+		}
+	}
+	return -1
+}
+
+// numberEnd returns the index past the JSON number at b[i], or -1 when
+// it is not one: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func numberEnd(b []byte, i int) int {
+	digits := func(i int) int {
+		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
+			i++
+		}
+		return i
+	}
+	if b[i] == '-' {
+		i++
+	}
+	switch {
+	case i == len(b):
+		return -1
+	case b[i] == '0':
+		i++
+	case '1' <= b[i] && b[i] <= '9':
+		i = digits(i)
+	default:
+		return -1
+	}
+	if i < len(b) && b[i] == '.' {
+		if j := digits(i + 1); j > i+1 {
+			i = j
+		} else {
+			return -1
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if j := digits(i); j > i {
+			i = j
+		} else {
+			return -1
+		}
+	}
+	return i
 }
 
 // walkKey reads a record key in one walk, as connectKey does; ok is false
