@@ -20,8 +20,9 @@ import (
 // and failed as often).
 //
 // The model below follows Run's loop (source.go: tick each turn, launch up
-// to Limit when not backing off, reap with ended and the backoff of reap)
-// on simulated time.
+// to Limit when not backing off, reap with ended, failedBeside and the
+// backoff of reap) on simulated time. The limit now comes down to the
+// flights the database took and probes past them ever more rarely.
 func TestFlightLimitComesDownWhenConnectionsAreRefused(t *testing.T) {
 	const (
 		accepted = 3 // connections the database lets the pipeline have
@@ -58,7 +59,12 @@ func TestFlightLimitComesDownWhenConnectionsAreRefused(t *testing.T) {
 			}
 		}
 		keep := flights[:0]
-		n := len(flights)
+		n, running := len(flights), 0
+		for _, f := range flights {
+			if now.Before(f.end) {
+				running++
+			}
+		}
 		for _, f := range flights {
 			if now.Before(f.end) {
 				keep = append(keep, f)
@@ -66,6 +72,7 @@ func TestFlightLimitComesDownWhenConnectionsAreRefused(t *testing.T) {
 			}
 			l.ended(now, f.records, took, n-1)
 			if f.failed {
+				l.failedBeside(now, running)
 				failed++
 				backoff = min(max(2*backoff, 100*time.Millisecond), 5*time.Second)
 				notBefore = now.Add(backoff)
@@ -83,6 +90,10 @@ func TestFlightLimitComesDownWhenConnectionsAreRefused(t *testing.T) {
 		if n > accepted {
 			over++
 		}
+	}
+	t.Logf("limit now %d; %d of %d flights failed; above %d for %d%% of the last 20 s", l.Limit(), failed, launched, accepted, 100*over/len(late))
+	if failed > launched/20 {
+		t.Errorf("%d of %d flights failed for want of a connection: the probes past the database's %d connections must grow rare", failed, launched, accepted)
 	}
 	if over > len(late)/4 {
 		t.Fatalf("the database accepts %d connections: over the last 20 s the limit was above it %d%% of the time (now %d of max_conns %d); %d of %d flights failed for want of a connection",

@@ -355,12 +355,22 @@ func (s *Source) poll(ctx context.Context, r *runState, now time.Time, slots int
 // reap applies the flights that ended. After a failed one the next flight
 // waits, twice as long after each failure in a row (100ms to 5s).
 func (s *Source) reap(r *runState) {
+	running := 0 // flights still in flight as this turn reaps
+	for _, fl := range r.flights {
+		select {
+		case <-fl.done:
+		default:
+			running++
+		}
+	}
 	keep := r.flights[:0]
 	for _, fl := range r.flights {
 		select {
 		case <-fl.done:
-			s.limit.ended(time.Now(), fl.committed(), fl.waited, len(r.flights)-1)
+			now := time.Now()
+			s.limit.ended(now, fl.committed(), fl.waited, len(r.flights)-1)
 			if s.finish(fl) {
+				s.limit.failedBeside(now, running)
 				r.backoff = min(max(2*r.backoff, 100*time.Millisecond), 5*time.Second)
 				r.notBefore = time.Now().Add(r.backoff)
 			} else {
