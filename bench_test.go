@@ -12,28 +12,41 @@ import (
 // benchDecoder is a minimal JSON decoder (the real ones live in
 // internal/decode, which imports this package): it lets the benchmarks
 // below measure prepare and plan, not decoding.
-type benchDecoder struct{}
+// With a version column, the change's version is that field.
+type benchDecoder struct{ version string }
 
-func (benchDecoder) Decode(r *Record) (Change, error) {
+func (d benchDecoder) Decode(r *Record) (Change, error) {
 	var m map[string]any
 	if err := json.Unmarshal(r.Value, &m); err != nil {
 		return Change{}, err
 	}
 	m["id"] = int64(m["id"].(float64))
-	return Change{Op: OpUpsert, Row: m}, nil
+	ch := Change{Op: OpUpsert, Row: m}
+	if d.version != "" {
+		m[d.version] = int64(m[d.version].(float64))
+		ch.Version = m[d.version]
+	}
+	return ch, nil
 }
 
 func benchBatch(n int) (*Sink, *PartitionBatch, map[string]*Table) {
+	return benchBatchRule(n, "key: [id]")
+}
+
+// benchBatchRule is benchBatch with the table rule's settings given (a
+// version column must be amount).
+func benchBatchRule(n int, rule string) (*Sink, *PartitionBatch, map[string]*Table) {
 	cfg, err := ParseConfig(strings.NewReader(`pipeline: p
 source: {brokers: [127.0.0.1:1]}
 sink: {driver: sqlite, dsn: x.db}
 tables:
-  - {topics: '^t\.(.*)$', table: '$1', key: [id]}
+  - {topics: '^t\.(.*)$', table: '$1', `+rule+`}
 `), "bench.yaml")
 	if err != nil {
 		panic(err)
 	}
-	s := &Sink{cfg: cfg, decode: func(*TableRule) (Decoder, error) { return benchDecoder{}, nil },
+	dec := benchDecoder{version: cfg.Tables[0].Version}
+	s := &Sink{cfg: cfg, decode: func(*TableRule) (Decoder, error) { return dec, nil },
 		tables: map[string]*Table{}, decs: map[*TableRule]Decoder{}}
 	b := &PartitionBatch{Topic: "t.items"}
 	pad := strings.Repeat("p", 150)
@@ -62,9 +75,18 @@ func BenchmarkPrepare(b *testing.B) {
 	b.ReportMetric(float64(len(recs)*b.N)/b.Elapsed().Seconds(), "records/s")
 }
 
-// BenchmarkPlan: collapsing a 1,000-record batch to one write per key.
+// BenchmarkPlan: collapsing a 1,000-record batch to one write per key;
+// versioned: under a version guard, every record carrying a version.
 func BenchmarkPlan(b *testing.B) {
-	s, batch, tables := benchBatch(1000)
+	benchPlan(b, "key: [id]")
+}
+
+func BenchmarkPlanVersioned(b *testing.B) {
+	benchPlan(b, "key: [id], version: amount")
+}
+
+func benchPlan(b *testing.B, rule string) {
+	s, batch, tables := benchBatchRule(1000, rule)
 	if err := s.prepare(context.Background(), batch); err != nil {
 		b.Fatal(err)
 	}

@@ -26,10 +26,13 @@ type item struct {
 	// fields: a record sets the columns it carries and no other). Its
 	// shape is nil when unknown or merged.
 	row rowImage
-	// merged says row holds fields of earlier records too, or (under a
-	// version guard) follows an upsert without a version: either way the
-	// key's upserts are applied one by one when the write is guarded.
+	// merged says row holds fields of earlier records too.
 	merged bool
+	// loose says (under a version guard) this change or one of the key
+	// before it in the batch carries no version (see collapse).
+	loose bool
+	// slot numbers the key's identity (see planAcc.slot).
+	slot int32
 	// pre is the delete of the key earlier in the batch that this upsert
 	// follows: it is applied first (the upsert then inserts a fresh row,
 	// as one by one), in the table's deletes write.
@@ -342,15 +345,21 @@ func (a *planAcc) columns(row rowImage) []string {
 // are written in groups of one shape: a row lacking a field another row
 // of the batch has no longer sets that column to NULL (the outcome
 // depended on where batches were cut). Deletes come first when an upsert
-// follows a delete of its key; otherwise, and with one shape (the common
-// case), it is one write as ever. Keys are distinct rows, so the order
-// of writes between different keys does not matter.
+// follows a delete of its key; the changes of a key written one record at
+// a time (see collapse) follow in layers, the n-th change of each such
+// key in the n-th write. Otherwise, and with one shape (the common case),
+// it is one write as ever. Keys are distinct rows, so the order of writes
+// between different keys does not matter.
 func (a *planAcc) writes() []*write {
 	var ups, dels []*item
-	var layers [][]*item // later upserts of a key, each after the one before
+	var layers [][]*item // layers[i]: the (i+2)-th change of keys written one at a time
 	pre := false
 	for _, slot := range sortedKeys(a.kids) {
 		it := a.last[slot]
+		if a.serial != nil && a.serial[slot] != nil {
+			ups, dels, layers = spread(a.serial[slot], it, ups, dels, layers)
+			continue
+		}
 		if it.c.Op != OpUpsert {
 			dels = append(dels, it)
 			continue
@@ -359,22 +368,6 @@ func (a *planAcc) writes() []*write {
 			it.pre.b.Skipped-- // applied after all, before the upsert
 			dels = append(dels, it.pre)
 			pre = true
-		}
-		if it.merged && a.rule.Version != "" {
-			// Under a version guard a merged row would write the fields of
-			// an older upsert past the guard: one by one, an upsert older
-			// than the stored row sets nothing, and whether it is older is
-			// known only to the table. So each upsert of the key since its
-			// last delete is written alone, in order, each guarded.
-			chain := it.chain()
-			ups = append(ups, chain[0])
-			for i, one := range chain[1:] {
-				if len(layers) <= i {
-					layers = append(layers, nil)
-				}
-				layers[i] = append(layers[i], one)
-			}
-			continue
 		}
 		ups = append(ups, it)
 	}
@@ -396,37 +389,62 @@ func (a *planAcc) writes() []*write {
 		}
 		return []*write{w.fill()}
 	}
-	if len(dels) > 0 {
-		w := newWrite(0)
-		w.deletes, w.Columns = dels, a.keys
-		out = append(out, w.fill())
-	}
-	for _, layer := range append([][]*item{ups}, layers...) {
-		for _, group := range a.shapes(layer) {
+	// A layer's deletes, then its upserts by shape: in the first, the
+	// deletes an upsert follows.
+	layer := func(ds, us []*item) {
+		if len(ds) > 0 {
+			w := newWrite(len(out))
+			w.deletes, w.Columns = ds, a.keys
+			out = append(out, w.fill())
+		}
+		for _, group := range a.shapes(us) {
 			w := newWrite(len(out))
 			w.upserts, w.Columns = group, a.columns(group[0].row)
 			out = append(out, w.fill())
 		}
 	}
+	layer(dels, ups)
+	for _, l := range layers {
+		var ds, us []*item
+		for _, one := range l {
+			if one.c.Op == OpUpsert {
+				us = append(us, one)
+			} else {
+				ds = append(ds, one)
+			}
+		}
+		layer(ds, us)
+	}
 	return out
 }
 
-// chain returns the upserts a merged item holds, oldest first, from the
-// first after the delete applied before it (if any), each as an item of
-// its own record's fields: applied in order they are the records one by
-// one. The superseded ones are written after all, so no longer skipped;
-// none has a prev to fall back on (the one before is applied already).
-func (it *item) chain() []*item {
-	var out []*item
-	for p := it; p != nil && p != it.pre; p = p.prev {
-		one := &item{b: p.b, c: p.c, key: p.key, row: rowOf(&p.c.Change)}
-		if p != it {
-			one.b.Skipped--
+// spread puts the changes of a key written one record at a time (last
+// the one collapse kept) in the writes: the first with the other keys',
+// each later one in a layer of its own.
+func spread(chain []*item, last *item, ups, dels []*item, layers [][]*item) ([]*item, []*item, [][]*item) {
+	for i, one := range chain {
+		if one != last {
+			one.b.Skipped-- // written after all
 		}
-		out = append(out, one)
+		// Alone: its own record's fields, nothing to fall back on if
+		// refused (the change before it is applied already).
+		one.row, one.merged, one.pre, one.prev = rowImage{}, false, nil, nil
+		if one.c.Op == OpUpsert {
+			one.row = rowOf(&one.c.Change)
+		}
+		switch {
+		case i == 0 && one.c.Op == OpUpsert:
+			ups = append(ups, one)
+		case i == 0:
+			dels = append(dels, one)
+		default:
+			if len(layers) < i {
+				layers = append(layers, nil)
+			}
+			layers[i-1] = append(layers[i-1], one)
+		}
 	}
-	slices.Reverse(out)
-	return out
+	return ups, dels, layers
 }
 
 // shapes groups upserts by the table columns their rows carry, in order
@@ -513,6 +531,21 @@ func (a *planAcc) width(row rowImage) int {
 // collapse keeps the last change per key of a table, in the order the
 // changes came (offset order within a partition), keys being compared as
 // the database compares them.
+//
+// Under a version guard the last change alone is what one by one leaves
+// only while the key's changes all carry versions (the guard then orders
+// them as the batch does). The table alone knows whether a guarded change
+// applies, so a key's changes are all written one record at a time, in
+// order, each guarded (planAcc.serial), when:
+//   - a change with a version follows one without (which passed the
+//     guard: a delete without one removed the row, an upsert without one
+//     wrote its fields and left the stored version, or NULL), except an
+//     upsert right after a delete without a version: the delete is
+//     applied first (pre), unguarded, as one by one;
+//   - an upsert follows a newer delete: one by one the delete may have
+//     removed the row, and the older upsert then inserts it again;
+//   - upserts of different fields merge: one older than the stored row
+//     sets nothing.
 func (s *Sink) collapse(ctx context.Context, q Querier, a *planAcc) error {
 	tuples := make([][]any, len(a.items))
 	for i, it := range a.items {
@@ -529,13 +562,24 @@ func (s *Sink) collapse(ctx context.Context, q Querier, a *planAcc) error {
 	for i, it := range a.items {
 		b, c, kid := it.b, it.c, ids[i]
 		slot, seen := a.slot[kid]
+		guard := c.rule.Version != ""
 		if seen {
 			prev := a.last[slot]
-			if c.rule.Version != "" && c.Version != nil && prev.c.Version != nil && compareVersionsAs(vfam, c.Version, prev.c.Version) < 0 {
+			it.slot = slot
+			older := guard && c.Version != nil && prev.c.Version != nil && compareVersionsAs(vfam, c.Version, prev.c.Version) < 0
+			if guard && c.Version != nil {
+				afterLoose := prev.loose && (c.Op != OpUpsert || prev.c.Op == OpUpsert || prev.c.Version != nil)
+				if afterLoose || older && c.Op == OpUpsert && prev.c.Op != OpUpsert {
+					a.serialize(slot)
+				}
+			}
+			it.loose = guard && (c.Version == nil || prev.loose)
+			if older {
 				// Older than what the batch already holds for the key:
-				// it cannot win, in the batch or in the table. (A change
-				// without a version supersedes, as the SQL guard lets it
-				// through: IS NULL OR stored <= new.)
+				// it cannot win, in the batch or in the table (after a
+				// delete it may: the key is written one record at a time,
+				// above). A change without a version supersedes, as the
+				// SQL guard lets it through: IS NULL OR stored <= new.
 				b.Skipped++
 				continue
 			}
@@ -545,13 +589,11 @@ func (s *Sink) collapse(ctx context.Context, q Querier, a *planAcc) error {
 				switch prev.c.Op {
 				case OpUpsert:
 					it.row, it.merged = mergeRows(prev, c)
-					// An upsert without a version passes the guard; a later
-					// one with a version may not: the table alone knows, so
-					// the key's upserts are written one by one (see writes),
-					// or prev's fields were lost with it.
-					unversioned := c.rule.Version != "" && prev.c.Version == nil && c.Version != nil
-					it.merged = it.merged || prev.merged || unversioned
+					it.merged = it.merged || prev.merged
 					it.pre = prev.pre
+					if guard && it.merged {
+						a.serialize(slot)
+					}
 				default: // after a delete: a fresh row, as one by one
 					it.row, it.pre = rowOf(&c.Change), prev
 				}
@@ -559,6 +601,7 @@ func (s *Sink) collapse(ctx context.Context, q Querier, a *planAcc) error {
 		} else {
 			slot = int32(len(a.last))
 			a.slot[kid] = slot
+			it.slot, it.loose = slot, guard && c.Version == nil
 			a.last = append(a.last, nil)
 			a.kids = append(a.kids, kid)
 			if c.Op == OpUpsert {
@@ -570,7 +613,23 @@ func (s *Sink) collapse(ctx context.Context, q Querier, a *planAcc) error {
 			a.see(rowOf(&c.Change))
 		}
 	}
+	if a.serial != nil {
+		for _, it := range a.items {
+			if chain, ok := a.serial[it.slot]; ok {
+				a.serial[it.slot] = append(chain, it)
+			}
+		}
+	}
 	return nil
+}
+
+// serialize has the key of slot written one record at a time (see
+// collapse); its changes are gathered once all are seen.
+func (a *planAcc) serialize(slot int32) {
+	if a.serial == nil {
+		a.serial = map[int32][]*item{}
+	}
+	a.serial[slot] = nil
 }
 
 // mergeRows is next's row over prev's: next's itself when it carries
@@ -625,6 +684,9 @@ type planAcc struct {
 	last   []*item
 	kids   []string
 	append []*item
+	// serial holds, by slot, every change of the keys written one record
+	// at a time, in order (see collapse); nil when there is none.
+	serial map[int32][]*item
 }
 
 // see notes the fields of a row: one map lookup per field once the

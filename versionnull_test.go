@@ -47,3 +47,54 @@ func TestAnUpsertWithoutAVersionIsAppliedWhereverBatchesAreCut(t *testing.T) {
 		}
 	}
 }
+
+// TestADeleteAfterAnUpsertWithoutAVersionIsTheSameWhereverBatchesAreCut:
+// an upsert without a version passes the guard and leaves the stored
+// version (or, carrying "ver": null, sets it to NULL); a delete older than
+// the stored row that follows is then refused (or, the version being
+// NULL, applied). In one batch the delete superseded the upsert and was
+// written alone against the row before it: with the version field absent
+// the upsert was lost (note x, one a batch y), with it null the delete was
+// refused (the row kept, one a batch deleted). Now the key's records are
+// written one by one.
+func TestADeleteAfterAnUpsertWithoutAVersionIsTheSameWhereverBatchesAreCut(t *testing.T) {
+	for _, tc := range []struct {
+		name, upsert, want string
+	}{
+		{"absent", `{"op":"u","after":{"id":1,"note":"y"}}`, "y 10"}, // the delete older than 10: refused
+		{"null", `{"op":"u","after":{"id":1,"note":"y","ver":null}}`, "none"},
+	} {
+		values := []string{`{"op":"c","after":{"id":1,"note":"x","ver":10}}`, tc.upsert, `{"op":"d","before":{"id":1,"ver":5}}`}
+		for _, c := range cutDatabases() {
+			for _, cut := range [][]int{{1, 1, 1}, {1, 2}, {2, 1}, {3}} {
+				t.Run(fmt.Sprintf("%s/%s/%v", tc.name, c.name, cut), func(t *testing.T) {
+					table := uniq("v")
+					cfg := ddlConfig(t, c, "  - {topics: t.v, table: "+table+", format: debezium, mode: cdc, key: [id], version: ver}\n")
+					s := ddlSink(t, c, cfg)
+					if _, err := s.DB().Exec("CREATE TABLE " + table + " (id BIGINT NOT NULL PRIMARY KEY, note VARCHAR(40), ver BIGINT)"); err != nil {
+						t.Fatal(err)
+					}
+					if _, err := s.SeedOffset(context.Background(), exactly.TP{Topic: "t.v"}, 0); err != nil {
+						t.Fatal(err)
+					}
+					if dead := commitAtCuts(t, s, "t.v", values, cut); len(dead) != 0 {
+						t.Fatalf("dead letters: %v", dead[0].Err)
+					}
+					got := "none"
+					var note string
+					var ver sql.NullInt64
+					err := s.DB().QueryRow("SELECT note, ver FROM "+table).Scan(&note, &ver)
+					switch {
+					case err == nil:
+						got = fmt.Sprintf("%s %d", note, ver.Int64)
+					case err != sql.ErrNoRows:
+						t.Fatal(err)
+					}
+					if got != tc.want {
+						t.Errorf("row %s, want %s as one record a batch", got, tc.want)
+					}
+				})
+			}
+		}
+	}
+}
