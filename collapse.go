@@ -31,6 +31,12 @@ type item struct {
 	// loose says (under a version guard) this change or one of the key
 	// before it in the batch carries no version (see collapse).
 	loose bool
+	// alone says the key's changes are written one record at a time
+	// (see collapse): refused, this one has nothing to fall back on.
+	alone bool
+	// skips says the batch skipped a change of the key as older than
+	// this one or one it superseded (see isolate).
+	skips bool
 	// slot numbers the key's identity (see planAcc.slot).
 	slot int32
 	// pre is the delete of the key earlier in the batch that this upsert
@@ -48,6 +54,9 @@ type item struct {
 type write struct {
 	*TableWrite
 	upserts, deletes []*item
+	// all are the keyed changes of the table in the batch, in order, the
+	// superseded and skipped ones too (see isolate).
+	all []*item
 }
 
 // sub returns the write restricted to the given items, in their order.
@@ -372,7 +381,7 @@ func (a *planAcc) writes() []*write {
 		ups = append(ups, it)
 	}
 	newWrite := func(part int) *write {
-		return &write{TableWrite: &TableWrite{Table: a.t, Keys: a.keys, Version: a.rule.Version, Part: part}}
+		return &write{TableWrite: &TableWrite{Table: a.t, Keys: a.keys, Version: a.rule.Version, Part: part}, all: a.items}
 	}
 	shapes := a.shapes(ups)
 	var out []*write
@@ -428,7 +437,7 @@ func spread(chain []*item, last *item, ups, dels []*item, layers [][]*item) ([]*
 		}
 		// Alone: its own record's fields, nothing to fall back on if
 		// refused (the change before it is applied already).
-		one.row, one.merged, one.pre, one.prev = rowImage{}, false, nil, nil
+		one.row, one.merged, one.pre, one.prev, one.alone = rowImage{}, false, nil, nil, true
 		if one.c.Op == OpUpsert {
 			one.row = rowOf(&one.c.Change)
 		}
@@ -581,10 +590,11 @@ func (s *Sink) collapse(ctx context.Context, q Querier, a *planAcc) error {
 				// above). A change without a version supersedes, as the
 				// SQL guard lets it through: IS NULL OR stored <= new.
 				b.Skipped++
+				prev.skips = true
 				continue
 			}
 			prev.b.Skipped++ // superseded inside the batch
-			it.prev = prev
+			it.prev, it.skips = prev, prev.skips
 			if c.Op == OpUpsert {
 				switch prev.c.Op {
 				case OpUpsert:

@@ -25,12 +25,13 @@ func cutDatabases() []ddlCase {
 // guardOp is one record of a version-guard stream: an upsert (u), a
 // delete carrying a before image (d, Debezium only) or a tombstone (t);
 // ver is the version field: "" absent, "null", or a number; note and tag
-// say which other fields an upsert carries.
+// say which other fields an upsert carries; a bad note is one the table's
+// CHECK refuses.
 type guardOp struct {
-	op        byte
-	key       int
-	ver       string
-	note, tag bool
+	op             byte
+	key            int
+	ver            string
+	note, tag, bad bool
 }
 
 func (o guardOp) String() string {
@@ -39,7 +40,9 @@ func (o guardOp) String() string {
 		return s
 	}
 	var f []string
-	if o.note {
+	if o.bad {
+		f = append(f, "note:bad")
+	} else if o.note {
 		f = append(f, "note")
 	}
 	if o.tag {
@@ -60,7 +63,9 @@ func (o guardOp) record(topic string, off int64, debezium bool) *exactly.Record 
 		return r
 	}
 	fields := []string{fmt.Sprintf(`"id":%d`, o.key)}
-	if o.note {
+	if o.bad {
+		fields = append(fields, `"note":"bad"`)
+	} else if o.note {
 		fields = append(fields, fmt.Sprintf(`"note":"n%d"`, off))
 	}
 	if o.tag {
@@ -126,6 +131,7 @@ func randomGuardCase(rng *rand.Rand, base int, debezium bool) guardCase {
 		switch r := rng.IntN(10); {
 		case r < 6:
 			o.op, o.note, o.tag = 'u', rng.IntN(5) > 0, rng.IntN(2) == 0
+			o.bad = o.note && rng.IntN(8) == 0
 		case r < 9 && debezium:
 			o.op = 'd'
 		default:
@@ -254,7 +260,11 @@ func guardCuts(lens []int) (names []string, cuts [][]int) {
 // short streams of upserts, deletes and tombstones with versions older,
 // equal and newer than the stored row's, or none, over one or two keys,
 // cut many ways, must leave every row and dead letter as one record a
-// batch leaves them, in upsert (JSON) and cdc (Debezium) mode.
+// batch leaves them, in upsert (JSON) and cdc (Debezium) mode. Now and
+// then an upsert's note is one a CHECK refuses: a dead letter, the rest
+// applied. (A CHECK only the database knows: superseded inside its batch,
+// such a record is skipped, not a dead letter, as the README says; so a
+// cut's dead letters must be among those of one record a batch.)
 func TestVersionGuardGivesTheSameTablesWhereverBatchesAreCut(t *testing.T) {
 	for _, db := range cutDatabases() {
 		for _, debezium := range []bool{false, true} {
@@ -280,7 +290,9 @@ func runGuardCases(t *testing.T, db ddlCase, debezium bool, cases []guardCase) [
 	if debezium {
 		prefix, rule = "d", "  - {topics: 't\\.(d[0-9]+)', table: '$1', format: debezium, mode: cdc, key: [id], version: ver}\n"
 	}
-	s := ddlSink(t, db, ddlConfig(t, db, rule))
+	cfg := ddlConfig(t, db, rule)
+	cfg.Sink.RefusedWait = 0 // refused rows are dead letters at once, however many
+	s := ddlSink(t, db, cfg)
 	var ops []guardOp
 	var lens, caseOf []int
 	for i, c := range cases {
@@ -299,7 +311,7 @@ func runGuardCases(t *testing.T, db ddlCase, debezium bool, cases []guardCase) [
 	for i, cut := range cuts {
 		table := fmt.Sprintf("%s%d", prefix, i)
 		topic := "t." + table
-		if _, err := s.DB().Exec("CREATE TABLE " + table + " (id BIGINT NOT NULL PRIMARY KEY, note VARCHAR(40), tag VARCHAR(40), ver BIGINT)"); err != nil {
+		if _, err := s.DB().Exec("CREATE TABLE " + table + " (id BIGINT NOT NULL PRIMARY KEY, note VARCHAR(40) CHECK (note <> 'bad'), tag VARCHAR(40), ver BIGINT)"); err != nil {
 			t.Fatal(err)
 		}
 		var pre []string
@@ -388,8 +400,8 @@ func runGuardCases(t *testing.T, db ddlCase, debezium bool, cases []guardCase) [
 					bad = append(bad, fmt.Sprintf("row %d %q, one a batch %q", k, orNone(got.rows[k]), orNone(ref.rows[k])))
 				}
 			}
-			if fmt.Sprint(ref.dead[ci]) != fmt.Sprint(got.dead[ci]) {
-				bad = append(bad, fmt.Sprintf("dead letters at %v, one a batch %v", got.dead[ci], ref.dead[ci]))
+			if slices.ContainsFunc(got.dead[ci], func(o int64) bool { return !slices.Contains(ref.dead[ci], o) }) {
+				bad = append(bad, fmt.Sprintf("dead letters at %v, one a batch only %v", got.dead[ci], ref.dead[ci]))
 			}
 			if len(bad) > 0 {
 				slices.Sort(bad)

@@ -76,6 +76,13 @@ func (s *Sink) isolate(ctx context.Context, tx *Tx, w *write, items []*item, rc 
 	}
 	it.count(-1)
 	it.b.DeadLetters = append(it.b.DeadLetters, DeadLetter{Record: it.c.rec, Err: re})
+	if it.skips && w.all != nil && !it.alone && it.c.Op == OpUpsert {
+		// Under a version guard the batch skipped the key's changes older
+		// than this one, which would have won; refused, it sets nothing,
+		// and one by one they may apply: {ver:15, bad} then {ver:10} left
+		// the row as it was, one a batch {ver:10}.
+		return s.afterRefused(ctx, tx, w, it, rc)
+	}
 	if p := it.prev; p != nil && p != it.pre {
 		// What the key held before the refused change is what applying
 		// the records one by one would have left (a delete the batch
@@ -83,6 +90,33 @@ func (s *Sink) isolate(ctx context.Context, tx *Tx, w *write, items []*item, rc 
 		p.b.Skipped--
 		p.count(+1)
 		return s.isolate(ctx, tx, w.alone(p), []*item{p}, rc)
+	}
+	return nil
+}
+
+// afterRefused applies, after the refused upsert it of a guarded write,
+// the other changes of its key since the delete applied before it (if
+// any), each alone, in order, each guarded: what one by one leaves. The
+// batch wrote none of them (the key's last change is it).
+func (s *Sink) afterRefused(ctx context.Context, tx *Tx, w *write, it *item, rc *refusals) error {
+	since := it.pre == nil
+	for _, p := range w.all {
+		if p == it.pre {
+			since = true
+			continue
+		}
+		if !since || p == it || p.slot != it.slot {
+			continue
+		}
+		one := &item{b: p.b, c: p.c, key: p.key, slot: p.slot, alone: true}
+		if p.c.Op == OpUpsert {
+			one.row = rowOf(&p.c.Change)
+		}
+		p.b.Skipped--
+		one.count(+1)
+		if err := s.isolate(ctx, tx, w.alone(one), []*item{one}, rc); err != nil {
+			return err
+		}
 	}
 	return nil
 }
