@@ -166,7 +166,7 @@ type Latency struct {
 }
 
 // Run runs the phases the options ask for.
-func Run(ctx context.Context, o Options) (*Result, error) {
+func Run(ctx context.Context, o Options) (_ *Result, err error) {
 	if o.Topics <= 0 || o.Partitions <= 0 || o.RecordBytes < 0 || o.Records < 0 || o.Rate < 0 {
 		return nil, errors.New("topics and partitions must be positive; records, record bytes and rate not negative")
 	}
@@ -199,13 +199,31 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	case len(brokers) > 0:
 		res.Broker = "given"
 	case len(o.BrokerCommand) > 0:
-		b, err := startBroker(ctx, o.BrokerCommand)
-		if err != nil {
-			return nil, err
+		b, berr := startBroker(ctx, o.BrokerCommand)
+		if berr != nil {
+			return nil, berr
 		}
 		defer b.stop()
 		defer func() { res.BrokerPeakRSSBytes = peakRSSOf(fmt.Sprintf("/proc/%d/status", b.cmd.Process.Pid)) }()
 		res.Broker, brokers = "process", []string{b.addr}
+		// A broker that dies (the OOM killer's pick: it holds every
+		// record) ends the run, which would otherwise wait for it for
+		// good ("nothing moves: no broker answers").
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		defer cancel(nil)
+		go func() {
+			select {
+			case <-b.exited:
+				cancel(b.ended())
+			case <-ctx.Done():
+			}
+		}()
+		defer func() {
+			if cause := context.Cause(ctx); err != nil && ctx.Err() != nil && cause != nil && cause != ctx.Err() {
+				err = fmt.Errorf("%w (%v)", cause, err)
+			}
+		}()
 	default:
 		cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
 		if err != nil {

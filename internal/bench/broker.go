@@ -38,6 +38,16 @@ type brokerProcess struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
 	addr  string
+	// exited is closed when the process has ended (waited for), and
+	// waitErr then says how.
+	exited  chan struct{}
+	waitErr error
+}
+
+// ended is the error a bench whose broker process ended before the
+// bench stopped it fails with.
+func (b *brokerProcess) ended() error {
+	return fmt.Errorf("the bench's broker process (pid %d) ended: %v", b.cmd.Process.Pid, b.waitErr)
 }
 
 // startBroker starts argv (a command running ServeBroker) and waits for
@@ -57,17 +67,24 @@ func startBroker(ctx context.Context, argv []string) (*brokerProcess, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting the broker process: %w", err)
 	}
-	b := &brokerProcess{cmd: cmd, stdin: stdin}
+	b := &brokerProcess{cmd: cmd, stdin: stdin, exited: make(chan struct{})}
 	ready := make(chan error, 1)
 	go func() {
 		line, err := bufio.NewReader(stdout).ReadString('\n')
 		if addr, ok := strings.CutPrefix(strings.TrimSpace(line), "ready "); ok {
 			b.addr = addr
 			ready <- nil
-			_, _ = io.Copy(io.Discard, stdout)
-			return
+		} else {
+			ready <- fmt.Errorf("read %q: %v", line, err)
 		}
-		ready <- fmt.Errorf("read %q: %v", line, err)
+		// Wait only once stdout is read to its end (exec's rule for
+		// StdoutPipe), which it is when the process ends.
+		_, _ = io.Copy(io.Discard, stdout)
+		b.waitErr = cmd.Wait()
+		if b.waitErr == nil {
+			b.waitErr = errors.New("exit status 0")
+		}
+		close(b.exited)
 	}()
 	select {
 	case err = <-ready:
@@ -87,12 +104,10 @@ func startBroker(ctx context.Context, argv []string) (*brokerProcess, error) {
 // broker that does not end in 10s is killed.
 func (b *brokerProcess) stop() {
 	b.stdin.Close()
-	done := make(chan struct{})
-	go func() { _ = b.cmd.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-b.exited:
 	case <-time.After(10 * time.Second):
 		_ = b.cmd.Process.Kill()
-		<-done
+		<-b.exited
 	}
 }

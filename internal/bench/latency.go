@@ -39,7 +39,9 @@ func latency(ctx context.Context, o Options, cfg *exactly.Config, brokers, topic
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("only %d of %d partitions assigned after a minute", p.src.Assigned(), rec.nparts)
 		}
-		time.Sleep(50 * time.Millisecond)
+		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+			return nil, err
+		}
 	}
 
 	o.Progress("latency: producing %d records/s for %s", o.Rate, o.Duration)
@@ -63,7 +65,10 @@ func latency(ctx context.Context, o Options, cfg *exactly.Config, brokers, topic
 			stopSampling()
 			return nil, fmt.Errorf("only %d of %d records committed two minutes after producing stopped", c, n)
 		}
-		time.Sleep(20 * time.Millisecond)
+		if err := sleep(ctx, 20*time.Millisecond); err != nil {
+			stopSampling()
+			return nil, err
+		}
 	}
 	stopSampling()
 	stopped = true
@@ -81,7 +86,11 @@ func produceAtRate(ctx context.Context, o Options, cl *kgo.Client, topics []stri
 	start := time.Now()
 	var n int64
 	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
 	for now := start; now.Sub(start) < o.Duration; now = <-tick.C {
+		if err := ctx.Err(); err != nil {
+			return 0, 0, err
+		}
 		target := int64(now.Sub(start).Seconds() * float64(o.Rate))
 		for ; n < target; n++ {
 			t, pt := place(n, o.Topics, o.Partitions)
@@ -236,4 +245,16 @@ func percentile(xs []float32, q float64) float64 {
 	i := int(math.Ceil(q*float64(len(xs)))) - 1
 	i = min(max(i, 0), len(xs)-1)
 	return float64(xs[i])
+}
+
+// sleep waits d, or until ctx is done (its error).
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
