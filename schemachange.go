@@ -144,6 +144,29 @@ func (ft *fieldTypes) def(name string) ColumnDef {
 	return ColumnDef{Name: name, Type: t, Nullable: true}
 }
 
+// versionColumn types the rule's version column when the changes saw it
+// only as null (a schemaless Debezium row's "ver": null), or, for a table
+// being created, not at all: as a JSON integer, never text. A text version
+// column compares "5" as newer than "25", so the guard would roll rows
+// back, and which batch made the table would decide it (one run of 600
+// keys had 71 differ). Versions are numbers in nearly every source (ts_ms,
+// an LSN, a sequence); a later one that is not an integer is a type
+// conflict, refused loudly, or widened under evolve: widen.
+func (ft *fieldTypes) versionColumn(rule *TableRule, creating bool) {
+	v := rule.Version
+	if v == "" {
+		return
+	}
+	typ, seen := ft.types[v]
+	switch {
+	case seen && typ.Kind == KindUnknown:
+		ft.types[v] = Type{Kind: KindInt64}
+	case !seen && creating:
+		ft.order = append(ft.order, v)
+		ft.types[v] = Type{Kind: KindInt64}
+	}
+}
+
 // schemaChange works out the DDL one table needs for the given changes
 // (already column-mapped). t is the table's description, nil when it does
 // not exist.
@@ -159,6 +182,7 @@ func schemaChange(d Dialect, rule *TableRule, table string, t *Table, changes []
 		return sc // the common case: every field has its column
 	}
 	ft, rows := fieldTypesOf(rule, changes, w)
+	ft.versionColumn(rule, t == nil)
 	if t == nil {
 		if !rule.Create || rows == 0 {
 			// Deletes alone never create a table: deleting from a table

@@ -65,7 +65,10 @@ func DescribeColumns(r *exactly.TableRule) string {
 // DescribeTypes says where the types of the columns create and evolve
 // make come from, and whether they depend on where batches were cut.
 func DescribeTypes(r *exactly.TableRule) string {
-	const schema = "from the record schema when it has one; "
+	schema := "from the record schema when it has one; "
+	if r.Version != "" {
+		schema = "version column " + r.Version + " seen only as null or not at all: an integer column; other columns " + schema
+	}
 	if r.Evolve == "widen" {
 		return schema + "otherwise inferred from the values in the order they were read, an integer column widened (never narrowed) when a later value needs float, decimal or text, a value no widening fits dead-lettered: the same stream gives the same types wherever batches are cut"
 	}
