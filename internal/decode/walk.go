@@ -457,15 +457,9 @@ func (p *objectParser) checkFields(s *structSchema) bool {
 			}
 			i += 4
 		case c == '"' && kind == kindText:
-			for i++; i < len(b) && b[i] != '"'; i++ {
-				if b[i] == '\\' || b[i] < ' ' {
-					return false
-				}
-			}
-			if i == len(b) {
+			if i = plainEnd(b, i); i < 0 {
 				return false
 			}
-			i++
 		case kind == kindInt && (c == '-' || '0' <= c && c <= '9'):
 			if c == '-' {
 				i++
@@ -484,17 +478,13 @@ func (p *objectParser) checkFields(s *structSchema) bool {
 		default:
 			return false
 		}
-		if i == len(b) {
+		var closed bool
+		if i, closed = afterMember(b, i); i < 0 {
 			return false
 		}
-		switch b[i] {
-		case ',':
-			i++
-		case '}':
-			p.i = i + 1
+		if closed {
+			p.i = i
 			return true
-		default:
-			return false
 		}
 	}
 }
@@ -542,19 +532,30 @@ func (p *objectParser) skipFlat() bool {
 		default:
 			return false
 		}
-		if i == len(b) {
+		var closed bool
+		if i, closed = afterMember(b, i); i < 0 {
 			return false
 		}
-		switch b[i] {
-		case ',':
-			i++
-		case '}':
-			p.i = i + 1
+		if closed {
+			p.i = i
 			return true
-		default:
-			return false
 		}
 	}
+}
+
+// afterMember reads the separator after a member's value at b[i]: the
+// index past a ',' (closed false) or past the object's '}' (closed true),
+// or -1 for anything else.
+func afterMember(b []byte, i int) (next int, closed bool) {
+	if i < len(b) {
+		switch b[i] {
+		case ',':
+			return i + 1, false
+		case '}':
+			return i + 1, true
+		}
+	}
+	return -1, false
 }
 
 // plainEnd returns the index past the string at b[i] (its opening quote)
