@@ -1,9 +1,9 @@
 // Package bench measures exactly against the database's own limit, in the
-// same run: it produces a synthetic upsert workload into Kafka (an
-// kfake broker in a process of its own, in-process, or given brokers),
-// runs the real pipeline
-// in-process (kafka.Source feeding exactly.Sink, the code `exactly run`
-// runs), and loads the same rows by the database's fastest bulk path.
+// same run: it produces a synthetic upsert workload into Kafka (a kfake
+// broker in a process of its own, in-process, or given brokers), runs
+// the real pipeline in-process (kafka.Source feeding exactly.Sink, the
+// code `exactly run` runs), and loads the same rows by the database's
+// fastest bulk path.
 // The rule: every figure it prints is measured in that run, never quoted
 // from elsewhere, because these machines are shared and noisy.
 package bench
@@ -206,22 +206,12 @@ func Run(ctx context.Context, o Options) (_ *Result, err error) {
 		defer b.stop()
 		defer func() { res.BrokerPeakRSSBytes = peakRSSOf(fmt.Sprintf("/proc/%d/status", b.cmd.Process.Pid)) }()
 		res.Broker, brokers = "process", []string{b.addr}
-		// A broker that dies (the OOM killer's pick: it holds every
-		// record) ends the run, which would otherwise wait for it for
-		// good ("nothing moves: no broker answers").
-		var cancel context.CancelCauseFunc
-		ctx, cancel = context.WithCancelCause(ctx)
-		defer cancel(nil)
-		go func() {
-			select {
-			case <-b.exited:
-				cancel(b.ended())
-			case <-ctx.Done():
-			}
-		}()
+		var release context.CancelCauseFunc
+		ctx, release = b.watch(ctx)
+		defer release(nil)
 		defer func() {
-			if cause := context.Cause(ctx); err != nil && ctx.Err() != nil && cause != nil && cause != ctx.Err() {
-				err = fmt.Errorf("%w (%v)", cause, err)
+			if cause := context.Cause(ctx); err != nil && cause != ctx.Err() {
+				err = fmt.Errorf("%w (%v)", cause, err) // the broker died first
 			}
 		}()
 	default:

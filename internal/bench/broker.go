@@ -100,6 +100,23 @@ func startBroker(ctx context.Context, argv []string) (*brokerProcess, error) {
 	return b, nil
 }
 
+// watch returns a context of ctx that ends, with the cause b.ended(),
+// when the broker process ends before stop: a broker that dies (the OOM
+// killer's pick, as it holds every record) ends the run, which otherwise
+// waited for it for good ("nothing moves: no broker answers"). release
+// it when the run ends.
+func (b *brokerProcess) watch(ctx context.Context) (_ context.Context, release context.CancelCauseFunc) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	go func() {
+		select {
+		case <-b.exited:
+			cancel(b.ended())
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
 // stop closes the broker's stdin, which ends it, and waits for it; a
 // broker that does not end in 10s is killed.
 func (b *brokerProcess) stop() {
